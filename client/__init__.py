@@ -1,0 +1,1 @@
+"""The blindpad client: the sans-I/O core and its front ends."""
