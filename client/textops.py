@@ -1,0 +1,733 @@
+"""Plain-text operations: the patch algebra of a blindpad text document.
+
+Theory of operation
+===================
+
+A document is a Python ``str``. Every position and length is counted in
+**code points** (``str`` indices), never in UTF-16 units, so an emoji or a
+CJK character is one position and can never be cut in half.
+
+Op and patch
+------------
+An ``Op(pos, delete, insert)`` removes ``delete`` code points starting at
+``pos`` and puts ``insert`` in their place. A ``Patch`` is a tuple of ops, all
+in the coordinates of the *original* document (the one the patch applies
+to), in **canonical form**:
+
+- ops are sorted by ``pos``;
+- no op is empty (``delete == 0 and insert == ""``);
+- ops are strictly separated: ``ops[i].pos + ops[i].delete < ops[i+1].pos``
+  (touching ops are one op, so a patch has at most one insert per position);
+- numbers are non-negative ``int`` (not ``bool``) and no inserted text
+  contains a lone surrogate (U+D800..U+DFFF).
+
+A patch that breaks any rule, or reaches past the end of its document, is
+rejected with ``InvalidPatch``. ``normalize`` turns loose ops (touching,
+empty) into canonical form; ``from_wire`` accepts only canonical input.
+
+Internally a patch is also read as a stream of components over the original
+document: a positive ``int`` keeps that many code points, a negative ``int``
+deletes that many, a ``str`` inserts text. An op becomes ``[retain gap,
+insert, delete]``: **its insert sits at ``pos``, before the text it deletes**.
+``compose`` and ``transform`` walk two such streams in one pass and rebuild a
+canonical patch, so their cost is O(ops + inserted text), independent of the
+document. ``apply`` is one pass (a join of slices); ``invert`` and
+``simplify`` read only the ranges the patch touches.
+
+Transform
+---------
+``transform(a, b)`` takes two patches made concurrently on the same document
+and returns ``a'``, which applies after ``b``. It is defined by one picture
+of the merged document: every original code point survives unless ``a`` or
+``b`` deletes it; every insert survives, anchored at its op's ``pos``; at one
+anchor the inserts go before the original code point there. Case by case:
+
+1. **Inserts at the same position** (pure inserts, or replaces starting
+   there): the smaller text (``str`` comparison, by code point) goes first;
+   equal texts give the same string either way. The rule does not depend on
+   whose patch is "mine" or which arrived first.
+2. **A delete whose range receives a concurrent insert** deletes its whole
+   original range *around* the insert (the delete is split); the inserted
+   text survives and nothing of the range comes back. An insert exactly at
+   either boundary of the range survives too: a concurrent delete never
+   removes a concurrent insert.
+3. **Overlapping deletes** delete the shared text once; each also deletes
+   its own non-shared part.
+4. **A replace whose range is partly deleted concurrently** keeps its insert
+   at its (mapped) position and deletes what is left of its range.
+5. **Disjoint ops** just shift by the other patch's length changes.
+
+Because the picture is symmetric, concurrent patches converge (TP1)::
+
+    apply(apply(doc, a), transform(b, a)) == apply(apply(doc, b), transform(a, b))
+
+Laws that do **not** hold (do not build on them):
+
+- TP2: transforming a third patch over ``a`` then ``b'`` may differ from
+  over ``b`` then ``a'``. The chain engine needs only TP1, because it
+  transforms local work over one agreed order of patches.
+- Transform does not commute with compose: ``transform(c, compose(a, b))``
+  may differ from ``transform(transform(c, a), b)``. Canonical form merges
+  touching ops, which moves an insert's anchor to the start of its op; and
+  an insert that ``a`` moved into a collapsed gap meets ``b``'s inserts there
+  under rule 1.
+- ``compose(a, invert(a, doc))`` applies as the identity but is not the
+  empty patch (it deletes and reinserts the same text); ``simplify`` of it
+  is empty.
+- ``transform`` cannot see the document, so it does not check that ``a``
+  and ``b`` fit the same document; ``compose`` likewise trusts that ``b``
+  fits ``apply(doc, a)``. ``apply`` and ``check`` catch any misfit later.
+
+Cursors
+-------
+``transform_position`` maps a caret through a patch. Text inserted exactly at
+the caret pushes it only with ``after_insert=True`` (the caret's own typing);
+otherwise it stays before remote text. A caret inside a deleted range goes
+to where the range was: its start, after that op's insert if
+``after_insert``. A caret just after a deleted range ends up after the op's
+insert. So a caret follows the code point after it, exactly as text
+``transform`` moves that code point, with one deliberate exception: a caret
+strictly inside a replaced range lands before the replacement text, while a
+concurrent *insert* there lands after it (its anchor lies past the op's).
+
+Diff
+----
+``diff`` trims the common prefix and suffix with galloping slice compares
+(C speed), then runs Myers' O(ND) shortest-edit search on the middle. Long
+matching runs are also compared by slices, so two small edits far apart in a
+large text stay cheap. A work budget caps the search (about 0.2 s of CPython
+time); past it the whole middle becomes one replace. Inside the budget the
+patch is minimal: fewest code points deleted plus inserted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "InvalidPatch",
+    "Op",
+    "Patch",
+    "apply",
+    "check",
+    "compose",
+    "diff",
+    "from_wire",
+    "invert",
+    "normalize",
+    "simplify",
+    "to_wire",
+    "transform",
+    "transform_position",
+    "transform_selection",
+]
+
+
+class InvalidPatch(ValueError):
+    """A patch is malformed, not canonical, or does not fit its document."""
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """Replace ``delete`` code points at ``pos`` by ``insert``."""
+
+    pos: int
+    delete: int
+    insert: str
+
+
+Patch = tuple[Op, ...]
+
+# A stream component: > 0 keeps, < 0 deletes that many code points, str inserts.
+_Comp = int | str
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# Myers' algorithm gives up past this much work and the differing middle
+# becomes one replace. A unit of work is one diagonal probe, or
+# _DIFF_RUN_WEIGHT code points matched along a diagonal (C-speed slice compares).
+_DIFF_BUDGET = 200_000
+_DIFF_RUN_WEIGHT = 1024
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_op(op: object, index: int, *, scan_text: bool = True) -> Op:
+    if not isinstance(op, Op):
+        raise InvalidPatch(f"op {index}: expected Op, got {type(op).__name__}")
+    if type(op.pos) is not int or type(op.delete) is not int or type(op.insert) is not str:
+        raise InvalidPatch(f"op {index}: pos and delete must be int, insert str: {op!r}")
+    if op.pos < 0 or op.delete < 0:
+        raise InvalidPatch(f"op {index}: negative pos or delete: {op!r}")
+    if scan_text and not op.insert.isascii() and _SURROGATE.search(op.insert):
+        raise InvalidPatch(f"op {index}: insert contains a lone surrogate")
+    return op
+
+
+def _validate(patch: object, *, scan_text: bool = True) -> int:
+    """Check canonical form; return the end of the last op's range (0 if empty).
+
+    ``scan_text=False`` skips the surrogate scan of inserted text (for
+    functions that only recombine already-checked text), keeping the cost O(ops).
+    """
+    if not isinstance(patch, tuple):
+        raise InvalidPatch(f"a patch is a tuple of Op, got {type(patch).__name__}")
+    end = -1
+    for index, item in enumerate(patch):
+        op = _check_op(item, index, scan_text=scan_text)
+        if op.delete == 0 and not op.insert:
+            raise InvalidPatch(f"op {index}: empty op")
+        if op.pos <= end:
+            raise InvalidPatch(
+                f"op {index}: starts at {op.pos}, not after the previous op's end {end}"
+                " (ops must be sorted and strictly separated)"
+            )
+        end = op.pos + op.delete
+    return max(end, 0)
+
+
+def check(patch: Patch, doc_len: int) -> None:
+    """Check that ``patch`` is canonical and fits a document of ``doc_len`` code points.
+
+    Args:
+        patch: the patch to check.
+        doc_len: length in code points of the document it applies to.
+
+    Raises:
+        InvalidPatch: the patch is not canonical or reaches past ``doc_len``.
+    """
+    end = _validate(patch)
+    if end > doc_len:
+        raise InvalidPatch(f"patch reaches position {end}, past the document end {doc_len}")
+
+
+# --------------------------------------------------------------------------- streams
+
+
+class _Builder:
+    """Collect a component stream into a canonical patch (merging touching ops)."""
+
+    __slots__ = ("_delete", "_inserts", "_ops", "_pos", "_start")
+
+    def __init__(self) -> None:
+        self._ops: list[Op] = []
+        self._pos = 0  # position in the input document
+        self._start = -1  # start of the pending op, -1 if none
+        self._delete = 0
+        self._inserts: list[str] = []
+
+    def add(self, comp: _Comp) -> None:
+        if isinstance(comp, str):
+            if comp:
+                self._open()
+                self._inserts.append(comp)
+        elif comp > 0:
+            self._flush()
+            self._pos += comp
+        elif comp < 0:
+            self._open()
+            self._delete -= comp
+            self._pos -= comp
+
+    def _open(self) -> None:
+        if self._start < 0:
+            self._start = self._pos
+
+    def _flush(self) -> None:
+        if self._start >= 0:
+            self._ops.append(Op(self._start, self._delete, "".join(self._inserts)))
+            self._start, self._delete, self._inserts = -1, 0, []
+
+    def patch(self) -> Patch:
+        self._flush()
+        return tuple(self._ops)
+
+
+def _components(patch: Patch) -> list[_Comp]:
+    comps: list[_Comp] = []
+    prev = 0
+    for op in patch:
+        if op.pos > prev:
+            comps.append(op.pos - prev)
+        if op.insert:
+            comps.append(op.insert)
+        if op.delete:
+            comps.append(-op.delete)
+        prev = op.pos + op.delete
+    return comps
+
+
+class _Reader:
+    """Consume a component stream piecewise; past its end it keeps everything."""
+
+    __slots__ = ("_comps", "_index", "_offset")
+
+    def __init__(self, comps: list[_Comp]) -> None:
+        self._comps = comps
+        self._index = 0
+        self._offset = 0  # how much of the current component is consumed
+
+    def peek(self) -> _Comp | None:
+        """The unconsumed rest of the current component, None at the end."""
+        if self._index == len(self._comps):
+            return None
+        comp = self._comps[self._index]
+        if isinstance(comp, str):
+            return comp[self._offset :]
+        return comp - self._offset if comp > 0 else comp + self._offset
+
+    def take(self, limit: int) -> _Comp:
+        """The next piece of at most ``limit`` code points (a keep past the end)."""
+        rest = self.peek()
+        if rest is None:
+            return limit
+        size = len(rest) if isinstance(rest, str) else abs(rest)
+        if size <= limit:
+            self._index, self._offset = self._index + 1, 0
+            return rest
+        self._offset += limit
+        if isinstance(rest, str):
+            return rest[:limit]
+        return limit if rest > 0 else -limit
+
+    def take_whole(self) -> _Comp:
+        """The unconsumed rest of the current component (which must exist)."""
+        rest = self.peek()
+        assert rest is not None
+        self._index, self._offset = self._index + 1, 0
+        return rest
+
+    def drain(self, out: _Builder) -> None:
+        while (rest := self.peek()) is not None:
+            out.add(rest)
+            self._index, self._offset = self._index + 1, 0
+
+
+def _width(comp: _Comp) -> int:
+    return len(comp) if isinstance(comp, str) else abs(comp)
+
+
+# --------------------------------------------------------------------------- algebra
+
+
+def normalize(ops: Iterable[Op | tuple[int, int, str]]) -> Patch:
+    """Build a canonical patch from ops that may touch or be empty.
+
+    Args:
+        ops: ops (or ``(pos, delete, insert)`` tuples) in original-document
+            coordinates, sorted, non-overlapping; touching ops are allowed.
+
+    Returns:
+        The canonical patch: touching ops merged, empty ops dropped.
+
+    Raises:
+        InvalidPatch: a wrong type, a negative number, ops out of order or
+            overlapping, or a lone surrogate in inserted text.
+    """
+    out = _Builder()
+    prev_pos, prev_end = 0, 0
+    for index, item in enumerate(ops):
+        op = _check_op(_as_op(item, index), index)
+        if op.pos < prev_pos:
+            raise InvalidPatch(f"op {index}: not sorted (pos {op.pos} < {prev_pos})")
+        if op.pos < prev_end:
+            raise InvalidPatch(f"op {index}: overlaps the previous op (ends at {prev_end})")
+        out.add(op.pos - prev_end)
+        out.add(op.insert)
+        out.add(-op.delete)
+        prev_pos, prev_end = op.pos, op.pos + op.delete
+    return out.patch()
+
+
+def _as_op(item: object, index: int) -> object:
+    if isinstance(item, tuple):
+        if len(item) != 3:
+            raise InvalidPatch(f"op {index}: expected (pos, delete, insert), got {item!r}")
+        return Op(*item)
+    return item
+
+
+def apply(doc: str, patch: Patch) -> str:
+    """Apply ``patch`` to ``doc`` in one pass.
+
+    Args:
+        doc: the document the patch was made for.
+        patch: a canonical patch.
+
+    Returns:
+        The new document.
+
+    Raises:
+        InvalidPatch: the patch is not canonical or reaches past the end of ``doc``.
+    """
+    check(patch, len(doc))
+    pieces: list[str] = []
+    prev = 0
+    for op in patch:
+        pieces.append(doc[prev : op.pos])
+        pieces.append(op.insert)
+        prev = op.pos + op.delete
+    pieces.append(doc[prev:])
+    return "".join(pieces)
+
+
+def compose(a: Patch, b: Patch) -> Patch:
+    """Merge two consecutive patches into one.
+
+    Text that ``a`` inserts and ``b`` deletes cancels out.
+
+    Args:
+        a: a patch for some document ``doc``.
+        b: a patch for ``apply(doc, a)``.
+
+    Returns:
+        The canonical patch ``c`` with ``apply(doc, c) == apply(apply(doc, a), b)``.
+
+    Raises:
+        InvalidPatch: ``a`` or ``b`` is not canonical.
+    """
+    _validate(a, scan_text=False)
+    _validate(b, scan_text=False)
+    out = _Builder()
+    first = _Reader(_components(a))
+    for comp in _components(b):
+        if isinstance(comp, str):
+            out.add(comp)
+            continue
+        length = abs(comp)
+        while length > 0:
+            nxt = first.peek()
+            if isinstance(nxt, int) and nxt < 0:
+                out.add(first.take_whole())  # a's delete is not in b's document
+                continue
+            chunk = first.take(length)
+            length -= _width(chunk)
+            if comp > 0:
+                out.add(chunk)  # b keeps what a kept or inserted
+            elif isinstance(chunk, int):
+                out.add(-chunk)  # b deletes original text that a kept
+            # else b deletes text that a inserted: both vanish
+    first.drain(out)
+    return out.patch()
+
+
+def invert(patch: Patch, doc: str) -> Patch:
+    """The patch that undoes ``patch``.
+
+    Args:
+        patch: a canonical patch for ``doc``.
+        doc: the document ``patch`` applies to (only the deleted ranges are read).
+
+    Returns:
+        A canonical patch ``r`` with ``apply(apply(doc, patch), r) == doc``.
+
+    Raises:
+        InvalidPatch: the patch is not canonical or does not fit ``doc``.
+    """
+    check(patch, len(doc))
+    result: list[Op] = []
+    shift = 0
+    for op in patch:
+        removed = doc[op.pos : op.pos + op.delete]
+        result.append(Op(op.pos + shift, len(op.insert), removed))
+        shift += len(op.insert) - op.delete
+    return tuple(result)
+
+
+def simplify(patch: Patch, doc: str) -> Patch:
+    """Drop remove-then-reinsert of the same text.
+
+    Each op loses the longest common prefix, then the longest common suffix,
+    of the text it removes and the text it inserts; ops left empty vanish.
+    The result applies to the same text and is a fixed point of ``simplify``.
+
+    Args:
+        patch: a canonical patch for ``doc``.
+        doc: the document ``patch`` applies to (only the deleted ranges are read).
+
+    Returns:
+        The simplified canonical patch.
+
+    Raises:
+        InvalidPatch: the patch is not canonical or does not fit ``doc``.
+    """
+    check(patch, len(doc))
+    result: list[Op] = []
+    for op in patch:
+        removed, inserted = doc[op.pos : op.pos + op.delete], op.insert
+        head = _prefix_len(removed, inserted)
+        tail = _suffix_len(removed, inserted, min(len(removed), len(inserted)) - head)
+        delete = op.delete - head - tail
+        text = inserted[head : len(inserted) - tail]
+        if delete or text:
+            result.append(Op(op.pos + head, delete, text))
+    return tuple(result)
+
+
+def transform(a: Patch, b: Patch) -> Patch:
+    """Rebase ``a`` over the concurrent patch ``b`` (see the module header's cases).
+
+    Args:
+        a: a canonical patch for some document ``doc``.
+        b: another canonical patch for the same ``doc``.
+
+    Returns:
+        The canonical patch ``a'`` for ``apply(doc, b)``; the result equals
+        ``apply(apply(doc, a), transform(b, a))``.
+
+    Raises:
+        InvalidPatch: ``a`` or ``b`` is not canonical.
+    """
+    _validate(a, scan_text=False)
+    _validate(b, scan_text=False)
+    out = _Builder()
+    mine = _Reader(_components(a))
+    for comp in _components(b):
+        if isinstance(comp, str):
+            nxt = mine.peek()
+            if isinstance(nxt, str) and nxt <= comp:
+                out.add(mine.take_whole())  # rule 1: the smaller insert goes first
+            out.add(len(comp))
+            continue
+        length = abs(comp)
+        while length > 0:
+            if isinstance(mine.peek(), str):
+                out.add(mine.take_whole())  # rule 2: inserts survive b's deletes
+                continue
+            chunk = mine.take(length)
+            length -= _width(chunk)
+            if comp > 0:
+                out.add(chunk)  # b kept this text: a's keep or delete stands
+            # else b deleted it already: a's keep or delete of it is moot (rule 3)
+    mine.drain(out)
+    return out.patch()
+
+
+# --------------------------------------------------------------------------- cursors
+
+
+def transform_position(pos: int, patch: Patch, *, after_insert: bool = False) -> int:
+    """Move a caret position through ``patch``.
+
+    Args:
+        pos: a position in the document ``patch`` applies to.
+        patch: a canonical patch.
+        after_insert: put the caret after text inserted exactly at ``pos``
+            (the caret owner's own typing); by default it stays before it.
+
+    Returns:
+        The position in the patched document. A position inside a deleted
+        range goes to the range's start (after the op's insert if
+        ``after_insert``).
+    """
+    shift = 0
+    for op in patch:
+        if pos < op.pos:
+            break
+        if pos == op.pos or pos < op.pos + op.delete:
+            return op.pos + shift + (len(op.insert) if after_insert else 0)
+        shift += len(op.insert) - op.delete
+    return pos + shift
+
+
+def transform_selection(sel: tuple[int, int], patch: Patch) -> tuple[int, int]:
+    """Move a selection ``(anchor, head)`` through ``patch``.
+
+    A caret (``anchor == head``) stays before text inserted at it. A range
+    does not grow to take in text inserted at its edges; if its whole content
+    is deleted it collapses to a caret.
+
+    Args:
+        sel: ``(anchor, head)`` positions in the document ``patch`` applies to.
+        patch: a canonical patch.
+
+    Returns:
+        ``(anchor, head)`` in the patched document, in the same direction.
+    """
+    anchor, head = sel
+    if anchor == head:
+        caret = transform_position(anchor, patch)
+        return caret, caret
+    low, high = min(sel), max(sel)
+    new_low = transform_position(low, patch, after_insert=True)
+    new_high = transform_position(high, patch)
+    new_low = min(new_low, new_high)
+    return (new_low, new_high) if anchor < head else (new_high, new_low)
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def diff(old: str, new: str) -> Patch:
+    """A minimal patch from ``old`` to ``new``.
+
+    The common prefix and suffix are trimmed, then Myers' O(ND) algorithm
+    finds a shortest edit script (fewest code points deleted plus inserted)
+    for the middle. Past a cost cap the whole middle becomes one replace, so
+    the cost stays near-linear for any input.
+
+    Args:
+        old: the document before.
+        new: the document after.
+
+    Returns:
+        A canonical patch ``p`` with ``apply(old, p) == new``.
+    """
+    if old == new:
+        return ()
+    head = _prefix_len(old, new)
+    tail = _suffix_len(old, new, min(len(old), len(new)) - head)
+    middle_old = old[head : len(old) - tail]
+    middle_new = new[head : len(new) - tail]
+    comps = _myers(middle_old, middle_new, _DIFF_BUDGET)
+    if comps is None:
+        comps = [-len(middle_old), middle_new]
+    out = _Builder()
+    out.add(head)
+    for comp in comps:
+        out.add(comp)
+    return out.patch()
+
+
+def _prefix_len(a: str, b: str) -> int:
+    return _run_len(a, 0, b, 0)
+
+
+def _run_len(a: str, x: int, b: str, y: int) -> int:
+    """Length of the common run of ``a[x:]`` and ``b[y:]``.
+
+    Compares slices of doubling (then halving) size, so a long run costs a
+    few C-speed comparisons instead of a Python loop over code points.
+    """
+    limit, matched, step = min(len(a) - x, len(b) - y), 0, 1
+    while matched < limit and step > 0:
+        size = min(step, limit - matched)
+        if a[x + matched : x + matched + size] == b[y + matched : y + matched + size]:
+            matched, step = matched + size, step * 2
+        else:
+            step //= 2
+    return matched
+
+
+def _suffix_len(a: str, b: str, limit: int) -> int:
+    """Length of the common suffix, at most ``limit``."""
+    matched, step = 0, 1
+    while matched < limit and step > 0:
+        size = min(limit, matched + step)
+        if a[len(a) - size : len(a) - matched] == b[len(b) - size : len(b) - matched]:
+            matched, step = size, step * 2
+        else:
+            step //= 2
+    return matched
+
+
+def _myers(a: str, b: str, budget: int) -> list[_Comp] | None:
+    """A shortest edit script from ``a`` to ``b`` as components, None past ``budget``.
+
+    Each round ``d`` records, per diagonal ``k = x - y``, the furthest point
+    reached with ``d`` edits and the diagonal it came from. Points outside
+    the edit graph are never recorded.
+    """
+    n, m = len(a), len(b)
+    rounds: list[dict[int, tuple[int, int]]] = []
+    work = 0
+    for d in range(n + m + 1):
+        prev = rounds[-1] if rounds else {}
+        cur: dict[int, tuple[int, int]] = {}
+        for k in range(-d, d + 1, 2):
+            start = _myers_step(prev, k, d, n, m)
+            if start is None:
+                continue
+            x, from_k = start
+            y = x - k
+            run = _run_len(a, x, b, y)
+            x, y = x + run, y + run
+            work += 1 + run // _DIFF_RUN_WEIGHT
+            cur[k] = (x, from_k)
+            if x == n and y == m:
+                rounds.append(cur)
+                return _myers_path(rounds, b, k)
+        rounds.append(cur)
+        if work > budget:
+            return None
+    raise AssertionError("unreachable: an edit script of n + m steps always exists")
+
+
+def _myers_step(
+    prev: dict[int, tuple[int, int]], k: int, d: int, n: int, m: int
+) -> tuple[int, int] | None:
+    """Where diagonal ``k`` starts in round ``d``: (x, previous diagonal), or None."""
+    if d == 0:
+        return 0, 0
+    down = prev.get(k + 1)  # insert one code point of b
+    right = prev.get(k - 1)  # delete one code point of a
+    x_down = down[0] if down is not None and down[0] - k <= m else -1
+    x_right = right[0] + 1 if right is not None and right[0] < n else -1
+    if x_down < 0 and x_right < 0:
+        return None
+    return (x_down, k + 1) if x_down >= x_right else (x_right, k - 1)
+
+
+def _myers_path(rounds: list[dict[int, tuple[int, int]]], b: str, k: int) -> list[_Comp]:
+    backwards: list[_Comp] = []
+    for d in range(len(rounds) - 1, -1, -1):
+        x, from_k = rounds[d][k]
+        if d == 0:
+            backwards.append(x)
+            break
+        px = rounds[d - 1][from_k][0]
+        if from_k == k - 1:
+            backwards.append(x - px - 1)
+            backwards.append(-1)
+        else:
+            backwards.append(x - px)
+            backwards.append(b[px - from_k])
+        k = from_k
+    backwards.reverse()
+    return backwards
+
+
+# --------------------------------------------------------------------------- wire
+
+
+def to_wire(patch: Patch) -> list[list[int | str]]:
+    """Encode a patch as JSON-ready ``[[pos, delete, insert], ...]``.
+
+    Args:
+        patch: a canonical patch.
+
+    Returns:
+        A new list of ``[pos, delete, insert]`` lists.
+    """
+    return [[op.pos, op.delete, op.insert] for op in patch]
+
+
+def from_wire(obj: object) -> Patch:
+    """Decode ``[[pos, delete, insert], ...]`` strictly.
+
+    Args:
+        obj: a value decoded from JSON.
+
+    Returns:
+        The canonical patch it encodes.
+
+    Raises:
+        InvalidPatch: anything but a list of ``[int, int, str]`` lists in
+            canonical form (``bool`` is not an ``int`` here).
+    """
+    if not isinstance(obj, list):
+        raise InvalidPatch(f"a wire patch is a list, got {type(obj).__name__}")
+    ops: list[Op] = []
+    for index, item in enumerate(obj):
+        if not isinstance(item, list) or len(item) != 3:
+            raise InvalidPatch(f"op {index}: expected [pos, delete, insert], got {item!r:.80}")
+        pos, delete, insert = item
+        if type(pos) is not int or type(delete) is not int or type(insert) is not str:
+            raise InvalidPatch(f"op {index}: expected [int, int, str], got {item!r:.80}")
+        ops.append(Op(pos, delete, insert))
+    patch = tuple(ops)
+    _validate(patch)
+    return patch
