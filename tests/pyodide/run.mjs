@@ -1,0 +1,126 @@
+// Run every golden vector (tests/vectors/*.jsonl) under Pyodide in Node.
+//
+// This is the Pyodide gate of `scripts/test`. It uses only what `scripts/setup`
+// installed: Pyodide from node_modules (never the CDN; no package is fetched)
+// and libsodium-wrappers, exposed as `globalThis.sodium` for crypto's
+// emscripten backend. Our `client` and `crypto` packages arrive as the same
+// deterministic wheel the relay serves to browsers (`python -m relay.wheel`),
+// unpacked into site-packages. Then tests/vectors/runner.py runs inside
+// Pyodide. Exit status 0 only if every vector passed.
+//
+// Usage: node tests/pyodide/run.mjs
+// Environment: BLINDPAD_PYODIDE_TIMEOUT_S (default 180) bounds loading and the
+// run; BLINDPAD_VECTORS_DIR replaces tests/vectors (to test this script).
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const VECTORS = resolve(process.env.BLINDPAD_VECTORS_DIR ?? join(ROOT, "tests", "vectors"));
+const TIMEOUT_S = Number(process.env.BLINDPAD_PYODIDE_TIMEOUT_S ?? 180);
+
+function python() {
+  const venv = join(ROOT, ".venv", "bin", "python");
+  return existsSync(venv) ? venv : "python3";
+}
+
+function buildWheel() {
+  const out = mkdtempSync(join(tmpdir(), "blindpad-wheel-"));
+  try {
+    const path = execFileSync(python(), ["-m", "relay.wheel", out], { cwd: ROOT, encoding: "utf8" })
+      .trim();
+    return { name: path.split("/").pop(), bytes: new Uint8Array(readFileSync(path)) };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+function withTimeout(promise, what) {
+  let timer;
+  const limit = new Promise((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} did not finish within ${TIMEOUT_S} s (hung?)`)),
+      TIMEOUT_S * 1000,
+    );
+  });
+  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
+}
+
+async function loadRuntime() {
+  const sodium = (await import("libsodium-wrappers")).default;
+  await sodium.ready;
+  globalThis.sodium = sodium;
+  const { loadPyodide } = await import("pyodide");
+  const indexURL = join(ROOT, "node_modules", "pyodide") + "/";
+  // No `packages`: nothing is fetched. stdout goes to ours; stderr to ours.
+  return loadPyodide({ indexURL, stdout: (s) => console.log(s), stderr: (s) => console.error(s) });
+}
+
+function installProject(py, wheel) {
+  const site = py.runPython("import site; site.getsitepackages()[0]");
+  py.unpackArchive(wheel.bytes, "wheel", { extractDir: site });
+  py.FS.mkdirTree("/vectors");
+  for (const name of readdirSync(VECTORS)) {
+    if (name.endsWith(".jsonl") || name.endsWith(".py")) {
+      py.FS.writeFile(`/vectors/${name}`, new Uint8Array(readFileSync(join(VECTORS, name))));
+    }
+  }
+}
+
+const RUN_VECTORS = `
+import json, sys
+sys.path.insert(0, "/vectors")
+import runner
+from pathlib import Path
+import crypto.backend
+backend = crypto.backend.get_backend().name
+try:
+    counts = runner.run(Path("/vectors"))
+    result = {"ok": True, "counts": counts, "backend": backend}
+except AssertionError as failure:
+    result = {"ok": False, "message": str(failure), "backend": backend}
+json.dumps(result)
+`;
+
+async function main() {
+  const started = performance.now();
+  if (!existsSync(join(VECTORS, "runner.py"))) {
+    throw new Error("tests/vectors/runner.py is missing: nothing to run the vectors with");
+  }
+  const wheel = buildWheel();
+  const py = await withTimeout(loadRuntime(), "loading Pyodide");
+  installProject(py, wheel);
+  const raw = await withTimeout(py.runPythonAsync(RUN_VECTORS), "running the vectors");
+  const result = JSON.parse(raw);
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  if (!result.ok) {
+    console.error(`pyodide: vectors FAILED (backend ${result.backend}, ${seconds} s)\n${result.message}`);
+    return 1;
+  }
+  const counts = Object.entries(result.counts).sort(([a], [b]) => a.localeCompare(b));
+  const total = counts.reduce((sum, [, n]) => sum + n, 0);
+  const detail = counts.map(([prefix, n]) => `${prefix} ${n}`).join(", ");
+  if (total === 0) {
+    console.error("pyodide: no vectors found");
+    return 1;
+  }
+  console.log(
+    `pyodide: ${total} vectors passed (${detail}) with ${wheel.name}, ` +
+      `backend ${result.backend}, in ${seconds} s`,
+  );
+  return 0;
+}
+
+try {
+  process.exitCode = await main();
+} catch (error) {
+  // An uncaught Pyodide error would print the whole 1.25 MB minified glue line.
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`pyodide: FAILED: ${message.length > 4000 ? message.slice(-4000) : message}`);
+  process.exitCode = 1;
+}
+// Pyodide keeps handles open; leave as soon as the result is known.
+process.exit(process.exitCode);
