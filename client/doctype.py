@@ -1,0 +1,205 @@
+"""The one interface through which a document type plugs into the chain.
+
+The chain engine (:mod:`client.engine`) never looks inside a document or a
+patch: it asks a :class:`DocType` to apply, compose, invert, transform and
+serialise them.  Text ships first (:data:`TEXT`); a JSON type with structural
+merge or rich text later implements the same eight operations and reuses the
+whole engine, simulator and relay unchanged.
+
+The laws a document type must satisfy (the engine relies on each):
+
+* ``apply(apply(d, p), invert(p, d)) == d``
+* ``apply(d, compose(a, b)) == apply(apply(d, a), b)``
+* convergence: ``apply(apply(d, a), transform(b, a)) == apply(apply(d, b), transform(a, b))``
+  with a deterministic tie-break that does not depend on which side is local;
+* ``simplify`` never changes ``apply``'s result;
+* ``patch_from_wire(patch_to_wire(p)) == p``, and ``patch_from_wire`` raises
+  :class:`~client.textops.InvalidPatch` (never anything else) on any bad input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol, TypeVar
+
+from client import textops
+from client.textops import InvalidPatch
+
+D = TypeVar("D")
+P = TypeVar("P")
+
+__all__ = ["TEXT", "DocType", "InvalidPatch", "TextType"]
+
+
+class DocType(Protocol[D, P]):
+    """What the engine needs from a document type (``D``) and its patches (``P``)."""
+
+    name: str
+
+    def empty(self) -> D:
+        """The document at the genesis of a channel."""
+        ...
+
+    def size(self, doc: D) -> int:
+        """A cheap (O(1)) size, carried in every patch as an integrity check."""
+        ...
+
+    def digest(self, doc: D) -> bytes:
+        """A collision-resistant hash of the whole document (O(size))."""
+        ...
+
+    def identity(self) -> P:
+        """The patch that changes nothing."""
+        ...
+
+    def is_identity(self, patch: P) -> bool:
+        """True if ``patch`` changes nothing."""
+        ...
+
+    def apply(self, doc: D, patch: P) -> D:
+        """The document after ``patch``; raises ``InvalidPatch`` if it does not apply."""
+        ...
+
+    def compose(self, first: P, then: P) -> P:
+        """One patch with the effect of ``first`` followed by ``then``."""
+        ...
+
+    def invert(self, patch: P, doc: D) -> P:
+        """The patch undoing ``patch``, which was applied to ``doc``."""
+        ...
+
+    def transform(self, patch: P, over: P) -> P:
+        """``patch`` rebased onto the document after the concurrent ``over``."""
+        ...
+
+    def simplify(self, patch: P, doc: D) -> P:
+        """``patch`` (which applies to ``doc``) without redundant remove-and-reinsert."""
+        ...
+
+    def diff(self, old: D, new: D) -> P:
+        """A small patch turning ``old`` into ``new``."""
+        ...
+
+    def separate(self, patch: P) -> tuple[P, P]:
+        """``(removals, additions)``: ``patch == compose(removals, additions)``,
+        where ``removals`` only removes and ``additions`` only adds."""
+        ...
+
+    def split(self, patch: P, budget: int) -> list[P]:
+        """Consecutive patches of about ``budget`` characters or less, composing to ``patch``."""
+        ...
+
+    def patch_to_wire(self, patch: P) -> object:
+        """A JSON-serialisable form of ``patch``."""
+        ...
+
+    def patch_from_wire(self, data: object) -> P:
+        """The inverse of :meth:`patch_to_wire`; raises ``InvalidPatch`` on bad input."""
+        ...
+
+    def doc_to_wire(self, doc: D) -> object:
+        """A JSON-serialisable form of a whole document (for snapshots)."""
+        ...
+
+    def doc_from_wire(self, data: object) -> D:
+        """The inverse of :meth:`doc_to_wire`; raises ``InvalidPatch`` on bad input."""
+        ...
+
+
+class TextType:
+    """Plain Unicode text; positions are code points (see :mod:`client.textops`)."""
+
+    name = "text"
+
+    def empty(self) -> str:
+        return ""
+
+    def size(self, doc: str) -> int:
+        return len(doc)
+
+    def digest(self, doc: str) -> bytes:
+        return hashlib.sha256(doc.encode("utf-8", "surrogatepass")).digest()
+
+    def identity(self) -> textops.Patch:
+        return ()
+
+    def is_identity(self, patch: textops.Patch) -> bool:
+        return not patch
+
+    def apply(self, doc: str, patch: textops.Patch) -> str:
+        return textops.apply(doc, patch)
+
+    def compose(self, first: textops.Patch, then: textops.Patch) -> textops.Patch:
+        return textops.compose(first, then)
+
+    def invert(self, patch: textops.Patch, doc: str) -> textops.Patch:
+        return textops.invert(patch, doc)
+
+    def transform(self, patch: textops.Patch, over: textops.Patch) -> textops.Patch:
+        return textops.transform(patch, over)
+
+    def simplify(self, patch: textops.Patch, doc: str) -> textops.Patch:
+        return textops.simplify(patch, doc)
+
+    def diff(self, old: str, new: str) -> textops.Patch:
+        return textops.diff(old, new)
+
+    def separate(self, patch: textops.Patch) -> tuple[textops.Patch, textops.Patch]:
+        removals = tuple(textops.Op(op.pos, op.delete, "") for op in patch if op.delete)
+        additions: list[textops.Op] = []
+        removed = 0
+        for op in patch:
+            if op.insert:
+                additions.append(textops.Op(op.pos - removed, 0, op.insert))
+            removed += op.delete
+        return removals, tuple(additions)
+
+    def split(self, patch: textops.Patch, budget: int) -> list[textops.Patch]:
+        """Split by operations, and long inserts into chunks of ``budget`` characters.
+
+        Each piece is expressed in the coordinates of the document the previous
+        pieces produced, so applying them in order equals applying ``patch``.
+        A piece's wire size is about its insert's UTF-8 size plus a few bytes
+        per operation; ``budget`` counts characters, so callers pass a quarter
+        of their byte limit (a code point is at most four bytes of UTF-8).
+        """
+        if budget < 1:
+            raise ValueError("split budget must be at least 1")
+        units: list[tuple[int, int, str]] = []  # (original position, delete, text)
+        for op in patch:
+            text = op.insert
+            chunks = [text[i : i + budget] for i in range(0, len(text), budget)] or [""]
+            units.append((op.pos, op.delete, chunks[0]))
+            units += [(op.pos + op.delete, 0, chunk) for chunk in chunks[1:]]
+        pieces: list[textops.Patch] = []
+        current: list[textops.Op] = []
+        used = shift = 0  # shift: length change made by the pieces already closed
+        for pos, delete, text in units:
+            cost = len(text) + 16
+            if current and used + cost > budget:
+                pieces.append(textops.normalize(current))
+                shift += sum(len(o.insert) - o.delete for o in current)
+                current, used = [], 0
+            current.append(textops.Op(pos + shift, delete, text))
+            used += cost
+        if current:
+            pieces.append(textops.normalize(current))
+        return pieces
+
+    def patch_to_wire(self, patch: textops.Patch) -> object:
+        return textops.to_wire(patch)
+
+    def patch_from_wire(self, data: object) -> textops.Patch:
+        return textops.from_wire(data)
+
+    def doc_to_wire(self, doc: str) -> object:
+        return doc
+
+    def doc_from_wire(self, data: object) -> str:
+        if not isinstance(data, str):
+            raise InvalidPatch(f"a text document must be a string, not {type(data).__name__}")
+        return data
+
+
+#: The text document type.
+TEXT = TextType()

@@ -1,0 +1,54 @@
+"""The many-session simulator, in both worlds, under the exact oracle (see tests/sim.py).
+
+``BLINDPAD_SIM_SEEDS=N`` runs N seeded scenarios per world instead of 500.
+The first fifth of the seeds (at least 100) run 8 sessions with 200 or more
+edits each scenario; the rest vary between 2 and 8 sessions.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sim import MeshWorld, RelayWorld
+
+SEEDS = int(os.environ.get("BLINDPAD_SIM_SEEDS", "500"))
+BIG = max(100, SEEDS // 5)
+
+
+def shape(seed: int) -> tuple[int, int]:
+    """(sessions, edits) for a seed: the first ``BIG`` seeds are the large ones."""
+    if seed < BIG:
+        return 8, 200 + seed % 50
+    return 2 + seed % 7, 20 + (seed * 37) % 180
+
+
+@pytest.mark.parametrize("seed", range(SEEDS))
+def test_relay_world(seed: int) -> None:
+    sessions, edits = shape(seed)
+    RelayWorld(seed, sessions, edits).run()
+
+
+@pytest.mark.parametrize("seed", range(SEEDS))
+def test_mesh_world(seed: int) -> None:
+    sessions, edits = shape(seed)
+    MeshWorld(seed, sessions, edits).run()
+
+
+def test_worlds_exercise_what_they_claim() -> None:
+    """The scenarios really refuse, lose acks, reconnect, join, fork and revert."""
+    relay = RelayWorld(3, 8, 300)
+    relay.run()
+    assert relay.relay.refusals > 0
+    assert relay.relay.duplicates > 0  # resends after lost acks, acked again
+    assert relay.reconnects > 0
+    assert relay.invalid_patches > 0
+    assert len(relay.sessions) > 8  # someone joined mid-run
+    assert relay.relay.snapshots
+
+    mesh = MeshWorld(3, 8, 300)
+    mesh.run()
+    assert any(s.reverted for s in mesh.sessions)  # forks were resolved by reverting
+    heights = {s.engine.height for s in mesh.alive}
+    assert len(heights) == 1
+    assert len(mesh.sent) > heights.pop()
