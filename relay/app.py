@@ -1,0 +1,221 @@
+"""The Starlette app factory: the websocket endpoint and the HTTP routes.
+
+Theory of operation
+-------------------
+:func:`create_app` is thin: it builds the routes and a lifespan that opens the
+store (``async with``-style: opened on startup, closed on shutdown) and
+yields the typed :class:`relay.connection.RelayState` as the app state, so
+nothing is global and tests can run several relays in one process.  Fault
+hooks (:class:`relay.faults.Faults`) are injected here.
+
+Each websocket connection runs two tasks: the *reader* (this endpoint) feeds
+binary messages one at a time to :class:`relay.connection.Connection`; the
+*writer* drains the connection's :class:`relay.hub.Outbox` onto the socket.
+A fatal condition, whoever detects it (a bad frame in the reader, an
+overflow in another connection's broadcast), ends in the writer: it sends
+``ERROR(code, message)`` and closes with close code ``4000 + code``.  When the
+``Origin`` header is present and ``public_url`` is configured, they must
+match or the handshake is refused (HTTP 403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import mimetypes
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypedDict
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from relay import http
+from relay.connection import Connection, RelayState
+from relay.errors import ErrorCode, ProtocolViolation
+from relay.faults import Faults
+from relay.frames import Error, encode
+from relay.hub import Outbox
+from relay.limits import Limits
+from relay.store import Store, open_store
+
+log = logging.getLogger("blindpad.relay")
+
+#: Where ``web/`` lives in a source checkout.
+DEFAULT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """How to run a relay.
+
+    Attributes:
+        store_url: ``sqlite:///PATH`` (default ``./blindpad.sqlite3``) or ``memory:``.
+        limits: every limit and quota.
+        public_url: the address users reach (behind a proxy); the websocket
+            Origin must match it when given.
+        create_token: when set, creating a channel needs HELLO to carry it.
+        web_dir: the web client's files; a placeholder page when absent.
+    """
+
+    store_url: str = "sqlite:///./blindpad.sqlite3"
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    public_url: str | None = None
+    create_token: bytes | None = None
+    web_dir: Path | None = DEFAULT_WEB_DIR
+
+
+class AppState(TypedDict):
+    """What the lifespan yields (available as ``request.state.relay``)."""
+
+    relay: RelayState
+
+
+def create_app(
+    config: RelayConfig, *, faults: Faults | None = None, store: Store | None = None
+) -> Starlette:
+    """Build the relay's ASGI app.
+
+    Args:
+        config: the relay's configuration.
+        faults: test hooks; None for a healthy relay.
+        store: an unopened store to use instead of ``config.store_url``.
+
+    Returns:
+        The Starlette app; serve it with uvicorn (``ws="websockets-sansio"``).
+
+    Raises:
+        ValueError: ``config.store_url`` names no known store.
+    """
+    chosen = store if store is not None else open_store(config.store_url)
+    mimetypes.add_type("application/wasm", ".wasm")
+    mimetypes.add_type("text/javascript", ".mjs")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
+        del app
+        await chosen.open()
+        try:
+            relay = RelayState(
+                chosen, config.limits, faults=faults or Faults(), create_token=config.create_token
+            )
+            observe = getattr(chosen, "observe_commits", None)
+            if observe is not None:
+                observe(relay.metrics.observe_batch)
+            relay.storage_bytes = (await chosen.stats()).stored_bytes
+            yield {"relay": relay}
+        finally:
+            await chosen.close()
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await serve_websocket(websocket, config.public_url)
+
+    return Starlette(routes=_routes(config, endpoint), lifespan=lifespan)
+
+
+def _routes(
+    config: RelayConfig, endpoint: Callable[[WebSocket], Awaitable[None]]
+) -> list[BaseRoute]:
+    page = http.page_handler(config.web_dir)
+    routes: list[BaseRoute] = [
+        WebSocketRoute("/ws", endpoint),
+        Route("/healthz", http.healthz),
+        Route("/metrics", http.metrics),
+        Route("/v1/channels/{channel}/head", http.head),
+        Route("/v1/channels/{channel}/history", http.history),
+        Route("/", page),
+        Route("/p/", page),
+    ]
+    if config.web_dir is not None and config.web_dir.is_dir():
+        routes.append(Mount("/", StaticFiles(directory=config.web_dir)))
+    return routes
+
+
+def origin_allowed(origin: str | None, public_url: str | None) -> bool:
+    """Whether a websocket ``Origin`` may connect.
+
+    Args:
+        origin: the header, or None (non-browser clients send none).
+        public_url: the configured public address, or None (any origin).
+
+    Returns:
+        True when there is nothing to check or scheme, host and port match.
+    """
+    if origin is None or public_url is None:
+        return True
+    want, got = urlsplit(public_url), urlsplit(origin)
+    return (want.scheme, want.netloc.lower()) == (got.scheme, got.netloc.lower())
+
+
+async def serve_websocket(websocket: WebSocket, public_url: str | None) -> None:
+    """Run one websocket connection to its end.
+
+    Args:
+        websocket: the Starlette websocket (not yet accepted).
+        public_url: the configured public address for the Origin check.
+    """
+    relay = http.relay_of(websocket)
+    if not origin_allowed(websocket.headers.get("origin"), public_url):
+        relay.metrics.errors["ORIGIN_REFUSED"] += 1
+        await websocket.close(code=1008)
+        return
+    await websocket.accept()
+    outbox = Outbox(relay.limits.outgoing_queue_frames)
+    conn = Connection(relay, outbox)
+    relay.metrics.connections += 1
+    relay.metrics.connections_total += 1
+    writer = asyncio.create_task(_write(websocket, outbox, relay, conn.id))
+    try:
+        await _read(websocket, conn, outbox)
+    finally:
+        conn.close()
+        if outbox.failure is None:
+            outbox.stop()
+        await writer
+        relay.metrics.connections -= 1
+
+
+async def _read(websocket: WebSocket, conn: Connection, outbox: Outbox) -> None:
+    while outbox.failure is None and not outbox.stopped:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            outbox.stop()
+            return
+        data = message.get("bytes")
+        try:
+            if data is None:
+                raise ProtocolViolation(
+                    ErrorCode.PROTOCOL, "text frames are not part of the protocol"
+                )
+            await conn.handle(data)
+        except ProtocolViolation as violation:
+            outbox.fail(violation, flush=True)
+        except Exception:
+            log.exception("internal error on connection %d", conn.id)
+            outbox.fail(ProtocolViolation(ErrorCode.INTERNAL, "internal relay error"), flush=True)
+
+
+async def _write(websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: int) -> None:
+    close_after = relay.faults.close_after
+    sent = 0
+    try:
+        while (frame := await outbox.next()) is not None:
+            await websocket.send_bytes(frame)
+            sent += 1
+            relay.metrics.frames_out += 1
+            if close_after is not None and close_after(cid, sent):
+                outbox.fail(ProtocolViolation(ErrorCode.FAULT_INJECTED, "fault"), flush=False)
+                await websocket.close(code=ErrorCode.FAULT_INJECTED.close_code)
+                return
+        failure = outbox.failure
+        if failure is not None and not outbox.stopped:
+            relay.metrics.errors[failure.code.name] += 1
+            await websocket.send_bytes(encode(Error(failure.code, failure.message)))
+            await websocket.close(code=failure.code.close_code)
+    except Exception:  # the peer is gone; the reader sees the disconnect
+        outbox.stop()

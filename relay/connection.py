@@ -1,0 +1,478 @@
+"""One client connection: the protocol state and the push pipeline.
+
+Theory of operation
+-------------------
+A :class:`Connection` is fed whole websocket messages by the endpoint
+(:mod:`relay.app`) through :meth:`Connection.handle`, one at a time, and
+writes its answers into its :class:`relay.hub.Outbox`.  Its lifecycle is
+:class:`ConnState`: ``AWAITING_HELLO`` accepts only HELLO (a wrong version is
+fatal VERSION_MISMATCH, which a page shows as "please reload"), ``OPEN``
+accepts every other client frame.
+
+Blame is by entry point: anything wrong with the *frame* (undecodable, too
+big, a relay-only type, HELLO twice, text instead of binary) raises
+:class:`relay.errors.ProtocolViolation` and ends this connection only;
+anything wrong with a *request* (a bad envelope, a limit, a stale parent)
+becomes a REFUSE frame and the connection goes on.  Store errors other than
+the expected ones propagate as INTERNAL (the endpoint logs them).
+
+A push goes through the checks in exactly the order DESIGN.md gives:
+
+1. decode the frame and the envelope header (crypto.parse_header);
+2. dedupe by id: a known id, even tombstoned, is ACKed with its original seq;
+3. limits: rate (retry-after), patch size, subscription, pad size, channel
+   quota, total storage;
+4. the channel signature (crypto.verify_channel_signature);
+5. parent is head, atomically with 6. in :meth:`relay.store.Store.append`
+   (else REFUSE STALE with the head; nothing stored);
+6. durable store;
+7. ACK, delivered in seq order through the pusher's subscription;
+8. broadcast to the channel's other subscribers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from collections.abc import Callable
+
+import crypto
+from crypto.envelope import Header, Kind, envelope_id, parse_header, verify_channel_signature
+from crypto.keys import channel_id_for
+from relay.errors import ErrorCode, ProtocolViolation, RefuseCode, Refused
+from relay.faults import Faults
+from relay.frames import (
+    PROTOCOL_VERSION,
+    ZERO_ID,
+    Ack,
+    Ephemeral,
+    EphemeralRelayed,
+    FrameError,
+    Hello,
+    History,
+    HistoryEnd,
+    PeerJoined,
+    Ping,
+    Pong,
+    Push,
+    Refuse,
+    Snapshot,
+    SnapshotChunk,
+    Subscribe,
+    SubscribeFrom,
+    Trim,
+    Unsubscribe,
+    Unsubscribed,
+    Welcome,
+    decode_client,
+    encode,
+    frame_type,
+)
+from relay.hub import ChannelState, Hub, Outbox, Subscription
+from relay.limits import Limits, TokenBucket
+from relay.metrics import Metrics
+from relay.store import AppendOutcome, Head, HistoryRead, HistoryTrimmed, NoSnapshot, Store
+from relay.store import UnknownPatch as StoreUnknownPatch
+
+#: Snapshot uploads a connection may have in progress at once.
+MAX_ASSEMBLIES = 4
+
+
+@dataclasses.dataclass
+class RelayState:
+    """Everything shared by the connections of one app (the lifespan state)."""
+
+    store: Store
+    limits: Limits
+    hub: Hub = dataclasses.field(default_factory=Hub)
+    metrics: Metrics = dataclasses.field(default_factory=Metrics)
+    faults: Faults = dataclasses.field(default_factory=Faults)
+    create_token: bytes | None = None
+    storage_bytes: int = 0
+    next_connection_id: int = 1
+    clock: Callable[[], float] = time.monotonic
+
+    def new_connection_id(self) -> int:
+        """Return a fresh connection id (u64, never reused in this process)."""
+        cid = self.next_connection_id
+        self.next_connection_id += 1
+        return cid
+
+
+class ConnState(enum.Enum):
+    """A connection's lifecycle."""
+
+    AWAITING_HELLO = "awaiting-hello"
+    OPEN = "open"
+
+
+@dataclasses.dataclass
+class _Assembly:
+    total: int
+    data: bytearray
+
+
+class Connection:
+    """Protocol state of one websocket connection.
+
+    Args:
+        relay: the shared relay state.
+        outbox: this connection's outgoing FIFO.
+    """
+
+    def __init__(self, relay: RelayState, outbox: Outbox) -> None:
+        self.relay = relay
+        self.outbox = outbox
+        self.id = relay.new_connection_id()
+        self.state = ConnState.AWAITING_HELLO
+        self.subs: dict[bytes, Subscription] = {}
+        self.token = b""
+        self.subscribed_once = False
+        self.bytes_before_subscribe = 0
+        self._bucket = TokenBucket(
+            relay.limits.rate_per_second, relay.limits.rate_burst, relay.clock()
+        )
+        self._assemblies: dict[int, _Assembly] = {}
+
+    # --- entry point -----------------------------------------------------------
+
+    async def handle(self, data: bytes) -> None:
+        """Process one binary message from the client.
+
+        Raises:
+            ProtocolViolation: the connection must close (frame-level fault).
+        """
+        limits = self.relay.limits
+        if len(data) > limits.max_frame_bytes:
+            raise ProtocolViolation(
+                ErrorCode.FRAME_TOO_LARGE, f"frame of {len(data)} bytes > {limits.max_frame_bytes}"
+            )
+        if not self.subscribed_once:
+            self.bytes_before_subscribe += len(data)
+            if self.bytes_before_subscribe > limits.presubscribe_bytes:
+                raise ProtocolViolation(
+                    ErrorCode.PRESUBSCRIBE_BUFFER,
+                    f"more than {limits.presubscribe_bytes} bytes sent before subscribing",
+                )
+        try:
+            frame = decode_client(data)
+        except FrameError as exc:
+            raise ProtocolViolation(ErrorCode.PROTOCOL, str(exc)) from None
+        self.relay.metrics.frames_in[frame_type(frame).name] += 1
+        if isinstance(frame, Hello):
+            self._hello(frame)
+            return
+        if self.state is ConnState.AWAITING_HELLO:
+            raise ProtocolViolation(ErrorCode.HELLO_REQUIRED, "the first frame must be HELLO")
+        if isinstance(frame, Ping):
+            await self.outbox.put(encode(Pong(frame.nonce)))
+            return
+        await self._request(frame)
+
+    def _hello(self, frame: Hello) -> None:
+        if self.state is not ConnState.AWAITING_HELLO:
+            raise ProtocolViolation(ErrorCode.PROTOCOL, "HELLO sent twice")
+        if frame.version != PROTOCOL_VERSION:
+            raise ProtocolViolation(
+                ErrorCode.VERSION_MISMATCH,
+                f"this relay speaks blindpad protocol {PROTOCOL_VERSION}, not {frame.version}:"
+                " please reload",
+            )
+        self.state = ConnState.OPEN
+        self.token = frame.token
+        lim = self.relay.limits
+        welcome = Welcome(
+            PROTOCOL_VERSION,
+            self.id,
+            lim.max_frame_bytes,
+            lim.max_patch_bytes,
+            lim.max_snapshot_bytes,
+            lim.max_ephemeral_bytes,
+            lim.max_channels,
+            lim.rate_per_second,
+            lim.rate_burst,
+        )
+        self.outbox.offer(encode(welcome))
+
+    async def _request(
+        self, frame: Subscribe | Unsubscribe | Push | SnapshotChunk | Trim | Ephemeral
+    ) -> None:
+        try:
+            if isinstance(frame, Push):
+                await self._push(frame)
+            elif isinstance(frame, Subscribe):
+                await self._subscribe(frame)
+            elif isinstance(frame, Unsubscribe):
+                self._rate()
+                self._unsubscribe(frame.channel_id)
+                await self.outbox.put(encode(Unsubscribed(frame.request_id, frame.channel_id)))
+            elif isinstance(frame, SnapshotChunk):
+                await self._snapshot_chunk(frame)
+            elif isinstance(frame, Trim):
+                await self._trim(frame)
+            else:
+                self._ephemeral(frame)
+        except _Refusal as refusal:
+            await self._refuse(
+                frame.request_id, refusal.code, refusal.retry_after_ms, refusal.head
+            )
+
+    async def _refuse(self, request_id: int, code: RefuseCode, retry_ms: int, head: Head) -> None:
+        self.relay.metrics.refusals[code.name] += 1
+        refuse = Refuse(request_id, code, retry_ms, head.seq, head.id)
+        await self.outbox.put(encode(refuse))
+
+    # --- checks shared by requests ---------------------------------------------
+
+    def _rate(self) -> None:
+        wait_ms = self._bucket.take(self.relay.clock())
+        if wait_ms:
+            raise _Refusal(RefuseCode.RATE_LIMITED, retry_after_ms=wait_ms)
+
+    def _envelope(self, envelope: bytes, kind: Kind) -> Header:
+        try:
+            header = parse_header(envelope)
+        except crypto.MalformedEnvelope:
+            raise _Refusal(RefuseCode.MALFORMED_ENVELOPE) from None
+        if header.kind is not kind:
+            raise _Refusal(RefuseCode.WRONG_KIND)
+        return header
+
+    def _channel(self, channel_id: bytes) -> ChannelState:
+        if channel_id not in self.subs:
+            raise _Refusal(RefuseCode.NOT_SUBSCRIBED)
+        return self.relay.hub.channels[channel_id]
+
+    def _quotas(self, state: ChannelState, size: int, *, pad: bool) -> None:
+        limits = self.relay.limits
+        if pad and state.pad_bytes + size > limits.max_pad_bytes:
+            raise _Refusal(RefuseCode.PAD_TOO_LARGE)
+        if state.stored_bytes + size > limits.channel_quota_bytes:
+            raise _Refusal(RefuseCode.CHANNEL_QUOTA)
+        if self.relay.storage_bytes + size > limits.max_storage_bytes:
+            raise _Refusal(RefuseCode.STORAGE_FULL)
+
+    @staticmethod
+    def _signature(envelope: bytes, state: ChannelState) -> None:
+        try:
+            verify_channel_signature(envelope, state.verify_key)
+        except crypto.BadChannelSignature:
+            raise _Refusal(RefuseCode.BAD_SIGNATURE) from None
+        except crypto.MalformedEnvelope:
+            raise _Refusal(RefuseCode.MALFORMED_ENVELOPE) from None
+
+    # --- push ------------------------------------------------------------------
+
+    async def _push(self, frame: Push) -> None:
+        header = self._envelope(frame.envelope, Kind.PATCH)
+        patch_id = envelope_id(frame.envelope)
+        known = await self.relay.store.lookup(header.channel_id, patch_id)
+        if known is not None:
+            await self.outbox.put(encode(Ack(frame.request_id, known, patch_id)))
+            return
+        self._rate()
+        if len(frame.envelope) > self.relay.limits.max_patch_bytes:
+            raise _Refusal(RefuseCode.PATCH_TOO_LARGE)
+        state = self._channel(header.channel_id)
+        self._quotas(state, len(frame.envelope), pad=True)
+        self._signature(frame.envelope, state)
+        store = self.relay.store
+        result = await store.append(header.channel_id, patch_id, header.ref, frame.envelope)
+        if result.outcome is AppendOutcome.STALE:
+            raise _Refusal(RefuseCode.STALE, head=result.head)
+        ack = encode(Ack(frame.request_id, result.seq, patch_id))
+        if result.outcome is AppendOutcome.DUPLICATE:
+            await self.outbox.put(ack)
+            return
+        size = len(frame.envelope)
+        state.pad_bytes += size
+        state.stored_bytes += size
+        self.relay.storage_bytes += size
+        drop = self.relay.faults.drop_ack
+        sent_ack = None if drop is not None and drop(patch_id) else ack
+        took = self.relay.hub.publish(
+            header.channel_id, result.seq, frame.envelope, self.id, sent_ack
+        )
+        if not took and sent_ack is not None:
+            await self.outbox.put(sent_ack)
+
+    # --- subscribe -------------------------------------------------------------
+
+    async def _subscribe(self, frame: Subscribe) -> None:
+        self._rate()
+        cid = frame.channel_id
+        if cid in self.subs:
+            raise _Refusal(RefuseCode.ALREADY_SUBSCRIBED)
+        if len(self.subs) >= self.relay.limits.max_channels:
+            raise _Refusal(RefuseCode.TOO_MANY_CHANNELS)
+        state = await self._channel_state(frame)
+        sub = Subscription(cid, self.id, self.outbox, self.relay.limits.outgoing_queue_frames)
+        self.relay.hub.register(state, cid, sub)
+        self.subs[cid] = sub
+        try:
+            read = await self._read(frame)
+        except HistoryTrimmed as exc:
+            self._unsubscribe(cid)
+            floor = Head(exc.floor_seq, ZERO_ID)
+            raise _Refusal(RefuseCode.HISTORY_TRIMMED, head=floor) from None
+        self.subscribed_once = True
+        await self._deliver(frame, sub, read)
+
+    async def _channel_state(self, frame: Subscribe) -> ChannelState:
+        cid, key = frame.channel_id, frame.verify_key
+        if key != ZERO_ID and channel_id_for(key) != cid:
+            raise _Refusal(RefuseCode.BAD_VERIFY_KEY)
+        cached = self.relay.hub.channels.get(cid)
+        if cached is not None:
+            return cached
+        info = await self.relay.store.channel(cid)
+        if info is None:
+            if key == ZERO_ID:
+                raise _Refusal(RefuseCode.NO_VERIFY_KEY)
+            token = self.relay.create_token
+            if token is not None and self.token != token:
+                raise _Refusal(RefuseCode.CREATE_TOKEN_REQUIRED)
+            info = await self.relay.store.create_channel(cid, key)
+        return self.relay.hub.channels.get(cid) or ChannelState(
+            info.verify_key, info.pad_bytes, info.stored_bytes
+        )
+
+    async def _read(self, frame: Subscribe) -> HistoryRead:
+        store = self.relay.store
+        if frame.start is SubscribeFrom.SNAPSHOT:
+            read = await store.read_from_snapshot(frame.channel_id)
+        else:
+            read = await store.read_since(frame.channel_id, frame.since_seq)
+        return rolled_back(read, self.relay.faults, frame.channel_id)
+
+    async def _deliver(self, frame: Subscribe, sub: Subscription, read: HistoryRead) -> None:
+        cid = frame.channel_id
+        if read.snapshot is not None:
+            await self._send_snapshot(cid, read.snapshot.x_seq, read.snapshot.envelope)
+        for patch in read.patches:
+            await self.outbox.put(encode(History(cid, patch.seq, patch.envelope)))
+        head = read.head
+        await self.outbox.put(encode(HistoryEnd(frame.request_id, cid, head.seq, head.id)))
+        for peer in self.relay.hub.peers(cid, self.id):
+            await self.outbox.put(encode(PeerJoined(cid, peer)))
+        sub.go_live(head.seq + 1)
+
+    async def _send_snapshot(self, cid: bytes, x_seq: int, envelope: bytes) -> None:
+        step = self.relay.limits.chunk_bytes
+        for offset in range(0, len(envelope), step):
+            chunk = envelope[offset : offset + step]
+            await self.outbox.put(encode(Snapshot(cid, x_seq, len(envelope), offset, chunk)))
+
+    def _unsubscribe(self, channel_id: bytes) -> None:
+        if self.subs.pop(channel_id, None) is not None:
+            self.relay.hub.unregister(channel_id, self.id)
+
+    def close(self) -> None:
+        """Leave every channel (the connection is gone)."""
+        for channel_id in list(self.subs):
+            self._unsubscribe(channel_id)
+
+    # --- snapshots, trims, ephemerals -------------------------------------------
+
+    async def _snapshot_chunk(self, frame: SnapshotChunk) -> None:
+        self._rate()
+        envelope = self._assemble(frame)
+        if envelope is None:
+            return
+        header = self._envelope(envelope, Kind.SNAPSHOT)
+        state = self._channel(header.channel_id)
+        self._quotas(state, len(envelope), pad=False)
+        self._signature(envelope, state)
+        snapshot_id = envelope_id(envelope)
+        try:
+            x_seq = await self.relay.store.put_snapshot(
+                header.channel_id, header.ref, snapshot_id, envelope
+            )
+        except StoreUnknownPatch:
+            raise _Refusal(RefuseCode.UNKNOWN_PATCH) from None
+        await self._refresh(header.channel_id, state)
+        await self.outbox.put(encode(Ack(frame.request_id, x_seq, snapshot_id)))
+
+    def _assemble(self, frame: SnapshotChunk) -> bytes | None:
+        limits = self.relay.limits
+        if frame.total > limits.max_snapshot_bytes:
+            self._assemblies.pop(frame.request_id, None)
+            raise _Refusal(RefuseCode.SNAPSHOT_TOO_LARGE)
+        if frame.offset == 0:
+            if (
+                frame.request_id not in self._assemblies
+                and len(self._assemblies) >= MAX_ASSEMBLIES
+            ):
+                raise _Refusal(RefuseCode.BAD_CHUNK)
+            self._assemblies[frame.request_id] = _Assembly(frame.total, bytearray())
+        job = self._assemblies.get(frame.request_id)
+        end = frame.offset + len(frame.data)
+        if (
+            job is None
+            or job.total != frame.total
+            or frame.offset != len(job.data)
+            or end > job.total
+        ):
+            self._assemblies.pop(frame.request_id, None)
+            raise _Refusal(RefuseCode.BAD_CHUNK)
+        job.data += frame.data
+        if len(job.data) < job.total:
+            return None
+        del self._assemblies[frame.request_id]
+        return bytes(job.data)
+
+    async def _trim(self, frame: Trim) -> None:
+        self._rate()
+        if len(frame.envelope) > self.relay.limits.max_patch_bytes:
+            raise _Refusal(RefuseCode.PATCH_TOO_LARGE)
+        header = self._envelope(frame.envelope, Kind.TRIM)
+        state = self._channel(header.channel_id)
+        self._signature(frame.envelope, state)
+        try:
+            floor = await self.relay.store.trim(header.channel_id, header.ref)
+        except StoreUnknownPatch:
+            raise _Refusal(RefuseCode.UNKNOWN_PATCH) from None
+        except NoSnapshot:
+            raise _Refusal(RefuseCode.NO_SNAPSHOT) from None
+        await self._refresh(header.channel_id, state)
+        await self.outbox.put(encode(Ack(frame.request_id, floor, envelope_id(frame.envelope))))
+
+    async def _refresh(self, channel_id: bytes, state: ChannelState) -> None:
+        info = await self.relay.store.channel(channel_id)
+        if info is not None:
+            self.relay.storage_bytes += info.stored_bytes - state.stored_bytes
+            state.pad_bytes, state.stored_bytes = info.pad_bytes, info.stored_bytes
+
+    def _ephemeral(self, frame: Ephemeral) -> None:
+        self._rate()
+        if len(frame.envelope) > self.relay.limits.max_ephemeral_bytes:
+            raise _Refusal(RefuseCode.EPHEMERAL_TOO_LARGE)
+        header = self._envelope(frame.envelope, Kind.EPHEMERAL)
+        self._channel(header.channel_id)
+        relayed = encode(EphemeralRelayed(header.channel_id, self.id, frame.envelope))
+        self.relay.hub.relay_ephemeral(header.channel_id, self.id, relayed)
+
+
+class _Refusal(Refused):
+    """A refusal with the head to report (zero head unless STALE / HISTORY_TRIMMED)."""
+
+    def __init__(
+        self, code: RefuseCode, retry_after_ms: int = 0, head: Head | None = None
+    ) -> None:
+        super().__init__(code, retry_after_ms)
+        self.head = head or Head()
+
+
+def rolled_back(read: HistoryRead, faults: Faults, channel_id: bytes) -> HistoryRead:
+    """Apply the ``rollback`` fault hook to a history read (identity when unset)."""
+    if faults.rollback is None:
+        return read
+    target = faults.rollback(channel_id)
+    if target is None or target >= read.head.seq:
+        return read
+    kept = [p for p in read.patches if p.seq <= target]
+    head = Head(kept[-1].seq, kept[-1].id) if kept else Head()
+    if not kept and read.snapshot is not None and read.snapshot.x_seq <= target:
+        head = Head(read.snapshot.x_seq, read.snapshot.x_id)
+    return HistoryRead(read.snapshot, kept, head)

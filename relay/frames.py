@@ -1,0 +1,429 @@
+"""The websocket frame codec: bytes <-> typed frames, no I/O.
+
+Theory of operation
+-------------------
+Every websocket message is one binary frame.  Byte 0 is the frame type
+(:class:`FrameType`; client-to-relay types are ``0x01-0x7F``, relay-to-client
+types ``0x80-0xFF``), then the frame's fixed fields, big-endian, then at most
+one variable field as ``u32 length || bytes``, which must end the message
+exactly.  Ids and channel ids are 32 bytes; request ids u32; sequence numbers
+u64.  PROTOCOL.md §3 is the byte-by-byte table of the same frames.
+
+Each frame is a frozen dataclass whose field order *is* the wire order; the
+table :data:`_SPECS` maps a type to its class and the :mod:`struct` format of
+its fixed fields.  :func:`encode` and :func:`decode` are total inverses:
+``decode(encode(f)) == f`` for every valid frame and :func:`decode` raises
+:class:`FrameError` for any byte string that is not exactly one valid frame
+(unknown type, short, long, length prefix disagreeing with the size, a
+non-UTF-8 error message, a field out of range).  The codec knows both
+directions so the SDK and the tests reuse it; the relay itself only accepts
+client types (see :func:`decode_client`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import struct
+from typing import Any, Final
+
+#: The protocol version this codec speaks (HELLO / WELCOME).
+PROTOCOL_VERSION: Final = 1
+
+ID_SIZE: Final = 32
+ZERO_ID: Final = bytes(ID_SIZE)
+
+
+class FrameError(ValueError):
+    """Bytes that are not exactly one valid frame."""
+
+
+class FrameType(enum.IntEnum):
+    """The frame type byte.  0x01-0x7F client to relay, 0x80-0xFF relay to client."""
+
+    HELLO = 0x01
+    SUBSCRIBE = 0x02
+    UNSUBSCRIBE = 0x03
+    PUSH = 0x04
+    SNAPSHOT_CHUNK = 0x05
+    TRIM = 0x06
+    EPHEMERAL = 0x07
+    PING = 0x08
+    WELCOME = 0x81
+    SNAPSHOT = 0x82
+    HISTORY = 0x83
+    HISTORY_END = 0x84
+    BROADCAST = 0x85
+    ACK = 0x86
+    REFUSE = 0x87
+    EPHEMERAL_RELAYED = 0x88
+    PEER_JOINED = 0x89
+    PEER_LEFT = 0x8A
+    PONG = 0x8B
+    UNSUBSCRIBED = 0x8C
+    ERROR = 0x8F
+
+
+class SubscribeFrom(enum.IntEnum):
+    """Where a SUBSCRIBE starts reading: after a sequence number, or at the latest snapshot."""
+
+    SINCE = 0
+    SNAPSHOT = 1
+
+
+# --- client to relay -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Hello:
+    """First frame of every connection: the protocol version and an optional creation token."""
+
+    version: int
+    token: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Subscribe:
+    """Join a channel; ``verify_key`` all zero means "not given"."""
+
+    request_id: int
+    channel_id: bytes
+    start: SubscribeFrom
+    since_seq: int
+    verify_key: bytes = ZERO_ID
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    """Leave a channel."""
+
+    request_id: int
+    channel_id: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Push:
+    """A sealed patch (envelope kind 0x01) for the channel named in its header."""
+
+    request_id: int
+    envelope: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SnapshotChunk:
+    """Bytes ``[offset, offset+len(data))`` of a sealed snapshot of ``total`` bytes."""
+
+    request_id: int
+    total: int
+    offset: int
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Trim:
+    """A sealed trim envelope (kind 0x04) whose ref is the patch X of an existing snapshot."""
+
+    request_id: int
+    envelope: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ephemeral:
+    """A sealed ephemeral envelope (kind 0x03): relayed to live peers, never stored."""
+
+    request_id: int
+    envelope: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ping:
+    """Keepalive; answered by PONG with the same nonce."""
+
+    nonce: int
+
+
+# --- relay to client -------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Welcome:
+    """Answer to HELLO: the connection id and the limits in force."""
+
+    version: int
+    connection_id: int
+    max_frame_bytes: int
+    max_patch_bytes: int
+    max_snapshot_bytes: int
+    max_ephemeral_bytes: int
+    max_channels: int
+    rate_per_second: int
+    rate_burst: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One chunk of the latest snapshot (of patch number ``x_seq``) when joining from it."""
+
+    channel_id: bytes
+    x_seq: int
+    total: int
+    offset: int
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class History:
+    """One stored patch read from history."""
+
+    channel_id: bytes
+    seq: int
+    envelope: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryEnd:
+    """End of the history answering SUBSCRIBE ``request_id``: the head at reading time."""
+
+    request_id: int
+    channel_id: bytes
+    head_seq: int
+    head_id: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Broadcast:
+    """A patch another connection pushed, live."""
+
+    channel_id: bytes
+    seq: int
+    envelope: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ack:
+    """Request ``request_id`` is durably stored as number ``seq`` with id ``id``."""
+
+    request_id: int
+    seq: int
+    id: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refuse:
+    """Request ``request_id`` is refused with ``code`` (PROTOCOL.md §5.1)."""
+
+    request_id: int
+    code: int
+    retry_after_ms: int
+    head_seq: int
+    head_id: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EphemeralRelayed:
+    """An ephemeral envelope from connection ``sender``."""
+
+    channel_id: bytes
+    sender: int
+    envelope: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PeerJoined:
+    """Connection ``peer`` subscribed to the channel."""
+
+    channel_id: bytes
+    peer: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PeerLeft:
+    """Connection ``peer`` left the channel."""
+
+    channel_id: bytes
+    peer: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pong:
+    """Answer to PING."""
+
+    nonce: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    """Answer to UNSUBSCRIBE."""
+
+    request_id: int
+    channel_id: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Error:
+    """Fatal: the relay closes the connection right after (close code 4000 + code)."""
+
+    code: int
+    message: str
+
+
+ClientFrame = Hello | Subscribe | Unsubscribe | Push | SnapshotChunk | Trim | Ephemeral | Ping
+RelayFrame = (
+    Welcome
+    | Snapshot
+    | History
+    | HistoryEnd
+    | Broadcast
+    | Ack
+    | Refuse
+    | EphemeralRelayed
+    | PeerJoined
+    | PeerLeft
+    | Pong
+    | Unsubscribed
+    | Error
+)
+Frame = ClientFrame | RelayFrame
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Spec:
+    cls: type[Frame]
+    fixed: struct.Struct
+    variable: bool
+
+
+def _spec(cls: type[Frame], fixed: str, variable: bool = False) -> _Spec:
+    return _Spec(cls, struct.Struct(">" + fixed), variable)
+
+
+_SPECS: Final[dict[FrameType, _Spec]] = {
+    FrameType.HELLO: _spec(Hello, "H", True),
+    FrameType.SUBSCRIBE: _spec(Subscribe, "I32sBQ32s"),
+    FrameType.UNSUBSCRIBE: _spec(Unsubscribe, "I32s"),
+    FrameType.PUSH: _spec(Push, "I", True),
+    FrameType.SNAPSHOT_CHUNK: _spec(SnapshotChunk, "III", True),
+    FrameType.TRIM: _spec(Trim, "I", True),
+    FrameType.EPHEMERAL: _spec(Ephemeral, "I", True),
+    FrameType.PING: _spec(Ping, "Q"),
+    FrameType.WELCOME: _spec(Welcome, "HQIIIIIII"),
+    FrameType.SNAPSHOT: _spec(Snapshot, "32sQII", True),
+    FrameType.HISTORY: _spec(History, "32sQ", True),
+    FrameType.HISTORY_END: _spec(HistoryEnd, "I32sQ32s"),
+    FrameType.BROADCAST: _spec(Broadcast, "32sQ", True),
+    FrameType.ACK: _spec(Ack, "IQ32s"),
+    FrameType.REFUSE: _spec(Refuse, "IHIQ32s"),
+    FrameType.EPHEMERAL_RELAYED: _spec(EphemeralRelayed, "32sQ", True),
+    FrameType.PEER_JOINED: _spec(PeerJoined, "32sQ"),
+    FrameType.PEER_LEFT: _spec(PeerLeft, "32sQ"),
+    FrameType.PONG: _spec(Pong, "Q"),
+    FrameType.UNSUBSCRIBED: _spec(Unsubscribed, "I32s"),
+    FrameType.ERROR: _spec(Error, "H", True),
+}
+_TYPE_OF: Final[dict[type[Frame], FrameType]] = {s.cls: t for t, s in _SPECS.items()}
+_LENGTH = struct.Struct(">I")
+_CLIENT_TYPES: Final = frozenset(t for t in FrameType if t < 0x80)
+
+
+def frame_type(frame: Frame) -> FrameType:
+    """Return the type byte of ``frame``."""
+    return _TYPE_OF[type(frame)]
+
+
+def encode(frame: Frame) -> bytes:
+    """Serialise one frame.
+
+    Args:
+        frame: any frame dataclass.
+
+    Returns:
+        The websocket message bytes.
+
+    Raises:
+        FrameError: a field is out of range (an id not 32 bytes, a negative
+            or too large integer).
+    """
+    kind = frame_type(frame)
+    spec = _SPECS[kind]
+    values = [getattr(frame, f.name) for f in dataclasses.fields(frame)]
+    fixed = values[:-1] if spec.variable else values
+    for value in fixed:
+        if isinstance(value, bytes) and len(value) != ID_SIZE:
+            raise FrameError(f"{kind.name}: ids are {ID_SIZE} bytes, got {len(value)}")
+    try:
+        head = bytes((kind,)) + spec.fixed.pack(*fixed)
+    except struct.error as exc:
+        raise FrameError(f"{kind.name}: {exc}") from exc
+    if not spec.variable:
+        return head
+    tail = values[-1]
+    data = tail.encode("utf-8") if isinstance(tail, str) else bytes(tail)
+    return head + _LENGTH.pack(len(data)) + data
+
+
+def decode(data: bytes) -> Frame:
+    """Parse exactly one frame of either direction.
+
+    Args:
+        data: one websocket message.
+
+    Returns:
+        The frame.
+
+    Raises:
+        FrameError: ``data`` is not exactly one valid frame.
+    """
+    if not data:
+        raise FrameError("empty frame")
+    try:
+        kind = FrameType(data[0])
+    except ValueError:
+        raise FrameError(f"unknown frame type 0x{data[0]:02x}") from None
+    spec = _SPECS[kind]
+    end = 1 + spec.fixed.size
+    if len(data) < end:
+        raise FrameError(f"{kind.name}: {len(data)} bytes is too short")
+    values: list[Any] = list(spec.fixed.unpack_from(data, 1))
+    if spec.variable:
+        values.append(_variable(kind, data, end))
+    elif len(data) != end:
+        raise FrameError(f"{kind.name}: {len(data) - end} trailing bytes")
+    return _build(kind, spec, values)
+
+
+def decode_client(data: bytes) -> ClientFrame:
+    """Parse one frame a client may send (what the relay accepts).
+
+    Raises:
+        FrameError: not exactly one valid client frame.
+    """
+    if data and data[0] not in _CLIENT_TYPES:
+        raise FrameError(f"frame type 0x{data[0]:02x} is not sent by clients")
+    frame = decode(data)
+    if not isinstance(frame, ClientFrame):
+        raise FrameError("empty frame")
+    return frame
+
+
+def _variable(kind: FrameType, data: bytes, start: int) -> bytes:
+    if len(data) < start + _LENGTH.size:
+        raise FrameError(f"{kind.name}: missing length prefix")
+    (length,) = _LENGTH.unpack_from(data, start)
+    body = data[start + _LENGTH.size :]
+    if len(body) != length:
+        raise FrameError(f"{kind.name}: length prefix {length} but {len(body)} bytes follow")
+    return body
+
+
+def _build(kind: FrameType, spec: _Spec, values: list[Any]) -> Frame:
+    if kind is FrameType.SUBSCRIBE:
+        try:
+            values[2] = SubscribeFrom(values[2])
+        except ValueError:
+            raise FrameError(f"SUBSCRIBE: unknown start mode {values[2]}") from None
+    if kind is FrameType.ERROR:
+        try:
+            values[1] = bytes(values[1]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise FrameError("ERROR: message is not UTF-8") from None
+    return spec.cls(*values)

@@ -1,0 +1,258 @@
+"""Fan-out inside one relay process: outboxes, subscriptions, the channel hub.
+
+Theory of operation
+-------------------
+Every connection owns one bounded FIFO, its :class:`Outbox`.  A single writer
+task per connection drains it onto the websocket.  Frames produced by the
+connection's own requests wait for room (``await put``: backpressure on that
+client only); frames produced by *other* connections (broadcasts, peer
+notices) never wait: if the FIFO is full the connection is failed with
+SLOW_CONSUMER (close code 4004) and the client resumes "since seq N".
+Ephemerals are dropped instead for a connection whose FIFO is half full.
+
+A :class:`Subscription` is one connection's view of one channel.  It emits a
+channel's patches in strictly increasing, contiguous seq order, whatever
+order they are offered in: every committed patch is *offered* (from history
+or live) with its seq, offers below ``next_seq`` are duplicates and dropped,
+offers above it wait in ``pending`` until the gap fills.  The pusher's own
+patch is offered as its ACK frame rather than a BROADCAST, so a client sees
+ACKs and BROADCASTs of one channel in seq order too.
+
+Subscribing registers the subscription (state ``CATCHING_UP``, ``next_seq``
+unknown) *before* history is read; live offers meanwhile wait in
+``pending``.  When the history read is delivered, ``next_seq`` is set past the
+head the read returned, older pending offers are dropped (they were in the
+history) and the subscription turns ``LIVE``.  Nothing committed between
+registration and the read can be lost (it is offered live) or doubled (the
+seq filter).
+
+:class:`Hub` maps channel ids to their subscriptions and the cached
+:class:`ChannelState` (verify key and sizes) used by the push checks.  A
+later multi-process fan-out (Redis, LISTEN/NOTIFY) calls :meth:`Hub.publish`
+for commits made elsewhere; the seq filter makes duplicates harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import enum
+
+from relay.errors import ErrorCode, ProtocolViolation
+from relay.frames import Broadcast, PeerJoined, PeerLeft, encode
+
+
+class Outbox:
+    """A bounded FIFO of encoded frames for one connection.
+
+    Args:
+        max_frames: capacity; offers beyond it fail the connection.
+    """
+
+    def __init__(self, max_frames: int) -> None:
+        self._frames: collections.deque[bytes] = collections.deque()
+        self._max = max_frames
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self.failure: ProtocolViolation | None = None
+        self.flush_before_failure = True
+        self.stopped = False
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    @property
+    def half_full(self) -> bool:
+        """Whether droppable traffic (ephemerals) should be dropped."""
+        return len(self._frames) * 2 >= self._max
+
+    def offer(self, frame: bytes) -> None:
+        """Queue a frame without waiting; on overflow fail with SLOW_CONSUMER."""
+        if self.failure is not None or self.stopped:
+            return
+        if len(self._frames) >= self._max:
+            violation = ProtocolViolation(
+                ErrorCode.SLOW_CONSUMER,
+                "outgoing queue overflow; reconnect and resume since your last seq",
+            )
+            self.fail(violation, flush=False)
+            return
+        self._frames.append(frame)
+        self._wake.set()
+
+    async def put(self, frame: bytes) -> None:
+        """Queue a frame, waiting for room (backpressure on the owning connection)."""
+        while len(self._frames) >= self._max and self.failure is None and not self.stopped:
+            self._room.clear()
+            await self._room.wait()
+        self.offer(frame)
+
+    def fail(self, violation: ProtocolViolation, *, flush: bool) -> None:
+        """End the connection with ``violation`` (after queued frames if ``flush``)."""
+        if self.failure is None:
+            self.failure = violation
+            self.flush_before_failure = flush
+            self._wake.set()
+            self._room.set()
+
+    def stop(self) -> None:
+        """End the writer without an error (the peer went away)."""
+        self.stopped = True
+        self._wake.set()
+        self._room.set()
+
+    async def next(self) -> bytes | None:
+        """Return the next frame to send, or None when the writer must stop."""
+        while True:
+            if self.stopped:
+                return None
+            if self.failure is not None and not (self.flush_before_failure and self._frames):
+                return None
+            if self._frames:
+                frame = self._frames.popleft()
+                self._room.set()
+                return frame
+            self._wake.clear()
+            await self._wake.wait()
+
+
+class SubState(enum.Enum):
+    """A subscription's lifecycle."""
+
+    CATCHING_UP = "catching-up"
+    LIVE = "live"
+    CLOSED = "closed"
+
+
+@dataclasses.dataclass(slots=True)
+class _Offer:
+    frame: bytes | None
+    is_ack: bool
+
+
+class Subscription:
+    """One connection's ordered view of one channel.
+
+    Args:
+        channel_id: the channel.
+        connection_id: the owning connection.
+        outbox: where frames go.
+        max_pending: most out-of-order offers held before failing as slow.
+    """
+
+    def __init__(
+        self, channel_id: bytes, connection_id: int, outbox: Outbox, max_pending: int
+    ) -> None:
+        self.channel_id = channel_id
+        self.connection_id = connection_id
+        self.outbox = outbox
+        self.state = SubState.CATCHING_UP
+        self.next_seq: int | None = None
+        self._pending: dict[int, _Offer] = {}
+        self._max_pending = max_pending
+
+    def offer(self, seq: int, frame: bytes | None, *, is_ack: bool = False) -> None:
+        """Offer patch ``seq`` (its BROADCAST or ACK frame; None = send nothing)."""
+        if self.state is SubState.CLOSED:
+            return
+        if self.next_seq is not None and seq < self.next_seq:
+            if is_ack and frame is not None:
+                self.outbox.offer(frame)
+            return
+        self._pending[seq] = _Offer(frame, is_ack)
+        if len(self._pending) > self._max_pending:
+            violation = ProtocolViolation(ErrorCode.SLOW_CONSUMER, "too many undelivered patches")
+            self.outbox.fail(violation, flush=False)
+            return
+        if self.state is SubState.LIVE:
+            self._flush()
+
+    def go_live(self, next_seq: int) -> None:
+        """History up to ``next_seq - 1`` is delivered: drop older offers, emit the rest."""
+        self.next_seq = next_seq
+        for seq in [s for s in self._pending if s < next_seq]:
+            offer = self._pending.pop(seq)
+            if offer.is_ack and offer.frame is not None:
+                self.outbox.offer(offer.frame)
+        self.state = SubState.LIVE
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self.next_seq is not None  # LIVE implies known
+        while self.next_seq in self._pending:
+            offer = self._pending.pop(self.next_seq)
+            if offer.frame is not None:
+                self.outbox.offer(offer.frame)
+            self.next_seq += 1
+
+
+@dataclasses.dataclass(slots=True)
+class ChannelState:
+    """What the push checks need about a channel, cached per process."""
+
+    verify_key: bytes
+    pad_bytes: int
+    stored_bytes: int
+    subscribers: dict[int, Subscription] = dataclasses.field(default_factory=dict)
+
+
+class Hub:
+    """Channel id -> subscribers and cached state; publishes commits in-process."""
+
+    def __init__(self) -> None:
+        self.channels: dict[bytes, ChannelState] = {}
+
+    def register(self, state: ChannelState, channel_id: bytes, sub: Subscription) -> None:
+        """Add ``sub`` (before its history is read) and tell the other subscribers."""
+        self.channels.setdefault(channel_id, state)
+        notice = encode(PeerJoined(channel_id, sub.connection_id))
+        for other in self.channels[channel_id].subscribers.values():
+            other.outbox.offer(notice)
+        self.channels[channel_id].subscribers[sub.connection_id] = sub
+
+    def peers(self, channel_id: bytes, connection_id: int) -> list[int]:
+        """Return the other connections subscribed to the channel."""
+        state = self.channels.get(channel_id)
+        subs = state.subscribers if state else {}
+        return [cid for cid in subs if cid != connection_id]
+
+    def unregister(self, channel_id: bytes, connection_id: int) -> None:
+        """Remove a subscription and tell the remaining subscribers."""
+        state = self.channels.get(channel_id)
+        if state is None or connection_id not in state.subscribers:
+            return
+        state.subscribers.pop(connection_id).state = SubState.CLOSED
+        notice = encode(PeerLeft(channel_id, connection_id))
+        for other in state.subscribers.values():
+            other.outbox.offer(notice)
+        if not state.subscribers:
+            del self.channels[channel_id]
+
+    def publish(
+        self, channel_id: bytes, seq: int, envelope: bytes, origin: int, ack: bytes | None
+    ) -> bool:
+        """Offer committed patch ``seq`` to every subscriber; the origin gets ``ack``.
+
+        Returns:
+            Whether the origin connection was subscribed (and so took the ack).
+        """
+        state = self.channels.get(channel_id)
+        if state is None:
+            return False
+        frame = encode(Broadcast(channel_id, seq, envelope))
+        for sub in state.subscribers.values():
+            if sub.connection_id == origin:
+                sub.offer(seq, ack, is_ack=True)
+            else:
+                sub.offer(seq, frame)
+        return origin in state.subscribers
+
+    def relay_ephemeral(self, channel_id: bytes, origin: int, frame: bytes) -> None:
+        """Give an ephemeral frame to every live subscriber except the origin (droppable)."""
+        state = self.channels.get(channel_id)
+        if state is None:
+            return
+        for sub in state.subscribers.values():
+            if sub.connection_id != origin and not sub.outbox.half_full:
+                sub.outbox.offer(frame)

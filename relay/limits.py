@@ -1,0 +1,107 @@
+"""Limits and quotas, all on by default, and the token bucket behind rates.
+
+Theory of operation
+-------------------
+:class:`Limits` is one frozen dataclass holding every limit with its documented
+default (PROTOCOL.md §5.3 lists them with the code each one produces).  The CLI
+builds it from options named after the fields (``--max-frame-bytes`` and so
+on); tests build it directly.  A value is enforced exactly where it is named:
+frame size on receipt, patch/snapshot/ephemeral size, rate, pad size and quotas
+in the push pipeline, channels per connection at subscribe, the
+pre-subscription budget on every frame received before the first successful
+subscription, the outgoing queue when fanning out.
+
+:class:`TokenBucket` is the per-connection rate limiter: ``rate`` tokens per
+second, at most ``burst`` stored.  It takes the clock as an argument, so tests
+can drive it deterministically.  A refused request is told how long to wait
+(``retry_after_ms``) and loses nothing: the client simply sends it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Limits:
+    """Every limit the relay enforces.  Byte sizes are in bytes.
+
+    Attributes:
+        max_frame_bytes: largest websocket message accepted (fatal FRAME_TOO_LARGE).
+        max_patch_bytes: largest sealed patch or trim envelope (PATCH_TOO_LARGE).
+        max_snapshot_bytes: largest sealed snapshot (SNAPSHOT_TOO_LARGE).
+        max_ephemeral_bytes: largest sealed ephemeral (EPHEMERAL_TOO_LARGE).
+        max_pad_bytes: latest snapshot + patches after it, per channel (PAD_TOO_LARGE).
+        channel_quota_bytes: everything stored for one channel (CHANNEL_QUOTA).
+        max_storage_bytes: everything stored by this relay (STORAGE_FULL).
+        rate_per_second: frames per second per connection, sustained (RATE_LIMITED).
+        rate_burst: frames a connection may send at once before the rate applies.
+        max_channels: channels subscribed at once per connection (TOO_MANY_CHANNELS).
+        presubscribe_bytes: bytes a connection may send before its first
+            successful subscription (fatal PRESUBSCRIBE_BUFFER).
+        outgoing_queue_frames: frames queued for one connection before it is
+            closed as too slow (fatal SLOW_CONSUMER; resume "since seq N").
+    """
+
+    max_frame_bytes: int = 256 * KIB
+    max_patch_bytes: int = 64 * KIB
+    max_snapshot_bytes: int = 16 * MIB
+    max_ephemeral_bytes: int = 4 * KIB
+    max_pad_bytes: int = 64 * MIB
+    channel_quota_bytes: int = 256 * MIB
+    max_storage_bytes: int = 10 * GIB
+    rate_per_second: int = 200
+    rate_burst: int = 400
+    max_channels: int = 64
+    presubscribe_bytes: int = 64 * KIB
+    outgoing_queue_frames: int = 4096
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"limit {field.name} must be a positive integer, not {value!r}")
+        if self.max_frame_bytes < 4 * KIB:
+            raise ValueError("max_frame_bytes must be at least 4096")
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Largest payload a SNAPSHOT chunk frame may carry under the frame limit."""
+        return self.max_frame_bytes - 64
+
+
+class TokenBucket:
+    """A token bucket: ``rate`` tokens per second, holding at most ``burst``.
+
+    Args:
+        rate: tokens added per second.
+        burst: capacity; the bucket starts full.
+        now: the current time in seconds (monotonic).
+    """
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._tokens = burst
+        self._stamp = now
+
+    def take(self, now: float) -> int:
+        """Take one token if there is one.
+
+        Args:
+            now: the current time in seconds (same clock as the constructor).
+
+        Returns:
+            0 if a token was taken, else the milliseconds to wait for one (>= 1).
+        """
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0
+        return max(1, math.ceil((1.0 - self._tokens) / self._rate * 1000))

@@ -1,0 +1,264 @@
+"""The storage interface: a small async Protocol every backend implements.
+
+Theory of operation
+-------------------
+A channel is a line of sealed patches numbered ``1, 2, 3, ...`` (``seq``),
+each known by its id (SHA-256 of its sealed bytes, computed by crypto), with
+snapshots stored *beside* the line (keyed by the seq of the patch X whose
+result they hold) and id tombstones for patches that a trim removed.  The
+head of an empty channel is ``(0, ZERO_ID)``.
+
+The one write that orders the line is :meth:`Store.append`: in a single
+atomic step it deduplicates by id (a known id, live or tombstoned, returns
+``DUPLICATE`` with its original seq), then compares the parent with the head
+(``STALE`` with the current head if they differ), then appends at
+``head + 1``.  Because the check and the write are one step inside the
+backend, any number of relay processes sharing a backend with atomic
+compare-and-append (SQLite's single writer here, a PostgreSQL transaction
+later) keep one line per channel.
+
+Reads (:meth:`read_since`, :meth:`read_from_snapshot`) return the items and
+the head *as of the same instant*, so a subscriber's HISTORY_END is
+consistent with the history it got.  An awaited write is durable when it
+returns (for SQLite: committed with ``synchronous=FULL``); the relay sends
+acknowledgements only after that.
+
+Backends: :mod:`relay.store_sqlite` (default; group commit) and
+:mod:`relay.store_memory` (tests).  :func:`open_store` picks one from a URL.
+Both pass ``tests/test_relay_store.py``.  Errors:
+
+    StoreError
+    ├── SchemaTooNew     (the database was written by a newer blindpad)
+    ├── UnknownChannel   (no metadata for the channel)
+    ├── UnknownPatch     (a snapshot or trim names a patch that is not stored)
+    ├── NoSnapshot       (a trim names a patch without a snapshot)
+    └── HistoryTrimmed   (asked for history before the trimmed floor)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from typing import Protocol
+
+from relay.frames import ZERO_ID
+
+#: The schema version this relay writes and understands.
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """Root of storage errors."""
+
+
+class SchemaTooNew(StoreError):
+    """The store was written by a newer relay; refuse to start rather than corrupt it."""
+
+
+class UnknownChannel(StoreError):
+    """No channel with that id has been created."""
+
+
+class UnknownPatch(StoreError):
+    """The referenced patch id is not (or no longer) stored in the channel."""
+
+
+class NoSnapshot(StoreError):
+    """A trim names a patch that has no snapshot."""
+
+
+class HistoryTrimmed(StoreError):
+    """History was asked from before the channel's trimmed floor."""
+
+    def __init__(self, floor_seq: int) -> None:
+        super().__init__(f"history before seq {floor_seq} was trimmed")
+        self.floor_seq = floor_seq
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Head:
+    """The last patch of a channel: ``(0, ZERO_ID)`` when it has none."""
+
+    seq: int = 0
+    id: bytes = ZERO_ID
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    """A channel's metadata and sizes.
+
+    Attributes:
+        channel_id: 32 bytes.
+        verify_key: the Ed25519 verify key whose hash is the channel id.
+        head: the last patch.
+        floor_seq: patches with seq <= floor were trimmed (0 = nothing trimmed).
+        stored_bytes: bytes of all patches and snapshots currently stored.
+        pad_bytes: bytes of the latest snapshot plus the patches after it.
+    """
+
+    channel_id: bytes
+    verify_key: bytes
+    head: Head
+    floor_seq: int
+    stored_bytes: int
+    pad_bytes: int
+
+
+class AppendOutcome(enum.Enum):
+    """What :meth:`Store.append` did."""
+
+    APPENDED = "appended"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Result of an append.
+
+    Attributes:
+        outcome: appended, duplicate (known id) or stale (parent is not head).
+        seq: the patch's seq (APPENDED, DUPLICATE) or 0 (STALE).
+        head: the channel head after the operation.
+    """
+
+    outcome: AppendOutcome
+    seq: int
+    head: Head
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredPatch:
+    """One patch of the line."""
+
+    seq: int
+    id: bytes
+    envelope: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredSnapshot:
+    """A snapshot of the result of patch ``x_seq`` / ``x_id``."""
+
+    x_seq: int
+    x_id: bytes
+    id: bytes
+    envelope: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryRead:
+    """A consistent read: optional snapshot, the patches after it, the head."""
+
+    snapshot: StoredSnapshot | None
+    patches: Sequence[StoredPatch]
+    head: Head
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Totals for metrics and the storage quota."""
+
+    channels: int
+    stored_bytes: int
+
+
+class Store(Protocol):
+    """What the relay needs from storage.  All methods are coroutines."""
+
+    async def open(self) -> None:
+        """Open (creating or checking the schema).
+
+        Raises:
+            SchemaTooNew: the store's schema is newer than :data:`SCHEMA_VERSION`.
+        """
+
+    async def close(self) -> None:
+        """Finish pending writes and release every resource."""
+
+    async def channel(self, channel_id: bytes) -> ChannelInfo | None:
+        """Return the channel's metadata and sizes, or None if it does not exist."""
+
+    async def create_channel(self, channel_id: bytes, verify_key: bytes) -> ChannelInfo:
+        """Create the channel if it does not exist (idempotent); return its info."""
+
+    async def append(
+        self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
+    ) -> AppendResult:
+        """Dedupe by id, compare ``parent_id`` with the head, append (atomically).
+
+        Raises:
+            UnknownChannel: the channel does not exist.
+        """
+
+    async def lookup(self, channel_id: bytes, patch_id: bytes) -> int | None:
+        """Return the seq of a known id (live or tombstoned), else None."""
+
+    async def put_snapshot(
+        self, channel_id: bytes, x_id: bytes, snapshot_id: bytes, envelope: bytes
+    ) -> int:
+        """Store a snapshot of patch ``x_id`` beside the line; return X's seq.
+
+        Storing the same snapshot id again is a no-op returning the same seq.
+
+        Raises:
+            UnknownChannel: the channel does not exist.
+            UnknownPatch: X is not a stored (untrimmed) patch of the channel.
+        """
+
+    async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
+        """Return the patches with seq > ``since_seq`` and the head (no snapshot).
+
+        Raises:
+            HistoryTrimmed: ``since_seq`` is below the trimmed floor.
+        """
+
+    async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
+        """Return the latest snapshot (if any), the patches after its X, and the head."""
+
+    async def trim(self, channel_id: bytes, x_id: bytes) -> int:
+        """Remove patches with seq <= X's seq (and older snapshots), keep tombstones.
+
+        Returns:
+            X's seq (the new floor).  Trimming to the current floor again is a no-op.
+
+        Raises:
+            UnknownChannel: the channel does not exist.
+            UnknownPatch: X is not a known id of the channel.
+            NoSnapshot: X has no stored snapshot.
+        """
+
+    async def stats(self) -> StoreStats:
+        """Return totals across channels."""
+
+
+def open_store(url: str) -> Store:
+    """Build (not yet open) the store a URL names.
+
+    Args:
+        url: ``memory:`` or ``sqlite:///relative/or/absolute/path`` (``sqlite:////abs``
+            also works) or a bare path.
+
+    Returns:
+        A store; call and await :meth:`Store.open` before use.
+
+    Raises:
+        ValueError: unknown scheme.
+    """
+    from relay.store_memory import MemoryStore
+    from relay.store_sqlite import SQLiteStore
+
+    if url == "memory:":
+        return MemoryStore()
+    if url.startswith("sqlite://"):
+        return SQLiteStore(sqlite_path(url))
+    if "://" in url or url.endswith(":"):
+        raise ValueError(f"unknown store {url!r}: use 'sqlite:///PATH' or 'memory:'")
+    return SQLiteStore(url)
+
+
+def sqlite_path(url: str) -> str:
+    """Return the file path of a ``sqlite:///PATH`` URL (``PATH`` may be relative)."""
+    rest = url.removeprefix("sqlite://")
+    return rest[1:] if rest.startswith("/") else rest

@@ -1,0 +1,166 @@
+"""An in-memory :class:`relay.store.Store` for tests and throwaway relays.
+
+Theory of operation
+-------------------
+Plain dictionaries per channel.  Every method runs to completion without an
+``await`` inside, so on one event loop each is atomic, exactly like one
+SQLite transaction; that is all the compare-and-append needs.  Nothing is
+durable: a restart forgets everything.  It passes the same conformance suite
+as the SQLite store (``tests/test_relay_store.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from relay.store import (
+    AppendOutcome,
+    AppendResult,
+    ChannelInfo,
+    Head,
+    HistoryRead,
+    HistoryTrimmed,
+    NoSnapshot,
+    StoredPatch,
+    StoredSnapshot,
+    StoreStats,
+    UnknownChannel,
+    UnknownPatch,
+)
+
+
+@dataclasses.dataclass
+class _Channel:
+    verify_key: bytes
+    patches: dict[int, StoredPatch] = dataclasses.field(default_factory=dict)
+    ids: dict[bytes, int] = dataclasses.field(default_factory=dict)
+    tombstones: dict[bytes, int] = dataclasses.field(default_factory=dict)
+    snapshots: dict[int, StoredSnapshot] = dataclasses.field(default_factory=dict)
+    head: Head = dataclasses.field(default_factory=Head)
+    floor_seq: int = 0
+
+    def latest_snapshot(self) -> StoredSnapshot | None:
+        return self.snapshots[max(self.snapshots)] if self.snapshots else None
+
+    def stored_bytes(self) -> int:
+        patches = sum(len(p.envelope) for p in self.patches.values())
+        return patches + sum(len(s.envelope) for s in self.snapshots.values())
+
+    def pad_bytes(self) -> int:
+        snap = self.latest_snapshot()
+        after = snap.x_seq if snap else 0
+        size = sum(len(p.envelope) for s, p in self.patches.items() if s > after)
+        return size + (len(snap.envelope) if snap else 0)
+
+
+class MemoryStore:
+    """Dictionaries behind the :class:`relay.store.Store` protocol."""
+
+    def __init__(self) -> None:
+        self._channels: dict[bytes, _Channel] = {}
+
+    async def open(self) -> None:
+        """Nothing to open."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    def _get(self, channel_id: bytes) -> _Channel:
+        try:
+            return self._channels[channel_id]
+        except KeyError:
+            raise UnknownChannel(channel_id.hex()) from None
+
+    async def channel(self, channel_id: bytes) -> ChannelInfo | None:
+        """See :meth:`relay.store.Store.channel`."""
+        ch = self._channels.get(channel_id)
+        if ch is None:
+            return None
+        return ChannelInfo(
+            channel_id, ch.verify_key, ch.head, ch.floor_seq, ch.stored_bytes(), ch.pad_bytes()
+        )
+
+    async def create_channel(self, channel_id: bytes, verify_key: bytes) -> ChannelInfo:
+        """See :meth:`relay.store.Store.create_channel`."""
+        self._channels.setdefault(channel_id, _Channel(verify_key))
+        info = await self.channel(channel_id)
+        assert info is not None  # just created
+        return info
+
+    async def append(
+        self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
+    ) -> AppendResult:
+        """See :meth:`relay.store.Store.append`."""
+        ch = self._get(channel_id)
+        known = ch.ids.get(patch_id, ch.tombstones.get(patch_id))
+        if known is not None:
+            return AppendResult(AppendOutcome.DUPLICATE, known, ch.head)
+        if parent_id != ch.head.id:
+            return AppendResult(AppendOutcome.STALE, 0, ch.head)
+        seq = ch.head.seq + 1
+        ch.patches[seq] = StoredPatch(seq, patch_id, envelope)
+        ch.ids[patch_id] = seq
+        ch.head = Head(seq, patch_id)
+        return AppendResult(AppendOutcome.APPENDED, seq, ch.head)
+
+    async def lookup(self, channel_id: bytes, patch_id: bytes) -> int | None:
+        """See :meth:`relay.store.Store.lookup`."""
+        ch = self._channels.get(channel_id)
+        if ch is None:
+            return None
+        return ch.ids.get(patch_id, ch.tombstones.get(patch_id))
+
+    async def put_snapshot(
+        self, channel_id: bytes, x_id: bytes, snapshot_id: bytes, envelope: bytes
+    ) -> int:
+        """See :meth:`relay.store.Store.put_snapshot`."""
+        ch = self._get(channel_id)
+        x_seq = ch.ids.get(x_id)
+        if x_seq is None:
+            raise UnknownPatch(x_id.hex())
+        ch.snapshots[x_seq] = StoredSnapshot(x_seq, x_id, snapshot_id, envelope)
+        return x_seq
+
+    async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
+        """See :meth:`relay.store.Store.read_since`."""
+        ch = self._channels.get(channel_id)
+        if ch is None:
+            return HistoryRead(None, (), Head())
+        if since_seq < ch.floor_seq:
+            raise HistoryTrimmed(ch.floor_seq)
+        items = [ch.patches[s] for s in range(since_seq + 1, ch.head.seq + 1)]
+        return HistoryRead(None, items, ch.head)
+
+    async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
+        """See :meth:`relay.store.Store.read_from_snapshot`."""
+        ch = self._channels.get(channel_id)
+        if ch is None:
+            return HistoryRead(None, (), Head())
+        snap = ch.latest_snapshot()
+        start = snap.x_seq if snap else ch.floor_seq
+        items = [ch.patches[s] for s in range(start + 1, ch.head.seq + 1)]
+        return HistoryRead(snap, items, ch.head)
+
+    async def trim(self, channel_id: bytes, x_id: bytes) -> int:
+        """See :meth:`relay.store.Store.trim`."""
+        ch = self._get(channel_id)
+        x_seq = ch.ids.get(x_id, ch.tombstones.get(x_id))
+        if x_seq is None:
+            raise UnknownPatch(x_id.hex())
+        if x_seq <= ch.floor_seq:
+            return ch.floor_seq
+        if x_seq not in ch.snapshots:
+            raise NoSnapshot(x_id.hex())
+        for seq in range(ch.floor_seq + 1, x_seq + 1):
+            patch = ch.patches.pop(seq)
+            del ch.ids[patch.id]
+            ch.tombstones[patch.id] = seq
+        for seq in [s for s in ch.snapshots if s < x_seq]:
+            del ch.snapshots[seq]
+        ch.floor_seq = x_seq
+        return x_seq
+
+    async def stats(self) -> StoreStats:
+        """See :meth:`relay.store.Store.stats`."""
+        total = sum(ch.stored_bytes() for ch in self._channels.values())
+        return StoreStats(len(self._channels), total)

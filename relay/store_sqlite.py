@@ -1,0 +1,491 @@
+"""The SQLite :class:`relay.store.Store`: one writer thread with group commit.
+
+Theory of operation
+-------------------
+One dedicated thread owns the only connection (stdlib :mod:`sqlite3`, WAL,
+``synchronous=FULL``), so the event loop never blocks on disk.  Coroutines
+submit *operations* (plain functions of the connection) on a queue and await
+a future.  The thread takes whatever is queued (up to ``batch_max``), runs the
+batch's writes inside one ``BEGIN IMMEDIATE ... COMMIT`` -- one fsync for the
+whole batch -- each write in its own SAVEPOINT so one failing write cannot
+spoil its neighbours, and only *after* the commit resolves the writers'
+futures.  So an acknowledgement, which the relay sends after the future
+resolves, always follows durability.  The batch's reads run after the commit,
+each in its own read transaction (a consistent snapshot under WAL).
+
+Compare-and-append is atomic because only this thread writes: the dedupe
+check, the head comparison and the insert of one :meth:`append` run inside the
+same transaction.  ``PRAGMA user_version`` is the schema version; a database
+with a newer version is refused at :meth:`open` with :class:`SchemaTooNew`.
+
+Sizes are kept as columns (``stored_bytes``, ``pad_bytes``) so the relay's
+quota checks cost one row read, not a scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from relay.store import (
+    SCHEMA_VERSION,
+    AppendOutcome,
+    AppendResult,
+    ChannelInfo,
+    Head,
+    HistoryRead,
+    HistoryTrimmed,
+    NoSnapshot,
+    SchemaTooNew,
+    StoredPatch,
+    StoredSnapshot,
+    StoreError,
+    StoreStats,
+    UnknownChannel,
+    UnknownPatch,
+)
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE channels (
+    channel_id   BLOB PRIMARY KEY,
+    verify_key   BLOB NOT NULL,
+    head_seq     INTEGER NOT NULL,
+    head_id      BLOB NOT NULL,
+    floor_seq    INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL,
+    pad_bytes    INTEGER NOT NULL
+);
+CREATE TABLE patches (
+    channel_id BLOB NOT NULL,
+    seq        INTEGER NOT NULL,
+    id         BLOB NOT NULL,
+    envelope   BLOB NOT NULL,
+    PRIMARY KEY (channel_id, seq)
+);
+CREATE UNIQUE INDEX patches_by_id ON patches (channel_id, id);
+CREATE TABLE tombstones (
+    channel_id BLOB NOT NULL,
+    id         BLOB NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, id)
+) WITHOUT ROWID;
+CREATE TABLE snapshots (
+    channel_id BLOB NOT NULL,
+    x_seq      INTEGER NOT NULL,
+    x_id       BLOB NOT NULL,
+    id         BLOB NOT NULL,
+    envelope   BLOB NOT NULL,
+    PRIMARY KEY (channel_id, x_seq)
+);
+"""
+
+
+@dataclasses.dataclass
+class _Op:
+    fn: Callable[[sqlite3.Connection], Any]
+    write: bool
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+_STOP = object()
+
+
+class SQLiteStore:
+    """SQLite file storage.
+
+    Args:
+        path: the database file (created if missing).
+        batch_max: most operations committed together.
+    """
+
+    def __init__(self, path: str, batch_max: int = 512) -> None:
+        self.path = path
+        self._batch_max = batch_max
+        self._queue: queue.SimpleQueue[_Op | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._observer: Callable[[int], None] | None = None
+
+    # --- lifecycle -----------------------------------------------------------
+
+    async def open(self) -> None:
+        """Start the writer thread and check or create the schema.
+
+        Raises:
+            SchemaTooNew: the file was written by a newer blindpad.
+            StoreError: the file cannot be opened as a database.
+        """
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[BaseException | None] = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(loop, ready), name="blindpad-sqlite-writer", daemon=True
+        )
+        self._thread.start()
+        error = await ready
+        if error is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+            raise error
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the thread, close the connection."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    def observe_commits(self, observer: Callable[[int], None]) -> None:
+        """Call ``observer(batch_size)`` on the event loop after every commit."""
+        self._observer = observer
+
+    async def synchronous(self) -> int:
+        """Return ``PRAGMA synchronous`` of the writer connection (2 = FULL, 3 = EXTRA)."""
+        return int(await self._submit(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]))
+
+    # --- the thread ----------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"{self.path} has schema version {version}, newer than this relay's "
+                    f"{SCHEMA_VERSION}: upgrade blindpad (or restore a backup) to use it"
+                )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            if version == 0:
+                conn.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _run(
+        self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[BaseException | None]
+    ) -> None:
+        try:
+            conn = self._connect()
+        except (sqlite3.Error, StoreError) as exc:
+            error = exc if isinstance(exc, StoreError) else StoreError(f"{self.path}: {exc}")
+            loop.call_soon_threadsafe(ready.set_result, error)
+            return
+        loop.call_soon_threadsafe(ready.set_result, None)
+        try:
+            while self._serve_batch(conn):
+                pass
+        finally:
+            conn.close()
+
+    def _serve_batch(self, conn: sqlite3.Connection) -> bool:
+        batch: list[_Op] = []
+        item = self._queue.get()
+        running = True
+        while True:
+            if item is _STOP:
+                running = False
+                break
+            assert isinstance(item, _Op)
+            batch.append(item)
+            if len(batch) >= self._batch_max or self._queue.empty():
+                break
+            item = self._queue.get()
+        writes = [op for op in batch if op.write]
+        write_results = self._commit(conn, writes) if writes else []
+        read_results = [self._attempt(conn, op, read=True) for op in batch if not op.write]
+        for op, result in zip(writes, write_results, strict=True):
+            op.loop.call_soon_threadsafe(_settle, op.future, result)
+        if writes and self._observer is not None:
+            writes[0].loop.call_soon_threadsafe(self._observer, len(writes))
+        reads = [op for op in batch if not op.write]
+        for op, result in zip(reads, read_results, strict=True):
+            op.loop.call_soon_threadsafe(_settle, op.future, result)
+        return running
+
+    def _commit(self, conn: sqlite3.Connection, writes: list[_Op]) -> list[object]:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            results = [self._attempt(conn, op, read=False) for op in writes]
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            failure = StoreError(f"commit failed: {exc}")
+            return [failure for _ in writes]
+        return results
+
+    @staticmethod
+    def _attempt(conn: sqlite3.Connection, op: _Op, *, read: bool) -> object:
+        conn.execute("BEGIN" if read else "SAVEPOINT op")
+        try:
+            result = op.fn(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK" if read else "ROLLBACK TO op")
+            if not read:
+                conn.execute("RELEASE op")
+            return exc if isinstance(exc, StoreError) else StoreError(repr(exc))
+        conn.execute("COMMIT" if read else "RELEASE op")
+        return result
+
+    async def _submit(self, fn: Callable[[sqlite3.Connection], T], write: bool = False) -> T:
+        if self._thread is None:
+            raise StoreError("the SQLite store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Op(fn, write, future, loop))
+        return await future
+
+    # --- the Store protocol --------------------------------------------------
+
+    async def channel(self, channel_id: bytes) -> ChannelInfo | None:
+        """See :meth:`relay.store.Store.channel`."""
+        return await self._submit(lambda c: _channel(c, channel_id))
+
+    async def create_channel(self, channel_id: bytes, verify_key: bytes) -> ChannelInfo:
+        """See :meth:`relay.store.Store.create_channel`."""
+
+        def op(c: sqlite3.Connection) -> ChannelInfo:
+            c.execute(
+                "INSERT OR IGNORE INTO channels VALUES (?, ?, 0, ?, 0, 0, 0)",
+                (channel_id, verify_key, Head().id),
+            )
+            return _require(c, channel_id)
+
+        return await self._submit(op, write=True)
+
+    async def append(
+        self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
+    ) -> AppendResult:
+        """See :meth:`relay.store.Store.append`."""
+        return await self._submit(
+            lambda c: _append(c, channel_id, patch_id, parent_id, envelope), write=True
+        )
+
+    async def lookup(self, channel_id: bytes, patch_id: bytes) -> int | None:
+        """See :meth:`relay.store.Store.lookup`."""
+        return await self._submit(lambda c: _lookup(c, channel_id, patch_id))
+
+    async def put_snapshot(
+        self, channel_id: bytes, x_id: bytes, snapshot_id: bytes, envelope: bytes
+    ) -> int:
+        """See :meth:`relay.store.Store.put_snapshot`."""
+        return await self._submit(
+            lambda c: _put_snapshot(c, channel_id, x_id, snapshot_id, envelope), write=True
+        )
+
+    async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
+        """See :meth:`relay.store.Store.read_since`."""
+        return await self._submit(lambda c: _read_since(c, channel_id, since_seq))
+
+    async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
+        """See :meth:`relay.store.Store.read_from_snapshot`."""
+        return await self._submit(lambda c: _read_from_snapshot(c, channel_id))
+
+    async def trim(self, channel_id: bytes, x_id: bytes) -> int:
+        """See :meth:`relay.store.Store.trim`."""
+        return await self._submit(lambda c: _trim(c, channel_id, x_id), write=True)
+
+    async def stats(self) -> StoreStats:
+        """See :meth:`relay.store.Store.stats`."""
+
+        def op(c: sqlite3.Connection) -> StoreStats:
+            row = c.execute("SELECT COUNT(*), COALESCE(SUM(stored_bytes), 0) FROM channels")
+            count, total = row.fetchone()
+            return StoreStats(int(count), int(total))
+
+        return await self._submit(op)
+
+
+def _settle(future: asyncio.Future[Any], result: object) -> None:
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+# --- operations (run on the writer thread) -----------------------------------------
+
+
+def _channel(c: sqlite3.Connection, channel_id: bytes) -> ChannelInfo | None:
+    row = c.execute(
+        "SELECT verify_key, head_seq, head_id, floor_seq, stored_bytes, pad_bytes"
+        " FROM channels WHERE channel_id = ?",
+        (channel_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    key, head_seq, head_id, floor_seq, stored, pad = row
+    return ChannelInfo(channel_id, key, Head(head_seq, head_id), floor_seq, stored, pad)
+
+
+def _require(c: sqlite3.Connection, channel_id: bytes) -> ChannelInfo:
+    info = _channel(c, channel_id)
+    if info is None:
+        raise UnknownChannel(channel_id.hex())
+    return info
+
+
+def _lookup(c: sqlite3.Connection, channel_id: bytes, patch_id: bytes) -> int | None:
+    for table in ("patches", "tombstones"):
+        row = c.execute(
+            f"SELECT seq FROM {table} WHERE channel_id = ? AND id = ?", (channel_id, patch_id)
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+    return None
+
+
+def _append(
+    c: sqlite3.Connection, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
+) -> AppendResult:
+    info = _require(c, channel_id)
+    known = _lookup(c, channel_id, patch_id)
+    if known is not None:
+        return AppendResult(AppendOutcome.DUPLICATE, known, info.head)
+    if parent_id != info.head.id:
+        return AppendResult(AppendOutcome.STALE, 0, info.head)
+    seq = info.head.seq + 1
+    c.execute("INSERT INTO patches VALUES (?, ?, ?, ?)", (channel_id, seq, patch_id, envelope))
+    c.execute(
+        "UPDATE channels SET head_seq = ?, head_id = ?, stored_bytes = stored_bytes + ?,"
+        " pad_bytes = pad_bytes + ? WHERE channel_id = ?",
+        (seq, patch_id, len(envelope), len(envelope), channel_id),
+    )
+    return AppendResult(AppendOutcome.APPENDED, seq, Head(seq, patch_id))
+
+
+def _put_snapshot(
+    c: sqlite3.Connection, channel_id: bytes, x_id: bytes, snapshot_id: bytes, envelope: bytes
+) -> int:
+    _require(c, channel_id)
+    row = c.execute(
+        "SELECT seq FROM patches WHERE channel_id = ? AND id = ?", (channel_id, x_id)
+    ).fetchone()
+    if row is None:
+        raise UnknownPatch(x_id.hex())
+    x_seq = int(row[0])
+    old = c.execute(
+        "SELECT length(envelope) FROM snapshots WHERE channel_id = ? AND x_seq = ?",
+        (channel_id, x_seq),
+    ).fetchone()
+    c.execute(
+        "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)",
+        (channel_id, x_seq, x_id, snapshot_id, envelope),
+    )
+    delta = len(envelope) - (old[0] if old else 0)
+    c.execute(
+        "UPDATE channels SET stored_bytes = stored_bytes + ? WHERE channel_id = ?",
+        (delta, channel_id),
+    )
+    _refresh_pad_bytes(c, channel_id)
+    return x_seq
+
+
+def _refresh_pad_bytes(c: sqlite3.Connection, channel_id: bytes) -> None:
+    c.execute(
+        "UPDATE channels SET pad_bytes ="
+        " COALESCE((SELECT length(envelope) FROM snapshots WHERE channel_id = :c"
+        "   ORDER BY x_seq DESC LIMIT 1), 0)"
+        " + COALESCE((SELECT SUM(length(envelope)) FROM patches WHERE channel_id = :c"
+        "   AND seq > COALESCE((SELECT MAX(x_seq) FROM snapshots WHERE channel_id = :c), 0)), 0)"
+        " WHERE channel_id = :c",
+        {"c": channel_id},
+    )
+
+
+def _patches_after(c: sqlite3.Connection, channel_id: bytes, seq: int) -> list[StoredPatch]:
+    rows = c.execute(
+        "SELECT seq, id, envelope FROM patches WHERE channel_id = ? AND seq > ? ORDER BY seq",
+        (channel_id, seq),
+    )
+    return [StoredPatch(s, i, e) for s, i, e in rows]
+
+
+def _read_since(c: sqlite3.Connection, channel_id: bytes, since_seq: int) -> HistoryRead:
+    info = _channel(c, channel_id)
+    if info is None:
+        return HistoryRead(None, (), Head())
+    if since_seq < info.floor_seq:
+        raise HistoryTrimmed(info.floor_seq)
+    return HistoryRead(None, _patches_after(c, channel_id, since_seq), info.head)
+
+
+def _read_from_snapshot(c: sqlite3.Connection, channel_id: bytes) -> HistoryRead:
+    info = _channel(c, channel_id)
+    if info is None:
+        return HistoryRead(None, (), Head())
+    row = c.execute(
+        "SELECT x_seq, x_id, id, envelope FROM snapshots WHERE channel_id = ?"
+        " ORDER BY x_seq DESC LIMIT 1",
+        (channel_id,),
+    ).fetchone()
+    snap = StoredSnapshot(*row) if row else None
+    start = snap.x_seq if snap else info.floor_seq
+    return HistoryRead(snap, _patches_after(c, channel_id, start), info.head)
+
+
+def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes) -> int:
+    info = _require(c, channel_id)
+    x_seq = _lookup(c, channel_id, x_id)
+    if x_seq is None:
+        raise UnknownPatch(x_id.hex())
+    if x_seq <= info.floor_seq:
+        return info.floor_seq
+    has_snapshot = c.execute(
+        "SELECT 1 FROM snapshots WHERE channel_id = ? AND x_seq = ?", (channel_id, x_seq)
+    ).fetchone()
+    if has_snapshot is None:
+        raise NoSnapshot(x_id.hex())
+    freed = c.execute(
+        "SELECT COALESCE(SUM(length(envelope)), 0) FROM ("
+        " SELECT envelope FROM patches WHERE channel_id = :c AND seq <= :x"
+        " UNION ALL SELECT envelope FROM snapshots WHERE channel_id = :c AND x_seq < :x)",
+        {"c": channel_id, "x": x_seq},
+    ).fetchone()[0]
+    c.execute(
+        "INSERT INTO tombstones SELECT channel_id, id, seq FROM patches"
+        " WHERE channel_id = ? AND seq <= ?",
+        (channel_id, x_seq),
+    )
+    c.execute("DELETE FROM patches WHERE channel_id = ? AND seq <= ?", (channel_id, x_seq))
+    c.execute("DELETE FROM snapshots WHERE channel_id = ? AND x_seq < ?", (channel_id, x_seq))
+    c.execute(
+        "UPDATE channels SET floor_seq = ?, stored_bytes = stored_bytes - ? WHERE channel_id = ?",
+        (x_seq, freed, channel_id),
+    )
+    return x_seq
+
+
+def backup(source: str, destination: str) -> None:
+    """Copy the database at ``source`` to ``destination`` consistently, even while in use.
+
+    Uses SQLite's online backup API, so a running relay may keep writing.
+
+    Raises:
+        StoreError: either file cannot be opened, or the copy fails.
+    """
+    try:
+        src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {source}: {exc}") from exc
+    try:
+        dst = sqlite3.connect(destination)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"backup to {destination} failed: {exc}") from exc
+    finally:
+        src.close()

@@ -1,0 +1,232 @@
+"""Shared fixtures for the relay tests: a real relay on loopback and a client.
+
+* :func:`running_relay` serves :func:`relay.app.create_app` with uvicorn (the
+  websockets sans-I/O implementation) on a free loopback port in a thread, so
+  fault hooks can be injected; :class:`RelayProcess` runs ``python -m relay``
+  as a subprocess for tests that kill it.
+* :class:`Client` is a thin real-``websockets`` client speaking the frames of
+  :mod:`relay.frames`; :class:`Pad` seals real envelopes with crypto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+
+import crypto
+from crypto.envelope import Kind, envelope_id, seal, seal_ephemeral
+from relay import frames as f
+from relay.app import RelayConfig, create_app
+from relay.cli import uvicorn_config
+from relay.faults import Faults
+from relay.limits import Limits
+
+TIMEOUT = 20.0
+F = TypeVar("F", bound=f.Frame)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass(frozen=True)
+class RelayHandle:
+    """Where a running relay listens."""
+
+    url: str
+
+    @property
+    def ws_url(self) -> str:
+        """The websocket endpoint."""
+        return self.url.replace("http://", "ws://").rstrip("/") + "/ws"
+
+
+@contextlib.contextmanager
+def running_relay(
+    config: RelayConfig | None = None, *, faults: Faults | None = None
+) -> Iterator[RelayHandle]:
+    """Serve a relay in a background thread on a free loopback port.
+
+    Args:
+        config: defaults to an in-memory store and default limits.
+        faults: fault hooks.
+
+    Yields:
+        The relay's address.
+    """
+    config = config or RelayConfig(store_url="memory:", web_dir=None)
+    app = create_app(config, faults=faults)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    server = uvicorn.Server(uvicorn_config(app, config.limits))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("relay did not start")
+            time.sleep(0.01)
+        yield RelayHandle(f"http://127.0.0.1:{sock.getsockname()[1]}/")
+    finally:
+        server.should_exit = True
+        thread.join(TIMEOUT)
+        sock.close()
+
+
+class RelayProcess:
+    """``python -m relay`` in a subprocess (for SIGKILL and CLI tests).
+
+    Args:
+        args: extra CLI arguments (``--store`` and so on).
+    """
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "relay", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.stop()
+            raise RuntimeError(f"relay did not start: {line!r}")
+        self.handle = RelayHandle(line.split("listening on ")[1].split(" ")[0])
+
+    def kill(self) -> None:
+        """SIGKILL the relay and reap it."""
+        self.proc.kill()
+        self.stop()
+
+    def stop(self) -> None:
+        """Terminate (if alive), wait, and close the pipes."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(TIMEOUT)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+class Pad:
+    """A pad's keys and an author, sealing real envelopes with crypto."""
+
+    def __init__(self) -> None:
+        self.keys = crypto.PadKeys.generate()
+        self.author = crypto.Author.generate("tester")
+        self.session = crypto.Session.new()
+
+    @property
+    def channel_id(self) -> bytes:
+        """The pad's channel id."""
+        return self.keys.channel_id
+
+    def patch(self, parent: bytes, content: bytes = b"x") -> tuple[bytes, bytes]:
+        """Seal a patch on ``parent``; return (envelope, id)."""
+        envelope = seal(self.keys, self.author, Kind.PATCH, parent, content)
+        return envelope, envelope_id(envelope)
+
+    def sealed(self, kind: Kind, ref: bytes, content: bytes = b"s") -> bytes:
+        """Seal a snapshot or trim of patch ``ref``."""
+        return seal(self.keys, self.author, kind, ref, content)
+
+    def ephemeral(self, payload: bytes = b"cursor") -> bytes:
+        """Seal an ephemeral."""
+        return seal_ephemeral(self.keys, self.author, self.session, payload, now_ms=1)
+
+
+class Client:
+    """A protocol client over a real websocket."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, ws: ClientConnection, welcome: f.Welcome) -> None:
+        self.ws = ws
+        self.welcome = welcome
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(cls, relay: RelayHandle, token: bytes = b"") -> AsyncIterator[Client]:
+        """Open a connection and exchange HELLO / WELCOME."""
+        async with connect(relay.ws_url, max_size=None, open_timeout=TIMEOUT) as ws:
+            await ws.send(f.encode(f.Hello(f.PROTOCOL_VERSION, token)))
+            welcome = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            assert isinstance(welcome, f.Welcome), welcome
+            yield cls(ws, welcome)
+
+    @staticmethod
+    def request_id() -> int:
+        """A fresh request id."""
+        return next(Client._ids)
+
+    async def send(self, frame: f.Frame) -> None:
+        """Send one frame."""
+        await self.ws.send(f.encode(frame))
+
+    async def recv(self) -> f.Frame:
+        """Receive one frame."""
+        data = await asyncio.wait_for(self.ws.recv(), TIMEOUT)
+        assert isinstance(data, bytes)
+        return f.decode(data)
+
+    async def expect(self, cls: type[F]) -> F:
+        """Receive frames until one of ``cls`` (skipping peer notices)."""
+        while True:
+            frame = await self.recv()
+            if isinstance(frame, cls):
+                return frame
+            assert isinstance(frame, f.PeerJoined | f.PeerLeft), frame
+
+    async def subscribe(
+        self,
+        pad: Pad,
+        since: int = 0,
+        start: f.SubscribeFrom = f.SubscribeFrom.SINCE,
+        key: bytes | None = None,
+    ) -> list[f.Frame]:
+        """Subscribe; return the frames up to and including HISTORY_END or REFUSE."""
+        rid = self.request_id()
+        vk = pad.keys.verify_key if key is None else key
+        await self.send(f.Subscribe(rid, pad.channel_id, start, since, vk))
+        got: list[f.Frame] = []
+        while True:
+            frame = await self.recv()
+            got.append(frame)
+            if isinstance(frame, f.HistoryEnd | f.Refuse) and frame.request_id == rid:
+                return got
+
+    async def push(self, envelope: bytes) -> f.Ack | f.Refuse:
+        """Push a patch and wait for its ACK or REFUSE."""
+        rid = self.request_id()
+        await self.send(f.Push(rid, envelope))
+        return await self.answer(rid)
+
+    async def answer(self, rid: int) -> f.Ack | f.Refuse:
+        """Wait for the ACK or REFUSE of request ``rid``."""
+        while True:
+            frame = await self.recv()
+            if isinstance(frame, f.Ack | f.Refuse) and frame.request_id == rid:
+                return frame
+
+
+def small_limits(**overrides: int) -> Limits:
+    """Default limits with a generous rate, overridden as given."""
+    values = {"rate_per_second": 100_000, "rate_burst": 100_000, **overrides}
+    return Limits(**values)
