@@ -392,6 +392,71 @@ class Engine(Generic[D, P]):
         if head is not None and head not in self.chain:
             self._awaiting = head
 
+    def adopt(self, sealed: list[bytes]) -> list[bytes]:
+        """Take back our own sealed patches after a restart (write-ahead recovery).
+
+        Call it once history has been loaded and before any local edit, with
+        the patches the previous process sealed and had not seen
+        acknowledged, oldest first (each parented on the one before).  Those
+        already on the chain count as acknowledged.  The rest are sent again
+        with the same bytes (same ids: the relay acknowledges a copy it
+        already stored) while they still chain from the head; if the head
+        has moved past their parent, they are combined, rebased onto it and
+        sealed afresh, like refused work.
+
+        Returns:
+            The ids of the patches found already on the chain.
+
+        Raises:
+            LocalError: the engine has local work, or a patch is not one of
+                ours to adopt (does not open, does not chain, parent unknown).
+        """
+        if not self.saved:
+            raise LocalError("adopt before any local edit")
+        landed: list[bytes] = []
+        pending: list[_Own[P]] = []
+        for data in sealed:
+            opened = self.codec.open(data)
+            payload = None if opened.kind != PATCH else self._decode(opened)
+            if payload is None:
+                raise LocalError("cannot adopt a sealed patch that does not open as a patch")
+            if opened.id in self.chain:
+                landed.append(opened.id)
+            elif pending and opened.ref != pending[-1].sealed.id:
+                raise LocalError("adopted patches must each be parented on the one before")
+            else:
+                pending.append(_Own(Sealed(opened.id, data), opened.ref, payload))
+        if not pending:
+            return landed
+        if pending[0].parent == self.head.id:
+            self.inflight = pending
+            self.view = self.doctype.apply(self.auth, self.uncommitted())
+            self._events += [SendPatch(own.sealed) for own in pending]
+            return landed
+        base = self.chain.nodes.get(pending[0].parent)
+        if base is None or not base.on_chain:
+            raise LocalError("cannot rebase adopted patches: their parent is not on the chain")
+        doc = self.doctype
+        work = doc.identity()
+        for own in pending:
+            work = doc.compose(work, own.payload.patch)
+            self._supersede(own)
+        for node in self._path_after(base):
+            if node.patch is not None and node.inverse is not None:
+                work = doc.transform(work, node.patch.patch)
+        self.open = work
+        self.view = doc.apply(self.auth, work)
+        return landed
+
+    def _path_after(self, ancestor: Node[Payload[P]]) -> list[Node[Payload[P]]]:
+        """The best chain's nodes after ``ancestor``, oldest first."""
+        path: list[Node[Payload[P]]] = []
+        for node in self.chain.ancestors(self.head):
+            if node is ancestor:
+                return list(reversed(path))
+            path.append(node)
+        raise LocalError("node is not on the best chain")
+
     def resend(self) -> None:
         """After a reconnect: send every in-flight patch again, same bytes, same ids."""
         self._awaiting = None

@@ -341,3 +341,35 @@ def test_the_chain_keeps_only_recent_history() -> None:
     assert len(a.chain.nodes) <= 2 * 1000 + 1
     assert b.view == "x" * 2500
     assert b.height == 2500
+
+
+def test_adopt_after_a_crash_counts_stored_patches_and_resends_or_rebases_the_rest() -> None:
+    a, b = engine(1, pipeline=4), engine(2)
+    for i, char in enumerate("abc"):
+        a.edit(insert(i, char))
+        a.flush()
+    p1, p2, p3 = sent(a)  # a's process dies with all three unacknowledged on disk
+    b.receive(p1, 1)  # the relay had stored the first only
+    # Restarted on the same head: the two others go again, byte for byte.
+    fresh = engine(1, pipeline=4)
+    fresh.receive(p1, 1)
+    assert fresh.adopt([p1, p2, p3]) == [header(p1)[0]]
+    assert sent(fresh) == [p2, p3]
+    assert fresh.view == "abc"
+    # Restarted after someone else moved the head: rebased and sealed afresh.
+    b.edit(insert(0, "B"))
+    b.flush()
+    (q,) = sent(b)
+    late = engine(1, pipeline=4)
+    late.receive(p1, 1)
+    late.receive(q, 2)
+    assert late.adopt([p1, p2, p3]) == [header(p1)[0]]
+    assert late.view == "Babc"
+    late.flush()
+    (resent,) = sent(late)
+    assert header(resent)[2] == header(q)[0]
+    b.receive(resent, 3)
+    assert b.view == "Babc"
+    late.edit(insert(0, "x"))
+    with pytest.raises(LocalError, match="before any local edit"):
+        late.adopt([p2])
