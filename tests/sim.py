@@ -33,6 +33,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from vectors.check_chain import VectorCodec
+
 from client import textops
 from client.doctype import TEXT
 from client.engine import (
@@ -40,9 +42,7 @@ from client.engine import (
     Alarm,
     AlarmKind,
     Engine,
-    Opened,
     Reverted,
-    Sealed,
     SendPatch,
     SendSnapshot,
 )
@@ -55,27 +55,11 @@ _ALPHABET = [
 ]
 
 
-class FakeCodec:
-    """Envelopes without cryptography: ``kind | ref | author | counter | content``.
-
-    Ids are SHA-256 of the bytes, as with the real envelope; the author and
-    counter make every sealed patch unique, as the real random nonce does.
-    """
-
-    def __init__(self, author: int) -> None:
-        self.author = author
-        self.counter = 0
-
-    def seal(self, kind: int, ref: bytes, content: bytes) -> Sealed:
-        self.counter += 1
-        data = bytes([kind]) + ref + self.author.to_bytes(4, "big")
-        data += self.counter.to_bytes(8, "big") + content
-        return Sealed(hashlib.sha256(data).digest(), data)
-
-    def open(self, data: bytes) -> Opened:
-        if len(data) < 45:
-            raise ValueError("too short")
-        return Opened(hashlib.sha256(data).digest(), data[0], data[1:33], data[45:])
+# Envelopes without cryptography: ``kind | ref | author | counter | content``,
+# ids SHA-256 of the bytes as with the real envelope; the author and counter
+# make every sealed patch unique, as the real random nonce does.  One codec
+# serves the simulator and the chain vectors (which must run under Pyodide).
+FakeCodec = VectorCodec
 
 
 def header(data: bytes) -> tuple[bytes, int, bytes]:

@@ -110,14 +110,18 @@ def resolve_positions(spec: dict[str, Any], rng: random.Random) -> None:
         step[3] = rng.randint(0, min(2, len(view) - step[2]))
 
 
-def main() -> None:
+def render() -> str:
+    """The whole vector file, deterministically."""
     rng = random.Random(20261121)
     records = best_cases(rng) + session_cases(rng)
+    return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+
+
+def main() -> None:
     path = HERE / "chain.jsonl"
-    with path.open("w", encoding="utf-8", newline="\n") as out:
-        for record in records:
-            out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
-    print(f"wrote {len(records)} records to {path.name}")
+    text = render()
+    path.write_text(text, encoding="utf-8", newline="\n")
+    print(f"wrote {text.count(chr(10))} records to {path.name}")
 
 
 if __name__ == "__main__":
