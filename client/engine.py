@@ -38,6 +38,25 @@ head.  Only the author ever re-seals its own work.  A superseded patch is still
 recognised by id if it does land after all (federated relays), so nothing is
 applied twice.  A refusal from the relay (stale parent) does the same squash.
 
+Forks
+-----
+A single relay never forks; federated relays or direct peer sync do, and a
+fork switch walks back to the common ancestor and forward again.  Crossing
+someone else's patch by plain transform is lossy (a delete it already made
+is absorbed; an insert inside text it removes loses its anchor), and a fork
+switch may cross the same patch back and forth.  So the engine records, per
+patch of someone else, the pair of works that corresponded across it last
+time, and when it crosses again it restores the counterpart and rebases only
+the edits made since (:meth:`Engine._cross`).  Our own patch landing on the
+best chain cancels its additions against the work and applies its removals
+like a remote change (:meth:`Engine._land_own`).  The simulator's forking
+world (tests/sim.py) holds every session to an exact oracle with one
+documented exception, inherent in revert-and-resend: a delete of text whose
+insert was on a losing fork, made by a session that saw that insert
+reverted, may be void when the inserting author sends the text again.  And,
+as DESIGN.md says, work on a losing fork whose author is gone is lost until
+deterministic merges replace revert-and-resend.
+
 Integrity
 ---------
 Each patch's payload carries the size of the document it produces (checked on
