@@ -85,8 +85,13 @@ class DocType(Protocol[D, P]):
         where ``removals`` only removes and ``additions`` only adds."""
         ...
 
-    def split(self, patch: P, budget: int) -> list[P]:
-        """Consecutive patches of about ``budget`` characters or less, composing to ``patch``."""
+    def split(self, patch: P, budget: int, count: int) -> tuple[list[P], P]:
+        """Up to ``count`` consecutive pieces of about ``budget`` or less, and the rest.
+
+        Applying the pieces in order, then the rest, equals applying ``patch``;
+        a patch within the budget comes back whole as the only piece.  Runs
+        in O(size of the patch): the rest is built directly, not composed.
+        """
         ...
 
     def patch_to_wire(self, patch: P) -> object:
@@ -154,17 +159,19 @@ class TextType:
             removed += op.delete
         return removals, tuple(additions)
 
-    def split(self, patch: textops.Patch, budget: int) -> list[textops.Patch]:
+    def split(
+        self, patch: textops.Patch, budget: int, count: int
+    ) -> tuple[list[textops.Patch], textops.Patch]:
         """Split by operations, and long inserts into chunks of ``budget`` characters.
 
         Each piece is expressed in the coordinates of the document the previous
-        pieces produced, so applying them in order equals applying ``patch``.
-        A piece's wire size is about its insert's UTF-8 size plus a few bytes
-        per operation; ``budget`` counts characters, so callers pass a quarter
-        of their byte limit (a code point is at most four bytes of UTF-8).
+        pieces produced.  A piece's wire size is about its insert's UTF-8 size
+        plus a few bytes per operation; ``budget`` counts characters, so
+        callers pass a quarter of their byte limit (a code point is at most
+        four bytes of UTF-8).
         """
-        if budget < 1:
-            raise ValueError("split budget must be at least 1")
+        if budget < 1 or count < 1:
+            raise ValueError("split budget and count must be at least 1")
         units: list[tuple[int, int, str]] = []  # (original position, delete, text)
         for op in patch:
             text = op.insert
@@ -174,17 +181,21 @@ class TextType:
         pieces: list[textops.Patch] = []
         current: list[textops.Op] = []
         used = shift = 0  # shift: length change made by the pieces already closed
-        for pos, delete, text in units:
+        for index, (pos, delete, text) in enumerate(units):
             cost = len(text) + 16
             if current and used + cost > budget:
                 pieces.append(textops.normalize(current))
                 shift += sum(len(o.insert) - o.delete for o in current)
                 current, used = [], 0
+                if len(pieces) == count:
+                    # Everything left, as one patch on the document the pieces made.
+                    rest = [textops.Op(p + shift, d, t) for p, d, t in units[index:]]
+                    return pieces, textops.normalize(rest)
             current.append(textops.Op(pos + shift, delete, text))
             used += cost
         if current:
             pieces.append(textops.normalize(current))
-        return pieces
+        return pieces, ()
 
     def patch_to_wire(self, patch: textops.Patch) -> object:
         return textops.to_wire(patch)

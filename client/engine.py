@@ -333,20 +333,15 @@ class Engine(Generic[D, P]):
         # Characters per piece: up to 4 bytes of UTF-8 each, and room for the
         # payload's framing (size, hash, brackets: under 128 bytes).
         budget = max(1, (self.max_patch_bytes - 128) // 4)
-        pieces = [self.open]
-        if len(_dumps(self.doctype.patch_to_wire(self.open))) > self.max_patch_bytes:
-            pieces = self.doctype.split(self.open, budget)
-        if len(pieces) == 1:
-            self._seal(self.open, self.view)
-            self.open = self.doctype.identity()
+        pieces, rest = self.doctype.split(self.open, budget, free)
+        if len(pieces) == 1 and self.doctype.is_identity(rest):
+            self._seal(self.open, self.view)  # the usual case: the whole open patch
+            self.open = rest
             return
         doc = self._tip()
-        for piece in pieces[:free]:
+        for piece in pieces:
             doc = self.doctype.apply(doc, piece)
             self._seal(piece, doc)
-        rest = self.doctype.identity()
-        for piece in pieces[free:]:
-            rest = self.doctype.compose(rest, piece)
         self.open = rest
 
     def _tip(self) -> D:
