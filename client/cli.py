@@ -15,6 +15,14 @@ from collections.abc import Callable, Sequence
 #: name -> (module, one-line summary).  Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
     "relay": ("relay.cli", "run the content-blind relay (and serve the web page)"),
+    "new": ("client.commands.new", "create a pad; print its edit link, then its view link"),
+    "cat": ("client.commands.cat", "print a pad's text"),
+    "write": ("client.commands.write", "replace a pad's text with a file or stdin"),
+    "append": ("client.commands.append", "append text to a pad"),
+    "watch": ("client.commands.watch", "print changes and who is present as they happen"),
+    "edit": ("client.commands.edit", "edit a pad in $EDITOR, merged with others' changes"),
+    "history": ("client.commands.history", "list a pad's patches, authors and sizes"),
+    "view-link": ("client.commands.view_link", "derive the read-only link from an edit link"),
 }
 
 

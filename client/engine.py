@@ -299,6 +299,14 @@ class Engine(Generic[D, P]):
         events, self._events = self._events, []
         return events
 
+    def unacknowledged(self) -> list[Sealed]:
+        """The sealed patches sent and not yet on the chain, oldest first.
+
+        A front end keeps them in its write-ahead log (and hands them to
+        :meth:`adopt` after a restart); the open patch is not among them.
+        """
+        return [own.sealed for own in self.inflight]
+
     def uncommitted(self) -> P:
         """Everything not yet on the chain, as one patch from ``auth`` to ``view``."""
         work = self.doctype.identity()

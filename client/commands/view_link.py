@@ -1,0 +1,22 @@
+"""``blindpad view-link LINK``: derive the read-only link of a pad from its edit link."""
+
+from __future__ import annotations
+
+from client.commands import _common as c
+
+
+def main(argv: list[str]) -> int:
+    """Run ``blindpad view-link``."""
+    parser = c.parser(
+        "view-link",
+        "Print the view link (read and watch, never write) of a pad. Works offline.",
+        pad_options=False,
+    )
+    parser.add_argument("link", help="the pad's edit link (a view link is printed unchanged)")
+    args = parser.parse_args(argv)
+    try:
+        link = c.link_arg(args.link)
+    except c.CommandError as error:
+        return c.fail("view-link", str(error), error.code)
+    print(link.view_link())
+    return c.OK

@@ -1,0 +1,88 @@
+"""Errors raised by the blindpad SDK (:mod:`client`).
+
+Every error the SDK raises is a :class:`PadError`.  The tree::
+
+    PadError
+    ├── BadLink             the link is damaged or mistyped (also a ValueError)
+    ├── ReadOnly            a write through a view link: refused before anything is sent
+    ├── NotReady            an edit before the pad's history was loaded
+    ├── InvalidEdit         an edit that does not fit the current text (also a ValueError)
+    ├── PadClosed           the pad was closed (aclose, or a fatal failure)
+    ├── StateLocked         another process has this pad's state directory open
+    ├── ConnectionFailed    the relay could not be reached in time (open, synced)
+    ├── RelayRefused        the relay refused for good (quota, size, token...): .code
+    └── ProtocolError       the relay sent something this client cannot follow
+
+Blame follows the entry point, as in h11: :class:`ReadOnly`, :class:`NotReady`
+and :class:`PadClosed` describe local misuse; :class:`RelayRefused` and
+:class:`ProtocolError` describe the other side.  Integrity failures of stored
+data (an invalid patch, a rolled-back history) are *not* exceptions: the pad
+carries on and reports them as :class:`client.events.Alarm` events, never
+swallowed and never retried.  Transient network failures are not errors
+either: the pad reconnects by itself and reports
+:class:`client.events.ConnectionLost` / :class:`client.events.ConnectionRestored`.
+"""
+
+from __future__ import annotations
+
+
+class PadError(Exception):
+    """Root of every error raised by the blindpad SDK."""
+
+
+class BadLink(PadError, ValueError):
+    """A pad link could not be parsed; the message names what is wrong."""
+
+
+class ReadOnly(PadError):
+    """A write was attempted through a view link (nothing was sent)."""
+
+
+class NotReady(PadError):
+    """The pad's history is not loaded yet, so positions mean nothing."""
+
+
+class InvalidEdit(PadError, ValueError):
+    """An edit that does not apply to the current text (position past the end...)."""
+
+
+class PadClosed(PadError):
+    """The pad is closed."""
+
+
+class StateLocked(PadError):
+    """Another process holds this pad's state directory."""
+
+
+class ConnectionFailed(PadError):
+    """The relay could not be reached before the deadline."""
+
+
+class RelayRefused(PadError):
+    """The relay refused a request in a way retrying cannot fix.
+
+    Attributes:
+        code: the refusal or error code name (docs/PROTOCOL.md §5).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+class ProtocolError(PadError):
+    """The relay sent bytes this client cannot understand."""
+
+
+__all__ = [
+    "BadLink",
+    "ConnectionFailed",
+    "InvalidEdit",
+    "NotReady",
+    "PadClosed",
+    "PadError",
+    "ProtocolError",
+    "ReadOnly",
+    "RelayRefused",
+    "StateLocked",
+]

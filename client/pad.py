@@ -1,0 +1,559 @@
+"""The asyncio SDK: ``async with Pad.open(link) as pad``.
+
+Theory of operation
+-------------------
+A :class:`Pad` is a thin asyncio front end over one sans-I/O
+:class:`~client.session.PadSession`.  Three tasks run per open pad:
+
+* the **connection loop** opens a transport (:mod:`client.transport`), tells
+  the session, reads frames into it until the transport drops, then sleeps
+  an exponential backoff with jitter (:class:`Backoff`: capped, injectable)
+  and starts again.  The session resumes *since* the last sequence number it
+  saw and resends every unacknowledged patch, same bytes, same ids;
+* a **writer** per connection sends the frames the session queued;
+* a **ticker** wakes the session when it has something due (rate-limit
+  retries, presence heartbeat, peers expiring).
+
+After every step the pad *pumps*: it writes the session's unacknowledged
+patches to the state directory (fsync: write-ahead, before any of them is
+sent), records the last head, hands frames to the writer and events to every
+:meth:`Pad.events` stream, and wakes :meth:`Pad.synced` waiters.  Everything
+runs on one event loop, so no lock is needed: the session is only touched
+between awaits.
+
+``Pad.open`` returns once the pad's history has been loaded (so
+:attr:`Pad.text` is meaningful and write-ahead recovery has run); it raises
+:class:`~client.errors.ConnectionFailed` if that takes longer than
+``open_timeout``.  Later network failures are never raised: the pad goes
+offline, keeps local edits, and reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random as _random
+from collections.abc import Awaitable, Callable, Generator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import crypto
+from client.errors import BadLink, ConnectionFailed, PadClosed, ProtocolError, RelayRefused
+from client.events import Alarm, PadEvent, Peer, Status
+from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, wall_clock_ms
+from client.state import PadState, StateDir, default_name, default_state_dir
+from client.textops import Op, Patch, diff, normalize
+from client.transport import Connector, Transport, TransportClosed, websocket_url
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Backoff:
+    """Reconnection delays: ``initial * factor**(attempt-1)``, capped, with jitter.
+
+    Attributes:
+        initial: first delay in seconds.
+        factor: growth per failed attempt.
+        cap: the longest delay.
+        jitter: each delay is drawn in ``[d * (1 - jitter), d]``.
+    """
+
+    initial: float = 0.2
+    factor: float = 2.0
+    cap: float = 15.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, draw: Callable[[], float]) -> float:
+        """The delay before attempt number ``attempt`` (1 = first retry)."""
+        base = min(self.cap, self.initial * self.factor ** max(0, attempt - 1))
+        return base * (1 - self.jitter * draw())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PadLinks:
+    """The two links of a new pad."""
+
+    edit_link: str
+    view_link: str
+
+
+class _Default:
+    """Marker for "the default state directory"."""
+
+
+DEFAULT_STATE = _Default()
+
+
+def parse(link: str | crypto.PadLink) -> crypto.PadLink:
+    """Parse a link, mapping crypto's error into the SDK's tree.
+
+    Raises:
+        BadLink: the link is damaged or mistyped.
+    """
+    if isinstance(link, crypto.PadLink):
+        return link
+    try:
+        return crypto.parse_link(link)
+    except crypto.InvalidLink as error:
+        raise BadLink(str(error)) from error
+
+
+class _Opening:
+    """What :meth:`Pad.open` returns: awaitable, and an async context manager."""
+
+    def __init__(self, start: Callable[[], Awaitable[Pad]]) -> None:
+        self._start = start
+        self._pad: Pad | None = None
+
+    def __await__(self) -> Generator[Any, None, Pad]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Pad:
+        self._pad = await self._start()
+        return self._pad
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._pad is not None:
+            await self._pad.aclose()
+
+
+class _EventStream:
+    """An async iterator over a pad's events from the moment it was made."""
+
+    def __init__(self, pad: Pad) -> None:
+        self._pad = pad
+        self._queue: asyncio.Queue[PadEvent | None] = asyncio.Queue()
+        pad._streams.append(self._queue)
+
+    def __aiter__(self) -> _EventStream:
+        return self
+
+    async def __anext__(self) -> PadEvent:
+        item = await self._queue.get()
+        if item is None:
+            self.close()
+            raise StopAsyncIteration
+        return item
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        if self._queue in self._pad._streams:
+            self._pad._streams.remove(self._queue)
+
+
+class Pad:
+    """An open pad.  Build with :meth:`Pad.open` (or :meth:`Pad.create` for a new one).
+
+    Example:
+        >>> async with Pad.open(link) as pad:  # doctest: +SKIP
+        ...     await pad.insert(len(pad.text), "hello")
+        ...     await pad.synced()
+    """
+
+    def __init__(
+        self,
+        link: crypto.PadLink,
+        session: PadSession,
+        *,
+        state: PadState | None,
+        connector: Connector,
+        backoff: Backoff,
+        draw: Callable[[], float],
+    ) -> None:
+        self.link = link
+        self._session = session
+        self._state = state
+        self._connector = connector
+        self._backoff = backoff
+        self._draw = draw
+        self._url = websocket_url(link.base_url)
+        self._streams: list[asyncio.Queue[PadEvent | None]] = []
+        self._wake = asyncio.Event()
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._transport: Transport | None = None
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.last_error = ""
+        self.alarms: list[Alarm] = []  # every alarm since opening (the last 1000)
+
+    # --- opening and closing ----------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        link: str | crypto.PadLink,
+        *,
+        name: str | None = None,
+        author: crypto.Author | None = None,
+        state_dir: Path | str | _Default | None = DEFAULT_STATE,
+        connector: Connector | None = None,
+        backoff: Backoff | None = None,
+        presence_timeout: float = DEFAULT_PRESENCE_TIMEOUT_MS / 1000,
+        pipeline: int = 4,
+        token: bytes = b"",
+        open_timeout: float = 30.0,
+        clock: Callable[[], int] = wall_clock_ms,
+        seed: int | None = None,
+    ) -> _Opening:
+        """Open a pad: ``async with Pad.open(link) as pad`` or ``pad = await Pad.open(link)``.
+
+        Args:
+            link: an edit link (read and write) or a view link (read only).
+            name: your display name (stored with your identity).
+            author: the identity to sign with (default: the state dir's, or a fresh one).
+            state_dir: where the identity, write-ahead log and last head live;
+                ``None`` keeps nothing on disk (a crash may lose unsent edits).
+            connector: opens transports (default: websockets).
+            backoff: reconnection delays.
+            presence_timeout: seconds after which a silent peer expires.
+            pipeline: patches in flight at once.
+            token: the relay's channel-creation token, if it has one.
+            open_timeout: seconds to wait for the history before giving up.
+            clock: milliseconds since the epoch (injected for tests).
+            seed: seeds the backoff jitter (tests).
+
+        Returns:
+            An awaitable async context manager giving the open :class:`Pad`.
+
+        Raises:
+            BadLink: the link is damaged.
+            StateLocked: another process has this pad open with the same state dir.
+            ConnectionFailed: the history could not be loaded in ``open_timeout``.
+            RelayRefused: the relay refused to serve the pad (token, limits).
+        """
+
+        async def start() -> Pad:
+            parsed = parse(link)
+            state, who = _open_state(parsed, state_dir, name, author)
+            session = PadSession(
+                parsed.keys,
+                who,
+                clock=clock,
+                presence_timeout_ms=int(presence_timeout * 1000),
+                pipeline=pipeline,
+                last_head=state.last_head() if state else None,
+                recovered=state.recovered() if state else (),
+                token=token,
+            )
+            if connector is None:
+                from client.transport import WebsocketsConnector
+
+                conn: Connector = WebsocketsConnector()
+            else:
+                conn = connector
+            draw = _random.Random(seed).random
+            delays = backoff or Backoff()
+            pad = cls(parsed, session, state=state, connector=conn, backoff=delays, draw=draw)
+            await pad._start(open_timeout)
+            return pad
+
+        return _Opening(start)
+
+    @classmethod
+    async def create(
+        cls, relay_url: str, *, connector: Connector | None = None, token: bytes = b""
+    ) -> PadLinks:
+        """Make a new pad on a relay (the secret is made here, never sent).
+
+        Args:
+            relay_url: the relay's base URL, e.g. ``"https://pads.example.org"``.
+            connector: opens transports (default: websockets).
+            token: the relay's channel-creation token, if it has one.
+
+        Returns:
+            The edit link and the view link.
+
+        Raises:
+            BadLink: ``relay_url`` is not an http(s) URL.
+            ConnectionFailed: the relay could not be reached.
+            RelayRefused: the relay refused to create the pad.
+        """
+        try:
+            link = crypto.PadLink.new(relay_url.rstrip("/"))
+        except crypto.InvalidLink as error:
+            raise BadLink(str(error)) from error
+        async with cls.open(link, state_dir=None, connector=connector, token=token):
+            pass
+        return PadLinks(str(link), str(link.view_link()))
+
+    async def _start(self, open_timeout: float) -> None:
+        self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._tick())]
+        try:
+            async with asyncio.timeout(open_timeout):
+                while not self._session.ready:
+                    self._raise_failure()
+                    if self._tasks[0].done():
+                        break
+                    await self._changed()
+        except TimeoutError:
+            await self.aclose()
+            raise ConnectionFailed(
+                f"could not load the pad from {self.link.base_url} in {open_timeout:g} s"
+                + (f" ({self.last_error})" if self.last_error else "")
+            ) from None
+        except BaseException:
+            await self.aclose()
+            raise
+        if not self._session.ready:
+            await self.aclose()
+            self._raise_failure()
+
+    async def aclose(self) -> None:
+        """Close the pad: say goodbye, stop reconnecting, release the state directory."""
+        if self._closed:
+            return
+        self._closed = True
+        self._session.close()
+        self._pump()
+        if self._transport is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox.join(), 1.0)  # the goodbye
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._state is not None:
+            self._state.close()
+        for stream in list(self._streams):
+            stream.put_nowait(None)
+        self._wake.set()
+
+    async def __aenter__(self) -> Pad:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # --- reading ------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        """The text as this user sees it (including edits not yet acknowledged)."""
+        return self._session.text
+
+    @property
+    def status(self) -> Status:
+        """``offline``, ``syncing`` or ``saved`` (saved only once the relay acked every edit)."""
+        return self._session.status
+
+    @property
+    def peers(self) -> tuple[Peer, ...]:
+        """Everyone else present on the pad."""
+        return self._session.peers
+
+    @property
+    def read_only(self) -> bool:
+        """True for a pad opened with a view link."""
+        return not self.link.keys.can_write
+
+    @property
+    def session(self) -> PadSession:
+        """The sans-I/O session underneath (for tools and tests)."""
+        return self._session
+
+    def events(self) -> _EventStream:
+        """Events from now on: ``async for event in pad.events()``; ends when the pad closes.
+
+        Alarms raised while opening are also kept in :attr:`alarms`.
+        """
+        return _EventStream(self)
+
+    async def synced(self, timeout: float | None = None) -> None:
+        """Wait until the relay has acknowledged every local edit.
+
+        Args:
+            timeout: seconds; ``None`` waits as long as it takes (reconnecting).
+
+        Raises:
+            TimeoutError: not synced within ``timeout``.
+            RelayRefused: the relay refused an edit for good.
+            PadClosed: the pad was closed.
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                self._check_open()
+                self._raise_failure()
+                if self._session.status is Status.SAVED:
+                    return
+                await self._changed()
+
+    # --- writing ------------------------------------------------------------
+
+    async def insert(self, pos: int, text: str) -> None:
+        """Insert ``text`` at code point ``pos`` (returns at once; see :meth:`synced`).
+
+        Raises:
+            ReadOnly: a view link.
+            InvalidEdit: ``pos`` is past the end of the text.
+            PadClosed: the pad was closed.
+        """
+        self._edit(normalize([Op(pos, 0, text)]))
+
+    async def delete(self, pos: int, count: int) -> None:
+        """Delete ``count`` code points at ``pos``.
+
+        Raises:
+            ReadOnly: a view link.
+            InvalidEdit: the range is past the end of the text.
+            PadClosed: the pad was closed.
+        """
+        self._edit(normalize([Op(pos, count, "")]))
+
+    async def replace(self, text: str) -> None:
+        """Make the text ``text`` with a minimal diff (large changes are split).
+
+        Raises:
+            ReadOnly: a view link.
+            PadClosed: the pad was closed.
+        """
+        self._edit(diff(self._session.text, text))
+
+    async def apply(self, patch: Patch) -> None:
+        """Apply a canonical patch (:mod:`client.textops`) to the current text.
+
+        Raises:
+            ReadOnly: a view link.
+            InvalidEdit: the patch does not apply.
+            PadClosed: the pad was closed.
+        """
+        self._edit(patch)
+
+    async def set_presence(
+        self,
+        *,
+        name: str | None = None,
+        color: str | None = None,
+        cursor: tuple[int, int] | None = None,
+    ) -> None:
+        """Tell peers who you are and where your cursor is (view links may too).
+
+        Raises:
+            PadClosed: the pad was closed.
+        """
+        self._check_open()
+        self._session.set_presence(name=name, color=color, cursor=cursor)
+        self._pump()
+
+    def _edit(self, patch: Patch) -> None:
+        self._check_open()
+        if patch:
+            self._session.edit(patch)
+            self._pump()
+
+    # --- the machinery --------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise PadClosed("the pad is closed")
+
+    def _raise_failure(self) -> None:
+        failure = self._session.failure
+        if failure is not None:
+            raise RelayRefused(failure.code, failure.message)
+
+    async def changed(self) -> None:
+        """Wait until anything happens: a frame, an edit, an event, a state change.
+
+        A building block for ``while not condition: await pad.changed()``.
+        """
+        await self._wake.wait()
+
+    async def _changed(self) -> None:
+        await self._wake.wait()
+
+    def _pump(self) -> None:
+        if self._state is not None:
+            self._state.write_pending(self._session.pending())
+            self._state.write_head(self._session.last_head)
+        for frame in self._session.frames_to_send():
+            if self._transport is not None:
+                self._outbox.put_nowait(frame)
+        for event in self._session.events():
+            if isinstance(event, Alarm):
+                self.alarms = [*self.alarms[-999:], event]
+            for stream in self._streams:
+                stream.put_nowait(event)
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closed:
+            live = await self._connect_once()
+            attempt = 1 if live else attempt + 1
+            if self._fatal():
+                self._pump()
+                return
+            await asyncio.sleep(self._backoff.delay(attempt, self._draw))
+
+    def _fatal(self) -> bool:
+        failure = self._session.failure
+        return failure is not None and (
+            not self._session.ready or failure.code == "VERSION_MISMATCH"
+        )
+
+    async def _connect_once(self) -> bool:
+        """One connection, from opening to its end; True if it reached the live phase."""
+        try:
+            transport = await self._connector.connect(self._url)
+        except TransportClosed as error:
+            self.last_error = str(error)
+            return False
+        self._transport = transport
+        self._outbox = asyncio.Queue()
+        self._session.connected()
+        self._pump()
+        writer = asyncio.create_task(self._write(transport, self._outbox))
+        reached = False
+        try:
+            reason = "connection closed"
+            while True:
+                data = await transport.recv()
+                self._session.receive_frame(data)
+                reached = reached or self._session.status is not Status.OFFLINE
+                self._pump()
+        except (TransportClosed, ProtocolError) as error:
+            reason = str(error)
+            self.last_error = reason
+        finally:
+            self._transport = None
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await transport.close()
+        self._session.disconnected(reason)
+        self._pump()
+        return reached
+
+    async def _write(self, transport: Transport, outbox: asyncio.Queue[bytes]) -> None:
+        with contextlib.suppress(TransportClosed):
+            while True:
+                await transport.send(await outbox.get())
+                outbox.task_done()
+
+    async def _tick(self) -> None:
+        while not self._closed:
+            wait = (self._session.next_deadline_ms() - self._session.clock()) / 1000
+            await asyncio.sleep(min(1.0, max(0.02, wait)))
+            self._session.tick()
+            self._pump()
+
+
+def _open_state(
+    link: crypto.PadLink,
+    state_dir: Path | str | _Default | None,
+    name: str | None,
+    author: crypto.Author | None,
+) -> tuple[PadState | None, crypto.Author]:
+    if state_dir is None:
+        return None, author or crypto.Author.generate(name or default_name())
+    root = StateDir(default_state_dir() if isinstance(state_dir, _Default) else state_dir)
+    who = author or root.author(name)
+    return root.open_pad(link.keys.channel_id), who
+
+
+__all__ = ["DEFAULT_STATE", "Backoff", "Pad", "PadLinks", "parse"]

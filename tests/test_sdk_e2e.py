@@ -1,0 +1,413 @@
+"""End-to-end: SDK clients against a real relay on loopback (issue 5's "Done when").
+
+Every test starts the real relay (uvicorn, real websockets), drives
+:class:`client.Pad` and asserts what a user would see: the text, the status,
+the alarms, the peers.  No timing assertions; waits are on events
+(:meth:`Pad.changed`) under generous timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from relay_support import Client, RelayHandle, running_relay
+
+import crypto
+from client import AlarmKind, Backoff, Pad, ReadOnly, Status
+from client.transport import Transport, WebsocketsConnector
+from relay import frames as f
+from relay.app import RelayConfig, create_app
+from relay.cli import uvicorn_config
+from relay.faults import Faults
+from relay.limits import Limits
+
+TIMEOUT = 60.0
+ROOT = Path(__file__).resolve().parent.parent
+FAST = Backoff(initial=0.05, cap=0.5)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def relay_on(port: int, config: RelayConfig, faults: Faults | None = None) -> Iterator[str]:
+    """A relay on a fixed port (so it can be restarted under the same links)."""
+    server = uvicorn.Server(uvicorn_config(create_app(config, faults=faults), config.limits))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not server.started:
+            assert thread.is_alive(), "relay did not start"
+            assert time.monotonic() < deadline, "relay did not start in time"
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(TIMEOUT)
+        sock.close()
+
+
+async def until(condition: Callable[[], bool], *pads: Pad, timeout: float = TIMEOUT) -> None:
+    """Wait, on the pads' own wake-ups, until ``condition()`` holds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            waits = [asyncio.ensure_future(pad.changed()) for pad in pads]
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def refusals(url: str) -> dict[str, float]:
+    text = httpx.get(url.rstrip("/") + "/metrics", timeout=TIMEOUT).text
+    found = re.findall(r'blindpad_refusals_total\{reason="(\w+)"\} ([0-9.e+]+)', text)
+    return {reason: float(value) for reason, value in found}
+
+
+def opener(link: str, **options: object) -> contextlib.AbstractAsyncContextManager[Pad]:
+    options = {"state_dir": None, "backoff": FAST, **options}
+    return Pad.open(link, **options)  # type: ignore[arg-type]
+
+
+# --- three typists -------------------------------------------------------------------
+
+
+async def _type(pad: Pad, letters: str, rng: random.Random) -> None:
+    for letter in letters:
+        await pad.insert(rng.randrange(len(pad.text) + 1), letter)
+        await asyncio.sleep(rng.random() * 0.004)
+
+
+def test_three_clients_converge_exactly_once_through_refusals_and_a_cut() -> None:
+    cut: list[int] = []
+
+    def close_after(connection: int, sent: int) -> bool:
+        if not cut and sent == 30:
+            cut.append(connection)
+            return True
+        return False
+
+    limits = Limits(rate_per_second=60, rate_burst=30)
+    config = RelayConfig(store_url="memory:", web_dir=None, limits=limits)
+    alphabets = ["abcdefghijklmnopqrstuvwxyz" * 2, "ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 2, "😀中文" * 17]
+    with running_relay(config, faults=Faults(close_after=close_after)) as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            async with (
+                opener(links.edit_link) as a,
+                opener(links.edit_link) as b,
+                opener(links.edit_link) as c,
+            ):
+                pads = (a, b, c)
+                await asyncio.gather(
+                    *(
+                        _type(pad, letters, random.Random(i))
+                        for i, (pad, letters) in enumerate(zip(pads, alphabets, strict=True))
+                    )
+                )
+                for pad in pads:
+                    await pad.synced(TIMEOUT)
+                await until(lambda: a.text == b.text == c.text, *pads)
+                assert sorted(a.text) == sorted("".join(alphabets))
+                assert all(pad.status == Status.SAVED for pad in pads)
+                assert sum(pad.session.reconnects for pad in pads) >= 1
+            async with opener(links.view_link) as fresh:
+                assert fresh.text == a.text
+
+        asyncio.run(main())
+        seen = refusals(relay.url)
+        assert cut, "the fault hook never cut a connection"
+        assert seen.get("STALE", 0) + seen.get("RATE_LIMITED", 0) > 0, seen
+
+
+# --- relay restarts -----------------------------------------------------------------
+
+
+def test_cut_mid_typing_and_offline_edits_survive_a_relay_restart(tmp_path: Path) -> None:
+    port = free_port()
+    config = RelayConfig(store_url=f"sqlite:///{tmp_path / 'relay.sqlite3'}", web_dir=None)
+
+    async def type_some(pad: Pad, letters: str) -> None:
+        for letter in letters:
+            await pad.insert(len(pad.text), letter)
+
+    async def main() -> None:
+        first = relay_on(port, config)
+        url = first.__enter__()
+        links = await Pad.create(url)
+        pad = await Pad.open(links.edit_link, state_dir=tmp_path / "state", backoff=FAST)
+        try:
+            await type_some(pad, "before ")
+            await pad.synced(TIMEOUT)
+            news = pad.events()
+            await type_some(pad, "cut ")  # in flight when the relay goes away
+            # Stop the relay from another thread: this loop must stay free to
+            # answer the closing handshake.
+            await asyncio.to_thread(first.__exit__, None, None, None)
+            await until(lambda: pad.status == Status.OFFLINE, pad)
+            await type_some(pad, "offline ")  # kept, rebased, sent once it is back
+            assert pad.text == "before cut offline "
+            second = relay_on(port, config)
+            await asyncio.to_thread(second.__enter__)
+            try:
+                await pad.synced(TIMEOUT)
+                async with opener(links.view_link) as reader:
+                    assert reader.text == "before cut offline "
+                kinds: list[str] = []
+                while not kinds or kinds[-1] != "ConnectionRestored":
+                    kinds.append(type(await anext(news)).__name__)
+                assert "ConnectionLost" in kinds
+                news.close()
+            finally:
+                await pad.aclose()
+                await asyncio.to_thread(second.__exit__, None, None, None)
+        finally:
+            await pad.aclose()
+
+    asyncio.run(main())
+
+
+# --- a crash with a lost ack ----------------------------------------------------------
+
+CRASHER = """
+import asyncio, sys
+from client import Pad, Backoff
+
+async def main(link, state):
+    pad = await Pad.open(link, state_dir=state, backoff=Backoff(0.05, cap=0.5))
+    for letter in "ab":
+        await pad.insert(len(pad.text), letter)
+        await pad.synced(60)
+    for letter in "cde":
+        await pad.insert(len(pad.text), letter)
+    assert len(pad.session.pending()) == 3, pad.session.pending()
+    print("typed", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+def test_lost_acks_and_a_killed_client_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    stored: list[bytes] = []
+
+    def drop_ack(patch_id: bytes) -> bool:
+        stored.append(patch_id)
+        return 3 <= len(stored) <= 5  # the acks of "c", "d" and "e" never come
+
+    script = tmp_path / "crasher.py"
+    script.write_text(CRASHER)
+    state = tmp_path / "state"
+    with running_relay(faults=Faults(drop_ack=drop_ack)) as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            async with opener(links.view_link) as watcher:
+                env = {**os.environ, "PYTHONPATH": str(ROOT)}
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    str(script),
+                    links.edit_link,
+                    str(state),
+                    stdout=subprocess.PIPE,
+                    env=env,
+                )
+                try:
+                    assert proc.stdout is not None
+                    line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
+                    assert line.strip() == b"typed"
+                    await until(lambda: watcher.text == "abcde", watcher)
+                finally:
+                    proc.kill()
+                    await proc.wait()
+                async with opener(links.edit_link, state_dir=state) as reopened:
+                    assert reopened.text == "abcde"
+                    assert reopened.status == Status.SAVED
+                    await reopened.insert(5, "f")
+                    await reopened.synced(TIMEOUT)
+                await until(lambda: watcher.text == "abcdef", watcher)
+
+        asyncio.run(main())
+
+
+# --- integrity alarms -----------------------------------------------------------------
+
+
+def test_a_rolled_back_history_raises_the_alarm(tmp_path: Path) -> None:
+    target: list[int] = []
+    with running_relay(faults=Faults(rollback=lambda _: target[0] if target else None)) as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            async with opener(links.edit_link, state_dir=tmp_path) as pad:
+                for letter in "abc":
+                    await pad.insert(len(pad.text), letter)
+                    await pad.synced(TIMEOUT)
+                assert not pad.alarms
+            target.append(1)
+            async with opener(links.edit_link, state_dir=tmp_path) as again:
+                assert any(alarm.kind is AlarmKind.ROLLBACK for alarm in again.alarms)
+
+        asyncio.run(main())
+
+
+def test_a_stored_invalid_patch_is_skipped_with_an_alarm() -> None:
+    with running_relay() as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            keys = crypto.parse_link(links.edit_link).keys
+            async with opener(links.edit_link) as pad:
+                await pad.insert(0, "ok")
+                await pad.synced(TIMEOUT)
+                head = pad.session.last_head
+                assert head is not None
+                junk = crypto.seal(
+                    keys,
+                    crypto.Author.generate("vandal"),
+                    crypto.Kind.PATCH,
+                    head[1],
+                    b"this is not a patch",
+                )
+                async with Client.connect(RelayHandle(relay.url)) as raw:
+                    await raw.send(
+                        f.Subscribe(
+                            1, keys.channel_id, f.SubscribeFrom.SINCE, head[0], keys.verify_key
+                        )
+                    )
+                    assert isinstance(await raw.push(junk), f.Ack)
+                await until(lambda: bool(pad.alarms), pad)
+                assert pad.alarms[0].kind is AlarmKind.INVALID_PATCH
+                await pad.insert(2, "!")
+                await pad.synced(TIMEOUT)
+            async with opener(links.view_link) as fresh:
+                assert fresh.text == "ok!"
+                assert [a.kind for a in fresh.alarms] == [AlarmKind.INVALID_PATCH]
+
+        asyncio.run(main())
+
+
+# --- view links, presence, status -------------------------------------------------------
+
+
+class Recording:
+    """A connector that records the type byte of every frame sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.inner = WebsocketsConnector()
+
+    async def connect(self, url: str) -> Transport:
+        transport = await self.inner.connect(url)
+        recording = self
+
+        class Recorded:
+            async def send(self, data: bytes) -> None:
+                recording.sent.append(data[0])
+                await transport.send(data)
+
+            async def recv(self) -> bytes:
+                return await transport.recv()
+
+            async def close(self) -> None:
+                await transport.close()
+
+        return Recorded()
+
+
+def test_a_view_link_reads_watches_and_shows_presence_but_never_writes() -> None:
+    with running_relay() as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            recording = Recording()
+            async with (
+                opener(links.edit_link, name="editor") as editor,
+                opener(links.view_link, name="viewer", connector=recording) as viewer,
+            ):
+                changes = viewer.events()
+                await editor.insert(0, "hello")
+                await editor.set_presence(cursor=(5, 5))
+                await until(lambda: viewer.text == "hello" and bool(viewer.peers), viewer)
+                assert viewer.peers[0].name == "editor"
+                assert viewer.peers[0].cursor == (5, 5)
+                await viewer.set_presence(cursor=(1, 3))
+                await until(lambda: bool(editor.peers), editor)
+                assert editor.peers[0].name == "viewer"
+                assert editor.peers[0].cursor == (1, 3)
+                with pytest.raises(ReadOnly):
+                    await viewer.insert(0, "x")
+                assert viewer.read_only
+                changes.close()
+            writes = {f.FrameType.PUSH, f.FrameType.SNAPSHOT_CHUNK, f.FrameType.TRIM}
+            assert recording.sent
+            assert not writes & set(recording.sent)
+
+        asyncio.run(main())
+
+
+def test_status_is_saved_only_after_the_ack() -> None:
+    stored: list[bytes] = []
+
+    def drop_ack(patch_id: bytes) -> bool:
+        stored.append(patch_id)
+        return len(stored) == 1
+
+    with running_relay(faults=Faults(drop_ack=drop_ack)) as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            async with opener(links.edit_link) as pad, opener(links.view_link) as watcher:
+                assert pad.status == Status.SAVED
+                await pad.insert(0, "x")
+                assert pad.status == Status.SYNCING
+                await until(lambda: watcher.text == "x", watcher)  # committed, ack dropped
+                assert pad.status == Status.SYNCING
+                await pad.insert(1, "y")  # its ack proves "x" landed too
+                await pad.synced(TIMEOUT)
+                assert pad.status == Status.SAVED == "saved"
+                assert pad.text == "xy"
+
+        asyncio.run(main())
+
+
+def test_peers_expire_after_the_presence_timeout() -> None:
+    with running_relay() as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            async with opener(links.edit_link, presence_timeout=0.6) as watcher:
+                events = watcher.events()
+                # The quiet peer heartbeats every 20 s: to the watcher it falls silent.
+                async with opener(links.edit_link, presence_timeout=60) as quiet:
+                    await quiet.set_presence(name="quiet")
+                    kinds = [type(await anext(events)).__name__ for _ in range(2)]
+                    assert kinds == ["PeerJoined", "PeerLeft"]
+                    assert not watcher.peers
+                events.close()
+
+        asyncio.run(main())
