@@ -83,6 +83,7 @@ from __future__ import annotations
 import enum
 import json
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -212,6 +213,7 @@ class Payload(Generic[P]):
     patch: P
     size: int
     digest: bytes | None
+    time: int | None = None  # the author's clock at sealing, ms since the epoch (a claim)
 
 
 @dataclass(slots=True)
@@ -241,6 +243,8 @@ class Engine(Generic[D, P]):
         max_orphans: patches with an unknown parent kept waiting; past it, the
             oldest is dropped with an :class:`Alarm`.
         max_depth: how far below the head the chain is kept (deepest fork followed).
+        clock: milliseconds since the epoch, written into each patch we seal
+            (history shows it); ``None`` writes no time.
     """
 
     def __init__(
@@ -255,6 +259,7 @@ class Engine(Generic[D, P]):
         min_snapshot_bytes: int = 16 * 1024,
         max_orphans: int = 1024,
         max_depth: int = 1000,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         if pipeline < 1 or hash_every < 1:
             raise ValueError("pipeline and hash_every must be at least 1")
@@ -265,6 +270,7 @@ class Engine(Generic[D, P]):
         self.hash_every = hash_every
         self.max_patch_bytes = max_patch_bytes
         self.min_snapshot_bytes = min_snapshot_bytes
+        self.clock = clock
         self.chain: Chain[Payload[P]] = Chain(max_orphans=max_orphans, max_depth=max_depth)
         self.head: Node[Payload[P]] = self.chain.best
         self.auth: D = doctype.empty()
@@ -361,7 +367,8 @@ class Engine(Generic[D, P]):
     def _seal(self, patch: P, result: D) -> None:
         height = self.head.height + len(self.inflight) + 1
         digest = self.doctype.digest(result) if height % self.hash_every == 0 else None
-        payload = Payload(patch, self.doctype.size(result), digest)
+        now = self.clock() if self.clock is not None else None
+        payload = Payload(patch, self.doctype.size(result), digest, now)
         parent = self.inflight[-1].sealed.id if self.inflight else self.head.id
         sealed = self.codec.seal(PATCH, parent, self._encode(payload))
         self.inflight.append(_Own(sealed, parent, payload))
@@ -374,6 +381,8 @@ class Engine(Generic[D, P]):
         }
         if payload.digest is not None:
             body["h"] = payload.digest.hex()
+        if payload.time is not None:
+            body["t"] = payload.time
         return _dumps(body)
 
     # --- what the relay says ---------------------------------------------
@@ -507,15 +516,17 @@ class Engine(Generic[D, P]):
             return own.payload
         try:
             body = json.loads(opened.content.decode("utf-8"))
-            if not isinstance(body, dict) or set(body) - {"o", "n", "h"}:
-                raise InvalidPatch("payload must be an object with keys o, n and maybe h")
-            size, digest = body.get("n"), body.get("h")
+            if not isinstance(body, dict) or set(body) - {"o", "n", "h", "t"}:
+                raise InvalidPatch("payload must be an object with keys o, n, maybe h and t")
+            size, digest, when = body.get("n"), body.get("h"), body.get("t")
             if type(size) is not int or size < 0:
                 raise InvalidPatch("payload size n must be a non-negative integer")
             if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
                 raise InvalidPatch("payload hash h must be 64 hex digits")
+            if when is not None and (type(when) is not int or when < 0):
+                raise InvalidPatch("payload time t must be a non-negative integer")
             patch = self.doctype.patch_from_wire(body.get("o"))
-            return Payload(patch, size, bytes.fromhex(digest) if digest else None)
+            return Payload(patch, size, bytes.fromhex(digest) if digest else None, when)
         except (InvalidPatch, ValueError) as error:
             self._alarm(AlarmKind.INVALID_PATCH, f"malformed payload: {error}", opened.id)
             return None

@@ -210,7 +210,11 @@ class PadSession:
         self.clock = clock
         self.presence_timeout_ms = presence_timeout_ms
         self.engine: Engine[str, Patch] = Engine(
-            TEXT, CryptoCodec(keys, author), writer=keys.can_write, pipeline=pipeline
+            TEXT,
+            CryptoCodec(keys, author),
+            writer=keys.can_write,
+            pipeline=pipeline,
+            clock=clock,
         )
         self.phase = Phase.OFFLINE
         self.last_head = last_head

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,8 @@ def test_round_trip(relay: str, tmp_path: Path) -> None:
     rows = history.stdout.splitlines()[1:]
     assert len(rows) >= 3
     assert rows[0].split()[0] == "1"
+    year = str(datetime.now(UTC).year)
+    assert all(row.split()[1].startswith(year) for row in rows)  # the author's clock, UTC
 
 
 def test_a_view_link_cannot_write_and_nothing_is_sent(relay: str, tmp_path: Path) -> None:

@@ -373,3 +373,17 @@ def test_adopt_after_a_crash_counts_stored_patches_and_resends_or_rebases_the_re
     late.edit(insert(0, "x"))
     with pytest.raises(LocalError, match="before any local edit"):
         late.adopt([p2])
+
+
+def test_the_author_clock_is_sealed_into_each_patch_and_checked_on_receipt() -> None:
+    a = Engine(TEXT, FakeCodec(1), clock=lambda: 1_790_000_000_000)
+    a.edit(insert(0, "x"))
+    a.flush()
+    (p,) = sent(a)
+    assert json.loads(p[45:])["t"] == 1_790_000_000_000
+    b = engine(2)
+    b.receive(p)
+    assert b.view == "x"
+    b.receive(rogue(header(p)[0], {"o": [[1, 0, "y"]], "n": 2, "t": "noon"}))
+    (alarm,) = alarms(b)
+    assert "time t" in alarm.detail

@@ -2,27 +2,45 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import UTC, datetime
 
 import crypto
 from client.commands import _common as c
 
 
-def _describe(link: crypto.PadLink, sealed: bytes) -> tuple[str, str]:
+def _describe(link: crypto.PadLink, sealed: bytes) -> tuple[str, str, str]:
+    """(author name, key fingerprint, time) of one sealed patch."""
     try:
         opened = crypto.open(link.keys, sealed)
     except crypto.CryptoError as error:
-        return "(invalid)", type(error).__name__
-    return opened.author_name or "(no name)", opened.author_key.hex()[:16]
+        return "(invalid)", type(error).__name__, "-"
+    return (
+        opened.author_name or "(no name)",
+        opened.author_key.hex()[:16],
+        _time(opened.content),
+    )
+
+
+def _time(content: bytes) -> str:
+    """The author's clock when sealing (content field ``t``), as UTC; ``-`` if absent."""
+    try:
+        when = json.loads(content).get("t")
+    except (ValueError, AttributeError):
+        return "-"
+    if type(when) is not int:
+        return "-"
+    return datetime.fromtimestamp(when / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def main(argv: list[str]) -> int:
     """Run ``blindpad history``."""
     parser = c.parser(
         "history",
-        "List the pad's stored patches: sequence number, author name and key "
-        "fingerprint, sealed size, and where the latest snapshot sits. (The relay "
-        "keeps no timestamps, so none are shown.)",
+        "List the pad's stored patches: sequence number, time (UTC, as the author's "
+        "clock said when sealing), author name and key fingerprint, sealed size, and "
+        "where the latest snapshot sits.",
         pad_options=False,
     )
     parser.add_argument("link", help="the pad's edit or view link")
@@ -40,10 +58,11 @@ def main(argv: list[str]) -> int:
         print("(empty pad: nothing stored yet)")
         return c.OK
     snapshot_at = latest.snapshot[0] if latest and latest.snapshot else None
-    print(f"{'seq':>6}  {'author':<20} {'key':<16} {'bytes':>7}  mark")
+    print(f"{'seq':>6}  {'time (UTC)':<19}  {'author':<20} {'key':<16} {'bytes':>7}  mark")
     for seq, sealed in body.patches:
-        name, key = _describe(link, sealed)
+        name, key, when = _describe(link, sealed)
         mark = "snapshot" if seq == snapshot_at else ""
-        print(f"{seq:>6}  {name[:20]:<20} {key:<16} {len(sealed):>7}  {mark}".rstrip())
+        row = f"{seq:>6}  {when:<19}  {name[:20]:<20} {key:<16} {len(sealed):>7}  {mark}"
+        print(row.rstrip())
     print(f"head: seq {body.head_seq}, id {body.head_id.hex()[:16]}", file=sys.stderr)
     return c.OK
