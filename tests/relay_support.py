@@ -54,13 +54,15 @@ class RelayHandle:
 
 @contextlib.contextmanager
 def running_relay(
-    config: RelayConfig | None = None, *, faults: Faults | None = None
+    config: RelayConfig | None = None, *, faults: Faults | None = None, port: int = 0
 ) -> Iterator[RelayHandle]:
-    """Serve a relay in a background thread on a free loopback port.
+    """Serve a relay in a background thread on a loopback port.
 
     Args:
         config: defaults to an in-memory store and default limits.
         faults: fault hooks.
+        port: 0 picks a free port; a fixed one lets a test restart the relay
+            under the same links (see :func:`free_port`).
 
     Yields:
         The relay's address.
@@ -68,7 +70,8 @@ def running_relay(
     config = config or RelayConfig(store_url="memory:", web_dir=None)
     app = create_app(config, faults=faults)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     sock.listen(128)
     server = uvicorn.Server(uvicorn_config(app, config.limits))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -84,6 +87,14 @@ def running_relay(
         server.should_exit = True
         thread.join(TIMEOUT)
         sock.close()
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a relay restarted on the same port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class RelayProcess:

@@ -13,25 +13,20 @@ import contextlib
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from relay_support import Client, RelayHandle, running_relay
+from relay_support import Client, RelayHandle, free_port, running_relay
 
 import crypto
 from client import AlarmKind, Backoff, Pad, ReadOnly, Status
 from client.transport import Transport, WebsocketsConnector
 from relay import frames as f
-from relay.app import RelayConfig, create_app
-from relay.cli import uvicorn_config
+from relay.app import RelayConfig
 from relay.faults import Faults
 from relay.limits import Limits
 
@@ -40,34 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FAST = Backoff(initial=0.05, cap=0.5)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def relay_on(port: int, config: RelayConfig, faults: Faults | None = None) -> Iterator[str]:
-    """A relay on a fixed port (so it can be restarted under the same links)."""
-    server = uvicorn.Server(uvicorn_config(create_app(config, faults=faults), config.limits))
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen(128)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not server.started:
-            assert thread.is_alive(), "relay did not start"
-            assert time.monotonic() < deadline, "relay did not start in time"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(TIMEOUT)
-        sock.close()
+def relay_on(port: int, config: RelayConfig) -> contextlib.AbstractContextManager[RelayHandle]:
+    """A relay on a fixed port, so it can be restarted under the same links."""
+    return running_relay(config, port=port)
 
 
 async def until(condition: Callable[[], bool], *pads: Pad, timeout: float = TIMEOUT) -> None:
@@ -157,8 +127,7 @@ def test_cut_mid_typing_and_offline_edits_survive_a_relay_restart(tmp_path: Path
 
     async def main() -> None:
         first = relay_on(port, config)
-        url = first.__enter__()
-        links = await Pad.create(url)
+        links = await Pad.create(first.__enter__().url)
         pad = await Pad.open(links.edit_link, state_dir=tmp_path / "state", backoff=FAST)
         try:
             await type_some(pad, "before ")
