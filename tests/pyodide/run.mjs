@@ -8,9 +8,15 @@
 // unpacked into site-packages. Then tests/vectors/runner.py runs inside
 // Pyodide. Exit status 0 only if every vector passed.
 //
+// Then, second phase, the core unit tests run inside Pyodide too: pytest and
+// Hypothesis come as pure wheels that `scripts/setup` fetched into
+// .cache/pyodide-wheels (tests/pyodide/requirements.txt), and CORE_TESTS below
+// are copied into Pyodide's file system with what they import.
+//
 // Usage: node tests/pyodide/run.mjs
-// Environment: BLINDPAD_PYODIDE_TIMEOUT_S (default 180) bounds loading and the
-// run; BLINDPAD_VECTORS_DIR replaces tests/vectors (to test this script).
+// Environment: BLINDPAD_PYODIDE_TIMEOUT_S (default 180) bounds loading and
+// each phase; BLINDPAD_VECTORS_DIR replaces tests/vectors (to test this
+// script); BLINDPAD_PYODIDE_SIM_SEEDS (default 30) sizes the simulator run.
 
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
@@ -21,6 +27,24 @@ import { fileURLToPath } from "node:url";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const VECTORS = resolve(process.env.BLINDPAD_VECTORS_DIR ?? join(ROOT, "tests", "vectors"));
 const TIMEOUT_S = Number(process.env.BLINDPAD_PYODIDE_TIMEOUT_S ?? 180);
+const WHEELS = join(ROOT, ".cache", "pyodide-wheels");
+// The pure core and its laws; tests that need sockets, processes or the relay
+// package stay CPython-only.
+const CORE_TESTS = [
+  "test_textops.py",
+  "test_doctype.py",
+  "test_engine.py",
+  "test_sim.py",
+  "test_vectors.py",
+  "test_crypto_envelope.py",
+  "test_crypto_links.py",
+];
+const SUPPORT = ["conftest.py", "sim.py"];
+const PYTEST_INI = `[pytest]
+addopts = -q -p no:cacheprovider --strict-markers
+filterwarnings = error
+markers = slow: longer end-to-end tests
+`;
 
 function python() {
   const venv = join(ROOT, ".venv", "bin", "python");
@@ -55,8 +79,18 @@ async function loadRuntime() {
   globalThis.sodium = sodium;
   const { loadPyodide } = await import("pyodide");
   const indexURL = join(ROOT, "node_modules", "pyodide") + "/";
-  // No `packages`: nothing is fetched. stdout goes to ours; stderr to ours.
-  return loadPyodide({ indexURL, stdout: (s) => console.log(s), stderr: (s) => console.error(s) });
+  // No `packages`: nothing is fetched. Python's stdout and stderr go to ours,
+  // byte for byte (pytest's progress dots share a line).
+  const py = await loadPyodide({ indexURL });
+  const raw = (stream) => ({
+    write: (bytes) => {
+      stream.write(bytes);
+      return bytes.length;
+    },
+  });
+  py.setStdout(raw(process.stdout));
+  py.setStderr(raw(process.stderr));
+  return py;
 }
 
 function installProject(py, wheel) {
@@ -69,6 +103,44 @@ function installProject(py, wheel) {
     }
   }
 }
+
+function copyTree(py, from, to) {
+  py.FS.mkdirTree(to);
+  for (const entry of readdirSync(from, { withFileTypes: true })) {
+    if (entry.name === "__pycache__") continue;
+    if (entry.isDirectory()) {
+      copyTree(py, join(from, entry.name), `${to}/${entry.name}`);
+    } else if (/\.(py|jsonl)$/.test(entry.name)) {
+      py.FS.writeFile(`${to}/${entry.name}`, new Uint8Array(readFileSync(join(from, entry.name))));
+    }
+  }
+}
+
+function installCoreTests(py) {
+  if (!existsSync(WHEELS)) {
+    throw new Error(`${WHEELS} is missing: run scripts/setup (it fetches pytest for Pyodide)`);
+  }
+  const site = py.runPython("import site; site.getsitepackages()[0]");
+  for (const name of readdirSync(WHEELS).filter((n) => n.endsWith(".whl"))) {
+    py.unpackArchive(new Uint8Array(readFileSync(join(WHEELS, name))), "wheel", { extractDir: site });
+  }
+  const tests = join(ROOT, "tests");
+  py.FS.mkdirTree("/project/tests");
+  for (const name of [...SUPPORT, ...CORE_TESTS]) {
+    py.FS.writeFile(`/project/tests/${name}`, new Uint8Array(readFileSync(join(tests, name))));
+  }
+  copyTree(py, join(tests, "vectors"), "/project/tests/vectors");
+  py.FS.writeFile("/project/pytest.ini", PYTEST_INI);
+}
+
+const RUN_CORE_TESTS = `
+import os, sys
+os.chdir("/project")
+os.environ["BLINDPAD_SIM_SEEDS"] = "${Number(process.env.BLINDPAD_PYODIDE_SIM_SEEDS ?? 30)}"
+sys.path.insert(0, "/project/tests")
+import pytest
+int(pytest.main(["-c", "/project/pytest.ini", "tests"]))
+`;
 
 const RUN_VECTORS = `
 import json, sys
@@ -111,6 +183,15 @@ async function main() {
     `pyodide: ${total} vectors passed (${detail}) with ${wheel.name}, ` +
       `backend ${result.backend}, in ${seconds} s`,
   );
+  installCoreTests(py);
+  const testsStarted = performance.now();
+  const code = await withTimeout(py.runPythonAsync(RUN_CORE_TESTS), "running the core tests");
+  const testSeconds = ((performance.now() - testsStarted) / 1000).toFixed(1);
+  if (code !== 0) {
+    console.error(`pyodide: core unit tests FAILED (pytest exit ${code}, ${testSeconds} s)`);
+    return 1;
+  }
+  console.log(`pyodide: core unit tests passed under Python 3.14 (${testSeconds} s)`);
   return 0;
 }
 
