@@ -31,11 +31,10 @@ from typing import TypedDict
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from relay import http
+from relay import http, web
 from relay.connection import Connection, RelayState
 from relay.errors import ErrorCode, ProtocolViolation
 from relay.faults import Faults
@@ -121,19 +120,14 @@ def create_app(
 def _routes(
     config: RelayConfig, endpoint: Callable[[WebSocket], Awaitable[None]]
 ) -> list[BaseRoute]:
-    page = http.page_handler(config.web_dir)
     routes: list[BaseRoute] = [
         WebSocketRoute("/ws", endpoint),
         Route("/healthz", http.healthz),
         Route("/metrics", http.metrics),
         Route("/v1/channels/{channel}/head", http.head),
         Route("/v1/channels/{channel}/history", http.history),
-        Route("/", page),
-        Route("/p/", page),
     ]
-    if config.web_dir is not None and config.web_dir.is_dir():
-        routes.append(Mount("/", StaticFiles(directory=config.web_dir)))
-    return routes
+    return routes + web.routes(config.web_dir)  # /, /p/ and the assets (relay/web.py)
 
 
 def origin_allowed(origin: str | None, public_url: str | None) -> bool:

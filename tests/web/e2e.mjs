@@ -1,0 +1,390 @@
+// End-to-end tests of the web page in Debian's Chromium, driven by playwright-core.
+//
+// Usage: node tests/web/e2e.mjs RELAY_URL ARTIFACT_DIR [SCENARIO...]
+// One browser, one context per simulated person. Prints one JSON line per
+// scenario: {"scenario", "ok", "detail"}; tests/test_web.py asserts on them.
+// Waits are on the page's status element and on text, never on sleeps.
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [, , RELAY, ARTIFACTS, ...ONLY] = process.argv;
+const BOOT_MS = Number(process.env.BLINDPAD_BOOT_TIMEOUT_MS ?? 180_000);
+const WAIT_MS = Number(process.env.BLINDPAD_WAIT_TIMEOUT_MS ?? 30_000);
+const ORIGIN = new URL(RELAY).origin;
+const requests = []; // every request any page made: [url, referer]
+const secrets = new Set(); // link fragments, which no request may carry
+
+const browser = await chromium.launch({
+  executablePath: process.env.BLINDPAD_CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    // Every page is someone typing: none is a throttled background tab.
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+  ],
+});
+
+async function newContext() {
+  const context = await browser.newContext({ viewport: { width: 820, height: 560 } });
+  context.on("request", (r) => requests.push([r.url(), r.headers().referer ?? ""]));
+  context.on("weberror", (e) => console.error("page error:", e.error().message));
+  return context;
+}
+
+/** Poll the page until `probe(page)` is truthy (the page's own state, never a fixed sleep). */
+async function until(page, probe, what, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await probe(page);
+    if (last === true) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 40));
+  }
+}
+
+async function waitState(page, state, timeout = WAIT_MS) {
+  await until(
+    page,
+    async (p) => {
+      const got = await p.$eval("#status", (e) => e.dataset.state).catch(() => "navigating");
+      return got === state || got;
+    },
+    `status ${state}`,
+    timeout,
+  );
+}
+
+async function open(context, url) {
+  const page = await context.newPage();
+  page.on("console", (m) => m.type() === "error" && console.error("console:", m.text()));
+  await page.goto(url);
+  await waitState(page, "saved", BOOT_MS);
+  const links = await page.evaluate(() => window.blindpad.links());
+  secrets.add(links.fragment);
+  return { page, links };
+}
+
+const value = (page) => page.$eval("#pad", (t) => t.value);
+async function waitValue(page, pred, arg) {
+  await until(
+    page,
+    async (p) => {
+      const v = await value(p);
+      return pred(v, arg) || v.slice(-60);
+    },
+    `text matching ${pred}`,
+  );
+}
+
+async function converged(pages) {
+  for (const p of pages) await waitState(p, "saved");
+  if (process.env.DEBUG_E2E) console.error(await diag());
+  const first = await value(pages[0]);
+  for (const p of pages) await waitValue(p, (v, a) => v === a, first);
+  for (const p of pages) {
+    const own = await p.evaluate(() => window.blindpad.text());
+    if (own !== first) throw new Error(`client text differs from the textarea: ${JSON.stringify(own)}`);
+  }
+  return first;
+}
+
+async function caretTo(page, utf16) {
+  await page.focus("#pad");
+  await page.$eval("#pad", (t, at) => t.setSelectionRange(at, at), utf16);
+}
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+// --- scenarios ------------------------------------------------------------------
+
+const world = {};
+
+async function converge() {
+  world.ctxA = await newContext();
+  world.ctxB = await newContext();
+  const a = await open(world.ctxA, `${RELAY}p/#new`);
+  world.A = a.page;
+  world.links = a.links;
+  check(!a.page.url().includes("#new"), "the new pad's link replaced #new");
+  world.B = (await open(world.ctxB, world.links.edit)).page;
+  // Both type at once, A at the top and B at the bottom (two typists at one
+  // spot may legitimately interleave their characters).
+  await caretTo(world.A, 0);
+  await world.A.keyboard.type("\n");
+  await converged([world.A, world.B]);
+  await caretTo(world.A, 0);
+  await caretTo(world.B, 1);
+  const paste = "line one\nline two 🎉\n\tline three\n";
+  await Promise.all([
+    world.A.keyboard.type("Hello 👋 wörld 😀!", { delay: 15 }),
+    (async () => {
+      await world.B.keyboard.type("xy", { delay: 20 });
+      await world.B.keyboard.insertText(paste);
+      await world.B.keyboard.type("z🙂", { delay: 20 });
+    })(),
+  ]);
+  const text = await converged([world.A, world.B]);
+  for (const piece of ["Hello 👋 wörld 😀!", paste, "xy", "z🙂"]) {
+    check(text.includes(piece), `converged text ${JSON.stringify(text)} lacks ${JSON.stringify(piece)}`);
+  }
+  check(text.isWellFormed(), "no lone surrogate");
+  return `${[...text].length} code points on both pages`;
+}
+
+async function caret() {
+  const { A, B } = world;
+  const before = await value(A);
+  const at = before.indexOf("wörld");
+  await caretTo(A, at);
+  await caretTo(B, 0);
+  await B.keyboard.type("→🦊 ");
+  const inserted = "→🦊 ".length;
+  await waitValue(A, (v) => v.startsWith("→🦊 "));
+  const sel = await A.$eval("#pad", (t) => [t.selectionStart, t.selectionEnd]);
+  check(sel[0] === at + inserted && sel[1] === at + inserted, `caret ${sel} expected ${at + inserted}`);
+  await A.keyboard.type("~");
+  const text = await converged([A, B]);
+  check(text.includes("~wörld"), `typing after the remote insert lands at the caret: ${text}`);
+  return `caret moved from ${at} to ${sel[0]} (UTF-16) and typing continued there`;
+}
+
+async function ime() {
+  const { A, B } = world;
+  const end = (await value(A)).length;
+  await caretTo(A, end);
+  const cdp = await world.ctxA.newCDPSession(A);
+  await cdp.send("Input.imeSetComposition", { text: "に", selectionStart: 1, selectionEnd: 1 });
+  await cdp.send("Input.imeSetComposition", { text: "にほ", selectionStart: 2, selectionEnd: 2 });
+  await cdp.send("Input.imeSetComposition", { text: "日本", selectionStart: 2, selectionEnd: 2 });
+  await cdp.send("Input.insertText", { text: "日本" });
+  await cdp.detach();
+  await waitValue(B, (v) => v.endsWith("日本"));
+  const text = await converged([A, B]);
+  check(text.endsWith("日本") && !text.includes("に"), `composition committed once: ${text}`);
+  return "composition に → にほ → 日本 committed as 日本 on both pages";
+}
+
+async function surrogate() {
+  const { A, B } = world;
+  await A.focus("#pad");
+  await A.keyboard.press("Control+End");
+  await A.keyboard.type("\na😀b😀c");
+  await converged([A, B]);
+  const v = await value(A);
+  const start = v.lastIndexOf("b");
+  // Select exactly "b", whose both edges touch a surrogate pair, and replace it.
+  await A.$eval("#pad", (t, s) => t.setSelectionRange(s, s + 1), start);
+  await A.keyboard.type("Z");
+  // Then select backwards from the end over the emoji with the keyboard and type over it.
+  await A.keyboard.press("Control+End");
+  await A.keyboard.press("Shift+ArrowLeft");
+  await A.keyboard.press("Shift+ArrowLeft");
+  await A.keyboard.type("C");
+  const text = await converged([A, B]);
+  check(text.endsWith("\na😀Z😀C") || text.endsWith("\na😀ZC"), `pairs intact: ${JSON.stringify(text.slice(-12))}`);
+  check(text.isWellFormed(), "no lone surrogate after selection edits");
+  return `tail is ${JSON.stringify(text.slice(text.lastIndexOf("\n") + 1))}`;
+}
+
+async function undo() {
+  const { A, B } = world;
+  await A.focus("#pad");
+  await A.keyboard.press("Control+End");
+  await A.keyboard.type(" MINE");
+  await waitState(A, "saved");
+  await waitValue(B, (v) => v.endsWith(" MINE"));
+  await B.focus("#pad");
+  await B.keyboard.press("Control+Home");
+  await B.keyboard.type("THEIRS ");
+  await waitValue(A, (v) => v.startsWith("THEIRS "));
+  await A.keyboard.press("Control+z");
+  await waitValue(A, (v) => !v.includes("MINE"));
+  const text = await converged([A, B]);
+  check(text.startsWith("THEIRS ") && !text.includes("MINE"), `undo removed only A's edit: ${text}`);
+  await A.keyboard.press("Control+Shift+z");
+  const redone = await converged([A, B]);
+  check(redone.endsWith(" MINE") && redone.startsWith("THEIRS "), `redo put it back: ${redone}`);
+  await A.keyboard.press("Control+z");
+  await converged([A, B]);
+  return "Ctrl+Z removed ' MINE' and kept B's 'THEIRS '; Ctrl+Shift+Z redid it";
+}
+
+async function view() {
+  const { A, B } = world;
+  world.ctxV = await newContext();
+  const { page: V } = await open(world.ctxV, world.links.view);
+  world.V = V;
+  const text = await converged([A, B, V]);
+  check(await V.$eval("#pad", (t) => t.readOnly), "the view page's textarea is read-only");
+  check(await V.$eval("#readonly", (e) => !e.hidden), "the view page says View only");
+  check((await V.$$("#copy-edit:not([hidden])")).length === 0, "no edit link on a view page");
+  await caretTo(A, 6);
+  await A.keyboard.press("Shift+ArrowRight");
+  const nameA = await A.$eval(".person .you", (e) => e.parentElement.title.replace(" (you)", ""));
+  await V.waitForFunction((n) => [...document.querySelectorAll("#overlay .flag")].some((f) => f.textContent === n), nameA, { timeout: WAIT_MS });
+  await V.waitForSelector("#overlay .sel", { timeout: WAIT_MS });
+  await V.focus("#pad");
+  await V.keyboard.type("viewer was here");
+  await V.keyboard.press("Backspace");
+  check((await value(V)) === text, "typing on the view page changed nothing");
+  check(!(await value(A)).includes("viewer"), "nothing reached the editors");
+  await A.waitForFunction(() => document.querySelectorAll("#people .person").length >= 3, null, { timeout: WAIT_MS });
+  return `view page shows ${[...text].length} code points, A's cursor and selection, and cannot edit`;
+}
+
+async function screenshot() {
+  const { A, B } = world;
+  await A.focus("#pad");
+  await A.keyboard.press("Control+A");
+  await A.keyboard.type(
+    "Meeting notes — Thursday\n\nAgenda\n  1. Relay rollout 🚀\n  2. Key rotation\n  3. Browser client (Pyodide)\n\n" +
+      "Decisions\n  • The relay stays content-blind.\n  • Links carry the secret in the #fragment.\n\nAction items\n  ",
+  );
+  await converged([A, B]);
+  const v = await value(B);
+  const at = v.indexOf("Key rotation");
+  await B.focus("#pad");
+  await B.$eval("#pad", (t, s) => t.setSelectionRange(s, s + "Key rotation".length), at);
+  await B.keyboard.press("Shift+ArrowRight"); // a real selection event
+  await A.waitForSelector("#overlay .sel", { timeout: WAIT_MS });
+  await B.waitForSelector("#overlay .flag", { timeout: WAIT_MS });
+  await world.V.waitForSelector("#overlay .sel", { timeout: WAIT_MS });
+  const shots = [];
+  for (const p of [A, B]) shots.push((await p.screenshot()).toString("base64"));
+  const page = await world.ctxA.newPage();
+  await page.setViewportSize({ width: 1660, height: 580 });
+  await page.setContent(
+    `<body style="margin:0;background:#cfd5e1;display:flex;gap:20px;padding:10px">` +
+      shots.map((s) => `<img src="data:image/png;base64,${s}" style="border-radius:8px">`).join("") +
+      "</body>",
+  );
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const path = join(ARTIFACTS, "web-two-pages.png");
+  writeFileSync(path, await page.screenshot());
+  await page.close();
+  return path;
+}
+
+async function routed(control) {
+  const context = await newContext();
+  await context.routeWebSocket(/\/ws$/, (ws) => {
+    if (control.down) {
+      ws.close();
+      return;
+    }
+    const server = ws.connectToServer();
+    control.sockets.push(ws);
+    ws.onMessage((m) => {
+      if (!control.blockUp) server.send(m);
+    });
+    server.onMessage((m) => ws.send(m));
+  });
+  return context;
+}
+
+async function offline() {
+  const { A } = world;
+  const control = { down: false, blockUp: false, sockets: [] };
+  const ctx = await routed(control);
+  const { page: C } = await open(ctx, world.links.edit);
+  await converged([A, C]);
+  control.down = true;
+  for (const ws of control.sockets.splice(0)) await ws.close();
+  await waitState(C, "offline");
+  await C.focus("#pad");
+  await C.keyboard.press("Control+End");
+  await C.keyboard.type("\nwritten while offline ✈️");
+  check(!(await value(A)).includes("offline ✈️"), "nothing leaked while offline");
+  check((await C.$eval("#status", (e) => e.dataset.state)) === "offline", "still offline");
+  control.down = false;
+  await waitState(C, "saved");
+  await waitValue(A, (v) => v.endsWith("written while offline ✈️"));
+  const text = await converged([A, C]);
+  check(text.split("written while offline").length === 2, "delivered exactly once");
+  await ctx.close();
+  return "offline → saved; the offline edit reached the other page once";
+}
+
+async function reload() {
+  const { A } = world;
+  const control = { down: false, blockUp: false, sockets: [] };
+  const ctx = await routed(control);
+  const { page: D } = await open(ctx, world.links.edit);
+  await converged([A, D]);
+  control.blockUp = true; // the relay never hears of what D types now
+  await D.focus("#pad");
+  await D.keyboard.press("Control+End");
+  await D.keyboard.type("\nsealed but unacknowledged");
+  await waitState(D, "syncing");
+  const pending = await D.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("blindpad.pending.")).map((k) => JSON.parse(localStorage.getItem(k)).length));
+  check(pending.some((n) => n > 0), `write-ahead log in localStorage: ${pending}`);
+  let asked = false;
+  D.on("dialog", (d) => {
+    asked = asked || d.type() === "beforeunload";
+    d.accept();
+  });
+  control.blockUp = false;
+  await D.reload();
+  check(asked, "leaving with unacknowledged edits asked for confirmation");
+  await waitState(D, "saved", BOOT_MS);
+  await waitValue(A, (v) => v.endsWith("sealed but unacknowledged"));
+  const text = await converged([A, D]);
+  check(text.split("sealed but unacknowledged").length === 2, "delivered exactly once");
+  await ctx.close();
+  return "a reload with unacknowledged edits asked first, then delivered them once";
+}
+
+async function network() {
+  const outside = requests.filter(([url]) => !url.startsWith(`${ORIGIN}/`) && !url.startsWith("data:"));
+  check(outside.length === 0, `requests outside ${ORIGIN}: ${JSON.stringify(outside.slice(0, 5))}`);
+  const leaks = requests.filter(([url, ref]) => [...secrets].some((s) => url.includes(s) || ref.includes(s)));
+  check(leaks.length === 0, `a request carried a link secret: ${JSON.stringify(leaks.slice(0, 3))}`);
+  check(requests.every(([url]) => !url.includes("#")), "no request URL has a fragment");
+  return `${requests.length} requests, all to ${ORIGIN}, none carrying a secret`;
+}
+
+async function diag() {
+  const out = [];
+  for (const name of ["A", "B", "V"]) {
+    const page = world[name];
+    if (!page || page.isClosed()) continue;
+    const state = await page.evaluate(() => ({
+      status: document.getElementById("status").textContent,
+      message: document.getElementById("message").textContent,
+      value: document.getElementById("pad").value,
+      client: window.blindpad.text(),
+      debug: window.blindpad.debug(),
+      stats: window.blindpad.stats(),
+    }));
+    out.push(`${name}: ${JSON.stringify(state)}`);
+  }
+  return out.join("\n");
+}
+
+const SCENARIOS = { converge, caret, ime, surrogate, undo, view, screenshot, offline, reload, network };
+let broken = null;
+for (const [name, run] of Object.entries(SCENARIOS)) {
+  if (ONLY.length && !ONLY.includes(name)) continue;
+  const started = Date.now();
+  let result;
+  if (broken && name !== "network") {
+    result = { scenario: name, ok: false, detail: `not run: ${broken} failed first` };
+  } else {
+    try {
+      result = { scenario: name, ok: true, detail: await run() };
+    } catch (err) {
+      result = { scenario: name, ok: false, detail: `${String(err && err.stack ? err.stack : err).slice(0, 2000)}\n${await diag()}` };
+      if (name === "converge") broken = name;
+    }
+  }
+  result.seconds = (Date.now() - started) / 1000;
+  if (process.env.DEBUG_E2E) result.diag = await diag();
+  console.log(JSON.stringify(result));
+}
+await browser.close();
