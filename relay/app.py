@@ -167,6 +167,7 @@ async def serve_websocket(websocket: WebSocket, public_url: str | None) -> None:
     try:
         await _read(websocket, conn, outbox)
     finally:
+        await conn.drain()  # pushes already handed to the store are answered (or dropped)
         conn.close()
         if outbox.failure is None:
             outbox.stop()

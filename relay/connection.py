@@ -32,8 +32,11 @@ A push goes through the checks in exactly the order DESIGN.md gives:
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import dataclasses
 import enum
+import logging
 import time
 from collections.abc import Callable
 
@@ -72,8 +75,22 @@ from relay.frames import (
 from relay.hub import ChannelState, Hub, Outbox, Subscription
 from relay.limits import Limits, TokenBucket
 from relay.metrics import Metrics
-from relay.store import AppendOutcome, Head, HistoryRead, HistoryTrimmed, NoSnapshot, Store
+from relay.store import (
+    AppendOutcome,
+    AppendResult,
+    Head,
+    HistoryRead,
+    HistoryTrimmed,
+    NoSnapshot,
+    Store,
+)
 from relay.store import UnknownPatch as StoreUnknownPatch
+
+log = logging.getLogger("blindpad.relay")
+
+#: Pushes of one connection handed to the store and not yet answered; past it
+#: the connection stops reading until the oldest is answered (backpressure).
+MAX_PUSHES_IN_FLIGHT = 256
 
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
@@ -134,6 +151,7 @@ class Connection:
             relay.limits.rate_per_second, relay.limits.rate_burst, relay.clock()
         )
         self._assemblies: dict[int, _Assembly] = {}
+        self._pushes: collections.deque[asyncio.Task[None]] = collections.deque()
 
     # --- entry point -----------------------------------------------------------
 
@@ -198,6 +216,10 @@ class Connection:
     async def _request(
         self, frame: Subscribe | Unsubscribe | Push | SnapshotChunk | Trim | Ephemeral
     ) -> None:
+        if not isinstance(frame, Push):
+            # Only pushes overlap; anything else keeps its place behind them,
+            # so a cursor sent after an edit never overtakes it.
+            await self.drain()
         try:
             if isinstance(frame, Push):
                 await self._push(frame)
@@ -265,22 +287,73 @@ class Connection:
     # --- push ------------------------------------------------------------------
 
     async def _push(self, frame: Push) -> None:
+        """Check a push, hand it to the store and return without waiting for it.
+
+        The checks run now, in DESIGN.md's order; the append joins the store's
+        queue, so a client's pipelined pushes share one group commit instead
+        of waiting for one fsync each; :meth:`_complete_push` answers them in
+        order once they are durable.
+        """
         header = self._envelope(frame.envelope, Kind.PATCH)
         patch_id = envelope_id(frame.envelope)
-        known = await self.relay.store.lookup(header.channel_id, patch_id)
-        if known is not None:
+        try:
+            state = self._check_push(frame, header)
+        except _Refusal:
+            # Dedupe comes before every other check: a resend after a lost ack
+            # is acked with its original seq even if it fails a check now.
+            known = await self.relay.store.lookup(header.channel_id, patch_id)
+            if known is None:
+                raise
             await self.outbox.put(encode(Ack(frame.request_id, known, patch_id)))
             return
+        while len(self._pushes) >= MAX_PUSHES_IN_FLIGHT:
+            await asyncio.wait({self._pushes[0]})
+        store = self.relay.store
+        # Tasks start in creation order, so appends reach the store in order:
+        # a push parented on one still in flight finds it as the head.
+        append = asyncio.create_task(
+            store.append(header.channel_id, patch_id, header.ref, frame.envelope)
+        )
+        previous = self._pushes[-1] if self._pushes else None
+        task = asyncio.create_task(self._complete_push(frame, header, state, append, previous))
+        self._pushes.append(task)
+        task.add_done_callback(self._pushes.remove)
+
+    def _check_push(self, frame: Push, header: Header) -> ChannelState:
         self._rate()
         if len(frame.envelope) > self.relay.limits.max_patch_bytes:
             raise _Refusal(RefuseCode.PATCH_TOO_LARGE)
         state = self._channel(header.channel_id)
         self._quotas(state, len(frame.envelope), pad=True)
         self._signature(frame.envelope, state)
-        store = self.relay.store
-        result = await store.append(header.channel_id, patch_id, header.ref, frame.envelope)
+        return state
+
+    async def _complete_push(
+        self,
+        frame: Push,
+        header: Header,
+        state: ChannelState,
+        append: asyncio.Task[AppendResult],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        """Answer one push once it is durable (after the pushes sent before it)."""
+        try:
+            result = await append
+            if previous is not None:
+                await asyncio.wait({previous})
+            await self._answer_push(frame, header, state, result)
+        except Exception:
+            log.exception("internal error completing a push on connection %d", self.id)
+            failure = ProtocolViolation(ErrorCode.INTERNAL, "internal relay error")
+            self.outbox.fail(failure, flush=True)
+
+    async def _answer_push(
+        self, frame: Push, header: Header, state: ChannelState, result: AppendResult
+    ) -> None:
+        patch_id = envelope_id(frame.envelope)
         if result.outcome is AppendOutcome.STALE:
-            raise _Refusal(RefuseCode.STALE, head=result.head)
+            await self._refuse(frame.request_id, RefuseCode.STALE, 0, result.head)
+            return
         ack = encode(Ack(frame.request_id, result.seq, patch_id))
         if result.outcome is AppendOutcome.DUPLICATE:
             await self.outbox.put(ack)
@@ -296,6 +369,11 @@ class Connection:
         )
         if not took and sent_ack is not None:
             await self.outbox.put(sent_ack)
+
+    async def drain(self) -> None:
+        """Wait until every push handed to the store has been answered."""
+        while self._pushes:
+            await asyncio.wait(set(self._pushes))
 
     # --- subscribe -------------------------------------------------------------
 

@@ -1,0 +1,57 @@
+"""One client's pipelined pushes: answered in order, durable, and sharing commits."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import httpx
+from relay_support import Client, Pad, running_relay
+
+from relay import frames as f
+from relay.app import RelayConfig
+from relay.limits import Limits
+
+ZERO = bytes(32)
+
+
+def test_pipelined_pushes_are_acked_in_order_and_share_group_commits(tmp_path: Path) -> None:
+    total = 200
+    limits = Limits(rate_per_second=100_000, rate_burst=100_000)
+    config = RelayConfig(
+        store_url=f"sqlite:///{tmp_path / 'r.sqlite3'}", web_dir=None, limits=limits
+    )
+
+    async def scenario(url: str, ws: Client) -> None:
+        pad = Pad()
+        await ws.subscribe(pad)
+        parent, requests, envelopes = ZERO, [], []
+        for i in range(total):
+            envelope, parent = pad.patch(parent, f"{i}".encode())
+            envelopes.append(envelope)
+        for envelope in envelopes:  # all sent before any ack is read
+            request = ws.request_id()
+            requests.append(request)
+            await ws.send(f.Push(request, envelope))
+        # A stale push in the middle of the stream is refused in its turn.
+        stale, _ = pad.patch(ZERO, b"late")
+        stale_request = ws.request_id()
+        await ws.send(f.Push(stale_request, stale))
+        answers = [await ws.recv() for _ in range(total + 1)]
+        acks = [a for a in answers if isinstance(a, f.Ack)]
+        assert [a.request_id for a in acks] == requests
+        assert [a.seq for a in acks] == list(range(1, total + 1))
+        assert isinstance(answers[-1], f.Refuse)
+        assert answers[-1].request_id == stale_request
+        async with httpx.AsyncClient(base_url=url) as http:
+            metrics = (await http.get("/metrics")).text
+        commits = int(re.search(r"blindpad_commit_batch_size_count (\d+)", metrics)[1])
+        assert commits < total  # pushes shared fsyncs rather than one each
+
+    async def main(relay_url: str) -> None:
+        async with Client.connect(handle) as ws:
+            await scenario(relay_url, ws)
+
+    with running_relay(config) as handle:
+        asyncio.run(main(handle.url))
