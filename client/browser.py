@@ -430,15 +430,6 @@ class BrowserPad:
     def tick(self, anchor: int, head: int, composing: bool, now_ms: int) -> str:
         """One animation frame: take remote changes, send presence; JSON for the page."""
         self.session.tick()
-        engine = self.session.engine
-        if (
-            self.session.phase is Phase.LIVE
-            and engine.writer
-            and not engine.doctype.is_identity(engine.open)
-        ):
-            # Work squashed by a STALE refusal waits for the head the relay
-            # named; once that arrived, an empty edit seals and sends it.
-            self.session.edit(())
         out: dict[str, Any] = {"patches": [], "sel": None, "reset": None}
         if not composing and anchor >= 0:
             if self.session.ready and not self._sent_ready:

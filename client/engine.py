@@ -556,10 +556,12 @@ class Engine(Generic[D, P]):
                 f"dropped a patch waiting for parent {orphan.parent.hex()[:16]}",
                 orphan.id,
             )
-        if self._awaiting is not None and self._awaiting in self.chain:
-            self._awaiting = None
         if connected and self.chain.best is not self.head:
             self._move_to(self.chain.best)
+            # The head moved: seal the waiting work on it, even if it is not
+            # yet the head the relay named (at worst refused once more, naming
+            # it again); waiting for that exact id could wait forever.
+            self._awaiting = None
 
     def _move_to(self, target: Node[Payload[P]]) -> None:
         try:

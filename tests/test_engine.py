@@ -387,3 +387,24 @@ def test_the_author_clock_is_sealed_into_each_patch_and_checked_on_receipt() -> 
     b.receive(rogue(header(p)[0], {"o": [[1, 0, "y"]], "n": 2, "t": "noon"}))
     (alarm,) = alarms(b)
     assert "time t" in alarm.detail
+
+
+def test_work_waiting_for_a_named_head_goes_out_once_the_head_moves_at_all() -> None:
+    a, b, c = engine(1), engine(2), engine(3)
+    b.edit(insert(0, "b"))
+    b.flush()
+    (x,) = sent(b)
+    c.receive(x, 1)
+    c.edit(insert(1, "c"))
+    c.flush()
+    (y,) = sent(c)
+    a.edit(insert(0, "a"))
+    a.flush()
+    (p,) = sent(a)
+    a.refused(header(p)[0], header(y)[0])  # the relay names y; a holds neither x nor y
+    a.flush()
+    assert sent(a) == []
+    a.receive(x, 1)  # the head moves, though not yet to y
+    a.flush()
+    (again,) = sent(a)
+    assert header(again)[2] == header(x)[0]
