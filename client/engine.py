@@ -284,6 +284,8 @@ class Engine(Generic[D, P]):
         self._events: list[Event[P]] = []
         self._snapshot_height = 0
         self._bytes_since_snapshot = 0
+        self._calm = 4 * pipeline  # our patches landed in a row since anyone else's
+        self._sent = 0  # how many of the in-flight patches were handed out to send
         # Per node of someone else: the works that corresponded across it the
         # last time we crossed it, (without it, with it); see _cross.
         self._crossings: dict[bytes, tuple[P, P]] = {}
@@ -339,6 +341,10 @@ class Engine(Generic[D, P]):
 
     def flush(self) -> None:
         """Seal the open patch into in-flight patches, as far as the pipeline allows."""
+        self._seal_open()
+        self._release()
+
+    def _seal_open(self) -> None:
         if self._awaiting is not None or self.doctype.is_identity(self.open):
             return
         free = self.pipeline - len(self.inflight)
@@ -372,7 +378,6 @@ class Engine(Generic[D, P]):
         parent = self.inflight[-1].sealed.id if self.inflight else self.head.id
         sealed = self.codec.seal(PATCH, parent, self._encode(payload))
         self.inflight.append(_Own(sealed, parent, payload))
-        self._events.append(SendPatch(sealed))
 
     def _encode(self, payload: Payload[P]) -> bytes:
         body: dict[str, object] = {
@@ -462,7 +467,8 @@ class Engine(Generic[D, P]):
         if pending[0].parent == self.head.id:
             self.inflight = pending
             self.view = self.doctype.apply(self.auth, self.uncommitted())
-            self._events += [SendPatch(own.sealed) for own in pending]
+            self._sent = 0
+            self._release()
             return landed
         base = self.chain.nodes.get(pending[0].parent)
         if base is None or not base.on_chain:
@@ -489,9 +495,16 @@ class Engine(Generic[D, P]):
         raise LocalError("node is not on the best chain")
 
     def resend(self) -> None:
-        """After a reconnect: send every in-flight patch again, same bytes, same ids."""
+        """After a reconnect: send the in-flight patches again, same bytes, same ids."""
         self._awaiting = None
-        self._events += [SendPatch(own.sealed) for own in self.inflight]
+        self._sent = 0
+        self._release()
+
+    def _release(self) -> None:
+        """Hand out sealed patches to send, up to :attr:`depth` at the relay at once."""
+        while self._sent < min(self.depth, len(self.inflight)):
+            self._events.append(SendPatch(self.inflight[self._sent].sealed))
+            self._sent += 1
 
     def _note_seq(self, seq: int | None) -> None:
         if seq is None or seq <= self.last_seq:
@@ -558,6 +571,7 @@ class Engine(Generic[D, P]):
             )
         if connected and self.chain.best is not self.head:
             self._move_to(self.chain.best)
+            self._release()
             # The head moved: seal the waiting work on it, even if it is not
             # yet the head the relay named (at worst refused once more, naming
             # it again); waiting for that exact id could wait forever.
@@ -587,6 +601,7 @@ class Engine(Generic[D, P]):
         if not self.inflight or self.inflight[0].sealed.id != node.id:
             return False
         own = self.inflight.pop(0)
+        self._sent = max(0, self._sent - 1)
         # With nothing else uncommitted the new authoritative text *is* the
         # view: share it instead of splicing the same change into a copy.
         result = self.view if self.saved else None
@@ -607,6 +622,7 @@ class Engine(Generic[D, P]):
         for own in self.inflight:
             self._supersede(own)
         self.inflight = []
+        self._sent = 0
         delta = doc.identity()
         for node in revert:
             origin = self.auth
@@ -631,6 +647,7 @@ class Engine(Generic[D, P]):
             else:
                 work, seen = self._cross(node, work, origin, node.patch.patch, forward=True)
                 self._maybe_snapshot(node, own=False)
+                self._calm = 0  # someone else is writing: see depth
             delta = doc.compose(delta, seen)
         self.open = work
         if doc.is_identity(delta):
@@ -708,6 +725,7 @@ class Engine(Generic[D, P]):
         for own in self.inflight:
             self._supersede(own)
         self.inflight = []
+        self._sent = 0
 
     def _apply_node(
         self, node: Node[Payload[P]], *, result: D | None = None, ours: bool = False
@@ -756,7 +774,24 @@ class Engine(Generic[D, P]):
             self.auth = self.doctype.apply(self.auth, node.inverse.patch)
             node.inverse = None
 
+    @property
+    def depth(self) -> int:
+        """How many sealed patches may be at the relay at once: ``pipeline``, or 1
+        under contention.
+
+        While other sessions' patches keep landing, a deep pipeline starves
+        them: their rebased patch is stale on arrival because ours, parented
+        on our own, are already queued at the relay.  With one sent at a time
+        each round is a fair race (we re-seal on the broadcast, not on the
+        refusal).  Sealing is not limited by it (up to ``pipeline`` patches),
+        so what is typed still reaches the write-ahead log.  Full depth comes
+        back after ``4 * pipeline`` of our own patches land with nobody
+        else's in between.
+        """
+        return self.pipeline if self._calm >= 4 * self.pipeline else 1
+
     def _committed(self, node: Node[Payload[P]]) -> None:
+        self._calm += 1
         self._superseded.pop(node.id, None)
         self._events.append(Committed(node.id))
         self._maybe_snapshot(node, own=True)

@@ -354,8 +354,10 @@ def test_adopt_after_a_crash_counts_stored_patches_and_resends_or_rebases_the_re
     fresh = engine(1, pipeline=4)
     fresh.receive(p1, 1)
     assert fresh.adopt([p1, p2, p3]) == [header(p1)[0]]
-    assert sent(fresh) == [p2, p3]
+    assert sent(fresh) == [p2]  # p1 looks like someone else's here: one at a time
     assert fresh.view == "abc"
+    fresh.acked(header(p2)[0], 2)
+    assert sent(fresh) == [p3]
     # Restarted after someone else moved the head: rebased and sealed afresh.
     b.edit(insert(0, "B"))
     b.flush()
@@ -408,3 +410,20 @@ def test_work_waiting_for_a_named_head_goes_out_once_the_head_moves_at_all() -> 
     a.flush()
     (again,) = sent(a)
     assert header(again)[2] == header(x)[0]
+
+
+def test_the_pipeline_narrows_to_one_while_others_write_and_widens_when_calm() -> None:
+    a, b = engine(1, pipeline=4), engine(2)
+    assert a.depth == 4
+    b.edit(insert(0, "b"))
+    b.flush()
+    (q,) = sent(b)
+    a.receive(q, 1)  # someone else is writing
+    assert a.depth == 1
+    for i in range(16):
+        a.edit(insert(0, str(i % 10)))
+        a.flush()
+        patches = sent(a)
+        assert len(patches) == 1  # one in flight at a time meanwhile
+        a.acked(header(patches[0])[0], i + 2)
+    assert a.depth == 4  # 16 of ours in a row: full depth again
