@@ -1,0 +1,1 @@
+"""blindpad benchmarks: ``python -m bench`` (see bench/README.md)."""

@@ -1,0 +1,215 @@
+"""Scenario 2: relay throughput and latency, beside the bare broadcast ceiling.
+
+Both servers run as separate processes; the load generator is one node
+process with ``ws`` clients (bench/loadgen.mjs).  For blindpad the sender
+pushes real sealed patches (pre-sealed in a chain, each parented on the one
+before, so every push is accepted in order) with up to ``WINDOW`` pushes in
+flight; receivers are subscribed clients counting BROADCAST frames.  The
+ceiling server gets 200-byte messages.  Reported: delivered messages per
+second, p50/p99 ack and delivery latency, and the server's CPU seconds per
+delivered message (from /proc).  A run that does not deliver everything, or
+gets any REFUSE, is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import crypto
+from bench.common import (
+    BENCH,
+    ROOT,
+    BenchFailure,
+    Result,
+    Server,
+    free_port,
+    relay_process,
+    stop_process,
+    summary,
+    table,
+    wait_port,
+)
+from crypto.envelope import Kind, envelope_id
+from relay import frames as f
+
+WINDOW = 64
+#: blindpad = the relay as deployed (SQLite, synchronous=FULL); blindpad-memory =
+#: the same relay on its in-memory store, to separate durability from the rest.
+KINDS = ["ceiling", "blindpad", "blindpad-memory"]
+PAYLOAD = 200
+
+
+def _write_frames(path: Path, frames: list[bytes]) -> None:
+    with path.open("wb") as out:
+        for frame in frames:
+            out.write(struct.pack(">I", len(frame)) + frame)
+
+
+def _blindpad_channel(
+    url: str, receivers: int, count: int, folder: Path, n: int
+) -> dict[str, Any]:
+    keys = crypto.PadKeys.generate()
+    author = crypto.Author.generate("load")
+    parent = bytes(32)
+    frames = []
+    for i in range(count):
+        content = json.dumps({"o": [[i, 0, "x"]], "n": i + 1}, separators=(",", ":")).encode()
+        env = crypto.seal(keys, author, Kind.PATCH, parent, content)
+        parent = envelope_id(env)
+        frames.append(f.encode(f.Push(i + 1, env)))
+    path = folder / f"ch{n}.bin"
+    _write_frames(path, frames)
+    hello = f.encode(f.Hello(f.PROTOCOL_VERSION, b"")).hex()
+    sub = f.encode(
+        f.Subscribe(1_000_000, keys.channel_id, f.SubscribeFrom.SINCE, 0, keys.verify_key)
+    ).hex()
+    return {
+        "url": url,
+        "receivers": receivers,
+        "count": count,
+        "setup": [hello, sub],
+        "rsetup": [hello, sub],
+        "payloads": str(path),
+    }
+
+
+def _ceiling_channel(url: str, receivers: int, count: int, folder: Path, n: int) -> dict[str, Any]:
+    frames = [struct.pack(">I", i) + bytes(PAYLOAD - 4) for i in range(count)]
+    path = folder / f"ch{n}.bin"
+    _write_frames(path, frames)
+    return {"url": f"{url}/{n}", "receivers": receivers, "count": count, "payloads": str(path)}
+
+
+def _drive(server: Server, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+    spec_path = folder / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    proc = subprocess.Popen(
+        ["node", str(BENCH / "loadgen.mjs"), str(spec_path)],
+        cwd=BENCH,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if line.strip() != "READY":
+            raise BenchFailure(f"load generator did not start: {line!r}")
+        cpu0 = server.cpu()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out = proc.stdout.readline()
+        cpu1 = server.cpu()
+        proc.wait(30)
+    finally:
+        stop_process(proc)
+    got: dict[str, Any] = json.loads(out)
+    if "fatal" in got:
+        raise BenchFailure(f"load generator failed: {got['fatal']}")
+    got["server_cpu_s"] = cpu1 - cpu0
+    got["msgs_per_s"] = got["delivered"] / (got["wall_ms"] / 1000) if got["wall_ms"] else 0.0
+    got["cpu_us_per_msg"] = got["server_cpu_s"] / max(1, got["delivered"]) * 1e6
+    if got["delivered"] != got["expected"] or got["errors"]:
+        raise BenchFailure(
+            f"delivered {got['delivered']}/{got['expected']}, errors {got['errors']}"
+        )
+    return got
+
+
+def one(kind: str, shape: tuple[int, int], count: int) -> dict[str, Any]:
+    """One run: ``shape`` = (channels, clients per channel), ``count`` messages per channel."""
+    channels, clients = shape
+    with tempfile.TemporaryDirectory(prefix="bench-tp-") as tmp:
+        folder = Path(tmp)
+        if kind.startswith("blindpad"):
+            store = "memory:" if kind == "blindpad-memory" else None
+            extra = ["--outgoing-queue-frames", "100000"]
+            with relay_process(store, extra=extra) as server:
+                chans = [
+                    _blindpad_channel(server.ws_url, clients - 1, count, folder, n)
+                    for n in range(channels)
+                ]
+                spec = {"mode": "blindpad", "window": WINDOW, "timeout_s": 300, "channels": chans}
+                return _drive(server, spec, folder)
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.ceiling_server", str(port)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_port(port, proc)
+            server = Server(proc, port)
+            url = f"ws://127.0.0.1:{port}/ws"
+            chans = [_ceiling_channel(url, clients - 1, count, folder, n) for n in range(channels)]
+            spec = {"mode": kind, "window": WINDOW, "timeout_s": 300, "channels": chans}
+            return _drive(server, spec, folder)
+        finally:
+            stop_process(proc)
+
+
+SHAPES = {
+    "1 sender -> 10 receivers": ((1, 11), 20_000, 5_000),
+    "1 channel x 50 clients (1 sender)": ((1, 50), 4_000, 1_000),
+    "500 channels x 2 clients": ((500, 2), 100, 20),
+}
+
+
+def run(runs: int, quick: bool) -> Result:
+    """Every shape, both servers, ``runs`` times (interleaved)."""
+    result = Result("throughput")
+    rows = []
+    for name, (shape, full, small) in SHAPES.items():
+        count = small if quick else full
+        raw: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
+        for _ in range(runs):
+            for kind in KINDS:
+                raw[kind].append(one(kind, shape, count))
+        result.data[name] = {"messages_per_channel": count, "runs": raw}
+        for kind in KINDS:
+            r = raw[kind]
+            rows.append(
+                [
+                    name,
+                    kind,
+                    summary([x["msgs_per_s"] for x in r]),
+                    summary([x["ack_p50_ms"] for x in r]),
+                    summary([x["ack_p99_ms"] for x in r]),
+                    summary([x["delivery_p50_ms"] for x in r]),
+                    summary([x["delivery_p99_ms"] for x in r]),
+                    summary([x["cpu_us_per_msg"] for x in r]),
+                ]
+            )
+        for kind in KINDS[1:]:
+            ratios = [
+                b["msgs_per_s"] / c["msgs_per_s"]
+                for b, c in zip(raw[kind], raw["ceiling"], strict=True)
+            ]
+            result.data[name][f"ratio_{kind}_over_ceiling"] = summary(ratios)
+            rows.append([name, f"ratio {kind}/ceiling", summary(ratios), "", "", "", "", ""])
+    result.tables.append(
+        table(
+            f"Relay throughput (delivered messages/s; window {WINDOW} in flight; ceiling "
+            f"payload {PAYLOAD} B, blindpad = real sealed one-keystroke patches ~300 B)",
+            [
+                "shape",
+                "server",
+                "delivered msg/s",
+                "ack p50 ms",
+                "ack p99 ms",
+                "delivery p50 ms",
+                "delivery p99 ms",
+                "server CPU µs/delivered msg",
+            ],
+            rows,
+        )
+    )
+    return result
