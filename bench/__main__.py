@@ -19,7 +19,15 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import s_concurrent, s_edit_cost, s_open, s_storage, s_throughput, s_trace
+from bench import (
+    s_browser,
+    s_concurrent,
+    s_edit_cost,
+    s_open,
+    s_storage,
+    s_throughput,
+    s_trace,
+)
 from bench.common import BENCH, ENV_PY, BenchFailure, Result, machine
 from bench.peers import ensure_all
 
@@ -30,6 +38,7 @@ SCENARIOS: dict[str, Callable[[int, bool], Result]] = {
     "open": s_open.run,
     "storage": s_storage.run,
     "concurrent": s_concurrent.run,
+    "browser": s_browser.run,
 }
 
 

@@ -1,0 +1,72 @@
+// Scenario 7 of bench/: the web page in Debian's Chromium (playwright-core).
+//
+// Usage: node bench/browser.mjs RELAY_URL RUNS KEYSTROKES
+// Per run, in a fresh browser context (cold cache): page A creates a pad
+// (navigation to status "saved" = boot time), page B opens its edit link;
+// then A types KEYSTROKES characters one at a time and, for each, we time
+// from the key press to the character showing in B's textarea (keystroke to
+// remote display, through Pyodide, libsodium, the relay and back). The page's
+// own counters give the longest main-thread block spent in Python per frame.
+// Prints one JSON line per run.
+
+import { chromium } from "playwright-core";
+
+const [, , RELAY, RUNS = "1", KEYS = "20"] = process.argv;
+const BOOT_MS = 180_000;
+
+const browser = await chromium.launch({
+  executablePath: process.env.BLINDPAD_CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+  ],
+});
+
+async function boot(context, url) {
+  const page = await context.newPage();
+  const started = performance.now();
+  await page.goto(url);
+  await page.waitForFunction(
+    () => document.querySelector("#status")?.dataset.state === "saved",
+    null,
+    { timeout: BOOT_MS, polling: 20 },
+  );
+  return { page, ms: performance.now() - started };
+}
+
+try {
+  for (let run = 0; run < Number(RUNS); run++) {
+    const ctxA = await browser.newContext();
+    const ctxB = await browser.newContext();
+    const a = await boot(ctxA, new URL("/p/#new", RELAY).href);
+    const link = await a.page.evaluate(() => window.blindpad.links().edit);
+    const b = await boot(ctxB, link);
+    await a.page.focus("#pad");
+    const latencies = [];
+    for (let i = 0; i < Number(KEYS); i++) {
+      const char = String.fromCharCode(0x4e00 + run * 1000 + i); // unique per keystroke
+      const t0 = performance.now();
+      await a.page.keyboard.type(char);
+      await b.page.waitForFunction(
+        (c) => document.querySelector("#pad").value.includes(c),
+        char,
+        { timeout: 30_000, polling: "raf" },
+      );
+      latencies.push(performance.now() - t0);
+    }
+    const stats = await a.page.evaluate(() => window.blindpad.stats());
+    const statsB = await b.page.evaluate(() => window.blindpad.stats());
+    const same = (await a.page.$eval("#pad", (t) => t.value)) ===
+      (await b.page.$eval("#pad", (t) => t.value));
+    console.log(JSON.stringify({
+      run, boot_ms: a.ms, boot_b_ms: b.ms, latencies, converged: same,
+      worst_frame_ms: Math.max(stats.worst, statsB.worst),
+    }));
+    await ctxA.close();
+    await ctxB.close();
+  }
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,71 @@
+"""Scenario 7: the web page in Debian's Chromium.
+
+``bench/browser.mjs`` (playwright-core) opens two pages on one pad in fresh
+browser contexts against a real relay (SQLite): the time from navigation to
+the status "saved" (Pyodide, our wheel and libsodium booting, history loaded),
+then, keystroke by keystroke, the time from a key press in page A to the
+character showing in page B (through Python under Pyodide, libsodium, the
+relay and back), and the longest time Python held the main thread in one
+animation frame (the page's own counter).  Skipped, saying so, without
+``/usr/bin/chromium``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from bench.common import BenchFailure, Result, percentile, relay_process, summary, table
+
+SCRIPT = Path(__file__).resolve().parent / "browser.mjs"
+
+
+def run(runs: int, quick: bool) -> Result:
+    """``runs`` cold boots of two pages, 10 (quick) or 50 keystrokes each."""
+    result = Result("browser")
+    chromium = os.environ.get("BLINDPAD_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        result.note(f"{chromium} is missing: browser scenario skipped (scripts/setup installs it)")
+        return result
+    keys = 10 if quick else 50
+    with relay_process() as server:
+        out = subprocess.run(
+            ["node", str(SCRIPT), server.http_url + "/", str(runs), str(keys)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    if out.returncode != 0:
+        raise BenchFailure(f"browser.mjs failed: {out.stderr.strip()[-2000:]}")
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    if len(rows) != runs or not all(r["converged"] for r in rows):
+        raise BenchFailure(f"browser: pages did not converge ({rows})")
+    latencies = [ms for r in rows for ms in r["latencies"]]
+    result.data = {"runs": rows}
+    result.tables.append(
+        table(
+            f"Web page in headless Chromium ({runs} cold boots of two pages; {keys} keystrokes "
+            "each; ms)",
+            ["measure", "value"],
+            [
+                [
+                    "navigation -> saved, page A (creates the pad)",
+                    summary([r["boot_ms"] for r in rows]),
+                ],
+                [
+                    "navigation -> saved, page B (opens the link)",
+                    summary([r["boot_b_ms"] for r in rows]),
+                ],
+                ["keystroke in A -> shown in B, median", percentile(latencies, 0.5)],
+                ["keystroke in A -> shown in B, p99", percentile(latencies, 0.99)],
+                [
+                    "longest main-thread block by Python in one frame",
+                    summary([r["worst_frame_ms"] for r in rows]),
+                ],
+            ],
+        )
+    )
+    return result
