@@ -308,7 +308,8 @@ class Engine(Generic[D, P]):
         return events
 
     def unacknowledged(self) -> list[Sealed]:
-        """The sealed patches sent and not yet on the chain, oldest first.
+        """The sealed patches not yet on the chain, oldest first: those sent and
+        those waiting for room at the relay (:attr:`depth`).
 
         A front end keeps them in its write-ahead log (and hands them to
         :meth:`adopt` after a restart); the open patch is not among them.
@@ -486,13 +487,17 @@ class Engine(Generic[D, P]):
         return landed
 
     def _path_after(self, ancestor: Node[Payload[P]]) -> list[Node[Payload[P]]]:
-        """The best chain's nodes after ``ancestor``, oldest first."""
+        """The best chain's nodes after ``ancestor``, oldest first.
+
+        Raises:
+            LookupError: ``ancestor`` is not on the kept part of the best chain.
+        """
         path: list[Node[Payload[P]]] = []
         for node in self.chain.ancestors(self.head):
             if node is ancestor:
                 return list(reversed(path))
             path.append(node)
-        raise LocalError("node is not on the best chain")
+        raise LookupError("node is not on the best chain")
 
     def resend(self) -> None:
         """After a reconnect: send the in-flight patches again, same bytes, same ids."""
@@ -618,11 +623,8 @@ class Engine(Generic[D, P]):
 
     def _slow_path(self, revert: list[Node[Payload[P]]], forward: list[Node[Payload[P]]]) -> None:
         doc = self.doctype
-        work = self.uncommitted()
-        for own in self.inflight:
-            self._supersede(own)
-        self.inflight = []
-        self._sent = 0
+        self._squash()
+        work = self.open
         delta = doc.identity()
         for node in revert:
             origin = self.auth
@@ -856,25 +858,16 @@ class Engine(Generic[D, P]):
             )
             return
         if node.height > self._snapshot_height:
-            self._bytes_since_snapshot = self._bytes_between(node, self.head)
+            self._bytes_since_snapshot = sum(n.content_size for n in self._path_after(node))
             self._snapshot_height = node.height
 
     def _doc_at(self, node: Node[Payload[P]]) -> D:
+        """The authoritative document right after ``node`` (on the best chain)."""
         doc = self.auth
-        for step in self.chain.ancestors(self.head):
-            if step is node:
-                return doc
+        for step in reversed(self._path_after(node)):
             if step.inverse is not None:
                 doc = self.doctype.apply(doc, step.inverse.patch)
-        raise LookupError("node is not on the best chain")
-
-    def _bytes_between(self, node: Node[Payload[P]], tip: Node[Payload[P]]) -> int:
-        total = 0
-        for step in self.chain.ancestors(tip):
-            if step is node:
-                return total
-            total += step.content_size
-        return total
+        return doc
 
     def _maybe_snapshot(self, node: Node[Payload[P]], *, own: bool) -> None:
         threshold = max(self.min_snapshot_bytes, self.doctype.size(self.auth))
