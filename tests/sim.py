@@ -26,14 +26,13 @@ that promise is for the authors still alive at the end.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from vectors.check_chain import VectorCodec
+from vectors.check_chain import SimRelay, VectorCodec, header
 
 from client import textops
 from client.doctype import TEXT
@@ -60,11 +59,6 @@ _ALPHABET = [
 # make every sealed patch unique, as the real random nonce does.  One codec
 # serves the simulator and the chain vectors (which must run under Pyodide).
 FakeCodec = VectorCodec
-
-
-def header(data: bytes) -> tuple[bytes, int, bytes]:
-    """(id, kind, ref) of a fake envelope, as a relay would read it."""
-    return hashlib.sha256(data).digest(), data[0], data[1:33]
 
 
 def inserted_by(envelopes: Iterable[bytes]) -> set[str]:
@@ -185,40 +179,6 @@ def make_engine(
 
 
 # --- mode (a): a relay that orders --------------------------------------------
-
-
-class SimRelay:
-    """Fast-forward only, dedupe by id first, refuse stale parents."""
-
-    def __init__(self) -> None:
-        self.log: list[bytes] = []
-        self.seq_of: dict[bytes, int] = {}
-        self.head = bytes(32)
-        self.snapshots: list[tuple[int, bytes]] = []  # (seq of X, sealed snapshot)
-        self.refusals = 0
-        self.duplicates = 0  # pushes of an id already stored (resends), acked again
-
-    def push(self, data: bytes) -> tuple[str, bytes, int | bytes]:
-        """Returns ("ack", id, seq) or ("refuse", id, head)."""
-        patch_id, _, parent = header(data)
-        if patch_id in self.seq_of:
-            self.duplicates += 1
-            return "ack", patch_id, self.seq_of[patch_id]
-        if parent != self.head:
-            self.refusals += 1
-            return "refuse", patch_id, self.head
-        self.log.append(data)
-        self.seq_of[patch_id] = len(self.log)
-        self.head = patch_id
-        return "ack", patch_id, len(self.log)
-
-    def put_snapshot(self, data: bytes) -> None:
-        _, _, of = header(data)
-        if of in self.seq_of:
-            self.snapshots.append((self.seq_of[of], data))
-
-    def since(self, seq: int) -> list[tuple[str, object, object]]:
-        return [("patch", self.log[i], i + 1) for i in range(seq, len(self.log))]
 
 
 class RelayWorld:

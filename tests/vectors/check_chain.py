@@ -47,6 +47,45 @@ class VectorCodec:
         return Opened(hashlib.sha256(data).digest(), data[0], data[1:33], data[45:])
 
 
+def header(data: bytes) -> tuple[bytes, int, bytes]:
+    """(id, kind, ref) of a fake envelope, as a relay would read it."""
+    return hashlib.sha256(data).digest(), data[0], data[1:33]
+
+
+class SimRelay:
+    """Fast-forward only, dedupe by id first, refuse stale parents."""
+
+    def __init__(self) -> None:
+        self.log: list[bytes] = []
+        self.seq_of: dict[bytes, int] = {}
+        self.head = GENESIS
+        self.snapshots: list[tuple[int, bytes]] = []  # (seq of X, sealed snapshot)
+        self.refusals = 0
+        self.duplicates = 0  # pushes of an id already stored (resends), acked again
+
+    def push(self, data: bytes) -> tuple[str, bytes, int | bytes]:
+        """Returns ("ack", id, seq) or ("refuse", id, head)."""
+        patch_id, _, parent = header(data)
+        if patch_id in self.seq_of:
+            self.duplicates += 1
+            return "ack", patch_id, self.seq_of[patch_id]
+        if parent != self.head:
+            self.refusals += 1
+            return "refuse", patch_id, self.head
+        self.log.append(data)
+        self.seq_of[patch_id] = len(self.log)
+        self.head = patch_id
+        return "ack", patch_id, len(self.log)
+
+    def put_snapshot(self, data: bytes) -> None:
+        _, _, of = header(data)
+        if of in self.seq_of:
+            self.snapshots.append((self.seq_of[of], data))
+
+    def since(self, seq: int) -> list[tuple[str, object, object]]:
+        return [("patch", self.log[i], i + 1) for i in range(seq, len(self.log))]
+
+
 def best(patches: list[list[str]]) -> dict[str, Any]:
     chain: Chain[None] = Chain()
     for patch_id, parent in patches:
@@ -59,8 +98,7 @@ def session(spec: dict[str, Any]) -> dict[str, Any]:
     engines = [Engine(TEXT, VectorCodec(n), **options) for n in range(spec["sessions"])]
     outboxes: list[list[bytes]] = [[] for _ in engines]
     inboxes: list[list[tuple[str, bytes, Any]]] = [[] for _ in engines]
-    log: list[bytes] = []
-    seq_of: dict[bytes, int] = {}
+    relay = SimRelay()
 
     def drain(n: int) -> None:
         engines[n].flush()
@@ -72,18 +110,17 @@ def session(spec: dict[str, Any]) -> dict[str, Any]:
         if not outboxes[n]:
             return
         data = outboxes[n].pop(0)
-        patch_id, parent = hashlib.sha256(data).digest(), data[1:33]
-        if patch_id not in seq_of:
-            if parent != (hashlib.sha256(log[-1]).digest() if log else GENESIS):
-                inboxes[n].append(("refuse", patch_id, hashlib.sha256(log[-1]).digest()))
-                return
-            log.append(data)
-            seq_of[patch_id] = len(log)
+        stored = len(relay.log)
+        verdict, patch_id, detail = relay.push(data)
+        if verdict == "refuse":
+            inboxes[n].append(("refuse", patch_id, detail))
+            return
+        if len(relay.log) > stored:
             for other in range(len(engines)):
                 if other != n:
-                    inboxes[other].append(("patch", data, len(log)))
+                    inboxes[other].append(("patch", data, len(relay.log)))
         if not lose_ack:
-            inboxes[n].append(("ack", patch_id, seq_of[patch_id]))
+            inboxes[n].append(("ack", patch_id, detail))
 
     def deliver(n: int) -> None:
         if not inboxes[n]:
@@ -107,15 +144,15 @@ def session(spec: dict[str, Any]) -> dict[str, Any]:
         elif action == "deliver":
             deliver(n)
         elif action == "reconnect":
-            start = engines[n].last_seq
-            inboxes[n] = [("patch", log[i], i + 1) for i in range(start, len(log))]
+            inboxes[n] = [
+                ("patch", data, seq) for _, data, seq in relay.since(engines[n].last_seq)
+            ]
             engines[n].resend()
             outboxes[n] = []
             drain(n)
         else:
             raise ValueError(f"unknown step {action!r}")
-    head = hashlib.sha256(log[-1]).digest() if log else GENESIS
-    return {"texts": [e.view for e in engines], "head": head.hex(), "log": len(log)}
+    return {"texts": [e.view for e in engines], "head": relay.head.hex(), "log": len(relay.log)}
 
 
 def check(record: dict[str, Any]) -> None:
