@@ -1,29 +1,42 @@
-"""The SDK's state directory: identity, write-ahead log and last head, per pad.
+"""The SDK's state directory: identity, write-ahead logs and last head, per pad.
 
 Theory of operation
 -------------------
 Layout (default root: :func:`default_state_dir`)::
 
-    ROOT/author.json               the user's identity (crypto.Author.to_json), mode 0600
-    ROOT/pads/<channel hex>/lock   held with fcntl.flock while a process has the pad open
-    ROOT/pads/<channel hex>/pending  the sealed, unacknowledged patches (write-ahead log)
-    ROOT/pads/<channel hex>/head.json  the last head seen: {"seq": n, "id": hex}
+    ROOT/author.json                   the user's identity (crypto.Author.to_json), mode 0600
+    ROOT/pads/<channel hex>/head.json  the last head any process saw: {"seq": n, "id": hex}
+    ROOT/pads/<channel hex>/lock       slot 0: held with fcntl.flock while a process uses it
+    ROOT/pads/<channel hex>/pending    slot 0's sealed, unacknowledged patches (write-ahead log)
+    ROOT/pads/<channel hex>/slot-N/    slots 1, 2, ...: the same ``lock`` and ``pending``
+
+**Slots.**  Several processes of one user may have one pad open at once (a
+``blindpad watch`` in one terminal, ``blindpad append`` in another): each
+takes its own *slot*, the first whose lock is free, and logs only its own
+patches there, so exactly-once holds per slot.  Slot 0 is the pad folder
+itself, where versions before slots kept their only log, so an upgrade
+loses nothing.  A slot whose lock is free but whose log is not empty was
+left by a process that died with work unacknowledged; the next process
+prefers such a slot and adopts it.
 
 The write-ahead log is what makes a crash lose and duplicate nothing: a
 front end writes :meth:`PadState.write_pending` (whole-file replace: write a
 temporary file, fsync it, rename it over, fsync the directory) *before* it
-sends any of those bytes.  At the next open the patches are handed back to
-the engine (:meth:`client.engine.Engine.adopt`): those found in history
-count as acknowledged, the rest are resent with the same bytes, which the
-relay deduplicates by id.  The log holds at most the pipeline's few patches,
-so rewriting it whole is cheap and never half-written.
+sends any of those bytes.  At the next open of that slot the patches are
+handed back to the engine (:meth:`client.engine.Engine.adopt`): those found
+in history count as acknowledged, the rest are resent with the same bytes,
+which the relay deduplicates by id.  The log holds at most the pipeline's
+few patches, so rewriting it whole is cheap and never half-written.
 
-``head.json`` feeds the rollback alarm; it is written without fsync (losing
-the very last update only weakens the check by a few patches).
+``head.json`` feeds the rollback alarm and is shared by the slots (the last
+writer wins: every value written is a head that was really seen); it is
+written without fsync (losing the very last update only weakens the check
+by a few patches).  Temporary files carry the process id, so two processes
+replacing one file never write into each other's.
 
-A second process opening the same pad gets :class:`client.errors.StateLocked`
-rather than two writers racing on one log.  Where ``fcntl`` does not exist
-(Windows, Pyodide) the lock is skipped.
+:class:`client.errors.StateLocked` is raised only when all
+:data:`MAX_SLOTS` slots are taken.  Where ``fcntl`` does not exist
+(Windows, Pyodide) locks are skipped and every process uses slot 0.
 """
 
 from __future__ import annotations
@@ -40,6 +53,9 @@ import crypto
 from client.errors import StateLocked
 
 _LEN = struct.Struct(">I")
+
+#: How many processes of one user may have one pad open at once.
+MAX_SLOTS = 64
 
 
 def default_state_dir() -> Path:
@@ -79,7 +95,7 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True, mode: int = 0
         durable: fsync the file and its directory before returning.
         mode: permission bits of a new file.
     """
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as file:
         file.write(data)
@@ -116,25 +132,33 @@ class StateDir:
         """
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / "author.json"
-        if path.exists():
-            author = crypto.Author.from_json(path.read_text("utf-8"))
-            if name is None or name == author.name:
-                return author
-            author = author.renamed(name)
-        else:
-            author = crypto.Author.generate(name or default_name())
+        if not path.exists():
+            _create_once(path, crypto.Author.generate(name or default_name()))
+        author = crypto.Author.from_json(path.read_text("utf-8"))
+        if name is None or name == author.name:
+            return author
+        author = author.renamed(name)
         write_atomic(path, author.to_json().encode("utf-8"), mode=0o600)
         return author
 
     def open_pad(self, channel_id: bytes) -> PadState:
-        """Open (and lock) the state of one pad.
+        """Open the state of one pad in a free slot (see the module docstring).
+
+        A free slot holding a dead process's unacknowledged patches is taken
+        first, so they are resent; else the lowest free slot.
 
         Raises:
-            StateLocked: another process has this pad open.
+            StateLocked: all :data:`MAX_SLOTS` slots are in use.
         """
         folder = self.root / "pads" / channel_id.hex()
         folder.mkdir(parents=True, exist_ok=True)
-        return PadState(folder)
+        slots = range(MAX_SLOTS)
+        left = [n for n in slots if _has_log(_slot_folder(folder, n))]
+        for slot in [*left, *(n for n in slots if n not in left)]:
+            lock = _take_lock(_slot_folder(folder, slot))
+            if lock is not None:
+                return PadState(folder, slot, lock)
+        raise StateLocked(f"{MAX_SLOTS} processes have this pad open (state in {folder})")
 
 
 def default_name() -> str:
@@ -146,29 +170,66 @@ def default_name() -> str:
     return "anonymous"
 
 
-class PadState:
-    """One pad's folder, locked while open.  Use :meth:`StateDir.open_pad`."""
+def _create_once(path: Path, author: crypto.Author) -> None:
+    """Write a new identity unless another process wrote one first (theirs wins)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.new")
+    write_atomic(tmp, author.to_json().encode("utf-8"), mode=0o600)
+    try:
+        os.link(tmp, path)  # fails if the file exists: never replaces an identity
+    except FileExistsError:
+        pass
+    except OSError:  # pragma: no cover - a filesystem without hard links
+        if not path.exists():
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    _fsync_dir(path.parent)
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._lock: IO[bytes] | None = self._take_lock()
+
+def _slot_folder(pad_folder: Path, slot: int) -> Path:
+    return pad_folder if slot == 0 else pad_folder / f"slot-{slot}"
+
+
+def _has_log(folder: Path) -> bool:
+    try:
+        return (folder / "pending").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _take_lock(folder: Path) -> IO[bytes] | None:
+    """Lock a slot's folder (creating it); None if another process holds it."""
+    folder.mkdir(exist_ok=True)
+    handle = (folder / "lock").open("ab")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows, Pyodide
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+class PadState:
+    """One slot of one pad's folder, locked while open.  Use :meth:`StateDir.open_pad`.
+
+    Attributes:
+        pad_folder: the pad's folder (``head.json``).
+        slot: this slot's number.
+        folder: this slot's folder (``lock``, ``pending``).
+    """
+
+    def __init__(self, pad_folder: Path, slot: int, lock: IO[bytes]) -> None:
+        self.pad_folder = pad_folder
+        self.slot = slot
+        self.folder = _slot_folder(pad_folder, slot)
+        self._lock: IO[bytes] | None = lock
         self._pending: list[bytes] | None = None
         self._head: tuple[int, bytes] | None = None
-
-    def _take_lock(self) -> IO[bytes]:
-        handle = (self.folder / "lock").open("ab")
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows, Pyodide
-            return handle
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            handle.close()
-            raise StateLocked(
-                f"another process has this pad open (state in {self.folder})"
-            ) from error
-        return handle
 
     def recovered(self) -> list[bytes]:
         """The sealed patches a previous run logged and did not see acknowledged."""
@@ -197,7 +258,7 @@ class PadState:
     def last_head(self) -> tuple[int, bytes] | None:
         """The last head a previous run saw, if any."""
         try:
-            body = json.loads((self.folder / "head.json").read_text("utf-8"))
+            body = json.loads((self.pad_folder / "head.json").read_text("utf-8"))
             head = (int(body["seq"]), bytes.fromhex(body["id"]))
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
@@ -209,7 +270,7 @@ class PadState:
         if head is None or head == self._head:
             return
         body = json.dumps({"seq": head[0], "id": head[1].hex()}).encode()
-        write_atomic(self.folder / "head.json", body, durable=False)
+        write_atomic(self.pad_folder / "head.json", body, durable=False)
         self._head = head
 
     def close(self) -> None:
@@ -219,4 +280,11 @@ class PadState:
             self._lock = None
 
 
-__all__ = ["PadState", "StateDir", "default_name", "default_state_dir", "write_atomic"]
+__all__ = [
+    "MAX_SLOTS",
+    "PadState",
+    "StateDir",
+    "default_name",
+    "default_state_dir",
+    "write_atomic",
+]
