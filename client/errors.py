@@ -8,9 +8,10 @@ Every error the SDK raises is a :class:`PadError`.  The tree::
     ├── NotReady            an edit before the pad's history was loaded
     ├── InvalidEdit         an edit that does not fit the current text (also a ValueError)
     ├── PadClosed           the pad was closed (aclose, or a fatal failure)
-    ├── StateLocked         another process has this pad's state directory open
+    ├── StateLocked         every slot of this pad's state directory is in use
     ├── ConnectionFailed    the relay could not be reached in time (open, synced)
     ├── RelayRefused        the relay refused for good (quota, size, token...): .code
+    │   └── PadNotFound     the relay has no such pad (only Pad.create makes one)
     └── ProtocolError       the relay sent something this client cannot follow
 
 Blame follows the entry point, as in h11: :class:`ReadOnly`, :class:`NotReady`
@@ -70,6 +71,27 @@ class RelayRefused(PadError):
         self.code = code
 
 
+class PadNotFound(RelayRefused):
+    """The relay does not have this pad: a mistyped address, or a pad made elsewhere.
+
+    Only :meth:`client.Pad.create` creates pads; :meth:`client.Pad.open` on a
+    link the relay does not know raises this and creates nothing.
+
+    Attributes:
+        code: ``"NO_VERIFY_KEY"``, the relay's refusal (docs/PROTOCOL.md §5.1).
+        relay_url: the relay asked.
+    """
+
+    def __init__(self, relay_url: str) -> None:
+        PadError.__init__(
+            self,
+            f"no such pad on the relay at {relay_url} "
+            "(check the link's address; new pads are made with Pad.create or `blindpad new`)",
+        )
+        self.code = "NO_VERIFY_KEY"
+        self.relay_url = relay_url
+
+
 class ProtocolError(PadError):
     """The relay sent bytes this client cannot understand."""
 
@@ -81,6 +103,7 @@ __all__ = [
     "NotReady",
     "PadClosed",
     "PadError",
+    "PadNotFound",
     "ProtocolError",
     "ReadOnly",
     "RelayRefused",

@@ -24,8 +24,13 @@ between awaits.
 ``Pad.open`` returns once the pad's history has been loaded (so
 :attr:`Pad.text` is meaningful and write-ahead recovery has run); it raises
 :class:`~client.errors.ConnectionFailed` if that takes longer than
-``open_timeout``.  Later network failures are never raised: the pad goes
-offline, keeps local edits, and reconnects by itself.
+``open_timeout``, or at once if the very first connection cannot be made
+and ``retry_first_connect`` is false (what one-shot commands want: nothing
+listens there, so waiting helps nothing).  It raises
+:class:`~client.errors.PadNotFound` if the relay does not have the pad:
+only :meth:`Pad.create` (``create=True``) makes one, so a mistyped address
+never looks like an empty pad.  Later network failures are never raised:
+the pad goes offline, keeps local edits, and reconnects by itself.
 """
 
 from __future__ import annotations
@@ -40,7 +45,14 @@ from types import TracebackType
 from typing import Any
 
 import crypto
-from client.errors import BadLink, ConnectionFailed, PadClosed, ProtocolError, RelayRefused
+from client.errors import (
+    BadLink,
+    ConnectionFailed,
+    PadClosed,
+    PadNotFound,
+    ProtocolError,
+    RelayRefused,
+)
 from client.events import Alarm, PadEvent, Peer, Status
 from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, wall_clock_ms
 from client.state import PadState, StateDir, default_name, default_state_dir
@@ -162,6 +174,7 @@ class Pad:
         connector: Connector,
         backoff: Backoff,
         draw: Callable[[], float],
+        retry_first_connect: bool = True,
     ) -> None:
         self.link = link
         self._session = session
@@ -176,6 +189,9 @@ class Pad:
         self._transport: Transport | None = None
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._retry_first_connect = retry_first_connect
+        self._connections = 0  # transports opened so far
+        self._unreachable = False  # the first connection failed and retrying was off
         self.last_error = ""
         self.alarms: list[Alarm] = []  # every alarm since opening (the last 1000)
 
@@ -197,6 +213,8 @@ class Pad:
         open_timeout: float = 30.0,
         clock: Callable[[], int] = wall_clock_ms,
         seed: int | None = None,
+        create: bool = False,
+        retry_first_connect: bool = True,
     ) -> _Opening:
         """Open a pad: ``async with Pad.open(link) as pad`` or ``pad = await Pad.open(link)``.
 
@@ -214,14 +232,23 @@ class Pad:
             open_timeout: seconds to wait for the history before giving up.
             clock: milliseconds since the epoch (injected for tests).
             seed: seeds the backoff jitter (tests).
+            create: make the pad on the relay if it does not have it (what
+                :meth:`create` does); by default a pad the relay does not
+                know raises :class:`~client.errors.PadNotFound`.
+            retry_first_connect: if false, fail at once when the very first
+                connection cannot be made (refused, no such host) instead of
+                retrying until ``open_timeout``.  Once a connection was made,
+                the pad always reconnects.
 
         Returns:
             An awaitable async context manager giving the open :class:`Pad`.
 
         Raises:
             BadLink: the link is damaged.
-            StateLocked: another process has this pad open with the same state dir.
-            ConnectionFailed: the history could not be loaded in ``open_timeout``.
+            StateLocked: all slots of this pad's state are in use (64 processes).
+            ConnectionFailed: the history could not be loaded in ``open_timeout``,
+                or the first connection failed and ``retry_first_connect`` is false.
+            PadNotFound: the relay does not have this pad (and ``create`` is false).
             RelayRefused: the relay refused to serve the pad (token, limits).
         """
 
@@ -237,6 +264,7 @@ class Pad:
                 last_head=state.last_head() if state else None,
                 recovered=state.recovered() if state else (),
                 token=token,
+                create=create,
             )
             if connector is None:
                 from client.transport import WebsocketsConnector
@@ -246,7 +274,15 @@ class Pad:
                 conn = connector
             draw = _random.Random(seed).random
             delays = backoff or Backoff()
-            pad = cls(parsed, session, state=state, connector=conn, backoff=delays, draw=draw)
+            pad = cls(
+                parsed,
+                session,
+                state=state,
+                connector=conn,
+                backoff=delays,
+                draw=draw,
+                retry_first_connect=retry_first_connect,
+            )
             await pad._start(open_timeout)
             return pad
 
@@ -254,7 +290,13 @@ class Pad:
 
     @classmethod
     async def create(
-        cls, relay_url: str, *, connector: Connector | None = None, token: bytes = b""
+        cls,
+        relay_url: str,
+        *,
+        connector: Connector | None = None,
+        token: bytes = b"",
+        open_timeout: float = 30.0,
+        retry_first_connect: bool = True,
     ) -> PadLinks:
         """Make a new pad on a relay (the secret is made here, never sent).
 
@@ -262,6 +304,8 @@ class Pad:
             relay_url: the relay's base URL, e.g. ``"https://pads.example.org"``.
             connector: opens transports (default: websockets).
             token: the relay's channel-creation token, if it has one.
+            open_timeout: seconds to wait for the relay.
+            retry_first_connect: as for :meth:`open`.
 
         Returns:
             The edit link and the view link.
@@ -275,7 +319,16 @@ class Pad:
             link = crypto.PadLink.new(relay_url.rstrip("/"))
         except crypto.InvalidLink as error:
             raise BadLink(str(error)) from error
-        async with cls.open(link, state_dir=None, connector=connector, token=token):
+        opening = cls.open(
+            link,
+            state_dir=None,
+            connector=connector,
+            token=token,
+            open_timeout=open_timeout,
+            create=True,
+            retry_first_connect=retry_first_connect,
+        )
+        async with opening:
             pass
         return PadLinks(str(link), str(link.view_link()))
 
@@ -285,7 +338,7 @@ class Pad:
             async with asyncio.timeout(open_timeout):
                 while not self._session.ready:
                     self._raise_failure()
-                    if self._tasks[0].done():
+                    if self._unreachable or self._tasks[0].done():
                         break
                     await self._changed()
         except TimeoutError:
@@ -300,6 +353,9 @@ class Pad:
         if not self._session.ready:
             await self.aclose()
             self._raise_failure()
+            raise ConnectionFailed(
+                f"cannot reach the relay at {self.link.base_url} ({self.last_error})"
+            )
 
     async def aclose(self) -> None:
         """Close the pad: say goodbye, stop reconnecting, release the state directory."""
@@ -452,6 +508,8 @@ class Pad:
 
     def _raise_failure(self) -> None:
         failure = self._session.failure
+        if failure is not None and failure.code == "NO_VERIFY_KEY":
+            raise PadNotFound(self.link.base_url)
         if failure is not None:
             raise RelayRefused(failure.code, failure.message)
 
@@ -484,6 +542,10 @@ class Pad:
         attempt = 0
         while not self._closed:
             live = await self._connect_once()
+            if not self._connections and not self._retry_first_connect:
+                self._unreachable = True
+                self._pump()
+                return
             attempt = 1 if live else attempt + 1
             if self._fatal():
                 self._pump()
@@ -503,6 +565,7 @@ class Pad:
         except TransportClosed as error:
             self.last_error = str(error)
             return False
+        self._connections += 1
         self._transport = transport
         self._outbox = asyncio.Queue()
         self._session.connected()

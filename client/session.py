@@ -191,6 +191,8 @@ class PadSession:
         last_head: ``(seq, id)`` of the last head a previous run saw.
         recovered: sealed patches from a previous run's write-ahead log.
         token: the relay's channel-creation token, if it needs one.
+        create: create the pad if the relay does not know it (SUBSCRIBE carries
+            the verify key); else an unknown pad is refused NO_VERIFY_KEY.
     """
 
     def __init__(
@@ -204,6 +206,7 @@ class PadSession:
         last_head: tuple[int, bytes] | None = None,
         recovered: Iterable[bytes] = (),
         token: bytes = b"",
+        create: bool = True,
     ) -> None:
         self.keys = keys
         self.author = author
@@ -219,6 +222,7 @@ class PadSession:
         self.phase = Phase.OFFLINE
         self.last_head = last_head
         self.token = token
+        self.create = create
         self.welcome: p.Welcome | None = None
         self.failure: Failed | None = None
         self.reconnects = 0
@@ -292,9 +296,8 @@ class PadSession:
     def _subscribe(self, start: p.SubscribeFrom) -> None:
         self._subscribe_req = next(self._ids)
         since = 0 if start is p.SubscribeFrom.SNAPSHOT else self.engine.last_seq
-        frame = p.Subscribe(
-            self._subscribe_req, self.keys.channel_id, start, since, self.keys.verify_key
-        )
+        key = self.keys.verify_key if self.create else p.ZERO_ID
+        frame = p.Subscribe(self._subscribe_req, self.keys.channel_id, start, since, key)
         self._out.append(p.encode(frame))
         self._requests[self._subscribe_req] = _Request(_Want.SUBSCRIBE, ())
 

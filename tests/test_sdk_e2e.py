@@ -23,8 +23,17 @@ import pytest
 from relay_support import Client, RelayHandle, free_port, running_relay
 
 import crypto
-from client import AlarmKind, Backoff, Pad, ReadOnly, Status
-from client.transport import Transport, WebsocketsConnector
+from client import (
+    AlarmKind,
+    Backoff,
+    ConnectionFailed,
+    Pad,
+    PadNotFound,
+    ReadOnly,
+    RelayRefused,
+    Status,
+)
+from client.transport import Transport, TransportClosed, WebsocketsConnector
 from relay import frames as f
 from relay.app import RelayConfig
 from relay.faults import Faults
@@ -380,5 +389,141 @@ def test_peers_expire_after_the_presence_timeout() -> None:
                     assert kinds == ["PeerJoined", "PeerLeft"]
                     assert not watcher.peers
                 events.close()
+
+        asyncio.run(main())
+
+
+# --- opening: a missing pad, nothing listening, two processes (issue 13) -------------
+
+
+class Counting:
+    """Counts connection attempts; refuses the first ``refuse`` of them itself."""
+
+    def __init__(self, refuse: int = 0) -> None:
+        self.attempts = 0
+        self.refuse = refuse
+
+    async def connect(self, url: str) -> Transport:
+        self.attempts += 1
+        if self.attempts <= self.refuse:
+            raise TransportClosed(f"cannot connect to {url}: refused by the test")
+        return await WebsocketsConnector().connect(url)
+
+
+def test_opening_a_pad_the_relay_does_not_have_raises_and_creates_nothing() -> None:
+    with running_relay() as relay:
+
+        async def main() -> None:
+            stranger = crypto.PadLink.new(relay.url)
+            for link in (stranger, stranger.view_link()):
+                with pytest.raises(PadNotFound, match="no such pad") as raised:
+                    await Pad.open(link, state_dir=None)
+                assert isinstance(raised.value, RelayRefused)  # what callers caught before
+            head = httpx.get(f"{relay.url}/v1/channels/{stranger.keys.channel_id.hex()}/head")
+            assert head.status_code == 404  # opening created nothing
+            async with Pad.open(stranger, state_dir=None, create=True) as made:
+                assert made.text == ""
+            links = await Pad.create(relay.url)
+            async with Pad.open(links.edit_link, state_dir=None) as pad:
+                assert pad.text == ""
+
+        asyncio.run(main())
+
+
+def test_no_retry_after_connection_refused_when_retry_first_connect_is_off() -> None:
+    link = crypto.PadLink.new(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+
+    async def main() -> None:
+        counting = Counting()
+        with pytest.raises(ConnectionFailed, match="cannot reach the relay"):
+            await Pad.open(
+                link,
+                state_dir=None,
+                connector=counting,
+                backoff=FAST,
+                open_timeout=3600,
+                retry_first_connect=False,
+            )
+        assert counting.attempts == 1
+        creating = Counting()
+        with pytest.raises(ConnectionFailed):
+            await Pad.create(
+                str(link.base_url),
+                connector=creating,
+                open_timeout=3600,
+                retry_first_connect=False,
+            )
+        assert creating.attempts == 1
+
+    asyncio.run(main())
+
+
+def test_the_first_connect_is_retried_by_default_and_later_ones_always() -> None:
+    with running_relay() as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            counting = Counting(refuse=2)
+            async with opener(links.edit_link, connector=counting) as pad:
+                assert counting.attempts == 3
+                assert pad.text == ""
+            late = Counting(refuse=0)
+            async with opener(links.edit_link, connector=late, retry_first_connect=False) as pad:
+                await pad.insert(0, "x")
+                await pad.synced(TIMEOUT)
+            assert late.attempts == 1
+
+        asyncio.run(main())
+
+
+def test_two_processes_of_one_user_share_a_state_dir_and_a_dead_ones_slot_is_adopted(
+    tmp_path: Path,
+) -> None:
+    stored: list[bytes] = []
+
+    def drop_ack(patch_id: bytes) -> bool:
+        stored.append(patch_id)
+        return 3 <= len(stored) <= 5  # the crasher's "c", "d", "e" are never acked
+
+    script = tmp_path / "crasher.py"
+    script.write_text(CRASHER)
+    state = tmp_path / "state"
+    with running_relay(faults=Faults(drop_ack=drop_ack)) as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            # This process holds slot 0 for the whole test, as a `watch` would.
+            async with opener(links.edit_link, state_dir=state) as resident:
+                env = {**os.environ, "PYTHONPATH": str(ROOT)}
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    str(script),
+                    links.edit_link,
+                    str(state),
+                    stdout=subprocess.PIPE,
+                    env=env,
+                )
+                try:
+                    assert proc.stdout is not None
+                    line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
+                    assert line.strip() == b"typed"  # it wrote beside us: slot 1
+                    await until(lambda: resident.text == "abcde", resident)
+                finally:
+                    proc.kill()
+                    await proc.wait()
+                channel = crypto.parse_link(links.edit_link).keys.channel_id.hex()
+                left = state / "pads" / channel / "slot-1" / "pending"
+                assert left.stat().st_size > 0  # the dead process's log
+                async with opener(links.edit_link, state_dir=state) as adopter:
+                    # Slot 1's log held c, d, e (acks lost): resent, found
+                    # stored, counted once.
+                    assert adopter.text == "abcde"
+                    assert adopter.status == Status.SAVED
+                    await adopter.insert(5, "f")
+                    await resident.insert(0, ">")
+                    await adopter.synced(TIMEOUT)
+                    await resident.synced(TIMEOUT)
+                    await until(lambda: resident.text == adopter.text == ">abcdef", resident)
+                assert left.stat().st_size == 0  # adopted, acknowledged, cleared
 
         asyncio.run(main())
