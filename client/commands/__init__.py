@@ -1,7 +1,7 @@
 """The ``blindpad`` subcommands that use a pad; one module each, imported lazily.
 
-Each module exposes ``main(argv: list[str]) -> int``.  Exit codes: 0 success,
-1 a failure at run time (relay unreachable or refusing, integrity alarm in
-``cat``), 2 bad usage (bad arguments, damaged link, a view link given to a
-writing command: refused before anything is sent), 130 interrupted.
+Each module exposes ``main(argv: list[str]) -> int``.  The exit codes, the
+``--debug`` option and the one error path are in :mod:`client.commands._common`
+(its docstring holds the table; ``EXIT_CODES_HELP`` is the same table for
+``--help``).
 """

@@ -2,13 +2,41 @@
 
 Theory of operation
 -------------------
-Every command builds an :class:`argparse.ArgumentParser` with
-:func:`parser`, parses its link with :func:`link_arg` (a damaged link, or a
-view link for a writing command, exits 2 before any connection), and runs
-its coroutine with :func:`run`, which maps the SDK's error tree
-(:mod:`client.errors`) to a one-line message on stderr and an exit code.
-:func:`wait_saved` waits for the relay's acknowledgement and, on a terminal,
-shows progress on stderr.
+Every command builds its :class:`argparse.ArgumentParser` with
+:func:`parser` (which adds ``--debug`` and the exit-code table below to
+every subcommand), then hands its work to :func:`execute`.  ``execute`` is
+the one error path for users: every expected failure becomes one line on
+stderr, ``blindpad CMD: what happened[: what to do]``, and an exit code from
+the table; a traceback is printed only with ``--debug`` (or the environment
+variable ``BLINDPAD_DEBUG=1``, which also covers failures before the
+arguments are parsed).  Anything unexpected is a bug: one line asking for a
+report, exit code 70.
+
+Checks that need no relay run first, so a command refused for bad usage
+has sent nothing: the link (:func:`link_arg`: damaged, or a view link for a
+writing command), the text (:func:`read_text_arg`, :func:`check_text`: valid
+UTF-8 only), the editor.  One-shot commands open pads with
+``retry_first_connect=False`` (:func:`open_options`): when nothing listens
+at the link's address they fail at once instead of retrying for
+``--timeout`` seconds; a pad the relay does not have is refused (only
+``blindpad new`` creates pads).  :func:`wait_saved` waits for the relay's
+acknowledgement and, on a terminal, shows progress on stderr.
+
+Exit codes (the same for every command)::
+
+    code  meaning                                               what to do
+    0     success
+    1     failed at run time: relay unreachable, refusing, or   read the message; retry,
+          not answering in --timeout; the editor failed; the    start the relay, or fix
+          state directory is unusable                           what it names
+    2     bad usage, nothing was sent: bad arguments, a         fix the command line
+          damaged link, a view link given to a writing
+          command, text that is not UTF-8, no editor found
+    3     no such pad on this relay (a mistyped address or      check the link; `blindpad
+          port, or a pad made on another relay)                 new` creates pads
+    70    internal error (a bug in blindpad)                    rerun with --debug, report it
+    130   interrupted (Ctrl-C)
+    141   the output was closed early (``| head``): quiet
 """
 
 from __future__ import annotations
@@ -17,14 +45,31 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Coroutine
+import textwrap
+import traceback
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import crypto
-from client.errors import BadLink, PadError, ReadOnly
+from client.errors import BadLink, ConnectionFailed, PadError, PadNotFound, ReadOnly
 
-OK, FAILED, USAGE, INTERRUPTED = 0, 1, 2, 130
+OK, FAILED, USAGE, NOT_FOUND, INTERNAL, INTERRUPTED, CLOSED_OUTPUT = 0, 1, 2, 3, 70, 130, 141
+
+#: The exit-code table, as shown at the end of every ``--help``.
+EXIT_CODES_HELP = """\
+exit codes:
+  0    success
+  1    failed at run time (relay unreachable, refusing or too slow; editor failed)
+  2    bad usage; nothing was sent (arguments, damaged link, view link for writing,
+       text not UTF-8, no editor)
+  3    no such pad on this relay (check the link; only `blindpad new` creates pads)
+  70   internal error: rerun with --debug (or BLINDPAD_DEBUG=1) and report it
+  130  interrupted
+  141  output closed early (e.g. piped into `head`)"""
+
+#: Said after "cannot reach the relay": the two usual causes.
+REACH_HINT = "is the relay running, and is the link's address right?"
 
 
 class CommandError(Exception):
@@ -35,9 +80,28 @@ class CommandError(Exception):
         self.code = code
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Wraps the description, keeps the epilog's table as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("exit codes:"):
+            return textwrap.indent(text, indent)
+        return super()._fill_text(text, width, indent)
+
+
 def parser(name: str, description: str, *, pad_options: bool = True) -> argparse.ArgumentParser:
-    """An argument parser for ``blindpad NAME`` (with --state-dir / --no-state / --name)."""
-    result = argparse.ArgumentParser(prog=f"blindpad {name}", description=description)
+    """An argument parser for ``blindpad NAME``: --debug always; --state-dir... for pads."""
+    result = argparse.ArgumentParser(
+        prog=f"blindpad {name}",
+        description=description,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=_Formatter,
+    )
+    result.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of a failure (also: BLINDPAD_DEBUG=1)",
+    )
     if pad_options:
         result.add_argument(
             "--state-dir",
@@ -55,9 +119,18 @@ def parser(name: str, description: str, *, pad_options: bool = True) -> argparse
     return result
 
 
-def open_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The :meth:`client.pad.Pad.open` keyword arguments the common options ask for."""
-    options: dict[str, Any] = {"name": args.name, "open_timeout": args.timeout}
+def open_options(args: argparse.Namespace, *, remember_name: bool = True) -> dict[str, Any]:
+    """The :meth:`client.pad.Pad.open` keyword arguments the common options ask for.
+
+    Args:
+        args: the parsed common options.
+        remember_name: pass ``--name`` on, which stores it with the identity.
+    """
+    options: dict[str, Any] = {
+        "name": args.name if remember_name else None,
+        "open_timeout": args.timeout,
+        "retry_first_connect": False,
+    }
     if args.no_state:
         options["state_dir"] = None
     elif args.state_dir is not None:
@@ -84,20 +157,109 @@ def link_arg(text: str, *, write: bool = False) -> crypto.PadLink:
     return link
 
 
-def run(name: str, coro: Coroutine[Any, Any, int]) -> int:
-    """Run a command's coroutine; report errors on stderr; return the exit code."""
+def check_text(text: str, where: str) -> str:
+    """Refuse text that cannot be sent as UTF-8 (undecodable bytes in argv arrive as
+    lone surrogates).
+
+    Raises:
+        CommandError: code 2, before anything is sent.
+    """
     try:
-        return asyncio.run(coro)
-    except CommandError as error:
-        return fail(name, str(error), error.code)
-    except (BadLink, ReadOnly) as error:
-        return fail(name, str(error), USAGE)
-    except PadError as error:
-        return fail(name, str(error), FAILED)
-    except TimeoutError:
-        return fail(name, "timed out waiting for the relay", FAILED)
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise CommandError(
+            f"{where} is not valid UTF-8 (character {error.start}); nothing was sent", USAGE
+        ) from None
+    return text
+
+
+def read_text_arg(file: Path | None, stdin: BinaryIO | None = None) -> str:
+    """The text of ``file`` or of standard input, decoded strictly as UTF-8.
+
+    Raises:
+        CommandError: unreadable, or not UTF-8 (code 2, before anything is sent).
+    """
+    where = str(file) if file is not None else "standard input"
+    try:
+        data = file.read_bytes() if file is not None else (stdin or sys.stdin.buffer).read()
+    except OSError as error:
+        raise CommandError(f"cannot read {where}: {error.strerror or error}", USAGE) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CommandError(
+            f"{where} is not valid UTF-8 (byte {error.start}); nothing was sent", USAGE
+        ) from None
+
+
+def debugging(args: argparse.Namespace | None = None) -> bool:
+    """True with ``--debug`` or ``BLINDPAD_DEBUG=1``."""
+    return bool(getattr(args, "debug", False)) or os.environ.get("BLINDPAD_DEBUG") == "1"
+
+
+def execute(name: str, args: argparse.Namespace | None, work: Callable[[], int]) -> int:
+    """Run a command's work; map every failure to one stderr line and an exit code.
+
+    Args:
+        name: the subcommand, for messages.
+        args: its parsed arguments (for ``--debug``).
+        work: the command; returns its exit code.
+
+    Returns:
+        The exit code (see the module docstring).
+    """
+    debug = debugging(args)
+    try:
+        return work()
     except KeyboardInterrupt:
         return INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing, and keep Python's
+        # final flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CLOSED_OUTPUT
+    except Exception as error:
+        code, message = describe(error)
+        if debug:
+            traceback.print_exc()
+        return fail(name, message, code)
+
+
+def describe(error: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message for a failure."""
+    if isinstance(error, CommandError):
+        return error.code, str(error)
+    if isinstance(error, BadLink | ReadOnly):
+        return USAGE, str(error)
+    if isinstance(error, PadNotFound):
+        return NOT_FOUND, (
+            f"no such pad on this relay ({error.relay_url}): check the link's address; "
+            "only `blindpad new` creates pads"
+        )
+    if isinstance(error, ConnectionFailed):
+        return FAILED, f"{error}: {REACH_HINT}"
+    if isinstance(error, PadError):
+        return FAILED, str(error)
+    if isinstance(error, TimeoutError):
+        return FAILED, "timed out waiting for the relay (a longer --timeout may help)"
+    if isinstance(error, crypto.InvalidIdentity):
+        return FAILED, f"your identity file cannot be used: {error}"
+    if isinstance(error, OSError):
+        return FAILED, f"{error.strerror or error}: {error.filename or ''}".rstrip(": ")
+    summary = f"{type(error).__name__}: {error}"
+    return INTERNAL, f"internal error ({summary}); rerun with --debug and report the traceback"
+
+
+def run(name: str, coro: Coroutine[Any, Any, int], args: argparse.Namespace | None = None) -> int:
+    """Run a command's coroutine under :func:`execute`."""
+
+    def work() -> int:
+        return asyncio.run(coro)
+
+    try:
+        return execute(name, args, work)
+    finally:
+        coro.close()  # never awaited if asyncio.run could not start: no warning
 
 
 def fail(name: str, message: str, code: int) -> int:

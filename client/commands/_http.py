@@ -5,22 +5,29 @@ Theory of operation
 ``GET /v1/channels/{hex}/history?from=snapshot`` returns the latest
 snapshot and the patches after it; :func:`read_text` feeds them to a fresh
 :class:`~client.engine.Engine` (which verifies every envelope, exactly as a
-live session would) and returns its text plus any alarms.  An unknown
-channel is a pad nobody wrote yet: empty text.  ``httpx`` is imported here
-only, so the rest of the client never loads it.
+live session would) and returns its text plus any alarms.  A 404 with the
+code ``UNKNOWN_CHANNEL`` means the relay does not have the pad (``blindpad
+new`` creates the channel at once, so even an empty pad exists): it is
+refused with exit code 3, never shown as an empty pad, so a mistyped port
+cannot pass for one.  ``httpx`` is imported here only, so the rest of the
+client never loads it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import crypto
-from client.commands._common import CommandError
+from client.commands._common import NOT_FOUND, REACH_HINT, CommandError
 from client.doctype import TEXT
 from client.engine import Alarm, Engine
 from client.protocol import HistoryBody, ProtocolViolation, parse_history
 from client.session import CryptoCodec
 from client.textops import InvalidPatch, Patch
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -32,11 +39,12 @@ class Read:
     body: HistoryBody
 
 
-def fetch(link: crypto.PadLink, query: str, timeout: float) -> HistoryBody | None:
-    """GET a history body; None for a channel the relay does not know.
+def fetch(link: crypto.PadLink, query: str, timeout: float) -> HistoryBody:
+    """GET a history body.
 
     Raises:
-        CommandError: the relay is unreachable or answered an error.
+        CommandError: the relay is unreachable (1), does not have the pad (3),
+            or answered something else than a blindpad history (1).
     """
     import httpx
 
@@ -44,26 +52,51 @@ def fetch(link: crypto.PadLink, query: str, timeout: float) -> HistoryBody | Non
     try:
         response = httpx.get(url, timeout=timeout)
     except httpx.HTTPError as error:
-        raise CommandError(f"cannot reach the relay at {link.base_url}: {error}") from error
-    if response.status_code == 404:
-        return None
-    if response.status_code != 200:
-        raise CommandError(f"the relay answered {response.status_code}: {response.text.strip()}")
+        raise CommandError(
+            f"cannot reach the relay at {link.base_url} ({error}): {REACH_HINT}"
+        ) from error
+    code = _error_code(response)
+    if response.status_code == 404 and code == "UNKNOWN_CHANNEL":
+        raise CommandError(
+            f"no such pad on this relay ({link.base_url}): check the link's address; "
+            "only `blindpad new` creates pads",
+            NOT_FOUND,
+        )
+    if response.status_code != 200 or code is not None:
+        said = f"{code}" if code else response.text.strip()[:80]
+        raise CommandError(
+            f"the server at {link.base_url} answered {response.status_code} ({said}): "
+            "is it a blindpad relay?"
+        )
     try:
         return parse_history(response.content)
     except ProtocolViolation as error:
-        raise CommandError(f"the relay sent an invalid history: {error}") from error
+        raise CommandError(
+            f"the server at {link.base_url} sent an invalid history ({error}): "
+            "is it a blindpad relay?"
+        ) from error
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """The ``code`` of a JSON error body (PROTOCOL.md §4.1), if it is one."""
+    if not response.headers.get("content-type", "").startswith("application/json"):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def read_text(link: crypto.PadLink, timeout: float) -> Read:
     """The pad's text, verified, from the latest snapshot and the patches after it.
 
     Raises:
-        CommandError: the relay is unreachable or served something unusable.
+        CommandError: the relay is unreachable, does not have the pad, or served
+            something unusable.
     """
     body = fetch(link, "from=snapshot", timeout)
-    if body is None:
-        return Read("", [], HistoryBody(None, [], 0, bytes(32)))
     author = crypto.Author.generate("reader")
     engine: Engine[str, Patch] = Engine(TEXT, CryptoCodec(link.keys, author), writer=False)
     if body.snapshot is not None:

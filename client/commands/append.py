@@ -1,6 +1,8 @@
-"""``blindpad append LINK TEXT``: add TEXT at the end of the pad."""
+"""``blindpad append LINK [TEXT]``: add TEXT (or standard input) at the end of the pad."""
 
 from __future__ import annotations
+
+import argparse
 
 from client.commands import _common as c
 
@@ -14,16 +16,20 @@ async def _append(link: str, text: str, options: dict[str, object], timeout: flo
     return c.OK
 
 
+def _run(args: argparse.Namespace) -> int:
+    link = c.link_arg(args.link, write=True)
+    text = c.read_text_arg(None) if args.text is None else c.check_text(args.text, "the text")
+    return c.run("append", _append(str(link), text, c.open_options(args), args.timeout), args)
+
+
 def main(argv: list[str]) -> int:
     """Run ``blindpad append``."""
     parser = c.parser(
-        "append", "Append TEXT (exactly, no newline added) and wait for the relay's ack."
+        "append",
+        "Append TEXT, or standard input when TEXT is left out (exactly, no newline "
+        "added), and wait for the relay's ack.",
     )
     parser.add_argument("link", help="the pad's edit link")
-    parser.add_argument("text", help="the text to add")
+    parser.add_argument("text", nargs="?", help="the text to add (default: stdin, UTF-8)")
     args = parser.parse_args(argv)
-    try:
-        link = c.link_arg(args.link, write=True)
-    except c.CommandError as error:
-        return c.fail("append", str(error), error.code)
-    return c.run("append", _append(str(link), args.text, c.open_options(args), args.timeout))
+    return c.execute("append", args, lambda: _run(args))

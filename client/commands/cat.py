@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from client.commands import _common as c
+
+
+def _run(args: argparse.Namespace) -> int:
+    from client.commands._http import read_text
+
+    read = read_text(c.link_arg(args.link), args.timeout)
+    for alarm in read.alarms:
+        print(f"blindpad cat: warning: {alarm.kind.value}: {alarm.detail}", file=sys.stderr)
+    sys.stdout.write(read.text)
+    sys.stdout.flush()
+    return c.OK
 
 
 def main(argv: list[str]) -> int:
@@ -18,14 +30,4 @@ def main(argv: list[str]) -> int:
     parser.add_argument("link", help="the pad's edit or view link")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds (30)")
     args = parser.parse_args(argv)
-    from client.commands._http import read_text
-
-    try:
-        read = read_text(c.link_arg(args.link), args.timeout)
-    except c.CommandError as error:
-        return c.fail("cat", str(error), error.code)
-    for alarm in read.alarms:
-        print(f"blindpad cat: warning: {alarm.kind.value}: {alarm.detail}", file=sys.stderr)
-    sys.stdout.write(read.text)
-    sys.stdout.flush()
-    return c.OK
+    return c.execute("cat", args, lambda: _run(args))

@@ -3,14 +3,17 @@
 While the editor is open the pad stays connected and follows others' edits.
 When the editor exits, the user's change (a minimal diff from the text they
 started with) is transformed over everything others changed meanwhile, so
-both survive, then applied and acknowledged.
+both survive, then applied and acknowledged.  The editor is looked up
+before connecting: without one the command exits 2 having sent nothing.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -18,11 +21,33 @@ from pathlib import Path
 from client.commands import _common as c
 
 
-def _run_editor(command: str, path: Path) -> int:
-    return subprocess.call([*shlex.split(command), str(path)])
+def editor_command() -> list[str]:
+    """The editor to run: ``$VISUAL``, else ``$EDITOR``, else ``vi``, found on PATH.
+
+    Raises:
+        CommandError: no usable editor (code 2).
+    """
+    chosen = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    source = "$VISUAL/$EDITOR" if chosen else "the default editor"
+    try:
+        words = shlex.split(chosen or "vi")
+    except ValueError as error:
+        raise c.CommandError(f"cannot parse {source} {chosen!r}: {error}", c.USAGE) from None
+    if not words or shutil.which(words[0]) is None:
+        what = repr(words[0]) if words else "(empty)"
+        raise c.CommandError(
+            f"no editor: {source} {what} is not found; set EDITOR, e.g. EDITOR=nano "
+            "(nothing was sent)",
+            c.USAGE,
+        )
+    return words
 
 
-async def _edit(link: str, options: dict[str, object], editor: str, timeout: float) -> int:
+def _run_editor(command: list[str], path: Path) -> int:
+    return subprocess.call([*command, str(path)])
+
+
+async def _edit(link: str, options: dict[str, object], editor: list[str], timeout: float) -> int:
     from client.pad import Pad
     from client.textops import diff, transform
 
@@ -34,7 +59,12 @@ async def _edit(link: str, options: dict[str, object], editor: str, timeout: flo
             status = await asyncio.to_thread(_run_editor, editor, path)
             if status != 0:
                 raise c.CommandError(f"the editor exited with status {status}; nothing changed")
-            edited = path.read_text("utf-8")
+            try:
+                edited = path.read_text("utf-8")
+            except UnicodeDecodeError as error:
+                raise c.CommandError(
+                    f"the edited file is not valid UTF-8 (byte {error.start}); nothing changed"
+                ) from None
         mine = diff(base, edited)
         if not mine:
             return c.OK
@@ -42,6 +72,12 @@ async def _edit(link: str, options: dict[str, object], editor: str, timeout: flo
         await pad.apply(transform(mine, theirs))
         await c.wait_saved(pad, timeout)
     return c.OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    link = c.link_arg(args.link, write=True)
+    editor = editor_command()
+    return c.run("edit", _edit(str(link), c.open_options(args), editor, args.timeout), args)
 
 
 def main(argv: list[str]) -> int:
@@ -53,9 +89,4 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("link", help="the pad's edit link")
     args = parser.parse_args(argv)
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    try:
-        link = c.link_arg(args.link, write=True)
-    except c.CommandError as error:
-        return c.fail("edit", str(error), error.code)
-    return c.run("edit", _edit(str(link), c.open_options(args), editor, args.timeout))
+    return c.execute("edit", args, lambda: _run(args))

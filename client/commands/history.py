@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from datetime import UTC, datetime
@@ -34,6 +35,27 @@ def _time(content: bytes) -> str:
     return datetime.fromtimestamp(when / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _run(args: argparse.Namespace) -> int:
+    from client.commands._http import fetch
+
+    link = c.link_arg(args.link)
+    body = fetch(link, "since=0", args.timeout)
+    latest = fetch(link, "from=snapshot", args.timeout)
+    if not body.patches:
+        print("(empty pad: nothing stored yet)", flush=True)
+        return c.OK
+    snapshot_at = latest.snapshot[0] if latest.snapshot else None
+    print(f"{'seq':>6}  {'time (UTC)':<19}  {'author':<20} {'key':<16} {'bytes':>7}  mark")
+    for seq, sealed in body.patches:
+        name, key, when = _describe(link, sealed)
+        mark = "snapshot" if seq == snapshot_at else ""
+        row = f"{seq:>6}  {when:<19}  {name[:20]:<20} {key:<16} {len(sealed):>7}  {mark}"
+        print(row.rstrip())
+    sys.stdout.flush()
+    print(f"head: seq {body.head_seq}, id {body.head_id.hex()[:16]}", file=sys.stderr)
+    return c.OK
+
+
 def main(argv: list[str]) -> int:
     """Run ``blindpad history``."""
     parser = c.parser(
@@ -46,23 +68,4 @@ def main(argv: list[str]) -> int:
     parser.add_argument("link", help="the pad's edit or view link")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds (30)")
     args = parser.parse_args(argv)
-    from client.commands._http import fetch
-
-    try:
-        link = c.link_arg(args.link)
-        body = fetch(link, "since=0", args.timeout)
-        latest = fetch(link, "from=snapshot", args.timeout)
-    except c.CommandError as error:
-        return c.fail("history", str(error), error.code)
-    if body is None:
-        print("(empty pad: nothing stored yet)")
-        return c.OK
-    snapshot_at = latest.snapshot[0] if latest and latest.snapshot else None
-    print(f"{'seq':>6}  {'time (UTC)':<19}  {'author':<20} {'key':<16} {'bytes':>7}  mark")
-    for seq, sealed in body.patches:
-        name, key, when = _describe(link, sealed)
-        mark = "snapshot" if seq == snapshot_at else ""
-        row = f"{seq:>6}  {when:<19}  {name[:20]:<20} {key:<16} {len(sealed):>7}  {mark}"
-        print(row.rstrip())
-    print(f"head: seq {body.head_seq}, id {body.head_id.hex()[:16]}", file=sys.stderr)
-    return c.OK
+    return c.execute("history", args, lambda: _run(args))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import argparse
 
 from client.commands import _common as c
 
@@ -10,14 +10,14 @@ from client.commands import _common as c
 async def _new(relay: str, timeout: float) -> int:
     from client.pad import Pad
 
-    try:
-        async with asyncio.timeout(timeout):
-            links = await Pad.create(relay)
-    except TimeoutError as error:
-        raise c.CommandError(f"could not reach the relay at {relay}") from error
+    links = await Pad.create(relay, open_timeout=timeout, retry_first_connect=False)
     print(links.edit_link)
-    print(links.view_link)
+    print(links.view_link, flush=True)
     return c.OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    return c.run("new", _new(args.relay, args.timeout), args)
 
 
 def main(argv: list[str]) -> int:
@@ -25,10 +25,10 @@ def main(argv: list[str]) -> int:
     parser = c.parser(
         "new",
         "Create a pad (its secret is made here, never sent) and print the edit link, "
-        "then the view link.",
+        "then the view link. The only command that creates pads.",
         pad_options=False,
     )
     parser.add_argument("--relay", default=c.relay_default(), help="relay base URL")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds (30)")
     args = parser.parse_args(argv)
-    return c.run("new", _new(args.relay, args.timeout))
+    return c.execute("new", args, lambda: _run(args))

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+
 from client.commands import _common as c
+
+
+def _run(args: argparse.Namespace) -> int:
+    print(c.link_arg(args.link).view_link(), flush=True)
+    return c.OK
 
 
 def main(argv: list[str]) -> int:
@@ -14,9 +21,4 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("link", help="the pad's edit link (a view link is printed unchanged)")
     args = parser.parse_args(argv)
-    try:
-        link = c.link_arg(args.link)
-    except c.CommandError as error:
-        return c.fail("view-link", str(error), error.code)
-    print(link.view_link())
-    return c.OK
+    return c.execute("view-link", args, lambda: _run(args))

@@ -1,7 +1,14 @@
-"""``blindpad watch LINK``: print the text, then changes and presence as they happen."""
+"""``blindpad watch LINK``: print the text, then changes and presence as they happen.
+
+Watching never writes, so it never changes what is remembered: ``--name``
+is the name shown to others while watching, and the identity's stored name
+(used by later writes) stays as it was.  A watcher takes its own slot in the
+state directory, so writes by the same user run beside it.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from client.commands import _common as c
@@ -41,13 +48,15 @@ def describe(event: PadEvent) -> str | None:
     return None
 
 
-async def _watch(link: str, options: dict[str, object], limit: int | None) -> int:
+async def _watch(
+    link: str, options: dict[str, object], name: str | None, limit: int | None
+) -> int:
     from client.pad import Pad
 
     async with Pad.open(link, **options) as pad:  # type: ignore[arg-type]
         stream = pad.events()
         print(f"text ({len(pad.text)} code points): {pad.text!r}", flush=True)
-        await pad.set_presence()
+        await pad.set_presence(name=name)
         shown = 0
         async for event in stream:
             line = describe(event)
@@ -61,20 +70,26 @@ async def _watch(link: str, options: dict[str, object], limit: int | None) -> in
     return c.OK
 
 
+def _run(args: argparse.Namespace) -> int:
+    link = c.link_arg(args.link)
+    if args.name is not None:
+        c.check_text(args.name, "the name")
+    options = c.open_options(args, remember_name=False)
+    try:
+        return c.run("watch", _watch(str(link), options, args.name, args.count), args)
+    finally:
+        sys.stdout.flush()
+
+
 def main(argv: list[str]) -> int:
     """Run ``blindpad watch``."""
     parser = c.parser(
         "watch",
         "Print the pad's text, then every change and who is present, as it happens "
-        "(Ctrl-C to stop). A view link is enough; watching never writes.",
+        "(Ctrl-C to stop). A view link is enough; watching never writes, and --name "
+        "here is shown to others while watching but not remembered.",
     )
     parser.add_argument("link", help="the pad's edit or view link")
     parser.add_argument("--count", type=int, help="stop after this many lines of news")
     args = parser.parse_args(argv)
-    try:
-        link = c.link_arg(args.link)
-    except c.CommandError as error:
-        return c.fail("watch", str(error), error.code)
-    code = c.run("watch", _watch(str(link), c.open_options(args), args.count))
-    sys.stdout.flush()
-    return code
+    return c.execute("watch", args, lambda: _run(args))
