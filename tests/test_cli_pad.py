@@ -15,6 +15,7 @@ import pytest
 
 import crypto
 from client.commands import _common
+from client.errors import RelayRefused
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 60
@@ -300,6 +301,12 @@ def test_an_unexpected_error_is_one_line_asking_for_a_report(
     line = one_line(capsys.readouterr().err)
     assert line.startswith("blindpad cat: internal error (ZeroDivisionError: a bug)")
     assert "--debug" in line
+
+
+def test_a_refusal_says_what_it_means() -> None:
+    code, line = _common.describe(RelayRefused("CREATE_TOKEN_REQUIRED", "refused a subscribe"))
+    assert code == 1
+    assert "creation token" in line
 
 
 def test_output_closed_early_is_quiet(tmp_path: Path) -> None:

@@ -52,7 +52,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import crypto
-from client.errors import BadLink, ConnectionFailed, PadError, PadNotFound, ReadOnly
+from client.errors import (
+    BadLink,
+    ConnectionFailed,
+    PadError,
+    PadNotFound,
+    ReadOnly,
+    RelayRefused,
+)
 
 OK, FAILED, USAGE, NOT_FOUND, INTERNAL, INTERRUPTED, CLOSED_OUTPUT = 0, 1, 2, 3, 70, 130, 141
 
@@ -70,6 +77,16 @@ exit codes:
 
 #: Said after "cannot reach the relay": the two usual causes.
 REACH_HINT = "is the relay running, and is the link's address right?"
+
+
+#: What to do about the relay refusals a user can meet (docs/PROTOCOL.md §5).
+REFUSAL_HINTS = {
+    "CREATE_TOKEN_REQUIRED": "this relay lets only holders of its creation token make pads",
+    "PAD_TOO_LARGE": "the pad would exceed this relay's size limit",
+    "PATCH_TOO_LARGE": "the change is larger than this relay accepts at once",
+    "CHANNEL_QUOTA": "the pad has used up its storage quota on this relay",
+    "STORAGE_FULL": "the relay's storage is full; ask its operator",
+}
 
 
 class CommandError(Exception):
@@ -238,6 +255,8 @@ def describe(error: BaseException) -> tuple[int, str]:
         )
     if isinstance(error, ConnectionFailed):
         return FAILED, f"{error}: {REACH_HINT}"
+    if isinstance(error, RelayRefused) and error.code in REFUSAL_HINTS:
+        return FAILED, f"the relay refused ({error.code}): {REFUSAL_HINTS[error.code]}"
     if isinstance(error, PadError):
         return FAILED, str(error)
     if isinstance(error, TimeoutError):
