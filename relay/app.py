@@ -36,12 +36,13 @@ from starlette.websockets import WebSocket
 
 from relay import http, web
 from relay.connection import Connection, RelayState
-from relay.errors import ErrorCode, ProtocolViolation
+from relay.errors import ProtocolViolation
 from relay.faults import Faults
-from relay.frames import Error, encode
 from relay.hub import Outbox
 from relay.limits import Limits
 from relay.store import Store, open_store
+from wire import frames
+from wire.codes import ErrorCode
 
 log = logging.getLogger("blindpad.relay")
 
@@ -210,7 +211,7 @@ async def _write(websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: i
         failure = outbox.failure
         if failure is not None and not outbox.stopped:
             relay.metrics.errors[failure.code.name] += 1
-            await websocket.send_bytes(encode(Error(failure.code, failure.message)))
+            await websocket.send_bytes(frames.encode(frames.Error(failure.code, failure.message)))
             await websocket.close(code=failure.code.close_code)
     except Exception:  # the peer is gone; the reader sees the disconnect
         outbox.stop()

@@ -42,7 +42,7 @@ import enum
 from collections.abc import Sequence
 from typing import Protocol
 
-from relay.frames import ZERO_ID
+from wire.frames import ZERO_ID
 
 #: The schema version this relay writes and understands.
 SCHEMA_VERSION = 1

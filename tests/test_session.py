@@ -21,7 +21,7 @@ from client.events import (
 )
 from client.session import PadSession, Phase
 from client.textops import Op
-from relay import frames as f
+from wire import frames as f
 
 
 class Clock:

@@ -3,7 +3,7 @@
 // This is the Pyodide gate of `scripts/test`. It uses only what `scripts/setup`
 // installed: Pyodide from node_modules (never the CDN; no package is fetched)
 // and libsodium-wrappers, exposed as `globalThis.sodium` for crypto's
-// emscripten backend. Our `client` and `crypto` packages arrive as the same
+// emscripten backend. Our `client`, `crypto` and `wire` packages arrive as the same
 // deterministic wheel the relay serves to browsers (`python -m relay.wheel`),
 // unpacked into site-packages. Then tests/vectors/runner.py runs inside
 // Pyodide. Exit status 0 only if every vector passed.
