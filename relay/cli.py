@@ -190,7 +190,7 @@ async def _serve_until_stopped(server: uvicorn.Server, sock: socket.socket, line
 
 def _backup(argv: list[str]) -> int:
     from relay.store import StoreError, sqlite_path
-    from relay.store_sqlite import backup
+    from relay.store.sqlite import backup
 
     parser = argparse.ArgumentParser(
         prog="blindpad relay backup",
