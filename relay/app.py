@@ -6,7 +6,7 @@ Theory of operation
 store (``async with``-style: opened on startup, closed on shutdown) and
 yields the typed :class:`relay.connection.RelayState` as the app state, so
 nothing is global and tests can run several relays in one process.  Fault
-hooks (:class:`relay.faults.Faults`) are injected here.
+hooks (:class:`relay.edge.faults.Faults`) are injected here.
 
 Each websocket connection runs two tasks: the *reader* (this endpoint) feeds
 binary messages one at a time to :class:`relay.connection.Connection`; the
@@ -34,10 +34,11 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from relay import http, web
+from relay import http
 from relay.connection import Connection, RelayState
+from relay.edge import web
+from relay.edge.faults import Faults
 from relay.errors import ProtocolViolation
-from relay.faults import Faults
 from relay.hub import Outbox
 from relay.limits import Limits
 from relay.store import Store, open_store

@@ -227,7 +227,7 @@ def _seed(argv: list[str]) -> int:
 
 async def _seed_store(url: str, n: int, base_url: str) -> str:
     from crypto.links import PadLink
-    from relay.seed import seed_pad
+    from relay.edge.seed import seed_pad
     from relay.store import open_store
 
     store = open_store(url)

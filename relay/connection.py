@@ -43,8 +43,8 @@ from collections.abc import Callable
 import crypto
 from crypto.envelope import Header, Kind, envelope_id, parse_header, verify_channel_signature
 from crypto.keys import channel_id_for
+from relay.edge.faults import Faults
 from relay.errors import ProtocolViolation, Refused
-from relay.faults import Faults
 from relay.hub import ChannelState, Hub, Outbox, Subscription
 from relay.limits import Limits, TokenBucket
 from relay.metrics import Metrics

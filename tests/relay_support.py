@@ -31,7 +31,7 @@ import crypto
 from crypto.envelope import Kind, envelope_id, seal, seal_ephemeral
 from relay.app import RelayConfig, create_app
 from relay.cli import uvicorn_config
-from relay.faults import Faults
+from relay.edge.faults import Faults
 from relay.limits import Limits
 from wire import frames as f
 

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_relay_never_imports_client() -> None:
     code = (
-        "import relay.app, relay.cli, relay.seed, sys; "
+        "import relay.app, relay.cli, relay.edge.seed, sys; "
         "bad = [m for m in sys.modules if m == 'client' or m.startswith('client.')]; "
         "assert not bad, bad"
     )

@@ -11,7 +11,7 @@ from relay_support import Client, Pad, RelayHandle, running_relay, small_limits
 
 from crypto.envelope import Kind, envelope_id
 from relay.app import RelayConfig
-from relay.faults import Faults
+from relay.edge.faults import Faults
 from wire import frames as f
 from wire.codes import ErrorCode, RefuseCode
 

@@ -26,7 +26,7 @@ import crypto
 from client import AlarmKind, Backoff, Pad, ReadOnly, Status
 from client.transport import Transport, WebsocketsConnector
 from relay.app import RelayConfig
-from relay.faults import Faults
+from relay.edge.faults import Faults
 from relay.limits import Limits
 from wire import frames as f
 

@@ -4,7 +4,7 @@
 // installed: Pyodide from node_modules (never the CDN; no package is fetched)
 // and libsodium-wrappers, exposed as `globalThis.sodium` for crypto's
 // emscripten backend. Our `client`, `crypto` and `wire` packages arrive as the same
-// deterministic wheel the relay serves to browsers (`python -m relay.wheel`),
+// deterministic wheel the relay serves to browsers (`python -m relay.edge.wheel`),
 // unpacked into site-packages. Then tests/vectors/runner.py runs inside
 // Pyodide. Exit status 0 only if every vector passed.
 //
@@ -54,7 +54,7 @@ function python() {
 function buildWheel() {
   const out = mkdtempSync(join(tmpdir(), "blindpad-wheel-"));
   try {
-    const path = execFileSync(python(), ["-m", "relay.wheel", out], { cwd: ROOT, encoding: "utf8" })
+    const path = execFileSync(python(), ["-m", "relay.edge.wheel", out], { cwd: ROOT, encoding: "utf8" })
       .trim();
     return { name: path.split("/").pop(), bytes: new Uint8Array(readFileSync(path)) };
   } finally {

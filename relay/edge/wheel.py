@@ -16,7 +16,7 @@ SHA-256) is generated, not copied. It holds only ``*.py`` and ``py.typed``
 files of ``client/``, ``crypto/`` and ``wire/``: never ``relay/`` (the relay's code
 has no business in a browser) and never caches.
 
-Usage: ``python -m relay.wheel OUTDIR`` prints the path of the wheel written.
+Usage: ``python -m relay.edge.wheel OUTDIR`` prints the path of the wheel written.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 DIST_NAME = "blindpad"
 PACKAGES = ("client", "crypto", "wire")
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(__file__).resolve().parents[2]
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o644 << 16
 
@@ -72,7 +72,7 @@ def _dist_info(version: str) -> list[tuple[str, bytes]]:
         "Requires-Python: >=3.11\n"
     )
     wheel = (
-        "Wheel-Version: 1.0\nGenerator: blindpad relay.wheel\n"
+        "Wheel-Version: 1.0\nGenerator: blindpad relay.edge.wheel\n"
         "Root-Is-Purelib: true\nTag: py3-none-any\n"
     )
     top_level = "".join(f"{name}\n" for name in PACKAGES)
@@ -121,7 +121,7 @@ def build_wheel(dest_dir: Path, root: Path = _ROOT) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m relay.wheel OUTDIR``.
+    """Command line: ``python -m relay.edge.wheel OUTDIR``.
 
     Args:
         argv: arguments after the program name (``sys.argv[1:]`` by default).
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m relay.wheel OUTDIR", file=sys.stderr)
+        print("usage: python -m relay.edge.wheel OUTDIR", file=sys.stderr)
         return 2
     print(build_wheel(Path(args[0])))
     return 0
