@@ -38,6 +38,7 @@ const CORE_TESTS = [
   "test_vectors.py",
   "test_crypto_envelope.py",
   "test_crypto_links.py",
+  "test_wire.py",
 ];
 const SUPPORT = ["conftest.py", "sim.py"];
 const PYTEST_INI = `[pytest]
