@@ -404,8 +404,8 @@ def decode_client(data: bytes) -> ClientFrame:
     if data and data[0] not in _CLIENT_TYPES:
         raise FrameError(f"frame type 0x{data[0]:02x} is not sent by clients")
     frame = decode(data)
-    if not isinstance(frame, ClientFrame):
-        raise FrameError("empty frame")
+    if not isinstance(frame, ClientFrame):  # unreachable: the type byte was checked; narrows
+        raise FrameError(f"frame type 0x{data[0]:02x} is not sent by clients")
     return frame
 
 
