@@ -19,7 +19,16 @@ TIMEOUT = 60
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = tmp_path_factory.mktemp("relay") / "relay.sqlite3"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "client", "relay", "--port", "0", "--store", f"sqlite:///{store}"],
+        [
+            sys.executable,
+            "-m",
+            "blindpad",
+            "relay",
+            "--port",
+            "0",
+            "--store",
+            f"sqlite:///{store}",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -44,7 +53,7 @@ def blindpad(
 ) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "BLINDPAD_STATE_DIR": str(state)}
     return subprocess.run(
-        [sys.executable, "-m", "client", *args],
+        [sys.executable, "-m", "blindpad", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -133,7 +142,7 @@ def test_watch_prints_the_text_then_changes_and_presence(relay: str, tmp_path: P
     assert blindpad("append", edit, "hi", state=tmp_path).returncode == 0
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "BLINDPAD_STATE_DIR": str(tmp_path)}
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "client", "watch", view, "--count", "1", "--no-state"],
+        [sys.executable, "-m", "blindpad", "watch", view, "--count", "1", "--no-state"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

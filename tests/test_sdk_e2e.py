@@ -25,10 +25,10 @@ from relay_support import Client, RelayHandle, free_port, running_relay
 import crypto
 from client import AlarmKind, Backoff, Pad, ReadOnly, Status
 from client.transport import Transport, WebsocketsConnector
-from relay import frames as f
 from relay.app import RelayConfig
-from relay.faults import Faults
+from relay.edge.faults import Faults
 from relay.limits import Limits
+from wire import frames as f
 
 TIMEOUT = 60.0
 ROOT = Path(__file__).resolve().parent.parent
