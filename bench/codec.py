@@ -1,4 +1,4 @@
-"""The engine's codec over the real cryptography (crypto.seal / crypto.open).
+"""The engine's codec over the real cryptography (crypto.seal / crypto.open_envelope).
 
 The SDK will have its own; this one is the bench's, with timers so the
 per-edit breakdown can say how much of an edit is sealing and opening.
@@ -42,7 +42,7 @@ class CryptoCodec:
             except crypto.CryptoError as error:
                 raise ValueError(str(error)) from error
             try:
-                got = crypto.open(self.keys, data)
+                got = crypto.open_envelope(self.keys, data)
             except crypto.CryptoError as error:
                 return Opened(envelope_id(data), int(header.kind), header.ref, None, str(error))
             return Opened(got.id, int(got.kind), got.ref, got.content, None, got.author_key)

@@ -27,7 +27,7 @@ from bench.common import BenchFailure, Result, summary, table
 from client import textops
 from client.doctype import TEXT
 from client.engine import SNAPSHOT, Engine, SendPatch
-from relay import frames as f
+from wire import frames as f
 
 SIZES = {"1 KB": 1_000, "100 KB": 100_000, "1 MB": 1_000_000, "10 MB": 10_000_000}
 WORDS = "the quick brown fox jumps over a lazy dog while blind relays forward sealed bytes\n"

@@ -1,7 +1,7 @@
 """Scenario 4: opening a long pad, from the latest snapshot and from full history.
 
 Pads of 10, 1k, 10k and 100k patches are written with the relay's seeder
-(``relay.seed.seed_pad``) into a SQLite store; every patch is a real engine
+(``relay.edge.seed.seed_pad``) into a SQLite store; every patch is a real engine
 payload (``{"o": [[i, 0, "x"]], "n": i + 1}``, with ``"h"`` every 64th), so the
 engine accepts it.  The seeder writes no snapshots, so the bench seals one
 itself (the engine's snapshot format, PROTOCOL.md §6.2) of the patch 5 before
@@ -25,7 +25,7 @@ import crypto
 from bench.common import BenchFailure, Result, relay_process, summary, table
 from bench.session import open_session
 from crypto.envelope import Kind, envelope_id
-from relay.seed import seed_pad
+from relay.edge.seed import seed_pad
 from relay.store import open_store
 
 SIZES = [10, 1_000, 10_000, 100_000]

@@ -36,7 +36,7 @@ from bench.common import (
     wait_port,
 )
 from crypto.envelope import Kind, envelope_id
-from relay import frames as f
+from wire import frames as f
 
 WINDOW = 64
 #: blindpad = the relay as deployed (SQLite, synchronous=FULL); blindpad-memory =

@@ -28,7 +28,7 @@ import crypto
 from bench.codec import CryptoCodec
 from client.doctype import TEXT
 from client.engine import Alarm, Engine, RemoteChange, SendPatch, SendSnapshot
-from relay import frames as f
+from wire import frames as f
 
 STALE = 1
 RATE_LIMITED = 2

@@ -2,20 +2,25 @@
 
 Theory of operation
 -------------------
-The SDK never touches a socket itself.  A :class:`Connector` turns a relay
-websocket URL into an open :class:`Transport`, which sends and receives whole
-binary messages and closes.  Failures of any kind (refused connection,
-reset, close frame) surface as one exception, :class:`TransportClosed`,
-chained from the foreign one (httpx's habit: map at the seam), so the pad's
-reconnect loop handles a single case.
+The SDK (:class:`client.Pad`) never touches a socket itself.  A
+:class:`Connector` turns a relay websocket URL into an open
+:class:`Transport`, which sends and receives whole binary messages and
+closes.  Every connection failure (refused or timed-out connection, reset,
+close frame, a text message) surfaces as one exception,
+:class:`TransportClosed`, chained from the foreign one (httpx's habit: map at
+the seam), so the pad's reconnect loop has one transport error to handle
+(beside :class:`client.errors.ProtocolError` for bytes that are not a frame).
 
 Implementations:
 
 * :class:`WebsocketsConnector` — CPython, over the ``websockets`` package,
-  imported only when a connection is made (``import client`` stays light
-  and runs under Pyodide, where the web page adds a browser transport).
+  imported only when a connection is made, so ``import client`` stays light
+  and runs under Pyodide.
 * :class:`MemoryTransport` — an in-memory pipe for tests:
   :meth:`MemoryTransport.pair` returns the two ends.
+
+The web page does not use this seam: :mod:`client.browser` drives a
+:class:`client.session.PadSession` over the browser's own ``WebSocket``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from .envelope import (
     Kind,
     Opened,
     envelope_id,
-    open,
+    open_envelope,
     open_ephemeral,
     parse_header,
     seal,
@@ -42,6 +42,10 @@ from .identity import Author
 from .keys import PadKeys, channel_id_for
 from .links import PadLink, parse_link
 from .sessions import EphemeralGuard, Session
+
+#: The former name of :func:`open_envelope`, kept so existing callers work.
+#: Not in ``__all__``: ``from crypto import *`` must not shadow the builtin.
+open = open_envelope
 
 __all__ = [
     "ZERO_ID",
@@ -70,7 +74,7 @@ __all__ = [
     "WrongParentBinding",
     "channel_id_for",
     "envelope_id",
-    "open",
+    "open_envelope",
     "open_ephemeral",
     "parse_header",
     "parse_link",

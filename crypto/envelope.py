@@ -34,7 +34,7 @@ content is ``session_id (16) || counter (u64) || sender_time_ms (u64) ||
 payload``; they carry no channel signature so view-link holders can send
 presence, and are authenticated by the secretbox and the author signature.
 
-:func:`open` checks, in this order, and raises the first failure: layout
+:func:`open_envelope` checks, in this order, and raises the first failure: layout
 (:class:`~crypto.errors.MalformedEnvelope`), channel
 (:class:`~crypto.errors.WrongChannel`), channel signature
 (:class:`~crypto.errors.BadChannelSignature`), decryption
@@ -199,7 +199,7 @@ def verify_channel_signature(data: bytes, verify_key: bytes) -> None:
     """Check an envelope's channel signature, as the relay does before storing it.
 
     The caller must also check ``channel_id_for(verify_key) == header.channel_id``
-    (:func:`open` does; the relay registers the key for the channel).
+    (:func:`open_envelope` does; the relay registers the key for the channel).
 
     Args:
         data: the sealed envelope.
@@ -365,7 +365,7 @@ def seal_ephemeral(
     return assemble(keys, Kind.EPHEMERAL, ZERO_ID, inner, random=random)
 
 
-def open(keys: PadKeys, data: bytes) -> Opened:
+def open_envelope(keys: PadKeys, data: bytes) -> Opened:
     """Verify and decrypt any envelope.
 
     Args:
@@ -433,9 +433,9 @@ def open_ephemeral(keys: PadKeys, data: bytes) -> Ephemeral:
 
     Raises:
         MalformedEnvelope: not an ephemeral, or its content is shorter than the
-            32-byte session prefix; and everything :func:`open` raises.
+            32-byte session prefix; and everything :func:`open_envelope` raises.
     """
-    opened = open(keys, data)
+    opened = open_envelope(keys, data)
     if opened.kind is not Kind.EPHEMERAL:
         raise MalformedEnvelope(f"expected an ephemeral, got a {opened.kind.name.lower()}")
     if len(opened.content) < EPHEMERAL_PREFIX_LEN:

@@ -6,7 +6,7 @@ Theory of operation
 store (``async with``-style: opened on startup, closed on shutdown) and
 yields the typed :class:`relay.connection.RelayState` as the app state, so
 nothing is global and tests can run several relays in one process.  Fault
-hooks (:class:`relay.faults.Faults`) are injected here.
+hooks (:class:`relay.edge.faults.Faults`) are injected here.
 
 Each websocket connection runs two tasks: the *reader* (this endpoint) feeds
 binary messages one at a time to :class:`relay.connection.Connection`; the
@@ -34,14 +34,16 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from relay import http, web
+from relay import http
 from relay.connection import Connection, RelayState
-from relay.errors import ErrorCode, ProtocolViolation
-from relay.faults import Faults
-from relay.frames import Error, encode
+from relay.edge import web
+from relay.edge.faults import Faults
+from relay.errors import ProtocolViolation
 from relay.hub import Outbox
 from relay.limits import Limits
 from relay.store import Store, open_store
+from wire import frames
+from wire.codes import ErrorCode
 
 log = logging.getLogger("blindpad.relay")
 
@@ -210,7 +212,7 @@ async def _write(websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: i
         failure = outbox.failure
         if failure is not None and not outbox.stopped:
             relay.metrics.errors[failure.code.name] += 1
-            await websocket.send_bytes(encode(Error(failure.code, failure.message)))
+            await websocket.send_bytes(frames.encode(frames.Error(failure.code, failure.message)))
             await websocket.close(code=failure.code.close_code)
     except Exception:  # the peer is gone; the reader sees the disconnect
         outbox.stop()

@@ -190,7 +190,7 @@ async def _serve_until_stopped(server: uvicorn.Server, sock: socket.socket, line
 
 def _backup(argv: list[str]) -> int:
     from relay.store import StoreError, sqlite_path
-    from relay.store_sqlite import backup
+    from relay.store.sqlite import backup
 
     parser = argparse.ArgumentParser(
         prog="blindpad relay backup",
@@ -227,7 +227,7 @@ def _seed(argv: list[str]) -> int:
 
 async def _seed_store(url: str, n: int, base_url: str) -> str:
     from crypto.links import PadLink
-    from relay.seed import seed_pad
+    from relay.edge.seed import seed_pad
     from relay.store import open_store
 
     store = open_store(url)

@@ -43,35 +43,8 @@ from collections.abc import Callable
 import crypto
 from crypto.envelope import Header, Kind, envelope_id, parse_header, verify_channel_signature
 from crypto.keys import channel_id_for
-from relay.errors import ErrorCode, ProtocolViolation, RefuseCode, Refused
-from relay.faults import Faults
-from relay.frames import (
-    PROTOCOL_VERSION,
-    ZERO_ID,
-    Ack,
-    Ephemeral,
-    EphemeralRelayed,
-    FrameError,
-    Hello,
-    History,
-    HistoryEnd,
-    PeerJoined,
-    Ping,
-    Pong,
-    Push,
-    Refuse,
-    Snapshot,
-    SnapshotChunk,
-    Subscribe,
-    SubscribeFrom,
-    Trim,
-    Unsubscribe,
-    Unsubscribed,
-    Welcome,
-    decode_client,
-    encode,
-    frame_type,
-)
+from relay.edge.faults import Faults
+from relay.errors import ProtocolViolation, Refused
 from relay.hub import ChannelState, Hub, Outbox, Subscription
 from relay.limits import Limits, TokenBucket
 from relay.metrics import Metrics
@@ -85,12 +58,17 @@ from relay.store import (
     Store,
 )
 from relay.store import UnknownPatch as StoreUnknownPatch
+from wire import frames
+from wire.codes import ErrorCode, RefuseCode
 
 log = logging.getLogger("blindpad.relay")
 
 #: Pushes of one connection handed to the store and not yet answered; past it
 #: the connection stops reading until the oldest is answered (backpressure).
 MAX_PUSHES_IN_FLIGHT = 256
+
+#: Client frames that carry a sealed envelope or a chunk of one, besides PUSH.
+_Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral
 
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
@@ -174,34 +152,34 @@ class Connection:
                     f"more than {limits.presubscribe_bytes} bytes sent before subscribing",
                 )
         try:
-            frame = decode_client(data)
-        except FrameError as exc:
+            frame = frames.decode_client(data)
+        except frames.FrameError as exc:
             raise ProtocolViolation(ErrorCode.PROTOCOL, str(exc)) from None
-        self.relay.metrics.frames_in[frame_type(frame).name] += 1
-        if isinstance(frame, Hello):
+        self.relay.metrics.frames_in[frames.frame_type(frame).name] += 1
+        if isinstance(frame, frames.Hello):
             self._hello(frame)
             return
         if self.state is ConnState.AWAITING_HELLO:
             raise ProtocolViolation(ErrorCode.HELLO_REQUIRED, "the first frame must be HELLO")
-        if isinstance(frame, Ping):
-            await self.outbox.put(encode(Pong(frame.nonce)))
+        if isinstance(frame, frames.Ping):
+            await self.outbox.put(frames.encode(frames.Pong(frame.nonce)))
             return
         await self._request(frame)
 
-    def _hello(self, frame: Hello) -> None:
+    def _hello(self, frame: frames.Hello) -> None:
         if self.state is not ConnState.AWAITING_HELLO:
             raise ProtocolViolation(ErrorCode.PROTOCOL, "HELLO sent twice")
-        if frame.version != PROTOCOL_VERSION:
+        if frame.version != frames.PROTOCOL_VERSION:
             raise ProtocolViolation(
                 ErrorCode.VERSION_MISMATCH,
-                f"this relay speaks blindpad protocol {PROTOCOL_VERSION}, not {frame.version}:"
-                " please reload",
+                f"this relay speaks blindpad protocol {frames.PROTOCOL_VERSION},"
+                f" not {frame.version}: please reload",
             )
         self.state = ConnState.OPEN
         self.token = frame.token
         lim = self.relay.limits
-        welcome = Welcome(
-            PROTOCOL_VERSION,
+        welcome = frames.Welcome(
+            frames.PROTOCOL_VERSION,
             self.id,
             lim.max_frame_bytes,
             lim.max_patch_bytes,
@@ -211,27 +189,29 @@ class Connection:
             lim.rate_per_second,
             lim.rate_burst,
         )
-        self.outbox.offer(encode(welcome))
+        self.outbox.offer(frames.encode(welcome))
 
     async def _request(
-        self, frame: Subscribe | Unsubscribe | Push | SnapshotChunk | Trim | Ephemeral
+        self, frame: frames.Subscribe | frames.Unsubscribe | frames.Push | _Upload
     ) -> None:
-        if not isinstance(frame, Push):
+        if not isinstance(frame, frames.Push):
             # Only pushes overlap; anything else keeps its place behind them,
             # so a cursor sent after an edit never overtakes it.
             await self.drain()
         try:
-            if isinstance(frame, Push):
+            if isinstance(frame, frames.Push):
                 await self._push(frame)
-            elif isinstance(frame, Subscribe):
+            elif isinstance(frame, frames.Subscribe):
                 await self._subscribe(frame)
-            elif isinstance(frame, Unsubscribe):
+            elif isinstance(frame, frames.Unsubscribe):
                 self._rate()
                 self._unsubscribe(frame.channel_id)
-                await self.outbox.put(encode(Unsubscribed(frame.request_id, frame.channel_id)))
-            elif isinstance(frame, SnapshotChunk):
+                await self.outbox.put(
+                    frames.encode(frames.Unsubscribed(frame.request_id, frame.channel_id))
+                )
+            elif isinstance(frame, frames.SnapshotChunk):
                 await self._snapshot_chunk(frame)
-            elif isinstance(frame, Trim):
+            elif isinstance(frame, frames.Trim):
                 await self._trim(frame)
             else:
                 self._ephemeral(frame)
@@ -242,8 +222,8 @@ class Connection:
 
     async def _refuse(self, request_id: int, code: RefuseCode, retry_ms: int, head: Head) -> None:
         self.relay.metrics.refusals[code.name] += 1
-        refuse = Refuse(request_id, code, retry_ms, head.seq, head.id)
-        await self.outbox.put(encode(refuse))
+        refuse = frames.Refuse(request_id, code, retry_ms, head.seq, head.id)
+        await self.outbox.put(frames.encode(refuse))
 
     # --- checks shared by requests ---------------------------------------------
 
@@ -286,7 +266,7 @@ class Connection:
 
     # --- push ------------------------------------------------------------------
 
-    async def _push(self, frame: Push) -> None:
+    async def _push(self, frame: frames.Push) -> None:
         """Check a push, hand it to the store and return without waiting for it.
 
         The checks run now, in DESIGN.md's order; the append joins the store's
@@ -304,7 +284,7 @@ class Connection:
             known = await self.relay.store.lookup(header.channel_id, patch_id)
             if known is None:
                 raise
-            await self.outbox.put(encode(Ack(frame.request_id, known, patch_id)))
+            await self.outbox.put(frames.encode(frames.Ack(frame.request_id, known, patch_id)))
             return
         while len(self._pushes) >= MAX_PUSHES_IN_FLIGHT:
             await asyncio.wait({self._pushes[0]})
@@ -319,7 +299,7 @@ class Connection:
         self._pushes.append(task)
         task.add_done_callback(self._pushes.remove)
 
-    def _check_push(self, frame: Push, header: Header) -> ChannelState:
+    def _check_push(self, frame: frames.Push, header: Header) -> ChannelState:
         self._rate()
         if len(frame.envelope) > self.relay.limits.max_patch_bytes:
             raise _Refusal(RefuseCode.PATCH_TOO_LARGE)
@@ -330,7 +310,7 @@ class Connection:
 
     async def _complete_push(
         self,
-        frame: Push,
+        frame: frames.Push,
         header: Header,
         state: ChannelState,
         append: asyncio.Task[AppendResult],
@@ -348,13 +328,13 @@ class Connection:
             self.outbox.fail(failure, flush=True)
 
     async def _answer_push(
-        self, frame: Push, header: Header, state: ChannelState, result: AppendResult
+        self, frame: frames.Push, header: Header, state: ChannelState, result: AppendResult
     ) -> None:
         patch_id = envelope_id(frame.envelope)
         if result.outcome is AppendOutcome.STALE:
             await self._refuse(frame.request_id, RefuseCode.STALE, 0, result.head)
             return
-        ack = encode(Ack(frame.request_id, result.seq, patch_id))
+        ack = frames.encode(frames.Ack(frame.request_id, result.seq, patch_id))
         if result.outcome is AppendOutcome.DUPLICATE:
             await self.outbox.put(ack)
             return
@@ -377,7 +357,7 @@ class Connection:
 
     # --- subscribe -------------------------------------------------------------
 
-    async def _subscribe(self, frame: Subscribe) -> None:
+    async def _subscribe(self, frame: frames.Subscribe) -> None:
         self._rate()
         cid = frame.channel_id
         if cid in self.subs:
@@ -392,21 +372,21 @@ class Connection:
             read = await self._read(frame)
         except HistoryTrimmed as exc:
             self._unsubscribe(cid)
-            floor = Head(exc.floor_seq, ZERO_ID)
+            floor = Head(exc.floor_seq, frames.ZERO_ID)
             raise _Refusal(RefuseCode.HISTORY_TRIMMED, head=floor) from None
         self.subscribed_once = True
         await self._deliver(frame, sub, read)
 
-    async def _channel_state(self, frame: Subscribe) -> ChannelState:
+    async def _channel_state(self, frame: frames.Subscribe) -> ChannelState:
         cid, key = frame.channel_id, frame.verify_key
-        if key != ZERO_ID and channel_id_for(key) != cid:
+        if key != frames.ZERO_ID and channel_id_for(key) != cid:
             raise _Refusal(RefuseCode.BAD_VERIFY_KEY)
         cached = self.relay.hub.channels.get(cid)
         if cached is not None:
             return cached
         info = await self.relay.store.channel(cid)
         if info is None:
-            if key == ZERO_ID:
+            if key == frames.ZERO_ID:
                 raise _Refusal(RefuseCode.NO_VERIFY_KEY)
             token = self.relay.create_token
             if token is not None and self.token != token:
@@ -416,31 +396,37 @@ class Connection:
             info.verify_key, info.pad_bytes, info.stored_bytes
         )
 
-    async def _read(self, frame: Subscribe) -> HistoryRead:
+    async def _read(self, frame: frames.Subscribe) -> HistoryRead:
         store = self.relay.store
-        if frame.start is SubscribeFrom.SNAPSHOT:
+        if frame.start is frames.SubscribeFrom.SNAPSHOT:
             read = await store.read_from_snapshot(frame.channel_id)
         else:
             read = await store.read_since(frame.channel_id, frame.since_seq)
         return rolled_back(read, self.relay.faults, frame.channel_id)
 
-    async def _deliver(self, frame: Subscribe, sub: Subscription, read: HistoryRead) -> None:
+    async def _deliver(
+        self, frame: frames.Subscribe, sub: Subscription, read: HistoryRead
+    ) -> None:
         cid = frame.channel_id
         if read.snapshot is not None:
             await self._send_snapshot(cid, read.snapshot.x_seq, read.snapshot.envelope)
         for patch in read.patches:
-            await self.outbox.put(encode(History(cid, patch.seq, patch.envelope)))
+            await self.outbox.put(frames.encode(frames.History(cid, patch.seq, patch.envelope)))
         head = read.head
-        await self.outbox.put(encode(HistoryEnd(frame.request_id, cid, head.seq, head.id)))
+        await self.outbox.put(
+            frames.encode(frames.HistoryEnd(frame.request_id, cid, head.seq, head.id))
+        )
         for peer in self.relay.hub.peers(cid, self.id):
-            await self.outbox.put(encode(PeerJoined(cid, peer)))
+            await self.outbox.put(frames.encode(frames.PeerJoined(cid, peer)))
         sub.go_live(head.seq + 1)
 
     async def _send_snapshot(self, cid: bytes, x_seq: int, envelope: bytes) -> None:
         step = self.relay.limits.chunk_bytes
         for offset in range(0, len(envelope), step):
             chunk = envelope[offset : offset + step]
-            await self.outbox.put(encode(Snapshot(cid, x_seq, len(envelope), offset, chunk)))
+            await self.outbox.put(
+                frames.encode(frames.Snapshot(cid, x_seq, len(envelope), offset, chunk))
+            )
 
     def _unsubscribe(self, channel_id: bytes) -> None:
         if self.subs.pop(channel_id, None) is not None:
@@ -453,7 +439,7 @@ class Connection:
 
     # --- snapshots, trims, ephemerals -------------------------------------------
 
-    async def _snapshot_chunk(self, frame: SnapshotChunk) -> None:
+    async def _snapshot_chunk(self, frame: frames.SnapshotChunk) -> None:
         self._rate()
         envelope = self._assemble(frame)
         if envelope is None:
@@ -470,9 +456,9 @@ class Connection:
         except StoreUnknownPatch:
             raise _Refusal(RefuseCode.UNKNOWN_PATCH) from None
         await self._refresh(header.channel_id, state)
-        await self.outbox.put(encode(Ack(frame.request_id, x_seq, snapshot_id)))
+        await self.outbox.put(frames.encode(frames.Ack(frame.request_id, x_seq, snapshot_id)))
 
-    def _assemble(self, frame: SnapshotChunk) -> bytes | None:
+    def _assemble(self, frame: frames.SnapshotChunk) -> bytes | None:
         limits = self.relay.limits
         if frame.total > limits.max_snapshot_bytes:
             self._assemblies.pop(frame.request_id, None)
@@ -500,7 +486,7 @@ class Connection:
         del self._assemblies[frame.request_id]
         return bytes(job.data)
 
-    async def _trim(self, frame: Trim) -> None:
+    async def _trim(self, frame: frames.Trim) -> None:
         self._rate()
         if len(frame.envelope) > self.relay.limits.max_patch_bytes:
             raise _Refusal(RefuseCode.PATCH_TOO_LARGE)
@@ -514,7 +500,9 @@ class Connection:
         except NoSnapshot:
             raise _Refusal(RefuseCode.NO_SNAPSHOT) from None
         await self._refresh(header.channel_id, state)
-        await self.outbox.put(encode(Ack(frame.request_id, floor, envelope_id(frame.envelope))))
+        await self.outbox.put(
+            frames.encode(frames.Ack(frame.request_id, floor, envelope_id(frame.envelope)))
+        )
 
     async def _refresh(self, channel_id: bytes, state: ChannelState) -> None:
         info = await self.relay.store.channel(channel_id)
@@ -522,13 +510,15 @@ class Connection:
             self.relay.storage_bytes += info.stored_bytes - state.stored_bytes
             state.pad_bytes, state.stored_bytes = info.pad_bytes, info.stored_bytes
 
-    def _ephemeral(self, frame: Ephemeral) -> None:
+    def _ephemeral(self, frame: frames.Ephemeral) -> None:
         self._rate()
         if len(frame.envelope) > self.relay.limits.max_ephemeral_bytes:
             raise _Refusal(RefuseCode.EPHEMERAL_TOO_LARGE)
         header = self._envelope(frame.envelope, Kind.EPHEMERAL)
         self._channel(header.channel_id)
-        relayed = encode(EphemeralRelayed(header.channel_id, self.id, frame.envelope))
+        relayed = frames.encode(
+            frames.EphemeralRelayed(header.channel_id, self.id, frame.envelope)
+        )
         self.relay.hub.relay_ephemeral(header.channel_id, self.id, relayed)
 
 

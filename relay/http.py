@@ -17,7 +17,6 @@ Errors are JSON ``{"code": NAME, "message": ...}`` with a matching status.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -26,12 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from relay.connection import RelayState, rolled_back
 from relay.store import HistoryRead, HistoryTrimmed
-
-RECORD_END = 0x00
-RECORD_SNAPSHOT = 0x01
-RECORD_PATCH = 0x02
-_ITEM = struct.Struct(">BQI")
-_END = struct.Struct(">BQ32s")
+from wire.history import HistoryBody, encode_history
 
 PLACEHOLDER = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>blindpad relay</title></head>
@@ -121,20 +115,19 @@ async def history(request: Request) -> Response:
         return error(400, "BAD_QUERY", "use ?since=N (0 <= N < 2**64) or ?from=snapshot")
     except HistoryTrimmed as exc:
         return error(410, "HISTORY_TRIMMED", f"history up to seq {exc.floor_seq} was trimmed")
-    body = encode_history(rolled_back(read, relay.faults, cid))
+    body = encode_history(history_body(rolled_back(read, relay.faults, cid)))
     return Response(body, media_type="application/octet-stream")
 
 
-def encode_history(read: HistoryRead) -> bytes:
-    """Serialise a history read as the records of PROTOCOL.md §4.2."""
-    parts: list[bytes] = []
-    if read.snapshot is not None:
-        snap = read.snapshot
-        parts += [_ITEM.pack(RECORD_SNAPSHOT, snap.x_seq, len(snap.envelope)), snap.envelope]
-    for patch in read.patches:
-        parts += [_ITEM.pack(RECORD_PATCH, patch.seq, len(patch.envelope)), patch.envelope]
-    parts.append(_END.pack(RECORD_END, read.head.seq, read.head.id))
-    return b"".join(parts)
+def history_body(read: HistoryRead) -> HistoryBody:
+    """The wire form (:mod:`wire.history`, PROTOCOL.md §4.2) of a store read."""
+    snapshot = read.snapshot
+    return HistoryBody(
+        snapshot=None if snapshot is None else (snapshot.x_seq, snapshot.envelope),
+        patches=[(patch.seq, patch.envelope) for patch in read.patches],
+        head_seq=read.head.seq,
+        head_id=read.head.id,
+    )
 
 
 def page_handler(web_dir: Path | None) -> Callable[[Request], Awaitable[Response]]:

@@ -39,8 +39,9 @@ import collections
 import dataclasses
 import enum
 
-from relay.errors import ErrorCode, ProtocolViolation
-from relay.frames import Broadcast, PeerJoined, PeerLeft, encode
+from relay.errors import ProtocolViolation
+from wire import frames
+from wire.codes import ErrorCode
 
 
 class Outbox:
@@ -206,7 +207,7 @@ class Hub:
     def register(self, state: ChannelState, channel_id: bytes, sub: Subscription) -> None:
         """Add ``sub`` (before its history is read) and tell the other subscribers."""
         self.channels.setdefault(channel_id, state)
-        notice = encode(PeerJoined(channel_id, sub.connection_id))
+        notice = frames.encode(frames.PeerJoined(channel_id, sub.connection_id))
         for other in self.channels[channel_id].subscribers.values():
             other.outbox.offer(notice)
         self.channels[channel_id].subscribers[sub.connection_id] = sub
@@ -223,7 +224,7 @@ class Hub:
         if state is None or connection_id not in state.subscribers:
             return
         state.subscribers.pop(connection_id).state = SubState.CLOSED
-        notice = encode(PeerLeft(channel_id, connection_id))
+        notice = frames.encode(frames.PeerLeft(channel_id, connection_id))
         for other in state.subscribers.values():
             other.outbox.offer(notice)
         if not state.subscribers:
@@ -240,7 +241,7 @@ class Hub:
         state = self.channels.get(channel_id)
         if state is None:
             return False
-        frame = encode(Broadcast(channel_id, seq, envelope))
+        frame = frames.encode(frames.Broadcast(channel_id, seq, envelope))
         for sub in state.subscribers.values():
             if sub.connection_id == origin:
                 sub.offer(seq, ack, is_ack=True)

@@ -29,11 +29,11 @@ from websockets.asyncio.client import ClientConnection, connect
 
 import crypto
 from crypto.envelope import Kind, envelope_id, seal, seal_ephemeral
-from relay import frames as f
 from relay.app import RelayConfig, create_app
 from relay.cli import uvicorn_config
-from relay.faults import Faults
+from relay.edge.faults import Faults
 from relay.limits import Limits
+from wire import frames as f
 
 TIMEOUT = 20.0
 F = TypeVar("F", bound=f.Frame)

@@ -25,7 +25,16 @@ TIMEOUT = 60
 def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = tmp_path_factory.mktemp("relay") / "relay.sqlite3"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "client", "relay", "--port", "0", "--store", f"sqlite:///{store}"],
+        [
+            sys.executable,
+            "-m",
+            "blindpad",
+            "relay",
+            "--port",
+            "0",
+            "--store",
+            f"sqlite:///{store}",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -50,7 +59,7 @@ def blindpad(
 ) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "BLINDPAD_STATE_DIR": str(state)}
     return subprocess.run(
-        [sys.executable, "-m", "client", *args],
+        [sys.executable, "-m", "blindpad", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -139,7 +148,7 @@ def test_watch_prints_the_text_then_changes_and_presence(relay: str, tmp_path: P
     assert blindpad("append", edit, "hi", state=tmp_path).returncode == 0
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "BLINDPAD_STATE_DIR": str(tmp_path)}
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "client", "watch", view, "--count", "1", "--no-state"],
+        [sys.executable, "-m", "blindpad", "watch", view, "--count", "1", "--no-state"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -174,7 +183,7 @@ def raw(
     """Run the CLI with bytes in and out (for text that is not UTF-8)."""
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "BLINDPAD_STATE_DIR": str(state)}
     return subprocess.run(
-        [sys.executable, "-m", "client", *args],
+        [sys.executable, "-m", "blindpad", *args],
         input=stdin,
         capture_output=True,
         cwd=ROOT,
@@ -208,7 +217,7 @@ def test_a_running_watch_does_not_block_writes_by_the_same_user(
     assert blindpad("append", edit, "a", "--name", "alice", state=tmp_path).returncode == 0
     environ = {**os.environ, "PYTHONPATH": str(ROOT), "BLINDPAD_STATE_DIR": str(tmp_path)}
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "client", "watch", edit, "--count", "2", "--name", "watcher"],
+        [sys.executable, "-m", "blindpad", "watch", edit, "--count", "2", "--name", "watcher"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -314,7 +323,7 @@ def test_output_closed_early_is_quiet(tmp_path: Path) -> None:
     os.close(read_end)  # like `| head` that already exited
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "client", "view-link", nowhere()],
+            [sys.executable, "-m", "blindpad", "view-link", nowhere()],
             stdout=write_end,
             stderr=subprocess.PIPE,
             cwd=ROOT,

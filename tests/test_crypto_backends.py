@@ -14,7 +14,7 @@ import pytest
 from crypto import Author, InvalidIdentity
 from crypto.backend import get_backend
 from crypto.errors import DecryptionFailed
-from relay.wheel import build_wheel, main
+from relay.edge.wheel import build_wheel, main
 
 ROOT = Path(__file__).resolve().parent.parent
 

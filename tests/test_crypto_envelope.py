@@ -79,7 +79,7 @@ def test_seal_open_round_trip_for_every_signed_kind(keys: PadKeys, alice: Author
     parent = b"\x07" * 32
     for kind in (Kind.PATCH, Kind.SNAPSHOT, Kind.TRIM):
         sealed = seal(keys, alice, kind, parent, "héllo 👋".encode())
-        opened = crypto.open(keys.view(), sealed)
+        opened = crypto.open_envelope(keys.view(), sealed)
         assert (opened.kind, opened.ref, opened.content) == (kind, parent, "héllo 👋".encode())
         assert (opened.author_key, opened.author_name) == (alice.public_key, "Alice")
         assert opened.id == envelope_id(sealed) == hashlib.sha256(sealed).digest()
@@ -131,7 +131,7 @@ def test_every_flipped_bit_of_a_sealed_patch_is_rejected(keys: PadKeys, alice: A
             damaged = bytearray(sealed)
             damaged[bit // 8] ^= 1 << (bit % 8)
             with pytest.raises(error):
-                crypto.open(keys.view(), bytes(damaged))
+                crypto.open_envelope(keys.view(), bytes(damaged))
 
 
 def test_every_flipped_bit_of_an_ephemeral_is_rejected(keys: PadKeys, alice: Author) -> None:
@@ -151,20 +151,20 @@ def test_ciphertext_moved_under_another_header(keys: PadKeys, alice: Author) -> 
     second = seal(keys, alice, Kind.PATCH, envelope_id(first), b"two")
     moved = second[:70] + first[70:]  # a relay pairs one header with another body
     with pytest.raises(BadChannelSignature):
-        crypto.open(keys, moved)
+        crypto.open_envelope(keys, moved)
     other_parent = first[:34] + envelope_id(second) + first[66:]
     with pytest.raises(BadChannelSignature):
-        crypto.open(keys, other_parent)
+        crypto.open_envelope(keys, other_parent)
 
 
 def test_replay_on_another_channel(keys: PadKeys, other_keys: PadKeys, alice: Author) -> None:
     sealed = seal(keys, alice, Kind.PATCH, ZERO_ID, b"x")
     with pytest.raises(WrongChannel):
-        crypto.open(other_keys, sealed)
+        crypto.open_envelope(other_keys, sealed)
     # An editor of both pads re-seals the signed inner for the other channel.
     rewrapped = assemble(other_keys, Kind.PATCH, ZERO_ID, inner_of(keys, sealed))
     with pytest.raises(BadAuthorSignature):
-        crypto.open(other_keys, rewrapped)
+        crypto.open_envelope(other_keys, rewrapped)
 
 
 def test_editor_rewraps_a_signed_inner_under_another_parent(keys: PadKeys, bob: Author) -> None:
@@ -172,14 +172,14 @@ def test_editor_rewraps_a_signed_inner_under_another_parent(keys: PadKeys, bob: 
     rewrapped = assemble(keys, Kind.PATCH, b"\x09" * 32, inner_of(keys, sealed))
     verify_channel_signature(rewrapped, keys.verify_key)  # the relay cannot tell
     with pytest.raises(crypto.WrongParentBinding, match="another parent"):
-        crypto.open(keys, rewrapped)
+        crypto.open_envelope(keys, rewrapped)
 
 
 def test_editor_cannot_change_the_kind_of_a_signed_inner(keys: PadKeys, bob: Author) -> None:
     sealed = seal(keys, bob, Kind.PATCH, b"\x02" * 32, b"words")
     as_snapshot = assemble(keys, Kind.SNAPSHOT, b"\x02" * 32, inner_of(keys, sealed))
     with pytest.raises(BadAuthorSignature):
-        crypto.open(keys, as_snapshot)
+        crypto.open_envelope(keys, as_snapshot)
 
 
 def test_editor_signing_as_another_author(keys: PadKeys, alice: Author, bob: Author) -> None:
@@ -187,14 +187,14 @@ def test_editor_signing_as_another_author(keys: PadKeys, alice: Author, bob: Aut
     name = alice.name.encode()
     forged = alice.public_key + mine[32:96] + bytes((len(name),)) + name + b"I am Alice"
     with pytest.raises(BadAuthorSignature):
-        crypto.open(keys, assemble(keys, Kind.PATCH, ZERO_ID, forged))
+        crypto.open_envelope(keys, assemble(keys, Kind.PATCH, ZERO_ID, forged))
 
 
 def test_editor_altering_content_under_a_valid_author(keys: PadKeys, alice: Author) -> None:
     inner = bytearray(inner_of(keys, seal(keys, alice, Kind.PATCH, ZERO_ID, b"pay 10")))
     inner[-1:] = b"9"
     with pytest.raises(BadAuthorSignature):
-        crypto.open(keys, assemble(keys, Kind.PATCH, ZERO_ID, bytes(inner)))
+        crypto.open_envelope(keys, assemble(keys, Kind.PATCH, ZERO_ID, bytes(inner)))
 
 
 def test_wrong_symmetric_key_fails_decryption(keys: PadKeys, alice: Author) -> None:

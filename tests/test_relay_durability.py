@@ -10,7 +10,7 @@ import httpx
 from relay_support import Client, Pad, RelayProcess
 
 from crypto.envelope import parse_header, verify_channel_signature
-from relay import frames as f
+from wire import frames as f
 
 MARKER = b"MARKER-7f3a-plaintext-never-on-disk"
 

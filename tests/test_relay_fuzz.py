@@ -10,8 +10,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from crypto.envelope import Kind
-from relay import frames as f
 from relay.app import RelayConfig
+from wire import frames as f
 
 FRAMES = int(__import__("os").environ.get("FUZZ_FRAMES", "10000"))
 CHECKPOINT = 1_000

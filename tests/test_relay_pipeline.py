@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 from relay_support import Client, Pad, running_relay
 
-from relay import frames as f
 from relay.app import RelayConfig
 from relay.limits import Limits
+from wire import frames as f
 
 ZERO = bytes(32)
 

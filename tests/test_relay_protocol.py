@@ -10,10 +10,10 @@ import pytest
 from relay_support import Client, Pad, RelayHandle, running_relay, small_limits
 
 from crypto.envelope import Kind, envelope_id
-from relay import frames as f
 from relay.app import RelayConfig
-from relay.errors import ErrorCode, RefuseCode
-from relay.faults import Faults
+from relay.edge.faults import Faults
+from wire import frames as f
+from wire.codes import ErrorCode, RefuseCode
 
 ZERO = f.ZERO_ID
 

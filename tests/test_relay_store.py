@@ -21,7 +21,7 @@ from relay.store import (
     UnknownPatch,
     open_store,
 )
-from relay.store_sqlite import SQLiteStore, backup
+from relay.store.sqlite import SQLiteStore, backup
 
 CH = b"c" * 32
 KEY = b"k" * 32

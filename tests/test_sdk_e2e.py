@@ -34,10 +34,10 @@ from client import (
     Status,
 )
 from client.transport import Transport, TransportClosed, WebsocketsConnector
-from relay import frames as f
 from relay.app import RelayConfig
-from relay.faults import Faults
+from relay.edge.faults import Faults
 from relay.limits import Limits
+from wire import frames as f
 
 TIMEOUT = 60.0
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ from client.events import (
 )
 from client.session import PadSession, Phase
 from client.textops import Op
-from relay import frames as f
+from wire import frames as f
 
 
 class Clock:
@@ -126,7 +126,7 @@ def test_a_stale_refusal_rebases_on_the_head() -> None:
     session.receive_frame(f.encode(f.Broadcast(keys.channel_id, 1, theirs)))
     (rebased,) = sent(session)
     assert isinstance(rebased, f.Push)
-    assert crypto.open(keys, rebased.envelope).ref == their_id
+    assert crypto.open_envelope(keys, rebased.envelope).ref == their_id
     assert session.text in ("minetheirs", "theirsmine")
     assert any(isinstance(e, TextChanged) for e in session.events())
 
@@ -214,7 +214,7 @@ def test_large_snapshots_are_uploaded_in_chunks_and_joiners_load_them() -> None:
     subscribe = sent(joiner)[1]
     x_seq = len(pushes)
     joiner.receive_frame(f.encode(f.Snapshot(keys.channel_id, x_seq, len(sealed), 0, sealed)))
-    head = crypto.open(keys, sealed).ref
+    head = crypto.open_envelope(keys, sealed).ref
     joiner.receive_frame(
         f.encode(f.HistoryEnd(subscribe.request_id, keys.channel_id, x_seq, head))
     )

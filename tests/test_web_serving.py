@@ -25,8 +25,8 @@ from client import textops
 from client.browser import EditorBinding, _Step, _through, color_of
 from client.events import TextChanged
 from client.session import PadSession
-from relay import web
 from relay.app import DEFAULT_WEB_DIR, RelayConfig, create_app
+from relay.edge import web
 
 needs_runtime = pytest.mark.skipif(
     not (ROOT / "node_modules" / "pyodide" / "pyodide.asm.wasm").is_file(),

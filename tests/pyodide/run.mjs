@@ -3,8 +3,8 @@
 // This is the Pyodide gate of `scripts/test`. It uses only what `scripts/setup`
 // installed: Pyodide from node_modules (never the CDN; no package is fetched)
 // and libsodium-wrappers, exposed as `globalThis.sodium` for crypto's
-// emscripten backend. Our `client` and `crypto` packages arrive as the same
-// deterministic wheel the relay serves to browsers (`python -m relay.wheel`),
+// emscripten backend. Our `client`, `crypto` and `wire` packages arrive as the same
+// deterministic wheel the relay serves to browsers (`python -m relay.edge.wheel`),
 // unpacked into site-packages. Then tests/vectors/runner.py runs inside
 // Pyodide. Exit status 0 only if every vector passed.
 //
@@ -38,6 +38,7 @@ const CORE_TESTS = [
   "test_vectors.py",
   "test_crypto_envelope.py",
   "test_crypto_links.py",
+  "test_wire.py",
 ];
 const SUPPORT = ["conftest.py", "sim.py"];
 const PYTEST_INI = `[pytest]
@@ -54,7 +55,7 @@ function python() {
 function buildWheel() {
   const out = mkdtempSync(join(tmpdir(), "blindpad-wheel-"));
   try {
-    const path = execFileSync(python(), ["-m", "relay.wheel", out], { cwd: ROOT, encoding: "utf8" })
+    const path = execFileSync(python(), ["-m", "relay.edge.wheel", out], { cwd: ROOT, encoding: "utf8" })
       .trim();
     return { name: path.split("/").pop(), bytes: new Uint8Array(readFileSync(path)) };
   } finally {

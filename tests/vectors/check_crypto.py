@@ -100,7 +100,7 @@ def _check_seal(r: Record) -> None:
     assert (header.kind, header.ref, header.channel_id) == (kind, ref, keys.channel_id)
     verify_channel_signature(sealed, keys.verify_key)
     for opener in (keys, keys.view()):
-        opened = crypto.open(opener, sealed)
+        opened = crypto.open_envelope(opener, sealed)
         assert opened.content == content, "opened content differs"
         assert (opened.author_key, opened.author_name) == (author.public_key, author.name)
         assert opened.id.hex() == r["id"]
@@ -131,7 +131,7 @@ def _check_reject(r: Record) -> None:
     keys = PadKeys.from_edit_secret(_h(r["edit_secret"]))
     data = _h(r["sealed"])
     actions: dict[str, Callable[[], object]] = {
-        "open": lambda: crypto.open(keys.view(), data),
+        "open": lambda: crypto.open_envelope(keys.view(), data),
         "open_ephemeral": lambda: open_ephemeral(keys.view(), data),
         "verify": lambda: verify_channel_signature(data, keys.verify_key),
     }

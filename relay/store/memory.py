@@ -1,4 +1,4 @@
-"""An in-memory :class:`relay.store.Store` for tests and throwaway relays.
+"""An in-memory :class:`~relay.store.base.Store` for tests and throwaway relays.
 
 Theory of operation
 -------------------
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from relay.store import (
+from relay.store.base import (
     AppendOutcome,
     AppendResult,
     ChannelInfo,
@@ -54,7 +54,7 @@ class _Channel:
 
 
 class MemoryStore:
-    """Dictionaries behind the :class:`relay.store.Store` protocol."""
+    """Dictionaries behind the :class:`~relay.store.base.Store` protocol."""
 
     def __init__(self) -> None:
         self._channels: dict[bytes, _Channel] = {}
@@ -72,7 +72,7 @@ class MemoryStore:
             raise UnknownChannel(channel_id.hex()) from None
 
     async def channel(self, channel_id: bytes) -> ChannelInfo | None:
-        """See :meth:`relay.store.Store.channel`."""
+        """See :meth:`relay.store.base.Store.channel`."""
         ch = self._channels.get(channel_id)
         if ch is None:
             return None
@@ -81,7 +81,7 @@ class MemoryStore:
         )
 
     async def create_channel(self, channel_id: bytes, verify_key: bytes) -> ChannelInfo:
-        """See :meth:`relay.store.Store.create_channel`."""
+        """See :meth:`relay.store.base.Store.create_channel`."""
         self._channels.setdefault(channel_id, _Channel(verify_key))
         info = await self.channel(channel_id)
         assert info is not None  # just created
@@ -90,7 +90,7 @@ class MemoryStore:
     async def append(
         self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
     ) -> AppendResult:
-        """See :meth:`relay.store.Store.append`."""
+        """See :meth:`relay.store.base.Store.append`."""
         ch = self._get(channel_id)
         known = ch.ids.get(patch_id, ch.tombstones.get(patch_id))
         if known is not None:
@@ -104,7 +104,7 @@ class MemoryStore:
         return AppendResult(AppendOutcome.APPENDED, seq, ch.head)
 
     async def lookup(self, channel_id: bytes, patch_id: bytes) -> int | None:
-        """See :meth:`relay.store.Store.lookup`."""
+        """See :meth:`relay.store.base.Store.lookup`."""
         ch = self._channels.get(channel_id)
         if ch is None:
             return None
@@ -113,7 +113,7 @@ class MemoryStore:
     async def put_snapshot(
         self, channel_id: bytes, x_id: bytes, snapshot_id: bytes, envelope: bytes
     ) -> int:
-        """See :meth:`relay.store.Store.put_snapshot`."""
+        """See :meth:`relay.store.base.Store.put_snapshot`."""
         ch = self._get(channel_id)
         x_seq = ch.ids.get(x_id)
         if x_seq is None:
@@ -122,7 +122,7 @@ class MemoryStore:
         return x_seq
 
     async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
-        """See :meth:`relay.store.Store.read_since`."""
+        """See :meth:`relay.store.base.Store.read_since`."""
         ch = self._channels.get(channel_id)
         if ch is None:
             return HistoryRead(None, (), Head())
@@ -132,7 +132,7 @@ class MemoryStore:
         return HistoryRead(None, items, ch.head)
 
     async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
-        """See :meth:`relay.store.Store.read_from_snapshot`."""
+        """See :meth:`relay.store.base.Store.read_from_snapshot`."""
         ch = self._channels.get(channel_id)
         if ch is None:
             return HistoryRead(None, (), Head())
@@ -142,7 +142,7 @@ class MemoryStore:
         return HistoryRead(snap, items, ch.head)
 
     async def trim(self, channel_id: bytes, x_id: bytes) -> int:
-        """See :meth:`relay.store.Store.trim`."""
+        """See :meth:`relay.store.base.Store.trim`."""
         ch = self._get(channel_id)
         x_seq = ch.ids.get(x_id, ch.tombstones.get(x_id))
         if x_seq is None:
@@ -161,6 +161,6 @@ class MemoryStore:
         return x_seq
 
     async def stats(self) -> StoreStats:
-        """See :meth:`relay.store.Store.stats`."""
+        """See :meth:`relay.store.base.Store.stats`."""
         total = sum(ch.stored_bytes() for ch in self._channels.values())
         return StoreStats(len(self._channels), total)

@@ -23,7 +23,7 @@ another origin, ever):
                                 from ``node_modules/pyodide`` (``<h>`` hashes
                                 all four)
 ``assets/client-<h>/``          our wheel, built from the current sources by
-                                :func:`relay.wheel.build_wheel`, and a
+                                :func:`relay.edge.wheel.build_wheel`, and a
                                 ``pyodide-lock.json`` listing only it, with
                                 its sha256 (Pyodide fetches wheels next to
                                 the lock)
@@ -57,7 +57,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from relay import http
-from relay.wheel import DIST_NAME, PACKAGES, build_wheel, project_version
+from relay.edge.wheel import DIST_NAME, PACKAGES, build_wheel, project_version
 
 #: Fetches the npm runtime (Pyodide, libsodium-wrappers) into ``node_modules``.
 SETUP_COMMAND = "scripts/setup"

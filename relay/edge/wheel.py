@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-Browsers (and the Pyodide test gate in Node) run the same ``client`` and
-``crypto`` packages as CPython. They get them as one wheel, which the relay
+Browsers (and the Pyodide test gate in Node) run the same ``client``,
+``crypto`` and ``wire`` packages as CPython. They get them as one wheel, which the relay
 serves next to Pyodide and the page unpacks into site-packages
 (``pyodide.unpackArchive`` or a Pyodide lock entry). This module builds that
 wheel with the stdlib only, so it runs anywhere Python does.
@@ -13,10 +13,10 @@ added in sorted order with a fixed timestamp (1980-01-01, the zip epoch),
 fixed permissions and fixed compression, and the dist-info (``METADATA``,
 ``WHEEL``, ``top_level.txt``, ``RECORD`` with each file's urlsafe-base64
 SHA-256) is generated, not copied. It holds only ``*.py`` and ``py.typed``
-files of ``client/`` and ``crypto/``: never ``relay/`` (the relay's code
+files of ``client/``, ``crypto/`` and ``wire/``: never ``relay/`` (the relay's code
 has no business in a browser) and never caches.
 
-Usage: ``python -m relay.wheel OUTDIR`` prints the path of the wheel written.
+Usage: ``python -m relay.edge.wheel OUTDIR`` prints the path of the wheel written.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import zipfile
 from pathlib import Path
 
 DIST_NAME = "blindpad"
-PACKAGES = ("client", "crypto")
-_ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("client", "crypto", "wire")
+_ROOT = Path(__file__).resolve().parents[2]
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o644 << 16
 
@@ -68,11 +68,11 @@ def _dist_info(version: str) -> list[tuple[str, bytes]]:
     info = f"{DIST_NAME}-{version}.dist-info"
     metadata = (
         f"Metadata-Version: 2.1\nName: {DIST_NAME}\nVersion: {version}\n"
-        "Summary: blindpad client and crypto packages (browser build)\n"
+        "Summary: blindpad client, crypto and wire packages (browser build)\n"
         "Requires-Python: >=3.11\n"
     )
     wheel = (
-        "Wheel-Version: 1.0\nGenerator: blindpad relay.wheel\n"
+        "Wheel-Version: 1.0\nGenerator: blindpad relay.edge.wheel\n"
         "Root-Is-Purelib: true\nTag: py3-none-any\n"
     )
     top_level = "".join(f"{name}\n" for name in PACKAGES)
@@ -98,7 +98,7 @@ def build_wheel(dest_dir: Path, root: Path = _ROOT) -> Path:
 
     Args:
         dest_dir: output directory (created if missing).
-        root: the repository root holding ``client/``, ``crypto/`` and ``pyproject.toml``.
+        root: the repository root holding the :data:`PACKAGES` and ``pyproject.toml``.
 
     Returns:
         The path of ``blindpad-<version>-py3-none-any.whl``.
@@ -121,7 +121,7 @@ def build_wheel(dest_dir: Path, root: Path = _ROOT) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m relay.wheel OUTDIR``.
+    """Command line: ``python -m relay.edge.wheel OUTDIR``.
 
     Args:
         argv: arguments after the program name (``sys.argv[1:]`` by default).
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m relay.wheel OUTDIR", file=sys.stderr)
+        print("usage: python -m relay.edge.wheel OUTDIR", file=sys.stderr)
         return 2
     print(build_wheel(Path(args[0])))
     return 0

@@ -1,4 +1,4 @@
-"""The websocket frame codec: bytes <-> typed frames, no I/O.
+"""The websocket frame codec: bytes <-> typed frames, no I/O, stdlib only.
 
 Theory of operation
 -------------------
@@ -7,17 +7,23 @@ Every websocket message is one binary frame.  Byte 0 is the frame type
 types ``0x80-0xFF``), then the frame's fixed fields, big-endian, then at most
 one variable field as ``u32 length || bytes``, which must end the message
 exactly.  Ids and channel ids are 32 bytes; request ids u32; sequence numbers
-u64.  PROTOCOL.md §3 is the byte-by-byte table of the same frames.
+u64.  docs/PROTOCOL.md §3 is the byte-by-byte table of the same frames.
 
 Each frame is a frozen dataclass whose field order *is* the wire order; the
 table :data:`_SPECS` maps a type to its class and the :mod:`struct` format of
-its fixed fields.  :func:`encode` and :func:`decode` are total inverses:
-``decode(encode(f)) == f`` for every valid frame and :func:`decode` raises
-:class:`FrameError` for any byte string that is not exactly one valid frame
-(unknown type, short, long, length prefix disagreeing with the size, a
-non-UTF-8 error message, a field out of range).  The codec knows both
-directions so the SDK and the tests reuse it; the relay itself only accepts
-client types (see :func:`decode_client`).
+its fixed fields, so encoding and decoding cannot disagree.  :func:`encode`
+and :func:`decode` are total inverses: ``decode(encode(f)) == f`` for every
+valid frame, and :func:`decode` raises :class:`FrameError` for any byte string
+that is not exactly one valid frame (unknown type, short, long, length prefix
+disagreeing with the size, a non-UTF-8 error message, an unknown SUBSCRIBE
+start mode).  :func:`encode` raises :class:`FrameError` for a field out of
+range.
+
+This one codec serves both ends.  The relay accepts only what clients send
+(:func:`decode_client`); a client accepts only what relays send
+(:func:`decode_relay`); :func:`decode` takes either direction, for tests and
+tools.  The REFUSE and ERROR codes are in :mod:`wire.codes`.  Nothing here
+does I/O, so the module runs unchanged under Pyodide.
 """
 
 from __future__ import annotations
@@ -27,15 +33,13 @@ import enum
 import struct
 from typing import Any, Final
 
+from wire.errors import FrameError as FrameError  # re-exported: frames.FrameError
+
 #: The protocol version this codec speaks (HELLO / WELCOME).
 PROTOCOL_VERSION: Final = 1
 
 ID_SIZE: Final = 32
 ZERO_ID: Final = bytes(ID_SIZE)
-
-
-class FrameError(ValueError):
-    """Bytes that are not exactly one valid frame."""
 
 
 class FrameType(enum.IntEnum):
@@ -400,8 +404,22 @@ def decode_client(data: bytes) -> ClientFrame:
     if data and data[0] not in _CLIENT_TYPES:
         raise FrameError(f"frame type 0x{data[0]:02x} is not sent by clients")
     frame = decode(data)
-    if not isinstance(frame, ClientFrame):
-        raise FrameError("empty frame")
+    if not isinstance(frame, ClientFrame):  # unreachable: the type byte was checked; narrows
+        raise FrameError(f"frame type 0x{data[0]:02x} is not sent by clients")
+    return frame
+
+
+def decode_relay(data: bytes) -> RelayFrame:
+    """Parse one frame a relay may send (what a client accepts).
+
+    Raises:
+        FrameError: not exactly one valid relay frame.
+    """
+    if data and data[0] in _CLIENT_TYPES:
+        raise FrameError(f"unexpected frame type 0x{data[0]:02x} from the relay")
+    frame = decode(data)
+    if isinstance(frame, ClientFrame):  # unreachable: the type byte was checked; narrows
+        raise FrameError(f"unexpected frame type 0x{data[0]:02x} from the relay")
     return frame
 
 
@@ -409,7 +427,7 @@ def _variable(kind: FrameType, data: bytes, start: int) -> bytes:
     if len(data) < start + _LENGTH.size:
         raise FrameError(f"{kind.name}: missing length prefix")
     (length,) = _LENGTH.unpack_from(data, start)
-    body = data[start + _LENGTH.size :]
+    body = bytes(data[start + _LENGTH.size :])
     if len(body) != length:
         raise FrameError(f"{kind.name}: length prefix {length} but {len(body)} bytes follow")
     return body

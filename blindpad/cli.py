@@ -1,9 +1,11 @@
-"""The ``blindpad`` command line: a thin dispatcher.
+"""The ``blindpad`` command line: a thin dispatcher above client and relay.
 
 Each subcommand lives in its own module and is imported only when it runs, so
 ``blindpad --help`` stays instant and ``blindpad relay`` never loads the
 client's document engine (and vice versa).  A subcommand module exposes
-``main(argv: list[str]) -> int``.
+``main(argv: list[str]) -> int``.  This is the one place that names both
+packages: ``client`` never imports ``relay`` and ``relay`` never imports
+``client`` (tests/test_architecture.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The SQLite :class:`relay.store.Store`: one writer thread with group commit.
+"""The SQLite :class:`~relay.store.base.Store`: one writer thread with group commit.
 
 Theory of operation
 -------------------
@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from relay.store import (
+from relay.store.base import (
     SCHEMA_VERSION,
     AppendOutcome,
     AppendResult,
@@ -247,11 +247,11 @@ class SQLiteStore:
     # --- the Store protocol --------------------------------------------------
 
     async def channel(self, channel_id: bytes) -> ChannelInfo | None:
-        """See :meth:`relay.store.Store.channel`."""
+        """See :meth:`relay.store.base.Store.channel`."""
         return await self._submit(lambda c: _channel(c, channel_id))
 
     async def create_channel(self, channel_id: bytes, verify_key: bytes) -> ChannelInfo:
-        """See :meth:`relay.store.Store.create_channel`."""
+        """See :meth:`relay.store.base.Store.create_channel`."""
 
         def op(c: sqlite3.Connection) -> ChannelInfo:
             c.execute(
@@ -265,37 +265,37 @@ class SQLiteStore:
     async def append(
         self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
     ) -> AppendResult:
-        """See :meth:`relay.store.Store.append`."""
+        """See :meth:`relay.store.base.Store.append`."""
         return await self._submit(
             lambda c: _append(c, channel_id, patch_id, parent_id, envelope), write=True
         )
 
     async def lookup(self, channel_id: bytes, patch_id: bytes) -> int | None:
-        """See :meth:`relay.store.Store.lookup`."""
+        """See :meth:`relay.store.base.Store.lookup`."""
         return await self._submit(lambda c: _lookup(c, channel_id, patch_id))
 
     async def put_snapshot(
         self, channel_id: bytes, x_id: bytes, snapshot_id: bytes, envelope: bytes
     ) -> int:
-        """See :meth:`relay.store.Store.put_snapshot`."""
+        """See :meth:`relay.store.base.Store.put_snapshot`."""
         return await self._submit(
             lambda c: _put_snapshot(c, channel_id, x_id, snapshot_id, envelope), write=True
         )
 
     async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
-        """See :meth:`relay.store.Store.read_since`."""
+        """See :meth:`relay.store.base.Store.read_since`."""
         return await self._submit(lambda c: _read_since(c, channel_id, since_seq))
 
     async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
-        """See :meth:`relay.store.Store.read_from_snapshot`."""
+        """See :meth:`relay.store.base.Store.read_from_snapshot`."""
         return await self._submit(lambda c: _read_from_snapshot(c, channel_id))
 
     async def trim(self, channel_id: bytes, x_id: bytes) -> int:
-        """See :meth:`relay.store.Store.trim`."""
+        """See :meth:`relay.store.base.Store.trim`."""
         return await self._submit(lambda c: _trim(c, channel_id, x_id), write=True)
 
     async def stats(self) -> StoreStats:
-        """See :meth:`relay.store.Store.stats`."""
+        """See :meth:`relay.store.base.Store.stats`."""
 
         def op(c: sqlite3.Connection) -> StoreStats:
             row = c.execute("SELECT COUNT(*), COALESCE(SUM(stored_bytes), 0) FROM channels")

@@ -1,5 +1,9 @@
 """The storage interface: a small async Protocol every backend implements.
 
+This module is the bottom of :mod:`relay.store`: the interface, its outcome
+and record types, and the errors.  The backends import only this module; the
+package (``relay/store/__init__.py``) re-exports it and picks a backend.
+
 Theory of operation
 -------------------
 A channel is a line of sealed patches numbered ``1, 2, 3, ...`` (``seq``),
@@ -23,9 +27,9 @@ consistent with the history it got.  An awaited write is durable when it
 returns (for SQLite: committed with ``synchronous=FULL``); the relay sends
 acknowledgements only after that.
 
-Backends: :mod:`relay.store_sqlite` (default; group commit) and
-:mod:`relay.store_memory` (tests).  :func:`open_store` picks one from a URL.
-Both pass ``tests/test_relay_store.py``.  Errors:
+Backends: :mod:`relay.store.sqlite` (default; group commit) and
+:mod:`relay.store.memory` (tests).  :func:`relay.store.open_store` picks one
+from a URL.  Both pass ``tests/test_relay_store.py``.  Errors:
 
     StoreError
     ├── SchemaTooNew     (the database was written by a newer blindpad)
@@ -42,7 +46,7 @@ import enum
 from collections.abc import Sequence
 from typing import Protocol
 
-from relay.frames import ZERO_ID
+from wire.frames import ZERO_ID
 
 #: The schema version this relay writes and understands.
 SCHEMA_VERSION = 1
@@ -233,32 +237,21 @@ class Store(Protocol):
         """Return totals across channels."""
 
 
-def open_store(url: str) -> Store:
-    """Build (not yet open) the store a URL names.
-
-    Args:
-        url: ``memory:`` or ``sqlite:///relative/or/absolute/path`` (``sqlite:////abs``
-            also works) or a bare path.
-
-    Returns:
-        A store; call and await :meth:`Store.open` before use.
-
-    Raises:
-        ValueError: unknown scheme.
-    """
-    from relay.store_memory import MemoryStore
-    from relay.store_sqlite import SQLiteStore
-
-    if url == "memory:":
-        return MemoryStore()
-    if url.startswith("sqlite://"):
-        return SQLiteStore(sqlite_path(url))
-    if "://" in url or url.endswith(":"):
-        raise ValueError(f"unknown store {url!r}: use 'sqlite:///PATH' or 'memory:'")
-    return SQLiteStore(url)
-
-
-def sqlite_path(url: str) -> str:
-    """Return the file path of a ``sqlite:///PATH`` URL (``PATH`` may be relative)."""
-    rest = url.removeprefix("sqlite://")
-    return rest[1:] if rest.startswith("/") else rest
+__all__ = [
+    "SCHEMA_VERSION",
+    "AppendOutcome",
+    "AppendResult",
+    "ChannelInfo",
+    "Head",
+    "HistoryRead",
+    "HistoryTrimmed",
+    "NoSnapshot",
+    "SchemaTooNew",
+    "Store",
+    "StoreError",
+    "StoreStats",
+    "StoredPatch",
+    "StoredSnapshot",
+    "UnknownChannel",
+    "UnknownPatch",
+]

@@ -1,0 +1,88 @@
+"""The relay's storage: one interface, several backends, picked by URL.
+
+* :mod:`relay.store.base`: the :class:`Store` protocol, its record and outcome
+  types, and the error tree (read its docstring for the theory of operation);
+* :mod:`relay.store.memory`: :class:`MemoryStore`, dictionaries, for tests
+  and throwaway relays;
+* :mod:`relay.store.sqlite`: :class:`SQLiteStore`, one writer thread with
+  group commit (the default), and :func:`backup`.
+
+Backends import only :mod:`relay.store.base`; this package re-exports it and
+holds the factory :func:`open_store`.  A new backend is one module here plus
+one branch in :func:`open_store`, and must pass ``tests/test_relay_store.py``.
+"""
+
+from __future__ import annotations
+
+from relay.store.base import (
+    SCHEMA_VERSION,
+    AppendOutcome,
+    AppendResult,
+    ChannelInfo,
+    Head,
+    HistoryRead,
+    HistoryTrimmed,
+    NoSnapshot,
+    SchemaTooNew,
+    Store,
+    StoredPatch,
+    StoredSnapshot,
+    StoreError,
+    StoreStats,
+    UnknownChannel,
+    UnknownPatch,
+)
+from relay.store.memory import MemoryStore
+from relay.store.sqlite import SQLiteStore
+
+
+def open_store(url: str) -> Store:
+    """Build (not yet open) the store a URL names.
+
+    Args:
+        url: ``memory:`` or ``sqlite:///relative/or/absolute/path`` (``sqlite:////abs``
+            also works) or a bare path.
+
+    Returns:
+        A store; call and await :meth:`Store.open` before use.
+
+    Raises:
+        ValueError: unknown scheme.
+    """
+    if url == "memory:":
+        return MemoryStore()
+    if url.startswith("sqlite://"):
+        return SQLiteStore(sqlite_path(url))
+    if "://" in url or url.endswith(":"):
+        raise ValueError(f"unknown store {url!r}: use 'sqlite:///PATH' or 'memory:'")
+    return SQLiteStore(url)
+
+
+def sqlite_path(url: str) -> str:
+    """Return the file path of a ``sqlite:///PATH`` URL (``PATH`` may be relative)."""
+    rest = url.removeprefix("sqlite://")
+    return rest[1:] if rest.startswith("/") else rest
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AppendOutcome",
+    "AppendResult",
+    "ChannelInfo",
+    "Head",
+    "HistoryRead",
+    "HistoryTrimmed",
+    "MemoryStore",
+    "NoSnapshot",
+    "SQLiteStore",
+    "SchemaTooNew",
+    "Store",
+    "StoreError",
+    "StoreStats",
+    "StoredPatch",
+    "StoredSnapshot",
+    "UnknownChannel",
+    "UnknownPatch",
+    "open_store",
+    "sqlite_path",
+]

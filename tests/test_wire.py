@@ -1,0 +1,159 @@
+"""The one wire package: frame round trips, total decoders, codes, history bodies."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wire import codes, history
+from wire import frames as f
+from wire.errors import FrameError, HistoryError, WireError
+
+ID = bytes(range(32))
+EXAMPLES: list[f.Frame] = [
+    f.Hello(1, b"token"),
+    f.Subscribe(1, ID, f.SubscribeFrom.SNAPSHOT, 7, ID),
+    f.Unsubscribe(2, ID),
+    f.Push(3, b"env"),
+    f.SnapshotChunk(4, 10, 0, b"abc"),
+    f.Trim(5, b"t"),
+    f.Ephemeral(6, b"e"),
+    f.Ping(2**64 - 1),
+    f.Welcome(1, 9, 1, 2, 3, 4, 5, 6, 7),
+    f.Snapshot(ID, 3, 10, 0, b"abc"),
+    f.History(ID, 1, b"x"),
+    f.HistoryEnd(1, ID, 5, ID),
+    f.Broadcast(ID, 2, b"y"),
+    f.Ack(1, 2, ID),
+    f.Refuse(1, 1, 0, 5, ID),
+    f.EphemeralRelayed(ID, 4, b"z"),
+    f.PeerJoined(ID, 4),
+    f.PeerLeft(ID, 4),
+    f.Pong(1),
+    f.Unsubscribed(1, ID),
+    f.Error(2, "please reload ✓"),
+]
+
+
+@pytest.mark.parametrize("frame", EXAMPLES)
+def test_round_trip(frame: f.Frame) -> None:
+    data = f.encode(frame)
+    assert data[0] == f.frame_type(frame)
+    assert f.decode(data) == frame
+    with pytest.raises(f.FrameError):
+        f.decode(data + b"\0")
+    with pytest.raises(f.FrameError):
+        f.decode(data[:-1])
+
+
+@pytest.mark.parametrize("frame", EXAMPLES)
+def test_each_end_accepts_only_the_other_ends_frames(frame: f.Frame) -> None:
+    data = f.encode(frame)
+    if isinstance(frame, f.ClientFrame):
+        assert f.decode_client(data) == frame
+        with pytest.raises(f.FrameError, match="from the relay"):
+            f.decode_relay(data)
+    else:
+        assert f.decode_relay(data) == frame
+        with pytest.raises(f.FrameError, match="not sent by clients"):
+            f.decode_client(data)
+
+
+def test_every_type_has_an_example() -> None:
+    assert {f.frame_type(x) for x in EXAMPLES} == set(f.FrameType)
+
+
+def test_encode_rejects_bad_fields() -> None:
+    with pytest.raises(f.FrameError, match="32 bytes"):
+        f.encode(f.Ack(1, 2, b"short"))
+    with pytest.raises(f.FrameError, match="32 bytes"):
+        f.encode(f.Unsubscribe(1, b"short"))
+    with pytest.raises(f.FrameError, match="PING"):
+        f.encode(f.Ping(-1))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x01",
+        b"\x86\x00",
+        b"\x8b" + bytes(9),
+        b"\x85" + bytes(40) + b"\x00\x00\x00\x05ab",
+        b"\x8f\x00\x01\x00\x00\x00\x01\xff",
+        b"\x02" + bytes(4) + ID + b"\x07" + bytes(8) + ID,
+    ],
+)
+def test_invalid_frames_are_rejected(data: bytes) -> None:
+    with pytest.raises(f.FrameError):
+        f.decode(data)
+    with pytest.raises(f.FrameError):
+        f.decode_relay(data)
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_or_raise_frame_error(data: bytes) -> None:
+    try:
+        frame = f.decode(data)
+    except f.FrameError:
+        return
+    assert f.encode(frame) == data
+
+
+def test_errors_form_one_tree() -> None:
+    assert f.FrameError is FrameError
+    assert history.HistoryError is HistoryError
+    assert issubclass(FrameError, WireError)
+    assert issubclass(HistoryError, WireError)
+    assert issubclass(WireError, ValueError)
+
+
+def test_codes() -> None:
+    assert codes.code_name(1, codes.RefuseCode) == "STALE"
+    assert codes.code_name(999, codes.RefuseCode) == "CODE_999"
+    assert codes.code_name(2, codes.ErrorCode) == "VERSION_MISMATCH"
+    assert codes.ErrorCode.SLOW_CONSUMER.close_code == 4004
+    assert max(codes.RefuseCode) < 2**16
+    assert max(codes.ErrorCode) < 2**16
+
+
+def test_history_bodies_parse() -> None:
+    body = history.HistoryBody((2, b"snap"), [(3, b"three")], 3, b"i" * 32)
+    data = history.encode_history(body)
+    assert data == (
+        b"\x01" + (2).to_bytes(8, "big") + (4).to_bytes(4, "big") + b"snap"
+        b"\x02" + (3).to_bytes(8, "big") + (5).to_bytes(4, "big") + b"three"
+        b"\x00" + (3).to_bytes(8, "big") + b"i" * 32
+    )
+    assert history.parse_history(data) == body
+    for broken in (b"", data[:-1], data + b"\x00", b"\x07", data[:5]):
+        with pytest.raises(history.HistoryError):
+            history.parse_history(broken)
+    with pytest.raises(history.HistoryError, match="32 bytes"):
+        history.encode_history(history.HistoryBody(None, [], 0, b"short"))
+
+
+SEALED = st.binary(max_size=40)
+
+
+@given(
+    st.none() | st.tuples(st.integers(0, 2**64 - 1), SEALED),
+    st.lists(st.tuples(st.integers(0, 2**64 - 1), SEALED), max_size=5),
+    st.integers(0, 2**64 - 1),
+    st.binary(min_size=32, max_size=32),
+)
+def test_history_round_trip(
+    snapshot: tuple[int, bytes] | None, patches: list[tuple[int, bytes]], seq: int, head: bytes
+) -> None:
+    body = history.HistoryBody(snapshot, patches, seq, head)
+    assert history.parse_history(history.encode_history(body)) == body
+
+
+@given(st.binary(max_size=120))
+def test_any_bytes_parse_or_raise_history_error(data: bytes) -> None:
+    try:
+        body = history.parse_history(data)
+    except history.HistoryError:
+        return
+    assert history.encode_history(body) == data
