@@ -80,7 +80,6 @@ starts from the latest snapshot (:meth:`Engine.load_snapshot`).
 
 from __future__ import annotations
 
-import enum
 import json
 from collections import OrderedDict
 from collections.abc import Callable
@@ -89,6 +88,7 @@ from typing import Generic, Protocol, TypeVar
 
 from client.chain import GENESIS, Chain, DeepFork, Node, Pending
 from client.doctype import DocType, InvalidPatch
+from client.events import Alarm, AlarmKind
 
 D = TypeVar("D")
 P = TypeVar("P")
@@ -140,16 +140,6 @@ class Codec(Protocol):
 # --- events ----------------------------------------------------------------
 
 
-class AlarmKind(enum.Enum):
-    """What an :class:`Alarm` is about."""
-
-    INVALID_PATCH = "invalid-patch"  # a patch is a no-op for everyone: see detail
-    UNREADABLE = "unreadable"  # bytes that are not an envelope at all: ignored
-    ORPHAN_OVERFLOW = "orphan-overflow"  # too many patches with unknown parents
-    DEEP_FORK = "deep-fork"  # a better fork branches below the kept history
-    SNAPSHOT_MISMATCH = "snapshot-mismatch"  # a snapshot differs from our document
-
-
 @dataclass(frozen=True, slots=True)
 class SendPatch:
     """Send this sealed patch to the relay (again, after a reconnect)."""
@@ -185,15 +175,6 @@ class Reverted:
 
     id: bytes
     mine: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Alarm:
-    """Something is wrong with what we received; the engine carried on."""
-
-    kind: AlarmKind
-    detail: str
-    id: bytes | None = None
 
 
 Event = SendPatch | SendSnapshot | RemoteChange[P] | Committed | Reverted | Alarm
