@@ -159,6 +159,19 @@ class Chain(Generic[P]):
             yield current
             current = self.nodes.get(current.parent) if current.id != self.root else None
 
+    def path_after(self, tip: Node[P], ancestor: Node[P]) -> list[Node[P]]:
+        """The nodes after ``ancestor`` up to ``tip``, oldest first.
+
+        Raises:
+            LookupError: ``ancestor`` is not a kept ancestor of ``tip``.
+        """
+        path: list[Node[P]] = []
+        for node in self.ancestors(tip):
+            if node is ancestor:
+                return list(reversed(path))
+            path.append(node)
+        raise LookupError("node is not on the best chain")
+
     def _parent(self, node: Node[P]) -> Node[P]:
         parent = self.nodes.get(node.parent)
         if parent is None or node.id == self.root:

@@ -1,10 +1,12 @@
 """The one interface through which a document type plugs into the chain.
 
-The chain engine (:mod:`client.engine`) never looks inside a document or a
-patch: it asks a :class:`DocType` to apply, compose, invert, transform and
-serialise them.  Text ships first (:data:`TEXT`); a JSON type with structural
-merge or rich text later implements the same eight operations and reuses the
-whole engine, simulator and relay unchanged.
+The chain engine (:mod:`client.engine` and its parts) never looks inside a
+document or a patch: it asks a :class:`DocType` to apply, compose, invert,
+transform and serialise them.  Text ships first (:data:`TEXT`); a JSON type
+with structural merge or rich text later implements the same interface (the
+patch algebra, a size and a digest, and wire forms for patches and
+documents: every method of :class:`DocType`) and reuses the whole engine,
+simulator and relay unchanged.
 
 The laws a document type must satisfy (the engine relies on each):
 

@@ -29,10 +29,14 @@ class Status(enum.StrEnum):
 
 
 class AlarmKind(enum.Enum):
-    """What an :class:`Alarm` is about."""
+    """What an :class:`Alarm` is about.
 
-    INVALID_PATCH = "invalid-patch"  # a stored patch is a no-op for everyone
-    UNREADABLE = "unreadable"  # bytes that are not an envelope of this pad
+    The first five come from the engine (:mod:`client.engine`), the others
+    from the session (:mod:`client.session`).
+    """
+
+    INVALID_PATCH = "invalid-patch"  # a stored patch is a no-op for everyone: see detail
+    UNREADABLE = "unreadable"  # bytes that are not an envelope of this pad: ignored
     ORPHAN_OVERFLOW = "orphan-overflow"  # too many patches with unknown parents
     DEEP_FORK = "deep-fork"  # a better fork branches below the kept history
     SNAPSHOT_MISMATCH = "snapshot-mismatch"  # a snapshot differs from our text
@@ -122,7 +126,11 @@ class ConnectionRestored:
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """Something is wrong with what the relay served; the pad carried on."""
+    """Something is wrong with what the relay served; the pad carried on.
+
+    The one alarm type: the engine emits it and the SDK reports it.  ``id``
+    is the patch or envelope concerned, when there is one.
+    """
 
     kind: AlarmKind
     detail: str

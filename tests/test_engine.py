@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sim import FakeCodec, header
 
+import client
 from client import textops
 from client.chain import GENESIS, Chain, Pending
 from client.doctype import TEXT, InvalidPatch
@@ -96,10 +97,13 @@ def test_refusal_naming_an_unknown_head_waits_for_it() -> None:
     b.edit(insert(0, "b"))
     b.flush()
     (q,) = sent(b)
+    assert a.awaited_head is None
     a.refused(header(p)[0], header(q)[0])
+    assert a.awaited_head == header(q)[0]
     a.flush()
     assert sent(a) == []  # no use sealing on a head the relay already left
     a.receive(q, 1)
+    assert a.awaited_head is None
     a.flush()
     (again,) = sent(a)
     assert header(again)[2] == header(q)[0]
@@ -427,3 +431,11 @@ def test_the_pipeline_narrows_to_one_while_others_write_and_widens_when_calm() -
         assert len(patches) == 1  # one in flight at a time meanwhile
         a.acked(header(patches[0])[0], i + 2)
     assert a.depth == 4  # 16 of ours in a row: full depth again
+
+
+def test_the_engine_emits_the_alarm_the_sdk_reports() -> None:
+    a = engine(1)
+    a.receive(b"not an envelope")
+    (alarm,) = alarms(a)
+    assert isinstance(alarm, client.Alarm)
+    assert alarm.kind is client.AlarmKind.UNREADABLE

@@ -1,0 +1,242 @@
+"""Our own work on its way to the chain: the open patch and the in-flight pipeline.
+
+Theory of operation
+-------------------
+Local edits compose into the **open** patch.  :meth:`Outbox.seal_open` seals
+it into **in-flight** patches, each parented on the one before, the first on
+the head, at most ``pipeline`` of them; an open patch too large for one
+envelope (``max_patch_bytes``) is split, and what does not fit stays open.
+The in-flight patches followed by the open patch are the uncommitted work
+``U`` (:meth:`Outbox.uncommitted`), which the engine keeps mapping its
+authoritative document to the view.
+
+Sealed is not sent: :meth:`Outbox.release` hands out :class:`SendPatch`
+events, at most :attr:`Outbox.depth` patches at the relay at once (see there
+why that is 1 under contention).  Sealing is not limited by the depth, so
+what is typed still reaches the front end's write-ahead log
+(:meth:`Outbox.unacknowledged`).  After a reconnect :meth:`Outbox.resend`
+hands them out again, same bytes, same ids.
+
+When our first in-flight patch lands as the next node of the chain, it simply
+leaves (:meth:`Outbox.landed`).  Whenever anything else happens (someone
+else's patch lands first, a fork switch, a refusal) the in-flight patches can
+no longer land, as their parents are off the head: they are **superseded** and
+everything is squashed into the open patch (:meth:`Outbox.squash`), to be
+sealed afresh on the new head.  Only the author ever re-seals its own work.
+A superseded patch is still recognised by id (:meth:`Outbox.own`) if it does
+land after all (federated relays), so nothing is applied twice.  A refusal
+names the relay's head: if we lack it, sealing waits (:attr:`Outbox.awaiting`)
+until the head moves or the connection is new.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from client.chain import Node
+from client.doctype import DocType
+from client.payload import PATCH, Codec, Payload, Sealed, claim, encode
+
+D = TypeVar("D")
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class SendPatch:
+    """Send this sealed patch to the relay (again, after a reconnect)."""
+
+    sealed: Sealed
+
+
+@dataclass(slots=True)
+class Own(Generic[P]):
+    """A patch we sealed that is not (yet) a node of the chain."""
+
+    sealed: Sealed
+    parent: bytes
+    payload: Payload[P]
+
+
+class Outbox(Generic[D, P]):
+    """The open patch, the in-flight patches, and what to send.
+
+    Args:
+        doctype: the document type.
+        codec: seals the patches.
+        emit: where :class:`SendPatch` events go (the engine's events).
+        pipeline: how many patches may be in flight at once (k).
+        hash_every: heights at which a patch carries the full document hash.
+        max_patch_bytes: patches larger than this are split (about; JSON size).
+        clock: milliseconds since the epoch, written into each patch we seal.
+    """
+
+    def __init__(
+        self,
+        doctype: DocType[D, P],
+        codec: Codec,
+        emit: Callable[[SendPatch], None],
+        *,
+        pipeline: int,
+        hash_every: int,
+        max_patch_bytes: int,
+        clock: Callable[[], int] | None,
+    ) -> None:
+        self.doctype = doctype
+        self.codec = codec
+        self.emit = emit
+        self.pipeline = pipeline
+        self.hash_every = hash_every
+        self.max_patch_bytes = max_patch_bytes
+        self.clock = clock
+        self.inflight: list[Own[P]] = []
+        self.open: P = doctype.identity()
+        self.awaiting: bytes | None = None  # a head the relay named that we lack
+        self._superseded: OrderedDict[bytes, Own[P]] = OrderedDict()
+        self._calm = 4 * pipeline  # our patches landed in a row since anyone else's
+        self._sent = 0  # how many of the in-flight patches were handed out to send
+
+    # --- reading ---------------------------------------------------------
+
+    @property
+    def empty(self) -> bool:
+        """True when there is no uncommitted work."""
+        return not self.inflight and self.doctype.is_identity(self.open)
+
+    def unacknowledged(self) -> list[Sealed]:
+        """The sealed patches not yet on the chain, oldest first."""
+        return [own.sealed for own in self.inflight]
+
+    def uncommitted(self) -> P:
+        """The in-flight patches and the open patch, composed."""
+        work = self.doctype.identity()
+        for own in self.inflight:
+            work = self.doctype.compose(work, own.payload.patch)
+        return self.doctype.compose(work, self.open)
+
+    def own(self, patch_id: bytes) -> Own[P] | None:
+        """Our patch ``patch_id``, in flight or superseded; ``None`` if not ours."""
+        for own in self.inflight:
+            if own.sealed.id == patch_id:
+                return own
+        return self._superseded.get(patch_id)
+
+    @property
+    def depth(self) -> int:
+        """How many sealed patches may be at the relay at once: ``pipeline``, or 1
+        under contention.
+
+        While other sessions' patches keep landing, a deep pipeline starves
+        them: their rebased patch is stale on arrival because ours, parented
+        on our own, are already queued at the relay.  With one sent at a time
+        each round is a fair race (we re-seal on the broadcast, not on the
+        refusal).  Sealing is not limited by it (up to ``pipeline`` patches),
+        so what is typed still reaches the write-ahead log.  Full depth comes
+        back after ``4 * pipeline`` of our own patches land with nobody
+        else's in between.
+        """
+        return self.pipeline if self._calm >= 4 * self.pipeline else 1
+
+    # --- sealing and sending ---------------------------------------------
+
+    def seal_open(self, head: Node[Payload[P]], auth: D, view: D) -> None:
+        """Seal the open patch on ``head`` (whose document is ``auth``), as far as
+        the pipeline allows; ``view`` is the document after all the work."""
+        if self.awaiting is not None or self.doctype.is_identity(self.open):
+            return
+        free = self.pipeline - len(self.inflight)
+        if free <= 0:
+            return
+        # Characters per piece: up to 4 bytes of UTF-8 each, and room for the
+        # payload's framing (size, hash, brackets: under 128 bytes).
+        budget = max(1, (self.max_patch_bytes - 128) // 4)
+        pieces, rest = self.doctype.split(self.open, budget, free)
+        if len(pieces) == 1 and self.doctype.is_identity(rest):
+            self._seal(head, self.open, view)  # the usual case: the whole open patch
+            self.open = rest
+            return
+        doc = self._tip(auth)
+        for piece in pieces:
+            doc = self.doctype.apply(doc, piece)
+            self._seal(head, piece, doc)
+        self.open = rest
+
+    def _tip(self, auth: D) -> D:
+        doc = auth
+        for own in self.inflight:
+            doc = self.doctype.apply(doc, own.payload.patch)
+        return doc
+
+    def _seal(self, head: Node[Payload[P]], patch: P, result: D) -> None:
+        height = head.height + len(self.inflight) + 1
+        now = self.clock() if self.clock is not None else None
+        payload = claim(self.doctype, patch, result, height, self.hash_every, now)
+        parent = self.inflight[-1].sealed.id if self.inflight else head.id
+        sealed = self.codec.seal(PATCH, parent, encode(self.doctype, payload))
+        self.inflight.append(Own(sealed, parent, payload))
+
+    def release(self) -> None:
+        """Hand out sealed patches to send, up to :attr:`depth` at the relay at once."""
+        while self._sent < min(self.depth, len(self.inflight)):
+            self.emit(SendPatch(self.inflight[self._sent].sealed))
+            self._sent += 1
+
+    def resend(self) -> None:
+        """After a reconnect: send the in-flight patches again, same bytes, same ids."""
+        self.awaiting = None
+        self._sent = 0
+        self.release()
+
+    def adopt(self, pending: list[Own[P]]) -> None:
+        """Take ``pending`` (parented on the head, each on the one before) in flight."""
+        self.inflight = pending
+        self._sent = 0
+        self.release()
+
+    # --- what became of them ---------------------------------------------
+
+    def landed(self, patch_id: bytes) -> Own[P] | None:
+        """If ``patch_id`` is our first in-flight patch, take it out and return it."""
+        if not self.inflight or self.inflight[0].sealed.id != patch_id:
+            return None
+        self._sent = max(0, self._sent - 1)
+        return self.inflight.pop(0)
+
+    def committed(self, patch_id: bytes) -> None:
+        """Our patch ``patch_id`` is on the best chain."""
+        self._calm += 1
+        self._superseded.pop(patch_id, None)
+
+    def contended(self) -> None:
+        """Someone else's patch landed: send one at a time for a while (:attr:`depth`)."""
+        self._calm = 0
+
+    def refused(self, patch_id: bytes) -> bool:
+        """The relay refused ``patch_id``: squash, unless it is no longer in flight.
+
+        Returns:
+            True if the work was squashed (``patch_id`` was in flight).
+        """
+        if not any(own.sealed.id == patch_id for own in self.inflight):
+            return False
+        self.squash()
+        return True
+
+    def supersede(self, own: Own[P]) -> None:
+        """Remember ``own`` by id, should it land after all."""
+        self._superseded[own.sealed.id] = own
+        while len(self._superseded) > 4096:
+            self._superseded.popitem(last=False)
+
+    def squash(self) -> None:
+        """Supersede every in-flight patch: all the work goes back into the open patch."""
+        self.open = self.uncommitted()
+        for own in self.inflight:
+            self.supersede(own)
+        self.inflight = []
+        self._sent = 0
+
+
+__all__ = ["Outbox", "Own", "SendPatch"]

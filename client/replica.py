@@ -1,0 +1,282 @@
+"""The replica: the best chain, the document it produces, and the walk between heads.
+
+Theory of operation
+-------------------
+A :class:`Replica` holds what one session knows of a pad::
+
+    chain  the patches received, as a tree (:mod:`client.chain`)
+    head   the best chain's tip
+    auth   the authoritative document: the result of the best chain
+    view   what the user sees = apply(auth, inflight..., open)
+
+The in-flight patches and the open patch belong to the :mod:`outbox
+<client.outbox>`; composed they are the uncommitted work ``U``, which always
+maps ``auth`` to ``view``.  Every change of the best chain is walked node by
+node, keeping that invariant:
+
+* **own patch applied** (the usual acknowledgement): if it is the first
+  in-flight patch, it simply moves from ``U`` to ``auth``; nothing is
+  transformed and the view does not change (the *fast path*).  Otherwise
+  ``U := simplify(compose(invert(p), U))``: the view still does not change.
+* **someone else's patch X applied**: ``U := transform(U, X)``; the view
+  changes by ``transform(X, U)`` (reported as a :class:`RemoteChange`).
+* **own patch reverted** (a fork switch): ``U := compose(p, U)``, so the work
+  is put back and will be sent again; the view does not change.
+* **someone else's patch reverted**: as applying its inverse.
+
+Whenever a step leaves the fast path, the in-flight patches can no longer land
+(their parents are off the head): the outbox squashes them into the open
+patch, to be sealed afresh on the new head.  How the work crosses a patch,
+exactly and across fork switches, is :mod:`client.rebase`'s business.
+
+Applying a node checks its integrity claims (:mod:`client.payload`); a node
+that fails is invalid: ``node.patch`` becomes ``None``, the same verdict on
+every client, and it stays a no-op forever after.  Each node applied or
+reverted also moves the count of bytes since the last snapshot
+(:mod:`client.snapshots`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from client.chain import Chain, DeepFork, Node, Pending
+from client.doctype import DocType, InvalidPatch
+from client.events import Alarm, AlarmKind
+from client.outbox import Outbox, Own
+from client.payload import Payload, integrity_problem
+from client.rebase import Rebaser
+from client.snapshots import Snapshots
+
+D = TypeVar("D")
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteChange(Generic[P]):
+    """The view changed by ``patch`` (in the coordinates of the view before it)."""
+
+    patch: P
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """One of our patches is on the best chain."""
+
+    id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Reverted:
+    """A fork switch took patch ``id`` off the best chain (``mine``: one of ours)."""
+
+    id: bytes
+    mine: bool
+
+
+class Replica(Generic[D, P]):
+    """The chain, the head, ``auth`` and ``view``, kept in step.
+
+    Args:
+        doctype: the document type.
+        outbox: our uncommitted work (read and rewritten by the walk).
+        snapshots: told of every node applied, reverted and committed.
+        emit: where the walk's events go (the engine's events).
+        hash_every: heights at which a patch carries the full document hash.
+        max_orphans: patches with an unknown parent kept waiting.
+        max_depth: how far below the head the chain is kept.
+    """
+
+    def __init__(
+        self,
+        doctype: DocType[D, P],
+        outbox: Outbox[D, P],
+        snapshots: Snapshots[D, P],
+        emit: Callable[[RemoteChange[P] | Committed | Reverted | Alarm], None],
+        *,
+        hash_every: int,
+        max_orphans: int,
+        max_depth: int,
+    ) -> None:
+        self.doctype = doctype
+        self.outbox = outbox
+        self.snapshots = snapshots
+        self.emit = emit
+        self.hash_every = hash_every
+        self.rebaser = Rebaser(doctype)
+        self.chain: Chain[Payload[P]] = Chain(max_orphans=max_orphans, max_depth=max_depth)
+        self.head: Node[Payload[P]] = self.chain.best
+        self.auth: D = doctype.empty()
+        self.view: D = self.auth
+
+    def load(self, root: bytes, height: int, doc: D) -> None:
+        """Start over from ``doc``, the document after patch ``root`` at ``height``."""
+        self.chain = Chain[Payload[P]](
+            root=root,
+            root_height=height,
+            max_orphans=self.chain.max_orphans,
+            max_depth=self.chain.max_depth,
+        )
+        self.head = self.chain.best
+        self.auth = self.view = doc
+
+    def add(self, patch_id: bytes, parent: bytes, payload: Payload[P] | None, size: int) -> None:
+        """A patch (``size`` sealed bytes; ``payload`` None if invalid) joins the chain."""
+        # A patch built on one of ours whose ack we never got proves ours was
+        # stored: connect ours first (and its own unacknowledged parents).
+        lineage: list[Own[P]] = []
+        ancestor = parent
+        while not self.chain.knows(ancestor) and (own := self.outbox.own(ancestor)) is not None:
+            lineage.append(own)
+            ancestor = own.parent
+        for own in reversed(lineage):
+            self._connect(own.sealed.id, own.parent, own.payload, len(own.sealed.data))
+        self._connect(patch_id, parent, payload, size)
+
+    def _connect(
+        self, patch_id: bytes, parent: bytes, payload: Payload[P] | None, size: int
+    ) -> None:
+        mine = self.outbox.own(patch_id) is not None
+        connected, evicted = self.chain.add(Pending(patch_id, parent, payload, size, mine))
+        for orphan in evicted:
+            self._alarm(
+                AlarmKind.ORPHAN_OVERFLOW,
+                f"dropped a patch waiting for parent {orphan.parent.hex()[:16]}",
+                orphan.id,
+            )
+        if connected and self.chain.best is not self.head:
+            self._move_to(self.chain.best)
+            self.outbox.release()
+            # The head moved: seal the waiting work on it, even if it is not
+            # yet the head the relay named (at worst refused once more, naming
+            # it again); waiting for that exact id could wait forever.
+            self.outbox.awaiting = None
+
+    # --- the walk --------------------------------------------------------
+
+    def _move_to(self, target: Node[Payload[P]]) -> None:
+        try:
+            revert, forward = self.chain.path(self.head, target)
+        except DeepFork as error:
+            self._alarm(AlarmKind.DEEP_FORK, str(error), target.id)
+            self.chain.best = self.head
+            return
+        steps = 0
+        if not revert:
+            while steps < len(forward) and self._fast_forward(forward[steps]):
+                steps += 1
+        if revert or steps < len(forward):
+            self._slow_path(revert, forward[steps:])
+        self.head = target
+        self.chain.prune()
+        self.rebaser.prune(self.chain.nodes)
+
+    def _fast_forward(self, node: Node[Payload[P]]) -> bool:
+        """Apply our own first in-flight patch; False if ``node`` is not that patch."""
+        own = self.outbox.landed(node.id)
+        if own is None:
+            return False
+        # With nothing else uncommitted the new authoritative text *is* the
+        # view: share it instead of splicing the same change into a copy.
+        result = self.view if self.outbox.empty else None
+        if self._apply_node(node, result=result, ours=own.payload is node.patch) is not None:
+            self._committed(node)
+            return True
+        # Our own patch was judged invalid (a no-op for everyone): keep its
+        # work and seal everything again on the new head.
+        work = self.doctype.compose(own.payload.patch, self.outbox.uncommitted())
+        self.outbox.supersede(own)
+        self.outbox.squash()
+        self.outbox.open = work
+        return True
+
+    def _slow_path(self, revert: list[Node[Payload[P]]], forward: list[Node[Payload[P]]]) -> None:
+        doc = self.doctype
+        self.outbox.squash()
+        work = self.outbox.open
+        delta = doc.identity()
+        for node in revert:
+            origin = self.auth
+            self._unapply_node(node)
+            self.emit(Reverted(node.id, node.mine))
+            if node.patch is None or self.auth is origin:
+                continue  # an invalid patch: a no-op both ways
+            if node.mine:
+                work = doc.compose(node.patch.patch, work)  # our work goes back, view unchanged
+            else:
+                step = doc.invert(node.patch.patch, self.auth)
+                work, seen = self.rebaser.cross(node.id, work, origin, step, forward=False)
+                delta = doc.compose(delta, seen)
+        for node in forward:
+            origin = self.auth
+            inverse = self._apply_node(node)
+            if inverse is None or node.patch is None:
+                continue
+            if node.mine:
+                work, seen = self.rebaser.land_own(
+                    self.auth, node.patch.patch, inverse.patch, work
+                )
+                self._committed(node)
+            else:
+                step = node.patch.patch
+                work, seen = self.rebaser.cross(node.id, work, origin, step, forward=True)
+                self.snapshots.maybe_make(node, self.auth, own=False)
+                self.outbox.contended()  # someone else is writing: see Outbox.depth
+            delta = doc.compose(delta, seen)
+        self.outbox.open = work
+        if doc.is_identity(delta):
+            return
+        # With no work of our own the view is the authoritative document:
+        # share it rather than splicing the same change into a second copy.
+        self.view = self.auth if doc.is_identity(work) else doc.apply(self.view, delta)
+        self.emit(RemoteChange(delta))
+
+    def _apply_node(
+        self, node: Node[Payload[P]], *, result: D | None = None, ours: bool = False
+    ) -> Payload[P] | None:
+        """Apply ``node`` to ``auth`` if valid; return its inverse (None: a no-op).
+
+        ``result``, when given, is the document the patch is known to produce
+        (the view, for our own patch with nothing else pending).  ``ours``: the
+        payload is one we sealed, whose hash we computed from that very text.
+        """
+        node.on_chain = True
+        self.snapshots.bytes_since += node.content_size
+        payload = node.patch
+        if payload is None:
+            return None
+        try:
+            produced = self.doctype.apply(self.auth, payload.patch) if result is None else result
+            problem = integrity_problem(
+                self.doctype, payload, produced, node.height, self.hash_every, ours
+            )
+        except InvalidPatch as error:
+            problem = f"does not apply: {error}"
+        if problem is not None:
+            self._alarm(AlarmKind.INVALID_PATCH, problem, node.id)
+            node.patch = None  # the same verdict on every client, now and on re-apply
+            return None
+        inverse = Payload(self.doctype.invert(payload.patch, self.auth), 0, None)
+        node.inverse = inverse
+        self.auth = produced
+        return inverse
+
+    def _unapply_node(self, node: Node[Payload[P]]) -> None:
+        node.on_chain = False
+        self.snapshots.bytes_since -= node.content_size
+        if node.inverse is not None:
+            self.auth = self.doctype.apply(self.auth, node.inverse.patch)
+            node.inverse = None
+
+    def _committed(self, node: Node[Payload[P]]) -> None:
+        self.outbox.committed(node.id)
+        self.emit(Committed(node.id))
+        self.snapshots.maybe_make(node, self.auth, own=True)
+
+    def _alarm(self, kind: AlarmKind, detail: str, patch_id: bytes | None = None) -> None:
+        self.emit(Alarm(kind, detail, patch_id))
+
+
+__all__ = ["Committed", "RemoteChange", "Replica", "Reverted"]
