@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 
 import crypto
+from client.codec import CryptoCodec
 from client.commands._common import CommandError
 from client.doctype import TEXT
 from client.engine import Alarm, Engine
 from client.protocol import HistoryBody, ProtocolViolation, parse_history
-from client.session import CryptoCodec
 from client.textops import InvalidPatch, Patch
 
 
