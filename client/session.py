@@ -38,11 +38,11 @@ Rollback check: the session is given the last head ``(seq, id)`` a previous
 run saw; a HISTORY_END below it, or another patch at its sequence number,
 raises :attr:`~client.events.AlarmKind.ROLLBACK`.
 
-Keepalive: after ``keepalive_ms`` without a frame from the relay the
-session sends a PING; if nothing at all arrives for ``keepalive_ms`` after
-that, :attr:`PadSession.stalled` turns true and the front end drops the
-transport (a half-open connection — a laptop lid, a dead Wi-Fi — never shows
-"Syncing…" forever).
+Keepalive (:class:`client.connection.Keepalive`): a quiet relay is PINGed;
+if that goes unanswered, :attr:`PadSession.stalled` turns true and the front
+end drops the transport (a half-open connection — a laptop lid, a dead Wi-Fi —
+never shows "Syncing…" forever).  Requests in flight and snapshot chunks are
+kept by :mod:`client.connection` too.
 
 Presence (who else is here, their cursors) is :mod:`client.presence`; the
 session feeds it ephemerals and edits and sends what it announces.
@@ -50,7 +50,6 @@ session feeds it ephemerals and edits and sends what it announces.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import hashlib
 import time
@@ -60,6 +59,14 @@ from typing import Any
 import crypto
 from client import protocol as p
 from client.codec import CryptoCodec
+from client.connection import (
+    DEFAULT_MAX_FRAME_BYTES,
+    Keepalive,
+    Outbox,
+    Request,
+    SnapshotChunks,
+    Want,
+)
 from client.doctype import TEXT
 from client.engine import (
     Alarm as EngineAlarm,
@@ -87,7 +94,6 @@ from client.events import (
     StatusChanged,
     TextChanged,
 )
-from client.outbox import DEFAULT_MAX_FRAME_BYTES, Outbox, Request, Want
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Presence
 from client.textops import InvalidPatch, Patch
 from crypto.backend import RandomFn, default_random
@@ -107,13 +113,6 @@ class Phase(enum.Enum):
     JOINING = "joining"
     LIVE = "live"
     CLOSED = "closed"
-
-
-@dataclasses.dataclass(slots=True)
-class _Incoming:
-    x_seq: int
-    total: int
-    data: bytearray
 
 
 class PadSession:
@@ -166,13 +165,11 @@ class PadSession:
         self.reconnects = 0
         self._recovered: list[bytes] | None = list(recovered)
         self.presence = Presence(keys, author, timeout_ms=presence_timeout_ms, random=random)
-        self.keepalive_ms = keepalive_ms
+        self.keepalive = Keepalive(keepalive_ms)
         self._outbox = Outbox()
         self._events: list[PadEvent] = []
         self._subscribe_req = 0
-        self._incoming: _Incoming | None = None
-        self._heard_ms = 0
-        self._ping_sent_ms = 0
+        self._chunks = SnapshotChunks()
         self._synced_once = False
         self._lost = False
         self._status = Status.OFFLINE
@@ -204,11 +201,8 @@ class PadSession:
     @property
     def stalled(self) -> bool:
         """True when a PING went unanswered for ``keepalive_ms``: drop the transport."""
-        return (
-            self.phase in (Phase.JOINING, Phase.LIVE)
-            and self._ping_sent_ms > self._heard_ms
-            and self.clock() - self._ping_sent_ms >= self.keepalive_ms
-        )
+        connected = self.phase in (Phase.JOINING, Phase.LIVE)
+        return connected and self.keepalive.stalled(self.clock())
 
     @property
     def peers(self) -> tuple[Peer, ...]:
@@ -251,7 +245,7 @@ class PadSession:
             return
         self._reset_connection()
         self.phase = Phase.JOINING
-        self._heard_ms = self._ping_sent_ms = self.clock()
+        self.keepalive.opened(self.clock())
         fresh = not self._synced_once and self.engine.height == 0 and self.engine.last_seq == 0
         self._outbox.send(p.Hello(p.PROTOCOL_VERSION, self.token))
         self._subscribe(p.SubscribeFrom.SNAPSHOT if fresh else p.SubscribeFrom.SINCE)
@@ -283,7 +277,7 @@ class PadSession:
 
     def _reset_connection(self) -> None:
         self._outbox.reset()
-        self._incoming = None
+        self._chunks.reset()
 
     # --- local actions -----------------------------------------------------
 
@@ -344,19 +338,15 @@ class PadSession:
         mine = self.presence.mine
         if self.phase is Phase.LIVE and mine is not None and self.presence.heartbeat_due(now):
             self._send_ephemeral(mine)
-        if self.phase in (Phase.JOINING, Phase.LIVE) and self._ping_due(now):
+        if self.phase in (Phase.JOINING, Phase.LIVE) and self.keepalive.ping_due(now):
             self._outbox.send(p.Ping(self._outbox.next_id()))
-            self._ping_sent_ms = now
-
-    def _ping_due(self, now: int) -> bool:
-        quiet = now - max(self._heard_ms, self._ping_sent_ms)
-        return quiet >= self.keepalive_ms
+            self.keepalive.pinged(now)
 
     def next_deadline_ms(self) -> int:
         """When :meth:`tick` has something to do next (epoch milliseconds)."""
         deadlines = [self._outbox.next_retry_ms(), self.presence.next_deadline_ms()]
         if self.phase in (Phase.JOINING, Phase.LIVE):
-            deadlines.append(max(self._heard_ms, self._ping_sent_ms) + self.keepalive_ms)
+            deadlines.append(self.keepalive.next_deadline_ms())
         known = [deadline for deadline in deadlines if deadline is not None]
         return min(known, default=self.clock() + self.presence_timeout_ms)
 
@@ -375,7 +365,7 @@ class PadSession:
             raise ProtocolError(f"the relay sent an invalid frame: {error}") from error
         if self.phase in (Phase.OFFLINE, Phase.CLOSED):
             return
-        self._heard_ms = self.clock()
+        self.keepalive.heard(self.clock())
         handler = _HANDLERS.get(type(frame))
         if handler is not None:
             handler(self, frame)
@@ -386,15 +376,9 @@ class PadSession:
         self.welcome = frame
 
     def _on_snapshot(self, frame: p.Snapshot) -> None:
-        if frame.offset == 0:
-            self._incoming = _Incoming(frame.x_seq, frame.total, bytearray())
-        incoming = self._incoming
-        if incoming is None or frame.offset != len(incoming.data):
-            return
-        incoming.data += frame.data
-        if len(incoming.data) >= incoming.total:
-            self._incoming = None
-            self._load_snapshot(incoming.x_seq, bytes(incoming.data))
+        done = self._chunks.add(frame.x_seq, frame.total, frame.offset, frame.data)
+        if done is not None:
+            self._load_snapshot(*done)
 
     def _load_snapshot(self, x_seq: int, data: bytes) -> None:
         try:

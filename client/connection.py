@@ -1,15 +1,28 @@
-"""The session's requests to the relay: numbered, remembered until answered, retried when told.
+"""One connection's bookkeeping for the session: requests out, snapshot chunks in, keepalive.
 
 Theory of operation
 -------------------
-Every frame that expects an answer carries a request id.  :class:`Outbox`
-numbers them, queues their frames and remembers what each request was
+Three small sans-I/O pieces a :class:`~client.session.PadSession` holds per
+connection, kept apart so the session reads as the protocol's phases.
+
+Requests (:class:`Outbox`).  Every frame that expects an answer carries a
+request id.  :class:`Outbox` numbers them, queues their frames and remembers what each request was
 (:class:`Request`) until the relay answers it (:meth:`Outbox.answered`).
 A RATE_LIMITED refusal parks the very same frames until the relay's
 ``retry_after_ms`` (:meth:`Outbox.retry_at`, :meth:`Outbox.due`).  A dropped
 connection forgets every request (:meth:`Outbox.reset`): the engine resends
 its patches on the next connection, with the same bytes.  Sans-I/O: frames go
 out only when the front end takes them (:meth:`Outbox.take`).
+
+Snapshots in (:class:`SnapshotChunks`).  A snapshot arrives in chunks at
+increasing offsets; a chunk out of order drops the partial one (the next
+snapshot starts afresh at offset 0).
+
+Liveness (:class:`Keepalive`).  After ``interval_ms`` without a frame from the
+relay a PING is due; if nothing at all arrives for ``interval_ms`` after it,
+the connection is *stalled* and the front end drops it.  Only a PING that
+went unanswered counts, so a tab whose timers the browser throttles is not
+declared dead for having looked late.
 """
 
 from __future__ import annotations
@@ -110,4 +123,73 @@ class Outbox:
         self._retries.clear()
 
 
-__all__ = ["DEFAULT_MAX_FRAME_BYTES", "Outbox", "Request", "Want"]
+@dataclasses.dataclass(slots=True)
+class _Partial:
+    x_seq: int
+    total: int
+    data: bytearray
+
+
+class SnapshotChunks:
+    """Reassembles a snapshot sent in chunks."""
+
+    def __init__(self) -> None:
+        self._partial: _Partial | None = None
+
+    def add(self, x_seq: int, total: int, offset: int, data: bytes) -> tuple[int, bytes] | None:
+        """Take one chunk; ``(x_seq, sealed snapshot)`` once the last one is in."""
+        if offset == 0:
+            self._partial = _Partial(x_seq, total, bytearray())
+        partial = self._partial
+        if partial is None or offset != len(partial.data):
+            return None
+        partial.data += data
+        if len(partial.data) < partial.total:
+            return None
+        self._partial = None
+        return partial.x_seq, bytes(partial.data)
+
+    def reset(self) -> None:
+        """Forget a partial snapshot (the connection dropped)."""
+        self._partial = None
+
+
+class Keepalive:
+    """When to PING a quiet relay, and when a connection counts as stalled.
+
+    Args:
+        interval_ms: the silence after which a PING is due; as long again
+            without an answer and the connection is stalled.
+    """
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval_ms = interval_ms
+        self._heard_ms = 0
+        self._pinged_ms = 0
+
+    def opened(self, now_ms: int) -> None:
+        """A connection opened (it counts as heard from)."""
+        self._heard_ms = self._pinged_ms = now_ms
+
+    def heard(self, now_ms: int) -> None:
+        """A frame arrived."""
+        self._heard_ms = now_ms
+
+    def ping_due(self, now_ms: int) -> bool:
+        """Whether to PING now (then call :meth:`pinged`)."""
+        return now_ms >= self.next_deadline_ms()
+
+    def pinged(self, now_ms: int) -> None:
+        """A PING was queued."""
+        self._pinged_ms = now_ms
+
+    def stalled(self, now_ms: int) -> bool:
+        """Whether a PING went unanswered for ``interval_ms``."""
+        return self._pinged_ms > self._heard_ms and now_ms - self._pinged_ms >= self.interval_ms
+
+    def next_deadline_ms(self) -> int:
+        """When the next PING is due if nothing arrives."""
+        return max(self._heard_ms, self._pinged_ms) + self.interval_ms
+
+
+__all__ = ["DEFAULT_MAX_FRAME_BYTES", "Keepalive", "Outbox", "Request", "SnapshotChunks", "Want"]
