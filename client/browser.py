@@ -376,6 +376,7 @@ class BrowserPad:
         self._proxies: list[Any] = []
         self._live_here = False  # the current socket reached LIVE
         self._retry_at: int | None = None  # epoch ms of the next attempt, while waiting
+        self._timer = 0  # the current wait (older timers that fire do nothing)
         self._sent_ready = False
         self._sel: tuple[int, int] | None = None
         self._sel_sent: tuple[int, int] | None = None
@@ -436,10 +437,15 @@ class BrowserPad:
         if self._fatal is None and self.session.phase is not Phase.CLOSED:
             delay = self.reconnect.ended(live=self._live_here)
             self._retry_at = self.session.clock() + int(delay * 1000)
-            _js().setTimeout(_ffi().create_once_callable(self._reconnect), int(delay * 1000))
+            self._timer += 1
+            timer = self._timer
+            later = _ffi().create_once_callable(lambda: self._reconnect(timer))
+            _js().setTimeout(later, int(delay * 1000))
         self.schedule()
 
-    def _reconnect(self) -> None:
+    def _reconnect(self, timer: int | None = None) -> None:
+        if timer is not None and timer != self._timer:
+            return  # an older wait, overtaken by retry_now()
         if self._socket is None and self._fatal is None and self.session.phase is not Phase.CLOSED:
             self.connect()
 
@@ -451,6 +457,7 @@ class BrowserPad:
     def retry_now(self) -> None:
         """The browser says the network is back: try at once instead of waiting."""
         if self._socket is None:
+            self._timer += 1
             self._reconnect()
 
     def _pump(self, *, wake: bool = True) -> None:
@@ -545,7 +552,7 @@ class BrowserPad:
 
     def _failed(self, event: Failed) -> None:
         text = failure_text(event)
-        if not self.session.ready or event.code == "VERSION_MISMATCH":
+        if self.session.fatal is not None:
             self._fatal = text  # nothing to show and nothing a retry would change
             if self._socket is not None:
                 self._socket.close()

@@ -199,6 +199,18 @@ class PadSession:
         return not self.engine.saved
 
     @property
+    def fatal(self) -> Failed | None:
+        """A refusal no reconnect can fix (the pad never loaded, or a version mismatch).
+
+        Front ends stop reconnecting and show it; other refusals are reported
+        as :class:`~client.events.Failed` events and the session goes on.
+        """
+        failure = self.failure
+        if failure is not None and (not self.ready or failure.code == "VERSION_MISMATCH"):
+            return failure
+        return None
+
+    @property
     def stalled(self) -> bool:
         """True when a PING went unanswered for ``keepalive_ms``: drop the transport."""
         connected = self.phase in (Phase.JOINING, Phase.LIVE)

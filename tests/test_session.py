@@ -31,6 +31,7 @@ from client.session import PadSession, Phase
 from client.textops import Op
 from client.transport import Backoff, MemoryTransport, Reconnect
 from relay import frames as f
+from relay.errors import RefuseCode
 
 
 class Clock:
@@ -400,3 +401,21 @@ def test_the_sdk_resends_the_same_bytes_over_a_new_transport() -> None:
         await pad.aclose()
 
     asyncio.run(main())
+
+
+def test_a_refused_subscription_is_fatal_a_refused_patch_is_not() -> None:
+    session = make()
+    session.connected()
+    subscribe = sent(session)[1]
+    refuse = f.Refuse(subscribe.request_id, RefuseCode.CREATE_TOKEN_REQUIRED, 0, 0, f.ZERO_ID)
+    session.receive_frame(f.encode(refuse))
+    assert session.fatal is not None
+    assert session.fatal.code == "CREATE_TOKEN_REQUIRED"
+    live = make()
+    join(live)
+    live.edit((Op(0, 0, "x"),))
+    (push,) = sent(live)
+    too_big = f.Refuse(push.request_id, RefuseCode.PAD_TOO_LARGE, 0, 0, f.ZERO_ID)
+    live.receive_frame(f.encode(too_big))
+    assert live.failure is not None
+    assert live.fatal is None  # the pad is open: keep going, say so

@@ -23,8 +23,9 @@ from relay_support import ROOT, running_relay
 
 import crypto
 from client import linebreaks, textops
-from client.browser import EditorBinding, _Step, _through, color_of
-from client.events import TextChanged
+from client.browser import EditorBinding, _Step, _through, color_of, edit_refused, failure_text
+from client.errors import InvalidEdit, ReadOnly
+from client.events import Failed, TextChanged
 from client.session import PadSession
 from relay import frames as f
 from relay import web
@@ -266,3 +267,16 @@ def test_line_break_mapping_round_trips_on_random_documents() -> None:
         change = textops.normalize([(rng.randint(0, len(doc)), 0, rng.choice(pieces))])
         moved = linebreaks.change_to_shown(doc, change)
         assert textops.apply(shown, moved) == linebreaks.shown(textops.apply(doc, change))
+
+
+def test_page_failures_are_one_line_saying_what_to_do() -> None:
+    refused = failure_text(Failed("CREATE_TOKEN_REQUIRED", "the relay refused a subscribe"))
+    assert "does not exist on this relay" in refused
+    assert "check that the link is complete" in refused
+    other = failure_text(Failed("CODE_99", "the relay refused a patch"))
+    assert "Reload the page" in other
+    viewer = edit_refused(ReadOnly("view link"))
+    assert "Ask for the edit link" in viewer
+    for line in (refused, other, viewer, edit_refused(InvalidEdit("bad"))):
+        assert "\n" not in line
+        assert "Traceback" not in line

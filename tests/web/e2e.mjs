@@ -379,7 +379,19 @@ async function errors() {
   check(!message.includes("Traceback") && !message.includes("\n"), `one line: ${message}`);
   check(/cannot be opened/.test(message) && /Copy the whole link/.test(message), `says what and what to do: ${message}`);
   await ctx.close();
-  return message;
+  // The relay unreachable from the start (the page itself loaded): say so, with the next attempt.
+  const control = { down: true, blockUp: false, sockets: [] };
+  const cut = await routed(control);
+  const cutPage = await cut.newPage();
+  await cutPage.goto(world.links.edit);
+  await waitState(cutPage, "offline", BOOT_MS);
+  const unreachable = await cutPage.$eval("#status", (e) => e.textContent);
+  check(/^Cannot reach the relay — reconnecting (in \d+ s|…)$/.test(unreachable), `unreachable: ${unreachable}`);
+  check(await cutPage.$eval("#message", (e) => e.hidden), "no error message for a relay that may come back");
+  control.down = false;
+  await waitState(cutPage, "saved");
+  await cut.close();
+  return `${message} | ${unreachable}`;
 }
 
 async function reload() {
