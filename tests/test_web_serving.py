@@ -23,7 +23,8 @@ from relay_support import ROOT, running_relay
 
 import crypto
 from client import linebreaks, textops
-from client.browser import EditorBinding, _Step, _through, color_of, edit_refused, failure_text
+from client.browser import color_of, edit_refused, failure_text
+from client.editor import EditorBinding, _Step, _through
 from client.errors import InvalidEdit, ReadOnly
 from client.events import Failed, TextChanged
 from client.session import PadSession
