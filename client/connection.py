@@ -1,9 +1,9 @@
-"""One connection's bookkeeping for the session: requests out, snapshot chunks in, keepalive.
+"""What a session keeps about the relay: requests out, snapshot chunks in, liveness, heads.
 
 Theory of operation
 -------------------
-Three small sans-I/O pieces a :class:`~client.session.PadSession` holds per
-connection, kept apart so the session reads as the protocol's phases.
+Four small sans-I/O pieces a :class:`~client.session.PadSession` holds,
+kept apart so the session reads as the protocol's phases.
 
 Requests (:class:`Outbox`).  Every frame that expects an answer carries a
 request id.  :class:`Outbox` numbers them, queues their frames and remembers what each request was
@@ -23,6 +23,10 @@ relay a PING is due; if nothing at all arrives for ``interval_ms`` after it,
 the connection is *stalled* and the front end drops it.  Only a PING that
 went unanswered counts, so a tab whose timers the browser throttles is not
 declared dead for having looked late.
+
+Heads (:class:`HeadWatch`).  The highest ``(seq, id)`` the relay ever showed,
+carried across runs by the front end: a history that ends below it, or
+another patch at its sequence number, is a rollback.
 """
 
 from __future__ import annotations
@@ -192,4 +196,39 @@ class Keepalive:
         return max(self._heard_ms, self._pinged_ms) + self.interval_ms
 
 
-__all__ = ["DEFAULT_MAX_FRAME_BYTES", "Keepalive", "Outbox", "Request", "SnapshotChunks", "Want"]
+class HeadWatch:
+    """The highest head seen; says when the relay serves less, or something else.
+
+    Args:
+        last: ``(seq, id)`` of the highest head a previous run saw.
+    """
+
+    def __init__(self, last: tuple[int, bytes] | None) -> None:
+        self.last = last
+
+    def note(self, seq: int, patch_id: bytes) -> str | None:
+        """Patch ``patch_id`` is at ``seq``; what is wrong with that, if anything."""
+        last = self.last
+        if last is None or seq > last[0]:
+            self.last = (seq, patch_id)
+        elif seq == last[0] and patch_id != last[1] and seq > 0:
+            return f"the relay serves another patch at seq {seq} than before"
+        return None
+
+    def history_end(self, seq: int, patch_id: bytes) -> str | None:
+        """The relay says its history ends at ``seq``; what is wrong with that, if anything."""
+        last = self.last
+        if last is not None and seq < last[0]:
+            return f"the relay serves history up to seq {seq}, but seq {last[0]} was seen before"
+        return self.note(seq, patch_id)
+
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "HeadWatch",
+    "Keepalive",
+    "Outbox",
+    "Request",
+    "SnapshotChunks",
+    "Want",
+]

@@ -61,6 +61,7 @@ from client import protocol as p
 from client.codec import CryptoCodec
 from client.connection import (
     DEFAULT_MAX_FRAME_BYTES,
+    HeadWatch,
     Keepalive,
     Outbox,
     Request,
@@ -158,7 +159,7 @@ class PadSession:
             clock=clock,
         )
         self.phase = Phase.OFFLINE
-        self.last_head = last_head
+        self._heads = HeadWatch(last_head)
         self.token = token
         self.welcome: p.Welcome | None = None
         self.failure: Failed | None = None
@@ -192,6 +193,11 @@ class PadSession:
     def ready(self) -> bool:
         """True once the pad's history has been loaded at least once."""
         return self._synced_once
+
+    @property
+    def last_head(self) -> tuple[int, bytes] | None:
+        """``(seq, id)`` of the highest head seen, this run or before (keep it for the next)."""
+        return self._heads.last
 
     @property
     def unsaved(self) -> bool:
@@ -403,7 +409,7 @@ class PadSession:
             self._subscribe(p.SubscribeFrom.SINCE)
 
     def _on_history(self, frame: p.History | p.Broadcast) -> None:
-        self._note_head(frame.seq, hashlib.sha256(frame.envelope).digest())
+        self._rollback(self._heads.note(frame.seq, hashlib.sha256(frame.envelope).digest()))
         self.engine.receive(frame.envelope, frame.seq)
 
     def _on_history_end(self, frame: p.HistoryEnd) -> None:
@@ -411,13 +417,7 @@ class PadSession:
             return
         if frame.request_id != self._subscribe_req:
             return
-        if self.last_head is not None and frame.head_seq < self.last_head[0]:
-            self._alarm(
-                AlarmKind.ROLLBACK,
-                f"the relay serves history up to seq {frame.head_seq}, "
-                f"but seq {self.last_head[0]} was seen before",
-            )
-        self._note_head(frame.head_seq, frame.head_id)
+        self._rollback(self._heads.history_end(frame.head_seq, frame.head_id))
         self.phase = Phase.LIVE
         self._go_live()
 
@@ -448,7 +448,7 @@ class PadSession:
         request = self._outbox.answered(frame.request_id)
         if request is None or request.want is not Want.PATCH:
             return
-        self._note_head(frame.seq, frame.id)
+        self._rollback(self._heads.note(frame.seq, frame.id))
         self.engine.acked(frame.id, frame.seq)
         self._flush()
 
@@ -490,14 +490,9 @@ class PadSession:
         sealed = self.presence.announce(body, self.clock())
         self._outbox.send(p.Ephemeral(self._outbox.next_id(), sealed))
 
-    def _note_head(self, seq: int, patch_id: bytes) -> None:
-        last = self.last_head
-        if last is not None and seq == last[0] and patch_id != last[1] and seq > 0:
-            self._alarm(
-                AlarmKind.ROLLBACK, f"the relay serves another patch at seq {seq} than before"
-            )
-        if last is None or seq > last[0]:
-            self.last_head = (seq, patch_id)
+    def _rollback(self, detail: str | None) -> None:
+        if detail is not None:
+            self._alarm(AlarmKind.ROLLBACK, detail)
 
     def _alarm(self, kind: AlarmKind, detail: str, patch_id: bytes | None = None) -> None:
         self._events.append(Alarm(kind, detail, patch_id))
