@@ -150,12 +150,11 @@ class BrowserPad:
     """One pad in one tab: the session, the binding, the socket and the storage.
 
     Args:
-        base_url: the relay's base URL (the page's origin and path before ``/p/``).
-        link: the pad's link.
+        link: the pad's link (its base URL is the relay's).
         schedule: a JS function asking the page for a tick soon.
     """
 
-    failure: str | None = None  # see Unopened
+    failure: str | None = None  # an open pad has none (see Unopened)
 
     def __init__(self, link: crypto.PadLink, schedule: Callable[[], None]) -> None:
         js = _js()
