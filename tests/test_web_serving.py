@@ -281,3 +281,17 @@ def test_page_failures_are_one_line_saying_what_to_do() -> None:
     for line in (refused, other, viewer, edit_refused(InvalidEdit("bad"))):
         assert "\n" not in line
         assert "Traceback" not in line
+
+
+def test_undo_in_a_crlf_document_gives_back_its_line_breaks() -> None:
+    doc = "one\r\ntwo\rthree"
+    b = _binding(doc)
+    shown = b.reset()
+    cut = textops.normalize([(2, 3, "")])  # "e\nt" on the page: "e\r\nt" in the document
+    b.local_edit(cut, 1_000)
+    shown = textops.apply(shown, cut)
+    assert b.session.text == "onwo\rthree"
+    undo = b.undo(5_000)
+    assert undo is not None
+    assert textops.apply(shown, undo) == "one\ntwo\nthree"
+    assert b.session.text == doc
