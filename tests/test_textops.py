@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 from collections import defaultdict
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from client.textops import (
+    _DIFF_BUDGET,
     InvalidPatch,
     Op,
     Patch,
+    _diff,
+    _DiffStats,
     apply,
     check,
     compose,
@@ -513,6 +517,105 @@ def test_diff_finds_distant_small_edits() -> None:
 def test_diff_long_common_parts() -> None:
     base = "😀abc中" * 5000
     assert diff(base + "x" + base, base + "yz" + base) == (Op(len(base), 1, "yz"),)
+
+
+# Diff work, counted in operations (never time). ``_DiffStats`` counts Myers
+# diagonals walked (probes), galloping slice compares (steps) and the code
+# points those compares cover. The bounds below fail on the old search, which
+# walked every diagonal -d..d each round: empty -> 3000 took ~2.25 million probes.
+
+ASTRAL = "ab 中😀🎉\U0001f9d1\n"
+SIZES = st.integers(0, 3000)
+
+
+def _text(seed: int, size: int, alphabet: str = ASTRAL) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(size))
+
+
+def _diff_stats(old: str, new: str, budget: int = _DIFF_BUDGET) -> tuple[Patch, _DiffStats]:
+    stats = _DiffStats()
+    patch = _diff(old, new, budget, stats)
+    check(patch, len(old))
+    assert apply(old, patch) == new
+    return patch, stats
+
+
+@settings(max_examples=25)
+@given(SIZES, st.integers(0, 2**32))
+def test_diff_into_or_out_of_empty_does_no_search(size: int, seed: int) -> None:
+    text = _text(seed, size)
+    for old, new in ((text, ""), ("", text)):
+        patch, stats = _diff_stats(old, new)
+        assert len(patch) == (1 if size else 0)
+        assert (stats.probes, stats.steps, stats.compared) == (0, 0, 0)
+
+
+@settings(max_examples=25)
+@given(SIZES, st.integers(0, 2**32), st.data())
+def test_diff_of_a_small_change_is_linear(size: int, seed: int, data: st.DataObject) -> None:
+    # c = 4 code points compared per code point of the longer text, d = 64;
+    # the search itself is constant: at most 16 diagonals for a 3-code-point edit.
+    old = _text(seed, size)
+    pos = data.draw(st.integers(0, size))
+    cut = data.draw(st.integers(0, min(3, size - pos)))
+    new = old[:pos] + data.draw(st.text(alphabet=ASTRAL, max_size=3)) + old[pos + cut :]
+    patch, stats = _diff_stats(old, new)
+    assert cost(patch) <= 6
+    longest = max(len(old), len(new))
+    assert stats.probes <= 16
+    assert stats.steps <= 4 * longest.bit_length() + 16 * 2 * 6 + 8
+    assert stats.compared <= 4 * longest + 64
+
+
+@settings(max_examples=25)
+@given(SIZES, st.integers(0, 2**32), st.text(alphabet=ASTRAL, min_size=1, max_size=3))
+def test_diff_of_a_short_text_into_a_long_one_is_linear(size: int, seed: int, short: str) -> None:
+    # Round d walks only the live diagonals (at most 2·len(short) + 3 of
+    # them), never all of -d..d: probes <= (2·3 + 3)·(N + 4), so no cap is hit.
+    long = _text(seed, size)
+    for old, new in ((short, long), (long, short)):
+        patch, stats = _diff_stats(old, new)
+        assert not stats.capped
+        assert cost(patch) == edit_distance(old, new)
+        assert stats.probes <= 9 * (size + 4)
+
+
+@settings(max_examples=25)
+@given(SIZES, st.integers(0, 2**32), st.sampled_from([0, 1, 40, 2000]))
+def test_diff_of_unrelated_texts_stops_at_its_budget(size: int, seed: int, budget: int) -> None:
+    # Two texts over a 3-letter alphabet match a lot, so the search has real work.
+    old, new = _text(seed, size, "ab😀"), _text(seed + 1, size, "ab😀")
+    _, stats = _diff_stats(old, new, budget)
+    assert stats.probes <= budget  # the cap counts every diagonal walked
+    # A probe's galloping compare costs about 2 log2(run) + 2 steps; prefix and
+    # suffix add 2 log2(N) + 2 each; with N <= 3000 that is at most 26 + 26.
+    assert stats.steps <= 26 * stats.probes + 52
+    assert stats.compared <= 4 * (stats.probes + 1) * max(size, 1)
+    assert stats.probes + stats.steps <= 27 * budget + 52  # c·N + d with N-independent d
+
+
+def test_diff_at_the_default_budget_caps_a_large_search() -> None:
+    old, new = _text(1, 3000, "ab😀"), _text(2, 3000, "ab😀")
+    patch, stats = _diff_stats(old, new)
+    assert stats.capped
+    assert stats.probes == _DIFF_BUDGET
+    assert len(patch) == 1
+
+
+@given(
+    st.text(alphabet=ASTRAL, max_size=40),
+    st.text(alphabet=ASTRAL, max_size=40),
+    st.sampled_from([0, 1, 3, 10, 100, _DIFF_BUDGET]),
+)
+def test_diff_under_any_budget_applies_in_code_points(old: str, new: str, budget: int) -> None:
+    patch, stats = _diff_stats(old, new, budget)
+    assert simplify(patch, old) == patch or stats.capped
+    assert stats.probes <= budget
+    if stats.capped:
+        assert len(patch) == 1  # the coarse fallback: one replace of the middle
+    # _diff_stats checked apply and canonical form, which rejects a lone
+    # surrogate: positions are code points, so an astral character is never cut.
 
 
 # --------------------------------------------------------------------------- wire
