@@ -100,9 +100,13 @@ text against a long one costs O(short·long), not O(long²)). Long matching
 runs are also compared by slices, so two small edits far apart in a large
 text stay cheap. A work budget caps the search, counted in work actually
 done: every diagonal walked, plus one unit per 1024 code points matched
-(about 0.3 s of CPython time); past it the whole middle becomes one replace.
-So any diff costs O(len(old) + len(new)) plus a constant, and inside the
-budget the patch is minimal: fewest code points deleted plus inserted.
+(about 0.3 s of CPython time). Past it the middle is diffed by lines (each
+distinct line one symbol, the same search, half the budget again), and each
+changed block of lines by code points while that half lasts; if the lines
+do not help either, the middle becomes one replace. So any diff costs
+O(len(old) + len(new)) plus a constant, inside the budget the patch is
+minimal (fewest code points deleted plus inserted), and past it the patch
+is coarse but still correct and never removes and reinserts the same text.
 """
 
 from __future__ import annotations
@@ -150,11 +154,13 @@ _Comp = int | str
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
-# Myers' algorithm gives up past this much work and the differing middle
-# becomes one replace. A unit of work is one diagonal probe, or
+# Myers' algorithm gives up past this much work and the differing middle is
+# diffed by lines instead (or becomes one replace). A unit of work is one diagonal probe, or
 # _DIFF_RUN_WEIGHT code points matched along a diagonal (C-speed slice compares).
 _DIFF_BUDGET = 200_000
 _DIFF_RUN_WEIGHT = 1024
+# Distinct lines a line-level diff can name: every code point but the surrogates.
+_MAX_LINE_CODES = 0x110000 - 0x800
 
 
 # --------------------------------------------------------------------------- validation
@@ -603,8 +609,13 @@ class _DiffStats:
     capped: bool = False
 
 
-def _diff(old: str, new: str, budget: int, stats: _DiffStats) -> Patch:
-    """:func:`diff` with an explicit work budget, recording its work in ``stats``."""
+def _diff(old: str, new: str, budget: int, stats: _DiffStats, *, coarse: bool = True) -> Patch:
+    """:func:`diff` with an explicit work budget, recording its work in ``stats``.
+
+    Past the budget, with ``coarse``, the middle is diffed line by line
+    instead (:func:`_by_lines`, with half as much again); without, it
+    becomes one replace.
+    """
     if old == new:
         return ()
     head = _run_len(old, 0, new, 0, stats)
@@ -618,11 +629,87 @@ def _diff(old: str, new: str, budget: int, stats: _DiffStats) -> Patch:
             comps = found
         else:
             stats.capped = True
+            if coarse:
+                return _by_lines(old, head, middle_old, middle_new, budget // 2, stats)
+    return _build(head, comps)
+
+
+def _build(head: int, comps: list[_Comp]) -> Patch:
     out = _Builder()
     out.add(head)
     for comp in comps:
         out.add(comp)
     return out.patch()
+
+
+def _by_lines(old: str, head: int, a: str, b: str, budget: int, stats: _DiffStats) -> Patch:
+    """The fallback past the budget: diff the middle ``a`` -> ``b`` (at ``head``) by lines.
+
+    Each changed block of lines is then diffed by code points (without a
+    further fallback) while a second ``budget``, shared with the line
+    search, lasts; a block left over is still trimmed of its common prefix
+    and suffix. Correct, not minimal; one replace if the lines do not help.
+    """
+    start = stats.probes
+    comps = _line_comps(a, b, budget, stats)
+    patch = _build(head, [-len(a), b] if comps is None else comps)
+    if len(patch) == 1 and patch[0].delete == len(a):
+        return patch  # one block, the whole middle: the search already failed on it
+    left = budget - (stats.probes - start)
+    out = _Builder()
+    prev = 0
+    for op in patch:
+        out.add(op.pos - prev)
+        before = stats.probes
+        block = _diff(
+            old[op.pos : op.pos + op.delete], op.insert, max(left, 0), stats, coarse=False
+        )
+        left -= stats.probes - before
+        for comp in _components(block):
+            out.add(comp)
+        out.add(op.delete - (block[-1].pos + block[-1].delete if block else 0))
+        prev = op.pos + op.delete
+    return out.patch()
+
+
+def _line_comps(a: str, b: str, budget: int, stats: _DiffStats) -> list[_Comp] | None:
+    """A shortest edit script over whole lines, as code point components; None past ``budget``.
+
+    Each distinct line becomes one code point (skipping the surrogates), so
+    the same Myers search runs on texts as long as the line counts.
+    """
+    lines_a, lines_b = a.splitlines(keepends=True), b.splitlines(keepends=True)
+    stats.steps += len(lines_a) + len(lines_b)  # one dict look-up per line
+    if len(lines_a) + len(lines_b) > _MAX_LINE_CODES:
+        return None
+    codes: dict[str, str] = {}
+
+    def encode(lines: list[str]) -> str:
+        out: list[str] = []
+        for line in lines:
+            code = codes.get(line)
+            if code is None:
+                n = len(codes)
+                code = codes[line] = chr(n if n < 0xD800 else n + 0x800)
+            out.append(code)
+        return "".join(out)
+
+    found = _myers(encode(lines_a), encode(lines_b), budget, stats)
+    if found is None:
+        return None
+    comps: list[_Comp] = []
+    ia = ib = 0
+    for comp in found:
+        if isinstance(comp, str):
+            comps.append("".join(lines_b[ib : ib + len(comp)]))
+            ib += len(comp)
+        elif comp > 0:
+            comps.append(sum(map(len, lines_a[ia : ia + comp])))
+            ia, ib = ia + comp, ib + comp
+        elif comp < 0:
+            comps.append(-sum(map(len, lines_a[ia : ia - comp])))
+            ia -= comp
+    return comps
 
 
 def _prefix_len(a: str, b: str) -> int:
