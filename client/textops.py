@@ -646,9 +646,9 @@ def _by_lines(old: str, head: int, a: str, b: str, budget: int, stats: _DiffStat
     """The fallback past the budget: diff the middle ``a`` -> ``b`` (at ``head``) by lines.
 
     Each changed block of lines is then diffed by code points (without a
-    further fallback) while a second ``budget``, shared with the line
-    search, lasts; a block left over is still trimmed of its common prefix
-    and suffix. Correct, not minimal; one replace if the lines do not help.
+    further fallback) while what the line search left of ``budget`` lasts;
+    a block left over is still trimmed of its common prefix and suffix.
+    Correct, not minimal; one replace if the lines do not help.
     """
     start = stats.probes
     comps = _line_comps(a, b, budget, stats)
