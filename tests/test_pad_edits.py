@@ -21,7 +21,7 @@ from client.pad import Backoff
 from client.session import PadSession
 from client.textops import InvalidPatch, Op
 from client.transport import Transport
-from relay import frames as f
+from wire import frames as f
 
 TEXT = "a😀b"  # three code points
 
