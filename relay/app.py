@@ -48,7 +48,11 @@ from wire.codes import ErrorCode
 log = logging.getLogger("blindpad.relay")
 
 #: Where ``web/`` lives in a source checkout.
-DEFAULT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+CHECKOUT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+#: The page served by default: a checkout's ``web/``, else the one a wheel carries.
+DEFAULT_WEB_DIR = (
+    CHECKOUT_WEB_DIR if (CHECKOUT_WEB_DIR / "app.js").is_file() else web.PACKAGED_WEB_DIR
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
