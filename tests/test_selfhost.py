@@ -1,0 +1,150 @@
+"""Self-hosting: compressed assets, the packaged page, creation tokens everywhere.
+
+The slow part builds the wheel once (``pip wheel``), installs it into a fresh
+virtualenv in a temporary directory outside the repository, starts
+``blindpad relay`` there and drives the page in Chromium
+(``tests/web/selfhost.mjs``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from relay_support import ROOT, running_relay
+
+from client import Pad
+from client.errors import RelayRefused
+from relay.app import CHECKOUT_WEB_DIR, RelayConfig
+from relay.edge import bundle, web
+
+TOKEN = "s3cret token"
+
+WASM = ROOT / "node_modules" / "pyodide" / "pyodide.asm.wasm"
+needs_runtime = pytest.mark.skipif(
+    not WASM.is_file(), reason="node_modules/pyodide is missing (run scripts/setup)"
+)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("gzip, deflate, br, zstd", True),
+        ("br;q=1.0, gzip;q=0.8", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        ("", False),
+        ("*", True),
+        ("*, gzip;q=0", False),
+        ("GZIP", True),
+        ("gzip;q=bad", False),
+    ],
+)
+def test_accept_encoding(header: str, expected: bool) -> None:
+    assert web.accepts_gzip(header) is expected
+
+
+async def _wasm_both_ways(url: str) -> dict[str, int]:
+    """Fetch the wasm gzip-encoded and plain; return the bytes each sent."""
+    async with httpx.AsyncClient(base_url=url) as http:
+        page = (await http.get("/p/")).text
+        base = page.split('data-pyodide="', 1)[1].split('"', 1)[0]
+        sizes = {}
+        for accept in ("gzip, deflate, br", "identity"):
+            async with http.stream(
+                "GET", base + "pyodide.asm.wasm", headers={"Accept-Encoding": accept}
+            ) as response:
+                raw = b"".join([chunk async for chunk in response.aiter_raw()])
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "application/wasm"
+            assert response.headers["vary"] == "Accept-Encoding"
+            assert "immutable" in response.headers["cache-control"]
+            if accept == "identity":
+                assert "content-encoding" not in response.headers
+                assert raw == WASM.read_bytes()
+            else:
+                assert response.headers["content-encoding"] == "gzip"
+                assert gzip.decompress(raw) == WASM.read_bytes()
+            sizes[accept] = len(raw)
+        zipped = await http.get(base + "python_stdlib.zip", headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in zipped.headers  # already compressed
+        return sizes
+
+
+@needs_runtime
+def test_sources_bundle_serves_gzip_once_compressed() -> None:
+    with running_relay(RelayConfig(store_url="memory:", web_dir=CHECKOUT_WEB_DIR)) as relay:
+        sizes = asyncio.run(_wasm_both_ways(relay.url))
+    assert sizes["gzip, deflate, br"] < sizes["identity"] // 2
+
+
+@needs_runtime
+def test_packaged_bundle_round_trip(tmp_path: Path) -> None:
+    written = bundle.write_packaged(ROOT, tmp_path / "static")
+    loaded = bundle.load_bundle(tmp_path / "static")
+    assert loaded.urls == written.urls
+    assert loaded.html == written.html
+    wasm = next(a for u, a in loaded.assets.items() if u.endswith(".wasm"))
+    assert wasm.encoding == "gzip"
+    assert loaded.size < 8_000_000
+    with running_relay(RelayConfig(store_url="memory:", web_dir=tmp_path / "static")) as relay:
+        sizes = asyncio.run(_wasm_both_ways(relay.url))
+    assert sizes["identity"] == WASM.stat().st_size
+    (tmp_path / "static" / "manifest.json").write_text('{"format": 99}')
+    with pytest.raises(bundle.WebAssetsMissing, match="format 99"):
+        bundle.load_bundle(tmp_path / "static")
+
+
+def _blindpad(*args: str, env: dict[str, str], state: Path) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "BLINDPAD_CREATE_TOKEN"}
+    environ |= {"PYTHONPATH": str(ROOT), "BLINDPAD_STATE_DIR": str(state), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "blindpad", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environ,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_create_token_for_the_cli_and_the_sdk(tmp_path: Path) -> None:
+    config = RelayConfig(store_url="memory:", web_dir=None, create_token=TOKEN.encode())
+    with running_relay(config) as relay:
+        url = relay.url.rstrip("/")
+        refused = _blindpad("new", "--relay", url, env={}, state=tmp_path)
+        assert refused.returncode == 1
+        assert refused.stdout == ""
+        assert refused.stderr.count("\n") == 1
+        assert "CREATE_TOKEN_REQUIRED" in refused.stderr
+        assert "--token or $BLINDPAD_CREATE_TOKEN" in refused.stderr
+        wrong = _blindpad("new", "--relay", url, "--token", "guess", env={}, state=tmp_path)
+        assert wrong.returncode == 1
+        by_option = _blindpad("new", "--relay", url, "--token", TOKEN, env={}, state=tmp_path)
+        assert by_option.returncode == 0, by_option.stderr
+        env = {"BLINDPAD_CREATE_TOKEN": TOKEN}
+        by_env = _blindpad("new", "--relay", url, env=env, state=tmp_path)
+        assert by_env.returncode == 0, by_env.stderr
+        edit = by_env.stdout.splitlines()[0]
+        # Opening an existing pad needs no token: only creating does.
+        wrote = _blindpad("append", edit, "hello", env={}, state=tmp_path)
+        assert wrote.returncode == 0, wrote.stderr
+        assert _blindpad("cat", edit, env={}, state=tmp_path).stdout == "hello"
+
+        async def sdk() -> None:
+            with pytest.raises(RelayRefused) as refusal:
+                await Pad.create(url, retry_first_connect=False)
+            assert refusal.value.code == "CREATE_TOKEN_REQUIRED"
+            links = await Pad.create(url, token=TOKEN.encode(), retry_first_connect=False)
+            async with Pad.open(links.edit_link, state_dir=None) as pad:
+                await pad.insert(0, "from the SDK")
+                await pad.synced(20)
+
+        asyncio.run(sdk())
