@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -148,3 +149,164 @@ def test_create_token_for_the_cli_and_the_sdk(tmp_path: Path) -> None:
                 await pad.synced(20)
 
         asyncio.run(sdk())
+
+
+# --- the installed relay (slow: builds the wheel, two fresh virtualenvs, Chromium) ---
+
+
+def _browser_missing() -> str | None:
+    chromium = os.environ.get("BLINDPAD_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).is_file():
+        return f"{chromium} is not installed (run scripts/setup as root)"
+    if not (ROOT / "node_modules" / "playwright-core").is_dir():
+        return "node_modules/playwright-core is missing (run scripts/setup)"
+    return None
+
+
+def _script(*args: str) -> str:
+    """Run scripts/install-relay; return its output (failing the test on error)."""
+    run = subprocess.run(
+        [str(ROOT / "scripts" / "install-relay"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, f"install-relay {args[0]}: {run.stderr[-3000:]}"
+    return run.stdout
+
+
+class Installed:
+    """A wheel built from this checkout, installed in a venv outside the repository."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.wheel = Path(_script("build", str(root / "dist")).split()[-1])
+        out = _script("install", str(self.wheel), str(root / "venv"))
+        assert "web page: packaged" in out, out
+        self.bin = root / "venv" / "bin"
+
+    def run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run an installed command from the temporary directory, not the checkout."""
+        return subprocess.run(
+            [str(self.bin / args[0]), *args[1:]],
+            cwd=self.root,
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+
+def _clean_env() -> dict[str, str]:
+    drop = ("PYTHONPATH", "VIRTUAL_ENV", "BLINDPAD_CREATE_TOKEN", "BLINDPAD_NODE_MODULES")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PATH"] = "/usr/bin:/bin"
+    return env
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    if not WASM.is_file():
+        pytest.skip("node_modules/pyodide is missing (run scripts/setup)")
+    root = tmp_path_factory.mktemp("selfhost")
+    assert ROOT not in root.parents
+    return Installed(root)
+
+
+class _Started:
+    def __init__(self, installed: Installed, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(installed.bin / "blindpad"), "relay", "--port", "0", *args],
+            cwd=installed.root,
+            env=_clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "listening on" not in line:
+            self.stop()
+            pytest.fail(f"the installed relay did not start: {line!r}")
+        self.url = line.split("listening on ")[1].split(" ")[0]
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        _, err = self.proc.communicate(timeout=30)
+        return err
+
+
+@pytest.mark.slow
+def test_wheel_size_and_contents(installed: Installed) -> None:
+    size = installed.wheel.stat().st_size
+    print(f"\nwheel {installed.wheel.name}: {size / 1e6:.2f} MB")
+    assert 3_000_000 < size < 12_000_000
+    site = next((installed.root / "venv" / "lib").glob("python3*/site-packages"))
+    static = site / "relay" / "edge" / "static"
+    assert (static / "manifest.json").is_file()
+    assert list(static.rglob("pyodide.asm.wasm.gz"))
+    assert not (site / "web").exists()
+
+
+@pytest.mark.slow
+def test_sdk_install_needs_no_relay_extra(installed: Installed) -> None:
+    venv = installed.root / "sdk"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    installing = subprocess.run(
+        [*pip, str(installed.wheel)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert installing.returncode == 0, installing.stderr[-3000:]
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    assert not (site / "starlette").exists()
+    assert not (site / "uvicorn").exists()
+    result = subprocess.run(
+        [str(venv / "bin" / "blindpad"), "relay", "--port", "0"],
+        cwd=installed.root,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3
+    assert result.stderr.count("\n") == 1
+    assert "install blindpad[relay]" in result.stderr
+    helped = subprocess.run([str(venv / "bin" / "blindpad"), "new", "--help"], capture_output=True)
+    assert helped.returncode == 0
+
+
+@pytest.mark.slow
+def test_installed_relay_serves_a_working_page(installed: Installed) -> None:
+    reason = _browser_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    relay = _Started(installed, "--store", f"sqlite:///{installed.root / 'relay.sqlite3'}")
+    try:
+        run = subprocess.run(
+            ["node", "tests/web/selfhost.mjs", relay.url],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        results = {r["scenario"]: r for r in map(json.loads, _json_lines(run.stdout))}
+        assert results, f"selfhost.mjs ran no scenario ({run.returncode}): {run.stderr[-3000:]}"
+        for name in ("saved", "gzip"):
+            assert results[name]["ok"], results[name]["detail"]
+        print(f"\n{results['gzip']['detail']}")
+        assert results["gzip"]["name"] == "pyodide.asm.wasm"
+        cat = installed.run("blindpad", "cat", results["saved"]["edit"])
+        assert cat.returncode == 0, cat.stderr
+        assert cat.stdout == "typed on an installed relay"
+    finally:
+        relay.stop()
+
+
+def _json_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("{")]
