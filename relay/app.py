@@ -41,11 +41,14 @@ from relay.edge.faults import Faults
 from relay.errors import ProtocolViolation
 from relay.hub import Outbox
 from relay.limits import Limits
+from relay.metrics import TimedStore
 from relay.store import Store, open_store
 from wire import frames
 from wire.codes import ErrorCode
+from wire.frames import FrameType
 
 log = logging.getLogger("blindpad.relay")
+_ANSWERS: dict[int, str] = {FrameType.ACK: "ack", FrameType.REFUSE: "refuse"}
 
 #: Where ``web/`` lives in a source checkout.
 CHECKOUT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -112,6 +115,8 @@ def create_app(
             observe = getattr(chosen, "observe_commits", None)
             if observe is not None:
                 observe(relay.metrics.observe_batch)
+            relay.store = TimedStore.wrap(chosen, relay.metrics)
+            relay.hub.observe_fanout = relay.metrics.fanout.observe
             relay.storage_bytes = (await chosen.stats()).stored_bytes
             yield {"relay": relay}
         finally:
@@ -169,9 +174,10 @@ async def serve_websocket(websocket: WebSocket, public_url: str | None) -> None:
     conn = Connection(relay, outbox)
     relay.metrics.connections += 1
     relay.metrics.connections_total += 1
-    writer = asyncio.create_task(_write(websocket, outbox, relay, conn.id))
+    pushes: dict[int, float] = {}  # request id -> when read (push -> ACK latency)
+    writer = asyncio.create_task(_write(websocket, outbox, relay, conn.id, pushes))
     try:
-        await _read(websocket, conn, outbox)
+        await _read(websocket, conn, outbox, pushes)
     finally:
         await conn.drain()  # pushes already handed to the store are answered (or dropped)
         conn.close()
@@ -181,13 +187,17 @@ async def serve_websocket(websocket: WebSocket, public_url: str | None) -> None:
         relay.metrics.connections -= 1
 
 
-async def _read(websocket: WebSocket, conn: Connection, outbox: Outbox) -> None:
+async def _read(
+    websocket: WebSocket, conn: Connection, outbox: Outbox, pushes: dict[int, float]
+) -> None:
     while outbox.failure is None and not outbox.stopped:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             outbox.stop()
             return
         data = message.get("bytes")
+        if data and data[0] == FrameType.PUSH and len(data) >= 5:
+            conn.relay.metrics.push_received(pushes, int.from_bytes(data[1:5]))
         try:
             if data is None:
                 raise ProtocolViolation(
@@ -201,7 +211,9 @@ async def _read(websocket: WebSocket, conn: Connection, outbox: Outbox) -> None:
             outbox.fail(ProtocolViolation(ErrorCode.INTERNAL, "internal relay error"), flush=True)
 
 
-async def _write(websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: int) -> None:
+async def _write(
+    websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: int, pushes: dict[int, float]
+) -> None:
     close_after = relay.faults.close_after
     sent = 0
     try:
@@ -209,6 +221,9 @@ async def _write(websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: i
             await websocket.send_bytes(frame)
             sent += 1
             relay.metrics.frames_out += 1
+            if frame[0] in _ANSWERS and pushes:  # request id: bytes 1-4 of ACK and REFUSE
+                outcome = _ANSWERS[frame[0]]
+                relay.metrics.answer_sent(pushes, int.from_bytes(frame[1:5]), outcome)
             if close_after is not None and close_after(cid, sent):
                 outbox.fail(ProtocolViolation(ErrorCode.FAULT_INJECTED, "fault"), flush=False)
                 await websocket.close(code=ErrorCode.FAULT_INJECTED.close_code)
