@@ -310,3 +310,17 @@ def test_installed_relay_serves_a_working_page(installed: Installed) -> None:
 
 def _json_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("{")]
+
+
+def test_one_reconnect_policy_for_sdk_and_browser() -> None:
+    from client import browser, pad, transport
+
+    assert pad.Backoff is transport.Backoff
+    assert isinstance(browser.RECONNECT, transport.Backoff)
+    assert browser.RECONNECT.jitter > 0
+    draws = iter([0.0, 1.0, 0.5, 0.0])
+    backoff = transport.Backoff(initial=1.0, factor=2.0, cap=5.0, jitter=0.5)
+    policy = transport.Reconnect(backoff, draw=lambda: next(draws))
+    # 1 * (1 - 0), 2 * (1 - 0.5), 4 * (1 - 0.25); a live connection restarts the count.
+    assert [policy.ended(live=False) for _ in range(3)] == [1.0, 1.0, 3.0]
+    assert policy.ended(live=True) == 1.0
