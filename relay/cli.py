@@ -35,6 +35,7 @@ import asyncio
 import dataclasses
 import importlib.util
 import logging
+import os
 import socket
 import sys
 import urllib.error
@@ -59,6 +60,8 @@ EXIT_CODES = (
 #: What ``serve`` and ``check`` import (the ``[relay]`` extra).
 RELAY_MODULES = ("starlette", "uvicorn", "prometheus_client")
 SUBCOMMANDS = ("serve", "backup", "seed", "check")
+#: Where ``--create-token`` is read from when not given (keeps it out of ``ps``).
+CREATE_TOKEN_ENV = "BLINDPAD_RELAY_CREATE_TOKEN"
 
 _LIMIT_HELP = {
     "max_frame_bytes": "largest websocket message (fatal FRAME_TOO_LARGE)",
@@ -81,7 +84,11 @@ def _run_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8765, help="port (8765; 0 = any free)")
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"storage ({DEFAULT_STORE})")
     parser.add_argument("--public-url", help="public address behind a proxy (checks Origin)")
-    parser.add_argument("--create-token", help="token HELLO must carry to create a pad")
+    parser.add_argument(
+        "--create-token",
+        default=os.environ.get(CREATE_TOKEN_ENV) or None,
+        help=f"token HELLO must carry to create a pad (default: ${CREATE_TOKEN_ENV})",
+    )
     parser.add_argument("--web-dir", help="the web page's directory (default: the installed one)")
     parser.add_argument("--no-web", action="store_true", help="serve the API only, no page")
     parser.add_argument("--access-log", action="store_true", help="log every request (IPs!)")
@@ -332,11 +339,13 @@ def _check(args: argparse.Namespace) -> int:
         return _check_url(args.url, args.timeout)
     if _needs_relay_extra("check"):
         return NOT_INSTALLED
+    from relay.store import StoreError
+
     try:
         web_dir = _web_dir(args)
         web_line = _check_web(web_dir)
         store_line = asyncio.run(_check_store(args.store))
-    except (OSError, ValueError) as exc:  # StoreError and WebAssetsMissing are ValueErrors
+    except (OSError, ValueError, StoreError) as exc:  # WebAssetsMissing is a ValueError
         print(f"blindpad relay check: {exc}", file=sys.stderr)
         return FAILED
     print(f"store: {store_line}\nweb page: {web_line}", flush=True)

@@ -324,3 +324,22 @@ def test_one_reconnect_policy_for_sdk_and_browser() -> None:
     # 1 * (1 - 0), 2 * (1 - 0.5), 4 * (1 - 0.25); a live connection restarts the count.
     assert [policy.ended(live=False) for _ in range(3)] == [1.0, 1.0, 3.0]
     assert policy.ended(live=True) == 1.0
+
+
+def test_container_and_service_files_use_the_tested_commands() -> None:
+    """No container engine runs here: hold the files to what CI does run."""
+    docker = (ROOT / "Dockerfile").read_text()
+    assert "RUN scripts/install-relay build /dist" in docker
+    assert "RUN install-relay install /dist/blindpad-*.whl /opt/blindpad" in docker
+    assert "\nUSER blindpad\n" in docker
+    assert 'VOLUME ["/data"]' in docker
+    assert '"check", "--url", "http://127.0.0.1:8765/"' in docker
+    assert '"--host", "0.0.0.0"' in docker
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"node_modules", ".venv", ".git", "relay/edge/static"} <= set(ignored)
+    unit = (ROOT / "deploy" / "blindpad-relay.service").read_text()
+    assert "ExecStart=/opt/blindpad/bin/blindpad relay serve" in unit
+    assert "DynamicUser=yes" in unit
+    compose = (ROOT / "deploy" / "compose.yaml").read_text()
+    assert "build: .." in compose
+    assert "- serve" in compose
