@@ -20,17 +20,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from client.textdiff import _DIFF_BUDGET, _diff, _DiffStats, diff
 from client.textops import (
-    _DIFF_BUDGET,
     InvalidPatch,
     Op,
     Patch,
-    _diff,
-    _DiffStats,
     apply,
     check,
     compose,
-    diff,
     from_wire,
     invert,
     normalize,
