@@ -18,7 +18,7 @@ from client.commands import _common
 from client.errors import RelayRefused
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 60
+TIMEOUT = 300  # a hang guard (one CLI run that takes this long has hung), not a speed limit
 
 
 @pytest.fixture(scope="module")
