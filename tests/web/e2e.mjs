@@ -2,7 +2,7 @@
 //
 // Usage: node tests/web/e2e.mjs RELAY_URL ARTIFACT_DIR [SCENARIO...]
 // One browser, one context per simulated person. Prints one JSON line per
-// scenario: {"scenario", "ok", "detail"}; tests/test_web.py asserts on them.
+// scenario: {"scenario", "ok", "detail"}; tests/web/test_web.py asserts on them.
 // Waits are on the page's status element and on text, never on sleeps.
 // Every wait has a hang guard only, generous enough for a loaded machine
 // (BLINDPAD_BOOT_TIMEOUT_MS, default 20 min for a page to boot;

@@ -40,7 +40,7 @@ from relay.limits import Limits
 from wire import frames as f
 
 TIMEOUT = 300.0  # a hang guard (one wait this long has hung), not a speed limit
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FAST = Backoff(initial=0.05, cap=0.5)
 
 

@@ -17,7 +17,7 @@ import crypto
 from client.commands import _common
 from client.errors import RelayRefused
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 300  # a hang guard (one CLI run that takes this long has hung), not a speed limit
 
 

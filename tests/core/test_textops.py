@@ -38,7 +38,7 @@ from client.textops import (
     transform_selection,
 )
 
-VECTORS = Path(__file__).parent / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 CHARS = st.sampled_from(["a", "b", " ", "\n", "中", "文", "😀", "🎉", "\u0301", "é"])
 TEXTS = st.text(alphabet=CHARS, max_size=4)
 DOCS = st.text(alphabet=CHARS, max_size=14)
