@@ -5,7 +5,7 @@
 #   docker run -d -p 127.0.0.1:8765:8765 -v blindpad-data:/data blindpad-relay \
 #       serve --host 0.0.0.0 --public-url https://pad.example.org
 #
-# Both stages call scripts/install-relay, the script tests/test_selfhost.py
+# Both stages call scripts/install-relay, the script tests/web/test_selfhost.py
 # runs in CI (no container engine runs there). docs/DEPLOY.md has the rest.
 
 FROM python:3.12-slim AS build

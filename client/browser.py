@@ -152,11 +152,17 @@ class BrowserPad:
     Args:
         link: the pad's link (its base URL is the relay's).
         schedule: a JS function asking the page for a tick soon.
+        create: this page made the link ("Create a new pad"): the relay may
+            create the pad.  Any other link must name a pad the relay has; this
+            browser remembers the pads it created, so a new pad made offline
+            and reloaded before it reached the relay is still created.
     """
 
     failure: str | None = None  # an open pad has none (see Unopened)
 
-    def __init__(self, link: crypto.PadLink, schedule: Callable[[], None]) -> None:
+    def __init__(
+        self, link: crypto.PadLink, schedule: Callable[[], None], *, create: bool = False
+    ) -> None:
         js = _js()
         self.schedule = schedule
         self.storage = _Storage(js.localStorage)
@@ -166,12 +172,16 @@ class BrowserPad:
         head = self.storage.get(f"blindpad.head.{self.channel}")
         last_head = (int(head[0]), bytes.fromhex(head[1])) if isinstance(head, list) else None
         pending = self.storage.get(f"blindpad.pending.{self.channel}") or []
+        created_key = f"blindpad.created.{self.channel}"
+        if create:
+            self.storage.put(created_key, True)
         self.session = PadSession(
             self.link.keys,
             self.author,
             pipeline=BROWSER_PIPELINE,
             last_head=last_head,
             recovered=[bytes.fromhex(h) for h in pending],
+            create=create or self.storage.get(created_key) is True,
         )
         self.binding = EditorBinding(self.session)
         self.color = color_of(self.author.public_key.hex())
@@ -433,6 +443,8 @@ class BrowserPad:
 _FAILURES = {
     "CREATE_TOKEN_REQUIRED": "This pad does not exist on this relay, and only its operator can "
     "create pads here: check that the link is complete",
+    "NO_VERIFY_KEY": "This pad does not exist on this relay: check that the link is complete "
+    "and names the right relay, or create a new pad",
     "VERSION_MISMATCH": "This page is older than the relay: reload it",
     "BAD_VERIFY_KEY": "This link does not match the pad on this relay: check the link",
     "PAD_TOO_LARGE": "The pad is full (the relay's size limit): your last edits were not saved",
@@ -475,4 +487,4 @@ def start(base_url: str, fragment: str, schedule: Callable[[], None]) -> Browser
             f"This link cannot be opened: {error}. Copy the whole link again, "
             "everything after '#' included."
         )
-    return BrowserPad(link, schedule)
+    return BrowserPad(link, schedule, create=fragment == "new")

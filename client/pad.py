@@ -57,7 +57,8 @@ from client.errors import (
 from client.events import Alarm, PadEvent, Peer, Status
 from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, wall_clock_ms
 from client.state import PadState, StateDir, default_name, default_state_dir
-from client.textops import Op, Patch, diff, normalize
+from client.textdiff import diff
+from client.textops import Op, Patch, normalize
 from client.transport import (
     Backoff,
     Connector,
@@ -457,7 +458,7 @@ class Pad:
         """Make the text ``text`` with a minimal diff (large changes are split).
 
         The diff costs O(len(old) + len(new)) plus a capped search
-        (:func:`client.textops.diff`).
+        (:func:`client.textdiff.diff`).
 
         Raises:
             PadClosed: the pad was closed.

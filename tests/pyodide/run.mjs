@@ -33,14 +33,14 @@ const WHEELS = join(ROOT, ".cache", "pyodide-wheels");
 // The pure core and its laws; tests that need sockets, processes or the relay
 // package stay CPython-only.
 const CORE_TESTS = [
-  "test_textops.py",
-  "test_doctype.py",
-  "test_engine.py",
-  "test_sim.py",
-  "test_vectors.py",
-  "test_crypto_envelope.py",
-  "test_crypto_links.py",
-  "test_wire.py",
+  "core/test_textops.py",
+  "core/test_doctype.py",
+  "core/test_engine.py",
+  "core/test_sim.py",
+  "core/test_vectors.py",
+  "crypto/test_crypto_envelope.py",
+  "crypto/test_crypto_links.py",
+  "wire/test_wire.py",
 ];
 const SUPPORT = ["conftest.py", "sim.py"];
 const PYTEST_INI = `[pytest]
@@ -138,6 +138,7 @@ function installCoreTests(py) {
   const tests = join(ROOT, "tests");
   py.FS.mkdirTree("/project/tests");
   for (const name of [...SUPPORT, ...CORE_TESTS]) {
+    py.FS.mkdirTree(dirname(`/project/tests/${name}`));
     py.FS.writeFile(`/project/tests/${name}`, new Uint8Array(readFileSync(join(tests, name))));
   }
   copyTree(py, join(tests, "vectors"), "/project/tests/vectors");

@@ -2,7 +2,7 @@
 //
 // Usage: node tests/web/e2e.mjs RELAY_URL ARTIFACT_DIR [SCENARIO...]
 // One browser, one context per simulated person. Prints one JSON line per
-// scenario: {"scenario", "ok", "detail"}; tests/test_web.py asserts on them.
+// scenario: {"scenario", "ok", "detail"}; tests/web/test_web.py asserts on them.
 // Waits are on the page's status element and on text, never on sleeps.
 // Every wait has a hang guard only, generous enough for a loaded machine
 // (BLINDPAD_BOOT_TIMEOUT_MS, default 20 min for a page to boot;
@@ -10,6 +10,7 @@
 // trips, the message says what was awaited. BLINDPAD_E2E_CRLF_LINK is a pad
 // the Python SDK wrote with \r\n and lone \r line breaks (the crlf scenario).
 
+import { createHash, createHmac, createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -378,6 +379,22 @@ async function errors() {
   const message = await page.$eval("#message", (e) => e.textContent);
   check(!message.includes("Traceback") && !message.includes("\n"), `one line: ${message}`);
   check(/cannot be opened/.test(message) && /Copy the whole link/.test(message), `says what and what to do: ${message}`);
+  // A well-formed link of a pad this relay never had: said so, and not created.
+  const payload = randomBytes(32).toString("base64url");
+  const sum = createHash("sha256").update(`blindpad/v1/link/1.e.${payload}`).digest("hex").slice(0, 8);
+  const stranger = await ctx.newPage();
+  await stranger.goto(`${RELAY}p/#1.e.${payload}.${sum}`);
+  await waitState(stranger, "error", BOOT_MS);
+  const missing = await stranger.$eval("#message", (e) => e.textContent);
+  check(/does not exist on this relay/.test(missing) && !missing.includes("\n"), `missing pad: ${missing}`);
+  // Its channel id, derived as docs/PROTOCOL.md §1.1 says: the relay must not know it.
+  const seed = createHmac("sha256", Buffer.from(payload, "base64url")).update("blindpad/v1/sign").digest();
+  const pkcs8 = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), seed]);
+  const pub = createPublicKey(createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" }));
+  const verifyKey = Buffer.from(pub.export({ format: "jwk" }).x, "base64url");
+  const channel = createHash("sha256").update("blindpad/v1/channel").update(verifyKey).digest("hex");
+  const head = await stranger.evaluate(async (c) => (await fetch(`/v1/channels/${c}/head`)).status, channel);
+  check(head === 404, `opening a link created its pad: GET head answered ${head}`);
   await ctx.close();
   // The relay unreachable from the start (the page itself loaded): say so, with the next attempt.
   const control = { down: true, blockUp: false, sockets: [] };

@@ -2,7 +2,7 @@
 //
 // Usage: node tests/web/selfhost.mjs RELAY_URL [TOKEN_RELAY_URL TOKEN]
 // Prints one JSON line per scenario: {"scenario", "ok", "detail", ...};
-// tests/test_selfhost.py asserts on them. Waits are on the page's status
+// tests/web/test_selfhost.py asserts on them. Waits are on the page's status
 // element, never on sleeps.
 //   saved  create a pad on RELAY_URL, type, see "saved"; reports the edit link
 //   gzip   the largest asset the page loaded came gzip-encoded

@@ -395,7 +395,7 @@ def test_the_sdk_resends_the_same_bytes_over_a_new_transport() -> None:
         assert again.envelope == lost.envelope
         patch_id = hashlib.sha256(again.envelope).digest()
         await second.send(f.encode(f.Ack(again.request_id, 1, patch_id)))
-        await pad.synced(timeout=60)
+        await pad.synced(timeout=300)
         assert pad.status is Status.SAVED
         assert pad.text == "hi"
         await pad.aclose()

@@ -26,7 +26,7 @@ from relay_support import RelayProcess
 
 from client import Pad
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("BLINDPAD_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 HANG_GUARD_S = float(os.environ.get("BLINDPAD_E2E_TIMEOUT_S", 3600))

@@ -274,6 +274,9 @@ def test_page_failures_are_one_line_saying_what_to_do() -> None:
     refused = failure_text(Failed("CREATE_TOKEN_REQUIRED", "the relay refused a subscribe"))
     assert "does not exist on this relay" in refused
     assert "check that the link is complete" in refused
+    missing = failure_text(Failed("NO_VERIFY_KEY", "the relay refused a subscribe"))
+    assert "does not exist on this relay" in missing
+    assert "create a new pad" in missing
     other = failure_text(Failed("CODE_99", "the relay refused a patch"))
     assert "Reload the page" in other
     viewer = edit_refused(ReadOnly("view link"))

@@ -20,17 +20,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from client.textdiff import _DIFF_BUDGET, _diff, _DiffStats, diff
 from client.textops import (
-    _DIFF_BUDGET,
     InvalidPatch,
     Op,
     Patch,
-    _diff,
-    _DiffStats,
     apply,
     check,
     compose,
-    diff,
     from_wire,
     invert,
     normalize,
@@ -41,7 +38,7 @@ from client.textops import (
     transform_selection,
 )
 
-VECTORS = Path(__file__).parent / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 CHARS = st.sampled_from(["a", "b", " ", "\n", "中", "文", "😀", "🎉", "\u0301", "é"])
 TEXTS = st.text(alphabet=CHARS, max_size=4)
 DOCS = st.text(alphabet=CHARS, max_size=14)
