@@ -138,7 +138,8 @@ def _routes(
         Route("/v1/channels/{channel}/head", http.head),
         Route("/v1/channels/{channel}/history", http.history),
     ]
-    return routes + web.routes(config.web_dir)  # /, /p/ and the assets (relay/web.py)
+    required = config.create_token is not None
+    return routes + web.routes(config.web_dir, token_required=required)  # /, /p/, assets
 
 
 def origin_allowed(origin: str | None, public_url: str | None) -> bool:

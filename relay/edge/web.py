@@ -82,6 +82,8 @@ __all__ = [
 #: Where a wheel carries the page (written by ``setup.py``; absent in a checkout).
 PACKAGED_WEB_DIR = Path(__file__).resolve().parent / "static"
 IMMUTABLE = "public, max-age=31536000, immutable"
+#: Filled when the page is served (not when the bundle is built): the relay's choice.
+TOKEN_PLACEHOLDER = b"{{create-token}}"
 _CHUNK = 1 << 16
 
 
@@ -154,7 +156,9 @@ async def _respond(asset: Asset, url: str, gzip_ok: bool, compressed: _Compresse
     return Response(asset.data, media_type=kind, headers=headers)
 
 
-def _serve(bundle: WebBundle) -> tuple[Route, Route, Route]:
+def _serve(bundle: WebBundle, token_required: bool) -> tuple[Route, Route, Route]:
+    # The page asks for the creation token before creating a pad, only where one is needed.
+    html = bundle.html.replace(TOKEN_PLACEHOLDER, b"required" if token_required else b"")
     headers = {
         "Cache-Control": "no-cache",
         "Referrer-Policy": "no-referrer",
@@ -169,7 +173,7 @@ def _serve(bundle: WebBundle) -> tuple[Route, Route, Route]:
 
     async def page(request: Request) -> Response:
         del request
-        return HTMLResponse(bundle.html, headers=headers)
+        return HTMLResponse(html, headers=headers)
 
     compressed = _Compressed()
 
@@ -184,12 +188,15 @@ def _serve(bundle: WebBundle) -> tuple[Route, Route, Route]:
     return Route("/", page), Route("/p/", page), Route("/assets/{rest:path}", asset)
 
 
-def routes(web_dir: Path | None) -> list[BaseRoute]:
+def routes(web_dir: Path | None, *, token_required: bool = False) -> list[BaseRoute]:
     """The routes of the web client (see the module docstring).
 
     Args:
         web_dir: the ``web/`` directory of a checkout, a packaged bundle's
             folder (:data:`PACKAGED_WEB_DIR`), or None for a placeholder page.
+        token_required: the relay has a creation token (the page then asks
+            for it before creating a pad: ``{{create-token}}`` in
+            ``index.html`` becomes ``required``).
 
     Returns:
         Routes for ``/``, ``/p/`` and the assets.
@@ -201,7 +208,7 @@ def routes(web_dir: Path | None) -> list[BaseRoute]:
         page = http.page_handler(None)
         return [Route("/", page), Route("/p/", page)]
     if is_packaged(web_dir):
-        return list(_serve(load_bundle(web_dir)))
+        return list(_serve(load_bundle(web_dir), token_required))
     if not (web_dir / "app.js").is_file():
         if not web_dir.is_dir():
             raise WebAssetsMissing(
@@ -211,4 +218,4 @@ def routes(web_dir: Path | None) -> list[BaseRoute]:
             )
         page = http.page_handler(web_dir)
         return [Route("/", page), Route("/p/", page), Mount("/", StaticFiles(directory=web_dir))]
-    return list(_serve(build_bundle(web_dir)))
+    return list(_serve(build_bundle(web_dir), token_required))

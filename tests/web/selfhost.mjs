@@ -81,7 +81,35 @@ async function gzip() {
   return { detail: `${name}: ${largest.size} bytes decoded, ${sent} bytes on the wire (gzip)`, name, decoded: largest.size, wire: sent };
 }
 
-const SCENARIOS = { saved, gzip };
+async function token() {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("console", (m) => m.type() === "error" && console.error("console:", m.text()));
+  await page.goto(`${TOKEN_RELAY}p/#new`);
+  await waitState(page, "token");
+  check(await page.$eval("#token-card", (e) => !e.hidden), "the token card is shown");
+  await page.fill("#token", "a wrong guess");
+  await page.click("#token-submit");
+  await waitState(page, "error", BOOT_MS);
+  const refused = await page.$eval("#message", (e) => e.textContent);
+  check(refused.includes("CREATE_TOKEN_REQUIRED") && refused.includes("did not accept"), `refusal: ${refused}`);
+  const kept = await page.evaluate(() => sessionStorage.getItem("blindpad.createToken"));
+  check(kept === null, `the refused token is forgotten: ${kept}`);
+  // Again from the landing page's button, with the right token this time.
+  await page.goto(TOKEN_RELAY);
+  await page.click("#new-pad");
+  await waitState(page, "token");
+  await page.fill("#token", TOKEN);
+  await page.click("#token-submit");
+  await waitState(page, "saved", BOOT_MS);
+  await page.focus("#pad");
+  await page.keyboard.type("created with the token");
+  await waitState(page, "saved");
+  const links = await page.evaluate(() => window.blindpad.links());
+  return { detail: `a wrong token was refused (${refused.length} chars, one line); the right one created the pad`, refused, edit: links.edit };
+}
+
+const SCENARIOS = { saved, gzip, token };
 for (const [name, run] of Object.entries(SCENARIOS)) {
   if (name === "token" && !TOKEN_RELAY) continue;
   const started = Date.now();

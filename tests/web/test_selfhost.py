@@ -80,9 +80,22 @@ async def _wasm_both_ways(url: str) -> dict[str, int]:
 
 @needs_runtime
 def test_sources_bundle_serves_gzip_once_compressed() -> None:
-    with running_relay(RelayConfig(store_url="memory:", web_dir=CHECKOUT_WEB_DIR)) as relay:
+    config = RelayConfig(store_url="memory:", web_dir=CHECKOUT_WEB_DIR, create_token=b"t")
+    with running_relay(config) as relay:
         sizes = asyncio.run(_wasm_both_ways(relay.url))
+        page = httpx.get(relay.url).text
     assert sizes["gzip, deflate, br"] < sizes["identity"] // 2
+    assert 'data-create-token="required"' in page  # the page asks for the token
+
+
+def test_token_refusal_says_the_token_when_creating() -> None:
+    from client.browser import failure_text
+    from client.events import Failed
+
+    refused = Failed("CREATE_TOKEN_REQUIRED", "the relay refused a subscribe")
+    assert "did not accept" in failure_text(refused, creating=True)
+    assert "did not accept" not in failure_text(refused)
+    assert "CREATE_TOKEN_REQUIRED" in failure_text(refused, creating=True)
 
 
 @needs_runtime
@@ -96,7 +109,9 @@ def test_packaged_bundle_round_trip(tmp_path: Path) -> None:
     assert loaded.size < 8_000_000
     with running_relay(RelayConfig(store_url="memory:", web_dir=tmp_path / "static")) as relay:
         sizes = asyncio.run(_wasm_both_ways(relay.url))
+        page = httpx.get(relay.url).text
     assert sizes["identity"] == WASM.stat().st_size
+    assert 'data-create-token=""' in page  # no token: the page never asks
     (tmp_path / "static" / "manifest.json").write_text('{"format": 99}')
     with pytest.raises(bundle.WebAssetsMissing, match="format 99"):
         bundle.load_bundle(tmp_path / "static")
@@ -217,11 +232,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
 
 class _Started:
-    def __init__(self, installed: Installed, *args: str) -> None:
+    def __init__(
+        self, installed: Installed, *args: str, env: dict[str, str] | None = None
+    ) -> None:
         self.proc = subprocess.Popen(
             [str(installed.bin / "blindpad"), "relay", "--port", "0", *args],
             cwd=installed.root,
-            env=_clean_env(),
+            env={**_clean_env(), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -286,9 +303,11 @@ def test_installed_relay_serves_a_working_page(installed: Installed) -> None:
     if reason is not None:
         pytest.skip(reason)
     relay = _Started(installed, "--store", f"sqlite:///{installed.root / 'relay.sqlite3'}")
+    # The token comes from the environment here (as in deploy/blindpad-relay.service).
+    guarded = _Started(installed, "--store", "memory:", env={"BLINDPAD_RELAY_CREATE_TOKEN": TOKEN})
     try:
         run = subprocess.run(
-            ["node", "tests/web/selfhost.mjs", relay.url],
+            ["node", "tests/web/selfhost.mjs", relay.url, guarded.url, TOKEN],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -297,15 +316,20 @@ def test_installed_relay_serves_a_working_page(installed: Installed) -> None:
         )
         results = {r["scenario"]: r for r in map(json.loads, _json_lines(run.stdout))}
         assert results, f"selfhost.mjs ran no scenario ({run.returncode}): {run.stderr[-3000:]}"
-        for name in ("saved", "gzip"):
+        for name in ("saved", "gzip", "token"):
             assert results[name]["ok"], results[name]["detail"]
         print(f"\n{results['gzip']['detail']}")
         assert results["gzip"]["name"] == "pyodide.asm.wasm"
-        cat = installed.run("blindpad", "cat", results["saved"]["edit"])
-        assert cat.returncode == 0, cat.stderr
-        assert cat.stdout == "typed on an installed relay"
+        for scenario, text in [
+            ("saved", "typed on an installed relay"),
+            ("token", "created with the token"),
+        ]:
+            cat = installed.run("blindpad", "cat", results[scenario]["edit"])
+            assert cat.returncode == 0, cat.stderr
+            assert cat.stdout == text
     finally:
         relay.stop()
+        guarded.stop()
 
 
 def _json_lines(text: str) -> list[str]:
