@@ -36,6 +36,7 @@ import asyncio
 import collections
 import dataclasses
 import enum
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -389,7 +390,7 @@ class Connection:
             if key == frames.ZERO_ID:
                 raise _Refusal(RefuseCode.NO_VERIFY_KEY)
             token = self.relay.create_token
-            if token is not None and self.token != token:
+            if token is not None and not hmac.compare_digest(self.token, token):
                 raise _Refusal(RefuseCode.CREATE_TOKEN_REQUIRED)
             info = await self.relay.store.create_channel(cid, key)
         return self.relay.hub.channels.get(cid) or ChannelState(

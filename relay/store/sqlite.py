@@ -418,6 +418,9 @@ def _read_since(c: sqlite3.Connection, channel_id: bytes, since_seq: int) -> His
         return HistoryRead(None, (), Head())
     if since_seq < info.floor_seq:
         raise HistoryTrimmed(info.floor_seq)
+    if since_seq >= info.head.seq:
+        # Nothing is newer; also keeps a u64 past SQLite's i64 out of the query.
+        return HistoryRead(None, (), info.head)
     return HistoryRead(None, _patches_after(c, channel_id, since_seq), info.head)
 
 

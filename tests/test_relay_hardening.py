@@ -1,0 +1,191 @@
+"""Hardening: every bad input gets a documented code, and the relay's limits fire.
+
+Issue 11.  Each test names the attack it stands for; time is the relay's
+injected clock (``RelayState.clock``) wherever a limit is about time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+from relay_support import TIMEOUT, Client, Pad, RelayHandle, running_relay, small_limits
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from crypto.envelope import Kind
+from relay.app import RelayConfig
+from wire import frames as f
+from wire.codes import ErrorCode
+
+ZERO = f.ZERO_ID
+
+
+def sqlite_config(tmp_path: Path, **config: object) -> RelayConfig:
+    """A relay on a SQLite file in ``tmp_path`` (where the i64 overflow lived)."""
+    return RelayConfig(
+        store_url=f"sqlite:///{tmp_path / 'relay.sqlite3'}",
+        web_dir=None,
+        **config,  # type: ignore[arg-type]
+    )
+
+
+def run(config: RelayConfig, scenario: Callable[[RelayHandle], Awaitable[None]]) -> None:
+    with running_relay(config) as relay:
+        asyncio.run(scenario(relay))
+
+
+def boundaries(bits: int) -> list[int]:
+    """Boundary values of an unsigned field: 0, 1, around the sign bit, the top."""
+    top = 2**bits
+    values = {0, 1, 2, top // 2 - 1, top // 2, top // 2 + 1, top - 2, top - 1}
+    if bits == 64:
+        values |= {2**31, 2**32, 2**32 + 1}
+    return sorted(values)
+
+
+_BITS = {"B": 8, "H": 16, "I": 32, "Q": 64}
+
+
+def int_fields(frame: f.Frame) -> list[tuple[str, int]]:
+    """(name, bit width) of every fixed integer field of a client frame."""
+    spec = f._SPECS[f.frame_type(frame)]
+    codes = list(spec.fixed.format.lstrip(">").replace("32s", "s"))
+    names = [fld.name for fld in dataclasses.fields(frame)]
+    return [(names[i], _BITS[c]) for i, c in enumerate(codes) if c in _BITS]
+
+
+def encode_raw(frame: f.Frame, name: str, value: int) -> bytes:
+    """Encode ``frame`` with field ``name`` set to ``value`` (even an invalid enum value)."""
+    kind = f.frame_type(frame)
+    spec = f._SPECS[kind]
+    values = [getattr(frame, fld.name) for fld in dataclasses.fields(frame)]
+    names = [fld.name for fld in dataclasses.fields(frame)]
+    values[names.index(name)] = value
+    fixed = values[:-1] if spec.variable else values
+    data = bytes((kind,)) + spec.fixed.pack(*fixed)
+    if spec.variable:
+        data += struct.pack(">I", len(values[-1])) + values[-1]
+    return data
+
+
+async def answer_to(ws: ClientConnection, data: bytes, nonce: int) -> f.Error | None:
+    """Send ``data`` then PING; return the ERROR that ended the connection, or None."""
+    try:
+        await ws.send(data)
+        await ws.send(f.encode(f.Ping(nonce)))
+        while True:
+            frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            if isinstance(frame, f.Error):
+                return frame
+            if isinstance(frame, f.Pong) and frame.nonce == nonce:
+                return None
+    except ConnectionClosed:
+        return None
+
+
+async def opened(relay: RelayHandle, pad: Pad | None) -> ClientConnection:
+    """A connection past HELLO, subscribed to ``pad`` when one is given."""
+    ws = await connect(relay.ws_url, max_size=None, open_timeout=TIMEOUT).__aenter__()
+    await ws.send(f.encode(f.Hello(f.PROTOCOL_VERSION)))
+    assert isinstance(f.decode(await ws.recv()), f.Welcome)
+    if pad is not None:
+        await ws.send(f.encode(f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0)))
+        while not isinstance(f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT)), f.HistoryEnd):
+            pass
+    return ws
+
+
+def test_boundary_integers_in_every_client_field_never_give_internal(tmp_path: Path) -> None:
+    """u8/u16/u32/u64 boundaries in every field of every client frame: no INTERNAL.
+
+    ``since`` >= 2**63 used to overflow SQLite's INTEGER and close with 4007.
+    """
+    pad = Pad()
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as owner:
+            await owner.subscribe(pad)
+            env, pid = pad.patch(ZERO, b"one")
+            assert isinstance(await owner.push(env), f.Ack)
+        patch, _ = pad.patch(pid, b"two")
+        snap = pad.sealed(Kind.SNAPSHOT, pid)
+        seeds: list[f.Frame] = [
+            f.Hello(f.PROTOCOL_VERSION, b"tok"),
+            f.Subscribe(7, pad.channel_id, f.SubscribeFrom.SINCE, 0, pad.keys.verify_key),
+            f.Unsubscribe(7, pad.channel_id),
+            f.Push(7, patch),
+            f.SnapshotChunk(7, len(snap), 0, snap),
+            f.Trim(7, pad.sealed(Kind.TRIM, pid)),
+            f.Ephemeral(7, pad.ephemeral()),
+            f.Ping(7),
+        ]
+        assert {f.frame_type(s) for s in seeds} == {t for t in f.FrameType if t < 0x80}
+        cases = 0
+        for seed in seeds:
+            for name, bits in int_fields(seed):
+                for value in boundaries(bits):
+                    subscribed = not isinstance(seed, f.Subscribe | f.Hello)
+                    ws = await opened(relay, pad if subscribed else None)
+                    try:
+                        error = await answer_to(ws, encode_raw(seed, name, value), 1000 + cases)
+                    finally:
+                        await ws.close()
+                    assert error is None or error.code != ErrorCode.INTERNAL, (seed, name, value)
+                    cases += 1
+        assert cases > 80
+
+    run(sqlite_config(tmp_path, limits=small_limits()), scenario)
+
+
+def test_subscribe_since_past_the_head_gets_nothing_newer(tmp_path: Path) -> None:
+    pad = Pad()
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as client:
+            await client.subscribe(pad)
+            env, pid = pad.patch(ZERO, b"one")
+            assert isinstance(await client.push(env), f.Ack)
+        for since in (2, 2**63 - 1, 2**63, 2**64 - 1):
+            async with Client.connect(relay) as client:
+                got = await client.subscribe(pad, since=since, key=ZERO)
+                assert got == [f.HistoryEnd(got[-1].request_id, pad.channel_id, 1, pid)]  # type: ignore[union-attr]
+
+    run(sqlite_config(tmp_path, limits=small_limits()), scenario)
+
+
+def test_http_history_query_is_parsed_strictly(tmp_path: Path) -> None:
+    pad = Pad()
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as client:
+            await client.subscribe(pad)
+            assert isinstance(await client.push(pad.patch(ZERO, b"one")[0]), f.Ack)
+        path = f"/v1/channels/{pad.channel_id.hex()}/history"
+        async with httpx.AsyncClient(base_url=relay.url) as http:
+            for query in ("since=9223372036854775808", "since=18446744073709551615", "since=5"):
+                answer = await http.get(f"{path}?{query}")
+                assert answer.status_code == 200, (query, answer.text)
+                assert answer.content[0] == 0  # only the end record: nothing newer
+            for query in (
+                "from=x",
+                "from=",
+                "since=18446744073709551616",
+                "since=-1",
+                "since=+1",
+                "since=1_0",
+                "since=%201",
+                "since=",
+                "since=0&from=snapshot",
+            ):
+                answer = await http.get(f"{path}?{query}")
+                assert answer.status_code == 400, (query, answer.text)
+                assert answer.json()["code"] == "BAD_QUERY"
+            assert (await http.get(f"{path}?from=snapshot")).status_code == 200
+            assert (await http.get(path)).content[0] == 2  # since=0: the patch
+
+    run(sqlite_config(tmp_path, limits=small_limits()), scenario)
