@@ -131,12 +131,18 @@ def _serve(config: RelayConfig, host: str, port: int, log_level: str) -> int:
     import uvicorn
 
     from relay.app import create_app
+    from relay.store import StoreError, lockfile, sqlite_path
 
+    held = None
     try:
         app = create_app(config)
+        if config.store_url.startswith("sqlite://"):  # a second relay: one line, exit 1
+            held = lockfile.acquire(sqlite_path(config.store_url))
         sock = _bind(host, port)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StoreError) as exc:
         print(f"blindpad relay: {exc}", file=sys.stderr)
+        if held is not None:
+            lockfile.release(held)
         return 1
     with sock:
         bound = sock.getsockname()[1]
@@ -144,7 +150,11 @@ def _serve(config: RelayConfig, host: str, port: int, log_level: str) -> int:
         url = config.public_url or f"http://{shown}:{bound}/"
         server = uvicorn.Server(uvicorn_config(app, config.limits, log_level))
         line = f"blindpad relay listening on {url} (store: {config.store_url})"
-        started = asyncio.run(_serve_until_stopped(server, sock, line))
+        try:
+            started = asyncio.run(_serve_until_stopped(server, sock, line))
+        finally:
+            if held is not None:
+                lockfile.release(held)
     if not started:
         print("blindpad relay: startup failed (see the message above)", file=sys.stderr)
         return 1
@@ -220,7 +230,13 @@ def _seed(argv: list[str]) -> int:
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"the store ({DEFAULT_STORE})")
     parser.add_argument("--base-url", default="http://127.0.0.1:8765", help="relay address")
     args = parser.parse_args(argv)
-    link = asyncio.run(_seed_store(args.store, args.patches, args.base_url))
+    from relay.store import StoreError
+
+    try:
+        link = asyncio.run(_seed_store(args.store, args.patches, args.base_url))
+    except StoreError as exc:
+        print(f"blindpad relay seed: {exc}", file=sys.stderr)
+        return 1
     print(link, flush=True)
     return 0
 

@@ -8,17 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import socket
+import sqlite3
 import struct
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from relay_support import TIMEOUT, Client, Pad, RelayHandle, running_relay, small_limits
+from relay_support import (
+    ROOT,
+    TIMEOUT,
+    Client,
+    Pad,
+    RelayHandle,
+    RelayProcess,
+    running_relay,
+    small_limits,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from crypto.envelope import Kind
 from relay.app import RelayConfig
+from relay.cli import main as cli_main
 from wire import frames as f
 from wire.codes import ErrorCode
 
@@ -189,3 +204,32 @@ def test_http_history_query_is_parsed_strictly(tmp_path: Path) -> None:
             assert (await http.get(path)).content[0] == 2  # since=0: the patch
 
     run(sqlite_config(tmp_path, limits=small_limits()), scenario)
+
+
+def test_second_relay_on_one_sqlite_file_refuses_naming_the_first(tmp_path: Path) -> None:
+    """Two relays on one file never saw each other's patches; the second now refuses."""
+    store = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    first = RelayProcess("--store", store)
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "relay", "--port", "0", "--store", store],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        assert second.returncode == 1
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, second.stderr
+        assert f"pid {first.proc.pid} on host {socket.gethostname()}" in lines[0]
+        assert "in use by another relay" in lines[0]
+        # backup of the live relay still works (online backup API, no lock)
+        copy = tmp_path / "copy.sqlite3"
+        assert cli_main(["backup", str(copy), "--store", store]) == 0
+        assert sqlite3.connect(copy).execute("PRAGMA user_version").fetchone()[0] >= 1
+    finally:
+        first.stop()
+    # once the first is gone the file is free again (the kernel dropped the flock)
+    again = RelayProcess("--store", store)
+    again.stop()

@@ -16,7 +16,9 @@ each in its own read transaction (a consistent snapshot under WAL).
 Compare-and-append is atomic because only this thread writes: the dedupe
 check, the head comparison and the insert of one :meth:`append` run inside the
 same transaction.  ``PRAGMA user_version`` is the schema version; a database
-with a newer version is refused at :meth:`open` with :class:`SchemaTooNew`.
+with a newer version is refused at :meth:`open` with :class:`SchemaTooNew`,
+and a file another relay process holds with
+:class:`~relay.store.lockfile.StoreLocked` (:mod:`relay.store.lockfile`).
 
 Sizes are kept as columns (``stored_bytes``, ``pad_bytes``) so the relay's
 quota checks cost one row read, not a scan.
@@ -32,6 +34,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from relay.store import lockfile
 from relay.store.base import (
     SCHEMA_VERSION,
     AppendOutcome,
@@ -112,16 +115,19 @@ class SQLiteStore:
         self._queue: queue.SimpleQueue[_Op | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._observer: Callable[[int], None] | None = None
+        self._lock: str | None = None
 
     # --- lifecycle -----------------------------------------------------------
 
     async def open(self) -> None:
-        """Start the writer thread and check or create the schema.
+        """Take the lock file, start the writer thread, check or create the schema.
 
         Raises:
+            StoreLocked: another relay process has the file open (its pid and host named).
             SchemaTooNew: the file was written by a newer blindpad.
             StoreError: the file cannot be opened as a database.
         """
+        self._lock = lockfile.acquire(self.path)
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[BaseException | None] = loop.create_future()
         self._thread = threading.Thread(
@@ -132,6 +138,7 @@ class SQLiteStore:
         if error is not None:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
+            self._release_lock()
             raise error
 
     async def close(self) -> None:
@@ -141,6 +148,12 @@ class SQLiteStore:
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            lockfile.release(self._lock)
+            self._lock = None
 
     def observe_commits(self, observer: Callable[[int], None]) -> None:
         """Call ``observer(batch_size)`` on the event loop after every commit."""
