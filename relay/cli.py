@@ -48,6 +48,9 @@ _LIMIT_HELP = {
     "max_channels": "channels per connection (TOO_MANY_CHANNELS)",
     "presubscribe_bytes": "bytes accepted before the first subscription (fatal)",
     "outgoing_queue_frames": "frames queued per connection before it is closed as slow",
+    "max_connections": "open connections, relay-wide (fatal TOO_MANY_CONNECTIONS)",
+    "max_connections_per_address": "open connections per client address (fatal)",
+    "idle_timeout_seconds": "close a connection silent this long (fatal IDLE_TIMEOUT)",
 }
 
 
@@ -62,6 +65,11 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"storage ({DEFAULT_STORE})")
     parser.add_argument("--public-url", help="public address behind a proxy (checks Origin)")
     parser.add_argument("--create-token", help="token HELLO must carry to create a pad")
+    parser.add_argument(
+        "--trusted-proxies",
+        default="",
+        help="addresses whose X-Forwarded-For is believed (comma-separated)",
+    )
     parser.add_argument("--web-dir", help="directory of the web client (default: ./web)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
     defaults = Limits()
@@ -109,6 +117,7 @@ def _config(args: argparse.Namespace) -> RelayConfig:
         limits=limits,
         public_url=args.public_url,
         create_token=args.create_token.encode() if args.create_token else None,
+        trusted_proxies=frozenset(a.strip() for a in args.trusted_proxies.split(",") if a.strip()),
         web_dir=Path(args.web_dir) if args.web_dir else DEFAULT_WEB_DIR,
     )
 
@@ -185,6 +194,7 @@ def uvicorn_config(app: object, limits: Limits, log_level: str = "warning") -> u
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         access_log=False,
+        proxy_headers=False,  # the relay believes X-Forwarded-For only from --trusted-proxies
     )
 
 

@@ -88,6 +88,29 @@ class RelayState:
     storage_bytes: int = 0
     next_connection_id: int = 1
     clock: Callable[[], float] = time.monotonic
+    connections: dict[int, Connection] = dataclasses.field(default_factory=dict)
+    per_address: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    next_sweep: float = 0.0
+
+    def admit(self, address: str) -> str | None:
+        """Why a new connection from ``address`` is over a cap, or None to admit it."""
+        if len(self.connections) >= self.limits.max_connections:
+            return f"this relay's {self.limits.max_connections} connections are in use"
+        if self.per_address[address] >= self.limits.max_connections_per_address:
+            return f"{self.limits.max_connections_per_address} connections from {address}"
+        return None
+
+    def sweep_idle(self) -> None:
+        """Close every connection that has sent no frame for the idle timeout."""
+        now = self.clock()
+        self.next_sweep = now + 1.0
+        timeout = self.limits.idle_timeout_seconds
+        for conn in self.connections.values():
+            if now - conn.last_seen > timeout:
+                idle = ProtocolViolation(
+                    ErrorCode.IDLE_TIMEOUT, f"nothing received for {timeout} s"
+                )
+                conn.outbox.fail(idle, flush=True)
 
     def new_connection_id(self) -> int:
         """Return a fresh connection id (u64, never reused in this process)."""
@@ -126,6 +149,7 @@ class Connection:
         self.token = b""
         self.subscribed_once = False
         self.bytes_before_subscribe = 0
+        self.last_seen = relay.clock()
         self._bucket = TokenBucket(
             relay.limits.rate_per_second, relay.limits.rate_burst, relay.clock()
         )
@@ -141,6 +165,9 @@ class Connection:
             ProtocolViolation: the connection must close (frame-level fault).
         """
         limits = self.relay.limits
+        self.last_seen = now = self.relay.clock()
+        if now >= self.relay.next_sweep:
+            self.relay.sweep_idle()
         if len(data) > limits.max_frame_bytes:
             raise ProtocolViolation(
                 ErrorCode.FRAME_TOO_LARGE, f"frame of {len(data)} bytes > {limits.max_frame_bytes}"

@@ -46,6 +46,12 @@ class Limits:
             successful subscription (fatal PRESUBSCRIBE_BUFFER).
         outgoing_queue_frames: frames queued for one connection before it is
             closed as too slow (fatal SLOW_CONSUMER; resume "since seq N").
+        max_connections: open websocket connections, relay-wide (fatal
+            TOO_MANY_CONNECTIONS).
+        max_connections_per_address: open connections per client address
+            (fatal TOO_MANY_CONNECTIONS; behind a proxy see ``--trusted-proxies``).
+        idle_timeout_seconds: a connection that sends no frame (PING counts)
+            for this long is closed (fatal IDLE_TIMEOUT).
     """
 
     max_frame_bytes: int = 256 * KIB
@@ -60,6 +66,9 @@ class Limits:
     max_channels: int = 64
     presubscribe_bytes: int = 64 * KIB
     outgoing_queue_frames: int = 4096
+    max_connections: int = 4096
+    max_connections_per_address: int = 64
+    idle_timeout_seconds: int = 900
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -54,7 +54,11 @@ class RelayHandle:
 
 @contextlib.contextmanager
 def running_relay(
-    config: RelayConfig | None = None, *, faults: Faults | None = None, port: int = 0
+    config: RelayConfig | None = None,
+    *,
+    faults: Faults | None = None,
+    port: int = 0,
+    clock: Callable[[], float] | None = None,
 ) -> Iterator[RelayHandle]:
     """Serve a relay in a background thread on a loopback port.
 
@@ -63,12 +67,13 @@ def running_relay(
         faults: fault hooks.
         port: 0 picks a free port; a fixed one lets a test restart the relay
             under the same links (see :func:`free_port`).
+        clock: the relay's clock (tests of timeouts advance a fake one).
 
     Yields:
         The relay's address.
     """
     config = config or RelayConfig(store_url="memory:", web_dir=None)
-    app = create_app(config, faults=faults)
+    app = create_app(config, faults=faults, clock=clock)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))

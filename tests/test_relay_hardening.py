@@ -7,7 +7,9 @@ injected clock (``RelayState.clock``) wherever a limit is about time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 import os
 import socket
 import sqlite3
@@ -18,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from relay_support import (
     ROOT,
     TIMEOUT,
@@ -233,3 +236,93 @@ def test_second_relay_on_one_sqlite_file_refuses_naming_the_first(tmp_path: Path
     # once the first is gone the file is free again (the kernel dropped the flock)
     again = RelayProcess("--store", store)
     again.stop()
+
+
+async def closing_error(ws: ClientConnection) -> tuple[f.Error, int | None]:
+    """Read until the relay's ERROR; return it and the websocket close code."""
+    while True:
+        frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        if isinstance(frame, f.Error):
+            with contextlib.suppress(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            return frame, ws.close_code
+
+
+def test_idle_connections_are_closed_by_the_injected_clock() -> None:
+    """2,000 idle connections were kept forever; a silent one now gets IDLE_TIMEOUT."""
+    now = [1000.0]
+    config = RelayConfig(
+        store_url="memory:", web_dir=None, limits=small_limits(idle_timeout_seconds=60)
+    )
+
+    async def scenario(relay: RelayHandle) -> None:
+        idle = await opened(relay, None)
+        talker = await opened(relay, None)
+        trigger = await opened(relay, None)
+        now[0] += 40
+        assert await answer_to(talker, f.encode(f.Ping(1)), 2) is None  # a PING counts
+        now[0] += 21  # idle and trigger: 61 s silent; talker: 21 s
+        assert await answer_to(talker, f.encode(f.Ping(3)), 4) is None
+        error, close = await closing_error(idle)
+        assert (error.code, close) == (ErrorCode.IDLE_TIMEOUT, 4011)
+        error, _ = await closing_error(trigger)
+        assert error.code == ErrorCode.IDLE_TIMEOUT
+        assert await answer_to(talker, f.encode(f.Ping(5)), 6) is None
+        await talker.close()
+
+    with running_relay(config, clock=lambda: now[0]) as relay:
+        asyncio.run(scenario(relay))
+
+
+def test_connection_caps_total_and_per_address_with_trusted_proxies(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Caps fire with TOO_MANY_CONNECTIONS; X-Forwarded-For only from a trusted proxy."""
+    limits = small_limits(max_connections=3, max_connections_per_address=1)
+
+    async def attempt(relay: RelayHandle, forwarded: str) -> ClientConnection | f.Error:
+        ws = await connect(
+            relay.ws_url, additional_headers={"X-Forwarded-For": forwarded}, open_timeout=TIMEOUT
+        ).__aenter__()
+        with contextlib.suppress(ConnectionClosed):  # a refused one is closed at once
+            await ws.send(f.encode(f.Hello(f.PROTOCOL_VERSION)))
+        frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        if isinstance(frame, f.Error):
+            with contextlib.suppress(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            assert ws.close_code == 4010
+            return frame
+        return ws
+
+    async def trusted(relay: RelayHandle) -> None:
+        held = []
+        for forwarded in ("10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.3", "10.0.0.4"):
+            held.append(await attempt(relay, f"203.0.113.9, {forwarded}"))
+        kinds = [isinstance(h, f.Error) for h in held]
+        assert kinds == [False, False, True, False, True]
+        for h in held:
+            if isinstance(h, f.Error):
+                assert h.code == ErrorCode.TOO_MANY_CONNECTIONS
+            else:
+                await h.close()
+
+    async def untrusted(relay: RelayHandle) -> None:
+        first = await attempt(relay, "10.0.0.1")
+        second = await attempt(relay, "10.0.0.2")  # both key on 127.0.0.1
+        assert isinstance(second, f.Error)
+        assert second.code == ErrorCode.TOO_MANY_CONNECTIONS
+        assert not isinstance(first, f.Error)
+        await first.close()
+
+    proxied = RelayConfig(
+        store_url="memory:", web_dir=None, limits=limits, trusted_proxies=frozenset({"127.0.0.1"})
+    )
+    with running_relay(proxied) as relay:
+        asyncio.run(trusted(relay))
+    plain = RelayConfig(store_url="memory:", web_dir=None, limits=limits)
+    with caplog.at_level(logging.WARNING, logger="blindpad.relay"), running_relay(plain) as relay:
+        asyncio.run(untrusted(relay))
+    assert any(
+        "key on 127.0.0.1" in r.getMessage() and "--trusted-proxies" in r.getMessage()
+        for r in caplog.records
+    )

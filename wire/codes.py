@@ -65,6 +65,9 @@ class ErrorCode(enum.IntEnum):
     INTERNAL = 7
     FAULT_INJECTED = 8
     SHUTTING_DOWN = 9
+    TOO_MANY_CONNECTIONS = 10
+    IDLE_TIMEOUT = 11
+    SLOW_UPLOAD = 12
 
     @property
     def close_code(self) -> int:
