@@ -224,7 +224,7 @@ async def serve_websocket(
         await websocket.send_bytes(frames.encode(frames.Error(code, over + "; retry later")))
         await websocket.close(code=code.close_code)
         return
-    outbox = Outbox(relay.limits.outgoing_queue_frames)
+    outbox = Outbox(relay.limits.outgoing_queue_frames, relay.limits.outgoing_queue_bytes)
     conn = Connection(relay, outbox)
     relay.connections[conn.id] = conn
     relay.per_address[address] += 1

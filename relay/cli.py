@@ -51,6 +51,10 @@ _LIMIT_HELP = {
     "max_connections": "open connections, relay-wide (fatal TOO_MANY_CONNECTIONS)",
     "max_connections_per_address": "open connections per client address (fatal)",
     "idle_timeout_seconds": "close a connection silent this long (fatal IDLE_TIMEOUT)",
+    "outgoing_queue_bytes": "bytes queued per connection before it is closed as slow",
+    "upload_timeout_seconds": "unfinished snapshot upload timeout (fatal SLOW_UPLOAD)",
+    "max_upload_bytes": "bytes held by unfinished snapshot uploads, relay-wide",
+    "max_history_reads": "concurrent HTTP history reads (over it: 503 Retry-After)",
 }
 
 

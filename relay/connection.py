@@ -74,6 +74,10 @@ _Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
 
+#: retry_after_ms of an upload refused because unfinished uploads hold
+#: ``max_upload_bytes`` relay-wide.
+UPLOAD_RETRY_MS = 1000
+
 
 @dataclasses.dataclass
 class RelayState:
@@ -91,6 +95,8 @@ class RelayState:
     connections: dict[int, Connection] = dataclasses.field(default_factory=dict)
     per_address: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     next_sweep: float = 0.0
+    upload_bytes: int = 0
+    history_reads: int = 0
 
     def admit(self, address: str) -> str | None:
         """Why a new connection from ``address`` is over a cap, or None to admit it."""
@@ -101,16 +107,22 @@ class RelayState:
         return None
 
     def sweep_idle(self) -> None:
-        """Close every connection that has sent no frame for the idle timeout."""
+        """Close connections silent for the idle timeout or with a stalled upload."""
         now = self.clock()
         self.next_sweep = now + 1.0
         timeout = self.limits.idle_timeout_seconds
+        upload = self.limits.upload_timeout_seconds
         for conn in self.connections.values():
             if now - conn.last_seen > timeout:
                 idle = ProtocolViolation(
                     ErrorCode.IDLE_TIMEOUT, f"nothing received for {timeout} s"
                 )
                 conn.outbox.fail(idle, flush=True)
+            elif any(now - job.started > upload for job in conn.assemblies()):
+                slow = ProtocolViolation(
+                    ErrorCode.SLOW_UPLOAD, f"a snapshot upload took longer than {upload} s"
+                )
+                conn.outbox.fail(slow, flush=True)
 
     def new_connection_id(self) -> int:
         """Return a fresh connection id (u64, never reused in this process)."""
@@ -130,6 +142,7 @@ class ConnState(enum.Enum):
 class _Assembly:
     total: int
     data: bytearray
+    started: float
 
 
 class Connection:
@@ -461,9 +474,20 @@ class Connection:
             self.relay.hub.unregister(channel_id, self.id)
 
     def close(self) -> None:
-        """Leave every channel (the connection is gone)."""
+        """Leave every channel and drop unfinished uploads (the connection is gone)."""
         for channel_id in list(self.subs):
             self._unsubscribe(channel_id)
+        for request_id in list(self._assemblies):
+            self._drop_assembly(request_id)
+
+    def assemblies(self) -> list[_Assembly]:
+        """The snapshot uploads in progress."""
+        return list(self._assemblies.values())
+
+    def _drop_assembly(self, request_id: int) -> None:
+        job = self._assemblies.pop(request_id, None)
+        if job is not None:
+            self.relay.upload_bytes -= job.total
 
     # --- snapshots, trims, ephemerals -------------------------------------------
 
@@ -489,15 +513,18 @@ class Connection:
     def _assemble(self, frame: frames.SnapshotChunk) -> bytes | None:
         limits = self.relay.limits
         if frame.total > limits.max_snapshot_bytes:
-            self._assemblies.pop(frame.request_id, None)
+            self._drop_assembly(frame.request_id)
             raise _Refusal(RefuseCode.SNAPSHOT_TOO_LARGE)
         if frame.offset == 0:
-            if (
-                frame.request_id not in self._assemblies
-                and len(self._assemblies) >= MAX_ASSEMBLIES
-            ):
+            self._drop_assembly(frame.request_id)
+            if len(self._assemblies) >= MAX_ASSEMBLIES:
                 raise _Refusal(RefuseCode.BAD_CHUNK)
-            self._assemblies[frame.request_id] = _Assembly(frame.total, bytearray())
+            if self.relay.upload_bytes + frame.total > limits.max_upload_bytes:
+                # Relay-wide cap on bytes held by unfinished uploads: try again soon.
+                raise _Refusal(RefuseCode.RATE_LIMITED, retry_after_ms=UPLOAD_RETRY_MS)
+            self.relay.upload_bytes += frame.total
+            started = _Assembly(frame.total, bytearray(), self.relay.clock())
+            self._assemblies[frame.request_id] = started
         job = self._assemblies.get(frame.request_id)
         end = frame.offset + len(frame.data)
         if (
@@ -506,12 +533,12 @@ class Connection:
             or frame.offset != len(job.data)
             or end > job.total
         ):
-            self._assemblies.pop(frame.request_id, None)
+            self._drop_assembly(frame.request_id)
             raise _Refusal(RefuseCode.BAD_CHUNK)
         job.data += frame.data
         if len(job.data) < job.total:
             return None
-        del self._assemblies[frame.request_id]
+        self._drop_assembly(frame.request_id)
         return bytes(job.data)
 
     async def _trim(self, frame: frames.Trim) -> None:

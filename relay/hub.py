@@ -2,13 +2,14 @@
 
 Theory of operation
 -------------------
-Every connection owns one bounded FIFO, its :class:`Outbox`.  A single writer
-task per connection drains it onto the websocket.  Frames produced by the
-connection's own requests wait for room (``await put``: backpressure on that
-client only); frames produced by *other* connections (broadcasts, peer
-notices) never wait: if the FIFO is full the connection is failed with
-SLOW_CONSUMER (close code 4004) and the client resumes "since seq N".
-Ephemerals are dropped instead for a connection whose FIFO is half full.
+Every connection owns one FIFO bounded in frames and in bytes, its
+:class:`Outbox`. A single writer task per connection drains it onto the
+websocket. Frames produced by the connection's own requests wait for room
+(``await put``: backpressure on that client only); frames produced by
+*other* connections (broadcasts, peer notices) never wait: if the FIFO is
+full the connection is failed with SLOW_CONSUMER (close code 4004) and the
+client resumes "since seq N". Ephemerals are dropped instead for a
+connection whose FIFO is half full.
 
 A :class:`Subscription` is one connection's view of one channel.  It emits a
 channel's patches in strictly increasing, contiguous seq order, whatever
@@ -48,12 +49,16 @@ class Outbox:
     """A bounded FIFO of encoded frames for one connection.
 
     Args:
-        max_frames: capacity; offers beyond it fail the connection.
+        max_frames: capacity in frames; offers beyond it fail the connection.
+        max_bytes: capacity in bytes (one frame is always admitted into an
+            empty queue, so the bound is ``max_bytes`` + one frame).
     """
 
-    def __init__(self, max_frames: int) -> None:
+    def __init__(self, max_frames: int, max_bytes: int = 2**62) -> None:
         self._frames: collections.deque[bytes] = collections.deque()
         self._max = max_frames
+        self._max_bytes = max_bytes
+        self.bytes = 0
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self.failure: ProtocolViolation | None = None
@@ -66,13 +71,18 @@ class Outbox:
     @property
     def half_full(self) -> bool:
         """Whether droppable traffic (ephemerals) should be dropped."""
-        return len(self._frames) * 2 >= self._max
+        return len(self._frames) * 2 >= self._max or self.bytes * 2 >= self._max_bytes
+
+    def _full(self, size: int) -> bool:
+        if len(self._frames) >= self._max:
+            return True
+        return bool(self._frames) and self.bytes + size > self._max_bytes
 
     def offer(self, frame: bytes) -> None:
         """Queue a frame without waiting; on overflow fail with SLOW_CONSUMER."""
         if self.failure is not None or self.stopped:
             return
-        if len(self._frames) >= self._max:
+        if self._full(len(frame)):
             violation = ProtocolViolation(
                 ErrorCode.SLOW_CONSUMER,
                 "outgoing queue overflow; reconnect and resume since your last seq",
@@ -80,11 +90,12 @@ class Outbox:
             self.fail(violation, flush=False)
             return
         self._frames.append(frame)
+        self.bytes += len(frame)
         self._wake.set()
 
     async def put(self, frame: bytes) -> None:
         """Queue a frame, waiting for room (backpressure on the owning connection)."""
-        while len(self._frames) >= self._max and self.failure is None and not self.stopped:
+        while self._full(len(frame)) and self.failure is None and not self.stopped:
             self._room.clear()
             await self._room.wait()
         self.offer(frame)
@@ -112,6 +123,7 @@ class Outbox:
                 return None
             if self._frames:
                 frame = self._frames.popleft()
+                self.bytes -= len(frame)
                 self._room.set()
                 return frame
             self._wake.clear()

@@ -52,6 +52,14 @@ class Limits:
             (fatal TOO_MANY_CONNECTIONS; behind a proxy see ``--trusted-proxies``).
         idle_timeout_seconds: a connection that sends no frame (PING counts)
             for this long is closed (fatal IDLE_TIMEOUT).
+        outgoing_queue_bytes: bytes queued for one connection before it is
+            closed as too slow (fatal SLOW_CONSUMER), besides the frame count.
+        upload_timeout_seconds: a snapshot upload unfinished this long after
+            its first chunk closes the connection (fatal SLOW_UPLOAD).
+        max_upload_bytes: bytes held by unfinished snapshot uploads, relay-wide
+            (a new upload over it is refused RATE_LIMITED, retry_after_ms 1000).
+        max_history_reads: concurrent HTTP history reads (over it: 503 with
+            ``Retry-After``).
     """
 
     max_frame_bytes: int = 256 * KIB
@@ -66,9 +74,13 @@ class Limits:
     max_channels: int = 64
     presubscribe_bytes: int = 64 * KIB
     outgoing_queue_frames: int = 4096
-    max_connections: int = 4096
+    max_connections: int = 1024
     max_connections_per_address: int = 64
     idle_timeout_seconds: int = 900
+    outgoing_queue_bytes: int = 2 * MIB
+    upload_timeout_seconds: int = 300
+    max_upload_bytes: int = 64 * MIB
+    max_history_reads: int = 4
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

@@ -16,6 +16,7 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -37,8 +38,10 @@ from websockets.exceptions import ConnectionClosed
 from crypto.envelope import Kind
 from relay.app import RelayConfig
 from relay.cli import main as cli_main
+from relay.hub import Outbox
+from relay.store import HistoryRead, MemoryStore
 from wire import frames as f
-from wire.codes import ErrorCode
+from wire.codes import ErrorCode, RefuseCode
 
 ZERO = f.ZERO_ID
 
@@ -326,3 +329,129 @@ def test_connection_caps_total_and_per_address_with_trusted_proxies(
         "key on 127.0.0.1" in r.getMessage() and "--trusted-proxies" in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_outgoing_queue_is_bounded_in_bytes() -> None:
+    """One slow reader pinned ~256 MiB in 4096 frames; the queue now counts bytes too."""
+
+    async def main() -> None:
+        box = Outbox(max_frames=1000, max_bytes=1000)
+        box.offer(b"a" * 600)
+        box.offer(b"b" * 400)  # exactly at the bound
+        assert (len(box), box.bytes, box.failure) == (2, 1000, None)
+        put = asyncio.create_task(box.put(b"c" * 10))  # own traffic waits for room
+        await asyncio.sleep(0)
+        assert not put.done()
+        assert await box.next() == b"a" * 600
+        await put
+        assert box.bytes == 410
+        box.offer(b"d" * 591)  # a broadcast past the bound fails the connection
+        assert box.failure is not None
+        assert box.failure.code == ErrorCode.SLOW_CONSUMER
+        lone = Outbox(max_frames=10, max_bytes=100)
+        lone.offer(b"x" * 500)  # one frame always fits an empty queue
+        assert lone.failure is None
+
+    asyncio.run(main())
+
+
+def test_snapshot_uploads_time_out_and_share_a_relay_wide_cap() -> None:
+    """An unfinished upload pinned memory forever: now SLOW_UPLOAD and max_upload_bytes."""
+    now = [0.0]
+    limits = small_limits(
+        max_frame_bytes=8192, upload_timeout_seconds=300, max_upload_bytes=10_000
+    )
+    config = RelayConfig(store_url="memory:", web_dir=None, limits=limits)
+    pad = Pad()
+
+    async def chunk(ws: ClientConnection, rid: int, total: int) -> f.Frame:
+        await ws.send(f.encode(f.SnapshotChunk(rid, total, 0, b"s" * 100)))
+        await ws.send(f.encode(f.Ping(rid)))
+        while True:
+            frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
+            if isinstance(frame, f.Refuse | f.Pong | f.Error):
+                return frame
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as owner:
+            await owner.subscribe(pad)
+        first, second = await opened(relay, pad), await opened(relay, pad)
+        assert isinstance(await chunk(first, 1, 6000), f.Pong)
+        refused = await chunk(second, 2, 6000)  # 12,000 held > 10,000
+        assert isinstance(refused, f.Refuse)
+        assert (refused.code, refused.retry_after_ms) == (RefuseCode.RATE_LIMITED, 1000)
+        now[0] += 301
+        assert isinstance(await chunk(second, 3, 3000), f.Pong)  # the sweep runs first
+        error, close = await closing_error(first)
+        assert (error.code, close) == (ErrorCode.SLOW_UPLOAD, 4012)
+        for _ in range(200):  # the first connection's bytes are released on close
+            answer = await chunk(second, 4, 6000)
+            if isinstance(answer, f.Pong):
+                break
+            await asyncio.sleep(0.05)
+        assert isinstance(answer, f.Pong), answer
+        await second.close()
+
+    with running_relay(config, clock=lambda: now[0]) as relay:
+        asyncio.run(scenario(relay))
+
+
+class _GatedStore(MemoryStore):
+    """A memory store whose history reads wait for a gate; the head never reads history."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.reads = 0
+        self.gating = False
+
+    async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
+        self.reads += 1
+        if self.gating:
+            self.entered.set()
+            await asyncio.to_thread(self.gate.wait, TIMEOUT)
+        return await super().read_since(channel_id, since_seq)
+
+    async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
+        self.reads += 1
+        return await super().read_from_snapshot(channel_id)
+
+
+def test_head_reads_no_history_and_heavy_reads_are_capped() -> None:
+    """GET head read the whole pad; concurrent history reads were unbounded."""
+    store = _GatedStore()
+    config = RelayConfig(
+        store_url="memory:", web_dir=None, limits=small_limits(max_history_reads=1)
+    )
+    pad = Pad()
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as owner:
+            await owner.subscribe(pad)
+            env, pid = pad.patch(ZERO, b"one")
+            assert isinstance(await owner.push(env), f.Ack)
+        base = f"/v1/channels/{pad.channel_id.hex()}"
+        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT) as http:
+            reads = store.reads
+            head = await http.get(f"{base}/head")
+            assert head.json() == {
+                "channel": pad.channel_id.hex(),
+                "seq": 1,
+                "id": pid.hex(),
+                "floor": 0,
+            }
+            assert store.reads == reads  # no history read for the head
+            store.gating = True
+            slow = asyncio.create_task(http.get(f"{base}/history?since=0"))
+            await asyncio.to_thread(store.entered.wait, TIMEOUT)
+            busy = await http.get(f"{base}/history?since=0")
+            assert busy.status_code == 503
+            assert busy.headers["retry-after"] == "1"
+            assert busy.json()["code"] == "BUSY"
+            store.gate.set()
+            assert (await slow).status_code == 200
+            assert (await http.get(f"{base}/history?since=0")).status_code == 200
+
+    with running_relay(config, store=store) as relay:
+        asyncio.run(scenario(relay))
