@@ -118,7 +118,9 @@ def create_app(
             observe = getattr(chosen, "observe_commits", None)
             if observe is not None:
                 observe(relay.metrics.observe_batch)
-            relay.storage_bytes = (await chosen.stats()).stored_bytes
+            stats = await chosen.stats()
+            overhead = config.limits.channel_overhead_bytes
+            relay.storage_bytes = stats.stored_bytes + stats.channels * overhead
             sweeper = asyncio.create_task(_sweep(relay))
             try:
                 yield {"relay": relay}
@@ -225,7 +227,7 @@ async def serve_websocket(
         await websocket.close(code=code.close_code)
         return
     outbox = Outbox(relay.limits.outgoing_queue_frames, relay.limits.outgoing_queue_bytes)
-    conn = Connection(relay, outbox)
+    conn = Connection(relay, outbox, address)
     relay.connections[conn.id] = conn
     relay.per_address[address] += 1
     relay.metrics.connections += 1

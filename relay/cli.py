@@ -55,6 +55,10 @@ _LIMIT_HELP = {
     "upload_timeout_seconds": "unfinished snapshot upload timeout (fatal SLOW_UPLOAD)",
     "max_upload_bytes": "bytes held by unfinished snapshot uploads, relay-wide",
     "max_history_reads": "concurrent HTTP history reads (over it: 503 Retry-After)",
+    "create_per_minute": "pads one client address may create per minute (CREATE_RATE_LIMITED)",
+    "create_burst": "pads one client address may create at once",
+    "channel_overhead_bytes": "what an empty pad counts against the storage quotas",
+    "new_pad_storage_percent": "new pads refused past this %% of max storage (STORAGE_FULL)",
 }
 
 

@@ -97,6 +97,16 @@ class RelayState:
     next_sweep: float = 0.0
     upload_bytes: int = 0
     history_reads: int = 0
+    create_buckets: dict[str, TokenBucket] = dataclasses.field(default_factory=dict)
+
+    def take_create(self, address: str) -> int:
+        """Take a pad-creation token of ``address``: 0, or the ms to wait for one."""
+        now, lim = self.clock(), self.limits
+        bucket = self.create_buckets.get(address)
+        if bucket is None:
+            bucket = TokenBucket(lim.create_per_minute / 60, lim.create_burst, now)
+            self.create_buckets[address] = bucket
+        return bucket.take(now)
 
     def admit(self, address: str) -> str | None:
         """Why a new connection from ``address`` is over a cap, or None to admit it."""
@@ -112,6 +122,9 @@ class RelayState:
         self.next_sweep = now + 1.0
         timeout = self.limits.idle_timeout_seconds
         upload = self.limits.upload_timeout_seconds
+        for address, bucket in list(self.create_buckets.items()):
+            if bucket.full(now):
+                del self.create_buckets[address]
         for conn in self.connections.values():
             if now - conn.last_seen > timeout:
                 idle = ProtocolViolation(
@@ -151,10 +164,12 @@ class Connection:
     Args:
         relay: the shared relay state.
         outbox: this connection's outgoing FIFO.
+        address: the client address per-address limits key on.
     """
 
-    def __init__(self, relay: RelayState, outbox: Outbox) -> None:
+    def __init__(self, relay: RelayState, outbox: Outbox, address: str = "") -> None:
         self.relay = relay
+        self.address = address
         self.outbox = outbox
         self.id = relay.new_connection_id()
         self.state = ConnState.AWAITING_HELLO
@@ -291,7 +306,7 @@ class Connection:
         limits = self.relay.limits
         if pad and state.pad_bytes + size > limits.max_pad_bytes:
             raise _Refusal(RefuseCode.PAD_TOO_LARGE)
-        if state.stored_bytes + size > limits.channel_quota_bytes:
+        if state.stored_bytes + limits.channel_overhead_bytes + size > limits.channel_quota_bytes:
             raise _Refusal(RefuseCode.CHANNEL_QUOTA)
         if self.relay.storage_bytes + size > limits.max_storage_bytes:
             raise _Refusal(RefuseCode.STORAGE_FULL)
@@ -432,10 +447,23 @@ class Connection:
             token = self.relay.create_token
             if token is not None and not hmac.compare_digest(self.token, token):
                 raise _Refusal(RefuseCode.CREATE_TOKEN_REQUIRED)
+            self._room_for_a_pad()
+            wait_ms = self.relay.take_create(self.address)
+            if wait_ms:
+                raise _Refusal(RefuseCode.CREATE_RATE_LIMITED, retry_after_ms=wait_ms)
             info = await self.relay.store.create_channel(cid, key)
+            if info.head.seq == 0 and info.stored_bytes == 0:
+                self.relay.storage_bytes += self.relay.limits.channel_overhead_bytes
         return self.relay.hub.channels.get(cid) or ChannelState(
             info.verify_key, info.pad_bytes, info.stored_bytes
         )
+
+    def _room_for_a_pad(self) -> None:
+        """New pads stop at new_pad_storage_percent, so existing pads keep the rest."""
+        lim = self.relay.limits
+        reserve = lim.max_storage_bytes * lim.new_pad_storage_percent // 100
+        if self.relay.storage_bytes + lim.channel_overhead_bytes > reserve:
+            raise _Refusal(RefuseCode.STORAGE_FULL)
 
     async def _read(self, frame: frames.Subscribe) -> HistoryRead:
         store = self.relay.store

@@ -455,3 +455,64 @@ def test_head_reads_no_history_and_heavy_reads_are_capped() -> None:
 
     with running_relay(config, store=store) as relay:
         asyncio.run(scenario(relay))
+
+
+def test_pad_creation_is_rate_limited_per_address() -> None:
+    """One connection created 1,608 pads in 20 s; now CREATE_RATE_LIMITED per address."""
+    now = [0.0]
+    limits = small_limits(create_burst=3, create_per_minute=2)
+    config = RelayConfig(store_url="memory:", web_dir=None, limits=limits)
+
+    async def scenario(relay: RelayHandle) -> None:
+        pads = [Pad() for _ in range(5)]
+        async with Client.connect(relay) as c:
+            for pad in pads[:3]:
+                assert isinstance((await c.subscribe(pad))[-1], f.HistoryEnd)
+            refused = (await c.subscribe(pads[3]))[-1]
+            assert isinstance(refused, f.Refuse)
+            assert refused.code == RefuseCode.CREATE_RATE_LIMITED
+            assert refused.retry_after_ms == 30_000  # one token per 30 s
+        async with Client.connect(relay) as other:  # the budget is the address's
+            refused = (await other.subscribe(pads[3]))[-1]
+            assert isinstance(refused, f.Refuse)
+            assert refused.code == RefuseCode.CREATE_RATE_LIMITED
+            # opening an existing pad creates nothing and is not limited
+            assert isinstance((await other.subscribe(pads[0], key=ZERO))[-1], f.HistoryEnd)
+            now[0] += 30
+            assert isinstance((await other.subscribe(pads[3]))[-1], f.HistoryEnd)
+
+    with running_relay(config, clock=lambda: now[0]) as relay:
+        asyncio.run(scenario(relay))
+
+
+def test_empty_pads_count_and_new_pads_leave_room_for_existing_ones() -> None:
+    """A 5 MB relay was filled with empty pads in 10 s and a victim's edit failed."""
+    limits = small_limits(
+        max_storage_bytes=10_000, channel_overhead_bytes=1000, new_pad_storage_percent=90
+    )
+    config = RelayConfig(store_url="memory:", web_dir=None, limits=limits)
+
+    async def scenario(relay: RelayHandle) -> None:
+        victim = Pad()
+        async with Client.connect(relay) as v:
+            assert isinstance((await v.subscribe(victim))[-1], f.HistoryEnd)
+            async with Client.connect(relay) as attacker:
+                created = 0
+                while True:
+                    answer = (await attacker.subscribe(Pad()))[-1]
+                    if isinstance(answer, f.Refuse):
+                        break
+                    created += 1
+                    if created >= 64:  # one channel per subscription limit is far off
+                        break
+                assert isinstance(answer, f.Refuse)
+                assert answer.code == RefuseCode.STORAGE_FULL
+                assert created == 8  # 9 pads x 1000 bytes reach 90 % of 10,000
+            parent = ZERO
+            for _ in range(2):  # the victim still writes into the reserved 10 %
+                env, pid = victim.patch(parent, b"v" * 100)
+                assert isinstance(await v.push(env), f.Ack)
+                parent = pid
+
+    with running_relay(config) as relay:
+        asyncio.run(scenario(relay))

@@ -51,6 +51,7 @@ class RefuseCode(enum.IntEnum):
     ALREADY_SUBSCRIBED = 19
     BAD_CHUNK = 20
     WRONG_KIND = 21
+    CREATE_RATE_LIMITED = 24
 
 
 class ErrorCode(enum.IntEnum):
