@@ -39,7 +39,8 @@ from crypto.envelope import Kind
 from relay.app import RelayConfig
 from relay.cli import main as cli_main
 from relay.hub import Outbox
-from relay.store import HistoryRead, MemoryStore
+from relay.store import HistoryRead, MemoryStore, SQLiteStore
+from relay.store.sqlite import FairQueue, _Op
 from wire import frames as f
 from wire.codes import ErrorCode, RefuseCode
 
@@ -516,3 +517,73 @@ def test_empty_pads_count_and_new_pads_leave_room_for_existing_ones() -> None:
 
     with running_relay(config) as relay:
         asyncio.run(scenario(relay))
+
+
+def test_commit_batches_round_robin_across_channels_and_are_bounded_in_bytes(
+    tmp_path: Path,
+) -> None:
+    """60 KB patches of one pad made another pad's acks wait 3.4-6 s behind them.
+
+    The writer is held while one pad queues 40 appends of 60 KB and another pad
+    queues one small append; the very next batch holds the small one, and no
+    batch holds more than ``batch_max_bytes`` (one write always fits).
+    """
+    heavy, light = b"H" * 32, b"L" * 32
+    batches: list[list[bytes | None]] = []
+    gate = threading.Event()
+
+    async def main() -> None:
+        store = SQLiteStore(str(tmp_path / "fair.sqlite3"), batch_max_bytes=256 * 1024)
+        await store.open()
+        try:
+            await store.create_channel(heavy, b"k" * 32)
+            await store.create_channel(light, b"k" * 32)
+            store.observe_batches(batches.append)
+            held = asyncio.create_task(store._submit(lambda c: gate.wait(TIMEOUT), write=True))
+            while not batches:  # the writer is inside the gate's batch
+                await asyncio.sleep(0.01)
+            parent, appends = ZERO, []
+            for i in range(40):
+                pid = bytes([i + 1]) * 32
+                appends.append(store.append(heavy, pid, parent, b"x" * 60_000))
+                parent = pid
+            tasks = [asyncio.ensure_future(a) for a in appends]
+            small = asyncio.ensure_future(store.append(light, b"s" * 32, ZERO, b"tiny"))
+            await asyncio.sleep(0)  # each task puts its operation on its first step
+            gate.set()
+            await held
+            results = await asyncio.gather(*tasks)
+            assert [r.seq for r in results] == list(range(1, 41))  # one lane keeps its order
+            assert (await small).seq == 1
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    after_gate = batches[1:]
+    assert light in after_gate[0]  # the very next batch
+    assert after_gate[0].index(light) <= 1  # round-robin: among the first two
+    for batch in after_gate:
+        assert batch.count(heavy) <= 4  # 4 x 60,000 <= 256 KiB < 5 x 60,000
+    assert sum(b.count(heavy) for b in after_gate) == 40
+
+
+def test_fair_queue_serves_lanes_least_recently_served_first() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+
+        def op(channel: bytes, size: int) -> _Op:
+            return _Op(lambda c: None, True, loop.create_future(), loop, channel, size)
+
+        queue = FairQueue()
+        for _ in range(3):
+            queue.add(op(b"a", 10))
+        queue.add(op(b"b", 10))
+        queue.add(op(b"c", 100))
+        first = queue.take(max_ops=10, max_bytes=25)
+        assert [o.channel for o in first] == [b"a", b"b"]
+        second = queue.take(max_ops=10, max_bytes=25)
+        assert [o.channel for o in second] == [b"c"]  # one write always fits
+        assert [o.channel for o in queue.take(max_ops=10, max_bytes=25)] == [b"a", b"a"]
+        assert queue.take(max_ops=10, max_bytes=25) == []
+    finally:
+        loop.close()
