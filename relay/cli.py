@@ -55,6 +55,7 @@ _LIMIT_HELP = {
     "upload_timeout_seconds": "unfinished snapshot upload timeout (fatal SLOW_UPLOAD)",
     "max_upload_bytes": "bytes held by unfinished snapshot uploads, relay-wide",
     "max_history_reads": "concurrent HTTP history reads (over it: 503 Retry-After)",
+    "push_bytes_in_flight": "bytes of unanswered pushes per connection (then backpressure)",
     "create_per_minute": "pads one client address may create per minute (CREATE_RATE_LIMITED)",
     "create_burst": "pads one client address may create at once",
     "channel_overhead_bytes": "what an empty pad counts against the storage quotas",

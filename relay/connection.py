@@ -183,6 +183,7 @@ class Connection:
         )
         self._assemblies: dict[int, _Assembly] = {}
         self._pushes: collections.deque[asyncio.Task[None]] = collections.deque()
+        self.push_bytes = 0  # envelope bytes of pushes handed to the store, unanswered
 
     # --- entry point -----------------------------------------------------------
 
@@ -342,7 +343,11 @@ class Connection:
                 raise
             await self.outbox.put(frames.encode(frames.Ack(frame.request_id, known, patch_id)))
             return
-        while len(self._pushes) >= MAX_PUSHES_IN_FLIGHT:
+        size = len(frame.envelope)
+        bound = self.relay.limits.push_bytes_in_flight
+        while len(self._pushes) >= MAX_PUSHES_IN_FLIGHT or (
+            self._pushes and self.push_bytes + size > bound
+        ):
             await asyncio.wait({self._pushes[0]})
         store = self.relay.store
         # Tasks start in creation order, so appends reach the store in order:
@@ -353,7 +358,13 @@ class Connection:
         previous = self._pushes[-1] if self._pushes else None
         task = asyncio.create_task(self._complete_push(frame, header, state, append, previous))
         self._pushes.append(task)
-        task.add_done_callback(self._pushes.remove)
+        self.push_bytes += size
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._pushes.remove(finished)
+            self.push_bytes -= size
+
+        task.add_done_callback(done)
 
     def _check_push(self, frame: frames.Push, header: Header) -> ChannelState:
         self._rate()

@@ -60,6 +60,9 @@ class Limits:
             (a new upload over it is refused RATE_LIMITED, retry_after_ms 1000).
         max_history_reads: concurrent HTTP history reads (over it: 503 with
             ``Retry-After``).
+        push_bytes_in_flight: envelope bytes of one connection's pushes handed
+            to the store and not yet answered; past it the relay reads no more
+            frames from that connection until the oldest is answered.
         create_per_minute: pads one client address may create per minute,
             sustained (CREATE_RATE_LIMITED with retry_after_ms).
         create_burst: pads one client address may create at once.
@@ -89,6 +92,7 @@ class Limits:
     upload_timeout_seconds: int = 300
     max_upload_bytes: int = 64 * MIB
     max_history_reads: int = 4
+    push_bytes_in_flight: int = 1 * MIB
     create_per_minute: int = 10
     create_burst: int = 20
     channel_overhead_bytes: int = 4 * KIB

@@ -39,7 +39,7 @@ from crypto.envelope import Kind
 from relay.app import RelayConfig
 from relay.cli import main as cli_main
 from relay.hub import Outbox
-from relay.store import HistoryRead, MemoryStore, SQLiteStore
+from relay.store import AppendResult, HistoryRead, MemoryStore, SQLiteStore
 from relay.store.sqlite import FairQueue, _Op
 from wire import frames as f
 from wire.codes import ErrorCode, RefuseCode
@@ -587,3 +587,56 @@ def test_fair_queue_serves_lanes_least_recently_served_first() -> None:
         assert queue.take(max_ops=10, max_bytes=25) == []
     finally:
         loop.close()
+
+
+class _HeldAppends(MemoryStore):
+    """A memory store whose appends wait for a gate once ``holding`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False
+        self.gate = threading.Event()
+        self.entered = 0
+        self.order = asyncio.Lock()
+
+    async def append(
+        self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
+    ) -> AppendResult:
+        if not self.holding:
+            return await super().append(channel_id, patch_id, parent_id, envelope)
+        self.entered += 1
+        async with self.order:  # FIFO: held appends still reach the store in order
+            await asyncio.to_thread(self.gate.wait, TIMEOUT)
+            return await super().append(channel_id, patch_id, parent_id, envelope)
+
+
+def test_unanswered_pushes_are_bounded_in_bytes_per_connection() -> None:
+    """256 pipelined 64 KiB pushes pinned 16 MiB per connection; now push_bytes_in_flight."""
+    store = _HeldAppends()
+    limits = small_limits(push_bytes_in_flight=5000, max_patch_bytes=4096)
+    config = RelayConfig(store_url="memory:", web_dir=None, limits=limits)
+    pad = Pad()
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as c:
+            await c.subscribe(pad)
+            store.holding = True
+            parent, rids = ZERO, []
+            for i in range(4):  # ~2.3 KB each: two fit in 5000 bytes, the third waits
+                env, parent = pad.patch(parent, bytes([65 + i]) * 2000)
+                rids.append(c.request_id())
+                await c.send(f.Push(rids[-1], env))
+            await c.send(f.Ping(77))
+            for _ in range(200):
+                if store.entered >= 2:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # give a third append the chance to (wrongly) start
+            assert store.entered == 2
+            store.gate.set()
+            for rid in rids:
+                assert isinstance(await c.answer(rid), f.Ack)
+            assert store.entered == 4
+
+    with running_relay(config, store=store) as relay:
+        asyncio.run(scenario(relay))
