@@ -61,6 +61,7 @@ class Outbox:
         self.bytes = 0
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
+        self.held = 0  # bytes of offers its subscriptions hold out of order (same budget)
         self.failure: ProtocolViolation | None = None
         self.flush_before_failure = True
         self.stopped = False
@@ -72,6 +73,10 @@ class Outbox:
     def half_full(self) -> bool:
         """Whether droppable traffic (ephemerals) should be dropped."""
         return len(self._frames) * 2 >= self._max or self.bytes * 2 >= self._max_bytes
+
+    def over_budget(self) -> bool:
+        """Whether queued plus held-back bytes exceed the byte bound."""
+        return self.bytes + self.held > self._max_bytes
 
     def _full(self, size: int) -> bool:
         if len(self._frames) >= self._max:
@@ -174,18 +179,27 @@ class Subscription:
                 self.outbox.offer(frame)
             return
         self._pending[seq] = _Offer(frame, is_ack)
-        if len(self._pending) > self._max_pending:
+        self.outbox.held += len(frame or b"")
+        if len(self._pending) > self._max_pending or self.outbox.over_budget():
             violation = ProtocolViolation(ErrorCode.SLOW_CONSUMER, "too many undelivered patches")
             self.outbox.fail(violation, flush=False)
             return
         if self.state is SubState.LIVE:
             self._flush()
 
+    def close(self) -> None:
+        """Stop emitting; give back the bytes of offers held out of order."""
+        self.state = SubState.CLOSED
+        for offer in self._pending.values():
+            self.outbox.held -= len(offer.frame or b"")
+        self._pending.clear()
+
     def go_live(self, next_seq: int) -> None:
         """History up to ``next_seq - 1`` is delivered: drop older offers, emit the rest."""
         self.next_seq = next_seq
         for seq in [s for s in self._pending if s < next_seq]:
             offer = self._pending.pop(seq)
+            self.outbox.held -= len(offer.frame or b"")
             if offer.is_ack and offer.frame is not None:
                 self.outbox.offer(offer.frame)
         self.state = SubState.LIVE
@@ -195,6 +209,7 @@ class Subscription:
         assert self.next_seq is not None  # LIVE implies known
         while self.next_seq in self._pending:
             offer = self._pending.pop(self.next_seq)
+            self.outbox.held -= len(offer.frame or b"")
             if offer.frame is not None:
                 self.outbox.offer(offer.frame)
             self.next_seq += 1
@@ -235,7 +250,7 @@ class Hub:
         state = self.channels.get(channel_id)
         if state is None or connection_id not in state.subscribers:
             return
-        state.subscribers.pop(connection_id).state = SubState.CLOSED
+        state.subscribers.pop(connection_id).close()
         notice = frames.encode(frames.PeerLeft(channel_id, connection_id))
         for other in state.subscribers.values():
             other.outbox.offer(notice)

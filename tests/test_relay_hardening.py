@@ -38,7 +38,7 @@ from websockets.exceptions import ConnectionClosed
 from crypto.envelope import Kind
 from relay.app import RelayConfig
 from relay.cli import main as cli_main
-from relay.hub import Outbox
+from relay.hub import Outbox, Subscription
 from relay.store import AppendResult, HistoryRead, MemoryStore, SQLiteStore
 from relay.store.sqlite import FairQueue, _Op
 from wire import frames as f
@@ -640,3 +640,27 @@ def test_unanswered_pushes_are_bounded_in_bytes_per_connection() -> None:
 
     with running_relay(config, store=store) as relay:
         asyncio.run(scenario(relay))
+
+
+def test_offers_held_while_catching_up_share_the_outgoing_byte_budget() -> None:
+    """A subscription catching up held up to 4096 live patches of any size."""
+
+    async def main() -> None:
+        box = Outbox(max_frames=1000, max_bytes=1000)
+        sub = Subscription(b"c" * 32, 1, box, max_pending=1000)
+        sub.offer(5, b"x" * 600)  # held: seq 5 waits for the history read
+        assert (box.held, box.failure) == (600, None)
+        other = Subscription(b"d" * 32, 1, box, max_pending=1000)
+        other.offer(9, b"y" * 300)
+        other.close()  # an unsubscribe gives its held bytes back
+        assert box.held == 600
+        sub.offer(6, b"z" * 401)  # 1001 > 1000 bytes
+        assert box.failure is not None
+        assert box.failure.code == ErrorCode.SLOW_CONSUMER
+        fresh = Outbox(max_frames=1000, max_bytes=1000)
+        live = Subscription(b"e" * 32, 2, fresh, max_pending=1000)
+        live.offer(3, b"a" * 600)
+        live.go_live(3)  # delivered: held bytes move to the queue
+        assert (fresh.held, fresh.bytes, fresh.failure) == (0, 600, None)
+
+    asyncio.run(main())
