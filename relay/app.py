@@ -69,6 +69,8 @@ class RelayConfig:
             Origin must match it when given.
         create_token: when set, creating a channel needs HELLO to carry it.
         web_dir: the web client's files; a placeholder page when absent.
+        trusted_proxies: peer addresses whose ``X-Forwarded-For`` names the
+            client address that per-address limits key on.
     """
 
     store_url: str = "sqlite:///./blindpad.sqlite3"
@@ -76,6 +78,7 @@ class RelayConfig:
     public_url: str | None = None
     create_token: bytes | None = None
     web_dir: Path | None = DEFAULT_WEB_DIR
+    trusted_proxies: frozenset[str] = frozenset()
 
 
 class AppState(TypedDict):
@@ -85,7 +88,11 @@ class AppState(TypedDict):
 
 
 def create_app(
-    config: RelayConfig, *, faults: Faults | None = None, store: Store | None = None
+    config: RelayConfig,
+    *,
+    faults: Faults | None = None,
+    store: Store | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> Starlette:
     """Build the relay's ASGI app.
 
@@ -93,6 +100,7 @@ def create_app(
         config: the relay's configuration.
         faults: test hooks; None for a healthy relay.
         store: an unopened store to use instead of ``config.store_url``.
+        clock: the relay's monotonic clock in seconds (tests inject one).
 
     Returns:
         The Starlette app; serve it with uvicorn (``ws="websockets-sansio"``).
@@ -112,18 +120,26 @@ def create_app(
             relay = RelayState(
                 chosen, config.limits, faults=faults or Faults(), create_token=config.create_token
             )
+            if clock is not None:
+                relay.clock = clock
             observe = getattr(chosen, "observe_commits", None)
             if observe is not None:
                 observe(relay.metrics.observe_batch)
             relay.store = TimedStore.wrap(chosen, relay.metrics)
             relay.hub.observe_fanout = relay.metrics.fanout.observe
-            relay.storage_bytes = (await chosen.stats()).stored_bytes
-            yield {"relay": relay}
+            stats = await chosen.stats()
+            overhead = config.limits.channel_overhead_bytes
+            relay.storage_bytes = stats.stored_bytes + stats.channels * overhead
+            sweeper = asyncio.create_task(_sweep(relay))
+            try:
+                yield {"relay": relay}
+            finally:
+                sweeper.cancel()
         finally:
             await chosen.close()
 
     async def endpoint(websocket: WebSocket) -> None:
-        await serve_websocket(websocket, config.public_url)
+        await serve_websocket(websocket, config.public_url, config.trusted_proxies)
 
     return Starlette(routes=_routes(config, endpoint), lifespan=lifespan)
 
@@ -158,12 +174,53 @@ def origin_allowed(origin: str | None, public_url: str | None) -> bool:
     return (want.scheme, want.netloc.lower()) == (got.scheme, got.netloc.lower())
 
 
-async def serve_websocket(websocket: WebSocket, public_url: str | None) -> None:
+async def _sweep(relay: RelayState) -> None:
+    """Close idle connections even when no frame arrives (once a second)."""
+    while True:
+        await asyncio.sleep(1.0)
+        relay.sweep_idle()
+
+
+_warned_proxies: set[str] = set()
+
+
+def client_address(websocket: WebSocket, trusted_proxies: frozenset[str]) -> str:
+    """The address per-address limits key on.
+
+    The peer's address, unless the peer is a trusted proxy: then the
+    right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy.
+    A peer that sends ``X-Forwarded-For`` without being trusted is logged
+    once: every client behind it shares one per-address budget.
+    """
+    peer = websocket.client.host if websocket.client else "unknown"
+    forwarded = websocket.headers.get("x-forwarded-for")
+    if forwarded is None:
+        return peer
+    if peer not in trusted_proxies:
+        if peer not in _warned_proxies:
+            _warned_proxies.add(peer)
+            log.warning(
+                "per-address limits key on %s, which sends X-Forwarded-For; if it is your"
+                " reverse proxy, add it to --trusted-proxies",
+                peer,
+            )
+        return peer
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop
+    return peer
+
+
+async def serve_websocket(
+    websocket: WebSocket, public_url: str | None, trusted_proxies: frozenset[str] = frozenset()
+) -> None:
     """Run one websocket connection to its end.
 
     Args:
         websocket: the Starlette websocket (not yet accepted).
         public_url: the configured public address for the Origin check.
+        trusted_proxies: addresses whose X-Forwarded-For is believed.
     """
     relay = http.relay_of(websocket)
     if not origin_allowed(websocket.headers.get("origin"), public_url):
@@ -171,8 +228,18 @@ async def serve_websocket(websocket: WebSocket, public_url: str | None) -> None:
         await websocket.close(code=1008)
         return
     await websocket.accept()
-    outbox = Outbox(relay.limits.outgoing_queue_frames)
-    conn = Connection(relay, outbox)
+    address = client_address(websocket, trusted_proxies)
+    over = relay.admit(address)
+    if over is not None:
+        code = ErrorCode.TOO_MANY_CONNECTIONS
+        relay.metrics.errors[code.name] += 1
+        await websocket.send_bytes(frames.encode(frames.Error(code, over + "; retry later")))
+        await websocket.close(code=code.close_code)
+        return
+    outbox = Outbox(relay.limits.outgoing_queue_frames, relay.limits.outgoing_queue_bytes)
+    conn = Connection(relay, outbox, address)
+    relay.connections[conn.id] = conn
+    relay.per_address[address] += 1
     relay.metrics.connections += 1
     relay.metrics.connections_total += 1
     pushes: dict[int, float] = {}  # request id -> when read (push -> ACK latency)
@@ -186,6 +253,10 @@ async def serve_websocket(websocket: WebSocket, public_url: str | None) -> None:
             outbox.stop()
         await writer
         relay.metrics.connections -= 1
+        del relay.connections[conn.id]
+        relay.per_address[address] -= 1
+        if not relay.per_address[address]:
+            del relay.per_address[address]
 
 
 async def _read(

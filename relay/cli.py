@@ -76,6 +76,18 @@ _LIMIT_HELP = {
     "max_channels": "channels per connection (TOO_MANY_CHANNELS)",
     "presubscribe_bytes": "bytes accepted before the first subscription (fatal)",
     "outgoing_queue_frames": "frames queued per connection before it is closed as slow",
+    "max_connections": "open connections, relay-wide (fatal TOO_MANY_CONNECTIONS)",
+    "max_connections_per_address": "open connections per client address (fatal)",
+    "idle_timeout_seconds": "close a connection silent this long (fatal IDLE_TIMEOUT)",
+    "outgoing_queue_bytes": "bytes queued per connection before it is closed as slow",
+    "upload_timeout_seconds": "unfinished snapshot upload timeout (fatal SLOW_UPLOAD)",
+    "max_upload_bytes": "bytes held by unfinished snapshot uploads, relay-wide",
+    "max_history_reads": "concurrent HTTP history reads (over it: 503 Retry-After)",
+    "push_bytes_in_flight": "bytes of unanswered pushes per connection (then backpressure)",
+    "create_per_minute": "pads one client address may create per minute (CREATE_RATE_LIMITED)",
+    "create_burst": "pads one client address may create at once",
+    "channel_overhead_bytes": "what an empty pad counts against the storage quotas",
+    "new_pad_storage_percent": "new pads refused past this %% of max storage (STORAGE_FULL)",
 }
 
 
@@ -88,6 +100,11 @@ def _run_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--create-token",
         default=os.environ.get(CREATE_TOKEN_ENV) or None,
         help=f"token HELLO must carry to create a pad (default: ${CREATE_TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--trusted-proxies",
+        default="",
+        help="addresses whose X-Forwarded-For is believed (comma-separated)",
     )
     parser.add_argument("--web-dir", help="the web page's directory (default: the installed one)")
     parser.add_argument("--no-web", action="store_true", help="serve the API only, no page")
@@ -192,6 +209,7 @@ def _config(args: argparse.Namespace) -> RelayConfig:
         limits=limits,
         public_url=args.public_url,
         create_token=args.create_token.encode() if args.create_token else None,
+        trusted_proxies=frozenset(a.strip() for a in args.trusted_proxies.split(",") if a.strip()),
         web_dir=_web_dir(args),
     )
 
@@ -216,12 +234,18 @@ def _serve(
     import uvicorn
 
     from relay.app import create_app
+    from relay.store import StoreError, lockfile, sqlite_path
 
+    held = None
     try:
         app = create_app(config)
+        if config.store_url.startswith("sqlite://"):  # a second relay: one line, exit 1
+            held = lockfile.acquire(sqlite_path(config.store_url))
         sock = _bind(host, port)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StoreError) as exc:
         print(f"blindpad relay: {exc}", file=sys.stderr)
+        if held is not None:
+            lockfile.release(held)
         return 1
     with sock:
         bound = sock.getsockname()[1]
@@ -229,7 +253,11 @@ def _serve(
         url = config.public_url or f"http://{shown}:{bound}/"
         server = uvicorn.Server(uvicorn_config(app, config.limits, log_level, access_log))
         line = f"blindpad relay listening on {url} (store: {config.store_url})"
-        started = asyncio.run(_serve_until_stopped(server, sock, line))
+        try:
+            started = asyncio.run(_serve_until_stopped(server, sock, line))
+        finally:
+            if held is not None:
+                lockfile.release(held)
     if not started:
         print("blindpad relay: startup failed (see the message above)", file=sys.stderr)
         return 1
@@ -264,6 +292,7 @@ def uvicorn_config(
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         access_log=access_log,
+        proxy_headers=False,  # the relay believes X-Forwarded-For only from --trusted-proxies
     )
     if access_log:  # after Config, which sets every uvicorn logger to log_level
         logging.getLogger("uvicorn.access").setLevel(logging.INFO)
@@ -314,7 +343,13 @@ def _seed_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    link = asyncio.run(_seed_store(args.store, args.patches, args.base_url))
+    from relay.store import StoreError
+
+    try:
+        link = asyncio.run(_seed_store(args.store, args.patches, args.base_url))
+    except StoreError as exc:
+        print(f"blindpad relay seed: {exc}", file=sys.stderr)
+        return 1
     print(link, flush=True)
     return OK
 

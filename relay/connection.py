@@ -36,6 +36,7 @@ import asyncio
 import collections
 import dataclasses
 import enum
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -73,6 +74,10 @@ _Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
 
+#: retry_after_ms of an upload refused because unfinished uploads hold
+#: ``max_upload_bytes`` relay-wide.
+UPLOAD_RETRY_MS = 1000
+
 
 @dataclasses.dataclass
 class RelayState:
@@ -87,6 +92,50 @@ class RelayState:
     storage_bytes: int = 0
     next_connection_id: int = 1
     clock: Callable[[], float] = time.monotonic
+    connections: dict[int, Connection] = dataclasses.field(default_factory=dict)
+    per_address: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    next_sweep: float = 0.0
+    upload_bytes: int = 0
+    history_reads: int = 0
+    create_buckets: dict[str, TokenBucket] = dataclasses.field(default_factory=dict)
+
+    def take_create(self, address: str) -> int:
+        """Take a pad-creation token of ``address``: 0, or the ms to wait for one."""
+        now, lim = self.clock(), self.limits
+        bucket = self.create_buckets.get(address)
+        if bucket is None:
+            bucket = TokenBucket(lim.create_per_minute / 60, lim.create_burst, now)
+            self.create_buckets[address] = bucket
+        return bucket.take(now)
+
+    def admit(self, address: str) -> str | None:
+        """Why a new connection from ``address`` is over a cap, or None to admit it."""
+        if len(self.connections) >= self.limits.max_connections:
+            return f"this relay's {self.limits.max_connections} connections are in use"
+        if self.per_address[address] >= self.limits.max_connections_per_address:
+            return f"{self.limits.max_connections_per_address} connections from {address}"
+        return None
+
+    def sweep_idle(self) -> None:
+        """Close connections silent for the idle timeout or with a stalled upload."""
+        now = self.clock()
+        self.next_sweep = now + 1.0
+        timeout = self.limits.idle_timeout_seconds
+        upload = self.limits.upload_timeout_seconds
+        for address, bucket in list(self.create_buckets.items()):
+            if bucket.full(now):
+                del self.create_buckets[address]
+        for conn in self.connections.values():
+            if now - conn.last_seen > timeout:
+                idle = ProtocolViolation(
+                    ErrorCode.IDLE_TIMEOUT, f"nothing received for {timeout} s"
+                )
+                conn.outbox.fail(idle, flush=True)
+            elif any(now - job.started > upload for job in conn.assemblies()):
+                slow = ProtocolViolation(
+                    ErrorCode.SLOW_UPLOAD, f"a snapshot upload took longer than {upload} s"
+                )
+                conn.outbox.fail(slow, flush=True)
 
     def new_connection_id(self) -> int:
         """Return a fresh connection id (u64, never reused in this process)."""
@@ -106,6 +155,7 @@ class ConnState(enum.Enum):
 class _Assembly:
     total: int
     data: bytearray
+    started: float
 
 
 class Connection:
@@ -114,10 +164,12 @@ class Connection:
     Args:
         relay: the shared relay state.
         outbox: this connection's outgoing FIFO.
+        address: the client address per-address limits key on.
     """
 
-    def __init__(self, relay: RelayState, outbox: Outbox) -> None:
+    def __init__(self, relay: RelayState, outbox: Outbox, address: str = "") -> None:
         self.relay = relay
+        self.address = address
         self.outbox = outbox
         self.id = relay.new_connection_id()
         self.state = ConnState.AWAITING_HELLO
@@ -125,11 +177,13 @@ class Connection:
         self.token = b""
         self.subscribed_once = False
         self.bytes_before_subscribe = 0
+        self.last_seen = relay.clock()
         self._bucket = TokenBucket(
             relay.limits.rate_per_second, relay.limits.rate_burst, relay.clock()
         )
         self._assemblies: dict[int, _Assembly] = {}
         self._pushes: collections.deque[asyncio.Task[None]] = collections.deque()
+        self.push_bytes = 0  # envelope bytes of pushes handed to the store, unanswered
 
     # --- entry point -----------------------------------------------------------
 
@@ -140,6 +194,9 @@ class Connection:
             ProtocolViolation: the connection must close (frame-level fault).
         """
         limits = self.relay.limits
+        self.last_seen = now = self.relay.clock()
+        if now >= self.relay.next_sweep:
+            self.relay.sweep_idle()
         if len(data) > limits.max_frame_bytes:
             raise ProtocolViolation(
                 ErrorCode.FRAME_TOO_LARGE, f"frame of {len(data)} bytes > {limits.max_frame_bytes}"
@@ -250,7 +307,7 @@ class Connection:
         limits = self.relay.limits
         if pad and state.pad_bytes + size > limits.max_pad_bytes:
             raise _Refusal(RefuseCode.PAD_TOO_LARGE)
-        if state.stored_bytes + size > limits.channel_quota_bytes:
+        if state.stored_bytes + limits.channel_overhead_bytes + size > limits.channel_quota_bytes:
             raise _Refusal(RefuseCode.CHANNEL_QUOTA)
         if self.relay.storage_bytes + size > limits.max_storage_bytes:
             raise _Refusal(RefuseCode.STORAGE_FULL)
@@ -286,7 +343,11 @@ class Connection:
                 raise
             await self.outbox.put(frames.encode(frames.Ack(frame.request_id, known, patch_id)))
             return
-        while len(self._pushes) >= MAX_PUSHES_IN_FLIGHT:
+        size = len(frame.envelope)
+        bound = self.relay.limits.push_bytes_in_flight
+        while len(self._pushes) >= MAX_PUSHES_IN_FLIGHT or (
+            self._pushes and self.push_bytes + size > bound
+        ):
             await asyncio.wait({self._pushes[0]})
         store = self.relay.store
         # Tasks start in creation order, so appends reach the store in order:
@@ -297,7 +358,13 @@ class Connection:
         previous = self._pushes[-1] if self._pushes else None
         task = asyncio.create_task(self._complete_push(frame, header, state, append, previous))
         self._pushes.append(task)
-        task.add_done_callback(self._pushes.remove)
+        self.push_bytes += size
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._pushes.remove(finished)
+            self.push_bytes -= size
+
+        task.add_done_callback(done)
 
     def _check_push(self, frame: frames.Push, header: Header) -> ChannelState:
         self._rate()
@@ -389,12 +456,25 @@ class Connection:
             if key == frames.ZERO_ID:
                 raise _Refusal(RefuseCode.NO_VERIFY_KEY)
             token = self.relay.create_token
-            if token is not None and self.token != token:
+            if token is not None and not hmac.compare_digest(self.token, token):
                 raise _Refusal(RefuseCode.CREATE_TOKEN_REQUIRED)
+            self._room_for_a_pad()
+            wait_ms = self.relay.take_create(self.address)
+            if wait_ms:
+                raise _Refusal(RefuseCode.CREATE_RATE_LIMITED, retry_after_ms=wait_ms)
             info = await self.relay.store.create_channel(cid, key)
+            if info.head.seq == 0 and info.stored_bytes == 0:
+                self.relay.storage_bytes += self.relay.limits.channel_overhead_bytes
         return self.relay.hub.channels.get(cid) or ChannelState(
             info.verify_key, info.pad_bytes, info.stored_bytes
         )
+
+    def _room_for_a_pad(self) -> None:
+        """New pads stop at new_pad_storage_percent, so existing pads keep the rest."""
+        lim = self.relay.limits
+        reserve = lim.max_storage_bytes * lim.new_pad_storage_percent // 100
+        if self.relay.storage_bytes + lim.channel_overhead_bytes > reserve:
+            raise _Refusal(RefuseCode.STORAGE_FULL)
 
     async def _read(self, frame: frames.Subscribe) -> HistoryRead:
         store = self.relay.store
@@ -433,9 +513,20 @@ class Connection:
             self.relay.hub.unregister(channel_id, self.id)
 
     def close(self) -> None:
-        """Leave every channel (the connection is gone)."""
+        """Leave every channel and drop unfinished uploads (the connection is gone)."""
         for channel_id in list(self.subs):
             self._unsubscribe(channel_id)
+        for request_id in list(self._assemblies):
+            self._drop_assembly(request_id)
+
+    def assemblies(self) -> list[_Assembly]:
+        """The snapshot uploads in progress."""
+        return list(self._assemblies.values())
+
+    def _drop_assembly(self, request_id: int) -> None:
+        job = self._assemblies.pop(request_id, None)
+        if job is not None:
+            self.relay.upload_bytes -= job.total
 
     # --- snapshots, trims, ephemerals -------------------------------------------
 
@@ -461,15 +552,18 @@ class Connection:
     def _assemble(self, frame: frames.SnapshotChunk) -> bytes | None:
         limits = self.relay.limits
         if frame.total > limits.max_snapshot_bytes:
-            self._assemblies.pop(frame.request_id, None)
+            self._drop_assembly(frame.request_id)
             raise _Refusal(RefuseCode.SNAPSHOT_TOO_LARGE)
         if frame.offset == 0:
-            if (
-                frame.request_id not in self._assemblies
-                and len(self._assemblies) >= MAX_ASSEMBLIES
-            ):
+            self._drop_assembly(frame.request_id)
+            if len(self._assemblies) >= MAX_ASSEMBLIES:
                 raise _Refusal(RefuseCode.BAD_CHUNK)
-            self._assemblies[frame.request_id] = _Assembly(frame.total, bytearray())
+            if self.relay.upload_bytes + frame.total > limits.max_upload_bytes:
+                # Relay-wide cap on bytes held by unfinished uploads: try again soon.
+                raise _Refusal(RefuseCode.RATE_LIMITED, retry_after_ms=UPLOAD_RETRY_MS)
+            self.relay.upload_bytes += frame.total
+            started = _Assembly(frame.total, bytearray(), self.relay.clock())
+            self._assemblies[frame.request_id] = started
         job = self._assemblies.get(frame.request_id)
         end = frame.offset + len(frame.data)
         if (
@@ -478,12 +572,12 @@ class Connection:
             or frame.offset != len(job.data)
             or end > job.total
         ):
-            self._assemblies.pop(frame.request_id, None)
+            self._drop_assembly(frame.request_id)
             raise _Refusal(RefuseCode.BAD_CHUNK)
         job.data += frame.data
         if len(job.data) < job.total:
             return None
-        del self._assemblies[frame.request_id]
+        self._drop_assembly(frame.request_id)
         return bytes(job.data)
 
     async def _trim(self, frame: frames.Trim) -> None:

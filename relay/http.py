@@ -17,7 +17,7 @@ Errors are JSON ``{"code": NAME, "message": ...}`` with a matching status.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from starlette.requests import HTTPConnection, Request
@@ -93,8 +93,10 @@ async def head(request: Request) -> Response:
     info = await relay.store.channel(cid)
     if info is None:
         return error(404, "UNKNOWN_CHANNEL", "no such channel")
-    read = rolled_back(await relay.store.read_from_snapshot(cid), relay.faults, cid)
-    body = {"channel": cid.hex(), "seq": read.head.seq, "id": read.head.id.hex()}
+    head = info.head  # one row: the head never reads the pad's patches
+    if relay.faults.rollback is not None:
+        head = rolled_back(await relay.store.read_from_snapshot(cid), relay.faults, cid).head
+    body = {"channel": cid.hex(), "seq": head.seq, "id": head.id.hex()}
     return JSONResponse({**body, "floor": info.floor_seq})
 
 
@@ -106,21 +108,47 @@ async def history(request: Request) -> Response:
     relay = relay_of(request)
     if await relay.store.channel(cid) is None:
         return error(404, "UNKNOWN_CHANNEL", "no such channel")
-    params = request.query_params
     try:
-        if params.get("from") == "snapshot":
-            read = await relay.store.read_from_snapshot(cid)
-        else:
-            since = int(params.get("since", "0"))
-            if not 0 <= since < 2**64:
-                raise ValueError(since)
-            read = await relay.store.read_since(cid, since)
+        start = history_query(request.query_params)
     except ValueError:
         return error(400, "BAD_QUERY", "use ?since=N (0 <= N < 2**64) or ?from=snapshot")
+    if relay.history_reads >= relay.limits.max_history_reads:
+        busy = error(503, "BUSY", "too many history reads at once; retry after a second")
+        busy.headers["Retry-After"] = "1"
+        return busy
+    relay.history_reads += 1
+    try:
+        if start is None:
+            read = await relay.store.read_from_snapshot(cid)
+        else:
+            read = await relay.store.read_since(cid, start)
+        body = encode_history(history_body(rolled_back(read, relay.faults, cid)))
     except HistoryTrimmed as exc:
         return error(410, "HISTORY_TRIMMED", f"history up to seq {exc.floor_seq} was trimmed")
-    body = encode_history(history_body(rolled_back(read, relay.faults, cid)))
+    finally:
+        relay.history_reads -= 1
     return Response(body, media_type="application/octet-stream")
+
+
+def history_query(params: Mapping[str, str]) -> int | None:
+    """Parse a history query: ``since=N`` (a u64) or ``from=snapshot`` (None).
+
+    Nothing given means ``since=0``.
+
+    Raises:
+        ValueError: both given, an unknown ``from``, or ``since`` not a
+            plain decimal u64 (no sign, space or underscore).
+    """
+    since, start = params.get("since"), params.get("from")
+    if start is not None:
+        if start != "snapshot" or since is not None:
+            raise ValueError(start)
+        return None
+    if since is None:
+        return 0
+    if not (since.isascii() and since.isdigit()) or int(since) >= 2**64:
+        raise ValueError(since)
+    return int(since)
 
 
 def history_body(read: HistoryRead) -> HistoryBody:

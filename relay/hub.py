@@ -2,13 +2,14 @@
 
 Theory of operation
 -------------------
-Every connection owns one bounded FIFO, its :class:`Outbox`.  A single writer
-task per connection drains it onto the websocket.  Frames produced by the
-connection's own requests wait for room (``await put``: backpressure on that
-client only); frames produced by *other* connections (broadcasts, peer
-notices) never wait: if the FIFO is full the connection is failed with
-SLOW_CONSUMER (close code 4004) and the client resumes "since seq N".
-Ephemerals are dropped instead for a connection whose FIFO is half full.
+Every connection owns one FIFO bounded in frames and in bytes, its
+:class:`Outbox`. A single writer task per connection drains it onto the
+websocket. Frames produced by the connection's own requests wait for room
+(``await put``: backpressure on that client only); frames produced by
+*other* connections (broadcasts, peer notices) never wait: if the FIFO is
+full the connection is failed with SLOW_CONSUMER (close code 4004) and the
+client resumes "since seq N". Ephemerals are dropped instead for a
+connection whose FIFO is half full.
 
 A :class:`Subscription` is one connection's view of one channel.  It emits a
 channel's patches in strictly increasing, contiguous seq order, whatever
@@ -49,14 +50,19 @@ class Outbox:
     """A bounded FIFO of encoded frames for one connection.
 
     Args:
-        max_frames: capacity; offers beyond it fail the connection.
+        max_frames: capacity in frames; offers beyond it fail the connection.
+        max_bytes: capacity in bytes (one frame is always admitted into an
+            empty queue, so the bound is ``max_bytes`` + one frame).
     """
 
-    def __init__(self, max_frames: int) -> None:
+    def __init__(self, max_frames: int, max_bytes: int = 2**62) -> None:
         self._frames: collections.deque[bytes] = collections.deque()
         self._max = max_frames
+        self._max_bytes = max_bytes
+        self.bytes = 0
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
+        self.held = 0  # bytes of offers its subscriptions hold out of order (same budget)
         self.failure: ProtocolViolation | None = None
         self.flush_before_failure = True
         self.stopped = False
@@ -67,13 +73,22 @@ class Outbox:
     @property
     def half_full(self) -> bool:
         """Whether droppable traffic (ephemerals) should be dropped."""
-        return len(self._frames) * 2 >= self._max
+        return len(self._frames) * 2 >= self._max or self.bytes * 2 >= self._max_bytes
+
+    def over_budget(self) -> bool:
+        """Whether queued plus held-back bytes exceed the byte bound."""
+        return self.bytes + self.held > self._max_bytes
+
+    def _full(self, size: int) -> bool:
+        if len(self._frames) >= self._max:
+            return True
+        return bool(self._frames) and self.bytes + size > self._max_bytes
 
     def offer(self, frame: bytes) -> None:
         """Queue a frame without waiting; on overflow fail with SLOW_CONSUMER."""
         if self.failure is not None or self.stopped:
             return
-        if len(self._frames) >= self._max:
+        if self._full(len(frame)):
             violation = ProtocolViolation(
                 ErrorCode.SLOW_CONSUMER,
                 "outgoing queue overflow; reconnect and resume since your last seq",
@@ -81,11 +96,12 @@ class Outbox:
             self.fail(violation, flush=False)
             return
         self._frames.append(frame)
+        self.bytes += len(frame)
         self._wake.set()
 
     async def put(self, frame: bytes) -> None:
         """Queue a frame, waiting for room (backpressure on the owning connection)."""
-        while len(self._frames) >= self._max and self.failure is None and not self.stopped:
+        while self._full(len(frame)) and self.failure is None and not self.stopped:
             self._room.clear()
             await self._room.wait()
         self.offer(frame)
@@ -113,6 +129,7 @@ class Outbox:
                 return None
             if self._frames:
                 frame = self._frames.popleft()
+                self.bytes -= len(frame)
                 self._room.set()
                 return frame
             self._wake.clear()
@@ -163,18 +180,27 @@ class Subscription:
                 self.outbox.offer(frame)
             return
         self._pending[seq] = _Offer(frame, is_ack)
-        if len(self._pending) > self._max_pending:
+        self.outbox.held += len(frame or b"")
+        if len(self._pending) > self._max_pending or self.outbox.over_budget():
             violation = ProtocolViolation(ErrorCode.SLOW_CONSUMER, "too many undelivered patches")
             self.outbox.fail(violation, flush=False)
             return
         if self.state is SubState.LIVE:
             self._flush()
 
+    def close(self) -> None:
+        """Stop emitting; give back the bytes of offers held out of order."""
+        self.state = SubState.CLOSED
+        for offer in self._pending.values():
+            self.outbox.held -= len(offer.frame or b"")
+        self._pending.clear()
+
     def go_live(self, next_seq: int) -> None:
         """History up to ``next_seq - 1`` is delivered: drop older offers, emit the rest."""
         self.next_seq = next_seq
         for seq in [s for s in self._pending if s < next_seq]:
             offer = self._pending.pop(seq)
+            self.outbox.held -= len(offer.frame or b"")
             if offer.is_ack and offer.frame is not None:
                 self.outbox.offer(offer.frame)
         self.state = SubState.LIVE
@@ -184,6 +210,7 @@ class Subscription:
         assert self.next_seq is not None  # LIVE implies known
         while self.next_seq in self._pending:
             offer = self._pending.pop(self.next_seq)
+            self.outbox.held -= len(offer.frame or b"")
             if offer.frame is not None:
                 self.outbox.offer(offer.frame)
             self.next_seq += 1
@@ -226,7 +253,7 @@ class Hub:
         state = self.channels.get(channel_id)
         if state is None or connection_id not in state.subscribers:
             return
-        state.subscribers.pop(connection_id).state = SubState.CLOSED
+        state.subscribers.pop(connection_id).close()
         notice = frames.encode(frames.PeerLeft(channel_id, connection_id))
         for other in state.subscribers.values():
             other.outbox.offer(notice)

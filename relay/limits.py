@@ -46,6 +46,31 @@ class Limits:
             successful subscription (fatal PRESUBSCRIBE_BUFFER).
         outgoing_queue_frames: frames queued for one connection before it is
             closed as too slow (fatal SLOW_CONSUMER; resume "since seq N").
+        max_connections: open websocket connections, relay-wide (fatal
+            TOO_MANY_CONNECTIONS).
+        max_connections_per_address: open connections per client address
+            (fatal TOO_MANY_CONNECTIONS; behind a proxy see ``--trusted-proxies``).
+        idle_timeout_seconds: a connection that sends no frame (PING counts)
+            for this long is closed (fatal IDLE_TIMEOUT).
+        outgoing_queue_bytes: bytes queued for one connection before it is
+            closed as too slow (fatal SLOW_CONSUMER), besides the frame count.
+        upload_timeout_seconds: a snapshot upload unfinished this long after
+            its first chunk closes the connection (fatal SLOW_UPLOAD).
+        max_upload_bytes: bytes held by unfinished snapshot uploads, relay-wide
+            (a new upload over it is refused RATE_LIMITED, retry_after_ms 1000).
+        max_history_reads: concurrent HTTP history reads (over it: 503 with
+            ``Retry-After``).
+        push_bytes_in_flight: envelope bytes of one connection's pushes handed
+            to the store and not yet answered; past it the relay reads no more
+            frames from that connection until the oldest is answered.
+        create_per_minute: pads one client address may create per minute,
+            sustained (CREATE_RATE_LIMITED with retry_after_ms).
+        create_burst: pads one client address may create at once.
+        channel_overhead_bytes: what an empty pad costs against
+            ``max_storage_bytes`` and its ``channel_quota_bytes``.
+        new_pad_storage_percent: new pads are refused (STORAGE_FULL) once
+            storage would pass this percentage of ``max_storage_bytes``, so
+            existing pads keep the rest.
     """
 
     max_frame_bytes: int = 256 * KIB
@@ -60,12 +85,26 @@ class Limits:
     max_channels: int = 64
     presubscribe_bytes: int = 64 * KIB
     outgoing_queue_frames: int = 4096
+    max_connections: int = 1024
+    max_connections_per_address: int = 64
+    idle_timeout_seconds: int = 900
+    outgoing_queue_bytes: int = 2 * MIB
+    upload_timeout_seconds: int = 300
+    max_upload_bytes: int = 64 * MIB
+    max_history_reads: int = 4
+    push_bytes_in_flight: int = 1 * MIB
+    create_per_minute: int = 10
+    create_burst: int = 20
+    channel_overhead_bytes: int = 4 * KIB
+    new_pad_storage_percent: int = 90
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"limit {field.name} must be a positive integer, not {value!r}")
+        if self.new_pad_storage_percent > 100:
+            raise ValueError("new_pad_storage_percent must be at most 100")
         if self.max_frame_bytes < 4 * KIB:
             raise ValueError("max_frame_bytes must be at least 4096")
 
@@ -105,3 +144,7 @@ class TokenBucket:
             self._tokens -= 1.0
             return 0
         return max(1, math.ceil((1.0 - self._tokens) / self._rate * 1000))
+
+    def full(self, now: float) -> bool:
+        """Whether the bucket would be full at ``now`` (so forgetting it loses nothing)."""
+        return self._tokens + (now - self._stamp) * self._rate >= self._burst

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +33,7 @@ from relay.app import RelayConfig, create_app
 from relay.cli import uvicorn_config
 from relay.edge.faults import Faults
 from relay.limits import Limits
+from relay.store import Store
 from wire import frames as f
 
 #: A hang guard, not a speed limit: one step (a relay starting, one answer)
@@ -56,7 +57,12 @@ class RelayHandle:
 
 @contextlib.contextmanager
 def running_relay(
-    config: RelayConfig | None = None, *, faults: Faults | None = None, port: int = 0
+    config: RelayConfig | None = None,
+    *,
+    faults: Faults | None = None,
+    port: int = 0,
+    clock: Callable[[], float] | None = None,
+    store: Store | None = None,
 ) -> Iterator[RelayHandle]:
     """Serve a relay in a background thread on a loopback port.
 
@@ -65,12 +71,14 @@ def running_relay(
         faults: fault hooks.
         port: 0 picks a free port; a fixed one lets a test restart the relay
             under the same links (see :func:`free_port`).
+        clock: the relay's clock (tests of timeouts advance a fake one).
+        store: an unopened store instead of the config's.
 
     Yields:
         The relay's address.
     """
     config = config or RelayConfig(store_url="memory:", web_dir=None)
-    app = create_app(config, faults=faults)
+    app = create_app(config, faults=faults, clock=clock, store=store)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))

@@ -51,6 +51,7 @@ class RefuseCode(enum.IntEnum):
     ALREADY_SUBSCRIBED = 19
     BAD_CHUNK = 20
     WRONG_KIND = 21
+    CREATE_RATE_LIMITED = 24
 
 
 class ErrorCode(enum.IntEnum):
@@ -65,6 +66,9 @@ class ErrorCode(enum.IntEnum):
     INTERNAL = 7
     FAULT_INJECTED = 8
     SHUTTING_DOWN = 9
+    TOO_MANY_CONNECTIONS = 10
+    IDLE_TIMEOUT = 11
+    SLOW_UPLOAD = 12
 
     @property
     def close_code(self) -> int:

@@ -32,6 +32,7 @@ from relay.store.base import (
     UnknownChannel,
     UnknownPatch,
 )
+from relay.store.lockfile import StoreLocked
 from relay.store.memory import MemoryStore
 from relay.store.sqlite import SQLiteStore
 
@@ -78,6 +79,7 @@ __all__ = [
     "SchemaTooNew",
     "Store",
     "StoreError",
+    "StoreLocked",
     "StoreStats",
     "StoredPatch",
     "StoredSnapshot",

@@ -13,10 +13,16 @@ futures.  So an acknowledgement, which the relay sends after the future
 resolves, always follows durability.  The batch's reads run after the commit,
 each in its own read transaction (a consistent snapshot under WAL).
 
+Operations wait in a :class:`FairQueue`: one lane per channel, batches
+taken round-robin across lanes and bounded in bytes (``batch_max_bytes``),
+so a channel pushing large patches at its rate limit delays only itself.
+
 Compare-and-append is atomic because only this thread writes: the dedupe
 check, the head comparison and the insert of one :meth:`append` run inside the
 same transaction.  ``PRAGMA user_version`` is the schema version; a database
-with a newer version is refused at :meth:`open` with :class:`SchemaTooNew`.
+with a newer version is refused at :meth:`open` with :class:`SchemaTooNew`,
+and a file another relay process holds with
+:class:`~relay.store.lockfile.StoreLocked` (:mod:`relay.store.lockfile`).
 
 Sizes are kept as columns (``stored_bytes``, ``pad_bytes``) so the relay's
 quota checks cost one row read, not a scan.
@@ -25,6 +31,7 @@ quota checks cost one row read, not a scan.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import queue
 import sqlite3
@@ -32,6 +39,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from relay.store import lockfile
 from relay.store.base import (
     SCHEMA_VERSION,
     AppendOutcome,
@@ -93,9 +101,60 @@ class _Op:
     write: bool
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    channel: bytes | None = None
+    size: int = 0
 
 
 _STOP = object()
+
+
+class FairQueue:
+    """Operations waiting for the writer, one FIFO lane per channel, served round-robin.
+
+    :meth:`take` builds a batch by taking the head of each lane in turn
+    (least recently served first) until ``max_ops`` operations or
+    ``max_bytes`` bytes (one operation always fits an empty batch), so a
+    channel with a deep queue of large writes costs only itself: any other
+    channel's next operation is in the very next batch.  Within a lane the
+    order is kept, so one channel's appends commit in submission order.
+    """
+
+    def __init__(self) -> None:
+        self._lanes: dict[bytes | None, collections.deque[_Op]] = {}
+        self._ring: collections.deque[bytes | None] = collections.deque()
+
+    def __len__(self) -> int:
+        return sum(len(lane) for lane in self._lanes.values())
+
+    def add(self, op: _Op) -> None:
+        """Queue ``op`` at the end of its channel's lane."""
+        lane = self._lanes.get(op.channel)
+        if lane is None:
+            lane = self._lanes[op.channel] = collections.deque()
+            self._ring.append(op.channel)
+        lane.append(op)
+
+    def take(self, max_ops: int, max_bytes: int) -> list[_Op]:
+        """Remove and return the next batch (empty only when nothing waits)."""
+        batch: list[_Op] = []
+        size = misses = 0
+        while self._ring and len(batch) < max_ops and misses < len(self._ring):
+            key = self._ring[0]
+            lane = self._lanes[key]
+            if batch and size + lane[0].size > max_bytes:
+                self._ring.rotate(-1)
+                misses += 1
+                continue
+            op = lane.popleft()
+            batch.append(op)
+            size += op.size
+            misses = 0
+            self._ring.popleft()
+            if lane:
+                self._ring.append(key)
+            else:
+                del self._lanes[key]
+        return batch
 
 
 class SQLiteStore:
@@ -104,24 +163,34 @@ class SQLiteStore:
     Args:
         path: the database file (created if missing).
         batch_max: most operations committed together.
+        batch_max_bytes: most envelope bytes committed together (one write
+            always fits); with the round-robin of :class:`FairQueue` this
+            bounds what a heavy channel makes the others wait for.
     """
 
-    def __init__(self, path: str, batch_max: int = 512) -> None:
+    def __init__(self, path: str, batch_max: int = 512, batch_max_bytes: int = 1 << 20) -> None:
         self.path = path
         self._batch_max = batch_max
+        self._batch_max_bytes = batch_max_bytes
         self._queue: queue.SimpleQueue[_Op | object] = queue.SimpleQueue()
+        self._pending = FairQueue()
+        self._stopping = False
+        self._batch_observer: Callable[[list[bytes | None]], None] | None = None
         self._thread: threading.Thread | None = None
         self._observer: Callable[[int], None] | None = None
+        self._lock: str | None = None
 
     # --- lifecycle -----------------------------------------------------------
 
     async def open(self) -> None:
-        """Start the writer thread and check or create the schema.
+        """Take the lock file, start the writer thread, check or create the schema.
 
         Raises:
+            StoreLocked: another relay process has the file open (its pid and host named).
             SchemaTooNew: the file was written by a newer blindpad.
             StoreError: the file cannot be opened as a database.
         """
+        self._lock = lockfile.acquire(self.path)
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[BaseException | None] = loop.create_future()
         self._thread = threading.Thread(
@@ -132,6 +201,7 @@ class SQLiteStore:
         if error is not None:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
+            self._release_lock()
             raise error
 
     async def close(self) -> None:
@@ -141,10 +211,20 @@ class SQLiteStore:
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            lockfile.release(self._lock)
+            self._lock = None
 
     def observe_commits(self, observer: Callable[[int], None]) -> None:
         """Call ``observer(batch_size)`` on the event loop after every commit."""
         self._observer = observer
+
+    def observe_batches(self, observer: Callable[[list[bytes | None]], None]) -> None:
+        """Call ``observer(channels)`` (writer thread) with each batch's channels, in order."""
+        self._batch_observer = observer
 
     async def synchronous(self) -> int:
         """Return ``PRAGMA synchronous`` of the writer connection (2 = FULL, 3 = EXTRA)."""
@@ -186,19 +266,28 @@ class SQLiteStore:
         finally:
             conn.close()
 
-    def _serve_batch(self, conn: sqlite3.Connection) -> bool:
-        batch: list[_Op] = []
-        item = self._queue.get()
-        running = True
+    def _fill(self) -> None:
+        """Move everything submitted into the lanes (waiting for one item if idle)."""
+        block = not len(self._pending) and not self._stopping
         while True:
+            try:
+                item = self._queue.get() if block else self._queue.get_nowait()
+            except queue.Empty:
+                return
+            block = False
             if item is _STOP:
-                running = False
-                break
-            assert isinstance(item, _Op)
-            batch.append(item)
-            if len(batch) >= self._batch_max or self._queue.empty():
-                break
-            item = self._queue.get()
+                self._stopping = True
+            elif isinstance(item, _Op):
+                self._pending.add(item)
+
+    def _serve_batch(self, conn: sqlite3.Connection) -> bool:
+        self._fill()
+        batch = self._pending.take(self._batch_max, self._batch_max_bytes)
+        running = not (self._stopping and not len(self._pending))
+        if not batch:
+            return running
+        if self._batch_observer is not None:
+            self._batch_observer([op.channel for op in batch])
         writes = [op for op in batch if op.write]
         write_results = self._commit(conn, writes) if writes else []
         read_results = [self._attempt(conn, op, read=True) for op in batch if not op.write]
@@ -236,19 +325,25 @@ class SQLiteStore:
         conn.execute("COMMIT" if read else "RELEASE op")
         return result
 
-    async def _submit(self, fn: Callable[[sqlite3.Connection], T], write: bool = False) -> T:
+    async def _submit(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        write: bool = False,
+        channel: bytes | None = None,
+        size: int = 0,
+    ) -> T:
         if self._thread is None:
             raise StoreError("the SQLite store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Op(fn, write, future, loop))
+        self._queue.put(_Op(fn, write, future, loop, channel, size))
         return await future
 
     # --- the Store protocol --------------------------------------------------
 
     async def channel(self, channel_id: bytes) -> ChannelInfo | None:
         """See :meth:`relay.store.base.Store.channel`."""
-        return await self._submit(lambda c: _channel(c, channel_id))
+        return await self._submit(lambda c: _channel(c, channel_id), channel=channel_id)
 
     async def create_channel(self, channel_id: bytes, verify_key: bytes) -> ChannelInfo:
         """See :meth:`relay.store.base.Store.create_channel`."""
@@ -260,39 +355,49 @@ class SQLiteStore:
             )
             return _require(c, channel_id)
 
-        return await self._submit(op, write=True)
+        return await self._submit(op, write=True, channel=channel_id)
 
     async def append(
         self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
     ) -> AppendResult:
         """See :meth:`relay.store.base.Store.append`."""
         return await self._submit(
-            lambda c: _append(c, channel_id, patch_id, parent_id, envelope), write=True
+            lambda c: _append(c, channel_id, patch_id, parent_id, envelope),
+            write=True,
+            channel=channel_id,
+            size=len(envelope),
         )
 
     async def lookup(self, channel_id: bytes, patch_id: bytes) -> int | None:
         """See :meth:`relay.store.base.Store.lookup`."""
-        return await self._submit(lambda c: _lookup(c, channel_id, patch_id))
+        return await self._submit(lambda c: _lookup(c, channel_id, patch_id), channel=channel_id)
 
     async def put_snapshot(
         self, channel_id: bytes, x_id: bytes, snapshot_id: bytes, envelope: bytes
     ) -> int:
         """See :meth:`relay.store.base.Store.put_snapshot`."""
         return await self._submit(
-            lambda c: _put_snapshot(c, channel_id, x_id, snapshot_id, envelope), write=True
+            lambda c: _put_snapshot(c, channel_id, x_id, snapshot_id, envelope),
+            write=True,
+            channel=channel_id,
+            size=len(envelope),
         )
 
     async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
         """See :meth:`relay.store.base.Store.read_since`."""
-        return await self._submit(lambda c: _read_since(c, channel_id, since_seq))
+        return await self._submit(
+            lambda c: _read_since(c, channel_id, since_seq), channel=channel_id
+        )
 
     async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
         """See :meth:`relay.store.base.Store.read_from_snapshot`."""
-        return await self._submit(lambda c: _read_from_snapshot(c, channel_id))
+        return await self._submit(lambda c: _read_from_snapshot(c, channel_id), channel=channel_id)
 
     async def trim(self, channel_id: bytes, x_id: bytes) -> int:
         """See :meth:`relay.store.base.Store.trim`."""
-        return await self._submit(lambda c: _trim(c, channel_id, x_id), write=True)
+        return await self._submit(
+            lambda c: _trim(c, channel_id, x_id), write=True, channel=channel_id
+        )
 
     async def stats(self) -> StoreStats:
         """See :meth:`relay.store.base.Store.stats`."""
@@ -418,6 +523,9 @@ def _read_since(c: sqlite3.Connection, channel_id: bytes, since_seq: int) -> His
         return HistoryRead(None, (), Head())
     if since_seq < info.floor_seq:
         raise HistoryTrimmed(info.floor_seq)
+    if since_seq >= info.head.seq:
+        # Nothing is newer; also keeps a u64 past SQLite's i64 out of the query.
+        return HistoryRead(None, (), info.head)
     return HistoryRead(None, _patches_after(c, channel_id, since_seq), info.head)
 
 

@@ -347,9 +347,10 @@ def test_every_refusal_code() -> None:
                     break
                 parent = nid
             check(answer, RefuseCode.PAD_TOO_LARGE)
-        assert len(seen) == len(RefuseCode) - 4
+        assert len(seen) == len(RefuseCode) - 5
 
-    # HISTORY_TRIMMED, RATE_LIMITED, CHANNEL_QUOTA, STORAGE_FULL have their own tests.
+    # HISTORY_TRIMMED, RATE_LIMITED, CHANNEL_QUOTA, STORAGE_FULL, CREATE_RATE_LIMITED have
+    # their own tests (the last in test_relay_hardening.py).
     limits = small_limits(
         max_frame_bytes=8192,
         max_patch_bytes=2500,
@@ -404,7 +405,7 @@ def test_quota_refusals(limit: str, code: RefuseCode) -> None:
                 parent = pid
             raise AssertionError("quota never hit")
 
-    run(scenario, limits=small_limits(**{limit: 2000}))
+    run(scenario, limits=small_limits(**{limit: 2000}, channel_overhead_bytes=100))
 
 
 def test_history_trimmed_refusal() -> None:
