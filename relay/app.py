@@ -69,6 +69,8 @@ class RelayConfig:
             Origin must match it when given.
         create_token: when set, creating a channel needs HELLO to carry it.
         web_dir: the web client's files; a placeholder page when absent.
+        embed_origins: origins whose pages may frame the pad (``/embed/``,
+            ``docs/EMBED.md``); none by default.
     """
 
     store_url: str = "sqlite:///./blindpad.sqlite3"
@@ -76,6 +78,7 @@ class RelayConfig:
     public_url: str | None = None
     create_token: bytes | None = None
     web_dir: Path | None = DEFAULT_WEB_DIR
+    embed_origins: tuple[str, ...] = ()
 
 
 class AppState(TypedDict):
@@ -139,7 +142,8 @@ def _routes(
         Route("/v1/channels/{channel}/history", http.history),
     ]
     required = config.create_token is not None
-    return routes + web.routes(config.web_dir, token_required=required)  # /, /p/, assets
+    embedders = config.embed_origins
+    return routes + web.routes(config.web_dir, token_required=required, embed_origins=embedders)
 
 
 def origin_allowed(origin: str | None, public_url: str | None) -> bool:

@@ -65,7 +65,7 @@ SODIUM_FILES = {
     "libsodium.js": "libsodium/dist/modules/libsodium.js",
     "libsodium-wrappers.js": "libsodium-wrappers/dist/modules/libsodium-wrappers.js",
 }
-PAGE_FILES = ("app.js", "style.css")
+PAGE_FILES = ("app.js", "style.css", "blindpad-pad.js")
 MIME = {
     ".wasm": "application/wasm",
     ".mjs": "text/javascript; charset=utf-8",
