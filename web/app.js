@@ -232,7 +232,7 @@ function render(out) {
     return;
   }
   setStatus(out.status, statusText(out));
-  if (out.status !== embed.status) emit("status", { status: (embed.status = out.status) });
+  noteStatus(out.status);
   if (out.ready && !embed.ready) {
     embed.ready = true;
     emit("ready", { writer: out.writer });
@@ -557,6 +557,11 @@ function emit(event, detail) {
   if (EMBED && embed.origin) window.parent.postMessage({ blindpad: 1, event, detail }, embed.origin);
 }
 
+/** Tell the embedding page the status word when it changes. */
+function noteStatus(status) {
+  if (status !== embed.status) emit("status", { status: (embed.status = status) });
+}
+
 /** Apply one API edit, [pos, delete, insert] in code points of the text as shown. */
 function apiEdit(pos, del, ins) {
   if (!pad || stopped || !embed.ready) throw new Error("the pad is not ready");
@@ -571,6 +576,7 @@ function apiEdit(pos, del, ins) {
   if (!del && !ins) return;
   const problem = pad.edit(pos, del, ins, Date.now());
   if (problem) throw new Error(problem);
+  noteStatus(pad.status()); // "syncing" now, not only if a frame sees it before the ACK
   const shift = (at) => (at >= pos + del ? at - del + cpCount(ins) : Math.min(at, pos));
   applyPatches([[[pos, del, ins]]], selectionCp().map(shift));
   emit("change", { origin: "local", patches: [[[pos, del, ins]]] });
