@@ -11,6 +11,8 @@
 //   page     the normal page (a separate browser context) sees the host's
 //            edit and the host's name; what it types reaches the element as a
 //            remote change
+//   readonly a second element with `readonly` and `theme="dark"` reads but
+//            cannot write; one with another relay's link is refused at once
 //   blocked  on HOST_BAD the relay's CSP refuses the frame: Chromium reports
 //            the frame-ancestors violation and `ready` never resolves
 
@@ -132,6 +134,34 @@ async function page() {
   return { detail: `the page saw the insert and "Host Ada"; ${remote.length} remote change events reached the host` };
 }
 
+async function readonly() {
+  const host = world.host;
+  const result = await host.evaluate(async ([link, ms]) => {
+    const add = (attrs) => {
+      const el = document.createElement("blindpad-pad");
+      for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+      document.body.append(el);
+      return el;
+    };
+    const foreign = add({ link: "https://elsewhere.example/p/#abc" });
+    const refused = await foreign.ready.then(() => "opened", (e) => e.message);
+    const el = add({ link, readonly: "", theme: "dark" });
+    const guard = new Promise((_, reject) => setTimeout(() => reject(new Error("ready: hang guard")), ms));
+    const info = await Promise.race([el.ready, guard]);
+    const text = await el.getText();
+    const write = await el.insert(0, "x").then(() => "accepted", (e) => e.message);
+    return { refused, info, text, write };
+  }, [LINK, BOOT_MS]);
+  check(result.refused.includes("must be a pad link of"), `a link of another relay: ${result.refused}`);
+  check(result.info.writer === false, `readonly opens the view link: ${JSON.stringify(result.info)}`);
+  check(result.text.startsWith(HOST_TEXT), `the read-only element reads the pad: ${JSON.stringify(result.text)}`);
+  check(result.write.includes("view link"), `a read-only element cannot write: ${result.write}`);
+  const frames = host.frames().filter((f) => f.url().startsWith(`${RELAY}embed/?`));
+  const themes = await Promise.all(frames.map((f) => f.evaluate(() => document.body.dataset.theme)));
+  check(themes.includes("dark"), `theme=dark reaches the frame: ${themes}`);
+  return { detail: `readonly: writer false, write refused (${result.write}); a foreign link refused` };
+}
+
 async function blocked() {
   const { page, log } = await open(HOST_BAD);
   const headers = [];
@@ -149,7 +179,7 @@ async function blocked() {
   return { detail: `refused: ${violation.slice(0, 160)}` };
 }
 
-const SCENARIOS = { api, page, blocked };
+const SCENARIOS = { api, page, readonly, blocked };
 for (const [name, run] of Object.entries(SCENARIOS)) {
   const started = Date.now();
   let result;
