@@ -350,7 +350,8 @@ function report(text) {
 }
 
 function fail(text) {
-  emit("error", { message: String(text).split("\n")[0] });
+  embed.error = String(text).split("\n")[0];
+  emit("error", { message: embed.error });
   setStatus("error", "Error");
   $("loading-text").textContent = text;
   report(text);
@@ -549,6 +550,7 @@ const embed = {
   origin: null, // the parent's origin, once its first command was accepted
   status: null,
   ready: false,
+  error: null, // the fatal line, if any (also told to a host that speaks later)
   name: "",
 };
 
@@ -591,6 +593,7 @@ const COMMANDS = {
     schedule();
     if (embed.status) emit("status", { status: embed.status });
     if (embed.ready) emit("ready", { writer });
+    if (embed.error) emit("error", { message: embed.error });
     return { ready: embed.ready };
   },
   getText() {

@@ -12,7 +12,8 @@
 //            edit and the host's name; what it types reaches the element as a
 //            remote change
 //   readonly a second element with `readonly` and `theme="dark"` reads but
-//            cannot write; one with another relay's link is refused at once
+//            cannot write; one with another relay's link is refused at once,
+//            one with a damaged link fires `error` and rejects `ready`
 //   blocked  on HOST_BAD the relay's CSP refuses the frame: Chromium reports
 //            the frame-ancestors violation and `ready` never resolves
 
@@ -145,13 +146,20 @@ async function readonly() {
     };
     const foreign = add({ link: "https://elsewhere.example/p/#abc" });
     const refused = await foreign.ready.then(() => "opened", (e) => e.message);
+    const damaged = add({ link: link.split("#")[0] + "#not-a-secret" });
+    const errors = [];
+    damaged.addEventListener("error", (e) => errors.push(e.detail.message));
+    const guard0 = new Promise((_, reject) => setTimeout(() => reject(new Error("damaged: hang guard")), ms));
+    const broken = await Promise.race([damaged.ready.then(() => "opened", (e) => e.message), guard0]);
     const el = add({ link, readonly: "", theme: "dark" });
     const guard = new Promise((_, reject) => setTimeout(() => reject(new Error("ready: hang guard")), ms));
     const info = await Promise.race([el.ready, guard]);
     const text = await el.getText();
     const write = await el.insert(0, "x").then(() => "accepted", (e) => e.message);
-    return { refused, info, text, write };
+    return { refused, broken, errors, info, text, write };
   }, [LINK, BOOT_MS]);
+  check(result.broken.includes("cannot be opened") && result.errors[0] === result.broken,
+    `a damaged link rejects ready and fires one error event: ${JSON.stringify([result.broken, result.errors])}`);
   check(result.refused.includes("must be a pad link of"), `a link of another relay: ${result.refused}`);
   check(result.info.writer === false, `readonly opens the view link: ${JSON.stringify(result.info)}`);
   check(result.text.startsWith(HOST_TEXT), `the read-only element reads the pad: ${JSON.stringify(result.text)}`);
