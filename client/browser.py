@@ -194,7 +194,8 @@ class BrowserPad:
         )
         self.binding = EditorBinding(self.session)
         self.color = color_of(self.author.public_key.hex())
-        self.session.set_presence(name=self.author.name, color=self.color)
+        self.name = self.author.name
+        self.session.set_presence(name=self.name, color=self.color)
         self.reconnect = Reconnect(RECONNECT)
         self._persisted: tuple[list[str], Any] = (list(pending), head)
         self._socket: Any = None
@@ -352,9 +353,11 @@ class BrowserPad:
             self.session.set_presence(cursor=(to_doc(self._sel[0]), to_doc(self._sel[1])))
 
     def _state(self, out: dict[str, Any], now_ms: int) -> dict[str, Any]:
+        alarms = []
         for event in self.binding.events():
             if isinstance(event, Alarm):
                 self._messages.append(f"Alarm ({event.kind.value}): {event.detail}")
+                alarms.append({"kind": event.kind.value, "detail": event.detail})
             elif isinstance(event, Failed):
                 self._failed(event)
         if self.storage.error:
@@ -369,8 +372,9 @@ class BrowserPad:
             ready=self._sent_ready,
             writer=self.link.is_edit,
             peers=[self._peer_json(peer, now_ms) for peer in self.session.peers],
-            me={"name": self.author.name, "color": self.color},
+            me={"name": self.name, "color": self.color},
             messages=messages,
+            alarms=alarms,
             canUndo=self.binding.can_undo,
         )
         return out
@@ -425,6 +429,12 @@ class BrowserPad:
             self.session.flush()
         self._pump(wake=False)
         return json.dumps(out)
+
+    def set_name(self, name: str) -> None:
+        """Show this tab under ``name`` (an embedding page's choice; not stored)."""
+        self.name = name
+        self.session.set_presence(name=name)
+        self.schedule()
 
     def unsaved(self) -> bool:
         """Whether some local edit is not acknowledged yet (leaving would ask first)."""
@@ -495,11 +505,17 @@ def edit_refused(error: PadError) -> str:
 
 
 def start(
-    base_url: str, fragment: str, schedule: Callable[[], None], token: str = ""
+    base_url: str,
+    fragment: str,
+    schedule: Callable[[], None],
+    token: str = "",
+    readonly: bool = False,
 ) -> BrowserPad | Unopened:
     """Open the pad of ``fragment`` on the relay at ``base_url`` (called by ``web/app.js``).
 
     ``token`` is the relay's creation token the page asked for (``""``: none).
+    ``readonly`` opens an edit link as its view link (an embedding page's
+    ``readonly`` attribute): this tab then holds no write key at all.
 
     Returns:
         The open pad, or :class:`Unopened` with one line for the page when the
@@ -510,6 +526,8 @@ def start(
             link = crypto.PadLink.new(base_url)
         else:
             link = crypto.parse_link(f"{base_url}/p/#{fragment}")
+            if readonly and link.is_edit:
+                link = link.view_link()
     except crypto.InvalidLink as error:
         return Unopened(
             f"This link cannot be opened: {error}. Copy the whole link again, "

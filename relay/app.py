@@ -71,6 +71,8 @@ class RelayConfig:
         web_dir: the web client's files; a placeholder page when absent.
         trusted_proxies: peer addresses whose ``X-Forwarded-For`` names the
             client address that per-address limits key on.
+        embed_origins: origins whose pages may frame the pad (``/embed/``,
+            ``docs/EMBED.md``); none by default.
     """
 
     store_url: str = "sqlite:///./blindpad.sqlite3"
@@ -79,6 +81,7 @@ class RelayConfig:
     create_token: bytes | None = None
     web_dir: Path | None = DEFAULT_WEB_DIR
     trusted_proxies: frozenset[str] = frozenset()
+    embed_origins: tuple[str, ...] = ()
 
 
 class AppState(TypedDict):
@@ -155,7 +158,8 @@ def _routes(
         Route("/v1/channels/{channel}/history", http.history),
     ]
     required = config.create_token is not None
-    return routes + web.routes(config.web_dir, token_required=required)  # /, /p/, assets
+    embedders = config.embed_origins
+    return routes + web.routes(config.web_dir, token_required=required, embed_origins=embedders)
 
 
 def origin_allowed(origin: str | None, public_url: str | None) -> bool:

@@ -15,7 +15,8 @@ started prints one flushed line::
     blindpad relay listening on http://127.0.0.1:8765/ (store: sqlite:///./blindpad.sqlite3)
 
 The page comes from a checkout's ``web/`` or, in an installed wheel, from the
-copy the wheel carries; ``--no-web`` serves the API only.
+copy the wheel carries; ``--no-web`` serves the API only.  A second line says
+which origins may embed pads (``--embed-origins``, ``docs/EMBED.md``).
 
 ``backup PATH [--store URL]`` copies a SQLite store with the online backup API
 (safe while the relay runs).  ``seed N`` writes a pad with N sealed patches
@@ -108,6 +109,11 @@ def _run_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--web-dir", help="the web page's directory (default: the installed one)")
     parser.add_argument("--no-web", action="store_true", help="serve the API only, no page")
+    parser.add_argument(
+        "--embed-origins",
+        default="",
+        help="origins whose pages may embed pads (/embed/), comma-separated (default: none)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request (IPs!)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
     defaults = Limits()
@@ -211,7 +217,23 @@ def _config(args: argparse.Namespace) -> RelayConfig:
         create_token=args.create_token.encode() if args.create_token else None,
         trusted_proxies=frozenset(a.strip() for a in args.trusted_proxies.split(",") if a.strip()),
         web_dir=_web_dir(args),
+        embed_origins=_embed_origins(args.embed_origins),
     )
+
+
+def _embed_origins(text: str) -> tuple[str, ...]:
+    from relay.edge.web import embed_origin
+
+    return tuple(embed_origin(item) for item in text.split(",") if item.strip())
+
+
+def embed_line(config: RelayConfig) -> str:
+    """The startup line saying which sites may embed this relay's pads."""
+    if config.web_dir is None:
+        return "blindpad relay embedding: off (--no-web)"
+    if not config.embed_origins:
+        return "blindpad relay embedding: no site may frame pads (--embed-origins is empty)"
+    return "blindpad relay embedding: pages of " + ", ".join(config.embed_origins) + " may embed"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -252,7 +274,8 @@ def _serve(
         shown = f"[{host}]" if ":" in host else host
         url = config.public_url or f"http://{shown}:{bound}/"
         server = uvicorn.Server(uvicorn_config(app, config.limits, log_level, access_log))
-        line = f"blindpad relay listening on {url} (store: {config.store_url})"
+        line = f"blindpad relay listening on {url} (store: {config.store_url})\n"
+        line += embed_line(config)
         try:
             started = asyncio.run(_serve_until_stopped(server, sock, line))
         finally:

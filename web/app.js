@@ -12,6 +12,12 @@
 //
 // Errors: the page shows one line (what happened, what to do); a Python
 // traceback goes to the browser console only.
+//
+// Embed mode (/embed/, docs/EMBED.md): the same page without the landing
+// chrome, inside another site's <blindpad-pad> element. It obeys commands
+// (postMessage) only from its parent window, and only when the parent's origin
+// is one the relay lists (body data-embed-origins); it answers and sends
+// events to that origin only.
 
 const cfg = document.body.dataset;
 const $ = (id) => document.getElementById(id);
@@ -25,6 +31,8 @@ let scheduled = false;
 let lastOverlayKey = "";
 let writer = false;
 let stopped = false; // a fatal failure was shown: no more ticks
+const EMBED = location.pathname.endsWith("/embed/");
+const params = new URLSearchParams(location.search);
 
 // --- UTF-16 <-> code points ---------------------------------------------------
 
@@ -140,6 +148,8 @@ function flushLocal(now) {
   if (problem) {
     report(problem);
     setText(pad.reset(), selectionCp());
+  } else {
+    emit("change", { origin: "local", patches: [[d]] });
   }
 }
 
@@ -168,8 +178,10 @@ function tickInner(now) {
       writer = out.writer;
       ta.readOnly = !writer;
       setText(out.reset, [0, 0]);
+      emit("change", { origin: "reset", patches: [], text: out.reset });
     } else if (out.patches.length) {
       applyPatches(out.patches, out.sel);
+      emit("change", { origin: "remote", patches: out.patches });
     }
     render(out);
   } catch (err) {
@@ -181,7 +193,10 @@ function history(kind) {
   if (!pad || composing || !writer) return;
   tick();
   const out = JSON.parse(pad[kind](Date.now()));
-  if (out.patches.length) applyPatches(out.patches, out.sel || selectionCp());
+  if (out.patches.length) {
+    applyPatches(out.patches, out.sel || selectionCp());
+    emit("change", { origin: "local", patches: out.patches });
+  }
   schedule();
 }
 
@@ -217,6 +232,12 @@ function render(out) {
     return;
   }
   setStatus(out.status, statusText(out));
+  noteStatus(out.status);
+  if (out.ready && !embed.ready) {
+    embed.ready = true;
+    emit("ready", { writer: out.writer });
+  }
+  for (const a of out.alarms) emit("alarm", a);
   if (out.ready) $("loading").hidden = true;
   $("readonly").hidden = out.writer;
   renderPeople(out.me, out.peers);
@@ -233,6 +254,8 @@ function renderPeople(me, peers) {
   const key = JSON.stringify([me, peers.map((p) => [p.session, p.name, p.color, p.away])]);
   if (key === lastPeopleKey) return;
   lastPeopleKey = key;
+  const who = (p) => ({ name: p.name, color: p.color, away: !!p.away });
+  emit("peers", { me: who(me), peers: peers.map(who) });
   const chips = [{ ...me, you: true }, ...peers].map((p) => {
     const chip = document.createElement("span");
     chip.className = p.away ? "person away" : "person";
@@ -327,6 +350,8 @@ function report(text) {
 }
 
 function fail(text) {
+  embed.error = String(text).split("\n")[0];
+  emit("error", { message: embed.error });
   setStatus("error", "Error");
   $("loading-text").textContent = text;
   report(text);
@@ -416,16 +441,18 @@ async function boot() {
   if (errors.length) throw new Error(`loading the blindpad client failed: ${errors.join("; ")}`);
   loading("Opening the pad…", 94);
   const browser = py.pyimport("client.browser");
-  const base = location.href.split("#")[0].replace(/\/p\/$/, "");
-  const opened = browser.start(base, fragment, schedule, token);
+  const base = location.href.split("#")[0].split("?")[0].replace(/\/(p|embed)\/$/, "");
+  const readonly = EMBED && params.get("readonly") === "1";
+  const opened = browser.start(base, fragment, schedule, token, readonly);
   if (opened.failure) {
     fail(opened.failure);
     return;
   }
   pad = opened;
+  if (embed.name) pad.set_name(embed.name);
   const links = JSON.parse(pad.links());
   if (fragment !== links.fragment) history_replace(links.fragment);
-  setupLinks(links);
+  if (!EMBED) setupLinks(links);
   clearInterval(creep);
   setStatus("connecting", STATUS_TEXT.connecting);
   $("loading-text").textContent = "Connecting to the relay…";
@@ -516,6 +543,95 @@ function listen() {
   window.addEventListener("online", () => pad && !stopped && (pad.retry_now(), schedule()));
 }
 
+// --- embed mode: the API over postMessage (docs/EMBED.md) ----------------------
+
+const embed = {
+  allowed: new Set((cfg.embedOrigins || "").split(" ").filter(Boolean)),
+  origin: null, // the parent's origin, once its first command was accepted
+  status: null,
+  ready: false,
+  error: null, // the fatal line, if any (also told to a host that speaks later)
+  name: "",
+};
+
+/** Send an event to the embedding page (nothing before it spoke, nothing elsewhere). */
+function emit(event, detail) {
+  if (EMBED && embed.origin) window.parent.postMessage({ blindpad: 1, event, detail }, embed.origin);
+}
+
+/** Tell the embedding page the status word when it changes. */
+function noteStatus(status) {
+  if (status !== embed.status) emit("status", { status: (embed.status = status) });
+}
+
+/** Apply one API edit, [pos, delete, insert] in code points of the text as shown. */
+function apiEdit(pos, del, ins) {
+  if (!pad || stopped || !embed.ready) throw new Error("the pad is not ready");
+  if (!writer) throw new Error("this is a view link: it cannot change the pad");
+  tick(); // take the user's typing and remote changes first
+  const length = cpCount(ta.value);
+  ins = String(ins).replace(/\r\n?/g, "\n"); // the textarea shows every line break as \n
+  if (ins.isWellFormed && !ins.isWellFormed()) ins = ins.toWellFormed();
+  if (!(Number.isInteger(pos) && Number.isInteger(del) && pos >= 0 && del >= 0 && pos + del <= length)) {
+    throw new Error(`positions out of range: ${pos}+${del} in a text of ${length} code points`);
+  }
+  if (!del && !ins) return;
+  const problem = pad.edit(pos, del, ins, Date.now());
+  if (problem) throw new Error(problem);
+  noteStatus(pad.status()); // "syncing" now, not only if a frame sees it before the ACK
+  const shift = (at) => (at >= pos + del ? at - del + cpCount(ins) : Math.min(at, pos));
+  applyPatches([[[pos, del, ins]]], selectionCp().map(shift));
+  emit("change", { origin: "local", patches: [[[pos, del, ins]]] });
+  schedule();
+}
+
+const COMMANDS = {
+  hello(options = {}) {
+    if (typeof options.name === "string" && options.name) COMMANDS.setName(options.name);
+    // Say what happened before the host listened.
+    lastPeopleKey = "";
+    schedule();
+    if (embed.status) emit("status", { status: embed.status });
+    if (embed.ready) emit("ready", { writer });
+    if (embed.error) emit("error", { message: embed.error });
+    return { ready: embed.ready };
+  },
+  getText() {
+    if (!pad || !embed.ready) throw new Error("the pad is not ready");
+    tick();
+    return ta.value;
+  },
+  insert: (pos, text) => apiEdit(pos, 0, text),
+  delete: (pos, count) => apiEdit(pos, count, ""),
+  replace(text) {
+    if (pad && embed.ready) tick();
+    const d = localDiff(ta.value, String(text).replace(/\r\n?/g, "\n"));
+    if (d) apiEdit(d[0], d[1], d[2]);
+  },
+  setName(name) {
+    embed.name = String(name).slice(0, 64);
+    if (pad) pad.set_name(embed.name);
+  },
+  focus: () => ta.focus(),
+};
+
+function onCommand(e) {
+  // Only our parent, only from a listed origin, and always the same one.
+  if (e.source !== window.parent || !embed.allowed.has(e.origin)) return;
+  if (embed.origin !== null && e.origin !== embed.origin) return;
+  const m = e.data;
+  if (!m || m.blindpad !== 1 || !Object.hasOwn(COMMANDS, m.cmd)) return;
+  embed.origin = e.origin;
+  let reply;
+  try {
+    const value = COMMANDS[m.cmd](...(Array.isArray(m.args) ? m.args : []));
+    reply = { ok: true, value: value === undefined ? null : value };
+  } catch (err) {
+    reply = { ok: false, error: String(err && err.message ? err.message : err).split("\n")[0] };
+  }
+  window.parent.postMessage({ blindpad: 1, id: m.id, ...reply }, embed.origin);
+}
+
 // Tests and the bench read the client's own view of the text here.
 window.blindpad = {
   text: () => (pad ? pad.text() : null),
@@ -525,7 +641,13 @@ window.blindpad = {
   stats: () => ({ ...stats }),
 };
 
-if (location.pathname.endsWith("/p/")) {
+if (EMBED) {
+  document.body.classList.add("embed");
+  document.body.dataset.theme = params.get("theme") === "dark" ? "dark" : "light";
+  $("bar").hidden = params.get("toolbar") !== "1";
+  if (window.parent !== window) window.addEventListener("message", onCommand);
+}
+if (EMBED || location.pathname.endsWith("/p/")) {
   $("editor").hidden = false;
   listen();
   boot().catch((err) => fail(startFailure(err)));

@@ -25,6 +25,7 @@ What the bundle holds (nothing from another origin, ever):
                                 only it, with its sha256 (Pyodide fetches
                                 wheels next to the lock)
 ``assets/<name>.<h>.<ext>``     libsodium UMD scripts and ``web/`` files
+                                (``blindpad-pad.js`` also at a stable URL)
 ==============================  ==============================================
 
 Compression: text-like assets (JavaScript, wasm, JSON, CSS) are *compressible*.
@@ -66,6 +67,8 @@ SODIUM_FILES = {
     "libsodium-wrappers.js": "libsodium-wrappers/dist/modules/libsodium-wrappers.js",
 }
 PAGE_FILES = ("app.js", "style.css")
+#: Page files a ``web/`` copied from an older checkout may lack (then not served).
+OPTIONAL_PAGE_FILES = ("blindpad-pad.js",)
 MIME = {
     ".wasm": "application/wasm",
     ".mjs": "text/javascript; charset=utf-8",
@@ -250,6 +253,7 @@ def build_bundle(web_dir: Path, node_modules: Path | None = None) -> WebBundle:
     urls["wheel"] = client + wheel_name
 
     files = {**sodium, **{name: web_dir / name for name in PAGE_FILES}}
+    files |= {n: web_dir / n for n in OPTIONAL_PAGE_FILES if (web_dir / n).is_file()}
     for name, path in files.items():
         data = path.read_bytes()
         stem, ext = name.rsplit(".", 1)

@@ -12,7 +12,15 @@ the app is created) or from the folder a wheel carries
   ``{{name}}`` replaced by the hashed URL of that asset, ``no-cache``;
 * ``GET /assets/...`` returns a file whose *path carries a content hash*, so
   it is ``immutable``: a reload after an upgrade fetches a new HTML, which
-  names only new URLs, and never mixes versions.
+  names only new URLs, and never mixes versions;
+* ``GET /embed/`` is the same page in embed mode (``docs/EMBED.md``): only
+  there may other sites frame it, and only the origins the operator listed
+  (``--embed-origins``): its ``frame-ancestors`` names them (``'none'`` when
+  none are), and ``data-embed-origins`` tells the page whose commands to
+  obey.  Every other page keeps ``frame-ancestors 'none'``;
+* ``GET /embed/v1/blindpad-pad.js`` is the ``<blindpad-pad>`` element, at a
+  stable URL (``v1``: its message protocol), ``no-cache`` so an upgrade
+  reaches hosts at once.
 
 Compression: a compressible asset is sent ``Content-Encoding: gzip`` to a
 client whose ``Accept-Encoding`` allows gzip, and decoded to one that does not
@@ -36,7 +44,9 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections.abc import AsyncIterator
+from html import escape as html_escape
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response, StreamingResponse
@@ -75,6 +85,7 @@ __all__ = [
     "WebBundle",
     "accepts_gzip",
     "build_bundle",
+    "embed_origin",
     "node_modules_for",
     "routes",
 ]
@@ -84,6 +95,15 @@ PACKAGED_WEB_DIR = Path(__file__).resolve().parent / "static"
 IMMUTABLE = "public, max-age=31536000, immutable"
 #: Filled when the page is served (not when the bundle is built): the relay's choice.
 TOKEN_PLACEHOLDER = b"{{create-token}}"
+#: Filled when the page is served: the origins allowed to embed (space-separated).
+EMBED_PLACEHOLDER = b"{{embed-origins}}"
+#: The stable URL of the embed script, and the bundle file it serves.
+EMBED_SCRIPT_URL, EMBED_SCRIPT = "/embed/v1/blindpad-pad.js", "blindpad-pad.js"
+_CSP = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
+    "connect-src 'self' ws: wss:; style-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors "
+)
 _CHUNK = 1 << 16
 
 
@@ -109,6 +129,29 @@ def accepts_gzip(header: str) -> bool:
                     q = 0.0
         allowed[name.strip().lower()] = q > 0
     return allowed.get("gzip", allowed.get("x-gzip", allowed.get("*", False)))
+
+
+def embed_origin(text: str) -> str:
+    """Check one ``--embed-origins`` entry and return it normalised.
+
+    Args:
+        text: an origin, ``https://host[:port]`` (or ``http://``).
+
+    Returns:
+        ``scheme://host[:port]``, lower-cased, as browsers compare origins.
+
+    Raises:
+        ValueError: not an origin (a path, a wildcard, a missing scheme...),
+            with one line saying which entry and what an origin looks like.
+    """
+    parts = urlsplit(text.strip())
+    netloc = parts.netloc.lower()
+    ok = parts.scheme in ("http", "https") and netloc and "@" not in netloc and "*" not in netloc
+    if not ok or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(
+            f"--embed-origins: {text!r} is not an origin (write https://host or https://host:port)"
+        )
+    return f"{parts.scheme}://{netloc}"
 
 
 async def _gunzip(path: Path) -> AsyncIterator[bytes]:
@@ -156,24 +199,32 @@ async def _respond(asset: Asset, url: str, gzip_ok: bool, compressed: _Compresse
     return Response(asset.data, media_type=kind, headers=headers)
 
 
-def _serve(bundle: WebBundle, token_required: bool) -> tuple[Route, Route, Route]:
-    # The page asks for the creation token before creating a pad, only where one is needed.
-    html = bundle.html.replace(TOKEN_PLACEHOLDER, b"required" if token_required else b"")
-    headers = {
+def _page_headers(frame_ancestors: str) -> dict[str, str]:
+    return {
         "Cache-Control": "no-cache",
         "Referrer-Policy": "no-referrer",
         "X-Content-Type-Options": "nosniff",
         # Nothing but this origin: no CDN, no third party, ever.
-        "Content-Security-Policy": (
-            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; "
-            "connect-src 'self' ws: wss:; style-src 'self'; img-src 'self' data:; "
-            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-        ),
+        "Content-Security-Policy": _CSP + frame_ancestors,
     }
+
+
+def _serve(bundle: WebBundle, token_required: bool, embed_origins: tuple[str, ...]) -> list[Route]:
+    # The page asks for the creation token before creating a pad, only where one is needed.
+    html = bundle.html.replace(TOKEN_PLACEHOLDER, b"required" if token_required else b"")
+    listed = " ".join(embed_origins)
+    embed_html = html.replace(EMBED_PLACEHOLDER, html_escape(listed).encode())
+    html = html.replace(EMBED_PLACEHOLDER, b"")
+    headers = _page_headers("'none'")
+    embed_headers = _page_headers(listed or "'none'")
 
     async def page(request: Request) -> Response:
         del request
         return HTMLResponse(html, headers=headers)
+
+    async def embed_page(request: Request) -> Response:
+        del request
+        return HTMLResponse(embed_html, headers=embed_headers)
 
     compressed = _Compressed()
 
@@ -185,10 +236,30 @@ def _serve(bundle: WebBundle, token_required: bool) -> tuple[Route, Route, Route
         gzip_ok = accepts_gzip(request.headers.get("accept-encoding", ""))
         return await _respond(found, url, gzip_ok, compressed)
 
-    return Route("/", page), Route("/p/", page), Route("/assets/{rest:path}", asset)
+    script_url = bundle.urls.get(EMBED_SCRIPT)
+
+    async def embed_script(request: Request) -> Response:
+        if script_url is None:  # a bundle packaged before the element existed
+            return http.error(404, "NOT_FOUND", "this relay's page has no embed script")
+        gzip_ok = accepts_gzip(request.headers.get("accept-encoding", ""))
+        response = await _respond(bundle.assets[script_url], script_url, gzip_ok, compressed)
+        # A stable URL: revalidated on every load, loadable by any host page.
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+        return response
+
+    return [
+        Route("/", page),
+        Route("/p/", page),
+        Route("/embed/", embed_page),
+        Route(EMBED_SCRIPT_URL, embed_script),
+        Route("/assets/{rest:path}", asset),
+    ]
 
 
-def routes(web_dir: Path | None, *, token_required: bool = False) -> list[BaseRoute]:
+def routes(
+    web_dir: Path | None, *, token_required: bool = False, embed_origins: tuple[str, ...] = ()
+) -> list[BaseRoute]:
     """The routes of the web client (see the module docstring).
 
     Args:
@@ -197,9 +268,11 @@ def routes(web_dir: Path | None, *, token_required: bool = False) -> list[BaseRo
         token_required: the relay has a creation token (the page then asks
             for it before creating a pad: ``{{create-token}}`` in
             ``index.html`` becomes ``required``).
+        embed_origins: the origins whose pages may frame ``/embed/``
+            (checked by :func:`embed_origin`); none by default.
 
     Returns:
-        Routes for ``/``, ``/p/`` and the assets.
+        Routes for ``/``, ``/p/``, ``/embed/``, the embed script and the assets.
 
     Raises:
         WebAssetsMissing: the page is installed but its runtime is not.
@@ -208,7 +281,7 @@ def routes(web_dir: Path | None, *, token_required: bool = False) -> list[BaseRo
         page = http.page_handler(None)
         return [Route("/", page), Route("/p/", page)]
     if is_packaged(web_dir):
-        return list(_serve(load_bundle(web_dir), token_required))
+        return list(_serve(load_bundle(web_dir), token_required, embed_origins))
     if not (web_dir / "app.js").is_file():
         if not web_dir.is_dir():
             raise WebAssetsMissing(
@@ -218,4 +291,4 @@ def routes(web_dir: Path | None, *, token_required: bool = False) -> list[BaseRo
             )
         page = http.page_handler(web_dir)
         return [Route("/", page), Route("/p/", page), Mount("/", StaticFiles(directory=web_dir))]
-    return list(_serve(build_bundle(web_dir), token_required))
+    return list(_serve(build_bundle(web_dir), token_required, embed_origins))
