@@ -263,6 +263,7 @@ class Pad:
                 pipeline=pipeline,
                 last_head=state.last_head() if state else None,
                 recovered=state.recovered() if state else (),
+                recovered_bases=state.recovered_bases() if state else (),
                 token=token,
                 create=create,
             )
@@ -525,7 +526,7 @@ class Pad:
 
     def _pump(self) -> None:
         if self._state is not None:
-            self._state.write_pending(self._session.pending())
+            self._state.write_pending(self._session.pending(), self._session.pending_base())
             self._state.write_head(self._session.last_head)
         for frame in self._session.frames_to_send():
             if self._transport is not None:

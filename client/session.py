@@ -24,10 +24,12 @@ Connection phases (:class:`Phase`)::
 
 Patches are pushed only while LIVE.  On reaching LIVE the first time, the
 patches recovered from a previous process's write-ahead log are handed to
-:meth:`Engine.adopt` (those found in history count as acknowledged, the rest
-are resent with the same bytes); on later reconnects every in-flight patch is
-resent (:meth:`Engine.resend`).  Offline edits stay in the engine's open
-patch and are sealed on the new head once LIVE.
+:meth:`Engine.adopt` with their base (:mod:`client.recovery`: those found in
+history count as acknowledged, the rest are resent with the same bytes, or
+probed and merged; :attr:`PadSession.ready` waits for that); on later
+reconnects every in-flight patch is resent (:meth:`Engine.resend`).
+Offline edits stay in the engine's open patch and are sealed on the new
+head once LIVE.
 
 Refusals: STALE goes to :meth:`Engine.refused` (squash and rebase);
 RATE_LIMITED re-sends the very same bytes after ``retry_after_ms``; anything
@@ -65,6 +67,7 @@ from client.engine import (
     Alarm as EngineAlarm,
 )
 from client.engine import (
+    Base,
     Committed,
     Engine,
     LocalError,
@@ -190,6 +193,7 @@ class PadSession:
         pipeline: patches in flight at once.
         last_head: ``(seq, id)`` of the last head a previous run saw.
         recovered: sealed patches from a previous run's write-ahead log.
+        recovered_bases: the base(s) logged with them (:mod:`client.recovery`).
         token: the relay's channel-creation token, if it needs one.
         create: create the pad if the relay does not know it (SUBSCRIBE carries
             the verify key); else an unknown pad is refused NO_VERIFY_KEY.
@@ -205,6 +209,7 @@ class PadSession:
         pipeline: int = 4,
         last_head: tuple[int, bytes] | None = None,
         recovered: Iterable[bytes] = (),
+        recovered_bases: Iterable[Base[str]] = (),
         token: bytes = b"",
         create: bool = True,
     ) -> None:
@@ -227,6 +232,7 @@ class PadSession:
         self.failure: Failed | None = None
         self.reconnects = 0
         self._recovered: list[bytes] | None = list(recovered)
+        self._recovered_bases = list(recovered_bases)
         self._crypto_session = crypto.Session.new()
         self._guard = crypto.EphemeralGuard(presence_timeout_ms)
         self._ids = itertools.count(1)
@@ -259,8 +265,9 @@ class PadSession:
 
     @property
     def ready(self) -> bool:
-        """True once the pad's history has been loaded at least once."""
-        return self._synced_once
+        """True once the pad's history has been loaded at least once, and the
+        write-ahead log recovered (:attr:`Engine.recovering`)."""
+        return self._synced_once and not self.engine.recovering
 
     @property
     def peers(self) -> tuple[Peer, ...]:
@@ -270,6 +277,10 @@ class PadSession:
     def pending(self) -> list[bytes]:
         """The sealed patches not yet acknowledged, oldest first (the write-ahead log)."""
         return [sealed.data for sealed in self.engine.unacknowledged()]
+
+    def pending_base(self) -> Base[str] | None:
+        """The text :meth:`pending` was made on (persist it when its parent changes)."""
+        return self.engine.log_base()
 
     def events(self) -> list[PadEvent]:
         """Take the events produced since the last call, oldest first."""
@@ -483,7 +494,7 @@ class PadSession:
         if not recovered or not self.keys.can_write:
             return
         try:
-            self.engine.adopt(recovered)
+            self.engine.adopt(recovered, self._recovered_bases)
         except (LocalError, ValueError) as error:
             self._alarm(AlarmKind.RECOVERY, f"write-ahead patches not recovered: {error}")
 
@@ -503,7 +514,9 @@ class PadSession:
         if frame.code == p.RefuseCode.RATE_LIMITED:
             due = self.clock() + max(1, frame.retry_after_ms)
             self._retries.append((due, frame.request_id, request))
-        elif request.want is _Want.PATCH and frame.code == p.RefuseCode.STALE:
+        elif request.want is _Want.PATCH and (
+            frame.code == p.RefuseCode.STALE or self.engine.recovering  # a probe: not stored
+        ):
             self.engine.refused(request.id, frame.head_id)
             self._flush()
         elif request.want is not _Want.SNAPSHOT:
