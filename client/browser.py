@@ -5,34 +5,29 @@ Theory of operation
 The page (``web/app.js``) runs this module under Pyodide, on the main thread.
 Two layers:
 
-:class:`EditorBinding` (sans-I/O, runs on CPython too, tested there)
-    sits between the session and the textarea.  The textarea shows the
-    *displayed* text; the session holds ``text`` = displayed text + the
-    remote changes not yet handed to the page (``_undelivered``).  The page
-    hands over its local edits (:meth:`EditorBinding.local_edit`, in the
-    displayed coordinates) and takes the remote changes when it can
-    (:meth:`EditorBinding.take_changes`, never during an IME composition),
-    so a local edit and a remote change that cross are transformed against
-    each other exactly like two concurrent patches (TP1): neither side ever
-    splices text at a stale offset.  The caret and the selection move
-    through every remote change with :func:`client.textops.transform_selection`.
-
-    Undo/redo is blindpad's own (the textarea's native undo cannot survive
-    remote edits): each local edit pushes its inverse; edits within
-    :data:`UNDO_GROUP_MS` of each other form one step.  Every remote change
-    ``r`` is transformed through the stack top-down, as ot.js and Firepad
-    do: ``entry' = T(entry, r)`` and ``r := T(r, entry)`` before going one
-    entry down, so each entry stays expressed on the text it will be
-    applied to, and an undo removes only the user's own edit.
+:class:`~client.editor.EditorBinding` (sans-I/O, :mod:`client.editor`)
+    sits between the session and the textarea: crossing edits, line
+    breaks shown as ``\n``, the user's own undo.
 
 :class:`BrowserPad` (Pyodide only: the one module that imports ``js``)
     owns the browser's ``WebSocket`` (binary frames, ``create_proxy``
-    callbacks, reconnects with backoff) and ``localStorage``: the author key
-    (``blindpad.author``), the last head seen and the sealed patches not yet
-    acknowledged, per channel, written *before* frames are sent and restored
-    on reload (the session adopts them).  Edits typed while offline are
-    sealed at once too (parented on the last head; rebased if that moved), so
-    a reload while offline loses nothing either.
+    callbacks) and ``localStorage``: the author key (``blindpad.author``),
+    the last head seen and the sealed patches not yet acknowledged, per
+    channel, written *before* frames are sent and restored on reload (the
+    session adopts them), and the text they were made on
+    (``blindpad.base.<channel>``: ``{"parent", "height", "text"}``, written
+    only when their first parent changes, before the patches), so they are
+    merged onto whatever the pad holds by then, snapshots and trims included
+    (:mod:`client.recovery`).  Edits typed while offline are sealed at once
+    too (:meth:`PadSession.flush`), so a reload while offline loses nothing.
+    It uses the session's public surface only.  When the socket drops, the
+    browser goes offline, or the session says the relay stopped answering
+    (:attr:`PadSession.stalled`), it waits the delay of the shared
+    :class:`client.transport.Reconnect` policy (jittered exponential
+    backoff, as the SDK) and tells the page when the next attempt is.
+    Peers not heard from lately, or all of them while we are offline, are
+    drawn as away.  What cannot work (a damaged link, a refused pad) is one
+    line for the page, never a traceback.
 
 Positions here are code points; the UTF-16 offsets of the textarea are
 converted in ``web/app.js``, which never splits a surrogate pair.  The page
@@ -44,32 +39,24 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import crypto
 from client import textops
-from client.errors import PadError
-from client.events import (
-    Alarm,
-    ConnectionLost,
-    ConnectionRestored,
-    Failed,
-    PadEvent,
-    Peer,
-    TextChanged,
-)
+from client.editor import EditorBinding, end_of
+from client.errors import NotReady, PadError, ReadOnly
+from client.events import Alarm, Failed, Peer
+from client.recovery import Base
 from client.session import PadSession, Phase
 from client.textops import Op, Patch
+from client.transport import Backoff, Reconnect, websocket_url
 
 if TYPE_CHECKING:  # pragma: no cover - ``js`` exists only under Pyodide
     from collections.abc import Callable
 
-UNDO_GROUP_MS = 800
-UNDO_LIMIT = 500
 PRESENCE_MIN_INTERVAL_MS = 60
 BROWSER_PIPELINE = 32
-RECONNECT_DELAYS_MS = (200, 500, 1000, 2000, 3000)
+RECONNECT = Backoff(initial=0.5, factor=2.0, cap=15.0, jitter=0.5)
 _ADJECTIVES = ("Amber", "Brisk", "Calm", "Deft", "Eager", "Fable", "Gentle", "Hazel", "Ivory")
 _ANIMALS = ("Otter", "Heron", "Lynx", "Marten", "Puffin", "Ibex", "Wren", "Koala", "Newt")
 
@@ -96,153 +83,14 @@ def patch_to_json(patch: Patch) -> list[list[int | str]]:
     return [[op.pos, op.delete, op.insert] for op in patch]
 
 
-def _end_of(patch: Patch) -> int:
-    """Where a caret belongs after ``patch``: the end of its last op, in the new text."""
-    shift = 0
-    for op in patch[:-1]:
-        shift += len(op.insert) - op.delete
-    last = patch[-1]
-    return last.pos + shift + len(last.insert)
-
-
-@dataclass
-class _Step:
-    """One undo (or redo) step: a patch on the text it will be applied to."""
-
-    patch: Patch
-    at_ms: int
-
-
-@dataclass
-class EditorBinding:
-    """A textarea's view of a :class:`PadSession` (see the module docstring).
-
-    Args:
-        session: the pad session (owns the engine and speaks the frames).
-    """
-
-    session: PadSession
-    _undelivered: list[Patch] = field(default_factory=list)
-    _undo: list[_Step] = field(default_factory=list)
-    _redo: list[_Step] = field(default_factory=list)
-    _events: list[PadEvent] = field(default_factory=list)
-    _groupable: bool = False
-
-    def events(self) -> list[PadEvent]:
-        """Take the session events seen by the binding (alarms, failures, status)."""
-        self._absorb()
-        events, self._events = self._events, []
-        return events
-
-    def _absorb(self) -> None:
-        for event in self.session.events():
-            if isinstance(event, TextChanged):
-                patch: Patch = tuple(event.ops)
-                if not self.session.ready:
-                    continue  # the page gets the whole text once the history is in
-                self._undelivered.append(patch)
-                self._undo = _through(self._undo, patch)
-                self._redo = _through(self._redo, patch)
-                self._groupable = False
-            else:
-                self._events.append(event)
-
-    # --- from the page -----------------------------------------------------
-
-    def local_edit(self, patch: Patch, now_ms: int) -> None:
-        """The user changed the displayed text by ``patch`` (displayed coordinates).
-
-        Raises:
-            client.errors.ReadOnly, NotReady, InvalidEdit: see :meth:`PadSession.edit`.
-        """
-        if not patch:
-            return
-        self._absorb()
-        for i, remote in enumerate(self._undelivered):
-            patch, self._undelivered[i] = (
-                textops.transform(patch, remote),
-                textops.transform(remote, patch),
-            )
-        before = self.session.text
-        self.session.edit(patch)
-        inverse = textops.invert(patch, before)
-        top = self._undo[-1] if self._undo else None
-        if top is not None and self._groupable and now_ms - top.at_ms < UNDO_GROUP_MS:
-            top.patch = textops.compose(inverse, top.patch)
-            top.at_ms = now_ms
-        else:
-            self._undo.append(_Step(inverse, now_ms))
-            del self._undo[:-UNDO_LIMIT]
-        self._redo.clear()
-        self._groupable = True
-        self._absorb()
-
-    def take_changes(
-        self, sel: tuple[int, int] | None
-    ) -> tuple[list[Patch], tuple[int, int] | None]:
-        """Hand the remote changes to the page, with the selection moved through them.
-
-        Args:
-            sel: the page's ``(anchor, head)`` in displayed coordinates, or None.
-
-        Returns:
-            The patches to apply in order, and the new selection.
-        """
-        self._absorb()
-        patches, self._undelivered = self._undelivered, []
-        for patch in patches:
-            if sel is not None:
-                sel = textops.transform_selection(sel, patch)
-        return patches, sel
-
-    def undo(self, now_ms: int) -> Patch | None:
-        """Undo the user's last own edit; the patch to apply (after :meth:`take_changes`)."""
-        return self._replay(self._undo, self._redo, now_ms)
-
-    def redo(self, now_ms: int) -> Patch | None:
-        """Redo the last undone edit; the patch to apply (after :meth:`take_changes`)."""
-        return self._replay(self._redo, self._undo, now_ms)
-
-    def _replay(self, source: list[_Step], target: list[_Step], now_ms: int) -> Patch | None:
-        self._absorb()
-        if self._undelivered or not source:
-            return None
-        step = source.pop()
-        before = self.session.text
-        simple = textops.simplify(step.patch, before)
-        if not simple:
-            return self._replay(source, target, now_ms)
-        self.session.edit(simple)
-        target.append(_Step(textops.invert(simple, before), now_ms))
-        self._groupable = False
-        self._absorb()
-        return simple
-
-    @property
-    def can_undo(self) -> bool:
-        """Whether an own edit can be undone."""
-        return bool(self._undo)
-
-
-def _through(stack: list[_Step], remote: Patch) -> list[_Step]:
-    """Transform an undo stack through a remote change made on the current text."""
-    out: list[_Step] = []
-    for step in reversed(stack):
-        moved = textops.transform(step.patch, remote)
-        remote = textops.transform(remote, step.patch)
-        if moved:
-            out.append(_Step(moved, step.at_ms))
-    out.reverse()
-    return out
-
-
-def peer_json(peer: Peer) -> dict[str, Any]:
-    """A peer as the page draws it."""
+def peer_json(peer: Peer, *, away: bool = False) -> dict[str, Any]:
+    """A peer as the page draws it (``away``: not heard from lately, drawn grey)."""
     return {
         "session": peer.session,
         "name": peer.name,
         "color": peer.color or color_of(peer.author),
         "sel": list(peer.cursor) if peer.cursor is not None else None,
+        "away": away,
     }
 
 
@@ -283,6 +131,17 @@ class _Storage:
             self.error = f"local storage full or disabled: {error}"
 
 
+def _read_base(stored: Any) -> list[Base[str]]:
+    """The write-ahead log's base from local storage (none if absent or damaged)."""
+    try:
+        parent, height, text = stored["parent"], stored["height"], stored["text"]
+        if type(height) is int and isinstance(text, str):
+            return [Base(bytes.fromhex(parent), height, text)]
+    except (TypeError, KeyError, ValueError):
+        pass
+    return []
+
+
 def load_author(storage: _Storage) -> crypto.Author:
     """The browser's author identity, created on the first visit."""
     stored = storage.get("blindpad.author")
@@ -296,47 +155,68 @@ def load_author(storage: _Storage) -> crypto.Author:
     return author
 
 
+class Unopened:
+    """What :func:`start` returns when the pad cannot be opened: one line for the page."""
+
+    def __init__(self, failure: str) -> None:
+        self.failure = failure
+
+
 class BrowserPad:
     """One pad in one tab: the session, the binding, the socket and the storage.
 
     Args:
-        base_url: the relay's base URL (the page's origin and path before ``/p/``).
-        fragment: the link's fragment (``1.e....``), or ``"new"`` for a new pad.
+        link: the pad's link (its base URL is the relay's).
         schedule: a JS function asking the page for a tick soon.
+        create: this page made the link ("Create a new pad"): the relay may
+            create the pad.  Any other link must name a pad the relay has; this
+            browser remembers the pads it created, so a new pad made offline
+            and reloaded before it reached the relay is still created.
     """
 
-    def __init__(self, base_url: str, fragment: str, schedule: Callable[[], None]) -> None:
+    failure: str | None = None  # an open pad has none (see Unopened)
+
+    def __init__(
+        self, link: crypto.PadLink, schedule: Callable[[], None], *, create: bool = False
+    ) -> None:
         js = _js()
         self.schedule = schedule
         self.storage = _Storage(js.localStorage)
         self.author = load_author(self.storage)
-        if fragment == "new":
-            self.link = crypto.PadLink.new(base_url)
-        else:
-            self.link = crypto.parse_link(f"{base_url}/p/#{fragment}")
+        self.link = link
         self.channel = self.link.keys.channel_id.hex()
         head = self.storage.get(f"blindpad.head.{self.channel}")
         last_head = (int(head[0]), bytes.fromhex(head[1])) if isinstance(head, list) else None
         pending = self.storage.get(f"blindpad.pending.{self.channel}") or []
+        created_key = f"blindpad.created.{self.channel}"
+        if create:
+            self.storage.put(created_key, True)
         self.session = PadSession(
             self.link.keys,
             self.author,
             pipeline=BROWSER_PIPELINE,
             last_head=last_head,
             recovered=[bytes.fromhex(h) for h in pending],
+            recovered_bases=_read_base(self.storage.get(f"blindpad.base.{self.channel}")),
+            create=create or self.storage.get(created_key) is True,
         )
         self.binding = EditorBinding(self.session)
         self.color = color_of(self.author.public_key.hex())
         self.session.set_presence(name=self.author.name, color=self.color)
+        self.reconnect = Reconnect(RECONNECT)
         self._persisted: tuple[list[str], Any] = (list(pending), head)
+        self._base_parent: bytes | None = None  # the base written last (None: not this run)
         self._socket: Any = None
         self._proxies: list[Any] = []
-        self._attempt = 0
+        self._live_here = False  # the current socket reached LIVE
+        self._retry_at: int | None = None  # epoch ms of the next attempt, while waiting
+        self._timer = 0  # the current wait (older timers that fire do nothing)
         self._sent_ready = False
         self._sel: tuple[int, int] | None = None
         self._sel_sent: tuple[int, int] | None = None
         self._sel_sent_ms = 0
         self._messages: list[str] = []
+        self._fatal: str | None = None
         self.connecting = False
         self.connect()
 
@@ -345,10 +225,11 @@ class BrowserPad:
     def connect(self) -> None:
         """Open the websocket (again)."""
         js, ffi = _js(), _ffi()
-        url = self.link.base_url.replace("http", "ws", 1) + "/ws"
-        ws = js.WebSocket.new(url)
+        ws = js.WebSocket.new(websocket_url(self.link.base_url))
         ws.binaryType = "arraybuffer"
         self._socket = ws
+        self._retry_at = None
+        self._live_here = False
         self.connecting = True
 
         def opened(event: Any) -> None:
@@ -358,40 +239,60 @@ class BrowserPad:
                 self._pump()
 
         def message(event: Any) -> None:
-            if ws is not self._socket:
-                return
-            data = event.data
-            if isinstance(data, str):
+            if ws is not self._socket or isinstance(event.data, str):
                 return
             try:
-                self.session.receive_frame(data.to_bytes())
+                self.session.receive_frame(event.data.to_bytes())
             except PadError as error:
                 self._messages.append(str(error))
-                ws.close()
+                self._lost(f"{error}")
+                return
             self._pump()
 
         def closed(event: Any) -> None:
-            if ws is not self._socket:
-                return
-            self.connecting = False
-            self._socket = None
-            self.session.disconnected(f"connection closed ({getattr(event, 'code', '?')})")
-            for proxy in self._proxies:
-                proxy.destroy()
-            self._proxies = []
-            delay = RECONNECT_DELAYS_MS[min(self._attempt, len(RECONNECT_DELAYS_MS) - 1)]
-            self._attempt += 1
-            js.setTimeout(ffi.create_once_callable(self._reconnect), delay)
-            self.schedule()
+            if ws is self._socket:
+                self._lost(f"connection closed ({getattr(event, 'code', '?')})")
 
         for kind, handler in (("open", opened), ("message", message), ("close", closed)):
             proxy = ffi.create_proxy(handler)
             self._proxies.append(proxy)
             ws.addEventListener(kind, proxy)
 
-    def _reconnect(self) -> None:
-        if self._socket is None and self.session.phase is not Phase.CLOSED:
+    def _lost(self, reason: str) -> None:
+        """The socket is gone (closed, failed, stalled, or the browser went offline)."""
+        ws, self._socket = self._socket, None
+        self.connecting = False
+        if ws is not None:
+            ws.close()
+        for proxy in self._proxies:
+            proxy.destroy()
+        self._proxies = []
+        self.session.disconnected(reason)
+        if self._fatal is None and self.session.phase is not Phase.CLOSED:
+            delay = self.reconnect.ended(live=self._live_here)
+            self._retry_at = self.session.clock() + int(delay * 1000)
+            self._timer += 1
+            timer = self._timer
+            later = _ffi().create_once_callable(lambda: self._reconnect(timer))
+            _js().setTimeout(later, int(delay * 1000))
+        self.schedule()
+
+    def _reconnect(self, timer: int | None = None) -> None:
+        if timer is not None and timer != self._timer:
+            return  # an older wait, overtaken by retry_now()
+        if self._socket is None and self._fatal is None and self.session.phase is not Phase.CLOSED:
             self.connect()
+
+    def went_offline(self) -> None:
+        """The browser says the network is gone: stop waiting on a dead socket."""
+        if self._socket is not None:
+            self._lost("the browser is offline")
+
+    def retry_now(self) -> None:
+        """The browser says the network is back: try at once instead of waiting."""
+        if self._socket is None:
+            self._timer += 1
+            self._reconnect()
 
     def _pump(self, *, wake: bool = True) -> None:
         """Persist the write-ahead log and the head, send what the session queued.
@@ -401,6 +302,12 @@ class BrowserPad:
         pending = [data.hex() for data in self.session.pending()]
         head = self.session.last_head
         head_json = [head[0], head[1].hex()] if head is not None else None
+        base = self.session.pending_base()
+        if base is not None and base.parent != self._base_parent:
+            # The whole text: written when the log's first parent changes only.
+            body = {"parent": base.parent.hex(), "height": base.height, "text": base.doc}
+            self.storage.put(f"blindpad.base.{self.channel}", body)
+            self._base_parent = base.parent
         if (pending, head_json) != self._persisted:
             self.storage.put(f"blindpad.pending.{self.channel}", pending)
             if head_json is not None:
@@ -412,30 +319,33 @@ class BrowserPad:
             for frame in frames:
                 self._socket.send(ffi.to_js(frame))
         if self.session.phase is Phase.LIVE:
-            self._attempt = 0
+            self._live_here = True
         if wake:
             self.schedule()
 
     # --- called by the page ------------------------------------------------
 
-    def edit(self, pos: int, delete: int, insert: str, now_ms: int) -> None:
-        """A local edit in displayed code points (see :meth:`EditorBinding.local_edit`)."""
-        self.binding.local_edit(textops.normalize([Op(pos, delete, insert)]), now_ms)
+    def edit(self, pos: int, delete: int, insert: str, now_ms: int) -> str:
+        """A local edit in page code points; ``""``, or one line saying why it was undone."""
+        try:
+            self.binding.local_edit(textops.normalize([Op(pos, delete, insert)]), now_ms)
+        except PadError as error:
+            return edit_refused(error)
         if self.session.phase is not Phase.LIVE:
-            # Seal offline work now, so the write-ahead log holds it; it is
-            # resent (or rebased) once live.
-            self.session.engine.flush()
+            self.session.flush()  # the write-ahead log holds offline work too
         self._pump(wake=False)
+        return ""
 
     def tick(self, anchor: int, head: int, composing: bool, now_ms: int) -> str:
         """One animation frame: take remote changes, send presence; JSON for the page."""
         self.session.tick()
+        if self.session.stalled:
+            self._lost("the relay stopped answering")
         out: dict[str, Any] = {"patches": [], "sel": None, "reset": None}
         if not composing and anchor >= 0:
             if self.session.ready and not self._sent_ready:
-                self.binding.take_changes(None)
+                out["reset"] = self.binding.reset()
                 self._sent_ready = True
-                out["reset"] = self.session.text
                 anchor = head = 0
             patches, sel = self.binding.take_changes((anchor, head))
             out["patches"] = [patch_to_json(p) for p in patches]
@@ -443,7 +353,7 @@ class BrowserPad:
             self._sel = sel
             self._maybe_send_presence(now_ms)
         self._pump(wake=False)
-        return json.dumps(self._state(out))
+        return json.dumps(self._state(out, now_ms))
 
     def _maybe_send_presence(self, now_ms: int) -> None:
         if self._sel == self._sel_sent or not self.session.ready:
@@ -453,29 +363,52 @@ class BrowserPad:
             return
         self._sel_sent, self._sel_sent_ms = self._sel, now_ms
         if self._sel is not None:
-            self.session.set_presence(cursor=self._sel)
+            to_doc = self.binding.to_doc
+            self.session.set_presence(cursor=(to_doc(self._sel[0]), to_doc(self._sel[1])))
 
-    def _state(self, out: dict[str, Any]) -> dict[str, Any]:
+    def _state(self, out: dict[str, Any], now_ms: int) -> dict[str, Any]:
         for event in self.binding.events():
             if isinstance(event, Alarm):
                 self._messages.append(f"Alarm ({event.kind.value}): {event.detail}")
             elif isinstance(event, Failed):
-                self._messages.append(f"The relay refused: {event.code}: {event.message}")
-            elif isinstance(event, ConnectionLost | ConnectionRestored):
-                pass
+                self._failed(event)
         if self.storage.error:
             self._messages.append(self.storage.error)
             self.storage.error = None
         messages, self._messages = self._messages, []
+        retry = None if self._retry_at is None else max(0, self._retry_at - now_ms)
         out.update(
             status=self.status(),
+            retryInMs=retry,
+            fatal=self._fatal,
             ready=self._sent_ready,
             writer=self.link.is_edit,
-            peers=[peer_json(peer) for peer in self.session.peers],
+            peers=[self._peer_json(peer, now_ms) for peer in self.session.peers],
             me={"name": self.author.name, "color": self.color},
             messages=messages,
             canUndo=self.binding.can_undo,
         )
+        return out
+
+    def _failed(self, event: Failed) -> None:
+        text = failure_text(event)
+        if self.session.fatal is not None:
+            self._fatal = text  # nothing to show and nothing a retry would change
+            if self._socket is not None:
+                self._socket.close()
+        else:
+            self._messages.append(text)
+
+    def _peer_json(self, peer: Peer, now_ms: int) -> dict[str, Any]:
+        heard = self.session.last_heard_ms(peer)
+        quiet = heard is None or now_ms - heard > self.session.presence_timeout_ms // 2
+        away = quiet or self.session.phase is not Phase.LIVE
+        out = peer_json(peer, away=away)
+        if peer.cursor is not None:
+            out["sel"] = [
+                self.binding.to_page(peer.cursor[0]),
+                self.binding.to_page(peer.cursor[1]),
+            ]
         return out
 
     def status(self) -> str:
@@ -483,8 +416,8 @@ class BrowserPad:
         phase = self.session.phase
         if phase is Phase.LIVE:
             return self.session.status.value
-        if not self.session.ready:
-            return "connecting" if self.connecting or phase is Phase.JOINING else "offline"
+        if not self.session.ready and self._retry_at is None:
+            return "connecting"
         return "offline"
 
     def undo(self, now_ms: int) -> str:
@@ -501,39 +434,28 @@ class BrowserPad:
         out: dict[str, Any] = {"patches": [patch_to_json(p) for p in patches], "sel": None}
         if patch:
             out["patches"].append(patch_to_json(patch))
-            caret = _end_of(patch)
+            caret = end_of(patch)
             out["sel"] = [caret, caret]
         if self.session.phase is not Phase.LIVE:
-            self.session.engine.flush()
+            self.session.flush()
         self._pump(wake=False)
         return json.dumps(out)
 
     def unsaved(self) -> bool:
         """Whether some local edit is not acknowledged yet (leaving would ask first)."""
-        return not self.session.engine.saved
+        return self.session.unsaved
 
     def text(self) -> str:
-        """The session's text (the page's, once changes are taken)."""
+        """The document's text, line breaks as they are (the page shows them as ``\\n``)."""
         return self.session.text
 
     def reset(self) -> str:
-        """Drop the undelivered changes and return the whole text (the page resyncs)."""
-        self.binding.take_changes(None)
-        return self.session.text
+        """Drop the undelivered changes and return the whole text as shown (the page resyncs)."""
+        return self.binding.reset()
 
     def debug(self) -> str:
         """JSON of the session's inner state, for bug reports and tests."""
-        engine = self.session.engine
-        return json.dumps(
-            {
-                "phase": self.session.phase.value,
-                "inflight": [own.sealed.id.hex()[:8] for own in engine.inflight],
-                "open": patch_to_json(engine.open),
-                "awaiting": engine._awaiting.hex()[:8] if engine._awaiting else None,
-                "last_seq": engine.last_seq,
-                "height": engine.height,
-            }
-        )
+        return json.dumps(self.session.debug_state())
 
     def links(self) -> str:
         """JSON ``{"edit": link or null, "view": link, "fragment": this page's}``."""
@@ -542,10 +464,51 @@ class BrowserPad:
         return json.dumps({"edit": edit, "view": view, "fragment": self.link.fragment()})
 
 
-def start(base_url: str, fragment: str, schedule: Callable[[], None]) -> BrowserPad:
+_FAILURES = {
+    "CREATE_TOKEN_REQUIRED": "This pad does not exist on this relay, and only its operator can "
+    "create pads here: check that the link is complete",
+    "NO_VERIFY_KEY": "This pad does not exist on this relay: check that the link is complete "
+    "and names the right relay, or create a new pad",
+    "VERSION_MISMATCH": "This page is older than the relay: reload it",
+    "BAD_VERIFY_KEY": "This link does not match the pad on this relay: check the link",
+    "PAD_TOO_LARGE": "The pad is full (the relay's size limit): your last edits were not saved",
+    "STORAGE_FULL": "The relay is out of storage: your last edits were not saved",
+    "CHANNEL_QUOTA": "The pad reached its storage quota: your last edits were not saved",
+}
+
+
+def failure_text(event: Failed) -> str:
+    """One line for the page: what the relay refused, and what to do."""
+    known = _FAILURES.get(event.code)
+    if known is not None:
+        return f"{known} ({event.code})."
+    return f"The relay refused: {event.message} ({event.code}). Reload the page to try again."
+
+
+def edit_refused(error: PadError) -> str:
+    """One line for the page when an edit cannot be made."""
+    if isinstance(error, ReadOnly):
+        return "This is a view link: it cannot change the pad. Ask for the edit link to write."
+    if isinstance(error, NotReady):
+        return "The pad is still loading: your edit was undone, type it again in a moment."
+    return f"That edit could not be applied ({error}); the text was reloaded."
+
+
+def start(base_url: str, fragment: str, schedule: Callable[[], None]) -> BrowserPad | Unopened:
     """Open the pad of ``fragment`` on the relay at ``base_url`` (called by ``web/app.js``).
 
-    Raises:
-        crypto.InvalidLink: the fragment is damaged (the message says how).
+    Returns:
+        The open pad, or :class:`Unopened` with one line for the page when the
+        link cannot be used (damaged, incomplete).
     """
-    return BrowserPad(base_url, fragment, schedule)
+    try:
+        if fragment == "new":
+            link = crypto.PadLink.new(base_url)
+        else:
+            link = crypto.parse_link(f"{base_url}/p/#{fragment}")
+    except crypto.InvalidLink as error:
+        return Unopened(
+            f"This link cannot be opened: {error}. Copy the whole link again, "
+            "everything after '#' included."
+        )
+    return BrowserPad(link, schedule, create=fragment == "new")

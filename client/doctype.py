@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from typing import Protocol, TypeVar
 
-from client import textops
+from client import textdiff, textops
 from client.textops import InvalidPatch
 
 D = TypeVar("D")
@@ -149,7 +149,7 @@ class TextType:
         return textops.simplify(patch, doc)
 
     def diff(self, old: str, new: str) -> textops.Patch:
-        return textops.diff(old, new)
+        return textdiff.diff(old, new)
 
     def separate(self, patch: textops.Patch) -> tuple[textops.Patch, textops.Patch]:
         removals = tuple(textops.Op(op.pos, op.delete, "") for op in patch if op.delete)

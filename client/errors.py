@@ -6,7 +6,8 @@ Every error the SDK raises is a :class:`PadError`.  The tree::
     ├── BadLink             the link is damaged or mistyped (also a ValueError)
     ├── ReadOnly            a write through a view link: refused before anything is sent
     ├── NotReady            an edit before the pad's history was loaded
-    ├── InvalidEdit         an edit that does not fit the current text (also a ValueError)
+    ├── InvalidEdit         a bad edit argument: wrong type, out of range, lone surrogate,
+    │                       malformed patch (also a ValueError; client/validate.py)
     ├── PadClosed           the pad was closed (aclose, or a fatal failure)
     ├── StateLocked         every slot of this pad's state directory is in use
     ├── ConnectionFailed    the relay could not be reached in time (open, synced)
@@ -44,7 +45,14 @@ class NotReady(PadError):
 
 
 class InvalidEdit(PadError, ValueError):
-    """An edit that does not apply to the current text (position past the end...)."""
+    """An edit argument is wrong; the one-line message names the argument.
+
+    Raised by every edit method of :class:`client.Pad` (insert, delete,
+    replace, apply) for: a position or count that is not an ``int`` (``bool``
+    is refused) or falls outside the text, a negative count, a text that is
+    not a ``str`` or has a lone surrogate, and a patch that is not a
+    canonical tuple of ``Op`` (then the ``InvalidPatch`` is the ``__cause__``).
+    """
 
 
 class PadClosed(PadError):

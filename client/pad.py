@@ -56,8 +56,10 @@ from client.errors import (
 from client.events import Alarm, PadEvent, Peer, Status
 from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, wall_clock_ms
 from client.state import PadState, StateDir, default_name, default_state_dir
-from client.textops import Op, Patch, diff, normalize
+from client.textdiff import diff
+from client.textops import Op, Patch, normalize
 from client.transport import Connector, Transport, TransportClosed, websocket_url
+from client.validate import check_edit, check_patch
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -444,40 +446,58 @@ class Pad:
         """Insert ``text`` at code point ``pos`` (returns at once; see :meth:`synced`).
 
         Raises:
-            ReadOnly: a view link.
-            InvalidEdit: ``pos`` is past the end of the text.
             PadClosed: the pad was closed.
+            InvalidEdit: ``pos`` is not an ``int`` (``bool`` is refused) or is
+                outside ``0..len(text)``; ``text`` is not a ``str`` or has a
+                lone surrogate.  The message names the argument.
+            ReadOnly: a view link.
         """
+        self._check_open()
+        check_edit(len(self.text), pos=pos, text=text)
         self._edit(normalize([Op(pos, 0, text)]))
 
     async def delete(self, pos: int, count: int) -> None:
         """Delete ``count`` code points at ``pos``.
 
         Raises:
-            ReadOnly: a view link.
-            InvalidEdit: the range is past the end of the text.
             PadClosed: the pad was closed.
+            InvalidEdit: ``pos`` or ``count`` is not an ``int`` (``bool`` is
+                refused), ``count`` is negative, or the range is outside the
+                text.  The message names the argument.
+            ReadOnly: a view link.
         """
+        self._check_open()
+        check_edit(len(self.text), pos=pos, count=count)
         self._edit(normalize([Op(pos, count, "")]))
 
     async def replace(self, text: str) -> None:
         """Make the text ``text`` with a minimal diff (large changes are split).
 
+        The diff costs O(len(old) + len(new)) plus a capped search
+        (:func:`client.textdiff.diff`).
+
         Raises:
-            ReadOnly: a view link.
             PadClosed: the pad was closed.
+            InvalidEdit: ``text`` is not a ``str`` or has a lone surrogate.
+            ReadOnly: a view link.
         """
+        self._check_open()
+        check_edit(len(self.text), text=text)
         self._edit(diff(self._session.text, text))
 
     async def apply(self, patch: Patch) -> None:
         """Apply a canonical patch (:mod:`client.textops`) to the current text.
 
         Raises:
-            ReadOnly: a view link.
-            InvalidEdit: the patch does not apply.
             PadClosed: the pad was closed.
+            InvalidEdit: ``patch`` is not a tuple of ``Op``, an op has a bad
+                ``pos``, ``delete`` or ``insert`` (as for :meth:`insert` and
+                :meth:`delete`), or the ops are not canonical (sorted,
+                separated, non-empty); the ``InvalidPatch`` is the cause.
+            ReadOnly: a view link.
         """
-        self._edit(patch)
+        self._check_open()
+        self._edit(check_patch(len(self.text), patch))
 
     async def set_presence(
         self,

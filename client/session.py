@@ -40,28 +40,35 @@ Rollback check: the session is given the last head ``(seq, id)`` a previous
 run saw; a HISTORY_END below it, or another patch at its sequence number,
 raises :attr:`~client.events.AlarmKind.ROLLBACK`.
 
-Presence: sealed ephemerals carrying JSON ``{"name", "color", "cursor"}``
-(cursor = ``[anchor, head]`` in code points, or null), inside the session id
-and counter crypto adds; checked by an :class:`crypto.EphemeralGuard`.  Peers
-are keyed by (author key, session id); they are dropped after the presence
-timeout without news, when their connection leaves, or when they say
-``{"bye": true}``.  We re-announce every third of the timeout and whenever
-a connection joins.  Peer cursors move through every edit we see.
+Keepalive (:class:`client.connection.Keepalive`): a quiet relay is PINGed;
+if that goes unanswered, :attr:`PadSession.stalled` turns true and the front
+end drops the transport (a half-open connection — a laptop lid, a dead Wi-Fi —
+never shows "Syncing…" forever).  Requests in flight and snapshot chunks are
+kept by :mod:`client.connection` too.
+
+Presence (who else is here, their cursors) is :mod:`client.presence`; the
+session feeds it ephemerals and edits and sends what it announces.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import hashlib
-import itertools
-import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import crypto
-from client import protocol as p
+from client.codec import CryptoCodec
+from client.connection import (
+    DEFAULT_MAX_FRAME_BYTES,
+    HeadWatch,
+    Keepalive,
+    Outbox,
+    Request,
+    SnapshotChunks,
+    Want,
+)
 from client.doctype import TEXT
 from client.engine import (
     Alarm as EngineAlarm,
@@ -71,7 +78,6 @@ from client.engine import (
     Committed,
     Engine,
     LocalError,
-    Opened,
     RemoteChange,
     Sealed,
     SendPatch,
@@ -84,66 +90,26 @@ from client.events import (
     AlarmKind,
     ConnectionLost,
     ConnectionRestored,
-    CursorMoved,
     Failed,
     PadEvent,
     Peer,
-    PeerJoined,
-    PeerLeft,
     Status,
     StatusChanged,
     TextChanged,
 )
-from client.textops import InvalidPatch, Patch, transform_selection
+from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Presence
+from client.textops import InvalidPatch, Patch
+from crypto.backend import RandomFn, default_random
+from wire import codes
+from wire import frames as p
+from wire.errors import WireError
 
-DEFAULT_PRESENCE_TIMEOUT_MS = 30_000
+DEFAULT_KEEPALIVE_MS = 10_000
 
 
 def wall_clock_ms() -> int:
     """The default clock: milliseconds since the Unix epoch."""
     return int(time.time() * 1000)
-
-
-class CryptoCodec:
-    """The engine's :class:`~client.engine.Codec` over :mod:`crypto`.
-
-    Header unreadable, wrong channel or bad channel signature raise
-    ``ValueError`` (the relay could not have stored it honestly); a bad author
-    signature, failed decryption or malformed inner give ``content=None``
-    (an editor wrote junk: a deterministic no-op in the chain).
-    """
-
-    def __init__(self, keys: crypto.PadKeys, author: crypto.Author) -> None:
-        self.keys = keys
-        self.author = author
-
-    def seal(self, kind: int, ref: bytes, content: bytes) -> Sealed:
-        """Seal ``content`` (see :func:`crypto.seal`)."""
-        data = crypto.seal(self.keys, self.author, crypto.Kind(kind), ref, content)
-        return Sealed(crypto.envelope_id(data), data)
-
-    def open(self, data: bytes) -> Opened:
-        """Open an envelope.
-
-        Raises:
-            ValueError: the header is malformed, names another channel, or
-                the channel signature does not verify.
-        """
-        try:
-            opened = crypto.open(self.keys, data)
-        except (crypto.WrongChannel, crypto.BadChannelSignature) as error:
-            raise ValueError(str(error)) from error
-        except (crypto.MalformedEnvelope, crypto.DecryptionFailed, crypto.BadAuthorSignature) as e:
-            header = _header_or_raise(data, e)
-            return Opened(crypto.envelope_id(data), header.kind, header.ref, None, str(e))
-        return Opened(opened.id, opened.kind, opened.ref, opened.content, None, opened.author_key)
-
-
-def _header_or_raise(data: bytes, error: Exception) -> crypto.Header:
-    try:
-        return crypto.parse_header(data)
-    except crypto.MalformedEnvelope:
-        raise ValueError(str(error)) from error
 
 
 class Phase(enum.Enum):
@@ -153,33 +119,6 @@ class Phase(enum.Enum):
     JOINING = "joining"
     LIVE = "live"
     CLOSED = "closed"
-
-
-class _Want(enum.Enum):
-    SUBSCRIBE = "subscribe"
-    PATCH = "patch"
-    SNAPSHOT = "snapshot"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Request:
-    want: _Want
-    frames: tuple[bytes, ...]
-    id: bytes = b""
-
-
-@dataclasses.dataclass(slots=True)
-class _PeerState:
-    peer: Peer
-    connection: int
-    heard_ms: int
-
-
-@dataclasses.dataclass(slots=True)
-class _Incoming:
-    x_seq: int
-    total: int
-    data: bytearray
 
 
 class PadSession:
@@ -197,6 +136,9 @@ class PadSession:
         token: the relay's channel-creation token, if it needs one.
         create: create the pad if the relay does not know it (SUBSCRIBE carries
             the verify key); else an unknown pad is refused NO_VERIFY_KEY.
+        random: the source of randomness (session id, nonces); ``os.urandom``
+            through :func:`crypto.backend.default_random` unless injected.
+        keepalive_ms: silence after which we PING the relay (see :attr:`stalled`).
     """
 
     def __init__(
@@ -212,6 +154,8 @@ class PadSession:
         recovered_bases: Iterable[Base[str]] = (),
         token: bytes = b"",
         create: bool = True,
+        random: RandomFn = default_random,
+        keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
     ) -> None:
         self.keys = keys
         self.author = author
@@ -219,13 +163,13 @@ class PadSession:
         self.presence_timeout_ms = presence_timeout_ms
         self.engine: Engine[str, Patch] = Engine(
             TEXT,
-            CryptoCodec(keys, author),
+            CryptoCodec(keys, author, random),
             writer=keys.can_write,
             pipeline=pipeline,
             clock=clock,
         )
         self.phase = Phase.OFFLINE
-        self.last_head = last_head
+        self._heads = HeadWatch(last_head)
         self.token = token
         self.create = create
         self.welcome: p.Welcome | None = None
@@ -233,18 +177,12 @@ class PadSession:
         self.reconnects = 0
         self._recovered: list[bytes] | None = list(recovered)
         self._recovered_bases = list(recovered_bases)
-        self._crypto_session = crypto.Session.new()
-        self._guard = crypto.EphemeralGuard(presence_timeout_ms)
-        self._ids = itertools.count(1)
-        self._out: list[bytes] = []
+        self.presence = Presence(keys, author, timeout_ms=presence_timeout_ms, random=random)
+        self.keepalive = Keepalive(keepalive_ms)
+        self._outbox = Outbox()
         self._events: list[PadEvent] = []
-        self._requests: dict[int, _Request] = {}
-        self._retries: list[tuple[int, int, _Request]] = []
         self._subscribe_req = 0
-        self._incoming: _Incoming | None = None
-        self._peers: dict[tuple[bytes, bytes], _PeerState] = {}
-        self._presence: dict[str, Any] | None = None
-        self._presence_sent_ms = 0
+        self._chunks = SnapshotChunks()
         self._synced_once = False
         self._lost = False
         self._status = Status.OFFLINE
@@ -270,9 +208,52 @@ class PadSession:
         return self._synced_once and not self.engine.recovering
 
     @property
+    def last_head(self) -> tuple[int, bytes] | None:
+        """``(seq, id)`` of the highest head seen, this run or before (keep it for the next)."""
+        return self._heads.last
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether some local edit is not acknowledged by the relay yet."""
+        return not self.engine.saved
+
+    @property
+    def fatal(self) -> Failed | None:
+        """A refusal no reconnect can fix (the pad never loaded, or a version mismatch).
+
+        Front ends stop reconnecting and show it; other refusals are reported
+        as :class:`~client.events.Failed` events and the session goes on.
+        """
+        failure = self.failure
+        if failure is not None and (not self.ready or failure.code == "VERSION_MISMATCH"):
+            return failure
+        return None
+
+    @property
+    def stalled(self) -> bool:
+        """True when a PING went unanswered for ``keepalive_ms``: drop the transport."""
+        connected = self.phase in (Phase.JOINING, Phase.LIVE)
+        return connected and self.keepalive.stalled(self.clock())
+
+    @property
     def peers(self) -> tuple[Peer, ...]:
         """Everyone else present, in order of arrival."""
-        return tuple(state.peer for state in self._peers.values())
+        return self.presence.peers
+
+    def last_heard_ms(self, peer: Peer) -> int | None:
+        """When ``peer`` was last heard from (epoch ms), None once it left."""
+        return self.presence.heard_ms(peer)
+
+    def debug_state(self) -> dict[str, Any]:
+        """The session's inner state as JSON-ready values, for bug reports and tests."""
+        engine = self.engine
+        return {
+            "phase": self.phase.value,
+            "inflight": [own.sealed.id.hex()[:8] for own in engine.inflight],
+            "open": [[op.pos, op.delete, op.insert] for op in engine.open],
+            "last_seq": engine.last_seq,
+            "height": engine.height,
+        }
 
     def pending(self) -> list[bytes]:
         """The sealed patches not yet acknowledged, oldest first (the write-ahead log)."""
@@ -289,8 +270,7 @@ class PadSession:
 
     def frames_to_send(self) -> list[bytes]:
         """Take the frames to send, in order (persist :meth:`pending` first)."""
-        frames, self._out = self._out, []
-        return frames
+        return self._outbox.take()
 
     # --- the connection ----------------------------------------------------
 
@@ -300,17 +280,17 @@ class PadSession:
             return
         self._reset_connection()
         self.phase = Phase.JOINING
+        self.keepalive.opened(self.clock())
         fresh = not self._synced_once and self.engine.height == 0 and self.engine.last_seq == 0
-        self._out.append(p.encode(p.Hello(p.PROTOCOL_VERSION, self.token)))
+        self._outbox.send(p.Hello(p.PROTOCOL_VERSION, self.token))
         self._subscribe(p.SubscribeFrom.SNAPSHOT if fresh else p.SubscribeFrom.SINCE)
 
     def _subscribe(self, start: p.SubscribeFrom) -> None:
-        self._subscribe_req = next(self._ids)
+        req = self._subscribe_req = self._outbox.next_id()
         since = 0 if start is p.SubscribeFrom.SNAPSHOT else self.engine.last_seq
         key = self.keys.verify_key if self.create else p.ZERO_ID
-        frame = p.Subscribe(self._subscribe_req, self.keys.channel_id, start, since, key)
-        self._out.append(p.encode(frame))
-        self._requests[self._subscribe_req] = _Request(_Want.SUBSCRIBE, ())
+        frame = p.Subscribe(req, self.keys.channel_id, start, since, key)
+        self._outbox.request(req, Request(Want.SUBSCRIBE, (p.encode(frame),)))
 
     def disconnected(self, reason: str = "connection closed") -> None:
         """The transport dropped: everything unacknowledged will be resent."""
@@ -319,8 +299,7 @@ class PadSession:
         was_live = self.phase is Phase.LIVE
         self.phase = Phase.OFFLINE
         self._reset_connection()
-        for key in list(self._peers):
-            self._drop_peer(key)
+        self.presence.disconnected()
         if was_live:
             self._lost = True
             self._events.append(ConnectionLost(reason))
@@ -328,15 +307,13 @@ class PadSession:
 
     def close(self) -> None:
         """Say goodbye to peers (if live) and stop."""
-        if self.phase is Phase.LIVE and self._presence is not None:
+        if self.phase is Phase.LIVE and self.presence.mine is not None:
             self._send_ephemeral({"bye": True})
         self.phase = Phase.CLOSED
 
     def _reset_connection(self) -> None:
-        self._out.clear()
-        self._requests.clear()
-        self._retries.clear()
-        self._incoming = None
+        self._outbox.reset()
+        self._chunks.reset()
 
     # --- local actions -----------------------------------------------------
 
@@ -356,9 +333,20 @@ class PadSession:
             self.engine.edit(patch)
         except LocalError as error:
             raise InvalidEdit(str(error)) from error
-        self._move_cursors(patch)
+        self.presence.move_cursors(patch)
         self._flush()
         self._drain()
+
+    def flush(self) -> None:
+        """Seal the typed work now, even offline, so :meth:`pending` holds it.
+
+        Online, work is sealed as the pipeline allows; a front end that keeps
+        a write-ahead log calls this after edits made offline, so a reload
+        loses nothing (the patch is resent, or rebased, once live).
+        """
+        if self.keys.can_write and self._synced_once and self.phase is not Phase.CLOSED:
+            self.engine.flush()
+            self._drain()
 
     def set_presence(
         self,
@@ -374,42 +362,29 @@ class PadSession:
             color: a CSS colour for our cursor.
             cursor: ``(anchor, head)`` in code points.
         """
-        presence = self._presence or {"name": self.author.name, "color": "", "cursor": None}
-        if name is not None:
-            presence["name"] = name
-        if color is not None:
-            presence["color"] = color
-        if cursor is not None:
-            presence["cursor"] = [int(cursor[0]), int(cursor[1])]
-        self._presence = presence
+        mine = self.presence.update(name, color, cursor)
         if self.phase is Phase.LIVE:
-            self._send_ephemeral(presence)
+            self._send_ephemeral(mine)
 
     def tick(self) -> None:
-        """Do what is due: rate-limit retries, peer expiry, presence heartbeat."""
+        """Do what is due: rate-limit retries, peer expiry, heartbeat, keepalive."""
         now = self.clock()
-        due = [r for r in self._retries if r[0] <= now]
-        self._retries = [r for r in self._retries if r[0] > now]
-        for _, req, request in due:
-            self._requests[req] = request
-            self._out.extend(request.frames)
-        for key, state in list(self._peers.items()):
-            if now - state.heard_ms > self.presence_timeout_ms:
-                self._drop_peer(key)
-        if (
-            self.phase is Phase.LIVE
-            and self._presence is not None
-            and now - self._presence_sent_ms >= self.presence_timeout_ms // 3
-        ):
-            self._send_ephemeral(self._presence)
+        self._outbox.due(now)
+        self._events += self.presence.expire(now)
+        mine = self.presence.mine
+        if self.phase is Phase.LIVE and mine is not None and self.presence.heartbeat_due(now):
+            self._send_ephemeral(mine)
+        if self.phase in (Phase.JOINING, Phase.LIVE) and self.keepalive.ping_due(now):
+            self._outbox.send(p.Ping(self._outbox.next_id()))
+            self.keepalive.pinged(now)
 
     def next_deadline_ms(self) -> int:
         """When :meth:`tick` has something to do next (epoch milliseconds)."""
-        deadlines = [due for due, _, _ in self._retries]
-        deadlines += [s.heard_ms + self.presence_timeout_ms + 1 for s in self._peers.values()]
-        if self._presence is not None:
-            deadlines.append(self._presence_sent_ms + self.presence_timeout_ms // 3)
-        return min(deadlines, default=self.clock() + self.presence_timeout_ms)
+        deadlines = [self._outbox.next_retry_ms(), self.presence.next_deadline_ms()]
+        if self.phase in (Phase.JOINING, Phase.LIVE):
+            deadlines.append(self.keepalive.next_deadline_ms())
+        known = [deadline for deadline in deadlines if deadline is not None]
+        return min(known, default=self.clock() + self.presence_timeout_ms)
 
     # --- what the relay says ----------------------------------------------
 
@@ -421,11 +396,12 @@ class PadSession:
                 connection; reconnecting resumes).
         """
         try:
-            frame = p.decode(data)
-        except p.ProtocolViolation as error:
+            frame = p.decode_relay(data)
+        except WireError as error:
             raise ProtocolError(f"the relay sent an invalid frame: {error}") from error
         if self.phase in (Phase.OFFLINE, Phase.CLOSED):
             return
+        self.keepalive.heard(self.clock())
         handler = _HANDLERS.get(type(frame))
         if handler is not None:
             handler(self, frame)
@@ -436,15 +412,9 @@ class PadSession:
         self.welcome = frame
 
     def _on_snapshot(self, frame: p.Snapshot) -> None:
-        if frame.offset == 0:
-            self._incoming = _Incoming(frame.x_seq, frame.total, bytearray())
-        incoming = self._incoming
-        if incoming is None or frame.offset != len(incoming.data):
-            return
-        incoming.data += frame.data
-        if len(incoming.data) >= incoming.total:
-            self._incoming = None
-            self._load_snapshot(incoming.x_seq, bytes(incoming.data))
+        done = self._chunks.add(frame.x_seq, frame.total, frame.offset, frame.data)
+        if done is not None:
+            self._load_snapshot(*done)
 
     def _load_snapshot(self, x_seq: int, data: bytes) -> None:
         try:
@@ -453,25 +423,19 @@ class PadSession:
             self._alarm(AlarmKind.BAD_SNAPSHOT, f"snapshot not loaded: {error}")
             # Read the whole history instead: the patches already on their way
             # wait as orphans until their parents arrive.
-            self._out.append(p.encode(p.Unsubscribe(next(self._ids), self.keys.channel_id)))
+            self._outbox.send(p.Unsubscribe(self._outbox.next_id(), self.keys.channel_id))
             self._subscribe(p.SubscribeFrom.SINCE)
 
     def _on_history(self, frame: p.History | p.Broadcast) -> None:
-        self._note_head(frame.seq, hashlib.sha256(frame.envelope).digest())
+        self._rollback(self._heads.note(frame.seq, hashlib.sha256(frame.envelope).digest()))
         self.engine.receive(frame.envelope, frame.seq)
 
     def _on_history_end(self, frame: p.HistoryEnd) -> None:
-        if self._requests.pop(frame.request_id, None) is None:
+        if self._outbox.answered(frame.request_id) is None:
             return
         if frame.request_id != self._subscribe_req:
             return
-        if self.last_head is not None and frame.head_seq < self.last_head[0]:
-            self._alarm(
-                AlarmKind.ROLLBACK,
-                f"the relay serves history up to seq {frame.head_seq}, "
-                f"but seq {self.last_head[0]} was seen before",
-            )
-        self._note_head(frame.head_seq, frame.head_id)
+        self._rollback(self._heads.history_end(frame.head_seq, frame.head_id))
         self.phase = Phase.LIVE
         self._go_live()
 
@@ -486,8 +450,8 @@ class PadSession:
             self._lost = False
             self._events.append(ConnectionRestored())
         self._flush()
-        if self._presence is not None:
-            self._send_ephemeral(self._presence)
+        if self.presence.mine is not None:
+            self._send_ephemeral(self.presence.mine)
 
     def _adopt(self) -> None:
         recovered, self._recovered = self._recovered or [], None
@@ -499,27 +463,27 @@ class PadSession:
             self._alarm(AlarmKind.RECOVERY, f"write-ahead patches not recovered: {error}")
 
     def _on_ack(self, frame: p.Ack) -> None:
-        request = self._requests.pop(frame.request_id, None)
-        if request is None or request.want is not _Want.PATCH:
+        request = self._outbox.answered(frame.request_id)
+        if request is None or request.want is not Want.PATCH:
             return
-        self._note_head(frame.seq, frame.id)
+        self._rollback(self._heads.note(frame.seq, frame.id))
         self.engine.acked(frame.id, frame.seq)
         self._flush()
 
     def _on_refuse(self, frame: p.Refuse) -> None:
-        request = self._requests.pop(frame.request_id, None)
+        request = self._outbox.answered(frame.request_id)
         if request is None:
             return
-        code = p.code_name(frame.code, p.RefuseCode)
-        if frame.code == p.RefuseCode.RATE_LIMITED:
+        code = codes.code_name(frame.code, codes.RefuseCode)
+        if frame.code == codes.RefuseCode.RATE_LIMITED:
             due = self.clock() + max(1, frame.retry_after_ms)
-            self._retries.append((due, frame.request_id, request))
-        elif request.want is _Want.PATCH and (
-            frame.code == p.RefuseCode.STALE or self.engine.recovering  # a probe: not stored
+            self._outbox.retry_at(due, frame.request_id, request)
+        elif request.want is Want.PATCH and (
+            frame.code == codes.RefuseCode.STALE or self.engine.recovering  # a probe: not stored
         ):
             self.engine.refused(request.id, frame.head_id)
             self._flush()
-        elif request.want is not _Want.SNAPSHOT:
+        elif request.want is not Want.SNAPSHOT:
             self._fail(code, f"the relay refused a {request.want.value}")
 
     def _fail(self, code: str, message: str) -> None:
@@ -527,74 +491,28 @@ class PadSession:
         self._events.append(self.failure)
 
     def _on_error(self, frame: p.Error) -> None:
-        if frame.code == p.ErrorCode.VERSION_MISMATCH:
+        if frame.code == codes.ErrorCode.VERSION_MISMATCH:
             self._fail("VERSION_MISMATCH", f"{frame.message} (upgrade blindpad)")
 
     def _on_peer_joined(self, frame: p.PeerJoined) -> None:
-        if self._presence is not None and self.phase is Phase.LIVE:
-            self._send_ephemeral(self._presence)
+        if self.presence.mine is not None and self.phase is Phase.LIVE:
+            self._send_ephemeral(self.presence.mine)
 
     def _on_peer_left(self, frame: p.PeerLeft) -> None:
-        for key, state in list(self._peers.items()):
-            if state.connection == frame.peer:
-                self._drop_peer(key)
+        self._events += self.presence.connection_left(frame.peer)
 
     def _on_ephemeral(self, frame: p.EphemeralRelayed) -> None:
-        now = self.clock()
-        try:
-            eph = crypto.open_ephemeral(self.keys, frame.envelope)
-            self._guard.check(eph.author_key, eph.session_id, eph.counter, eph.sender_time_ms, now)
-            body = json.loads(eph.payload.decode("utf-8"))
-            if not isinstance(body, dict):
-                raise ValueError("presence payload is not a JSON object")
-        except crypto.StaleEphemeral:
-            return  # old or skewed: presence is best effort
-        except (crypto.IntegrityError, ValueError) as error:
-            self._alarm(AlarmKind.BAD_PRESENCE, f"presence message rejected: {error}")
-            return
-        key = (eph.author_key, eph.session_id)
-        if body.get("bye"):
-            self._drop_peer(key)
-            return
-        peer = _peer_from(eph, body)
-        old = self._peers.get(key)
-        self._peers[key] = _PeerState(peer, frame.sender, now)
-        if old is None:
-            self._events.append(PeerJoined(peer))
-        elif old.peer != peer:
-            self._events.append(CursorMoved(peer))
+        self._events += self.presence.receive(frame.envelope, frame.sender, self.clock())
 
     # --- helpers -----------------------------------------------------------
 
     def _send_ephemeral(self, body: dict[str, Any]) -> None:
-        now = self.clock()
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        sealed = crypto.seal_ephemeral(
-            self.keys, self.author, self._crypto_session, payload, now_ms=now
-        )
-        self._out.append(p.encode(p.Ephemeral(next(self._ids), sealed)))
-        self._presence_sent_ms = now
+        sealed = self.presence.announce(body, self.clock())
+        self._outbox.send(p.Ephemeral(self._outbox.next_id(), sealed))
 
-    def _drop_peer(self, key: tuple[bytes, bytes]) -> None:
-        state = self._peers.pop(key, None)
-        if state is not None:
-            self._events.append(PeerLeft(state.peer))
-
-    def _move_cursors(self, patch: Patch) -> None:
-        for state in self._peers.values():
-            cursor = state.peer.cursor
-            if cursor is not None:
-                moved = transform_selection(cursor, patch)
-                state.peer = dataclasses.replace(state.peer, cursor=moved)
-
-    def _note_head(self, seq: int, patch_id: bytes) -> None:
-        last = self.last_head
-        if last is not None and seq == last[0] and patch_id != last[1] and seq > 0:
-            self._alarm(
-                AlarmKind.ROLLBACK, f"the relay serves another patch at seq {seq} than before"
-            )
-        if last is None or seq > last[0]:
-            self.last_head = (seq, patch_id)
+    def _rollback(self, detail: str | None) -> None:
+        if detail is not None:
+            self._alarm(AlarmKind.ROLLBACK, detail)
 
     def _alarm(self, kind: AlarmKind, detail: str, patch_id: bytes | None = None) -> None:
         self._events.append(Alarm(kind, detail, patch_id))
@@ -610,7 +528,7 @@ class PadSession:
             elif isinstance(event, SendSnapshot):
                 self._upload(event.sealed)
             elif isinstance(event, RemoteChange):
-                self._move_cursors(event.patch)
+                self.presence.move_cursors(event.patch)
                 self._events.append(TextChanged(tuple(event.patch)))
             elif isinstance(event, Committed):
                 self._events.append(Acked(event.id))
@@ -620,52 +538,19 @@ class PadSession:
         self._update_status()
 
     def _push(self, sealed: Sealed) -> None:
-        if self.phase is not Phase.LIVE:
-            return  # resent by engine.resend() once live again
-        req = next(self._ids)
-        frame = p.encode(p.Push(req, sealed.data))
-        self._requests[req] = _Request(_Want.PATCH, (frame,), sealed.id)
-        self._out.append(frame)
+        if self.phase is Phase.LIVE:  # else resent by engine.resend() once live again
+            self._outbox.push(sealed)
 
     def _upload(self, sealed: Sealed) -> None:
-        if self.phase is Phase.OFFLINE or self.phase is Phase.CLOSED:
-            return
-        limit = self.welcome.max_frame_bytes if self.welcome else 256 * 1024
-        step = max(1024, limit - 1024)
-        req = next(self._ids)
-        data, total = sealed.data, len(sealed.data)
-        frames = tuple(
-            p.encode(p.SnapshotChunk(req, total, at, data[at : at + step]))
-            for at in range(0, total, step)
-        )
-        self._requests[req] = _Request(_Want.SNAPSHOT, frames, sealed.id)
-        self._out.extend(frames)
+        if self.phase in (Phase.JOINING, Phase.LIVE):
+            limit = self.welcome.max_frame_bytes if self.welcome else DEFAULT_MAX_FRAME_BYTES
+            self._outbox.upload(sealed, limit)
 
     def _update_status(self) -> None:
         status = self.status
         if status is not self._status:
             self._status = status
             self._events.append(StatusChanged(status))
-
-
-def _peer_from(eph: crypto.Ephemeral, body: dict[str, Any]) -> Peer:
-    cursor = body.get("cursor")
-    selection: tuple[int, int] | None = None
-    if (
-        isinstance(cursor, list)
-        and len(cursor) == 2
-        and all(type(c) is int and c >= 0 for c in cursor)
-    ):
-        selection = (cursor[0], cursor[1])
-    name = body.get("name")
-    color = body.get("color")
-    return Peer(
-        session=eph.session_id.hex(),
-        author=eph.author_key.hex(),
-        name=name if isinstance(name, str) else eph.author_name,
-        color=color if isinstance(color, str) else "",
-        cursor=selection,
-    )
 
 
 _HANDLERS: dict[type[Any], Callable[[PadSession, Any], None]] = {
@@ -681,5 +566,13 @@ _HANDLERS: dict[type[Any], Callable[[PadSession, Any], None]] = {
     p.PeerLeft: PadSession._on_peer_left,
     p.EphemeralRelayed: PadSession._on_ephemeral,
 }
+# Every other frame (PONG, UNSUBSCRIBED) only proves the connection alive.
 
-__all__ = ["CryptoCodec", "PadSession", "Phase", "wall_clock_ms"]
+__all__ = [
+    "DEFAULT_KEEPALIVE_MS",
+    "DEFAULT_PRESENCE_TIMEOUT_MS",
+    "CryptoCodec",
+    "PadSession",
+    "Phase",
+    "wall_clock_ms",
+]

@@ -90,14 +90,6 @@ insert. So a caret follows the code point after it, exactly as text
 strictly inside a replaced range lands before the replacement text, while a
 concurrent *insert* there lands after it (its anchor lies past the op's).
 
-Diff
-----
-``diff`` trims the common prefix and suffix with galloping slice compares
-(C speed), then runs Myers' O(ND) shortest-edit search on the middle. Long
-matching runs are also compared by slices, so two small edits far apart in a
-large text stay cheap. A work budget caps the search (about 0.2 s of CPython
-time); past it the whole middle becomes one replace. Inside the budget the
-patch is minimal: fewest code points deleted plus inserted.
 """
 
 from __future__ import annotations
@@ -113,7 +105,6 @@ __all__ = [
     "apply",
     "check",
     "compose",
-    "diff",
     "from_wire",
     "invert",
     "normalize",
@@ -144,12 +135,6 @@ Patch = tuple[Op, ...]
 _Comp = int | str
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-# Myers' algorithm gives up past this much work and the differing middle
-# becomes one replace. A unit of work is one diagonal probe, or
-# _DIFF_RUN_WEIGHT code points matched along a diagonal (C-speed slice compares).
-_DIFF_BUDGET = 200_000
-_DIFF_RUN_WEIGHT = 1024
 
 
 # --------------------------------------------------------------------------- validation
@@ -558,136 +543,64 @@ def transform_selection(sel: tuple[int, int], patch: Patch) -> tuple[int, int]:
     return (new_low, new_high) if anchor < head else (new_high, new_low)
 
 
-# --------------------------------------------------------------------------- diff
+# --------------------------------------------------------------------------- common runs
+# (simplify trims them; client.textdiff finds them, counting its work)
 
 
-def diff(old: str, new: str) -> Patch:
-    """A minimal patch from ``old`` to ``new``.
+@dataclass(slots=True)
+class _DiffStats:
+    """The work one diff did, counted in operations (tests bound it; no clocks).
 
-    The common prefix and suffix are trimmed, then Myers' O(ND) algorithm
-    finds a shortest edit script (fewest code points deleted plus inserted)
-    for the middle. Past a cost cap the whole middle becomes one replace, so
-    the cost stays near-linear for any input.
-
-    Args:
-        old: the document before.
-        new: the document after.
-
-    Returns:
-        A canonical patch ``p`` with ``apply(old, p) == new``.
+    Attributes:
+        probes: Myers diagonals walked, usable or not (one Python step each).
+        steps: slice comparisons made by the galloping run finders.
+        compared: code points those comparisons covered (an upper bound).
+        capped: the search hit its budget and the middle became one replace.
     """
-    if old == new:
-        return ()
-    head = _prefix_len(old, new)
-    tail = _suffix_len(old, new, min(len(old), len(new)) - head)
-    middle_old = old[head : len(old) - tail]
-    middle_new = new[head : len(new) - tail]
-    comps = _myers(middle_old, middle_new, _DIFF_BUDGET)
-    if comps is None:
-        comps = [-len(middle_old), middle_new]
-    out = _Builder()
-    out.add(head)
-    for comp in comps:
-        out.add(comp)
-    return out.patch()
+
+    probes: int = 0
+    steps: int = 0
+    compared: int = 0
+    capped: bool = False
 
 
 def _prefix_len(a: str, b: str) -> int:
-    return _run_len(a, 0, b, 0)
+    return _run_len(a, 0, b, 0, _DiffStats())
 
 
-def _run_len(a: str, x: int, b: str, y: int) -> int:
+def _run_len(a: str, x: int, b: str, y: int, stats: _DiffStats) -> int:
     """Length of the common run of ``a[x:]`` and ``b[y:]``.
 
     Compares slices of doubling (then halving) size, so a long run costs a
     few C-speed comparisons instead of a Python loop over code points.
     """
-    limit, matched, step = min(len(a) - x, len(b) - y), 0, 1
+    limit, matched, step, steps, compared = min(len(a) - x, len(b) - y), 0, 1, 0, 0
     while matched < limit and step > 0:
         size = min(step, limit - matched)
+        steps, compared = steps + 1, compared + size
         if a[x + matched : x + matched + size] == b[y + matched : y + matched + size]:
             matched, step = matched + size, step * 2
         else:
             step //= 2
+    stats.steps += steps
+    stats.compared += compared
     return matched
 
 
-def _suffix_len(a: str, b: str, limit: int) -> int:
+def _suffix_len(a: str, b: str, limit: int, stats: _DiffStats | None = None) -> int:
     """Length of the common suffix, at most ``limit``."""
-    matched, step = 0, 1
+    matched, step, steps, compared = 0, 1, 0, 0
     while matched < limit and step > 0:
         size = min(limit, matched + step)
+        steps, compared = steps + 1, compared + size - matched
         if a[len(a) - size : len(a) - matched] == b[len(b) - size : len(b) - matched]:
             matched, step = size, step * 2
         else:
             step //= 2
+    if stats is not None:
+        stats.steps += steps
+        stats.compared += compared
     return matched
-
-
-def _myers(a: str, b: str, budget: int) -> list[_Comp] | None:
-    """A shortest edit script from ``a`` to ``b`` as components, None past ``budget``.
-
-    Each round ``d`` records, per diagonal ``k = x - y``, the furthest point
-    reached with ``d`` edits and the diagonal it came from. Points outside
-    the edit graph are never recorded.
-    """
-    n, m = len(a), len(b)
-    rounds: list[dict[int, tuple[int, int]]] = []
-    work = 0
-    for d in range(n + m + 1):
-        prev = rounds[-1] if rounds else {}
-        cur: dict[int, tuple[int, int]] = {}
-        for k in range(-d, d + 1, 2):
-            start = _myers_step(prev, k, d, n, m)
-            if start is None:
-                continue
-            x, from_k = start
-            y = x - k
-            run = _run_len(a, x, b, y)
-            x, y = x + run, y + run
-            work += 1 + run // _DIFF_RUN_WEIGHT
-            cur[k] = (x, from_k)
-            if x == n and y == m:
-                rounds.append(cur)
-                return _myers_path(rounds, b, k)
-        rounds.append(cur)
-        if work > budget:
-            return None
-    raise AssertionError("unreachable: an edit script of n + m steps always exists")
-
-
-def _myers_step(
-    prev: dict[int, tuple[int, int]], k: int, d: int, n: int, m: int
-) -> tuple[int, int] | None:
-    """Where diagonal ``k`` starts in round ``d``: (x, previous diagonal), or None."""
-    if d == 0:
-        return 0, 0
-    down = prev.get(k + 1)  # insert one code point of b
-    right = prev.get(k - 1)  # delete one code point of a
-    x_down = down[0] if down is not None and down[0] - k <= m else -1
-    x_right = right[0] + 1 if right is not None and right[0] < n else -1
-    if x_down < 0 and x_right < 0:
-        return None
-    return (x_down, k + 1) if x_down >= x_right else (x_right, k - 1)
-
-
-def _myers_path(rounds: list[dict[int, tuple[int, int]]], b: str, k: int) -> list[_Comp]:
-    backwards: list[_Comp] = []
-    for d in range(len(rounds) - 1, -1, -1):
-        x, from_k = rounds[d][k]
-        if d == 0:
-            backwards.append(x)
-            break
-        px = rounds[d - 1][from_k][0]
-        if from_k == k - 1:
-            backwards.append(x - px - 1)
-            backwards.append(-1)
-        else:
-            backwards.append(x - px)
-            backwards.append(b[px - from_k])
-        k = from_k
-    backwards.reverse()
-    return backwards
 
 
 # --------------------------------------------------------------------------- wire

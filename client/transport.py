@@ -19,13 +19,19 @@ Implementations:
 * :class:`MemoryTransport` — an in-memory pipe for tests:
   :meth:`MemoryTransport.pair` returns the two ends.
 
-The web page does not use this seam: :mod:`client.browser` drives a
-:class:`client.session.PadSession` over the browser's own ``WebSocket``.
+When to try again is the same decision for every front end, so it lives here,
+sans-I/O: :class:`Backoff` (exponential, capped, jittered delays) and
+:class:`Reconnect` (counts failed attempts; a connection that went live
+resets it).  The asyncio SDK sleeps its delays; the browser page sets a timer
+and shows the countdown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import random as _random
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -142,6 +148,58 @@ class WebsocketsConnector:
         return WebsocketsTransport(ws)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Backoff:
+    """Reconnection delays: ``initial * factor**(attempt-1)``, capped, with jitter.
+
+    Attributes:
+        initial: first delay in seconds.
+        factor: growth per failed attempt.
+        cap: the longest delay.
+        jitter: each delay is drawn in ``[d * (1 - jitter), d]``.
+    """
+
+    initial: float = 0.2
+    factor: float = 2.0
+    cap: float = 15.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, draw: Callable[[], float]) -> float:
+        """The delay before attempt number ``attempt`` (1 = first retry)."""
+        base = min(self.cap, self.initial * self.factor ** max(0, attempt - 1))
+        return base * (1 - self.jitter * draw())
+
+
+class Reconnect:
+    """When to connect again: the reconnect policy every front end shares.
+
+    Args:
+        backoff: the delays.
+        draw: a uniform draw in ``[0, 1)`` for the jitter (inject a seeded one in tests).
+
+    Example:
+        >>> policy = Reconnect(Backoff(jitter=0), draw=lambda: 0.0)
+        >>> policy.ended(live=False), policy.ended(live=False), policy.ended(live=True)
+        (0.2, 0.4, 0.2)
+    """
+
+    def __init__(
+        self, backoff: Backoff | None = None, draw: Callable[[], float] = _random.random
+    ) -> None:
+        self.backoff = backoff or Backoff()
+        self.draw = draw
+        self.attempt = 0
+
+    def ended(self, *, live: bool) -> float:
+        """A connection (or an attempt) ended; seconds to wait before the next one.
+
+        Args:
+            live: whether that connection reached the live phase (the count restarts).
+        """
+        self.attempt = 1 if live else self.attempt + 1
+        return self.backoff.delay(self.attempt, self.draw)
+
+
 class MemoryTransport:
     """One end of an in-memory message pipe (for tests)."""
 
@@ -182,8 +240,10 @@ class MemoryTransport:
 
 
 __all__ = [
+    "Backoff",
     "Connector",
     "MemoryTransport",
+    "Reconnect",
     "Transport",
     "TransportClosed",
     "WebsocketsConnector",

@@ -43,10 +43,6 @@ from .keys import PadKeys, channel_id_for
 from .links import PadLink, parse_link
 from .sessions import EphemeralGuard, Session
 
-#: The former name of :func:`open_envelope`, kept so existing callers work.
-#: Not in ``__all__``: ``from crypto import *`` must not shadow the builtin.
-open = open_envelope
-
 __all__ = [
     "ZERO_ID",
     "Author",

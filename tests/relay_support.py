@@ -35,7 +35,9 @@ from relay.edge.faults import Faults
 from relay.limits import Limits
 from wire import frames as f
 
-TIMEOUT = 20.0
+#: A hang guard, not a speed limit: one step (a relay starting, one answer)
+#: that takes this long has hung.  Generous so a loaded machine never trips it.
+TIMEOUT = 120.0
 F = TypeVar("F", bound=f.Frame)
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,12 @@
 // client speaks code points: this file converts at the edge and never splits
 // a surrogate pair. Local edits are diffed once per animation frame; remote
 // changes are applied between frames (never during an IME composition) with
-// the selection moved through them by Python.
+// the selection moved through them by Python. The textarea shows every line
+// break as "\n"; Python maps them to the document's own (\r\n, lone \r), so
+// opening a pad never rewrites text nobody typed.
+//
+// Errors: the page shows one line (what happened, what to do); a Python
+// traceback goes to the browser console only.
 
 const cfg = document.body.dataset;
 const $ = (id) => document.getElementById(id);
@@ -19,6 +24,7 @@ let composing = false;
 let scheduled = false;
 let lastOverlayKey = "";
 let writer = false;
+let stopped = false; // a fatal failure was shown: no more ticks
 
 // --- UTF-16 <-> code points ---------------------------------------------------
 
@@ -125,10 +131,14 @@ function flushLocal(now) {
   const d = localDiff(shadow, cur);
   shadow = cur;
   if (!d) return;
+  let problem;
   try {
-    pad.edit(d[0], d[1], d[2], now);
+    problem = pad.edit(d[0], d[1], d[2], now);
   } catch (err) {
-    report(err);
+    problem = internal(err);
+  }
+  if (problem) {
+    report(problem);
     setText(pad.reset(), selectionCp());
   }
 }
@@ -136,7 +146,7 @@ function flushLocal(now) {
 const stats = { ticks: 0, ms: 0, worst: 0 };
 function tick() {
   scheduled = false;
-  if (!pad) return;
+  if (!pad || stopped) return;
   const now = Date.now();
   const t0 = performance.now();
   try {
@@ -163,7 +173,7 @@ function tickInner(now) {
     }
     render(out);
   } catch (err) {
-    report(err);
+    report(internal(err));
   }
 }
 
@@ -184,6 +194,14 @@ const STATUS_TEXT = {
   saved: "Saved",
 };
 
+/** The status line: offline says when the next attempt is. */
+function statusText(out) {
+  if (out.status !== "offline") return STATUS_TEXT[out.status] || out.status;
+  const lead = out.ready ? "Offline" : "Cannot reach the relay";
+  if (out.retryInMs === null) return `${lead} — reconnecting…`;
+  return `${lead} — reconnecting in ${Math.max(1, Math.ceil(out.retryInMs / 1000))} s`;
+}
+
 function setStatus(state, text) {
   const el = $("status");
   el.dataset.state = state;
@@ -191,7 +209,12 @@ function setStatus(state, text) {
 }
 
 function render(out) {
-  setStatus(out.status, STATUS_TEXT[out.status] || out.status);
+  if (out.fatal) {
+    stopped = true;
+    fail(out.fatal);
+    return;
+  }
+  setStatus(out.status, statusText(out));
   if (out.ready) $("loading").hidden = true;
   $("readonly").hidden = out.writer;
   renderPeople(out.me, out.peers);
@@ -205,13 +228,13 @@ function initials(name) {
 
 let lastPeopleKey = "";
 function renderPeople(me, peers) {
-  const key = JSON.stringify([me, peers.map((p) => [p.session, p.name, p.color])]);
+  const key = JSON.stringify([me, peers.map((p) => [p.session, p.name, p.color, p.away])]);
   if (key === lastPeopleKey) return;
   lastPeopleKey = key;
   const chips = [{ ...me, you: true }, ...peers].map((p) => {
     const chip = document.createElement("span");
-    chip.className = "person";
-    chip.title = p.you ? `${p.name} (you)` : p.name;
+    chip.className = p.away ? "person away" : "person";
+    chip.title = p.you ? `${p.name} (you)` : p.away ? `${p.name} (not heard from lately)` : p.name;
     const dot = document.createElement("span");
     dot.className = "dot";
     dot.style.background = p.color;
@@ -231,7 +254,7 @@ function renderPeople(me, peers) {
 /** Others' selections and carets, drawn in a mirror of the textarea. */
 function renderOverlay(peers) {
   const v = ta.value;
-  const key = JSON.stringify([v.length, ta.clientWidth, peers.map((p) => [p.sel, p.color, p.name])]) + v;
+  const key = JSON.stringify([v.length, ta.clientWidth, peers.map((p) => [p.sel, p.color, p.name, p.away])]) + v;
   if (key === lastOverlayKey) return syncOverlay();
   lastOverlayKey = key;
   const ranges = [];
@@ -240,8 +263,9 @@ function renderOverlay(peers) {
     if (!p.sel) continue;
     const a = Math.min(toUtf16(v, p.sel[0]), v.length);
     const h = Math.min(toUtf16(v, p.sel[1]), v.length);
-    if (a !== h) ranges.push({ from: Math.min(a, h), to: Math.max(a, h), color: p.color });
-    carets.push({ at: h, color: p.color, name: p.name });
+    const color = p.away ? "#8a919e" : p.color; // not heard from lately: grey
+    if (a !== h) ranges.push({ from: Math.min(a, h), to: Math.max(a, h), color });
+    carets.push({ at: h, color: p.color, name: p.name, away: p.away });
   }
   const points = [...new Set([0, v.length, ...ranges.flatMap((r) => [r.from, r.to]), ...carets.map((c) => c.at)])]
     .sort((x, y) => x - y);
@@ -250,7 +274,7 @@ function renderOverlay(peers) {
     const at = points[i];
     for (const c of carets.filter((c) => c.at === at)) {
       const caret = document.createElement("span");
-      caret.className = "caret";
+      caret.className = c.away ? "caret away" : "caret";
       caret.style.color = c.color;
       const flag = document.createElement("span");
       flag.className = "flag";
@@ -284,11 +308,19 @@ function syncOverlay() {
   overlay.scrollTop = ta.scrollTop;
 }
 
-function report(err) {
+/** One line for an unexpected error; the whole of it (a traceback) goes to the console. */
+function internal(err) {
   const text = err && err.message ? err.message : String(err);
-  console.error("blindpad:", text);
+  console.error("blindpad: internal error:", text);
+  const last = text.split("\n").filter((l) => l.trim()).slice(-1)[0] || "unknown error";
+  return `Something went wrong in the page (${last.trim().slice(0, 200)}). Reload it; details are in the browser console.`;
+}
+
+/** Show one line under the pad (and log it). */
+function report(text) {
+  console.warn("blindpad:", text);
   const el = $("message");
-  el.textContent = text.split("\n").filter(Boolean).slice(-1)[0] || text;
+  el.textContent = String(text).split("\n")[0];
   el.hidden = false;
 }
 
@@ -355,7 +387,12 @@ async function boot() {
   loading("Opening the pad…", 94);
   const browser = py.pyimport("client.browser");
   const base = location.href.split("#")[0].replace(/\/p\/$/, "");
-  pad = browser.start(base, fragment, schedule);
+  const opened = browser.start(base, fragment, schedule);
+  if (opened.failure) {
+    fail(opened.failure);
+    return;
+  }
+  pad = opened;
   const links = JSON.parse(pad.links());
   if (fragment !== links.fragment) history_replace(links.fragment);
   setupLinks(links);
@@ -364,6 +401,16 @@ async function boot() {
   $("loading-text").textContent = "Connecting to the relay…";
   schedule();
   setInterval(schedule, 1000);
+}
+
+/** One line for a failed start: a missing asset means the relay went away. */
+function startFailure(err) {
+  const text = err && err.message ? err.message : String(err);
+  if (text.startsWith("could not load") || err instanceof TypeError) {
+    console.error("blindpad:", text);
+    return `Cannot reach the relay (${text.split("\n")[0]}). Check your connection, then reload the page.`;
+  }
+  return internal(err);
 }
 
 function history_replace(fragment) {
@@ -435,6 +482,8 @@ function listen() {
     }
   });
   window.addEventListener("hashchange", () => location.reload());
+  window.addEventListener("offline", () => pad && !stopped && (pad.went_offline(), schedule()));
+  window.addEventListener("online", () => pad && !stopped && (pad.retry_now(), schedule()));
 }
 
 // Tests and the bench read the client's own view of the text here.
@@ -449,7 +498,7 @@ window.blindpad = {
 if (location.pathname.endsWith("/p/")) {
   $("editor").hidden = false;
   listen();
-  boot().catch((err) => fail(`Could not start: ${err && err.message ? err.message : err}`));
+  boot().catch((err) => fail(startFailure(err)));
 } else {
   $("landing").hidden = false;
   setStatus("saved", "Encrypted in your browser");

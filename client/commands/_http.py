@@ -19,12 +19,13 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 import crypto
+from client.codec import CryptoCodec
 from client.commands._common import NOT_FOUND, REACH_HINT, CommandError
 from client.doctype import TEXT
 from client.engine import Alarm, Engine
-from client.protocol import HistoryBody, ProtocolViolation, parse_history
-from client.session import CryptoCodec
 from client.textops import InvalidPatch, Patch
+from wire.errors import WireError as ProtocolViolation
+from wire.history import HistoryBody, parse_history
 
 if TYPE_CHECKING:
     import httpx

@@ -49,7 +49,8 @@ def _run_editor(command: list[str], path: Path) -> int:
 
 async def _edit(link: str, options: dict[str, object], editor: list[str], timeout: float) -> int:
     from client.pad import Pad
-    from client.textops import diff, transform
+    from client.textdiff import diff
+    from client.textops import transform
 
     async with Pad.open(link, **options) as pad:  # type: ignore[arg-type]
         base = pad.text

@@ -14,7 +14,7 @@ from client.commands import _common as c
 def _describe(link: crypto.PadLink, sealed: bytes) -> tuple[str, str, str]:
     """(author name, key fingerprint, time) of one sealed patch."""
     try:
-        opened = crypto.open(link.keys, sealed)
+        opened = crypto.open_envelope(link.keys, sealed)
     except crypto.CryptoError as error:
         return "(invalid)", type(error).__name__, "-"
     return (

@@ -9,7 +9,7 @@
 
 Backends import only :mod:`relay.store.base`; this package re-exports it and
 holds the factory :func:`open_store`.  A new backend is one module here plus
-one branch in :func:`open_store`, and must pass ``tests/test_relay_store.py``.
+one branch in :func:`open_store`, and must pass ``tests/relay/test_relay_store.py``.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ acknowledgements only after that.
 
 Backends: :mod:`relay.store.sqlite` (default; group commit) and
 :mod:`relay.store.memory` (tests).  :func:`relay.store.open_store` picks one
-from a URL.  Both pass ``tests/test_relay_store.py``.  Errors:
+from a URL.  Both pass ``tests/relay/test_relay_store.py``.  Errors:
 
     StoreError
     ├── SchemaTooNew     (the database was written by a newer blindpad)

@@ -6,7 +6,7 @@ Plain dictionaries per channel.  Every method runs to completion without an
 ``await`` inside, so on one event loop each is atomic, exactly like one
 SQLite transaction; that is all the compare-and-append needs.  Nothing is
 durable: a restart forgets everything.  It passes the same conformance suite
-as the SQLite store (``tests/test_relay_store.py``).
+as the SQLite store (``tests/relay/test_relay_store.py``).
 """
 
 from __future__ import annotations

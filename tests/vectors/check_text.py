@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from client import textops as t
+from client.textdiff import diff
 
 
 def _fail(record: dict[str, Any], what: str, got: object, want: object) -> AssertionError:
@@ -67,7 +68,7 @@ def _check_simplify(record: dict[str, Any], inp: dict[str, Any], expect: Any) ->
 
 
 def _check_diff(record: dict[str, Any], inp: dict[str, Any], expect: Any) -> None:
-    got = t.diff(inp["old"], inp["new"])
+    got = diff(inp["old"], inp["new"])
     _equal(record, "diff", t.to_wire(got), expect)
     _equal(record, "diff applies", t.apply(inp["old"], got), inp["new"])
 

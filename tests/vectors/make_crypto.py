@@ -4,7 +4,7 @@ Usage: ``python tests/vectors/make_crypto.py [OUT]`` (default: beside this file)
 
 Every input is fixed (edit secrets, author seeds, nonces, session ids, clock
 values), so the output is byte-identical on every run and on both backends;
-``tests/test_crypto_vectors.py`` checks that regenerating changes nothing.
+``tests/crypto/test_crypto_vectors.py`` checks that regenerating changes nothing.
 Each line is one JSON record with a ``suite`` (what ``check_crypto.check``
 checks) and a ``case`` (its name); bytes are lowercase hex. Negative records carry the exact
 error class name the operation must raise.

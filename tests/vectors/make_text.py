@@ -33,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from client import textops as t
+from client.textdiff import diff
 
 OUT = Path(__file__).with_name("text.jsonl")
 SEED = 20240611
@@ -220,7 +221,7 @@ def diff_records(rng: random.Random) -> list[Record]:
         new = t.apply(old, _random_patch(rng, old)) if i % 2 else _random_doc(rng)
         cases.append((f"random {i}", old, new))
     return [
-        _rec("text.diff", name, {"old": old, "new": new}, _w(t.diff(old, new)))
+        _rec("text.diff", name, {"old": old, "new": new}, _w(diff(old, new)))
         for name, old, new in cases
     ]
 

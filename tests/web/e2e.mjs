@@ -2,16 +2,22 @@
 //
 // Usage: node tests/web/e2e.mjs RELAY_URL ARTIFACT_DIR [SCENARIO...]
 // One browser, one context per simulated person. Prints one JSON line per
-// scenario: {"scenario", "ok", "detail"}; tests/test_web.py asserts on them.
+// scenario: {"scenario", "ok", "detail"}; tests/web/test_web.py asserts on them.
 // Waits are on the page's status element and on text, never on sleeps.
+// Every wait has a hang guard only, generous enough for a loaded machine
+// (BLINDPAD_BOOT_TIMEOUT_MS, default 20 min for a page to boot;
+// BLINDPAD_WAIT_TIMEOUT_MS, default 5 min for anything else); when one
+// trips, the message says what was awaited. BLINDPAD_E2E_CRLF_LINK is a pad
+// the Python SDK wrote with \r\n and lone \r line breaks (the crlf scenario).
 
+import { createHash, createHmac, createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const [, , RELAY, ARTIFACTS, ...ONLY] = process.argv;
-const BOOT_MS = Number(process.env.BLINDPAD_BOOT_TIMEOUT_MS ?? 180_000);
-const WAIT_MS = Number(process.env.BLINDPAD_WAIT_TIMEOUT_MS ?? 30_000);
+const BOOT_MS = Number(process.env.BLINDPAD_BOOT_TIMEOUT_MS ?? 1_200_000);
+const WAIT_MS = Number(process.env.BLINDPAD_WAIT_TIMEOUT_MS ?? 300_000);
 const ORIGIN = new URL(RELAY).origin;
 const requests = []; // every request any page made: [url, referer]
 const secrets = new Set(); // link fragments, which no request may carry
@@ -41,7 +47,7 @@ async function until(page, probe, what, timeout = WAIT_MS) {
   for (;;) {
     last = await probe(page);
     if (last === true) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    if (Date.now() > deadline) throw new Error(`hung: no ${what} after ${timeout} ms (hang guard; last: ${JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, 40));
   }
 }
@@ -294,6 +300,7 @@ async function offline() {
   const ctx = await routed(control);
   const { page: C } = await open(ctx, world.links.edit);
   await converged([A, C]);
+  await C.waitForFunction(() => document.querySelectorAll("#people .person:not(.away)").length >= 2, null, { timeout: WAIT_MS });
   control.down = true;
   for (const ws of control.sockets.splice(0)) await ws.close();
   await waitState(C, "offline");
@@ -302,13 +309,106 @@ async function offline() {
   await C.keyboard.type("\nwritten while offline ✈️");
   check(!(await value(A)).includes("offline ✈️"), "nothing leaked while offline");
   check((await C.$eval("#status", (e) => e.dataset.state)) === "offline", "still offline");
+  await until(C, async (p) => /^Offline — reconnecting in \d+ s$/.test(await p.$eval("#status", (e) => e.textContent)) || (await p.$eval("#status", (e) => e.textContent)), "the offline status with its countdown");
+  const status = await C.$eval("#status", (e) => e.textContent);
+  const away = await C.$$eval("#people .person.away", (els) => els.map((e) => e.title));
+  check(away.length >= 1, "the others are greyed out while offline");
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await C.screenshot({ path: join(ARTIFACTS, "web-offline.png") });
   control.down = false;
   await waitState(C, "saved");
   await waitValue(A, (v) => v.endsWith("written while offline ✈️"));
   const text = await converged([A, C]);
   check(text.split("written while offline").length === 2, "delivered exactly once");
   await ctx.close();
-  return "offline → saved; the offline edit reached the other page once";
+  return `offline ("${status}", ${away.length} greyed out) → saved; the offline edit reached the other page once`;
+}
+
+async function netdown() {
+  // The browser's network goes away without closing the socket (a DevTools
+  // "Offline", a dead Wi-Fi): the page must say so, not "Syncing…" forever.
+  const { A } = world;
+  const ctx = await newContext();
+  const { page: E } = await open(ctx, world.links.edit);
+  await converged([A, E]);
+  await ctx.setOffline(true);
+  await waitState(E, "offline");
+  await E.focus("#pad");
+  await E.keyboard.press("Control+End");
+  await E.keyboard.type(" (netdown)");
+  await ctx.setOffline(false);
+  await waitState(E, "saved");
+  await waitValue(A, (v) => v.endsWith(" (netdown)"));
+  await converged([A, E]);
+  await ctx.close();
+  return "the browser's offline event → Offline; online → saved, the edit delivered";
+}
+
+async function crlf() {
+  const link = process.env.BLINDPAD_E2E_CRLF_LINK;
+  check(link, "BLINDPAD_E2E_CRLF_LINK is not set");
+  const original = "line 1 😀\r\nline 2\r\nlone CR\rend\r\n";
+  const ctx = await newContext();
+  const { page: F } = await open(ctx, link);
+  const shown = await value(F);
+  check(shown === original.replace(/\r\n?/g, "\n"), `the textarea shows \\n breaks: ${JSON.stringify(shown)}`);
+  // Let the page run many frames: it must not "fix" what it shows.
+  const ticks = (await F.evaluate(() => window.blindpad.stats())).ticks;
+  await until(F, async (p) => (await p.evaluate(() => window.blindpad.stats())).ticks > ticks + 20 || "ticking", "20 page frames");
+  const opened = await F.evaluate(() => window.blindpad.text());
+  check(opened === original, `only opening changed the text: ${JSON.stringify(opened)}`);
+  check(!(await F.evaluate(() => window.blindpad.unsaved())), "only opening made an edit");
+  await caretTo(F, shown.length);
+  await F.keyboard.type("typed ✓");
+  await caretTo(F, shown.indexOf("line 2") + 4);
+  await F.keyboard.press("Enter");
+  await waitState(F, "saved");
+  const text = await F.evaluate(() => window.blindpad.text());
+  await ctx.close();
+  return `the page held ${JSON.stringify(text)}`;
+}
+
+async function errors() {
+  // A damaged link: one line (what, what to do), no traceback, nothing else.
+  const ctx = await newContext();
+  const page = await ctx.newPage();
+  const edit = world.links.edit;
+  const broken = edit.slice(0, -3) + (edit.endsWith("A") ? "B" : "A") + edit.slice(-2);
+  await page.goto(broken);
+  await waitState(page, "error", BOOT_MS);
+  const message = await page.$eval("#message", (e) => e.textContent);
+  check(!message.includes("Traceback") && !message.includes("\n"), `one line: ${message}`);
+  check(/cannot be opened/.test(message) && /Copy the whole link/.test(message), `says what and what to do: ${message}`);
+  // A well-formed link of a pad this relay never had: said so, and not created.
+  const payload = randomBytes(32).toString("base64url");
+  const sum = createHash("sha256").update(`blindpad/v1/link/1.e.${payload}`).digest("hex").slice(0, 8);
+  const stranger = await ctx.newPage();
+  await stranger.goto(`${RELAY}p/#1.e.${payload}.${sum}`);
+  await waitState(stranger, "error", BOOT_MS);
+  const missing = await stranger.$eval("#message", (e) => e.textContent);
+  check(/does not exist on this relay/.test(missing) && !missing.includes("\n"), `missing pad: ${missing}`);
+  // Its channel id, derived as docs/PROTOCOL.md §1.1 says: the relay must not know it.
+  const seed = createHmac("sha256", Buffer.from(payload, "base64url")).update("blindpad/v1/sign").digest();
+  const pkcs8 = Buffer.concat([Buffer.from("302e020100300506032b657004220420", "hex"), seed]);
+  const pub = createPublicKey(createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" }));
+  const verifyKey = Buffer.from(pub.export({ format: "jwk" }).x, "base64url");
+  const channel = createHash("sha256").update("blindpad/v1/channel").update(verifyKey).digest("hex");
+  const head = await stranger.evaluate(async (c) => (await fetch(`/v1/channels/${c}/head`)).status, channel);
+  check(head === 404, `opening a link created its pad: GET head answered ${head}`);
+  await ctx.close();
+  // The relay unreachable from the start (the page itself loaded): say so, with the next attempt.
+  const control = { down: true, blockUp: false, sockets: [] };
+  const cut = await routed(control);
+  const cutPage = await cut.newPage();
+  await cutPage.goto(world.links.edit);
+  await waitState(cutPage, "offline", BOOT_MS);
+  const unreachable = await cutPage.$eval("#status", (e) => e.textContent);
+  check(/^Cannot reach the relay — reconnecting (in \d+ s|…)$/.test(unreachable), `unreachable: ${unreachable}`);
+  check(await cutPage.$eval("#message", (e) => e.hidden), "no error message for a relay that may come back");
+  control.down = false;
+  await waitState(cutPage, "saved");
+  await cut.close();
+  return `${message} | ${unreachable}`;
 }
 
 async function reload() {
@@ -367,7 +467,9 @@ async function diag() {
   return out.join("\n");
 }
 
-const SCENARIOS = { converge, caret, ime, surrogate, undo, view, screenshot, offline, reload, network };
+const SCENARIOS = {
+  converge, caret, ime, surrogate, undo, view, screenshot, offline, netdown, crlf, errors, reload, network,
+};
 let broken = null;
 for (const [name, run] of Object.entries(SCENARIOS)) {
   if (ONLY.length && !ONLY.includes(name)) continue;

@@ -1,8 +1,14 @@
-"""The sans-I/O PadSession, driven frame by frame with a scripted relay and a fake clock."""
+"""The sans-I/O PadSession, driven frame by frame with a scripted relay and a fake clock.
+
+Also the shared reconnect policy, and the SDK over an in-memory transport
+(no server: the relay's side is scripted).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -19,9 +25,13 @@ from client.events import (
     Status,
     TextChanged,
 )
+from client.pad import Backoff as PadBackoff
+from client.pad import Pad
 from client.session import PadSession, Phase
 from client.textops import Op
+from client.transport import Backoff, MemoryTransport, Reconnect
 from wire import frames as f
+from wire.codes import RefuseCode
 
 
 class Clock:
@@ -241,3 +251,171 @@ def test_garbage_from_the_relay_is_a_protocol_error() -> None:
     session = make()
     with pytest.raises(ProtocolError):
         session.receive_frame(b"\x01garbage")
+
+
+def test_a_silent_relay_is_pinged_then_the_session_says_it_stalled() -> None:
+    clock = Clock()
+    session = make(clock, keepalive_ms=10_000)
+    join(session)
+    clock.now += 9_999
+    session.tick()
+    assert sent(session) == []
+    assert not session.stalled
+    clock.now += 1
+    session.tick()
+    (ping,) = sent(session)
+    assert isinstance(ping, f.Ping)
+    clock.now += 9_999
+    session.tick()
+    assert sent(session) == []  # one PING per silence
+    assert not session.stalled
+    session.receive_frame(f.encode(f.Pong(ping.nonce)))
+    clock.now += 5_000
+    assert not session.stalled  # the PONG proved the connection alive
+    clock.now += 5_000
+    session.tick()
+    assert isinstance(sent(session)[0], f.Ping)
+    clock.now += 10_000
+    assert session.stalled
+    session.disconnected("the relay stopped answering")
+    assert not session.stalled
+    assert session.status is Status.OFFLINE
+
+
+def test_offline_edits_are_sealed_on_flush_for_the_write_ahead_log() -> None:
+    session = make()
+    join(session)
+    session.disconnected()
+    session.edit((Op(0, 0, "offline"),))
+    assert session.unsaved
+    assert session.pending() == []
+    session.flush()
+    (sealed,) = session.pending()
+    assert sent(session) == []  # nothing goes out while offline
+    join(session, head=(0, f.ZERO_ID))
+    (push,) = [frame for frame in sent(session) if isinstance(frame, f.Push)]
+    assert push.envelope == sealed  # the same bytes once live again
+    assert session.debug_state()["phase"] == "live"
+
+
+def test_randomness_is_injected() -> None:
+    def zeros(n: int) -> bytes:
+        return b"\0" * n
+
+    keys = crypto.PadKeys.generate()
+    author = crypto.Author.generate("t")
+    one = PadSession(keys, author, clock=Clock(), random=zeros)
+    two = PadSession(keys, author, clock=Clock(), random=zeros)
+    assert one.presence.session_id == two.presence.session_id == b"\0" * 16
+    for session in (one, two):
+        join(session)
+        session.edit((Op(0, 0, "same"),))
+    assert one.pending() == two.pending()  # same nonce, same key, same bytes
+
+
+def test_peers_stay_not_heard_from_while_offline_then_expire() -> None:
+    clock = Clock()
+    keys = crypto.PadKeys.generate()
+    alice, bob = make(clock, keys=keys, presence_timeout_ms=3000), make(clock, keys=keys)
+    join(alice)
+    join(bob)
+    bob.set_presence(name="bob")
+    (eph,) = sent(bob)
+    alice.receive_frame(f.encode(f.EphemeralRelayed(keys.channel_id, 9, eph.envelope)))
+    heard = clock.now
+    alice.disconnected()
+    (peer,) = alice.peers  # still listed: the page greys it out
+    assert alice.last_heard_ms(peer) == heard
+    clock.now += 3001
+    alice.tick()
+    assert alice.peers == ()
+    assert alice.last_heard_ms(peer) is None
+
+
+def test_reconnect_policy_backs_off_with_jitter_and_restarts_after_live() -> None:
+    draws = iter([0.0, 1.0, 0.5, 0.0])
+    policy = Reconnect(Backoff(initial=1, factor=2, cap=3, jitter=0.5), draw=lambda: next(draws))
+    delays = [policy.ended(live=False) for _ in range(3)]
+    assert delays == [1.0, 1.0, 2.25]  # 1, 2*(1-.5), min(3, 4)*(1-.25)
+    assert policy.ended(live=True) == 1.0
+    assert policy.attempt == 1
+
+
+class MemoryConnector:
+    """Hands the SDK one end of an in-memory pipe; the test plays the relay on the other."""
+
+    def __init__(self) -> None:
+        self.relay_ends: asyncio.Queue[MemoryTransport] = asyncio.Queue()
+
+    async def connect(self, url: str) -> MemoryTransport:
+        mine, theirs = MemoryTransport.pair()
+        self.relay_ends.put_nowait(theirs)
+        return mine
+
+
+async def _serve_join(relay: MemoryTransport, since: int) -> None:
+    hello = f.decode_client(await relay.recv())
+    subscribe = f.decode_client(await relay.recv())
+    assert isinstance(hello, f.Hello)
+    assert isinstance(subscribe, f.Subscribe)
+    assert subscribe.since_seq == since
+    end = f.HistoryEnd(subscribe.request_id, subscribe.channel_id, since, f.ZERO_ID)
+    await relay.send(f.encode(end))
+
+
+async def _opened(opening: Awaitable[Pad]) -> Pad:
+    return await opening
+
+
+async def _next_push(relay: MemoryTransport) -> f.Push:
+    while not isinstance(frame := f.decode_client(await relay.recv()), f.Push):
+        pass
+    return frame
+
+
+def test_the_sdk_resends_the_same_bytes_over_a_new_transport() -> None:
+    """No server needed: the relay's side of two connections is scripted here."""
+
+    async def main() -> None:
+        connector = MemoryConnector()
+        link = crypto.PadLink.new("http://relay.invalid")
+        opening = Pad.open(
+            link, state_dir=None, connector=connector, backoff=PadBackoff(0.001, jitter=0)
+        )
+        start = asyncio.create_task(_opened(opening))
+        first = await connector.relay_ends.get()
+        await _serve_join(first, 0)
+        pad = await start
+        await pad.insert(0, "hi")
+        lost = await _next_push(first)
+        await first.close()  # the connection drops before the ACK
+        second = await connector.relay_ends.get()
+        await _serve_join(second, 0)
+        again = await _next_push(second)
+        assert again.envelope == lost.envelope
+        patch_id = hashlib.sha256(again.envelope).digest()
+        await second.send(f.encode(f.Ack(again.request_id, 1, patch_id)))
+        await pad.synced(timeout=300)
+        assert pad.status is Status.SAVED
+        assert pad.text == "hi"
+        await pad.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_refused_subscription_is_fatal_a_refused_patch_is_not() -> None:
+    session = make()
+    session.connected()
+    subscribe = sent(session)[1]
+    refuse = f.Refuse(subscribe.request_id, RefuseCode.CREATE_TOKEN_REQUIRED, 0, 0, f.ZERO_ID)
+    session.receive_frame(f.encode(refuse))
+    assert session.fatal is not None
+    assert session.fatal.code == "CREATE_TOKEN_REQUIRED"
+    live = make()
+    join(live)
+    live.edit((Op(0, 0, "x"),))
+    (push,) = sent(live)
+    too_big = f.Refuse(push.request_id, RefuseCode.PAD_TOO_LARGE, 0, 0, f.ZERO_ID)
+    live.receive_frame(f.encode(too_big))
+    assert live.failure is not None
+    assert live.fatal is None  # the pad is open: keep going, say so

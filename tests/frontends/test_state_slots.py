@@ -3,7 +3,7 @@
 A slot is held with ``flock``, which conflicts between two open files even
 inside one process, so one test process can play several processes; the
 cross-process cases (a live ``watch`` beside writes, a killed writer's slot
-adopted) run real processes in tests/test_cli_pad.py and tests/test_sdk_e2e.py.
+adopted) run real processes in tests/frontends/test_cli_pad.py and tests/frontends/test_sdk_e2e.py.
 """
 
 from __future__ import annotations

@@ -5,10 +5,16 @@ One relay process (``python -m relay``, SQLite store) and one run of
 simulated person, scenarios in order on one pad. Each test asserts its
 scenario's line. The browser parts skip, saying why, when Chromium or the
 npm packages are not installed (``scripts/setup`` installs both as root).
+
+The ``crlf`` scenario's pad is written by the Python SDK before the browser
+opens it, and read back by the SDK after: the page must leave every ``\r``
+it did not edit. No wall-clock limit a slow machine trips: the node run has
+only a hang guard (``BLINDPAD_E2E_TIMEOUT_S``, default 60 min).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -18,9 +24,15 @@ from pathlib import Path
 import pytest
 from relay_support import RelayProcess
 
-ROOT = Path(__file__).resolve().parent.parent
+from client import Pad
+
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("BLINDPAD_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
+HANG_GUARD_S = float(os.environ.get("BLINDPAD_E2E_TIMEOUT_S", 3600))
+CRLF_TEXT = "line 1 😀\r\nline 2\r\nlone CR\rend\r\n"
+# What the crlf scenario types: "typed ✓" at the end, Enter after "line".
+CRLF_TYPED = "line 1 😀\r\nline\n 2\r\nlone CR\rend\r\ntyped ✓"
 SCENARIOS = [
     "converge",
     "caret",
@@ -30,6 +42,9 @@ SCENARIOS = [
     "view",
     "screenshot",
     "offline",
+    "netdown",
+    "crlf",
+    "errors",
     "reload",
     "network",
 ]
@@ -46,6 +61,19 @@ def _missing() -> str | None:
     return None
 
 
+async def _write_crlf_pad(url: str) -> str:
+    links = await Pad.create(url)
+    async with Pad.open(links.edit_link, state_dir=None) as pad:
+        await pad.insert(0, CRLF_TEXT)
+        await pad.synced()
+    return links.edit_link
+
+
+async def _read_pad(link: str) -> str:
+    async with Pad.open(link, state_dir=None) as pad:
+        return pad.text
+
+
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
     """Run every browser scenario once; map scenario name -> its JSON result."""
@@ -55,17 +83,27 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]
     store = tmp_path_factory.mktemp("web") / "relay.sqlite3"
     relay = RelayProcess("--store", f"sqlite:///{store}")
     try:
+        crlf_link = asyncio.run(_write_crlf_pad(relay.handle.url))
         run = subprocess.run(
             ["node", "tests/web/e2e.mjs", relay.handle.url, str(ARTIFACTS)],
             cwd=ROOT,
+            env={**os.environ, "BLINDPAD_E2E_CRLF_LINK": crlf_link},
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=HANG_GUARD_S,
             check=False,
+        )
+        crlf_after = asyncio.run(_read_pad(crlf_link))
+    except subprocess.TimeoutExpired as hung:
+        out = hung.stdout.decode() if isinstance(hung.stdout, bytes) else (hung.stdout or "")
+        done = [json.loads(line)["scenario"] for line in out.splitlines() if line.startswith("{")]
+        pytest.fail(
+            f"tests/web/e2e.mjs hung: no exit after {HANG_GUARD_S:g} s "
+            f"(BLINDPAD_E2E_TIMEOUT_S); scenarios finished: {done}"
         )
     finally:
         relay.stop()
-    results: dict[str, dict[str, object]] = {}
+    results: dict[str, dict[str, object]] = {"crlf-python": {"text": crlf_after}}
     for line in run.stdout.splitlines():
         if line.startswith("{"):
             result = json.loads(line)
@@ -82,7 +120,14 @@ def test_browser(e2e: dict[str, dict[str, object]], scenario: str) -> None:
     assert result["ok"], result["detail"]
 
 
-def test_screenshot_saved(e2e: dict[str, dict[str, object]]) -> None:
-    shot = ARTIFACTS / "web-two-pages.png"
+def test_crlf_pad_keeps_its_line_breaks(e2e: dict[str, dict[str, object]]) -> None:
+    """The SDK reads back every \\r it wrote, and what the page typed, as typed."""
+    assert e2e["crlf"]["ok"], e2e["crlf"]["detail"]
+    assert e2e["crlf-python"]["text"] == CRLF_TYPED
+
+
+@pytest.mark.parametrize("name", ["web-two-pages.png", "web-offline.png"])
+def test_screenshot_saved(e2e: dict[str, dict[str, object]], name: str) -> None:
+    shot = ARTIFACTS / name
     assert shot.is_file()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

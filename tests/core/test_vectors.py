@@ -6,7 +6,7 @@ from pathlib import Path
 
 from vectors import make_chain, runner
 
-VECTORS = Path(__file__).resolve().parent / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
 
 def test_every_vector_passes_under_cpython() -> None:

@@ -39,8 +39,8 @@ from relay.edge.faults import Faults
 from relay.limits import Limits
 from wire import frames as f
 
-TIMEOUT = 60.0
-ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 300.0  # a hang guard (one wait this long has hung), not a speed limit
+ROOT = Path(__file__).resolve().parents[2]
 FAST = Backoff(initial=0.05, cap=0.5)
 
 

@@ -16,7 +16,7 @@ from crypto.backend import get_backend
 from crypto.errors import DecryptionFailed
 from relay.edge.wheel import build_wheel, main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_import_crypto_loads_no_backend() -> None:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 from collections import defaultdict
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from client.textdiff import _DIFF_BUDGET, _diff, _DiffStats, diff
 from client.textops import (
     InvalidPatch,
     Op,
@@ -26,7 +28,6 @@ from client.textops import (
     apply,
     check,
     compose,
-    diff,
     from_wire,
     invert,
     normalize,
@@ -37,7 +38,7 @@ from client.textops import (
     transform_selection,
 )
 
-VECTORS = Path(__file__).parent / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 CHARS = st.sampled_from(["a", "b", " ", "\n", "中", "文", "😀", "🎉", "\u0301", "é"])
 TEXTS = st.text(alphabet=CHARS, max_size=4)
 DOCS = st.text(alphabet=CHARS, max_size=14)
@@ -513,6 +514,126 @@ def test_diff_finds_distant_small_edits() -> None:
 def test_diff_long_common_parts() -> None:
     base = "😀abc中" * 5000
     assert diff(base + "x" + base, base + "yz" + base) == (Op(len(base), 1, "yz"),)
+
+
+# Diff work, counted in operations (never time). ``_DiffStats`` counts Myers
+# diagonals walked (probes), galloping slice compares (steps) and the code
+# points those compares cover. The bounds below fail on the old search, which
+# walked every diagonal -d..d each round: empty -> 3000 took ~2.25 million probes.
+
+ASTRAL = "ab 中😀🎉\U0001f9d1\n"
+SIZES = st.integers(0, 3000)
+
+
+def _text(seed: int, size: int, alphabet: str = ASTRAL) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(size))
+
+
+def _diff_stats(old: str, new: str, budget: int = _DIFF_BUDGET) -> tuple[Patch, _DiffStats]:
+    stats = _DiffStats()
+    patch = _diff(old, new, budget, stats)
+    check(patch, len(old))
+    assert apply(old, patch) == new
+    return patch, stats
+
+
+@settings(max_examples=25)
+@given(SIZES, st.integers(0, 2**32))
+def test_diff_into_or_out_of_empty_does_no_search(size: int, seed: int) -> None:
+    text = _text(seed, size)
+    for old, new in ((text, ""), ("", text)):
+        patch, stats = _diff_stats(old, new)
+        assert len(patch) == (1 if size else 0)
+        assert (stats.probes, stats.steps, stats.compared) == (0, 0, 0)
+
+
+@settings(max_examples=25)
+@given(SIZES, st.integers(0, 2**32), st.data())
+def test_diff_of_a_small_change_is_linear(size: int, seed: int, data: st.DataObject) -> None:
+    # c = 4 code points compared per code point of the longer text, d = 64;
+    # the search itself is constant: at most 16 diagonals for a 3-code-point edit.
+    old = _text(seed, size)
+    pos = data.draw(st.integers(0, size))
+    cut = data.draw(st.integers(0, min(3, size - pos)))
+    new = old[:pos] + data.draw(st.text(alphabet=ASTRAL, max_size=3)) + old[pos + cut :]
+    patch, stats = _diff_stats(old, new)
+    assert cost(patch) <= 6
+    longest = max(len(old), len(new))
+    assert stats.probes <= 16
+    assert stats.steps <= 4 * longest.bit_length() + 16 * 2 * 6 + 8
+    assert stats.compared <= 4 * longest + 64
+
+
+@settings(max_examples=25)
+@given(SIZES, st.integers(0, 2**32), st.text(alphabet=ASTRAL, min_size=1, max_size=3))
+def test_diff_of_a_short_text_into_a_long_one_is_linear(size: int, seed: int, short: str) -> None:
+    # Round d walks only the live diagonals (at most 2·len(short) + 3 of
+    # them), never all of -d..d: probes <= (2·3 + 3)·(N + 4), so no cap is hit.
+    long = _text(seed, size)
+    for old, new in ((short, long), (long, short)):
+        patch, stats = _diff_stats(old, new)
+        assert not stats.capped
+        assert cost(patch) == edit_distance(old, new)
+        assert stats.probes <= 9 * (size + 4)
+
+
+@settings(max_examples=25)
+@given(SIZES, st.integers(0, 2**32), st.sampled_from([0, 1, 40, 2000]))
+def test_diff_of_unrelated_texts_stops_at_its_budget(size: int, seed: int, budget: int) -> None:
+    # Texts over a 3-letter alphabet and newlines match a lot, so the code
+    # point search, the line search and the per-block searches all have work.
+    old, new = _text(seed, size, "ab😀\n"), _text(seed + 1, size, "ab😀\n")
+    _, stats = _diff_stats(old, new, budget)
+    # The cap counts every diagonal walked: one budget for the code point
+    # search, half of one shared by the line search and the blocks it finds.
+    assert stats.probes <= budget + budget // 2
+    # A probe's galloping compare costs at most 2 log2(run) + 2 steps, so 26
+    # for N <= 3000; each of at most probes + 2 diffs (the whole text, the
+    # blocks) trims a prefix and a suffix at 26 each; encoding lines costs one
+    # step per line, at most 2N.
+    assert stats.steps <= 26 * stats.probes + 52 * (stats.probes + 2) + 2 * size
+    # So c·N + d with c = 2 and d independent of N:
+    assert stats.probes + stats.steps <= 2 * size + 79 * 3 // 2 * budget + 104
+
+
+def test_diff_at_the_default_budget_caps_a_large_search() -> None:
+    old, new = _text(1, 3000, "ab😀"), _text(2, 3000, "ab😀")
+    patch, stats = _diff_stats(old, new)
+    assert stats.capped
+    assert _DIFF_BUDGET <= stats.probes <= _DIFF_BUDGET + 8  # + a search over one line each
+    assert len(patch) == 1  # one line each: the middle is one replace
+
+
+def test_diff_past_its_budget_keeps_unchanged_lines() -> None:
+    # 400 lines; the first and the last rewritten. By code points that is
+    # past a budget of 60; by lines it is 4 edits, and each changed line is
+    # then diffed or at least trimmed on its own: two small ops, not one
+    # replace of the whole text.
+    lines = [_text(seed, 30, "ab中😀 ") + "\n" for seed in range(400)]
+    old = "".join(lines)
+    new = "".join(["x" + _text(1000, 29, "cd🎉 ") + "\n", *lines[1:-1], "🎉" * 30 + "\n"])
+    patch, stats = _diff_stats(old, new, 60)
+    assert stats.capped
+    assert len(patch) == 2
+    assert patch[0].pos + patch[0].delete <= len(lines[0])
+    assert patch[1].pos >= len(old) - len(lines[-1])
+    assert stats.probes <= 60 + 30
+
+
+@given(
+    st.text(alphabet=ASTRAL, max_size=40),
+    st.text(alphabet=ASTRAL, max_size=40),
+    st.sampled_from([0, 1, 3, 10, 100, _DIFF_BUDGET]),
+)
+def test_diff_under_any_budget_applies_in_code_points(old: str, new: str, budget: int) -> None:
+    patch, stats = _diff_stats(old, new, budget)
+    assert simplify(patch, old) == patch  # coarse, but no op removes and reinserts
+    assert stats.probes <= budget + budget // 2
+    if not stats.capped:
+        assert cost(patch) == edit_distance(old, new)
+    # _diff_stats checked apply and canonical form, which rejects a lone
+    # surrogate: positions are code points, so an astral character is never cut.
 
 
 # --------------------------------------------------------------------------- wire

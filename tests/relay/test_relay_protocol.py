@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
-from relay_support import Client, Pad, RelayHandle, running_relay, small_limits
+from relay_support import TIMEOUT, Client, Pad, RelayHandle, running_relay, small_limits
 
 from crypto.envelope import Kind, envelope_id
 from relay.app import RelayConfig
@@ -249,7 +249,7 @@ async def fatal(relay: RelayHandle, first: bytes | None, data: bytes | str) -> f
             await ws.recv()
         await ws.send(data)
         while True:
-            frame = f.decode(await asyncio.wait_for(ws.recv(), 20))
+            frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
             if isinstance(frame, f.Error):
                 return frame
 

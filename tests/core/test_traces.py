@@ -21,7 +21,7 @@ from client import textops
 from client.doctype import TEXT
 from client.engine import Alarm, Engine, SendPatch
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/
 SHARED = HERE.parent.parent / "shared" / "data" / "traces"
 TRACES = {
     "friendsforever_flat": HERE / "data" / "friendsforever_flat.json.gz",

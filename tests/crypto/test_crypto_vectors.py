@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-VECTORS = Path(__file__).resolve().parent / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
 
 def _load(name: str) -> ModuleType:

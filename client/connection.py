@@ -1,0 +1,234 @@
+"""What a session keeps about the relay: requests out, snapshot chunks in, liveness, heads.
+
+Theory of operation
+-------------------
+Four small sans-I/O pieces a :class:`~client.session.PadSession` holds,
+kept apart so the session reads as the protocol's phases.
+
+Requests (:class:`Outbox`).  Every frame that expects an answer carries a
+request id.  :class:`Outbox` numbers them, queues their frames and remembers what each request was
+(:class:`Request`) until the relay answers it (:meth:`Outbox.answered`).
+A RATE_LIMITED refusal parks the very same frames until the relay's
+``retry_after_ms`` (:meth:`Outbox.retry_at`, :meth:`Outbox.due`).  A dropped
+connection forgets every request (:meth:`Outbox.reset`): the engine resends
+its patches on the next connection, with the same bytes.  Sans-I/O: frames go
+out only when the front end takes them (:meth:`Outbox.take`).
+
+Snapshots in (:class:`SnapshotChunks`).  A snapshot arrives in chunks at
+increasing offsets; a chunk out of order drops the partial one (the next
+snapshot starts afresh at offset 0).
+
+Liveness (:class:`Keepalive`).  After ``interval_ms`` without a frame from the
+relay a PING is due; if nothing at all arrives for ``interval_ms`` after it,
+the connection is *stalled* and the front end drops it.  Only a PING that
+went unanswered counts, so a tab whose timers the browser throttles is not
+declared dead for having looked late.
+
+Heads (:class:`HeadWatch`).  The highest ``(seq, id)`` the relay ever showed,
+carried across runs by the front end: a history that ends below it, or
+another patch at its sequence number, is a rollback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import itertools
+
+from client.engine import Sealed
+from wire import frames as p
+
+DEFAULT_MAX_FRAME_BYTES = 256 * 1024
+
+
+class Want(enum.Enum):
+    """What a request asked for."""
+
+    SUBSCRIBE = "subscribe"
+    PATCH = "patch"
+    SNAPSHOT = "snapshot"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Request:
+    """One request in flight: what it wants, its frames (for a resend), its patch id."""
+
+    want: Want
+    frames: tuple[bytes, ...]
+    id: bytes = b""
+
+
+class Outbox:
+    """Request ids, the frames to send, and the requests awaiting an answer."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._frames: list[bytes] = []
+        self._requests: dict[int, Request] = {}
+        self._retries: list[tuple[int, int, Request]] = []
+
+    def next_id(self) -> int:
+        """A fresh request id."""
+        return next(self._ids)
+
+    def send(self, frame: p.ClientFrame) -> None:
+        """Queue a frame that expects no tracked answer."""
+        self._frames.append(p.encode(frame))
+
+    def request(self, req: int, request: Request) -> None:
+        """Queue ``request``'s frames and remember it under ``req`` until answered."""
+        self._requests[req] = request
+        self._frames.extend(request.frames)
+
+    def push(self, sealed: Sealed) -> None:
+        """Queue a PUSH of a sealed patch."""
+        req = self.next_id()
+        self.request(req, Request(Want.PATCH, (p.encode(p.Push(req, sealed.data)),), sealed.id))
+
+    def upload(self, sealed: Sealed, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        """Queue a snapshot in chunks that each fit in a frame."""
+        step = max(1024, max_frame_bytes - 1024)
+        req = self.next_id()
+        data, total = sealed.data, len(sealed.data)
+        frames = tuple(
+            p.encode(p.SnapshotChunk(req, total, at, data[at : at + step]))
+            for at in range(0, total, step)
+        )
+        self.request(req, Request(Want.SNAPSHOT, frames, sealed.id))
+
+    def answered(self, req: int) -> Request | None:
+        """Forget request ``req`` (answered); None if it was not ours or is forgotten."""
+        return self._requests.pop(req, None)
+
+    def retry_at(self, due_ms: int, req: int, request: Request) -> None:
+        """Send ``request``'s frames again at ``due_ms`` (after RATE_LIMITED)."""
+        self._retries.append((due_ms, req, request))
+
+    def due(self, now_ms: int) -> None:
+        """Queue again the retries that are due."""
+        due = [r for r in self._retries if r[0] <= now_ms]
+        self._retries = [r for r in self._retries if r[0] > now_ms]
+        for _, req, request in due:
+            self.request(req, request)
+
+    def next_retry_ms(self) -> int | None:
+        """When the next retry is due, if any."""
+        return min((due for due, _, _ in self._retries), default=None)
+
+    def take(self) -> list[bytes]:
+        """Take the queued frames, in order."""
+        frames, self._frames = self._frames, []
+        return frames
+
+    def reset(self) -> None:
+        """The connection dropped: forget every frame, request and retry."""
+        self._frames.clear()
+        self._requests.clear()
+        self._retries.clear()
+
+
+@dataclasses.dataclass(slots=True)
+class _Partial:
+    x_seq: int
+    total: int
+    data: bytearray
+
+
+class SnapshotChunks:
+    """Reassembles a snapshot sent in chunks."""
+
+    def __init__(self) -> None:
+        self._partial: _Partial | None = None
+
+    def add(self, x_seq: int, total: int, offset: int, data: bytes) -> tuple[int, bytes] | None:
+        """Take one chunk; ``(x_seq, sealed snapshot)`` once the last one is in."""
+        if offset == 0:
+            self._partial = _Partial(x_seq, total, bytearray())
+        partial = self._partial
+        if partial is None or offset != len(partial.data):
+            return None
+        partial.data += data
+        if len(partial.data) < partial.total:
+            return None
+        self._partial = None
+        return partial.x_seq, bytes(partial.data)
+
+    def reset(self) -> None:
+        """Forget a partial snapshot (the connection dropped)."""
+        self._partial = None
+
+
+class Keepalive:
+    """When to PING a quiet relay, and when a connection counts as stalled.
+
+    Args:
+        interval_ms: the silence after which a PING is due; as long again
+            without an answer and the connection is stalled.
+    """
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval_ms = interval_ms
+        self._heard_ms = 0
+        self._pinged_ms = 0
+
+    def opened(self, now_ms: int) -> None:
+        """A connection opened (it counts as heard from)."""
+        self._heard_ms = self._pinged_ms = now_ms
+
+    def heard(self, now_ms: int) -> None:
+        """A frame arrived."""
+        self._heard_ms = now_ms
+
+    def ping_due(self, now_ms: int) -> bool:
+        """Whether to PING now (then call :meth:`pinged`)."""
+        return now_ms >= self.next_deadline_ms()
+
+    def pinged(self, now_ms: int) -> None:
+        """A PING was queued."""
+        self._pinged_ms = now_ms
+
+    def stalled(self, now_ms: int) -> bool:
+        """Whether a PING went unanswered for ``interval_ms``."""
+        return self._pinged_ms > self._heard_ms and now_ms - self._pinged_ms >= self.interval_ms
+
+    def next_deadline_ms(self) -> int:
+        """When the next PING is due if nothing arrives."""
+        return max(self._heard_ms, self._pinged_ms) + self.interval_ms
+
+
+class HeadWatch:
+    """The highest head seen; says when the relay serves less, or something else.
+
+    Args:
+        last: ``(seq, id)`` of the highest head a previous run saw.
+    """
+
+    def __init__(self, last: tuple[int, bytes] | None) -> None:
+        self.last = last
+
+    def note(self, seq: int, patch_id: bytes) -> str | None:
+        """Patch ``patch_id`` is at ``seq``; what is wrong with that, if anything."""
+        last = self.last
+        if last is None or seq > last[0]:
+            self.last = (seq, patch_id)
+        elif seq == last[0] and patch_id != last[1] and seq > 0:
+            return f"the relay serves another patch at seq {seq} than before"
+        return None
+
+    def history_end(self, seq: int, patch_id: bytes) -> str | None:
+        """The relay says its history ends at ``seq``; what is wrong with that, if anything."""
+        last = self.last
+        if last is not None and seq < last[0]:
+            return f"the relay serves history up to seq {seq}, but seq {last[0]} was seen before"
+        return self.note(seq, patch_id)
+
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "HeadWatch",
+    "Keepalive",
+    "Outbox",
+    "Request",
+    "SnapshotChunks",
+    "Want",
+]
