@@ -253,6 +253,8 @@ class PadSession:
             "open": [[op.pos, op.delete, op.insert] for op in engine.open],
             "last_seq": engine.last_seq,
             "height": engine.height,
+            "snapshot": engine.snapshots.height,  # of the latest snapshot made, loaded or seen
+            "recovering": engine.recovering,
         }
 
     def pending(self) -> list[bytes]:

@@ -21,7 +21,7 @@ from test_sdk_e2e import TIMEOUT, opener, until
 from client import Pad, Status
 from relay.edge.faults import Faults
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 CRASHER = """
 import asyncio, sys
