@@ -32,7 +32,11 @@ def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["usage: blindpad COMMAND [ARGS...]", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
-    lines += ["", "Run 'blindpad COMMAND --help' for a command's options."]
+    lines += [
+        "",
+        "Run 'blindpad COMMAND --help' for a command's options and exit codes",
+        "(0 success, 1 failed at run time, 2 bad usage, 3 no such pad, 70 internal error).",
+    ]
     return "\n".join(lines)
 
 

@@ -27,9 +27,8 @@ patches recovered from a previous process's write-ahead log are handed to
 :meth:`Engine.adopt` with their base (:mod:`client.recovery`: those found in
 history count as acknowledged, the rest are resent with the same bytes, or
 probed and merged; :attr:`PadSession.ready` waits for that); on later
-reconnects every in-flight patch is resent (:meth:`Engine.resend`).
-Offline edits stay in the engine's open patch and are sealed on the new
-head once LIVE.
+reconnects every in-flight patch is resent (:meth:`Engine.resend`).  Offline edits stay in the engine's open
+patch and are sealed on the new head once LIVE.
 
 Refusals: STALE goes to :meth:`Engine.refused` (squash and rebase);
 RATE_LIMITED re-sends the very same bytes after ``retry_after_ms``; anything
@@ -53,26 +52,14 @@ session feeds it ephemerals and edits and sends what it announces.
 from __future__ import annotations
 
 import enum
-import hashlib
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import crypto
 from client.codec import CryptoCodec
-from client.connection import (
-    DEFAULT_MAX_FRAME_BYTES,
-    HeadWatch,
-    Keepalive,
-    Outbox,
-    Request,
-    SnapshotChunks,
-    Want,
-)
+from client.connection import DEFAULT_MAX_FRAME_BYTES, Keepalive, Outbox, Want
 from client.doctype import TEXT
-from client.engine import (
-    Alarm as EngineAlarm,
-)
 from client.engine import (
     Base,
     Committed,
@@ -97,8 +84,9 @@ from client.events import (
     StatusChanged,
     TextChanged,
 )
+from client.joining import Joining
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Presence
-from client.textops import InvalidPatch, Patch
+from client.textops import Patch
 from crypto.backend import RandomFn, default_random
 from wire import codes
 from wire import frames as p
@@ -169,21 +157,24 @@ class PadSession:
             clock=clock,
         )
         self.phase = Phase.OFFLINE
-        self._heads = HeadWatch(last_head)
         self.token = token
-        self.create = create
         self.welcome: p.Welcome | None = None
         self.failure: Failed | None = None
         self.reconnects = 0
-        self._recovered: list[bytes] | None = list(recovered)
-        self._recovered_bases = list(recovered_bases)
         self.presence = Presence(keys, author, timeout_ms=presence_timeout_ms, random=random)
         self.keepalive = Keepalive(keepalive_ms)
         self._outbox = Outbox()
         self._events: list[PadEvent] = []
-        self._subscribe_req = 0
-        self._chunks = SnapshotChunks()
-        self._synced_once = False
+        self._join = Joining(
+            keys,
+            self.engine,
+            self._outbox,
+            self._alarm,
+            create=create,
+            last_head=last_head,
+            recovered=recovered,
+            recovered_bases=recovered_bases,
+        )
         self._lost = False
         self._status = Status.OFFLINE
 
@@ -205,12 +196,12 @@ class PadSession:
     def ready(self) -> bool:
         """True once the pad's history has been loaded at least once, and the
         write-ahead log recovered (:attr:`Engine.recovering`)."""
-        return self._synced_once and not self.engine.recovering
+        return self._join.synced_once and not self.engine.recovering
 
     @property
     def last_head(self) -> tuple[int, bytes] | None:
         """``(seq, id)`` of the highest head seen, this run or before (keep it for the next)."""
-        return self._heads.last
+        return self._join.last_head
 
     @property
     def unsaved(self) -> bool:
@@ -283,16 +274,8 @@ class PadSession:
         self._reset_connection()
         self.phase = Phase.JOINING
         self.keepalive.opened(self.clock())
-        fresh = not self._synced_once and self.engine.height == 0 and self.engine.last_seq == 0
         self._outbox.send(p.Hello(p.PROTOCOL_VERSION, self.token))
-        self._subscribe(p.SubscribeFrom.SNAPSHOT if fresh else p.SubscribeFrom.SINCE)
-
-    def _subscribe(self, start: p.SubscribeFrom) -> None:
-        req = self._subscribe_req = self._outbox.next_id()
-        since = 0 if start is p.SubscribeFrom.SNAPSHOT else self.engine.last_seq
-        key = self.keys.verify_key if self.create else p.ZERO_ID
-        frame = p.Subscribe(req, self.keys.channel_id, start, since, key)
-        self._outbox.request(req, Request(Want.SUBSCRIBE, (p.encode(frame),)))
+        self._join.subscribe()
 
     def disconnected(self, reason: str = "connection closed") -> None:
         """The transport dropped: everything unacknowledged will be resent."""
@@ -315,7 +298,7 @@ class PadSession:
 
     def _reset_connection(self) -> None:
         self._outbox.reset()
-        self._chunks.reset()
+        self._join.reset()
 
     # --- local actions -----------------------------------------------------
 
@@ -329,7 +312,7 @@ class PadSession:
         """
         if not self.keys.can_write:
             raise ReadOnly("this pad was opened with a view link, which cannot write")
-        if not self._synced_once:
+        if not self._join.synced_once:
             raise NotReady("the pad's history is not loaded yet")
         try:
             self.engine.edit(patch)
@@ -346,7 +329,7 @@ class PadSession:
         a write-ahead log calls this after edits made offline, so a reload
         loses nothing (the patch is resent, or rebased, once live).
         """
-        if self.keys.can_write and self._synced_once and self.phase is not Phase.CLOSED:
+        if self.keys.can_write and self._join.synced_once and self.phase is not Phase.CLOSED:
             self.engine.flush()
             self._drain()
 
@@ -413,39 +396,11 @@ class PadSession:
     def _on_welcome(self, frame: p.Welcome) -> None:
         self.welcome = frame
 
-    def _on_snapshot(self, frame: p.Snapshot) -> None:
-        done = self._chunks.add(frame.x_seq, frame.total, frame.offset, frame.data)
-        if done is not None:
-            self._load_snapshot(*done)
-
-    def _load_snapshot(self, x_seq: int, data: bytes) -> None:
-        try:
-            self.engine.load_snapshot(data, x_seq)
-        except (InvalidPatch, LocalError, ValueError) as error:
-            self._alarm(AlarmKind.BAD_SNAPSHOT, f"snapshot not loaded: {error}")
-            # Read the whole history instead: the patches already on their way
-            # wait as orphans until their parents arrive.
-            self._outbox.send(p.Unsubscribe(self._outbox.next_id(), self.keys.channel_id))
-            self._subscribe(p.SubscribeFrom.SINCE)
-
-    def _on_history(self, frame: p.History | p.Broadcast) -> None:
-        self._rollback(self._heads.note(frame.seq, hashlib.sha256(frame.envelope).digest()))
-        self.engine.receive(frame.envelope, frame.seq)
-
     def _on_history_end(self, frame: p.HistoryEnd) -> None:
-        if self._outbox.answered(frame.request_id) is None:
+        if not self._join.ended(frame):
             return
-        if frame.request_id != self._subscribe_req:
-            return
-        self._rollback(self._heads.history_end(frame.head_seq, frame.head_id))
         self.phase = Phase.LIVE
-        self._go_live()
-
-    def _go_live(self) -> None:
-        if not self._synced_once:
-            self._synced_once = True
-            self._adopt()
-        else:
+        if not self._join.live():
             self.reconnects += 1
             self.engine.resend()
         if self._lost:
@@ -455,20 +410,11 @@ class PadSession:
         if self.presence.mine is not None:
             self._send_ephemeral(self.presence.mine)
 
-    def _adopt(self) -> None:
-        recovered, self._recovered = self._recovered or [], None
-        if not recovered or not self.keys.can_write:
-            return
-        try:
-            self.engine.adopt(recovered, self._recovered_bases)
-        except (LocalError, ValueError) as error:
-            self._alarm(AlarmKind.RECOVERY, f"write-ahead patches not recovered: {error}")
-
     def _on_ack(self, frame: p.Ack) -> None:
         request = self._outbox.answered(frame.request_id)
         if request is None or request.want is not Want.PATCH:
             return
-        self._rollback(self._heads.note(frame.seq, frame.id))
+        self._join.acked(frame.seq, frame.id)
         self.engine.acked(frame.id, frame.seq)
         self._flush()
 
@@ -512,10 +458,6 @@ class PadSession:
         sealed = self.presence.announce(body, self.clock())
         self._outbox.send(p.Ephemeral(self._outbox.next_id(), sealed))
 
-    def _rollback(self, detail: str | None) -> None:
-        if detail is not None:
-            self._alarm(AlarmKind.ROLLBACK, detail)
-
     def _alarm(self, kind: AlarmKind, detail: str, patch_id: bytes | None = None) -> None:
         self._events.append(Alarm(kind, detail, patch_id))
 
@@ -534,9 +476,8 @@ class PadSession:
                 self._events.append(TextChanged(tuple(event.patch)))
             elif isinstance(event, Committed):
                 self._events.append(Acked(event.id))
-            elif isinstance(event, EngineAlarm):
-                kind = AlarmKind(event.kind.value)
-                self._events.append(Alarm(kind, event.detail, event.id))
+            elif isinstance(event, Alarm):  # the engine's alarms are the SDK's
+                self._events.append(event)
         self._update_status()
 
     def _push(self, sealed: Sealed) -> None:
@@ -557,9 +498,9 @@ class PadSession:
 
 _HANDLERS: dict[type[Any], Callable[[PadSession, Any], None]] = {
     p.Welcome: PadSession._on_welcome,
-    p.Snapshot: PadSession._on_snapshot,
-    p.History: PadSession._on_history,
-    p.Broadcast: PadSession._on_history,
+    p.Snapshot: lambda session, frame: session._join.snapshot(frame),
+    p.History: lambda session, frame: session._join.patch(frame),
+    p.Broadcast: lambda session, frame: session._join.patch(frame),
     p.HistoryEnd: PadSession._on_history_end,
     p.Ack: PadSession._on_ack,
     p.Refuse: PadSession._on_refuse,
