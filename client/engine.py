@@ -251,10 +251,16 @@ class Engine(Generic[D, P]):
         self.open = self.doctype.compose(self.open, patch)
         self.view = view
 
-    def flush(self) -> None:
-        """Seal the open patch into in-flight patches, as far as the pipeline allows."""
+    def flush(self, *, send: bool = True) -> None:
+        """Seal the open patch into in-flight patches, as far as the pipeline allows.
+
+        ``send=False`` (offline) seals without handing anything out to send:
+        patches never handed out may still be folded together (see
+        :mod:`client.outbox`), so the write-ahead log holds every edit.
+        """
         self.outbox.seal_open(self.head, self.auth, self.view)
-        self.outbox.release()
+        if send:
+            self.outbox.release()
 
     # --- what the relay says ---------------------------------------------
 

@@ -12,10 +12,12 @@ authoritative document to the view.
 
 Sealed is not sent: :meth:`Outbox.release` hands out :class:`SendPatch`
 events, at most :attr:`Outbox.depth` patches at the relay at once (see there
-why that is 1 under contention).  Sealing is not limited by the depth, so
-what is typed still reaches the front end's write-ahead log
-(:meth:`Outbox.unacknowledged`).  After a reconnect :meth:`Outbox.resend`
-hands them out again, same bytes, same ids.
+why that is 1 under contention).  When the pipeline is full, the open patch
+is folded into the last sealed patch if that one was never handed out
+(offline, or beyond the depth), so every edit is in a sealed patch.
+Sealing is not limited by the depth, so what is typed still reaches the
+front end's write-ahead log (:meth:`Outbox.unacknowledged`).  After a
+reconnect :meth:`Outbox.resend` hands them out again, same bytes, same ids.
 
 When our first in-flight patch lands as the next node of the chain, it simply
 leaves (:meth:`Outbox.landed`).  Whenever anything else happens (someone
@@ -168,6 +170,13 @@ class Outbox(Generic[D, P]):
         if self.awaiting is not None:
             return
         free = self.pipeline - len(self.inflight)
+        if free <= 0 and len(self.inflight) > self._sent:
+            # The pipeline is full: fold the open patch into the last sealed
+            # one, which never left this process, so the write-ahead log still
+            # holds every edit (offline typing goes on past the pipeline).
+            last = self.inflight.pop()
+            self.open = self.doctype.compose(last.payload.patch, self.open)
+            free = 1
         if free <= 0:
             return
         # Characters per piece: up to 4 bytes of UTF-8 each, and room for the

@@ -30,7 +30,9 @@ listens there, so waiting helps nothing).  It raises
 :class:`~client.errors.PadNotFound` if the relay does not have the pad:
 only :meth:`Pad.create` (``create=True``) makes one, so a mistyped address
 never looks like an empty pad.  Later network failures are never raised:
-the pad goes offline, keeps local edits, and reconnects by itself.
+the pad goes offline, keeps local edits (sealed at once into the
+write-ahead log, so a crash while offline loses none), and reconnects by
+itself.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from client.errors import (
     RelayRefused,
 )
 from client.events import Alarm, PadEvent, Peer, Status
-from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, wall_clock_ms
+from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, Phase, wall_clock_ms
 from client.state import PadState, StateDir, default_name, default_state_dir
 from client.textdiff import diff
 from client.textops import Op, Patch, normalize
@@ -519,6 +521,8 @@ class Pad:
         self._check_open()
         if patch:
             self._session.edit(patch)
+            if self._session.phase is not Phase.LIVE:
+                self._session.flush()  # sealed offline too, so the log holds it
             self._pump()
 
     # --- the machinery --------------------------------------------------------

@@ -27,8 +27,10 @@ patches recovered from a previous process's write-ahead log are handed to
 :meth:`Engine.adopt` with their base (:mod:`client.recovery`: those found in
 history count as acknowledged, the rest are resent with the same bytes, or
 probed and merged; :attr:`PadSession.ready` waits for that); on later
-reconnects every in-flight patch is resent (:meth:`Engine.resend`).  Offline edits stay in the engine's open
-patch and are sealed on the new head once LIVE.
+reconnects every in-flight patch is resent (:meth:`Engine.resend`).
+Offline edits stay in the engine's open patch, or are sealed at once for
+the write-ahead log when the front end calls :meth:`PadSession.flush`; they
+are sent, or rebased onto the new head, once LIVE.
 
 Refusals: STALE goes to :meth:`Engine.refused` (squash and rebase);
 RATE_LIMITED re-sends the very same bytes after ``retry_after_ms``; anything
@@ -330,7 +332,7 @@ class PadSession:
         loses nothing (the patch is resent, or rebased, once live).
         """
         if self.keys.can_write and self._join.synced_once and self.phase is not Phase.CLOSED:
-            self.engine.flush()
+            self.engine.flush(send=self.phase is Phase.LIVE)
             self._drain()
 
     def set_presence(

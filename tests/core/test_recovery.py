@@ -182,3 +182,18 @@ def test_the_merge_keeps_our_insert_inside_text_they_deleted_and_drops_our_delet
     theirs = "one six"  # they deleted "two "
     work = three_way(TEXT, base, ours, theirs)
     assert textops.apply(theirs, work) == "one NEW "
+
+
+def test_offline_typing_past_the_pipeline_is_folded_into_the_log() -> None:
+    a = engine(1, pipeline=2)
+    for i, char in enumerate("abcdef"):
+        a.edit(textops.normalize([(i, 0, char)]))
+        a.flush(send=False)  # offline: sealed for the log, nothing handed out
+    assert not [ev for ev in a.events() if isinstance(ev, SendPatch)]
+    log, base = [s.data for s in a.unacknowledged()], a.log_base()
+    assert len(log) == 2  # the pipeline's two patches hold all six edits
+    assert a.open == ()
+    assert base is not None
+    fresh = engine(1, pipeline=2)  # the log alone gives every edit back
+    fresh.adopt(log, [base])
+    assert fresh.view == "abcdef"

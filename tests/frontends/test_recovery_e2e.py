@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from relay_support import running_relay
-from test_sdk_e2e import TIMEOUT, opener, until
+from relay_support import free_port, running_relay
+from test_sdk_e2e import FAST, TIMEOUT, opener, relay_on, until
 
 from client import Pad, Status
+from relay.app import RelayConfig
 from relay.edge.faults import Faults
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +128,47 @@ def test_logged_work_survives_a_snapshot_past_its_parent_exactly_once(tmp_path: 
                 assert reader.text == text
 
         asyncio.run(main())
+
+
+def test_offline_typing_past_the_pipeline_survives_a_crash_and_a_snapshot(tmp_path: Path) -> None:
+    port = free_port()
+    config = RelayConfig(store_url=f"sqlite:///{tmp_path / 'relay.sqlite3'}", web_dir=None)
+    tokens = [f"[off{i}]" for i in range(12)]  # more edits than the pipeline's 4 patches
+    chunks = [f"<B{i}:" + "y" * 7000 + ">" for i in range(4)]
+    crashed = tmp_path / "crashed"
+
+    async def main() -> None:
+        first = relay_on(port, config)
+        links = await Pad.create(first.__enter__().url)
+        a = await Pad.open(links.edit_link, state_dir=tmp_path / "state", backoff=FAST)
+        try:
+            await a.insert(0, "<a>")
+            await a.synced(TIMEOUT)
+            await asyncio.to_thread(first.__exit__, None, None, None)
+            await until(lambda: a.status == Status.OFFLINE, a)
+            for token in tokens:
+                await a.insert(len(a.text), token)
+            assert 0 < len(a.session.pending()) <= 4  # folded into the pipeline's patches
+            shutil.copytree(tmp_path / "state", crashed)  # the disk as a crash leaves it
+        finally:
+            await a.aclose()
+        second = relay_on(port, config)
+        await asyncio.to_thread(second.__enter__)
+        try:
+            async with opener(links.edit_link) as b:  # more than the pad: B snapshots
+                for chunk in chunks:
+                    await b.insert(len(b.text), chunk)
+                    await b.synced(TIMEOUT)
+            async with opener(links.edit_link, state_dir=crashed) as again:
+                assert again.session.engine.snapshots.height > 1, "joined past A's parent"
+                await until(lambda: again.status == Status.SAVED, again)
+                assert not again.alarms, again.alarms
+                text = again.text
+            for token in ["<a>", *tokens, *chunks]:
+                assert text.count(token) == 1, (token, text[:80])
+            async with opener(links.view_link) as reader:
+                assert reader.text == text
+        finally:
+            await asyncio.to_thread(second.__exit__, None, None, None)
+
+    asyncio.run(main())
