@@ -35,7 +35,8 @@ The engine is the surface; each part is a module with its own theory:
 
 The engine itself turns what the relay says into those parts' terms: it
 opens envelopes, tracks relay sequence numbers, and takes back our own
-sealed patches after a restart (:meth:`Engine.adopt`).
+sealed patches after a restart (:meth:`Engine.adopt`; how, and what a
+write-ahead log must keep, is :mod:`client.recovery`).
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ acknowledgement, a squash), to a file named by that parent: first the new
 are removed.  A crash anywhere in between leaves a base that fits the log
 (:func:`client.recovery.pick_base` also takes a base past acknowledged
 patches).  Format: ``blindpad-base 1`` and a JSON line
-``{"parent": hex, "height": n}``, then the text as UTF-8.  A log from
+``{"parent": hex, "height": n}``, then the text as UTF-8: plaintext, so
+mode 0600 like ``author.json`` (docs/SECURITY.md).  A log from
 before base files (none beside it) still reads; :mod:`client.recovery` says
 what it can recover.
 
@@ -291,7 +292,7 @@ class PadState:
         if base is not None and new_base:
             head = json.dumps({"parent": base.parent.hex(), "height": base.height}).encode()
             body = _BASE_MAGIC + head + b"\n" + base.doc.encode("utf-8")
-            write_atomic(self.folder / f"base-{base.parent.hex()}", body)
+            write_atomic(self.folder / f"base-{base.parent.hex()}", body, mode=0o600)
         data = b"".join(_LEN.pack(len(s)) + s for s in sealed)
         write_atomic(self.folder / "pending", data)
         self._pending = list(sealed)

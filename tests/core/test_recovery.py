@@ -80,7 +80,7 @@ def in_order(text: str, among: str) -> str:
     return "".join(c for c in text if c in among)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2**32), st.integers(1, 8), st.integers(0, 8), st.integers(0, 12))
 def test_three_way_recovery_keeps_every_offline_character_once(
     seed: int, typed: int, landed: int, theirs: int
@@ -197,3 +197,30 @@ def test_offline_typing_past_the_pipeline_is_folded_into_the_log() -> None:
     fresh = engine(1, pipeline=2)  # the log alone gives every edit back
     fresh.adopt(log, [base])
     assert fresh.view == "abcdef"
+
+
+def test_a_base_past_an_acknowledged_patch_still_recovers_the_rest() -> None:
+    # A crash between writing the new base (after p1's ack) and the shorter
+    # log leaves the log [p1, p2] beside the base at p1.
+    relay, b = Relay(), engine(2)
+    b.edit(textops.normalize([(0, 0, "base")]))
+    relay.serve(b)
+    a = engine(1, pipeline=4)
+    a.receive(relay.log[0], 1)
+    for i, char in enumerate("xy"):
+        a.edit(textops.normalize([(i, 0, char)]))
+        a.flush()
+    log = [s.data for s in a.unacknowledged()]
+    a.events()
+    a.acked(header(log[0])[0], relay.store(log[0]))
+    b.receive(log[0], len(relay.log))
+    base = a.log_base()
+    assert base is not None
+    assert base.parent == header(log[0])[0]
+    b.edit(textops.normalize([(5, 0, "B")]))
+    relay.serve(b)
+    joined = engine(1)
+    joined.load_snapshot(snapshot_of(b), len(relay.log))
+    assert joined.adopt(log, [base]) == [header(log[0])[0]]
+    assert not relay.serve(joined)
+    assert joined.view == "xybaseB"
