@@ -182,7 +182,10 @@ class Outbox(Generic[D, P]):
         # Characters per piece: up to 4 bytes of UTF-8 each, and room for the
         # payload's framing (size, hash, brackets: under 128 bytes).
         budget = max(1, (self.max_patch_bytes - 128) // 4)
-        pieces, rest = self.doctype.split(self.open, budget, free)
+        # Squashed work is sealed again whole, even past the pipeline, so the
+        # log never has to keep old patches beside new ones (client.recovery).
+        count = free if self.carried is None else max(free, 1 << 30)
+        pieces, rest = self.doctype.split(self.open, budget, count)
         if len(pieces) == 1 and self.doctype.is_identity(rest):
             self._seal(head, self.open, view)  # the usual case: the whole open patch
         else:
