@@ -224,3 +224,17 @@ def test_a_base_past_an_acknowledged_patch_still_recovers_the_rest() -> None:
     assert joined.adopt(log, [base]) == [header(log[0])[0]]
     assert not relay.serve(joined)
     assert joined.view == "xybaseB"
+
+
+def test_squashed_work_larger_than_the_pipeline_is_sealed_again_whole() -> None:
+    a = engine(1, pipeline=1, max_patch_bytes=228)  # pieces of 25 code points
+    a.edit(textops.normalize([(0, 0, "x" * 60)]))
+    a.flush()
+    (first,) = a.unacknowledged()
+    a.events()
+    a.refused(first.id)  # squashed: 60 code points to seal again, pipeline of 1
+    a.flush()
+    assert a.open == ()
+    resealed = a.unacknowledged()
+    assert len(resealed) == 3  # past the pipeline, so the log swaps old for new at once
+    assert first.id not in [s.id for s in resealed]
