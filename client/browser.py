@@ -172,12 +172,19 @@ class BrowserPad:
             create the pad.  Any other link must name a pad the relay has; this
             browser remembers the pads it created, so a new pad made offline
             and reloaded before it reached the relay is still created.
+        token: the relay's creation token, when it needs one to create pads
+            (the page asks for it and keeps it in ``sessionStorage``).
     """
 
     failure: str | None = None  # an open pad has none (see Unopened)
 
     def __init__(
-        self, link: crypto.PadLink, schedule: Callable[[], None], *, create: bool = False
+        self,
+        link: crypto.PadLink,
+        schedule: Callable[[], None],
+        *,
+        create: bool = False,
+        token: bytes = b"",
     ) -> None:
         js = _js()
         self.schedule = schedule
@@ -191,6 +198,7 @@ class BrowserPad:
         created_key = f"blindpad.created.{self.channel}"
         if create:
             self.storage.put(created_key, True)
+        self.creating = create or self.storage.get(created_key) is True
         self.session = PadSession(
             self.link.keys,
             self.author,
@@ -198,7 +206,8 @@ class BrowserPad:
             last_head=last_head,
             recovered=[bytes.fromhex(h) for h in pending],
             recovered_bases=_read_base(self.storage.get(f"blindpad.base.{self.channel}")),
-            create=create or self.storage.get(created_key) is True,
+            create=self.creating,
+            token=token,
         )
         self.binding = EditorBinding(self.session)
         self.color = color_of(self.author.public_key.hex())
@@ -391,7 +400,7 @@ class BrowserPad:
         return out
 
     def _failed(self, event: Failed) -> None:
-        text = failure_text(event)
+        text = failure_text(event, creating=self.creating)
         if self.session.fatal is not None:
             self._fatal = text  # nothing to show and nothing a retry would change
             if self._socket is not None:
@@ -477,8 +486,23 @@ _FAILURES = {
 }
 
 
-def failure_text(event: Failed) -> str:
-    """One line for the page: what the relay refused, and what to do."""
+#: The refusal of a pad this page creates on a relay with a creation token.
+TOKEN_REFUSED = (
+    "This relay lets only holders of its creation token create pads, and it did not accept "
+    "the one given: create the pad again and enter the token its operator gave you"
+)
+
+
+def failure_text(event: Failed, *, creating: bool = False) -> str:
+    """One line for the page: what the relay refused, and what to do.
+
+    Args:
+        event: the failure.
+        creating: this page is creating the pad (a token refusal then means
+            the token was missing or wrong, not that the link is).
+    """
+    if creating and event.code == "CREATE_TOKEN_REQUIRED":
+        return f"{TOKEN_REFUSED} ({event.code})."
     known = _FAILURES.get(event.code)
     if known is not None:
         return f"{known} ({event.code})."
@@ -494,8 +518,12 @@ def edit_refused(error: PadError) -> str:
     return f"That edit could not be applied ({error}); the text was reloaded."
 
 
-def start(base_url: str, fragment: str, schedule: Callable[[], None]) -> BrowserPad | Unopened:
+def start(
+    base_url: str, fragment: str, schedule: Callable[[], None], token: str = ""
+) -> BrowserPad | Unopened:
     """Open the pad of ``fragment`` on the relay at ``base_url`` (called by ``web/app.js``).
+
+    ``token`` is the relay's creation token the page asked for (``""``: none).
 
     Returns:
         The open pad, or :class:`Unopened` with one line for the page when the
@@ -511,4 +539,4 @@ def start(base_url: str, fragment: str, schedule: Callable[[], None]) -> Browser
             f"This link cannot be opened: {error}. Copy the whole link again, "
             "everything after '#' included."
         )
-    return BrowserPad(link, schedule, create=fragment == "new")
+    return BrowserPad(link, schedule, create=fragment == "new", token=token.encode())

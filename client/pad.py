@@ -7,7 +7,8 @@ A :class:`Pad` is a thin asyncio front end over one sans-I/O
 
 * the **connection loop** opens a transport (:mod:`client.transport`), tells
   the session, reads frames into it until the transport drops, then sleeps
-  an exponential backoff with jitter (:class:`Backoff`: capped, injectable)
+  an exponential backoff with jitter (:class:`client.transport.Reconnect`
+  over a :class:`Backoff`: capped, injectable; the browser page uses the same)
   and starts again.  The session resumes *since* the last sequence number it
   saw and resends every unacknowledged patch, same bytes, same ids;
 * a **writer** per connection sends the frames the session queued;
@@ -60,30 +61,15 @@ from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, Phase, wall_
 from client.state import PadState, StateDir, default_name, default_state_dir
 from client.textdiff import diff
 from client.textops import Op, Patch, normalize
-from client.transport import Connector, Transport, TransportClosed, websocket_url
+from client.transport import (
+    Backoff,
+    Connector,
+    Reconnect,
+    Transport,
+    TransportClosed,
+    websocket_url,
+)
 from client.validate import check_edit, check_patch
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Backoff:
-    """Reconnection delays: ``initial * factor**(attempt-1)``, capped, with jitter.
-
-    Attributes:
-        initial: first delay in seconds.
-        factor: growth per failed attempt.
-        cap: the longest delay.
-        jitter: each delay is drawn in ``[d * (1 - jitter), d]``.
-    """
-
-    initial: float = 0.2
-    factor: float = 2.0
-    cap: float = 15.0
-    jitter: float = 0.5
-
-    def delay(self, attempt: int, draw: Callable[[], float]) -> float:
-        """The delay before attempt number ``attempt`` (1 = first retry)."""
-        base = min(self.cap, self.initial * self.factor ** max(0, attempt - 1))
-        return base * (1 - self.jitter * draw())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -184,8 +170,7 @@ class Pad:
         self._session = session
         self._state = state
         self._connector = connector
-        self._backoff = backoff
-        self._draw = draw
+        self._reconnect = Reconnect(backoff, draw)
         self._url = websocket_url(link.base_url)
         self._streams: list[asyncio.Queue[PadEvent | None]] = []
         self._wake = asyncio.Event()
@@ -564,18 +549,17 @@ class Pad:
         self._wake = asyncio.Event()
 
     async def _run(self) -> None:
-        attempt = 0
         while not self._closed:
             live = await self._connect_once()
             if not self._connections and not self._retry_first_connect:
                 self._unreachable = True
                 self._pump()
                 return
-            attempt = 1 if live else attempt + 1
+            delay = self._reconnect.ended(live=live)
             if self._fatal():
                 self._pump()
                 return
-            await asyncio.sleep(self._backoff.delay(attempt, self._draw))
+            await asyncio.sleep(delay)
 
     def _fatal(self) -> bool:
         failure = self._session.failure

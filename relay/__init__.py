@@ -11,7 +11,7 @@ these to check what the relay can learn):
 * :mod:`relay.errors`: refusals and protocol violations (codes in :mod:`wire`);
 * :mod:`relay.http`: health, metrics and the one-shot read endpoints;
 * :mod:`relay.app`: the Starlette app factory that wires them together;
-* :mod:`relay.cli`: ``blindpad relay`` (run, backup, seed).
+* :mod:`relay.cli`: ``blindpad relay`` (serve, backup, seed, check).
 
 The edges, in :mod:`relay.edge`: serving the web page and building its wheel,
 seeding pads, fault hooks for tests.  Frames, codes and the history body come

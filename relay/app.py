@@ -41,14 +41,21 @@ from relay.edge.faults import Faults
 from relay.errors import ProtocolViolation
 from relay.hub import Outbox
 from relay.limits import Limits
+from relay.metrics import TimedStore
 from relay.store import Store, open_store
 from wire import frames
 from wire.codes import ErrorCode
+from wire.frames import FrameType
 
 log = logging.getLogger("blindpad.relay")
+_ANSWERS: dict[int, str] = {FrameType.ACK: "ack", FrameType.REFUSE: "refuse"}
 
 #: Where ``web/`` lives in a source checkout.
-DEFAULT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+CHECKOUT_WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+#: The page served by default: a checkout's ``web/``, else the one a wheel carries.
+DEFAULT_WEB_DIR = (
+    CHECKOUT_WEB_DIR if (CHECKOUT_WEB_DIR / "app.js").is_file() else web.PACKAGED_WEB_DIR
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -108,6 +115,8 @@ def create_app(
             observe = getattr(chosen, "observe_commits", None)
             if observe is not None:
                 observe(relay.metrics.observe_batch)
+            relay.store = TimedStore.wrap(chosen, relay.metrics)
+            relay.hub.observe_fanout = relay.metrics.fanout.observe
             relay.storage_bytes = (await chosen.stats()).stored_bytes
             yield {"relay": relay}
         finally:
@@ -129,7 +138,8 @@ def _routes(
         Route("/v1/channels/{channel}/head", http.head),
         Route("/v1/channels/{channel}/history", http.history),
     ]
-    return routes + web.routes(config.web_dir)  # /, /p/ and the assets (relay/web.py)
+    required = config.create_token is not None
+    return routes + web.routes(config.web_dir, token_required=required)  # /, /p/, assets
 
 
 def origin_allowed(origin: str | None, public_url: str | None) -> bool:
@@ -165,9 +175,10 @@ async def serve_websocket(websocket: WebSocket, public_url: str | None) -> None:
     conn = Connection(relay, outbox)
     relay.metrics.connections += 1
     relay.metrics.connections_total += 1
-    writer = asyncio.create_task(_write(websocket, outbox, relay, conn.id))
+    pushes: dict[int, float] = {}  # request id -> when read (push -> ACK latency)
+    writer = asyncio.create_task(_write(websocket, outbox, relay, conn.id, pushes))
     try:
-        await _read(websocket, conn, outbox)
+        await _read(websocket, conn, outbox, pushes)
     finally:
         await conn.drain()  # pushes already handed to the store are answered (or dropped)
         conn.close()
@@ -177,13 +188,17 @@ async def serve_websocket(websocket: WebSocket, public_url: str | None) -> None:
         relay.metrics.connections -= 1
 
 
-async def _read(websocket: WebSocket, conn: Connection, outbox: Outbox) -> None:
+async def _read(
+    websocket: WebSocket, conn: Connection, outbox: Outbox, pushes: dict[int, float]
+) -> None:
     while outbox.failure is None and not outbox.stopped:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
             outbox.stop()
             return
         data = message.get("bytes")
+        if data and data[0] == FrameType.PUSH and len(data) >= 5:
+            conn.relay.metrics.push_received(pushes, int.from_bytes(data[1:5]))
         try:
             if data is None:
                 raise ProtocolViolation(
@@ -197,7 +212,9 @@ async def _read(websocket: WebSocket, conn: Connection, outbox: Outbox) -> None:
             outbox.fail(ProtocolViolation(ErrorCode.INTERNAL, "internal relay error"), flush=True)
 
 
-async def _write(websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: int) -> None:
+async def _write(
+    websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: int, pushes: dict[int, float]
+) -> None:
     close_after = relay.faults.close_after
     sent = 0
     try:
@@ -205,6 +222,9 @@ async def _write(websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: i
             await websocket.send_bytes(frame)
             sent += 1
             relay.metrics.frames_out += 1
+            if frame[0] in _ANSWERS and pushes:  # request id: bytes 1-4 of ACK and REFUSE
+                outcome = _ANSWERS[frame[0]]
+                relay.metrics.answer_sent(pushes, int.from_bytes(frame[1:5]), outcome)
             if close_after is not None and close_after(cid, sent):
                 outbox.fail(ProtocolViolation(ErrorCode.FAULT_INJECTED, "fault"), flush=False)
                 await websocket.close(code=ErrorCode.FAULT_INJECTED.close_code)

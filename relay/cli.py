@@ -1,9 +1,12 @@
-"""``blindpad relay``: run the relay, back it up, seed it.
+"""``blindpad relay``: serve, back up, seed and check a relay.
 
 Theory of operation
 -------------------
-``blindpad relay [OPTIONS]`` builds a :class:`relay.app.RelayConfig` from the
-options (every :class:`relay.limits.Limits` field is an option named after it,
+Four argparse subcommands, each with its own ``--help``; without one,
+``blindpad relay [OPTIONS]`` is ``blindpad relay serve [OPTIONS]``.
+
+``serve`` builds a :class:`relay.app.RelayConfig` from the options (every
+:class:`relay.limits.Limits` field is an option named after it,
 ``--max-frame-bytes`` and so on), binds the listening socket itself (so
 ``--port 0`` picks a free port and the printed URL is the real one), serves
 the app with uvicorn (``ws="websockets-sansio"``), and once the app has
@@ -11,10 +14,18 @@ started prints one flushed line::
 
     blindpad relay listening on http://127.0.0.1:8765/ (store: sqlite:///./blindpad.sqlite3)
 
-``blindpad relay backup PATH [--store URL]`` copies a SQLite store with the
-online backup API (safe while the relay runs).  ``blindpad relay seed N``
-writes a pad with N sealed patches into a store and prints its edit link.
-Exit codes: 0 success, 1 runtime failure (message on stderr), 2 bad usage.
+The page comes from a checkout's ``web/`` or, in an installed wheel, from the
+copy the wheel carries; ``--no-web`` serves the API only.
+
+``backup PATH [--store URL]`` copies a SQLite store with the online backup API
+(safe while the relay runs).  ``seed N`` writes a pad with N sealed patches
+into a store and prints its edit link.  ``check`` opens the store and the page
+without serving (a configuration check), or with ``--url`` asks a running
+relay's ``/healthz`` (the container health check: no curl needed).
+
+Only this module's standard-library part loads before a subcommand runs, so
+``blindpad relay`` on an install without the ``[relay]`` extra says so in one
+line instead of a traceback.
 """
 
 from __future__ import annotations
@@ -22,8 +33,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib.util
+import logging
+import os
 import socket
 import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relay.limits import Limits
@@ -34,6 +52,16 @@ if TYPE_CHECKING:
     from relay.app import RelayConfig
 
 DEFAULT_STORE = "sqlite:///./blindpad.sqlite3"
+OK, FAILED, USAGE, NOT_INSTALLED = 0, 1, 2, 3
+EXIT_CODES = (
+    "exit codes: 0 success, 1 runtime failure (message on stderr), 2 bad usage, "
+    "3 the relay's dependencies are missing (pip install 'blindpad[relay]')"
+)
+#: What ``serve`` and ``check`` import (the ``[relay]`` extra).
+RELAY_MODULES = ("starlette", "uvicorn", "prometheus_client")
+SUBCOMMANDS = ("serve", "backup", "seed", "check")
+#: Where ``--create-token`` is read from when not given (keeps it out of ``ps``).
+CREATE_TOKEN_ENV = "BLINDPAD_RELAY_CREATE_TOKEN"
 
 _LIMIT_HELP = {
     "max_frame_bytes": "largest websocket message (fatal FRAME_TOO_LARGE)",
@@ -51,18 +79,19 @@ _LIMIT_HELP = {
 }
 
 
-def _run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="blindpad relay",
-        description="Run the content-blind relay and serve the web page. "
-        "Subcommands: 'backup PATH' (copy a SQLite store), 'seed N' (write a test pad).",
-    )
+def _run_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (8765; 0 = any free)")
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"storage ({DEFAULT_STORE})")
     parser.add_argument("--public-url", help="public address behind a proxy (checks Origin)")
-    parser.add_argument("--create-token", help="token HELLO must carry to create a pad")
-    parser.add_argument("--web-dir", help="directory of the web client (default: ./web)")
+    parser.add_argument(
+        "--create-token",
+        default=os.environ.get(CREATE_TOKEN_ENV) or None,
+        help=f"token HELLO must carry to create a pad (default: ${CREATE_TOKEN_ENV})",
+    )
+    parser.add_argument("--web-dir", help="the web page's directory (default: the installed one)")
+    parser.add_argument("--no-web", action="store_true", help="serve the API only, no page")
+    parser.add_argument("--access-log", action="store_true", help="log every request (IPs!)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
     defaults = Limits()
     for field in dataclasses.fields(Limits):
@@ -76,6 +105,30 @@ def _run_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="blindpad relay",
+        description="Run and look after a content-blind relay.",
+        epilog="Without a COMMAND, 'blindpad relay [OPTIONS]' is 'blindpad relay serve "
+        "[OPTIONS]'. " + EXIT_CODES,
+    )
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser(
+        "serve",
+        prog="blindpad relay [serve]",
+        help="run the relay and serve the web page (the default)",
+        description="Run the content-blind relay and serve the web page. Other commands, "
+        "each with its own --help: backup (copy a SQLite store), seed (write a test pad), "
+        "check (check a configuration or a running relay).",
+        epilog=EXIT_CODES,
+    )
+    _run_parser(serve).set_defaults(run=_serve_command)
+    _backup_parser(sub.add_parser("backup", help="copy a SQLite store (the relay may run)"))
+    _seed_parser(sub.add_parser("seed", help="write a pad with N patches into a store"))
+    _check_parser(sub.add_parser("check", help="check a configuration or a running relay"))
+    return top
+
+
 def main(argv: list[str]) -> int:
     """Run ``blindpad relay``; return the exit code.
 
@@ -83,25 +136,55 @@ def main(argv: list[str]) -> int:
         argv: the arguments after ``relay``.
 
     Returns:
-        0 on a clean stop, 1 on a runtime failure, 2 on bad usage.
+        0 on a clean stop, 1 on a runtime failure, 2 on bad usage, 3 when the
+        ``[relay]`` extra is not installed.
     """
-    if argv and argv[0] == "backup":
-        return _backup(argv[1:])
-    if argv and argv[0] == "seed":
-        return _seed(argv[1:])
-    args = _run_parser().parse_args(argv)
+    if not argv or argv[0] not in SUBCOMMANDS:
+        argv = ["serve", *argv]  # `blindpad relay --port 0` and `blindpad relay --help`
+    args = _parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
+
+
+def missing_relay_modules() -> list[str]:
+    """The modules of the ``[relay]`` extra that are not installed."""
+    return [name for name in RELAY_MODULES if importlib.util.find_spec(name) is None]
+
+
+def _needs_relay_extra(command: str) -> bool:
+    missing = missing_relay_modules()
+    if missing:
+        print(
+            f"blindpad relay {command}: {', '.join(missing)} not installed; "
+            "install blindpad[relay] (pip install 'blindpad[relay]')",
+            file=sys.stderr,
+        )
+    return bool(missing)
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    if _needs_relay_extra("serve"):
+        return NOT_INSTALLED
     try:
         config = _config(args)
     except ValueError as exc:
         print(f"blindpad relay: {exc}", file=sys.stderr)
-        return 2
-    return _serve(config, args.host, args.port, args.log_level)
+        return USAGE
+    return _serve(config, args.host, args.port, args.log_level, access_log=args.access_log)
+
+
+def _web_dir(args: argparse.Namespace) -> Path | None:
+    from relay.app import DEFAULT_WEB_DIR
+
+    if args.no_web and args.web_dir:
+        raise ValueError("--no-web and --web-dir exclude each other")
+    if args.no_web:
+        return None
+    return Path(args.web_dir) if args.web_dir else DEFAULT_WEB_DIR
 
 
 def _config(args: argparse.Namespace) -> RelayConfig:
-    from pathlib import Path
-
-    from relay.app import DEFAULT_WEB_DIR, RelayConfig
+    from relay.app import RelayConfig
 
     limits = Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Limits)})
     return RelayConfig(
@@ -109,7 +192,7 @@ def _config(args: argparse.Namespace) -> RelayConfig:
         limits=limits,
         public_url=args.public_url,
         create_token=args.create_token.encode() if args.create_token else None,
-        web_dir=Path(args.web_dir) if args.web_dir else DEFAULT_WEB_DIR,
+        web_dir=_web_dir(args),
     )
 
 
@@ -127,7 +210,9 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve(config: RelayConfig, host: str, port: int, log_level: str) -> int:
+def _serve(
+    config: RelayConfig, host: str, port: int, log_level: str, *, access_log: bool = False
+) -> int:
     import uvicorn
 
     from relay.app import create_app
@@ -142,7 +227,7 @@ def _serve(config: RelayConfig, host: str, port: int, log_level: str) -> int:
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
         url = config.public_url or f"http://{shown}:{bound}/"
-        server = uvicorn.Server(uvicorn_config(app, config.limits, log_level))
+        server = uvicorn.Server(uvicorn_config(app, config.limits, log_level, access_log))
         line = f"blindpad relay listening on {url} (store: {config.store_url})"
         started = asyncio.run(_serve_until_stopped(server, sock, line))
     if not started:
@@ -151,13 +236,17 @@ def _serve(config: RelayConfig, host: str, port: int, log_level: str) -> int:
     return 0
 
 
-def uvicorn_config(app: object, limits: Limits, log_level: str = "warning") -> uvicorn.Config:
+def uvicorn_config(
+    app: object, limits: Limits, log_level: str = "warning", access_log: bool = False
+) -> uvicorn.Config:
     """The uvicorn configuration the relay runs with (shared with the test harness).
 
     Args:
         app: the ASGI app.
         limits: the relay's limits (the websocket size cap is derived from them).
         log_level: uvicorn's log level.
+        access_log: log one line per HTTP request and websocket (at INFO,
+            whatever ``log_level`` says): client address, method, path, status.
 
     Returns:
         A config using the websockets sans-I/O implementation; messages over
@@ -166,7 +255,7 @@ def uvicorn_config(app: object, limits: Limits, log_level: str = "warning") -> u
     """
     import uvicorn
 
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,  # type: ignore[arg-type]
         ws="websockets-sansio",
         lifespan="on",
@@ -174,8 +263,11 @@ def uvicorn_config(app: object, limits: Limits, log_level: str = "warning") -> u
         ws_max_size=limits.max_frame_bytes + 64 * 1024,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
-        access_log=False,
+        access_log=access_log,
     )
+    if access_log:  # after Config, which sets every uvicorn logger to log_level
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    return config
 
 
 async def _serve_until_stopped(server: uvicorn.Server, sock: socket.socket, line: str) -> bool:
@@ -188,41 +280,120 @@ async def _serve_until_stopped(server: uvicorn.Server, sock: socket.socket, line
     return bool(server.started)
 
 
-def _backup(argv: list[str]) -> int:
+def _backup_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Copy a SQLite store consistently (online backup; the relay may run)."
+    parser.epilog = EXIT_CODES
+    parser.add_argument("path", help="the file to write")
+    parser.add_argument("--store", default=DEFAULT_STORE, help=f"the store ({DEFAULT_STORE})")
+    parser.set_defaults(run=_backup)
+
+
+def _backup(args: argparse.Namespace) -> int:
     from relay.store import StoreError, sqlite_path
     from relay.store.sqlite import backup
 
-    parser = argparse.ArgumentParser(
-        prog="blindpad relay backup",
-        description="Copy a SQLite store consistently (online backup; the relay may run).",
-    )
-    parser.add_argument("path", help="the file to write")
-    parser.add_argument("--store", default=DEFAULT_STORE, help=f"the store ({DEFAULT_STORE})")
-    args = parser.parse_args(argv)
     if not args.store.startswith("sqlite://"):
         print("blindpad relay backup: only sqlite:/// stores can be backed up", file=sys.stderr)
-        return 2
+        return USAGE
     try:
         backup(sqlite_path(args.store), args.path)
     except StoreError as exc:
         print(f"blindpad relay backup: {exc}", file=sys.stderr)
-        return 1
+        return FAILED
     print(f"backed up {args.store} to {args.path}", flush=True)
-    return 0
+    return OK
 
 
-def _seed(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="blindpad relay seed",
-        description="Write a new pad with N sealed patches into a store; print its edit link.",
-    )
+def _seed_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Write a new pad with N sealed patches into a store; print its edit link."
+    parser.epilog = EXIT_CODES
     parser.add_argument("patches", type=int, help="how many patches")
     parser.add_argument("--store", default=DEFAULT_STORE, help=f"the store ({DEFAULT_STORE})")
     parser.add_argument("--base-url", default="http://127.0.0.1:8765", help="relay address")
-    args = parser.parse_args(argv)
+    parser.set_defaults(run=_seed)
+
+
+def _seed(args: argparse.Namespace) -> int:
     link = asyncio.run(_seed_store(args.store, args.patches, args.base_url))
     print(link, flush=True)
-    return 0
+    return OK
+
+
+def _check_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Without --url: open the store and load the web page as 'serve' would, print what "
+        "was found, and exit (a configuration check before a start or an upgrade). "
+        "With --url: ask a running relay's /healthz (a health check needing no curl)."
+    )
+    parser.epilog = EXIT_CODES
+    parser.add_argument("--url", help="a running relay's base URL, e.g. http://127.0.0.1:8765/")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds for --url (5)")
+    parser.add_argument("--store", default=DEFAULT_STORE, help=f"the store ({DEFAULT_STORE})")
+    parser.add_argument("--web-dir", help="the web page's directory (default: the installed one)")
+    parser.add_argument("--no-web", action="store_true", help="the relay serves no page")
+    parser.set_defaults(run=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    if args.url:
+        return _check_url(args.url, args.timeout)
+    if _needs_relay_extra("check"):
+        return NOT_INSTALLED
+    from relay.store import StoreError
+
+    try:
+        web_dir = _web_dir(args)
+        web_line = _check_web(web_dir)
+        store_line = asyncio.run(_check_store(args.store))
+    except (OSError, ValueError, StoreError) as exc:  # WebAssetsMissing is a ValueError
+        print(f"blindpad relay check: {exc}", file=sys.stderr)
+        return FAILED
+    print(f"store: {store_line}\nweb page: {web_line}", flush=True)
+    return OK
+
+
+def _check_url(url: str, timeout: float) -> int:
+    target = url.rstrip("/") + "/healthz"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as response:
+            body = response.read(64).decode(errors="replace").strip()
+    except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
+        print(f"blindpad relay check: {target}: {exc}", file=sys.stderr)
+        return FAILED
+    print(f"{target}: {body}", flush=True)
+    return OK if body == "ok" else FAILED
+
+
+def _check_web(web_dir: Path | None) -> str:
+    from relay.edge import bundle
+
+    if web_dir is None:
+        return "none (--no-web: the API only)"
+    if bundle.is_packaged(web_dir):
+        found = bundle.load_bundle(web_dir)
+        where = "packaged"
+    elif (web_dir / "app.js").is_file():
+        found = bundle.build_bundle(web_dir)  # raises WebAssetsMissing, naming the fix
+        where = "built from sources"
+    else:
+        from relay.edge import web
+
+        web.routes(web_dir)  # raises WebAssetsMissing when there is no page at all
+        return f"plain static files from {web_dir}"
+    size = found.size / 1e6
+    return f"{where} in {web_dir} ({len(found.assets)} assets, {size:.1f} MB stored)"
+
+
+async def _check_store(url: str) -> str:
+    from relay.store import open_store
+
+    store = open_store(url)
+    await store.open()
+    try:
+        stats = await store.stats()
+    finally:
+        await store.close()
+    return f"{url} opens ({stats.channels} pads, {stats.stored_bytes} bytes)"
 
 
 async def _seed_store(url: str, n: int, base_url: str) -> str:

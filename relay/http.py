@@ -24,6 +24,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from relay.connection import RelayState, rolled_back
+from relay.metrics import CONTENT_TYPE, Gauges
 from relay.store import HistoryRead, HistoryTrimmed
 from wire.history import HistoryBody, encode_history
 
@@ -59,17 +60,20 @@ async def metrics(request: Request) -> Response:
     """``GET /metrics``: Prometheus text."""
     relay = relay_of(request)
     stats = await relay.store.stats()
-    text = relay.metrics.render(
+    synchronous = getattr(relay.store, "synchronous", None)
+    outboxes = {
+        id(sub.outbox): sub.outbox
+        for ch in relay.hub.channels.values()
+        for sub in ch.subscribers.values()
+    }
+    gauges = Gauges(
         channels=stats.channels,
         storage_bytes=stats.stored_bytes,
         live_channels=len(relay.hub.channels),
+        queue_depths=[len(outbox) for outbox in outboxes.values()],
+        sqlite_synchronous=None if synchronous is None else await synchronous(),
     )
-    synchronous = getattr(relay.store, "synchronous", None)
-    if synchronous is not None:
-        value = await synchronous()
-        text += "# HELP blindpad_sqlite_synchronous PRAGMA synchronous (2 = FULL).\n"
-        text += f"# TYPE blindpad_sqlite_synchronous gauge\nblindpad_sqlite_synchronous {value}\n"
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(relay.metrics.exposition(gauges), media_type=CONTENT_TYPE)
 
 
 def _channel_id(request: Request) -> bytes | None:

@@ -38,6 +38,7 @@ import asyncio
 import collections
 import dataclasses
 import enum
+from collections.abc import Callable
 
 from relay.errors import ProtocolViolation
 from wire import frames
@@ -203,6 +204,8 @@ class Hub:
 
     def __init__(self) -> None:
         self.channels: dict[bytes, ChannelState] = {}
+        #: Called with the number of subscribers each committed patch is offered to.
+        self.observe_fanout: Callable[[float], None] | None = None
 
     def register(self, state: ChannelState, channel_id: bytes, sub: Subscription) -> None:
         """Add ``sub`` (before its history is read) and tell the other subscribers."""
@@ -242,6 +245,8 @@ class Hub:
         if state is None:
             return False
         frame = frames.encode(frames.Broadcast(channel_id, seq, envelope))
+        if self.observe_fanout is not None:
+            self.observe_fanout(len(state.subscribers))
         for sub in state.subscribers.values():
             if sub.connection_id == origin:
                 sub.offer(seq, ack, is_ack=True)

@@ -1,24 +1,107 @@
-"""Counters for ``GET /metrics`` (Prometheus text exposition format 0.0.4).
+"""``GET /metrics``: counters, latency histograms and process metrics (prometheus_client).
 
 Theory of operation
 -------------------
-One :class:`Metrics` object per app, held in the lifespan state (nothing
-global).  The hot path only increments dictionaries; :meth:`Metrics.render`
-formats them, with the gauges read from the store at scrape time passed in.
+One :class:`Metrics` object per app, held in the lifespan state, with its own
+:class:`prometheus_client.CollectorRegistry` (nothing global: tests run
+several relays in one process). What costs on the hot path is kept small:
+
+* per frame: a ``collections.Counter`` increment (``frames_in``,
+  ``frames_out``...), turned into Prometheus counters only at scrape time by
+  a collector;
+* per push: one histogram observation when its ACK or REFUSE is written
+  (:meth:`Metrics.push_received` / :meth:`Metrics.answer_sent`, called by
+  the websocket edge in :mod:`relay.app`), one when the store made it
+  durable (:class:`TimedStore`), one fan-out size per committed patch
+  (``relay.hub.Hub.observe_fanout``), one batch size per group commit;
+* nothing per queued frame: the outgoing queue depths of all connections are
+  read at scrape time and exposed as a histogram then.
+
+Exposed (besides ``process_*``, ``python_gc_*`` and ``python_info``):
+
+=====================================  ========================================
+``blindpad_push_ack_seconds``          PUSH read -> its ACK/REFUSE written
+                                       (label ``outcome``)
+``blindpad_store_append_seconds``      append handed to the store -> durable
+                                       (group-commit wait, commit, fsync)
+``blindpad_commit_batch_size``         writes per group commit
+``blindpad_broadcast_fanout``          subscribers offered each committed patch
+``blindpad_outgoing_queue_frames``     frames queued per connection (at scrape)
+``blindpad_connections``               open websocket connections
+``blindpad_connections_accepted``      connections accepted (counter)
+``blindpad_messages_in`` / ``_out``    frames received (label ``type``) / sent
+``blindpad_refusals`` / ``_errors``    refusals (``reason``) / fatal errors (``code``)
+``blindpad_channels``, ...             store gauges, read at scrape time
+=====================================  ========================================
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from relay.store import AppendResult, Store
+
+#: The ``Content-Type`` of the exposition.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Upper bounds of the commit batch size histogram.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+#: Upper bounds (seconds) of the latency histograms: 0.5 ms .. 10 s.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    10.0,
+)
+#: Upper bounds of the fan-out histogram (subscribers per committed patch).
+FANOUT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024)
+#: Upper bounds of the outgoing queue depth histogram (frames).
+QUEUE_BUCKETS = (0, 1, 4, 16, 64, 256, 1024, 4096)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Gauges:
+    """Values read at scrape time (from the store and the hub)."""
+
+    channels: int
+    storage_bytes: int
+    live_channels: int
+    queue_depths: list[int]
+    sqlite_synchronous: int | None = None
 
 
 @dataclasses.dataclass
 class Metrics:
-    """Process-wide counters."""
+    """The relay's metrics (see the module docstring)."""
 
     connections: int = 0
     connections_total: int = 0
@@ -29,62 +112,157 @@ class Metrics:
     batch_counts: list[int] = dataclasses.field(default_factory=lambda: [0] * len(BATCH_BUCKETS))
     batch_sum: int = 0
     batch_total: int = 0
+    clock: Callable[[], float] = time.perf_counter
+    registry: CollectorRegistry = dataclasses.field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.push_ack = Histogram(
+            "blindpad_push_ack_seconds",
+            "From reading a PUSH to writing its ACK or REFUSE.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.store_append = Histogram(
+            "blindpad_store_append_seconds",
+            "From handing an append to the store to its durability "
+            "(group-commit wait, commit, fsync).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.fanout = Histogram(
+            "blindpad_broadcast_fanout",
+            "Subscribers offered each committed patch (the author's ACK included).",
+            buckets=FANOUT_BUCKETS,
+            registry=r,
+        )
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self._scrape: Gauges | None = None
+        r.register(_Counters(self))
 
     def observe_batch(self, size: int) -> None:
-        """Record one commit of ``size`` writes."""
+        """Record one group commit of ``size`` writes."""
         self.batch_total += 1
         self.batch_sum += size
         for i, bound in enumerate(BATCH_BUCKETS):
             if size <= bound:
                 self.batch_counts[i] += 1
 
-    def render(self, *, channels: int, storage_bytes: int, live_channels: int) -> str:
-        """Return the exposition text.
+    def push_received(self, pending: dict[int, float], request_id: int) -> None:
+        """A PUSH with ``request_id`` was read (``pending`` is the connection's)."""
+        pending[request_id] = self.clock()
 
-        Args:
-            channels: channels known to the store.
-            storage_bytes: bytes stored.
-            live_channels: channels with at least one subscriber here.
+    def answer_sent(self, pending: dict[int, float], request_id: int, outcome: str) -> None:
+        """The ACK or REFUSE of ``request_id`` was written; observe its latency."""
+        started = pending.pop(request_id, None)
+        if started is not None:
+            self.push_ack.labels(outcome).observe(self.clock() - started)
 
-        Returns:
-            Prometheus text format.
-        """
-        out = [
-            *_gauge("blindpad_connections", "Open websocket connections.", self.connections),
-            *_counter(
-                "blindpad_connections_total", "Connections accepted.", self.connections_total
-            ),
-            *_gauge("blindpad_channels", "Channels in the store.", channels),
-            *_gauge("blindpad_live_channels", "Channels with subscribers.", live_channels),
-            *_gauge("blindpad_storage_bytes", "Bytes of sealed data stored.", storage_bytes),
-            *_counter("blindpad_messages_out_total", "Frames sent to clients.", self.frames_out),
-        ]
-        out += _labelled("blindpad_messages_in_total", "Frames received.", "type", self.frames_in)
-        out += _labelled("blindpad_refusals_total", "Refusals.", "reason", self.refusals)
-        out += _labelled("blindpad_errors_total", "Fatal errors.", "code", self.errors)
-        out += [
-            "# HELP blindpad_commit_batch_size Writes per commit.",
-            "# TYPE blindpad_commit_batch_size histogram",
-        ]
-        for bound, count in zip(BATCH_BUCKETS, self.batch_counts, strict=True):
-            out.append(f'blindpad_commit_batch_size_bucket{{le="{bound}"}} {count}')
-        out.append(f'blindpad_commit_batch_size_bucket{{le="+Inf"}} {self.batch_total}')
-        out.append(f"blindpad_commit_batch_size_sum {self.batch_sum}")
-        out.append(f"blindpad_commit_batch_size_count {self.batch_total}")
-        return "\n".join(out) + "\n"
+    def exposition(self, gauges: Gauges) -> bytes:
+        """The text exposition, with ``gauges`` read at this scrape."""
+        self._scrape = gauges
+        try:
+            return generate_latest(self.registry)
+        finally:
+            self._scrape = None
 
 
-def _gauge(name: str, help_text: str, value: int) -> list[str]:
-    return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+class _Counters(Collector):
+    """Turns the plain counters and the scrape-time gauges into metric families."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        m = self.m
+        yield _gauge("blindpad_connections", "Open websocket connections.", m.connections)
+        yield CounterMetricFamily(
+            "blindpad_connections_accepted", "Connections accepted.", value=m.connections_total
+        )
+        yield CounterMetricFamily(
+            "blindpad_messages_out", "Frames sent to clients.", value=m.frames_out
+        )
+        yield _labelled("blindpad_messages_in", "Frames received.", "type", m.frames_in)
+        yield _labelled("blindpad_refusals", "Refusals.", "reason", m.refusals)
+        yield _labelled("blindpad_errors", "Fatal errors.", "code", m.errors)
+        buckets = [(str(b), c) for b, c in zip(BATCH_BUCKETS, m.batch_counts, strict=True)]
+        yield HistogramMetricFamily(
+            "blindpad_commit_batch_size",
+            "Writes per group commit.",
+            buckets=[*buckets, ("+Inf", m.batch_total)],
+            sum_value=m.batch_sum,
+        )
+        if m._scrape is not None:
+            yield from _scraped(m._scrape)
 
 
-def _counter(name: str, help_text: str, value: int) -> list[str]:
-    return [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
+def _scraped(g: Gauges) -> Iterator[Metric]:
+    yield _gauge("blindpad_channels", "Channels in the store.", g.channels)
+    yield _gauge("blindpad_live_channels", "Channels with subscribers.", g.live_channels)
+    yield _gauge("blindpad_storage_bytes", "Bytes of sealed data stored.", g.storage_bytes)
+    counts = [sum(1 for d in g.queue_depths if d <= bound) for bound in QUEUE_BUCKETS]
+    yield HistogramMetricFamily(
+        "blindpad_outgoing_queue_frames",
+        "Frames waiting in each connection's outgoing queue, at this scrape.",
+        buckets=[
+            *((str(b), c) for b, c in zip(QUEUE_BUCKETS, counts, strict=True)),
+            ("+Inf", len(g.queue_depths)),
+        ],
+        sum_value=sum(g.queue_depths),
+    )
+    if g.sqlite_synchronous is not None:
+        yield _gauge(
+            "blindpad_sqlite_synchronous", "PRAGMA synchronous (2 = FULL).", g.sqlite_synchronous
+        )
+
+
+def _gauge(name: str, help_text: str, value: int) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, help_text, value=value)
 
 
 def _labelled(
     name: str, help_text: str, label: str, values: collections.Counter[str]
-) -> list[str]:
-    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-    lines += [f'{name}{{{label}="{key}"}} {count}' for key, count in sorted(values.items())]
-    return lines
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, help_text, labels=[label])
+    for key, count in sorted(values.items()):
+        family.add_metric([key], count)
+    return family
+
+
+class TimedStore:
+    """A store wrapper timing appends into ``blindpad_store_append_seconds``.
+
+    Every other attribute is the wrapped store's (so a method added to
+    :class:`relay.store.Store`, or an optional extra such as
+    ``observe_commits``, passes through); :meth:`wrap` returns it typed as a
+    ``Store``.
+
+    Args:
+        store: the store to wrap.
+        metrics: where to record.
+    """
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self._store = store
+        self._metrics = metrics
+
+    @classmethod
+    def wrap(cls, store: Store, metrics: Metrics) -> Store:
+        """``store`` with its appends timed."""
+        return cast("Store", cls(store, metrics))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def append(
+        self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
+    ) -> AppendResult:
+        """See :meth:`relay.store.Store.append`; timed."""
+        started = self._metrics.clock()
+        try:
+            return await self._store.append(channel_id, patch_id, parent_id, envelope)
+        finally:
+            self._metrics.store_append.observe(self._metrics.clock() - started)

@@ -233,7 +233,13 @@ def test_import_client_stays_light() -> None:
         "import client, client.session, client.pad\nfrom client import Pad, PadError, TextChanged"
     )
     heavy = {"relay", "blindpad", "websockets", "httpx", "nacl", "uvicorn", "starlette"}
-    assert _tops(loaded, heavy) == []
+    assert _tops(loaded, heavy | {"prometheus_client"}) == []
+
+
+def test_the_launcher_and_relay_cli_load_no_relay_extra() -> None:
+    """`blindpad relay` must be able to say "install blindpad[relay]" without them."""
+    loaded = _loaded_after("import blindpad.cli, relay.cli, relay.edge.bundle")
+    assert _tops(loaded, {"starlette", "uvicorn", "prometheus_client"}) == []
 
 
 def test_the_relay_never_loads_the_client() -> None:

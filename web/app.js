@@ -211,6 +211,8 @@ function setStatus(state, text) {
 function render(out) {
   if (out.fatal) {
     stopped = true;
+    // A refused creation token is asked for again on the next new pad.
+    if (out.fatal.includes("CREATE_TOKEN_REQUIRED")) sessionStorage.removeItem(TOKEN_KEY);
     fail(out.fatal);
     return;
   }
@@ -332,6 +334,32 @@ function fail(text) {
 
 // --- boot ---------------------------------------------------------------------
 
+// The relay's creation token, when it has one (body data-create-token="required"):
+// asked for before a new pad is created, kept for this tab only.
+const TOKEN_KEY = "blindpad.createToken";
+
+/** The creation token for a new pad: "" when the relay needs none, else asked once per tab. */
+function creationToken() {
+  if (cfg.createToken !== "required") return Promise.resolve("");
+  const kept = sessionStorage.getItem(TOKEN_KEY);
+  if (kept) return Promise.resolve(kept);
+  $("editor").hidden = true;
+  $("token-card").hidden = false;
+  setStatus("token", "Creation token needed");
+  $("token").focus();
+  return new Promise((resolve) => {
+    $("token-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const token = $("token").value;
+      if (!token) return;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      $("token-card").hidden = true;
+      $("editor").hidden = false;
+      resolve(token);
+    });
+  });
+}
+
 let progress = 0;
 let creep = null;
 function loading(text, percent, until = percent) {
@@ -368,6 +396,8 @@ async function boot() {
     fail("This link has no secret part after '#': ask for the whole link, or create a new pad.");
     return;
   }
+  // Opening a pad needs no token; a pad this tab created and reloads may still need it.
+  const token = fragment === "new" ? await creationToken() : sessionStorage.getItem(TOKEN_KEY) || "";
   loading("Loading encryption…", 2, 8);
   await loadScript(cfg.sodium);
   await loadScript(cfg.sodiumWrappers);
@@ -387,7 +417,7 @@ async function boot() {
   loading("Opening the pad…", 94);
   const browser = py.pyimport("client.browser");
   const base = location.href.split("#")[0].replace(/\/p\/$/, "");
-  const opened = browser.start(base, fragment, schedule);
+  const opened = browser.start(base, fragment, schedule, token);
   if (opened.failure) {
     fail(opened.failure);
     return;

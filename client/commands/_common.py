@@ -81,7 +81,8 @@ REACH_HINT = "is the relay running, and is the link's address right?"
 
 #: What to do about the relay refusals a user can meet (docs/PROTOCOL.md §5).
 REFUSAL_HINTS = {
-    "CREATE_TOKEN_REQUIRED": "this relay lets only holders of its creation token make pads",
+    "CREATE_TOKEN_REQUIRED": "this relay lets only holders of its creation token make pads "
+    "(give it with --token or $BLINDPAD_CREATE_TOKEN)",
     "PAD_TOO_LARGE": "the pad would exceed this relay's size limit",
     "PATCH_TOO_LARGE": "the change is larger than this relay accepts at once",
     "CHANNEL_QUOTA": "the pad has used up its storage quota on this relay",

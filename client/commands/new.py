@@ -1,23 +1,33 @@
-"""``blindpad new [--relay URL]``: make a pad; print its edit link, then its view link."""
+"""``blindpad new [--relay URL] [--token T]``: make a pad; print its edit link, then its view link.
+
+A relay started with ``--create-token`` lets only holders of that token create
+pads: give it with ``--token`` or ``$BLINDPAD_CREATE_TOKEN`` (the option wins).
+The token goes in the connection's HELLO only, never into a link.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from client.commands import _common as c
 
+#: The environment variable holding the relay's creation token.
+TOKEN_ENV = "BLINDPAD_CREATE_TOKEN"
 
-async def _new(relay: str, timeout: float) -> int:
+
+async def _new(relay: str, timeout: float, token: bytes) -> int:
     from client.pad import Pad
 
-    links = await Pad.create(relay, open_timeout=timeout, retry_first_connect=False)
+    links = await Pad.create(relay, open_timeout=timeout, retry_first_connect=False, token=token)
     print(links.edit_link)
     print(links.view_link, flush=True)
     return c.OK
 
 
 def _run(args: argparse.Namespace) -> int:
-    return c.run("new", _new(args.relay, args.timeout), args)
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV, "")
+    return c.run("new", _new(args.relay, args.timeout, token.encode()), args)
 
 
 def main(argv: list[str]) -> int:
@@ -30,5 +40,9 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--relay", default=c.relay_default(), help="relay base URL")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds (30)")
+    parser.add_argument(
+        "--token",
+        help=f"the relay's creation token, if it has one (default: ${TOKEN_ENV})",
+    )
     args = parser.parse_args(argv)
     return c.execute("new", args, lambda: _run(args))

@@ -54,17 +54,21 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pipe.close()
 
 
+def _cli_env(state: Path, env: dict[str, str] | None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "BLINDPAD_STATE_DIR": str(state), **(env or {})}
+
+
 def blindpad(
     *args: str, stdin: str | None = None, env: dict[str, str] | None = None, state: Path
 ) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), "BLINDPAD_STATE_DIR": str(state)}
+    """Run the CLI as a user would, text in and out."""
     return subprocess.run(
         [sys.executable, "-m", "blindpad", *args],
         input=stdin,
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**environ, **(env or {})},
+        env=_cli_env(state, env),
         timeout=TIMEOUT,
         check=False,
     )
@@ -181,13 +185,12 @@ def raw(
     *args: str | bytes, stdin: bytes = b"", env: dict[str, str] | None = None, state: Path
 ) -> subprocess.CompletedProcess[bytes]:
     """Run the CLI with bytes in and out (for text that is not UTF-8)."""
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), "BLINDPAD_STATE_DIR": str(state)}
     return subprocess.run(
         [sys.executable, "-m", "blindpad", *args],
         input=stdin,
         capture_output=True,
         cwd=ROOT,
-        env={**environ, **(env or {})},
+        env=_cli_env(state, env),
         timeout=TIMEOUT,
         check=False,
     )

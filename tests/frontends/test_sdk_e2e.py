@@ -192,38 +192,47 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
-def test_lost_acks_and_a_killed_client_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+def crasher_faults() -> Faults:
+    """Faults that lose the acks of the crasher's "c", "d" and "e" (the 3rd to 5th patch)."""
     stored: list[bytes] = []
 
     def drop_ack(patch_id: bytes) -> bool:
         stored.append(patch_id)
-        return 3 <= len(stored) <= 5  # the acks of "c", "d" and "e" never come
+        return 3 <= len(stored) <= 5
 
-    script = tmp_path / "crasher.py"
+    return Faults(drop_ack=drop_ack)
+
+
+async def run_crasher(folder: Path, link: str, state: Path, witness: Pad) -> None:
+    """Run CRASHER in its own process until ``witness`` shows its "abcde", then SIGKILL it."""
+    script = folder / "crasher.py"
     script.write_text(CRASHER)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        link,
+        str(state),
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
+        assert line.strip() == b"typed"
+        await until(lambda: witness.text == "abcde", witness)
+    finally:
+        proc.kill()
+        await proc.wait()
+
+
+def test_lost_acks_and_a_killed_client_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    with running_relay(faults=Faults(drop_ack=drop_ack)) as relay:
+    with running_relay(faults=crasher_faults()) as relay:
 
         async def main() -> None:
             links = await Pad.create(relay.url)
             async with opener(links.view_link) as watcher:
-                env = {**os.environ, "PYTHONPATH": str(ROOT)}
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    str(script),
-                    links.edit_link,
-                    str(state),
-                    stdout=subprocess.PIPE,
-                    env=env,
-                )
-                try:
-                    assert proc.stdout is not None
-                    line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
-                    assert line.strip() == b"typed"
-                    await until(lambda: watcher.text == "abcde", watcher)
-                finally:
-                    proc.kill()
-                    await proc.wait()
+                await run_crasher(tmp_path, links.edit_link, state, watcher)
                 async with opener(links.edit_link, state_dir=state) as reopened:
                     assert reopened.text == "abcde"
                     assert reopened.status == Status.SAVED
@@ -479,38 +488,15 @@ def test_the_first_connect_is_retried_by_default_and_later_ones_always() -> None
 def test_two_processes_of_one_user_share_a_state_dir_and_a_dead_ones_slot_is_adopted(
     tmp_path: Path,
 ) -> None:
-    stored: list[bytes] = []
-
-    def drop_ack(patch_id: bytes) -> bool:
-        stored.append(patch_id)
-        return 3 <= len(stored) <= 5  # the crasher's "c", "d", "e" are never acked
-
-    script = tmp_path / "crasher.py"
-    script.write_text(CRASHER)
     state = tmp_path / "state"
-    with running_relay(faults=Faults(drop_ack=drop_ack)) as relay:
+    with running_relay(faults=crasher_faults()) as relay:
 
         async def main() -> None:
             links = await Pad.create(relay.url)
-            # This process holds slot 0 for the whole test, as a `watch` would.
+            # This process holds slot 0 for the whole test, as a `watch` would;
+            # the crasher writes beside it, in slot 1.
             async with opener(links.edit_link, state_dir=state) as resident:
-                env = {**os.environ, "PYTHONPATH": str(ROOT)}
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    str(script),
-                    links.edit_link,
-                    str(state),
-                    stdout=subprocess.PIPE,
-                    env=env,
-                )
-                try:
-                    assert proc.stdout is not None
-                    line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
-                    assert line.strip() == b"typed"  # it wrote beside us: slot 1
-                    await until(lambda: resident.text == "abcde", resident)
-                finally:
-                    proc.kill()
-                    await proc.wait()
+                await run_crasher(tmp_path, links.edit_link, state, resident)
                 channel = crypto.parse_link(links.edit_link).keys.channel_id.hex()
                 left = state / "pads" / channel / "slot-1" / "pending"
                 assert left.stat().st_size > 0  # the dead process's log

@@ -56,3 +56,55 @@ def test_web_files_and_mime_types(tmp_path: Path) -> None:
 
     with running_relay(config) as relay:
         asyncio.run(fetch(relay.url))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "relay", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_subcommands_have_their_own_help() -> None:
+    for command, option in [
+        ("serve", "--no-web"),
+        ("backup", "path"),
+        ("seed", "--base-url"),
+        ("check", "--url"),
+    ]:
+        result = _run(command, "--help")
+        assert result.returncode == 0, command
+        assert f"blindpad relay {command}" in result.stdout or command == "serve"
+        assert option in result.stdout, command
+    assert "blindpad relay [serve]" in _run("--help").stdout
+    bad = _run("seed")
+    assert bad.returncode == 2
+    assert "patches" in bad.stderr
+
+
+def test_check_a_configuration_and_a_running_relay(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    assert main(["seed", "3", "--store", store]) == 0
+    result = _run("check", "--store", store, "--no-web")
+    assert result.returncode == 0, result.stderr
+    assert "1 pads" in result.stdout
+    assert "--no-web" in result.stdout
+    assert _run("check", "--store", "nosuch://x", "--no-web").returncode == 1
+    proc = RelayProcess("--store", "memory:", "--no-web")
+    try:
+        alive = _run("check", "--url", proc.handle.url)
+        assert alive.returncode == 0, alive.stderr
+        assert alive.stdout.strip().endswith("ok")
+        page = httpx.get(proc.handle.url)
+        assert "web editor is not installed" in page.text
+        assert httpx.get(proc.handle.url + "assets/app.js").status_code == 404
+    finally:
+        proc.stop()
+    dead = _run("check", "--url", proc.handle.url, "--timeout", "2")
+    assert dead.returncode == 1
+    assert dead.stderr.startswith("blindpad relay check: ")
+    assert len(dead.stderr.strip().splitlines()) == 1
