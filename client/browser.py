@@ -14,8 +14,12 @@ Two layers:
     callbacks) and ``localStorage``: the author key (``blindpad.author``),
     the last head seen and the sealed patches not yet acknowledged, per
     channel, written *before* frames are sent and restored on reload (the
-    session adopts them).  Edits typed while offline are sealed at once too
-    (:meth:`PadSession.flush`), so a reload while offline loses nothing.
+    session adopts them), and the text they were made on
+    (``blindpad.base.<channel>``: ``{"parent", "height", "text"}``, written
+    only when their first parent changes, before the patches), so they are
+    merged onto whatever the pad holds by then, snapshots and trims included
+    (:mod:`client.recovery`).  Edits typed while offline are sealed at once
+    too (:meth:`PadSession.flush`), so a reload while offline loses nothing.
     It uses the session's public surface only.  When the socket drops, the
     browser goes offline, or the session says the relay stopped answering
     (:attr:`PadSession.stalled`), it waits the delay of the shared
@@ -42,6 +46,7 @@ from client import textops
 from client.editor import EditorBinding, end_of
 from client.errors import NotReady, PadError, ReadOnly
 from client.events import Alarm, Failed, Peer
+from client.recovery import Base
 from client.session import PadSession, Phase
 from client.textops import Op, Patch
 from client.transport import Backoff, Reconnect, websocket_url
@@ -126,6 +131,17 @@ class _Storage:
             self.error = f"local storage full or disabled: {error}"
 
 
+def _read_base(stored: Any) -> list[Base[str]]:
+    """The write-ahead log's base from local storage (none if absent or damaged)."""
+    try:
+        parent, height, text = stored["parent"], stored["height"], stored["text"]
+        if type(height) is int and isinstance(text, str):
+            return [Base(bytes.fromhex(parent), height, text)]
+    except (TypeError, KeyError, ValueError):
+        pass
+    return []
+
+
 def load_author(storage: _Storage) -> crypto.Author:
     """The browser's author identity, created on the first visit."""
     stored = storage.get("blindpad.author")
@@ -189,6 +205,7 @@ class BrowserPad:
             pipeline=BROWSER_PIPELINE,
             last_head=last_head,
             recovered=[bytes.fromhex(h) for h in pending],
+            recovered_bases=_read_base(self.storage.get(f"blindpad.base.{self.channel}")),
             create=self.creating,
             token=token,
         )
@@ -198,6 +215,7 @@ class BrowserPad:
         self.session.set_presence(name=self.name, color=self.color)
         self.reconnect = Reconnect(RECONNECT)
         self._persisted: tuple[list[str], Any] = (list(pending), head)
+        self._base_parent: bytes | None = None  # the base written last (None: not this run)
         self._socket: Any = None
         self._proxies: list[Any] = []
         self._live_here = False  # the current socket reached LIVE
@@ -294,6 +312,12 @@ class BrowserPad:
         pending = [data.hex() for data in self.session.pending()]
         head = self.session.last_head
         head_json = [head[0], head[1].hex()] if head is not None else None
+        base = self.session.pending_base()
+        if base is not None and base.parent != self._base_parent:
+            # The whole text: written when the log's first parent changes only.
+            body = {"parent": base.parent.hex(), "height": base.height, "text": base.doc}
+            self.storage.put(f"blindpad.base.{self.channel}", body)
+            self._base_parent = base.parent
         if (pending, head_json) != self._persisted:
             self.storage.put(f"blindpad.pending.{self.channel}", pending)
             if head_json is not None:

@@ -35,12 +35,13 @@ The engine is the surface; each part is a module with its own theory:
 
 The engine itself turns what the relay says into those parts' terms: it
 opens envelopes, tracks relay sequence numbers, and takes back our own
-sealed patches after a restart (:meth:`Engine.adopt`).
+sealed patches after a restart (:meth:`Engine.adopt`; how, and what a
+write-ahead log must keep, is :mod:`client.recovery`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 from client.chain import GENESIS, Chain, Node
@@ -48,6 +49,7 @@ from client.doctype import DocType, InvalidPatch
 from client.events import Alarm, AlarmKind
 from client.outbox import Outbox, Own, SendPatch
 from client.payload import PATCH, SNAPSHOT, Codec, Opened, Payload, Sealed, decode
+from client.recovery import Base, Recovery, adopt, probed
 from client.replica import Committed, RemoteChange, Replica, Reverted
 from client.snapshots import SendSnapshot, Snapshots
 
@@ -107,24 +109,26 @@ class Engine(Generic[D, P]):
         self.outbox = Outbox(
             doctype,
             codec,
-            self._emit,
+            self.emit,
             pipeline=pipeline,
             hash_every=hash_every,
             max_patch_bytes=max_patch_bytes,
             clock=clock,
         )
         self.snapshots = Snapshots(
-            doctype, codec, self._emit, writer=writer, min_bytes=min_snapshot_bytes
+            doctype, codec, self.emit, writer=writer, min_bytes=min_snapshot_bytes
         )
         self.replica = Replica(
             doctype,
             self.outbox,
             self.snapshots,
-            self._emit,
+            self.emit,
             hash_every=hash_every,
             max_orphans=max_orphans,
             max_depth=max_depth,
         )
+        self.outbox.where = self._where
+        self.recovery: Recovery[D, P] | None = None
 
     # --- reading state ---------------------------------------------------
 
@@ -185,9 +189,14 @@ class Engine(Generic[D, P]):
         return self.outbox.awaiting
 
     @property
+    def recovering(self) -> bool:
+        """True while adopted patches wait for the relay to say which landed."""
+        return self.recovery is not None
+
+    @property
     def saved(self) -> bool:
-        """True when every local edit is on the best chain."""
-        return self.outbox.empty
+        """True when every local edit is on the best chain (and none is being recovered)."""
+        return self.outbox.empty and self.recovery is None
 
     @property
     def height(self) -> int:
@@ -200,13 +209,27 @@ class Engine(Generic[D, P]):
         return events
 
     def unacknowledged(self) -> list[Sealed]:
-        """The sealed patches not yet on the chain, oldest first: those sent and
-        those waiting for room at the relay (:attr:`depth`).
+        """The write-ahead log: the sealed patches not yet on the chain, oldest
+        first (those sent and those waiting for room at the relay), or while
+        squashed or recovered work waits to be sealed again, the patches that
+        carried it (:mod:`client.recovery`).
 
-        A front end keeps them in its write-ahead log (and hands them to
-        :meth:`adopt` after a restart); the open patch is not among them.
+        A front end keeps them in its write-ahead log with :meth:`log_base`
+        (and hands both to :meth:`adopt` after a restart); the open patch is
+        not among them.
         """
         return self.outbox.unacknowledged()
+
+    def log_base(self) -> Base[D] | None:
+        """The document the first of :meth:`unacknowledged` was made on (``None``:
+        nothing logged, or unknown).  Front ends write it when its ``parent``
+        changes, not on every log write (it is the whole document)."""
+        if self.outbox.carried is not None:
+            return self.outbox.carried[0]
+        return self._where() if self.outbox.inflight else None
+
+    def _where(self) -> Base[D]:
+        return Base(self.head.id, self.head.height, self.auth)
 
     def uncommitted(self) -> P:
         """Everything not yet on the chain, as one patch from ``auth`` to ``view``."""
@@ -229,10 +252,16 @@ class Engine(Generic[D, P]):
         self.open = self.doctype.compose(self.open, patch)
         self.view = view
 
-    def flush(self) -> None:
-        """Seal the open patch into in-flight patches, as far as the pipeline allows."""
+    def flush(self, *, send: bool = True) -> None:
+        """Seal the open patch into in-flight patches, as far as the pipeline allows.
+
+        ``send=False`` (offline) seals without handing anything out to send:
+        patches never handed out may still be folded together (see
+        :mod:`client.outbox`), so the write-ahead log holds every edit.
+        """
         self.outbox.seal_open(self.head, self.auth, self.view)
-        self.outbox.release()
+        if send:
+            self.outbox.release()
 
     # --- what the relay says ---------------------------------------------
 
@@ -255,6 +284,9 @@ class Engine(Generic[D, P]):
     def acked(self, patch_id: bytes, seq: int | None = None) -> None:
         """The relay stored our patch ``patch_id`` (under ``seq``)."""
         self._note_seq(seq)
+        if self.recovery is not None and self.recovery.expects(patch_id):
+            probed(self, patch_id, stored=True)
+            return
         own = self.outbox.own(patch_id)
         if own is not None and patch_id not in self.chain:
             self.replica.add(patch_id, own.parent, own.payload, len(own.sealed.data))
@@ -264,29 +296,29 @@ class Engine(Generic[D, P]):
 
         Everything unacknowledged is squashed into the open patch; it is sealed
         again on the head once we hold it.  Refusals of patches already
-        superseded are ignored.
+        superseded are ignored.  Any refusal of a recovery probe means the
+        relay never stored it (:mod:`client.recovery`).
         """
+        if self.recovery is not None and self.recovery.expects(patch_id):
+            probed(self, patch_id, stored=False)
+            return
         if self.outbox.refused(patch_id) and head is not None and head not in self.chain:
             self.outbox.awaiting = head
 
-    def adopt(self, sealed: list[bytes]) -> list[bytes]:
+    def adopt(self, sealed: list[bytes], bases: Sequence[Base[D]] = ()) -> list[bytes]:
         """Take back our own sealed patches after a restart (write-ahead recovery).
 
         Call it once history has been loaded and before any local edit, with
-        the patches the previous process sealed and had not seen
-        acknowledged, oldest first (each parented on the one before).  Those
-        already on the chain count as acknowledged.  The rest are sent again
-        with the same bytes (same ids: the relay acknowledges a copy it
-        already stored) while they still chain from the head; if the head
-        has moved past their parent, they are combined, rebased onto it and
-        sealed afresh, like refused work.
+        the patches the previous process logged, oldest first, and the base(s)
+        logged with them.  :mod:`client.recovery` says how: resent, rebased,
+        or probed (:attr:`recovering` until the relay answers) and merged.
 
         Returns:
             The ids of the patches found already on the chain.
 
         Raises:
             LocalError: the engine has local work, or a patch is not one of
-                ours to adopt (does not open, does not chain, parent unknown).
+                ours to adopt (does not open, does not chain).
         """
         if not self.saved:
             raise LocalError("adopt before any local edit")
@@ -297,36 +329,20 @@ class Engine(Generic[D, P]):
             payload = None if opened.kind != PATCH else self._decode(opened)
             if payload is None:
                 raise LocalError("cannot adopt a sealed patch that does not open as a patch")
-            if opened.id in self.chain:
-                landed.append(opened.id)
+            if opened.id in self.chain:  # it landed, and so did those before it
+                landed += [own.sealed.id for own in pending] + [opened.id]
+                pending = []
             elif pending and opened.ref != pending[-1].sealed.id:
                 raise LocalError("adopted patches must each be parented on the one before")
             else:
                 pending.append(Own(Sealed(opened.id, data), opened.ref, payload))
-        if not pending:
-            return landed
-        if pending[0].parent == self.head.id:
-            self.outbox.adopt(pending)
-            self.view = self.doctype.apply(self.auth, self.uncommitted())
-            return landed
-        base = self.chain.nodes.get(pending[0].parent)
-        if base is None or not base.on_chain:
-            raise LocalError("cannot rebase adopted patches: their parent is not on the chain")
-        doc = self.doctype
-        work = doc.identity()
-        for own in pending:
-            work = doc.compose(work, own.payload.patch)
-            self.outbox.supersede(own)
-        for node in self.chain.path_after(self.head, base):
-            if node.patch is not None and node.inverse is not None:
-                work = doc.transform(work, node.patch.patch)
-        self.open = work
-        self.view = doc.apply(self.auth, work)
-        return landed
+        return landed + adopt(self, pending, list(bases))
 
     def resend(self) -> None:
-        """After a reconnect: send the in-flight patches again, same bytes, same ids."""
+        """After a reconnect: send the in-flight patches (or probes) again, same bytes."""
         self.outbox.resend()
+        for probe in self.recovery.probes() if self.recovery is not None else []:
+            self.emit(SendPatch(probe))
 
     def load_snapshot(self, data: bytes, seq: int = 0) -> None:
         """Start from a snapshot (a fresh engine only): its patch (number ``seq``) is the root.
@@ -364,7 +380,8 @@ class Engine(Generic[D, P]):
             self._alarm(AlarmKind.INVALID_PATCH, f"malformed payload: {error}", opened.id)
             return None
 
-    def _emit(self, event: Event[P]) -> None:
+    def emit(self, event: Event[P]) -> None:
+        """Queue ``event`` for :meth:`events` (the parts and recovery report through it)."""
         self._events.append(event)
 
     def _alarm(self, kind: AlarmKind, detail: str, patch_id: bytes | None = None) -> None:
@@ -387,6 +404,7 @@ __all__ = [
     "SNAPSHOT",
     "Alarm",
     "AlarmKind",
+    "Base",
     "Codec",
     "Committed",
     "Engine",

@@ -23,8 +23,9 @@ patch, than was seen before (in this run, or by the previous one: the front
 end keeps :attr:`Joining.last_head`).
 
 The first time a catch-up ends, the patches a previous process left in the
-write-ahead log are handed to :meth:`client.engine.Engine.adopt` (those in
-history count as acknowledged; the rest are resent or rebased).
+write-ahead log are handed to :meth:`client.engine.Engine.adopt` with the
+text they were made on (those in history count as acknowledged; the rest are
+resent, rebased, or probed and merged three ways: :mod:`client.recovery`).
 
 This is the part of the session that protocol version 2's trust rules grow
 (docs/PROTOCOL.md §12: verified heads, gaps healed by resuming from the last
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterable
 
 import crypto
 from client.connection import HeadWatch, Outbox, Request, SnapshotChunks, Want
-from client.engine import Engine, LocalError
+from client.engine import Base, Engine, LocalError
 from client.events import AlarmKind
 from client.textops import InvalidPatch, Patch
 from wire import frames as p
@@ -59,6 +60,7 @@ class Joining:
             pad; else an unknown pad is refused NO_VERIFY_KEY.
         last_head: ``(seq, id)`` of the highest head a previous run saw.
         recovered: sealed patches from a previous run's write-ahead log.
+        recovered_bases: the base(s) logged with them (:mod:`client.recovery`).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class Joining:
         create: bool,
         last_head: tuple[int, bytes] | None,
         recovered: Iterable[bytes],
+        recovered_bases: Iterable[Base[str]] = (),
     ) -> None:
         self.keys = keys
         self.engine = engine
@@ -80,6 +83,7 @@ class Joining:
         self._alarm = alarm
         self._heads = HeadWatch(last_head)
         self._recovered: list[bytes] | None = list(recovered)
+        self._recovered_bases = list(recovered_bases)
         self._chunks = SnapshotChunks()
         self._request = 0
 
@@ -142,7 +146,7 @@ class Joining:
         recovered, self._recovered = self._recovered or [], None
         if recovered and self.keys.can_write:
             try:
-                self.engine.adopt(recovered)
+                self.engine.adopt(recovered, self._recovered_bases)
             except (LocalError, ValueError) as error:
                 self._alarm(AlarmKind.RECOVERY, f"write-ahead patches not recovered: {error}")
         return True

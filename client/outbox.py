@@ -12,10 +12,12 @@ authoritative document to the view.
 
 Sealed is not sent: :meth:`Outbox.release` hands out :class:`SendPatch`
 events, at most :attr:`Outbox.depth` patches at the relay at once (see there
-why that is 1 under contention).  Sealing is not limited by the depth, so
-what is typed still reaches the front end's write-ahead log
-(:meth:`Outbox.unacknowledged`).  After a reconnect :meth:`Outbox.resend`
-hands them out again, same bytes, same ids.
+why that is 1 under contention).  When the pipeline is full, the open patch
+is folded into the last sealed patch if that one was never handed out
+(offline, or beyond the depth), so every edit is in a sealed patch.
+Sealing is not limited by the depth, so what is typed still reaches the
+front end's write-ahead log (:meth:`Outbox.unacknowledged`).  After a
+reconnect :meth:`Outbox.resend` hands them out again, same bytes, same ids.
 
 When our first in-flight patch lands as the next node of the chain, it simply
 leaves (:meth:`Outbox.landed`).  Whenever anything else happens (someone
@@ -27,6 +29,11 @@ A superseded patch is still recognised by id (:meth:`Outbox.own`) if it does
 land after all (federated relays), so nothing is applied twice.  A refusal
 names the relay's head: if we lack it, sealing waits (:attr:`Outbox.awaiting`)
 until the head moves or the connection is new.
+
+The write-ahead log (:mod:`client.recovery`) holds the in-flight patches, and
+from a squash until all the squashed work is sealed again, the superseded
+patches instead (:attr:`Outbox.carried`, with the document they were made
+on): so an edit leaves the log only when a patch carrying it is acknowledged.
 """
 
 from __future__ import annotations
@@ -34,11 +41,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from client.chain import Node
 from client.doctype import DocType
 from client.payload import PATCH, Codec, Payload, Sealed, claim, encode
+
+if TYPE_CHECKING:
+    from client.recovery import Base, Log
 
 D = TypeVar("D")
 P = TypeVar("P")
@@ -97,6 +107,11 @@ class Outbox(Generic[D, P]):
         self._superseded: OrderedDict[bytes, Own[P]] = OrderedDict()
         self._calm = 4 * pipeline  # our patches landed in a row since anyone else's
         self._sent = 0  # how many of the in-flight patches were handed out to send
+        # The log while squashed work waits to be sealed again (see the module
+        # docstring); ``where`` says what the head and its document are.
+        self.carried: Log[D] | None = None
+        self.where: Callable[[], Base[D]] | None = None
+        self.held = False  # recovery is probing: seal nothing yet
 
     # --- reading ---------------------------------------------------------
 
@@ -106,7 +121,10 @@ class Outbox(Generic[D, P]):
         return not self.inflight and self.doctype.is_identity(self.open)
 
     def unacknowledged(self) -> list[Sealed]:
-        """The sealed patches not yet on the chain, oldest first."""
+        """What the write-ahead log holds: the sealed patches not yet on the chain,
+        oldest first, or the superseded ones while their work is being sealed again."""
+        if self.carried is not None:
+            return list(self.carried[1])
         return [own.sealed for own in self.inflight]
 
     def uncommitted(self) -> P:
@@ -144,24 +162,40 @@ class Outbox(Generic[D, P]):
     def seal_open(self, head: Node[Payload[P]], auth: D, view: D) -> None:
         """Seal the open patch on ``head`` (whose document is ``auth``), as far as
         the pipeline allows; ``view`` is the document after all the work."""
-        if self.awaiting is not None or self.doctype.is_identity(self.open):
+        if self.held:
+            return
+        if self.doctype.is_identity(self.open):
+            self.carried = None  # nothing left to seal again: all of it is on the chain
+            return
+        if self.awaiting is not None:
             return
         free = self.pipeline - len(self.inflight)
+        if free <= 0 and len(self.inflight) > self._sent:
+            # The pipeline is full: fold the open patch into the last sealed
+            # one, which never left this process, so the write-ahead log still
+            # holds every edit (offline typing goes on past the pipeline).
+            last = self.inflight.pop()
+            self.open = self.doctype.compose(last.payload.patch, self.open)
+            free = 1
         if free <= 0:
             return
         # Characters per piece: up to 4 bytes of UTF-8 each, and room for the
         # payload's framing (size, hash, brackets: under 128 bytes).
         budget = max(1, (self.max_patch_bytes - 128) // 4)
-        pieces, rest = self.doctype.split(self.open, budget, free)
+        # Squashed work is sealed again whole, even past the pipeline, so the
+        # log never has to keep old patches beside new ones (client.recovery).
+        count = free if self.carried is None else max(free, 1 << 30)
+        pieces, rest = self.doctype.split(self.open, budget, count)
         if len(pieces) == 1 and self.doctype.is_identity(rest):
             self._seal(head, self.open, view)  # the usual case: the whole open patch
-            self.open = rest
-            return
-        doc = self._tip(auth)
-        for piece in pieces:
-            doc = self.doctype.apply(doc, piece)
-            self._seal(head, piece, doc)
+        else:
+            doc = self._tip(auth)
+            for piece in pieces:
+                doc = self.doctype.apply(doc, piece)
+                self._seal(head, piece, doc)
         self.open = rest
+        if self.doctype.is_identity(rest):
+            self.carried = None  # the squashed work is all in the new patches
 
     def _tip(self, auth: D) -> D:
         doc = auth
@@ -231,7 +265,15 @@ class Outbox(Generic[D, P]):
             self._superseded.popitem(last=False)
 
     def squash(self) -> None:
-        """Supersede every in-flight patch: all the work goes back into the open patch."""
+        """Supersede every in-flight patch: all the work goes back into the open patch.
+
+        The log keeps them (:attr:`carried`) until that work is sealed again.
+        """
+        if self.inflight and self.carried is None:
+            base = self.where() if self.where is not None else None
+            if base is not None and base.parent != self.inflight[0].parent:
+                base = None  # not made on the head (our own patch judged invalid)
+            self.carried = (base, [own.sealed for own in self.inflight])
         self.open = self.uncommitted()
         for own in self.inflight:
             self.supersede(own)

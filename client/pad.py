@@ -31,7 +31,9 @@ listens there, so waiting helps nothing).  It raises
 :class:`~client.errors.PadNotFound` if the relay does not have the pad:
 only :meth:`Pad.create` (``create=True``) makes one, so a mistyped address
 never looks like an empty pad.  Later network failures are never raised:
-the pad goes offline, keeps local edits, and reconnects by itself.
+the pad goes offline, keeps local edits (sealed at once into the
+write-ahead log, so a crash while offline loses none), and reconnects by
+itself.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from client.errors import (
     RelayRefused,
 )
 from client.events import Alarm, PadEvent, Peer, Status
-from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, wall_clock_ms
+from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, Phase, wall_clock_ms
 from client.state import PadState, StateDir, default_name, default_state_dir
 from client.textdiff import diff
 from client.textops import Op, Patch, normalize
@@ -250,6 +252,7 @@ class Pad:
                 pipeline=pipeline,
                 last_head=state.last_head() if state else None,
                 recovered=state.recovered() if state else (),
+                recovered_bases=state.recovered_bases() if state else (),
                 token=token,
                 create=create,
             )
@@ -503,6 +506,8 @@ class Pad:
         self._check_open()
         if patch:
             self._session.edit(patch)
+            if self._session.phase is not Phase.LIVE:
+                self._session.flush()  # sealed offline too, so the log holds it
             self._pump()
 
     # --- the machinery --------------------------------------------------------
@@ -530,7 +535,7 @@ class Pad:
 
     def _pump(self) -> None:
         if self._state is not None:
-            self._state.write_pending(self._session.pending())
+            self._state.write_pending(self._session.pending(), self._session.pending_base())
             self._state.write_head(self._session.last_head)
         for frame in self._session.frames_to_send():
             if self._transport is not None:

@@ -24,10 +24,13 @@ Connection phases (:class:`Phase`)::
 
 Patches are pushed only while LIVE.  On reaching LIVE the first time, the
 patches recovered from a previous process's write-ahead log are handed to
-:meth:`Engine.adopt` (those found in history count as acknowledged, the rest
-are resent with the same bytes); on later reconnects every in-flight patch is
-resent (:meth:`Engine.resend`).  Offline edits stay in the engine's open
-patch and are sealed on the new head once LIVE.
+:meth:`Engine.adopt` with their base (:mod:`client.recovery`: those found in
+history count as acknowledged, the rest are resent with the same bytes, or
+probed and merged; :attr:`PadSession.ready` waits for that); on later
+reconnects every in-flight patch is resent (:meth:`Engine.resend`).
+Offline edits stay in the engine's open patch, or are sealed at once for
+the write-ahead log when the front end calls :meth:`PadSession.flush`; they
+are sent, or rebased onto the new head, once LIVE.
 
 Refusals: STALE goes to :meth:`Engine.refused` (squash and rebase);
 RATE_LIMITED re-sends the very same bytes after ``retry_after_ms``; anything
@@ -60,6 +63,7 @@ from client.codec import CryptoCodec
 from client.connection import DEFAULT_MAX_FRAME_BYTES, Keepalive, Outbox, Want
 from client.doctype import TEXT
 from client.engine import (
+    Base,
     Committed,
     Engine,
     LocalError,
@@ -118,6 +122,7 @@ class PadSession:
         pipeline: patches in flight at once.
         last_head: ``(seq, id)`` of the last head a previous run saw.
         recovered: sealed patches from a previous run's write-ahead log.
+        recovered_bases: the base(s) logged with them (:mod:`client.recovery`).
         token: the relay's channel-creation token, if it needs one.
         create: create the pad if the relay does not know it (SUBSCRIBE carries
             the verify key); else an unknown pad is refused NO_VERIFY_KEY.
@@ -136,6 +141,7 @@ class PadSession:
         pipeline: int = 4,
         last_head: tuple[int, bytes] | None = None,
         recovered: Iterable[bytes] = (),
+        recovered_bases: Iterable[Base[str]] = (),
         token: bytes = b"",
         create: bool = True,
         random: RandomFn = default_random,
@@ -169,6 +175,7 @@ class PadSession:
             create=create,
             last_head=last_head,
             recovered=recovered,
+            recovered_bases=recovered_bases,
         )
         self._lost = False
         self._status = Status.OFFLINE
@@ -189,8 +196,9 @@ class PadSession:
 
     @property
     def ready(self) -> bool:
-        """True once the pad's history has been loaded at least once."""
-        return self._join.synced_once
+        """True once the pad's history has been loaded at least once, and the
+        write-ahead log recovered (:attr:`Engine.recovering`)."""
+        return self._join.synced_once and not self.engine.recovering
 
     @property
     def last_head(self) -> tuple[int, bytes] | None:
@@ -238,11 +246,17 @@ class PadSession:
             "open": [[op.pos, op.delete, op.insert] for op in engine.open],
             "last_seq": engine.last_seq,
             "height": engine.height,
+            "snapshot": engine.snapshots.height,  # of the latest snapshot made, loaded or seen
+            "recovering": engine.recovering,
         }
 
     def pending(self) -> list[bytes]:
         """The sealed patches not yet acknowledged, oldest first (the write-ahead log)."""
         return [sealed.data for sealed in self.engine.unacknowledged()]
+
+    def pending_base(self) -> Base[str] | None:
+        """The text :meth:`pending` was made on (persist it when its parent changes)."""
+        return self.engine.log_base()
 
     def events(self) -> list[PadEvent]:
         """Take the events produced since the last call, oldest first."""
@@ -318,7 +332,7 @@ class PadSession:
         loses nothing (the patch is resent, or rebased, once live).
         """
         if self.keys.can_write and self._join.synced_once and self.phase is not Phase.CLOSED:
-            self.engine.flush()
+            self.engine.flush(send=self.phase is Phase.LIVE)
             self._drain()
 
     def set_presence(
@@ -414,7 +428,9 @@ class PadSession:
         if frame.code == codes.RefuseCode.RATE_LIMITED:
             due = self.clock() + max(1, frame.retry_after_ms)
             self._outbox.retry_at(due, frame.request_id, request)
-        elif request.want is Want.PATCH and frame.code == codes.RefuseCode.STALE:
+        elif request.want is Want.PATCH and (
+            frame.code == codes.RefuseCode.STALE or self.engine.recovering  # a probe: not stored
+        ):
             self.engine.refused(request.id, frame.head_id)
             self._flush()
         elif request.want is not Want.SNAPSHOT:

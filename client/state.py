@@ -8,7 +8,8 @@ Layout (default root: :func:`default_state_dir`)::
     ROOT/pads/<channel hex>/head.json  the last head any process saw: {"seq": n, "id": hex}
     ROOT/pads/<channel hex>/lock       slot 0: held with fcntl.flock while a process uses it
     ROOT/pads/<channel hex>/pending    slot 0's sealed, unacknowledged patches (write-ahead log)
-    ROOT/pads/<channel hex>/slot-N/    slots 1, 2, ...: the same ``lock`` and ``pending``
+    ROOT/pads/<channel hex>/base-<id>  the text they were made on, after patch <id> (hex)
+    ROOT/pads/<channel hex>/slot-N/    slots 1, 2, ...: the same ``lock``, ``pending``, ``base-*``
 
 **Slots.**  Several processes of one user may have one pad open at once (a
 ``blindpad watch`` in one terminal, ``blindpad append`` in another): each
@@ -25,8 +26,21 @@ temporary file, fsync it, rename it over, fsync the directory) *before* it
 sends any of those bytes.  At the next open of that slot the patches are
 handed back to the engine (:meth:`client.engine.Engine.adopt`): those found
 in history count as acknowledged, the rest are resent with the same bytes,
-which the relay deduplicates by id.  The log holds at most the pipeline's
+which the relay deduplicates by id, or merged onto a text the chain no
+longer leads to from them (:mod:`client.recovery`).  The log holds at most the pipeline's
 few patches, so rewriting it whole is cheap and never half-written.
+
+**Base files.**  The text the logged patches were made on is the whole
+document, so it is written only when the log's first parent changes (an
+acknowledgement, a squash), to a file named by that parent: first the new
+``base-<id>`` (atomic, fsync), then ``pending``, then the older base files
+are removed.  A crash anywhere in between leaves a base that fits the log
+(:func:`client.recovery.pick_base` also takes a base past acknowledged
+patches).  Format: ``blindpad-base 1`` and a JSON line
+``{"parent": hex, "height": n}``, then the text as UTF-8: plaintext, so
+mode 0600 like ``author.json`` (docs/SECURITY.md).  A log from
+before base files (none beside it) still reads; :mod:`client.recovery` says
+what it can recover.
 
 ``head.json`` feeds the rollback alarm and is shared by the slots (the last
 writer wins: every value written is a head that was really seen); it is
@@ -51,8 +65,10 @@ from typing import IO
 
 import crypto
 from client.errors import StateLocked
+from client.recovery import Base
 
 _LEN = struct.Struct(">I")
+_BASE_MAGIC = b"blindpad-base 1\n"
 
 #: How many processes of one user may have one pad open at once.
 MAX_SLOTS = 64
@@ -229,6 +245,8 @@ class PadState:
         self.folder = _slot_folder(pad_folder, slot)
         self._lock: IO[bytes] | None = lock
         self._pending: list[bytes] | None = None
+        self._base: bytes | None = None  # the parent of the base file written last
+        self._stale_bases = True  # a previous run's base files may lie beside the log
         self._head: tuple[int, bytes] | None = None
 
     def recovered(self) -> list[bytes]:
@@ -247,13 +265,49 @@ class PadState:
         self._pending = out
         return out
 
-    def write_pending(self, sealed: list[bytes]) -> None:
-        """Durably record the unacknowledged patches (before sending them)."""
-        if sealed == self._pending:
+    def recovered_bases(self) -> list[Base[str]]:
+        """The base texts beside the log (at most two: see the module docstring)."""
+        bases: list[Base[str]] = []
+        for path in sorted(self.folder.glob("base-*")):
+            if path.name.endswith(".tmp"):
+                continue
+            try:
+                data = path.read_bytes()
+                if not data.startswith(_BASE_MAGIC):
+                    continue
+                line, _, text = data[len(_BASE_MAGIC) :].partition(b"\n")
+                head = json.loads(line)
+                parent = bytes.fromhex(head["parent"])
+                bases.append(Base(parent, int(head["height"]), text.decode("utf-8")))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # damaged: recovery does without it
+        return bases
+
+    def write_pending(self, sealed: list[bytes], base: Base[str] | None = None) -> None:
+        """Durably record the unacknowledged patches (before sending them), and
+        the text they were made on when its parent changed."""
+        new_base = base is not None and base.parent != self._base
+        if sealed == self._pending and not new_base and not self._stale_bases:
             return
+        if base is not None and new_base:
+            head = json.dumps({"parent": base.parent.hex(), "height": base.height}).encode()
+            body = _BASE_MAGIC + head + b"\n" + base.doc.encode("utf-8")
+            write_atomic(self.folder / f"base-{base.parent.hex()}", body, mode=0o600)
         data = b"".join(_LEN.pack(len(s)) + s for s in sealed)
         write_atomic(self.folder / "pending", data)
         self._pending = list(sealed)
+        if base is not None and (new_base or self._stale_bases):
+            self._base, self._stale_bases = base.parent, False
+            self._remove_bases(keep=f"base-{base.parent.hex()}")
+        elif not sealed:
+            self._base, self._stale_bases = None, False
+            self._remove_bases(keep=None)
+
+    def _remove_bases(self, keep: str | None) -> None:
+        for path in self.folder.glob("base-*"):
+            if path.name != keep:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def last_head(self) -> tuple[int, bytes] | None:
         """The last head a previous run saw, if any."""

@@ -36,6 +36,7 @@ const CORE_TESTS = [
   "core/test_textops.py",
   "core/test_doctype.py",
   "core/test_engine.py",
+  "core/test_recovery.py",
   "core/test_sim.py",
   "core/test_vectors.py",
   "crypto/test_crypto_envelope.py",

@@ -440,6 +440,56 @@ async function reload() {
   return "a reload with unacknowledged edits asked first, then delivered them once";
 }
 
+async function snapshotted() {
+  // Issue 11: type offline, close the tab, another writer writes enough for a
+  // snapshot, reopen: the offline edit is merged onto the snapshot, once, with
+  // no recovery alarm (before, the page dropped it: "parent is not on the chain").
+  const { A } = world;
+  const control = { down: false, blockUp: false, sockets: [] };
+  const ctx = await routed(control);
+  const { page: F } = await open(ctx, world.links.edit);
+  await converged([A, F]);
+  const before = await F.evaluate(() => window.blindpad.debug().height);
+  control.down = true;
+  for (const ws of control.sockets.splice(0)) await ws.close();
+  await waitState(F, "offline");
+  await F.focus("#pad");
+  await F.keyboard.press("Control+Home");
+  // More keystrokes than the page's pipeline (32 patches): the rest fold into the log too.
+  const typed = "typed offline, tab closed ⛵, well past the pipeline of 32 patches\n";
+  await F.keyboard.type(typed);
+  // The client has taken every keystroke (a crash within the frame after a
+  // keystroke may lose that one; that is not what this tests).
+  await until(F, async (p) => (await p.evaluate(() => window.blindpad.text())).startsWith(typed) || "not yet", "the typed text in the client");
+  const logged = await F.evaluate(() => {
+    const keys = Object.keys(localStorage);
+    const pending = keys.filter((k) => k.startsWith("blindpad.pending.")).map((k) => JSON.parse(localStorage.getItem(k)).length);
+    const bases = keys.filter((k) => k.startsWith("blindpad.base."));
+    return { pending, bases: bases.length };
+  });
+  check(logged.pending.some((n) => n > 0) && logged.bases > 0, `the log and its base in localStorage: ${JSON.stringify(logged)}`);
+  await F.close(); // no beforeunload: the tab is simply gone
+  // The other writer: more bytes than the whole pad, so it makes a snapshot.
+  const size = (await value(A)).length;
+  const chunk = `\n${"snapshot me ".repeat(Math.ceil((size + 20000) / 12))}`;
+  await A.$eval("#pad", (t, c) => {
+    t.value += c;
+    t.dispatchEvent(new Event("input"));
+  }, chunk);
+  await waitState(A, "saved");
+  control.down = false;
+  const { page: G } = await open(ctx, world.links.edit);
+  const debug = await G.evaluate(() => window.blindpad.debug());
+  check(debug.snapshot > before, `the reopened tab joined from a snapshot past the offline edit's parent: ${JSON.stringify(debug)} (before: ${before})`);
+  const text = await converged([A, G]);
+  check(text.split(typed).length === 2, "delivered whole, exactly once");
+  check(text.split("snapshot me").length - 1 === Math.ceil((size + 20000) / 12), "the other writer's text intact");
+  const message = await G.$eval("#message", (e) => e.textContent);
+  check(!/recovery/i.test(message), `no recovery alarm: ${message}`);
+  await ctx.close();
+  return `offline edit, tab closed, snapshot at height ${debug.snapshot} (> ${before}), reopened: merged once, no alarm`;
+}
+
 async function network() {
   const outside = requests.filter(([url]) => !url.startsWith(`${ORIGIN}/`) && !url.startsWith("data:"));
   check(outside.length === 0, `requests outside ${ORIGIN}: ${JSON.stringify(outside.slice(0, 5))}`);
@@ -468,7 +518,7 @@ async function diag() {
 }
 
 const SCENARIOS = {
-  converge, caret, ime, surrogate, undo, view, screenshot, offline, netdown, crlf, errors, reload, network,
+  converge, caret, ime, surrogate, undo, view, screenshot, offline, netdown, crlf, errors, reload, snapshotted, network,
 };
 let broken = null;
 for (const [name, run] of Object.entries(SCENARIOS)) {

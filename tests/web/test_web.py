@@ -46,6 +46,7 @@ SCENARIOS = [
     "crlf",
     "errors",
     "reload",
+    "snapshotted",
     "network",
 ]
 
