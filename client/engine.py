@@ -253,7 +253,7 @@ class Engine(Generic[D, P]):
         self.view = view
 
     def flush(self, *, send: bool = True) -> None:
-        """Seal the open patch into in-flight patches, as far as the pipeline allows.
+        """Seal the open patch into in-flight patches (all of it: the log holds every edit).
 
         ``send=False`` (offline) seals without handing anything out to send:
         patches never handed out may still be folded together (see

@@ -3,9 +3,12 @@
 Theory of operation
 -------------------
 Local edits compose into the **open** patch.  :meth:`Outbox.seal_open` seals
-it into **in-flight** patches, each parented on the one before, the first on
-the head, at most ``pipeline`` of them; an open patch too large for one
-envelope (``max_patch_bytes``) is split, and what does not fit stays open.
+it, all of it, into **in-flight** patches, each parented on the one before,
+the first on the head; an open patch too large for one envelope
+(``max_patch_bytes``) is split into several.  Sealing at once is what makes
+every edit durable as soon as it is made: the front end's write-ahead log
+holds the in-flight patches (:meth:`Outbox.unacknowledged`), so a crash right
+after an edit returns loses nothing (issue 11's crash suite).
 The in-flight patches followed by the open patch are the uncommitted work
 ``U`` (:meth:`Outbox.uncommitted`), which the engine keeps mapping its
 authoritative document to the view.
@@ -13,11 +16,11 @@ authoritative document to the view.
 Sealed is not sent: :meth:`Outbox.release` hands out :class:`SendPatch`
 events, at most :attr:`Outbox.depth` patches at the relay at once (see there
 why that is 1 under contention).  When the pipeline is full, the open patch
-is folded into the last sealed patch if that one was never handed out
-(offline, or beyond the depth), so every edit is in a sealed patch.
-Sealing is not limited by the depth, so what is typed still reaches the
-front end's write-ahead log (:meth:`Outbox.unacknowledged`).  After a
-reconnect :meth:`Outbox.resend` hands them out again, same bytes, same ids.
+(``pipeline`` patches) is folded into the last sealed patch if that one was
+never handed out (offline, or beyond the depth), so typing past the pipeline
+re-seals one patch rather than sealing a patch per keystroke.  Sealing is
+limited neither by the pipeline nor by the depth: they bound only what is
+handed out.  After a reconnect :meth:`Outbox.resend` hands them out again, same bytes, same ids.
 
 When our first in-flight patch lands as the next node of the chain, it simply
 leaves (:meth:`Outbox.landed`).  Whenever anything else happens (someone
@@ -27,8 +30,10 @@ everything is squashed into the open patch (:meth:`Outbox.squash`), to be
 sealed afresh on the new head.  Only the author ever re-seals its own work.
 A superseded patch is still recognised by id (:meth:`Outbox.own`) if it does
 land after all (federated relays), so nothing is applied twice.  A refusal
-names the relay's head: if we lack it, sealing waits (:attr:`Outbox.awaiting`)
-until the head moves or the connection is new.
+names the relay's head: if we lack it, sending waits (:attr:`Outbox.awaiting`)
+until the head moves or the connection is new; what is typed meanwhile is
+still sealed, on the head we hold, for the log (superseded once the head
+moves).
 
 The write-ahead log (:mod:`client.recovery`) holds the in-flight patches, and
 from a squash until all the squashed work is sealed again, the superseded
@@ -150,8 +155,8 @@ class Outbox(Generic[D, P]):
         them: their rebased patch is stale on arrival because ours, parented
         on our own, are already queued at the relay.  With one sent at a time
         each round is a fair race (we re-seal on the broadcast, not on the
-        refusal).  Sealing is not limited by it (up to ``pipeline`` patches),
-        so what is typed still reaches the write-ahead log.  Full depth comes
+        refusal).  Sealing is not limited by it, so what is typed still
+        reaches the write-ahead log.  Full depth comes
         back after ``4 * pipeline`` of our own patches land with nobody
         else's in between.
         """
@@ -160,32 +165,26 @@ class Outbox(Generic[D, P]):
     # --- sealing and sending ---------------------------------------------
 
     def seal_open(self, head: Node[Payload[P]], auth: D, view: D) -> None:
-        """Seal the open patch on ``head`` (whose document is ``auth``), as far as
-        the pipeline allows; ``view`` is the document after all the work."""
+        """Seal the whole open patch on ``head`` (whose document is ``auth``);
+        ``view`` is the document after all the work."""
         if self.held:
             return
         if self.doctype.is_identity(self.open):
             self.carried = None  # nothing left to seal again: all of it is on the chain
             return
-        if self.awaiting is not None:
-            return
-        free = self.pipeline - len(self.inflight)
-        if free <= 0 and len(self.inflight) > self._sent:
-            # The pipeline is full: fold the open patch into the last sealed
-            # one, which never left this process, so the write-ahead log still
-            # holds every edit (offline typing goes on past the pipeline).
+        if self.pipeline - len(self.inflight) <= 0 and len(self.inflight) > self._sent:
+            # Past the pipeline: fold the open patch into the last sealed one,
+            # which never left this process, so the log still holds every edit.
             last = self.inflight.pop()
             self.open = self.doctype.compose(last.payload.patch, self.open)
-            free = 1
-        if free <= 0:
-            return
+        # Everything typed is sealed at once, past the pipeline and while a
+        # refusal waits for a head we lack: the write-ahead log then holds
+        # every edit as soon as it is made.  The pipeline and the depth limit
+        # only what is handed out (:meth:`release`).
         # Characters per piece: up to 4 bytes of UTF-8 each, and room for the
         # payload's framing (size, hash, brackets: under 128 bytes).
         budget = max(1, (self.max_patch_bytes - 128) // 4)
-        # Squashed work is sealed again whole, even past the pipeline, so the
-        # log never has to keep old patches beside new ones (client.recovery).
-        count = free if self.carried is None else max(free, 1 << 30)
-        pieces, rest = self.doctype.split(self.open, budget, count)
+        pieces, rest = self.doctype.split(self.open, budget, 1 << 30)
         if len(pieces) == 1 and self.doctype.is_identity(rest):
             self._seal(head, self.open, view)  # the usual case: the whole open patch
         else:
@@ -213,6 +212,8 @@ class Outbox(Generic[D, P]):
 
     def release(self) -> None:
         """Hand out sealed patches to send, up to :attr:`depth` at the relay at once."""
+        if self.awaiting is not None:
+            return  # sealed on a head the relay already refused: wait for its head
         while self._sent < min(self.depth, len(self.inflight)):
             self.emit(SendPatch(self.inflight[self._sent].sealed))
             self._sent += 1

@@ -17,15 +17,16 @@ squash (a refusal, someone else's patch landing first) replaces patches by
 patches sealed afresh that carry their work, and until *all* of it is sealed
 again the log keeps the superseded patches and their base
 (:attr:`client.outbox.Outbox.carried`); and recovery (below) does the same
-with the patches it adopts.  The open patch is not in the log, so front ends
-seal before they persist, offline too (:meth:`client.engine.Engine.flush`
-with ``send=False``), and past the pipeline the open patch is folded into
-the last patch never sent.  Three short windows remain where typing is not
-logged yet: after a refusal naming a head we lack (until it arrives), while
-recovery probes (one round trip), and within the frame after a keystroke.
-Squashed work is sealed again whole, in as many patches as it takes, even
-past the pipeline: the log then swaps the old patches for the new ones at
-once, never holding both.
+with the patches it adopts.  The open patch is not in the log, so the
+outbox seals all of it as soon as it is made, past the pipeline (folded into
+the last patch never sent) and offline too (:meth:`client.engine.Engine.flush`
+with ``send=False``), and after a refusal naming a head we lack (sealed on
+the head we hold, sent only once the relay's head arrives).  Two short
+windows remain where typing is not logged yet: while recovery probes (one
+round trip after opening) and, in the page, within the frame after a
+keystroke.  Squashed work is sealed again whole, in as many patches as it
+takes: the log then swaps the old patches for the new ones at once, never
+holding both.
 
 **Cost.**  The base is a whole document, so front ends write it only when
 the log's first parent changes (an acknowledgement, a squash), never on the

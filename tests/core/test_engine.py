@@ -50,14 +50,17 @@ def rogue(parent: bytes, body: object, author: int = 99) -> bytes:
     return FakeCodec(author).seal(PATCH, parent, json.dumps(body).encode()).data
 
 
-def test_pipeline_seals_up_to_k_then_the_open_patch_absorbs() -> None:
+def test_pipeline_sends_up_to_k_and_what_is_typed_past_it_folds_into_one_patch() -> None:
     a = engine(1, pipeline=2)
     for i, char in enumerate("abcd"):
         a.edit(insert(i, char))
         a.flush()
     first, second = sent(a)
     assert header(second)[2] == header(first)[0]  # pipelined: parented on the previous
-    assert a.open == insert(2, "cd")  # c and d joined the open patch
+    assert a.open == ()  # sealed for the write-ahead log, not sent
+    *_, folded = a.unacknowledged()
+    assert header(folded.data)[2] == header(second)[0]
+    assert len(a.unacknowledged()) == 3  # c and d folded into one patch past the pipeline
     a.acked(header(first)[0], 1)
     a.flush()
     (third,) = sent(a)

@@ -138,9 +138,11 @@ def test_a_squash_keeps_the_superseded_patches_logged_until_their_work_is_sealed
     base = a.log_base()
     a.events()
     a.refused(header(logged[0])[0], b"\x07" * 32)  # a head we do not hold yet
-    a.flush()
     assert [s.data for s in a.unacknowledged()] == logged  # nothing acknowledged: kept
     assert a.log_base() == base
+    a.flush()  # sealed again on the head we hold, for the log only: nothing is sent
+    assert not [ev for ev in a.events() if isinstance(ev, SendPatch)]
+    assert _recovered([s.data for s in a.unacknowledged()], a.log_base(), 4) == "mine"
     b.edit(textops.normalize([(0, 0, "B")]))
     b.flush()
     (theirs,) = [ev.sealed.data for ev in b.events() if isinstance(ev, SendPatch)]
@@ -230,11 +232,61 @@ def test_squashed_work_larger_than_the_pipeline_is_sealed_again_whole() -> None:
     a = engine(1, pipeline=1, max_patch_bytes=228)  # pieces of 25 code points
     a.edit(textops.normalize([(0, 0, "x" * 60)]))
     a.flush()
-    (first,) = a.unacknowledged()
-    a.events()
-    a.refused(first.id)  # squashed: 60 code points to seal again, pipeline of 1
+    first = a.unacknowledged()
+    assert len(first) == 3  # sealed whole, past the pipeline; one handed out
+    assert len([ev for ev in a.events() if isinstance(ev, SendPatch)]) == 1
+    a.refused(first[0].id)  # squashed: 60 code points to seal again, pipeline of 1
     a.flush()
     assert a.open == ()
     resealed = a.unacknowledged()
-    assert len(resealed) == 3  # past the pipeline, so the log swaps old for new at once
-    assert first.id not in [s.id for s in resealed]
+    assert len(resealed) == 3  # the log swaps old for new at once
+    assert not {s.id for s in first} & {s.id for s in resealed}
+
+
+def _recovered(log: list[bytes], base: Base[str] | None, pipeline: int) -> str:
+    """What a fresh process rebuilds from the write-ahead log alone."""
+    assert base is not None
+    fresh = engine(1, pipeline=pipeline)
+    fresh.adopt(log, [base])
+    return fresh.view
+
+
+def test_typing_online_past_a_full_pipeline_is_in_the_log_when_edit_returns() -> None:
+    # Online, every patch of the pipeline handed out and none acknowledged: a
+    # SIGKILL now must lose nothing typed since (issue 11, the crash suite).
+    a = engine(1, pipeline=2)
+    for i, char in enumerate("abcdef"):
+        a.edit(textops.normalize([(i, 0, char)]))
+        a.flush()
+    sent = [ev for ev in a.events() if isinstance(ev, SendPatch)]
+    assert len(sent) == 2  # the relay still sees at most the pipeline
+    assert a.open == ()
+    log = [s.data for s in a.unacknowledged()]
+    assert _recovered(log, a.log_base(), 2) == "abcdef"
+
+
+def test_a_paste_larger_than_the_pipeline_online_is_sealed_whole() -> None:
+    a = engine(1, pipeline=1, max_patch_bytes=228)  # pieces of 25 code points
+    a.edit(textops.normalize([(0, 0, "y" * 80)]))
+    a.flush()
+    assert len([ev for ev in a.events() if isinstance(ev, SendPatch)]) == 1
+    assert a.open == ()
+    log = [s.data for s in a.unacknowledged()]
+    assert len(log) == 4
+    assert _recovered(log, a.log_base(), 1) == "y" * 80
+
+
+def test_typing_while_a_refusal_waits_for_an_unknown_head_is_in_the_log() -> None:
+    a = engine(1, pipeline=2)
+    a.edit(textops.normalize([(0, 0, "a")]))
+    a.flush()
+    (first,) = a.unacknowledged()
+    a.events()
+    a.refused(first.id, b"\x07" * 32)  # the relay names a head we do not hold
+    for i, char in enumerate("bcd", 1):
+        a.edit(textops.normalize([(i, 0, char)]))
+        a.flush()
+    assert not [ev for ev in a.events() if isinstance(ev, SendPatch)]  # nothing sent
+    assert a.open == ()
+    log = [s.data for s in a.unacknowledged()]
+    assert _recovered(log, a.log_base(), 2) == "abcd"
