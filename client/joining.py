@@ -138,6 +138,13 @@ class Joining:
         self._rollback(self._heads.history_end(frame.head_seq, frame.head_id))
         return True
 
+    @property
+    def unadopted(self) -> list[bytes]:
+        """The previous run's logged patches while they wait for the catch-up to
+        end (empty once adopted): until then they *are* the write-ahead log, and
+        a front end that persisted anything else would erase them."""
+        return self._recovered or []
+
     def live(self) -> bool:
         """The catch-up is over; True the first time (the write-ahead log was adopted)."""
         if self.synced_once:

@@ -251,11 +251,19 @@ class PadSession:
         }
 
     def pending(self) -> list[bytes]:
-        """The sealed patches not yet acknowledged, oldest first (the write-ahead log)."""
+        """The sealed patches not yet acknowledged, oldest first (the write-ahead log).
+
+        Before the history is loaded, the previous run's log (``recovered``)
+        as it was: it is adopted only then, and must survive a crash until.
+        """
+        if self._join.unadopted:
+            return list(self._join.unadopted)
         return [sealed.data for sealed in self.engine.unacknowledged()]
 
     def pending_base(self) -> Base[str] | None:
         """The text :meth:`pending` was made on (persist it when its parent changes)."""
+        if self._join.unadopted:
+            return None  # the recovered log's bases stay as they are on disk
         return self.engine.log_base()
 
     def events(self) -> list[PadEvent]:

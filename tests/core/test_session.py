@@ -419,3 +419,23 @@ def test_a_refused_subscription_is_fatal_a_refused_patch_is_not() -> None:
     live.receive_frame(f.encode(too_big))
     assert live.failure is not None
     assert live.fatal is None  # the pad is open: keep going, say so
+
+
+def test_the_recovered_log_stays_the_log_until_the_history_is_loaded() -> None:
+    # Found by the crash suite (tests/reliability): a process killed while it
+    # was still loading the history had already rewritten the write-ahead log
+    # with its own, still empty, pending list, so the next process lost what
+    # the one before had typed.
+    keys = crypto.PadKeys.generate()
+    typist = make(keys=keys)
+    join(typist)
+    typist.edit((Op(0, 0, "typed"),))
+    (push,) = sent(typist)
+    logged = typist.pending()
+    assert logged == [push.envelope]
+    restarted = make(keys=keys, recovered=logged)
+    assert restarted.pending() == logged  # before connecting
+    assert restarted.pending_base() is None  # the bases on disk stay as they are
+    restarted.connected()
+    assert any(isinstance(frame, f.Subscribe) for frame in sent(restarted))
+    assert restarted.pending() == logged  # while the history loads
