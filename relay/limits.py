@@ -114,6 +114,36 @@ class Limits:
         return self.max_frame_bytes - 64
 
 
+BASE_BYTES = 64 * MIB  # interpreter, code, SQLite page cache, empty relay (measured 42-62 MiB)
+
+
+def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
+    """The relay's worst-case memory under ``limits``: PROTOCOL.md §5.3's formula.
+
+    ``M = base + C * (Q + f + P + I + S) + U + R * B``: per connection its
+    outgoing queue in bytes (Q) plus the one frame always admitted (f), its
+    unanswered pushes (P), one incoming message being read (I) and the history
+    read answering its SUBSCRIBE (S, at most one pad: ``max_pad_bytes``);
+    relay-wide the unfinished snapshot uploads (U) and the concurrent HTTP
+    history reads (R), each holding one pad twice (B).  The reliability suite
+    holds a live relay's RSS under it (tests/reliability).
+    """
+    per_connection = (
+        limits.outgoing_queue_bytes
+        + limits.max_frame_bytes
+        + limits.push_bytes_in_flight
+        + limits.max_frame_bytes
+        + 64 * KIB
+        + limits.max_pad_bytes
+    )
+    return (
+        base
+        + limits.max_connections * per_connection
+        + limits.max_upload_bytes
+        + limits.max_history_reads * 2 * limits.max_pad_bytes
+    )
+
+
 class TokenBucket:
     """A token bucket: ``rate`` tokens per second, holding at most ``burst``.
 

@@ -664,3 +664,14 @@ def test_offers_held_while_catching_up_share_the_outgoing_byte_budget() -> None:
         assert (fresh.held, fresh.bytes, fresh.failure) == (0, 600, None)
 
     asyncio.run(main())
+
+
+def test_the_memory_ceiling_is_the_documented_formula() -> None:
+    from relay.limits import GIB, KIB, MIB, Limits, memory_ceiling
+
+    per_connection = 2 * MIB + 256 * KIB + 1 * MIB + 320 * KIB + 64 * MIB
+    expected = 64 * MIB + 1024 * per_connection + 64 * MIB + 4 * 128 * MIB
+    assert memory_ceiling(Limits()) == expected
+    assert 67 * GIB < expected < 69 * GIB  # "≈ 68 GiB" in PROTOCOL.md §5.3
+    smaller = Limits(max_connections=16, max_pad_bytes=1 * MIB)
+    assert memory_ceiling(smaller) < memory_ceiling(Limits())

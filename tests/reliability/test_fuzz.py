@@ -1,21 +1,51 @@
-"""Fuzz: >= 10,000 mutated frames; the relay stays up, a good client keeps getting acks."""
+"""Live-relay protocol fuzz (issue 11, item 6): a relay *process* under mutated frames.
+
+``sized("fuzz_frames", 100_000, 1_000_000)`` mutated frames (bit flips,
+truncation, extension, a random type byte, random bytes, a random 4-byte
+field) of every client frame type go out over many connections, in batches
+each followed by a PING.  Throughout, a well-behaved client on another pad
+must keep getting its pushes acknowledged.  The relay must never die, never
+answer ERROR INTERNAL, never log a traceback; its RSS, sampled throughout,
+stays under :func:`relay.limits.memory_ceiling` of its limits; its open
+descriptors return to where they were; afterwards every stored patch still
+verifies and the good client's plaintext is nowhere on disk.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
 import random
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
-from relay_support import TIMEOUT, Client, Pad, RelayHandle, running_relay, small_limits
+from relay_support import ROOT, TIMEOUT, Client, Pad, RelayHandle
+from reliability_profile import sized
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from crypto.envelope import Kind
-from relay.app import RelayConfig
+from crypto.envelope import Kind, verify_channel_signature
+from relay.limits import MIB, Limits, memory_ceiling
 from wire import frames as f
+from wire.codes import ErrorCode
 
-FRAMES = int(__import__("os").environ.get("FUZZ_FRAMES", "10000"))
-CHECKPOINT = 1_000
+FRAMES = sized("fuzz_frames", 100_000, 1_000_000)
+BATCH = 1  # mutated frames per PING: each frame is answered before the next
+CHECKPOINT = 2_000  # the good client must be acked at least once per this many frames
 WORKERS = 10
+MARKER = b"plaintext-marker-7f3a9c"
+LIMITS = Limits(
+    max_frame_bytes=64 * 1024,
+    max_pad_bytes=1 * MIB,
+    presubscribe_bytes=10**9,  # let fuzz connections run on before subscribing
+    max_connections=64,
+    max_upload_bytes=4 * MIB,
+    rate_per_second=100_000,
+    rate_burst=100_000,
+)
 
 
 def valid_frames(pad: Pad) -> list[bytes]:
@@ -57,23 +87,46 @@ def mutate(rng: random.Random, frame: bytes) -> bytes:
     return bytes(data)
 
 
-async def fuzz_connection(relay: RelayHandle) -> ClientConnection:
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@dataclasses.dataclass
+class Tally:
+    frames: int = 0
+    connections: int = 0
+    errors: dict[int, int] = dataclasses.field(default_factory=dict)
+
+
+async def fuzz_connection(relay: RelayHandle, tally: Tally) -> ClientConnection:
     ws = await connect(relay.ws_url, max_size=None, open_timeout=TIMEOUT).__aenter__()
     await ws.send(f.encode(f.Hello(f.PROTOCOL_VERSION)))
     await ws.recv()
+    tally.connections += 1
     return ws
 
 
-async def send_and_sync(ws: ClientConnection, data: bytes, nonce: int) -> bool:
-    """Send ``data`` then a PING; True if the connection survived (PONG seen)."""
+async def send_and_sync(
+    ws: ClientConnection, batch: list[bytes], nonce: int, tally: Tally
+) -> bool:
+    """Send ``batch`` then a PING; True if the connection survived (PONG seen)."""
     try:
-        await ws.send(data)
+        for data in batch:
+            await ws.send(data)
         await ws.send(f.encode(f.Ping(nonce)))
         while True:
             frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
             if isinstance(frame, f.Pong) and frame.nonce == nonce:
                 return True
             if isinstance(frame, f.Error):
+                tally.errors[frame.code] = tally.errors.get(frame.code, 0) + 1
                 raise ConnectionClosed(None, None)
     except ConnectionClosed:
         await ws.close()
@@ -87,13 +140,14 @@ async def good_client(relay: RelayHandle, pad: Pad, acks: list[int], stop: async
         assert isinstance(end, f.HistoryEnd)
         parent = end.head_id
         while not stop.is_set():
-            envelope, pid = pad.patch(parent, b"good")
+            envelope, pid = pad.patch(parent, MARKER)
             answer = await client.push(envelope)
             if isinstance(answer, f.Refuse):  # a fuzzed push moved the head: rebase
                 parent = answer.head_id
                 continue
             acks.append(answer.seq)
             parent = pid
+            await asyncio.sleep(0.005)
 
 
 async def wait_for_more(acks: list[int], seen: int) -> int:
@@ -101,49 +155,107 @@ async def wait_for_more(acks: list[int], seen: int) -> int:
         if len(acks) > seen:
             return len(acks)
         await asyncio.sleep(0.01)
-    raise AssertionError("the well-behaved client stopped getting acks")
+    raise AssertionError("the well-behaved client stopped getting acks (hang guard)")
 
 
-def test_fuzzed_frames_never_take_the_relay_down() -> None:
+def limit_args(limits: Limits) -> list[str]:
+    args = []
+    for field in dataclasses.fields(Limits):
+        args += [f"--{field.name.replace('_', '-')}", str(getattr(limits, field.name))]
+    return args
+
+
+def test_fuzzed_frames_never_take_the_relay_down(tmp_path: Path) -> None:
     rng = random.Random(20261121)
-    pad = Pad()
-    seeds = valid_frames(pad)
-    limits = small_limits(max_frame_bytes=64 * 1024, presubscribe_bytes=10**9)
+    fuzz_pad, good_pad = Pad(), Pad()
+    seeds = valid_frames(fuzz_pad)
+    db = tmp_path / "relay.sqlite3"
+    log = tmp_path / "relay.log"
+    with log.open("w") as err:
+        command = [sys.executable, "-m", "relay", "--port", "0", "--store", f"sqlite:///{db}"]
+        proc = subprocess.Popen(
+            [*command, "--no-web", *limit_args(LIMITS)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+        )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "listening on" in line, f"relay did not start: {line!r}, {log.read_text()}"
+    handle = RelayHandle(line.split("listening on ")[1].split(" ")[0])
+    pid = proc.pid
+    ceiling = memory_ceiling(LIMITS)
+    tally, peak = Tally(), 0
 
-    async def worker(relay: RelayHandle, frames: list[bytes], done: list[int]) -> int:
-        ws = await fuzz_connection(relay)
-        reconnects = 0
+    async def worker(count: int, nonce: int) -> None:
+        ws = await fuzz_connection(handle, tally)
         try:
-            for n, data in enumerate(frames, 1):
-                if not await send_and_sync(ws, data, n):
-                    reconnects += 1
-                    ws = await fuzz_connection(relay)
-                done[0] += 1
+            sent = 0
+            while sent < count:
+                batch = [mutate(rng, rng.choice(seeds)) for _ in range(min(BATCH, count - sent))]
+                sent += len(batch)
+                nonce += 1
+                if not await send_and_sync(ws, batch, nonce, tally):
+                    ws = await fuzz_connection(handle, tally)
+                tally.frames += len(batch)
         finally:
             await ws.close()
-        return reconnects
 
-    async def scenario(relay: RelayHandle) -> None:
+    async def scenario() -> None:
+        nonlocal peak
         acks: list[int] = []
         stop = asyncio.Event()
-        good = asyncio.create_task(good_client(relay, pad, acks, stop))
-        mutated = [mutate(rng, rng.choice(seeds)) for _ in range(FRAMES)]
-        done = [0]
+        good = asyncio.create_task(good_client(handle, good_pad, acks, stop))
+        seen = await wait_for_more(acks, 0)
+        baseline_fds = open_fds(pid)
+        share = FRAMES // WORKERS
         workers = [
-            asyncio.create_task(worker(relay, mutated[i::WORKERS], done)) for i in range(WORKERS)
+            asyncio.create_task(worker(share + (i < FRAMES % WORKERS), i << 40))
+            for i in range(WORKERS)
         ]
-        seen, mark = 0, CHECKPOINT
+        mark = CHECKPOINT
         while not all(w.done() for w in workers):
             await asyncio.sleep(0.05)
-            if done[0] >= mark:  # the good client must get acks throughout
+            assert proc.poll() is None, "the relay died"
+            peak = max(peak, rss_bytes(pid))
+            if tally.frames >= mark:  # the good client is served throughout
                 seen = await wait_for_more(acks, seen)
                 mark += CHECKPOINT
-        reconnects = sum([await w for w in workers])
+        for w in workers:
+            await w
         stop.set()
         await asyncio.wait_for(good, TIMEOUT)
-        assert done[0] == FRAMES
-        assert reconnects > 0
         assert acks == sorted(acks)
+        for _ in range(int(TIMEOUT * 20)):  # the relay closes the fuzzers' sockets
+            if open_fds(pid) <= baseline_fds:
+                break
+            await asyncio.sleep(0.05)
+        assert open_fds(pid) <= baseline_fds, "descriptors leaked"
 
-    with running_relay(RelayConfig(store_url="memory:", web_dir=None, limits=limits)) as relay:
-        asyncio.run(scenario(relay))
+    try:
+        asyncio.run(scenario())
+    finally:
+        proc.terminate()
+        proc.wait(TIMEOUT)
+        proc.stdout.close()
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    print(
+        f"{tally.frames} frames over {tally.connections} connections; errors by code "
+        f"{dict(sorted(tally.errors.items()))}; peak RSS {peak / MIB:.0f} MiB "
+        f"(ceiling {ceiling / MIB:.0f} MiB)"
+    )
+    assert tally.frames == FRAMES
+    assert tally.connections > WORKERS  # bad frames did close connections
+    assert ErrorCode.INTERNAL not in tally.errors
+    assert 0 < peak <= ceiling
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT envelope FROM patches").fetchall()
+        keys = conn.execute("SELECT channel_id, verify_key FROM channels").fetchall()
+    assert rows
+    verify = {bytes(c): bytes(k) for c, k in keys}
+    for (envelope,) in rows:
+        channel = bytes(envelope)[2:34]
+        verify_channel_signature(bytes(envelope), verify[channel])  # raises if forged
+    assert MARKER not in db.read_bytes()

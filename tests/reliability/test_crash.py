@@ -1,0 +1,60 @@
+"""Crash durability with an exact oracle (issue 11, item 6): see crashkit.
+
+Sizes come from tests/reliability/reliability_profile.py:
+``BLINDPAD_RELIABILITY=thorough``
+runs 10,000 crash runs and 1,000 away runs; ``BLINDPAD_CRASH_RUNS`` /
+``BLINDPAD_AWAY_RUNS`` and ``BLINDPAD_CRASH_FIRST_SEED`` override (a failing
+run prints the command that repeats it alone).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from crashkit import RunResult, crash_run
+from reliability_profile import sized
+
+FIRST = int(os.environ.get("BLINDPAD_CRASH_FIRST_SEED", "0"))
+
+pytestmark = pytest.mark.skipif(
+    not hasattr(os, "fork"), reason="the crash suite forks its relay and typists"
+)
+
+
+def _runs(tmp_path: Path, count: int, **options: object) -> list[RunResult]:
+    results, failed = [], []
+    for seed in range(FIRST, FIRST + count):
+        where = tmp_path / f"seed-{seed}"
+        result = crash_run(where, seed, **options)  # type: ignore[arg-type]
+        results.append(result)
+        if result.problems:
+            failed.append(result)
+            print(f"seed {seed}: {result.problems} (kept in {where})", file=sys.stderr)
+        else:
+            shutil.rmtree(where, ignore_errors=True)
+    kills = sum(r.kills for r in results)
+    trims = sum(r.trimmed for r in results)
+    tokens = sum(r.tokens for r in results)
+    print(f"{len(results)} runs, {kills} SIGKILLs, {tokens} tokens, {trims} trims")
+    assert not failed, (
+        f"{len(failed)} of {count} runs lost or doubled work; repeat one alone with "
+        f"BLINDPAD_CRASH_FIRST_SEED={failed[0].seed} BLINDPAD_{'AWAY' if options else 'CRASH'}"
+        f"_RUNS=1 pytest {__file__}: {failed[0].problems}"
+    )
+    return results
+
+
+def test_sigkilled_relay_and_typists_lose_and_double_nothing(tmp_path: Path) -> None:
+    results = _runs(tmp_path, sized("crash_runs", 200, 10_000))
+    assert sum(r.kills for r in results) >= len(results)  # the faults really happened
+
+
+def test_work_logged_while_away_lands_once_across_snapshots_and_trims(tmp_path: Path) -> None:
+    results = _runs(
+        tmp_path, sized("away_runs", 12, 1_000), typists=3, tokens=30, away=True, filler=200
+    )
+    assert any(r.trimmed for r in results)  # the history was trimmed while someone was away
