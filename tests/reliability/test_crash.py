@@ -1,6 +1,6 @@
 """Crash durability with an exact oracle (issue 11, item 6): see crashkit.
 
-Sizes come from tests/reliability/reliability_profile.py:
+Sizes come from tests/reliability_profile.py:
 ``BLINDPAD_RELIABILITY=thorough``
 runs 10,000 crash runs and 1,000 away runs; ``BLINDPAD_CRASH_RUNS`` /
 ``BLINDPAD_AWAY_RUNS`` and ``BLINDPAD_CRASH_FIRST_SEED`` override (a failing

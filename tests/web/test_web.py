@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from relay_support import RelayProcess
+from reliability_profile import sized
 
 from client import Pad
 
@@ -88,7 +89,12 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]
         run = subprocess.run(
             ["node", "tests/web/e2e.mjs", relay.handle.url, str(ARTIFACTS)],
             cwd=ROOT,
-            env={**os.environ, "BLINDPAD_E2E_CRLF_LINK": crlf_link},
+            env={
+                **os.environ,
+                "BLINDPAD_E2E_CRLF_LINK": crlf_link,
+                # The reliability suite's browser case (docs/RELIABILITY.md).
+                "BLINDPAD_E2E_SNAPSHOTTED_RUNS": str(sized("browser_recovery_runs", 3, 100)),
+            },
             capture_output=True,
             text=True,
             timeout=HANG_GUARD_S,
