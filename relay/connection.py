@@ -47,7 +47,7 @@ from crypto.keys import channel_id_for
 from relay.edge.faults import Faults
 from relay.errors import ProtocolViolation, Refused
 from relay.hub import ChannelState, Hub, Outbox, Subscription
-from relay.limits import Limits, TokenBucket
+from relay.limits import HISTORY_PAGE_BYTES, Limits, TokenBucket
 from relay.metrics import Metrics
 from relay.store import (
     AppendOutcome,
@@ -479,19 +479,34 @@ class Connection:
     async def _read(self, frame: frames.Subscribe) -> HistoryRead:
         store = self.relay.store
         if frame.start is frames.SubscribeFrom.SNAPSHOT:
-            read = await store.read_from_snapshot(frame.channel_id)
+            read = await store.read_from_snapshot(frame.channel_id, HISTORY_PAGE_BYTES)
         else:
-            read = await store.read_since(frame.channel_id, frame.since_seq)
+            read = await store.read_since(frame.channel_id, frame.since_seq, HISTORY_PAGE_BYTES)
         return rolled_back(read, self.relay.faults, frame.channel_id)
 
     async def _deliver(
         self, frame: frames.Subscribe, sub: Subscription, read: HistoryRead
     ) -> None:
+        """Send the history a page at a time: a slow reader holds one page of
+        it (and the snapshot), never the whole pad (PROTOCOL.md §5.3, term S)."""
         cid = frame.channel_id
         if read.snapshot is not None:
             await self._send_snapshot(cid, read.snapshot.x_seq, read.snapshot.envelope)
-        for patch in read.patches:
-            await self.outbox.put(frames.encode(frames.History(cid, patch.seq, patch.envelope)))
+        while True:
+            for patch in read.patches:
+                history = frames.History(cid, patch.seq, patch.envelope)
+                await self.outbox.put(frames.encode(history))
+            if not read.patches or read.patches[-1].seq >= read.head.seq:
+                break
+            after = read.patches[-1].seq
+            try:
+                page = await self.relay.store.read_since(cid, after, HISTORY_PAGE_BYTES)
+            except HistoryTrimmed:  # trimmed while we sent it: the client resumes
+                raise ProtocolViolation(
+                    ErrorCode.SLOW_CONSUMER,
+                    f"history trimmed while it was sent; resume since seq {after}",
+                ) from None
+            read = rolled_back(page, self.relay.faults, cid)
         head = read.head
         await self.outbox.put(
             frames.encode(frames.HistoryEnd(frame.request_id, cid, head.seq, head.id))

@@ -115,6 +115,7 @@ class Limits:
 
 
 BASE_BYTES = 64 * MIB  # interpreter, code, SQLite page cache, empty relay (measured 42-62 MiB)
+HISTORY_PAGE_BYTES = 256 * KIB  # a SUBSCRIBE's history is read and sent in pages this large
 
 
 def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
@@ -123,7 +124,8 @@ def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
     ``M = base + C * (Q + f + P + I + S) + U + R * B``: per connection its
     outgoing queue in bytes (Q) plus the one frame always admitted (f), its
     unanswered pushes (P), one incoming message being read (I) and the history
-    read answering its SUBSCRIBE (S, at most one pad: ``max_pad_bytes``);
+    read answering its SUBSCRIBE (S: the snapshot, read whole, and one page of
+    patches, which ends with the patch that reaches ``HISTORY_PAGE_BYTES``);
     relay-wide the unfinished snapshot uploads (U) and the concurrent HTTP
     history reads (R), each holding one pad twice (B).  The reliability suite
     holds a live relay's RSS under it (tests/reliability).
@@ -134,7 +136,9 @@ def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
         + limits.push_bytes_in_flight
         + limits.max_frame_bytes
         + 64 * KIB
-        + limits.max_pad_bytes
+        + limits.max_snapshot_bytes
+        + HISTORY_PAGE_BYTES
+        + limits.max_patch_bytes
     )
     return (
         base

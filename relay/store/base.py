@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from wire.frames import ZERO_ID
@@ -160,6 +160,18 @@ class HistoryRead:
     head: Head
 
 
+def page(patches: Iterable[StoredPatch], max_bytes: int | None) -> list[StoredPatch]:
+    """The patches up to and including the one that reaches ``max_bytes``."""
+    out: list[StoredPatch] = []
+    total = 0
+    for patch in patches:
+        out.append(patch)
+        total += len(patch.envelope)
+        if max_bytes is not None and total >= max_bytes:
+            break
+    return out
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoreStats:
     """Totals for metrics and the storage quota."""
@@ -211,15 +223,23 @@ class Store(Protocol):
             UnknownPatch: X is not a stored (untrimmed) patch of the channel.
         """
 
-    async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
+    async def read_since(
+        self, channel_id: bytes, since_seq: int, max_bytes: int | None = None
+    ) -> HistoryRead:
         """Return the patches with seq > ``since_seq`` and the head (no snapshot).
+
+        ``max_bytes`` ends the read after the patch that reaches it (one patch
+        at least): a page; read on from the last patch's seq for the next.
 
         Raises:
             HistoryTrimmed: ``since_seq`` is below the trimmed floor.
         """
 
-    async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
-        """Return the latest snapshot (if any), the patches after its X, and the head."""
+    async def read_from_snapshot(
+        self, channel_id: bytes, max_bytes: int | None = None
+    ) -> HistoryRead:
+        """Return the latest snapshot (if any), the patches after its X (a page
+        of them with ``max_bytes``, as for :meth:`read_since`), and the head."""
 
     async def trim(self, channel_id: bytes, x_id: bytes) -> int:
         """Remove patches with seq <= X's seq (and older snapshots), keep tombstones.

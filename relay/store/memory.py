@@ -26,6 +26,7 @@ from relay.store.base import (
     StoreStats,
     UnknownChannel,
     UnknownPatch,
+    page,
 )
 
 
@@ -121,24 +122,28 @@ class MemoryStore:
         ch.snapshots[x_seq] = StoredSnapshot(x_seq, x_id, snapshot_id, envelope)
         return x_seq
 
-    async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
+    async def read_since(
+        self, channel_id: bytes, since_seq: int, max_bytes: int | None = None
+    ) -> HistoryRead:
         """See :meth:`relay.store.base.Store.read_since`."""
         ch = self._channels.get(channel_id)
         if ch is None:
             return HistoryRead(None, (), Head())
         if since_seq < ch.floor_seq:
             raise HistoryTrimmed(ch.floor_seq)
-        items = [ch.patches[s] for s in range(since_seq + 1, ch.head.seq + 1)]
+        items = page((ch.patches[s] for s in range(since_seq + 1, ch.head.seq + 1)), max_bytes)
         return HistoryRead(None, items, ch.head)
 
-    async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
+    async def read_from_snapshot(
+        self, channel_id: bytes, max_bytes: int | None = None
+    ) -> HistoryRead:
         """See :meth:`relay.store.base.Store.read_from_snapshot`."""
         ch = self._channels.get(channel_id)
         if ch is None:
             return HistoryRead(None, (), Head())
         snap = ch.latest_snapshot()
         start = snap.x_seq if snap else ch.floor_seq
-        items = [ch.patches[s] for s in range(start + 1, ch.head.seq + 1)]
+        items = page((ch.patches[s] for s in range(start + 1, ch.head.seq + 1)), max_bytes)
         return HistoryRead(snap, items, ch.head)
 
     async def trim(self, channel_id: bytes, x_id: bytes) -> int:

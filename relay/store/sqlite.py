@@ -56,6 +56,7 @@ from relay.store.base import (
     StoreStats,
     UnknownChannel,
     UnknownPatch,
+    page,
 )
 
 T = TypeVar("T")
@@ -383,15 +384,21 @@ class SQLiteStore:
             size=len(envelope),
         )
 
-    async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
+    async def read_since(
+        self, channel_id: bytes, since_seq: int, max_bytes: int | None = None
+    ) -> HistoryRead:
         """See :meth:`relay.store.base.Store.read_since`."""
         return await self._submit(
-            lambda c: _read_since(c, channel_id, since_seq), channel=channel_id
+            lambda c: _read_since(c, channel_id, since_seq, max_bytes), channel=channel_id
         )
 
-    async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
+    async def read_from_snapshot(
+        self, channel_id: bytes, max_bytes: int | None = None
+    ) -> HistoryRead:
         """See :meth:`relay.store.base.Store.read_from_snapshot`."""
-        return await self._submit(lambda c: _read_from_snapshot(c, channel_id), channel=channel_id)
+        return await self._submit(
+            lambda c: _read_from_snapshot(c, channel_id, max_bytes), channel=channel_id
+        )
 
     async def trim(self, channel_id: bytes, x_id: bytes) -> int:
         """See :meth:`relay.store.base.Store.trim`."""
@@ -509,15 +516,19 @@ def _refresh_pad_bytes(c: sqlite3.Connection, channel_id: bytes) -> None:
     )
 
 
-def _patches_after(c: sqlite3.Connection, channel_id: bytes, seq: int) -> list[StoredPatch]:
+def _patches_after(
+    c: sqlite3.Connection, channel_id: bytes, seq: int, max_bytes: int | None
+) -> list[StoredPatch]:
     rows = c.execute(
         "SELECT seq, id, envelope FROM patches WHERE channel_id = ? AND seq > ? ORDER BY seq",
         (channel_id, seq),
     )
-    return [StoredPatch(s, i, e) for s, i, e in rows]
+    return page((StoredPatch(s, i, e) for s, i, e in rows), max_bytes)
 
 
-def _read_since(c: sqlite3.Connection, channel_id: bytes, since_seq: int) -> HistoryRead:
+def _read_since(
+    c: sqlite3.Connection, channel_id: bytes, since_seq: int, max_bytes: int | None
+) -> HistoryRead:
     info = _channel(c, channel_id)
     if info is None:
         return HistoryRead(None, (), Head())
@@ -526,10 +537,12 @@ def _read_since(c: sqlite3.Connection, channel_id: bytes, since_seq: int) -> His
     if since_seq >= info.head.seq:
         # Nothing is newer; also keeps a u64 past SQLite's i64 out of the query.
         return HistoryRead(None, (), info.head)
-    return HistoryRead(None, _patches_after(c, channel_id, since_seq), info.head)
+    return HistoryRead(None, _patches_after(c, channel_id, since_seq, max_bytes), info.head)
 
 
-def _read_from_snapshot(c: sqlite3.Connection, channel_id: bytes) -> HistoryRead:
+def _read_from_snapshot(
+    c: sqlite3.Connection, channel_id: bytes, max_bytes: int | None
+) -> HistoryRead:
     info = _channel(c, channel_id)
     if info is None:
         return HistoryRead(None, (), Head())
@@ -540,7 +553,7 @@ def _read_from_snapshot(c: sqlite3.Connection, channel_id: bytes) -> HistoryRead
     ).fetchone()
     snap = StoredSnapshot(*row) if row else None
     start = snap.x_seq if snap else info.floor_seq
-    return HistoryRead(snap, _patches_after(c, channel_id, start), info.head)
+    return HistoryRead(snap, _patches_after(c, channel_id, start, max_bytes), info.head)
 
 
 def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes) -> int:

@@ -39,7 +39,7 @@ from crypto.envelope import Kind
 from relay.app import RelayConfig
 from relay.cli import main as cli_main
 from relay.hub import Outbox, Subscription
-from relay.store import AppendResult, HistoryRead, MemoryStore, SQLiteStore
+from relay.store import AppendResult, HistoryRead, HistoryTrimmed, MemoryStore, SQLiteStore
 from relay.store.sqlite import FairQueue, _Op
 from wire import frames as f
 from wire.codes import ErrorCode, RefuseCode
@@ -407,16 +407,20 @@ class _GatedStore(MemoryStore):
         self.reads = 0
         self.gating = False
 
-    async def read_since(self, channel_id: bytes, since_seq: int) -> HistoryRead:
+    async def read_since(
+        self, channel_id: bytes, since_seq: int, max_bytes: int | None = None
+    ) -> HistoryRead:
         self.reads += 1
         if self.gating:
             self.entered.set()
             await asyncio.to_thread(self.gate.wait, TIMEOUT)
-        return await super().read_since(channel_id, since_seq)
+        return await super().read_since(channel_id, since_seq, max_bytes)
 
-    async def read_from_snapshot(self, channel_id: bytes) -> HistoryRead:
+    async def read_from_snapshot(
+        self, channel_id: bytes, max_bytes: int | None = None
+    ) -> HistoryRead:
         self.reads += 1
-        return await super().read_from_snapshot(channel_id)
+        return await super().read_from_snapshot(channel_id, max_bytes)
 
 
 def test_head_reads_no_history_and_heavy_reads_are_capped() -> None:
@@ -669,9 +673,67 @@ def test_offers_held_while_catching_up_share_the_outgoing_byte_budget() -> None:
 def test_the_memory_ceiling_is_the_documented_formula() -> None:
     from relay.limits import GIB, KIB, MIB, Limits, memory_ceiling
 
-    per_connection = 2 * MIB + 256 * KIB + 1 * MIB + 320 * KIB + 64 * MIB
+    subscribe_read = 16 * MIB + 256 * KIB + 64 * KIB  # snapshot, a page, its last patch
+    per_connection = 2 * MIB + 256 * KIB + 1 * MIB + 320 * KIB + subscribe_read
     expected = 64 * MIB + 1024 * per_connection + 64 * MIB + 4 * 128 * MIB
     assert memory_ceiling(Limits()) == expected
-    assert 67 * GIB < expected < 69 * GIB  # "≈ 68 GiB" in PROTOCOL.md §5.3
+    assert 20 * GIB < expected < 21 * GIB  # "≈ 20.5 GiB" in PROTOCOL.md §5.3
     smaller = Limits(max_connections=16, max_pad_bytes=1 * MIB)
     assert memory_ceiling(smaller) < memory_ceiling(Limits())
+
+
+class _PagedStore(MemoryStore):
+    """A memory store that records the bytes of every history read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pages: list[int] = []
+        self.trimmed_after: int | None = None  # pretend a trim passed this seq
+
+    async def read_since(
+        self, channel_id: bytes, since_seq: int, max_bytes: int | None = None
+    ) -> HistoryRead:
+        if self.trimmed_after is not None and since_seq < self.trimmed_after:
+            raise HistoryTrimmed(self.trimmed_after)
+        read = await super().read_since(channel_id, since_seq, max_bytes)
+        self.pages.append(sum(len(p.envelope) for p in read.patches))
+        return read
+
+
+def test_a_subscription_reads_its_history_a_page_at_a_time() -> None:
+    """The SUBSCRIBE history read was held whole while sent (PROTOCOL.md §5.3, S)."""
+    from relay.limits import HISTORY_PAGE_BYTES
+
+    store = _PagedStore()
+    config = RelayConfig(store_url="memory:", web_dir=None)
+    pad = Pad()
+    body = b"p" * 60_000
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as owner:
+            await owner.subscribe(pad)
+            parent = ZERO
+            for _ in range(40):  # ~2.4 MB of history
+                env, parent = pad.patch(parent, body)
+                assert isinstance(await owner.push(env), f.Ack)
+        store.pages.clear()
+        async with Client.connect(relay) as reader:
+            got = await reader.subscribe(pad, key=ZERO)
+        history = [frame.seq for frame in got if isinstance(frame, f.History)]
+        assert history == list(range(1, 41))  # every patch, in order, once
+        assert isinstance(got[-1], f.HistoryEnd)
+        assert got[-1].head_seq == 40
+        assert len(store.pages) >= 8
+        assert max(store.pages) < HISTORY_PAGE_BYTES + 65_536  # a page and its last patch
+        store.trimmed_after = 30  # a trim lands while the second page is due
+        async with Client.connect(relay) as reader:
+            await reader.send(f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0, ZERO))
+            frame = await reader.recv()
+            while isinstance(frame, f.History):
+                frame = await reader.recv()
+            assert isinstance(frame, f.Error), frame
+            assert frame.code == ErrorCode.SLOW_CONSUMER
+            assert "history trimmed while it was sent; resume since seq" in frame.message
+
+    with running_relay(config, store=store) as relay:
+        asyncio.run(scenario(relay))

@@ -40,6 +40,7 @@ MARKER = b"plaintext-marker-7f3a9c"
 LIMITS = Limits(
     max_frame_bytes=64 * 1024,
     max_pad_bytes=1 * MIB,
+    max_snapshot_bytes=1 * MIB,
     presubscribe_bytes=10**9,  # let fuzz connections run on before subscribing
     max_connections=64,
     max_upload_bytes=4 * MIB,
