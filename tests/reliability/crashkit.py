@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import random
 import signal
@@ -92,13 +93,13 @@ async def _type(
 ) -> int:
     rng = random.Random(seed)
     done = _journal_read(journal)
-    start = max((int(tok.split(".")[1].rstrip("_")) + 1 for tok in done.attempted), default=0)
+    start = max((int(tok.split(".")[1].split("|")[0]) + 1 for tok in done.attempted), default=0)
     fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     pad = await Pad.open(link, state_dir=state, backoff=FAST, open_timeout=HANG_GUARD_S)
     print(f"{time.time():.3f} opened at {start} with text {pad.text!r}", flush=True)
     try:
         for n in range(start, tokens):
-            token = f"{who}.{n}" + "_" * filler
+            token = f"{who}.{n}|" + _filler(f"{who}.{n}", filler) if filler else f"{who}.{n}"
             text = pad.text
             bounds = [0] + [i + 1 for i, char in enumerate(text) if char == " "]
             at = rng.choice(bounds)
@@ -118,6 +119,13 @@ async def _type(
         await pad.aclose()
         os.close(fd)
     return 0
+
+
+def _filler(token: str, length: int) -> str:
+    """Text that lengthens ``token`` without repeating its neighbours' (hex of
+    its hash): long identical runs make the recovery's text diff ambiguous,
+    which docs/RELIABILITY.md lists as a known limit."""
+    return (hashlib.sha256(token.encode()).hexdigest() * (length // 64 + 1))[:length]
 
 
 def start_typist(

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from relay_support import ROOT, TIMEOUT, Client, Pad, RelayHandle
 from reliability_profile import sized
 from websockets.asyncio.client import ClientConnection, connect
@@ -166,6 +167,7 @@ def limit_args(limits: Limits) -> list[str]:
     return args
 
 
+@pytest.mark.timeout(max(1800, FRAMES // 50))  # a hang guard that grows with the frames
 def test_fuzzed_frames_never_take_the_relay_down(tmp_path: Path) -> None:
     rng = random.Random(20261121)
     fuzz_pad, good_pad = Pad(), Pad()
