@@ -31,11 +31,12 @@ from websockets.exceptions import ConnectionClosed
 from crypto.envelope import Kind, verify_channel_signature
 from relay.limits import MIB, Limits, memory_ceiling
 from wire import frames as f
-from wire.codes import ErrorCode
+from wire.codes import ErrorCode, RefuseCode
 
-FRAMES = sized("fuzz_frames", 10_000, 1_000_000)  # 100k stalled the good client once: issue 11
+FRAMES = sized("fuzz_frames", 100_000, 1_000_000)
 BATCH = 1  # mutated frames per PING: each frame is answered before the next
 CHECKPOINT = 2_000  # the good client must be acked at least once per this many frames
+PUSHES_PER_CHECKPOINT = 5  # the good client pushes this many, then waits for the next
 WORKERS = 10
 MARKER = b"plaintext-marker-7f3a9c"
 LIMITS = Limits(
@@ -135,7 +136,16 @@ async def send_and_sync(
         return False
 
 
-async def good_client(relay: RelayHandle, pad: Pad, acks: list[int], stop: asyncio.Event) -> None:
+async def good_client(
+    relay: RelayHandle, pad: Pad, acks: list[int], wanted: asyncio.Event, stop: asyncio.Event
+) -> None:
+    """Push a patch of another pad whenever the scenario asks for one.
+
+    Pushes are paced by the fuzz's progress (a few per checkpoint), not by the
+    clock: a clock-paced client fills its pad (PAD_TOO_LARGE) on a long run
+    and then looks starved.  Only STALE (a fuzzed push moved the head) is
+    rebased over; any other refusal fails the test with its code.
+    """
     async with Client.connect(relay) as client:
         got = await client.subscribe(pad)
         end = got[-1]
@@ -144,16 +154,29 @@ async def good_client(relay: RelayHandle, pad: Pad, acks: list[int], stop: async
         while not stop.is_set():
             envelope, pid = pad.patch(parent, MARKER)
             answer = await client.push(envelope)
-            if isinstance(answer, f.Refuse):  # a fuzzed push moved the head: rebase
+            if isinstance(answer, f.Refuse):
+                assert answer.code == RefuseCode.STALE, f"good client refused: {answer}"
                 parent = answer.head_id
                 continue
             acks.append(answer.seq)
             parent = pid
-            await asyncio.sleep(0.005)
+            if len(acks) % PUSHES_PER_CHECKPOINT == 0:
+                wanted.clear()
+                await wait_either(wanted, stop)
 
 
-async def wait_for_more(acks: list[int], seen: int) -> int:
+async def wait_either(first: asyncio.Event, second: asyncio.Event) -> None:
+    waits = [asyncio.create_task(first.wait()), asyncio.create_task(second.wait())]
+    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+
+
+async def wait_for_more(acks: list[int], seen: int, good: asyncio.Task[None]) -> int:
     for _ in range(int(TIMEOUT * 100)):
+        if good.done():
+            good.result()  # raises what stopped the good client
+            raise AssertionError("the well-behaved client returned early")
         if len(acks) > seen:
             return len(acks)
         await asyncio.sleep(0.01)
@@ -209,9 +232,9 @@ def test_fuzzed_frames_never_take_the_relay_down(tmp_path: Path) -> None:
     async def scenario() -> None:
         nonlocal peak
         acks: list[int] = []
-        stop = asyncio.Event()
-        good = asyncio.create_task(good_client(handle, good_pad, acks, stop))
-        seen = await wait_for_more(acks, 0)
+        stop, wanted = asyncio.Event(), asyncio.Event()
+        good = asyncio.create_task(good_client(handle, good_pad, acks, wanted, stop))
+        seen = await wait_for_more(acks, 0, good)
         baseline_fds = open_fds(pid)
         share = FRAMES // WORKERS
         workers = [
@@ -224,7 +247,8 @@ def test_fuzzed_frames_never_take_the_relay_down(tmp_path: Path) -> None:
             assert proc.poll() is None, "the relay died"
             peak = max(peak, rss_bytes(pid))
             if tally.frames >= mark:  # the good client is served throughout
-                seen = await wait_for_more(acks, seen)
+                wanted.set()
+                seen = await wait_for_more(acks, seen, good)
                 mark += CHECKPOINT
         for w in workers:
             await w
