@@ -24,15 +24,8 @@ canonical by construction; this module adds no operation of its own.
 
 from __future__ import annotations
 
-from client.textops import (
-    Patch,
-    _Builder,
-    _Comp,
-    _components,
-    _DiffStats,
-    _run_len,
-    _suffix_len,
-)
+from client.textpatch import Patch
+from client.textstream import Builder, Comp, DiffStats, components, run_len, suffix_len
 
 __all__ = ["diff"]
 
@@ -62,10 +55,10 @@ def diff(old: str, new: str) -> Patch:
     Returns:
         A canonical patch ``p`` with ``apply(old, p) == new``.
     """
-    return _diff(old, new, _DIFF_BUDGET, _DiffStats())
+    return _diff(old, new, _DIFF_BUDGET, DiffStats())
 
 
-def _diff(old: str, new: str, budget: int, stats: _DiffStats, *, coarse: bool = True) -> Patch:
+def _diff(old: str, new: str, budget: int, stats: DiffStats, *, coarse: bool = True) -> Patch:
     """:func:`diff` with an explicit work budget, recording its work in ``stats``.
 
     Past the budget, with ``coarse``, the middle is diffed line by line
@@ -74,11 +67,11 @@ def _diff(old: str, new: str, budget: int, stats: _DiffStats, *, coarse: bool = 
     """
     if old == new:
         return ()
-    head = _run_len(old, 0, new, 0, stats)
-    tail = _suffix_len(old, new, min(len(old), len(new)) - head, stats)
+    head = run_len(old, 0, new, 0, stats)
+    tail = suffix_len(old, new, min(len(old), len(new)) - head, stats)
     middle_old = old[head : len(old) - tail]
     middle_new = new[head : len(new) - tail]
-    comps: list[_Comp] = [-len(middle_old), middle_new]
+    comps: list[Comp] = [-len(middle_old), middle_new]
     if middle_old and middle_new:
         found = _myers(middle_old, middle_new, budget, stats)
         if found is not None:
@@ -90,15 +83,15 @@ def _diff(old: str, new: str, budget: int, stats: _DiffStats, *, coarse: bool = 
     return _build(head, comps)
 
 
-def _build(head: int, comps: list[_Comp]) -> Patch:
-    out = _Builder()
+def _build(head: int, comps: list[Comp]) -> Patch:
+    out = Builder()
     out.add(head)
     for comp in comps:
         out.add(comp)
     return out.patch()
 
 
-def _by_lines(old: str, head: int, a: str, b: str, budget: int, stats: _DiffStats) -> Patch:
+def _by_lines(old: str, head: int, a: str, b: str, budget: int, stats: DiffStats) -> Patch:
     """The fallback past the budget: diff the middle ``a`` -> ``b`` (at ``head``) by lines.
 
     Each changed block of lines is then diffed by code points (without a
@@ -112,7 +105,7 @@ def _by_lines(old: str, head: int, a: str, b: str, budget: int, stats: _DiffStat
     if len(patch) == 1 and patch[0].delete == len(a):
         return patch  # one block, the whole middle: the search already failed on it
     left = budget - (stats.probes - start)
-    out = _Builder()
+    out = Builder()
     prev = 0
     for op in patch:
         out.add(op.pos - prev)
@@ -121,14 +114,14 @@ def _by_lines(old: str, head: int, a: str, b: str, budget: int, stats: _DiffStat
             old[op.pos : op.pos + op.delete], op.insert, max(left, 0), stats, coarse=False
         )
         left -= stats.probes - before
-        for comp in _components(block):
+        for comp in components(block):
             out.add(comp)
         out.add(op.delete - (block[-1].pos + block[-1].delete if block else 0))
         prev = op.pos + op.delete
     return out.patch()
 
 
-def _line_comps(a: str, b: str, budget: int, stats: _DiffStats) -> list[_Comp] | None:
+def _line_comps(a: str, b: str, budget: int, stats: DiffStats) -> list[Comp] | None:
     """A shortest edit script over whole lines, as code point components; None past ``budget``.
 
     Each distinct line becomes one code point (skipping the surrogates), so
@@ -153,7 +146,7 @@ def _line_comps(a: str, b: str, budget: int, stats: _DiffStats) -> list[_Comp] |
     found = _myers(encode(lines_a), encode(lines_b), budget, stats)
     if found is None:
         return None
-    comps: list[_Comp] = []
+    comps: list[Comp] = []
     ia = ib = 0
     for comp in found:
         if isinstance(comp, str):
@@ -168,7 +161,7 @@ def _line_comps(a: str, b: str, budget: int, stats: _DiffStats) -> list[_Comp] |
     return comps
 
 
-def _myers(a: str, b: str, budget: int, stats: _DiffStats) -> list[_Comp] | None:
+def _myers(a: str, b: str, budget: int, stats: DiffStats) -> list[Comp] | None:
     """A shortest edit script from ``a`` to ``b`` as components, None past ``budget``.
 
     Each round ``d`` records, per diagonal ``k = x - y``, the furthest point
@@ -198,7 +191,7 @@ def _myers(a: str, b: str, budget: int, stats: _DiffStats) -> list[_Comp] | None
                 continue  # an edge of the range: at most two per round
             x, from_k = start
             y = x - k
-            run = _run_len(a, x, b, y, stats)
+            run = run_len(a, x, b, y, stats)
             x, y = x + run, y + run
             work += run // _DIFF_RUN_WEIGHT
             cur[k] = (x, from_k)
@@ -225,8 +218,8 @@ def _myers_step(
     return (x_down, k + 1) if x_down >= x_right else (x_right, k - 1)
 
 
-def _myers_path(rounds: list[dict[int, tuple[int, int]]], b: str, k: int) -> list[_Comp]:
-    backwards: list[_Comp] = []
+def _myers_path(rounds: list[dict[int, tuple[int, int]]], b: str, k: int) -> list[Comp]:
+    backwards: list[Comp] = []
     for d in range(len(rounds) - 1, -1, -1):
         x, from_k = rounds[d][k]
         if d == 0:

@@ -7,27 +7,14 @@ A document is a Python ``str``. Every position and length is counted in
 **code points** (``str`` indices), never in UTF-16 units, so an emoji or a
 CJK character is one position and can never be cut in half.
 
-Op and patch
-------------
-An ``Op(pos, delete, insert)`` removes ``delete`` code points starting at
-``pos`` and puts ``insert`` in their place. A ``Patch`` is a tuple of ops, all
-in the coordinates of the *original* document (the one the patch applies
-to), in **canonical form**:
-
-- ops are sorted by ``pos``;
-- no op is empty (``delete == 0 and insert == ""``);
-- ops are strictly separated: ``ops[i].pos + ops[i].delete < ops[i+1].pos``
-  (touching ops are one op, so a patch has at most one insert per position);
-- numbers are non-negative ``int`` (not ``bool``) and no inserted text
-  contains a lone surrogate (U+D800..U+DFFF).
-
-A patch that breaks any rule, or reaches past the end of its document, is
-rejected with ``InvalidPatch``. ``normalize`` turns loose ops (touching,
-empty) into canonical form; ``from_wire`` accepts only canonical input.
+A ``Patch`` is a tuple of ``Op(pos, delete, insert)`` in canonical form
+(sorted, strictly separated, non-empty ops): :mod:`client.textpatch` defines
+them, checks them and gives their wire form; this module re-exports those
+names. ``normalize`` turns loose ops (touching, empty) into canonical form.
 
 Internally a patch is also read as a stream of components over the original
-document: a positive ``int`` keeps that many code points, a negative ``int``
-deletes that many, a ``str`` inserts text. An op becomes ``[retain gap,
+document (:mod:`client.textstream`): a positive ``int`` keeps that many code
+points, a negative ``int`` deletes that many, a ``str`` inserts text. An op becomes ``[retain gap,
 insert, delete]``: **its insert sits at ``pos``, before the text it deletes**.
 ``compose`` and ``transform`` walk two such streams in one pass and rebuild a
 canonical patch, so their cost is O(ops + inserted text), independent of the
@@ -94,9 +81,10 @@ concurrent *insert* there lands after it (its anchor lies past the op's).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from client.textpatch import InvalidPatch, Op, Patch, check, check_op, from_wire, to_wire, validate
+from client.textstream import Builder, Reader, components, prefix_len, suffix_len, width
 
 __all__ = [
     "InvalidPatch",
@@ -116,185 +104,6 @@ __all__ = [
 ]
 
 
-class InvalidPatch(ValueError):
-    """A patch is malformed, not canonical, or does not fit its document."""
-
-
-@dataclass(frozen=True, slots=True)
-class Op:
-    """Replace ``delete`` code points at ``pos`` by ``insert``."""
-
-    pos: int
-    delete: int
-    insert: str
-
-
-Patch = tuple[Op, ...]
-
-# A stream component: > 0 keeps, < 0 deletes that many code points, str inserts.
-_Comp = int | str
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _check_op(op: object, index: int, *, scan_text: bool = True) -> Op:
-    if not isinstance(op, Op):
-        raise InvalidPatch(f"op {index}: expected Op, got {type(op).__name__}")
-    if type(op.pos) is not int or type(op.delete) is not int or type(op.insert) is not str:
-        raise InvalidPatch(f"op {index}: pos and delete must be int, insert str: {op!r}")
-    if op.pos < 0 or op.delete < 0:
-        raise InvalidPatch(f"op {index}: negative pos or delete: {op!r}")
-    if scan_text and not op.insert.isascii() and _SURROGATE.search(op.insert):
-        raise InvalidPatch(f"op {index}: insert contains a lone surrogate")
-    return op
-
-
-def _validate(patch: object, *, scan_text: bool = True) -> int:
-    """Check canonical form; return the end of the last op's range (0 if empty).
-
-    ``scan_text=False`` skips the surrogate scan of inserted text (for
-    functions that only recombine already-checked text), keeping the cost O(ops).
-    """
-    if not isinstance(patch, tuple):
-        raise InvalidPatch(f"a patch is a tuple of Op, got {type(patch).__name__}")
-    end = -1
-    for index, item in enumerate(patch):
-        op = _check_op(item, index, scan_text=scan_text)
-        if op.delete == 0 and not op.insert:
-            raise InvalidPatch(f"op {index}: empty op")
-        if op.pos <= end:
-            raise InvalidPatch(
-                f"op {index}: starts at {op.pos}, not after the previous op's end {end}"
-                " (ops must be sorted and strictly separated)"
-            )
-        end = op.pos + op.delete
-    return max(end, 0)
-
-
-def check(patch: Patch, doc_len: int) -> None:
-    """Check that ``patch`` is canonical and fits a document of ``doc_len`` code points.
-
-    Args:
-        patch: the patch to check.
-        doc_len: length in code points of the document it applies to.
-
-    Raises:
-        InvalidPatch: the patch is not canonical or reaches past ``doc_len``.
-    """
-    end = _validate(patch)
-    if end > doc_len:
-        raise InvalidPatch(f"patch reaches position {end}, past the document end {doc_len}")
-
-
-# --------------------------------------------------------------------------- streams
-
-
-class _Builder:
-    """Collect a component stream into a canonical patch (merging touching ops)."""
-
-    __slots__ = ("_delete", "_inserts", "_ops", "_pos", "_start")
-
-    def __init__(self) -> None:
-        self._ops: list[Op] = []
-        self._pos = 0  # position in the input document
-        self._start = -1  # start of the pending op, -1 if none
-        self._delete = 0
-        self._inserts: list[str] = []
-
-    def add(self, comp: _Comp) -> None:
-        if isinstance(comp, str):
-            if comp:
-                self._open()
-                self._inserts.append(comp)
-        elif comp > 0:
-            self._flush()
-            self._pos += comp
-        elif comp < 0:
-            self._open()
-            self._delete -= comp
-            self._pos -= comp
-
-    def _open(self) -> None:
-        if self._start < 0:
-            self._start = self._pos
-
-    def _flush(self) -> None:
-        if self._start >= 0:
-            self._ops.append(Op(self._start, self._delete, "".join(self._inserts)))
-            self._start, self._delete, self._inserts = -1, 0, []
-
-    def patch(self) -> Patch:
-        self._flush()
-        return tuple(self._ops)
-
-
-def _components(patch: Patch) -> list[_Comp]:
-    comps: list[_Comp] = []
-    prev = 0
-    for op in patch:
-        if op.pos > prev:
-            comps.append(op.pos - prev)
-        if op.insert:
-            comps.append(op.insert)
-        if op.delete:
-            comps.append(-op.delete)
-        prev = op.pos + op.delete
-    return comps
-
-
-class _Reader:
-    """Consume a component stream piecewise; past its end it keeps everything."""
-
-    __slots__ = ("_comps", "_index", "_offset")
-
-    def __init__(self, comps: list[_Comp]) -> None:
-        self._comps = comps
-        self._index = 0
-        self._offset = 0  # how much of the current component is consumed
-
-    def peek(self) -> _Comp | None:
-        """The unconsumed rest of the current component, None at the end."""
-        if self._index == len(self._comps):
-            return None
-        comp = self._comps[self._index]
-        if isinstance(comp, str):
-            return comp[self._offset :]
-        return comp - self._offset if comp > 0 else comp + self._offset
-
-    def take(self, limit: int) -> _Comp:
-        """The next piece of at most ``limit`` code points (a keep past the end)."""
-        rest = self.peek()
-        if rest is None:
-            return limit
-        size = len(rest) if isinstance(rest, str) else abs(rest)
-        if size <= limit:
-            self._index, self._offset = self._index + 1, 0
-            return rest
-        self._offset += limit
-        if isinstance(rest, str):
-            return rest[:limit]
-        return limit if rest > 0 else -limit
-
-    def take_whole(self) -> _Comp:
-        """The unconsumed rest of the current component (which must exist)."""
-        rest = self.peek()
-        assert rest is not None
-        self._index, self._offset = self._index + 1, 0
-        return rest
-
-    def drain(self, out: _Builder) -> None:
-        while (rest := self.peek()) is not None:
-            out.add(rest)
-            self._index, self._offset = self._index + 1, 0
-
-
-def _width(comp: _Comp) -> int:
-    return len(comp) if isinstance(comp, str) else abs(comp)
-
-
 # --------------------------------------------------------------------------- algebra
 
 
@@ -312,10 +121,10 @@ def normalize(ops: Iterable[Op | tuple[int, int, str]]) -> Patch:
         InvalidPatch: a wrong type, a negative number, ops out of order or
             overlapping, or a lone surrogate in inserted text.
     """
-    out = _Builder()
+    out = Builder()
     prev_pos, prev_end = 0, 0
     for index, item in enumerate(ops):
-        op = _check_op(_as_op(item, index), index)
+        op = check_op(_as_op(item, index), index)
         if op.pos < prev_pos:
             raise InvalidPatch(f"op {index}: not sorted (pos {op.pos} < {prev_pos})")
         if op.pos < prev_end:
@@ -374,11 +183,11 @@ def compose(a: Patch, b: Patch) -> Patch:
     Raises:
         InvalidPatch: ``a`` or ``b`` is not canonical.
     """
-    _validate(a, scan_text=False)
-    _validate(b, scan_text=False)
-    out = _Builder()
-    first = _Reader(_components(a))
-    for comp in _components(b):
+    validate(a, scan_text=False)
+    validate(b, scan_text=False)
+    out = Builder()
+    first = Reader(components(a))
+    for comp in components(b):
         if isinstance(comp, str):
             out.add(comp)
             continue
@@ -389,7 +198,7 @@ def compose(a: Patch, b: Patch) -> Patch:
                 out.add(first.take_whole())  # a's delete is not in b's document
                 continue
             chunk = first.take(length)
-            length -= _width(chunk)
+            length -= width(chunk)
             if comp > 0:
                 out.add(chunk)  # b keeps what a kept or inserted
             elif isinstance(chunk, int):
@@ -443,8 +252,8 @@ def simplify(patch: Patch, doc: str) -> Patch:
     result: list[Op] = []
     for op in patch:
         removed, inserted = doc[op.pos : op.pos + op.delete], op.insert
-        head = _prefix_len(removed, inserted)
-        tail = _suffix_len(removed, inserted, min(len(removed), len(inserted)) - head)
+        head = prefix_len(removed, inserted)
+        tail = suffix_len(removed, inserted, min(len(removed), len(inserted)) - head)
         delete = op.delete - head - tail
         text = inserted[head : len(inserted) - tail]
         if delete or text:
@@ -466,11 +275,11 @@ def transform(a: Patch, b: Patch) -> Patch:
     Raises:
         InvalidPatch: ``a`` or ``b`` is not canonical.
     """
-    _validate(a, scan_text=False)
-    _validate(b, scan_text=False)
-    out = _Builder()
-    mine = _Reader(_components(a))
-    for comp in _components(b):
+    validate(a, scan_text=False)
+    validate(b, scan_text=False)
+    out = Builder()
+    mine = Reader(components(a))
+    for comp in components(b):
         if isinstance(comp, str):
             nxt = mine.peek()
             if isinstance(nxt, str) and nxt <= comp:
@@ -483,7 +292,7 @@ def transform(a: Patch, b: Patch) -> Patch:
                 out.add(mine.take_whole())  # rule 2: inserts survive b's deletes
                 continue
             chunk = mine.take(length)
-            length -= _width(chunk)
+            length -= width(chunk)
             if comp > 0:
                 out.add(chunk)  # b kept this text: a's keep or delete stands
             # else b deleted it already: a's keep or delete of it is moot (rule 3)
@@ -541,106 +350,3 @@ def transform_selection(sel: tuple[int, int], patch: Patch) -> tuple[int, int]:
     new_high = transform_position(high, patch)
     new_low = min(new_low, new_high)
     return (new_low, new_high) if anchor < head else (new_high, new_low)
-
-
-# --------------------------------------------------------------------------- common runs
-# (simplify trims them; client.textdiff finds them, counting its work)
-
-
-@dataclass(slots=True)
-class _DiffStats:
-    """The work one diff did, counted in operations (tests bound it; no clocks).
-
-    Attributes:
-        probes: Myers diagonals walked, usable or not (one Python step each).
-        steps: slice comparisons made by the galloping run finders.
-        compared: code points those comparisons covered (an upper bound).
-        capped: the search hit its budget and the middle became one replace.
-    """
-
-    probes: int = 0
-    steps: int = 0
-    compared: int = 0
-    capped: bool = False
-
-
-def _prefix_len(a: str, b: str) -> int:
-    return _run_len(a, 0, b, 0, _DiffStats())
-
-
-def _run_len(a: str, x: int, b: str, y: int, stats: _DiffStats) -> int:
-    """Length of the common run of ``a[x:]`` and ``b[y:]``.
-
-    Compares slices of doubling (then halving) size, so a long run costs a
-    few C-speed comparisons instead of a Python loop over code points.
-    """
-    limit, matched, step, steps, compared = min(len(a) - x, len(b) - y), 0, 1, 0, 0
-    while matched < limit and step > 0:
-        size = min(step, limit - matched)
-        steps, compared = steps + 1, compared + size
-        if a[x + matched : x + matched + size] == b[y + matched : y + matched + size]:
-            matched, step = matched + size, step * 2
-        else:
-            step //= 2
-    stats.steps += steps
-    stats.compared += compared
-    return matched
-
-
-def _suffix_len(a: str, b: str, limit: int, stats: _DiffStats | None = None) -> int:
-    """Length of the common suffix, at most ``limit``."""
-    matched, step, steps, compared = 0, 1, 0, 0
-    while matched < limit and step > 0:
-        size = min(limit, matched + step)
-        steps, compared = steps + 1, compared + size - matched
-        if a[len(a) - size : len(a) - matched] == b[len(b) - size : len(b) - matched]:
-            matched, step = size, step * 2
-        else:
-            step //= 2
-    if stats is not None:
-        stats.steps += steps
-        stats.compared += compared
-    return matched
-
-
-# --------------------------------------------------------------------------- wire
-
-
-def to_wire(patch: Patch) -> list[list[int | str]]:
-    """Encode a patch as JSON-ready ``[[pos, delete, insert], ...]``.
-
-    Args:
-        patch: a canonical patch.
-
-    Returns:
-        A new list of ``[pos, delete, insert]`` lists.
-    """
-    return [[op.pos, op.delete, op.insert] for op in patch]
-
-
-def from_wire(obj: object) -> Patch:
-    """Decode ``[[pos, delete, insert], ...]`` strictly.
-
-    Args:
-        obj: a value decoded from JSON.
-
-    Returns:
-        The canonical patch it encodes.
-
-    Raises:
-        InvalidPatch: anything but a list of ``[int, int, str]`` lists in
-            canonical form (``bool`` is not an ``int`` here).
-    """
-    if not isinstance(obj, list):
-        raise InvalidPatch(f"a wire patch is a list, got {type(obj).__name__}")
-    ops: list[Op] = []
-    for index, item in enumerate(obj):
-        if not isinstance(item, list) or len(item) != 3:
-            raise InvalidPatch(f"op {index}: expected [pos, delete, insert], got {item!r:.80}")
-        pos, delete, insert = item
-        if type(pos) is not int or type(delete) is not int or type(insert) is not str:
-            raise InvalidPatch(f"op {index}: expected [int, int, str], got {item!r:.80}")
-        ops.append(Op(pos, delete, insert))
-    patch = tuple(ops)
-    _validate(patch)
-    return patch

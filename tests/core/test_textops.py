@@ -20,7 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client.textdiff import _DIFF_BUDGET, _diff, _DiffStats, diff
+from client.textdiff import _DIFF_BUDGET, _diff, diff
+from client.textstream import DiffStats
 from client.textops import (
     InvalidPatch,
     Op,
@@ -516,7 +517,7 @@ def test_diff_long_common_parts() -> None:
     assert diff(base + "x" + base, base + "yz" + base) == (Op(len(base), 1, "yz"),)
 
 
-# Diff work, counted in operations (never time). ``_DiffStats`` counts Myers
+# Diff work, counted in operations (never time). ``DiffStats`` counts Myers
 # diagonals walked (probes), galloping slice compares (steps) and the code
 # points those compares cover. The bounds below fail on the old search, which
 # walked every diagonal -d..d each round: empty -> 3000 took ~2.25 million probes.
@@ -530,8 +531,8 @@ def _text(seed: int, size: int, alphabet: str = ASTRAL) -> str:
     return "".join(rng.choice(alphabet) for _ in range(size))
 
 
-def _diff_stats(old: str, new: str, budget: int = _DIFF_BUDGET) -> tuple[Patch, _DiffStats]:
-    stats = _DiffStats()
+def _diff_stats(old: str, new: str, budget: int = _DIFF_BUDGET) -> tuple[Patch, DiffStats]:
+    stats = DiffStats()
     patch = _diff(old, new, budget, stats)
     check(patch, len(old))
     assert apply(old, patch) == new
