@@ -49,69 +49,27 @@ kept by :mod:`client.connection` too.
 
 Presence (who else is here, their cursors) is :mod:`client.presence`; the
 session feeds it ephemerals and edits and sends what it announces.
+
+The class is in two parts: :class:`~client.relayside.RelaySide` (its state
+and the relay frames it answers) and :class:`PadSession` here, which adds the
+front end's side (reading state, connecting, editing, ticking).
 """
 
 from __future__ import annotations
 
-import enum
-import time
-from collections.abc import Callable, Iterable
 from typing import Any
 
-import crypto
 from client.codec import CryptoCodec
-from client.connection import DEFAULT_MAX_FRAME_BYTES, Keepalive, Outbox, Want
-from client.doctype import TEXT
-from client.engine import (
-    Base,
-    Committed,
-    Engine,
-    LocalError,
-    RemoteChange,
-    Sealed,
-    SendPatch,
-    SendSnapshot,
-)
-from client.errors import InvalidEdit, NotReady, ProtocolError, ReadOnly
-from client.events import (
-    Acked,
-    Alarm,
-    AlarmKind,
-    ConnectionLost,
-    ConnectionRestored,
-    Failed,
-    PadEvent,
-    Peer,
-    Status,
-    StatusChanged,
-    TextChanged,
-)
-from client.joining import Joining
-from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Presence
+from client.engine import Base, LocalError
+from client.errors import InvalidEdit, NotReady, ReadOnly
+from client.events import ConnectionLost, Failed, PadEvent, Peer
+from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS
+from client.relayside import DEFAULT_KEEPALIVE_MS, Phase, RelaySide, wall_clock_ms
 from client.textops import Patch
-from crypto.backend import RandomFn, default_random
-from wire import codes
 from wire import frames as p
-from wire.errors import WireError
-
-DEFAULT_KEEPALIVE_MS = 10_000
 
 
-def wall_clock_ms() -> int:
-    """The default clock: milliseconds since the Unix epoch."""
-    return int(time.time() * 1000)
-
-
-class Phase(enum.Enum):
-    """The connection phase of a session."""
-
-    OFFLINE = "offline"
-    JOINING = "joining"
-    LIVE = "live"
-    CLOSED = "closed"
-
-
-class PadSession:
+class PadSession(RelaySide):
     """One session on one pad, speaking frames.  See the module docstring.
 
     Args:
@@ -131,68 +89,12 @@ class PadSession:
         keepalive_ms: silence after which we PING the relay (see :attr:`stalled`).
     """
 
-    def __init__(
-        self,
-        keys: crypto.PadKeys,
-        author: crypto.Author,
-        *,
-        clock: Callable[[], int] = wall_clock_ms,
-        presence_timeout_ms: int = DEFAULT_PRESENCE_TIMEOUT_MS,
-        pipeline: int = 4,
-        last_head: tuple[int, bytes] | None = None,
-        recovered: Iterable[bytes] = (),
-        recovered_bases: Iterable[Base[str]] = (),
-        token: bytes = b"",
-        create: bool = True,
-        random: RandomFn = default_random,
-        keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
-    ) -> None:
-        self.keys = keys
-        self.author = author
-        self.clock = clock
-        self.presence_timeout_ms = presence_timeout_ms
-        self.engine: Engine[str, Patch] = Engine(
-            TEXT,
-            CryptoCodec(keys, author, random),
-            writer=keys.can_write,
-            pipeline=pipeline,
-            clock=clock,
-        )
-        self.phase = Phase.OFFLINE
-        self.token = token
-        self.welcome: p.Welcome | None = None
-        self.failure: Failed | None = None
-        self.reconnects = 0
-        self.presence = Presence(keys, author, timeout_ms=presence_timeout_ms, random=random)
-        self.keepalive = Keepalive(keepalive_ms)
-        self._outbox = Outbox()
-        self._events: list[PadEvent] = []
-        self._join = Joining(
-            keys,
-            self.engine,
-            self._outbox,
-            self._alarm,
-            create=create,
-            last_head=last_head,
-            recovered=recovered,
-            recovered_bases=recovered_bases,
-        )
-        self._lost = False
-        self._status = Status.OFFLINE
-
     # --- reading state -----------------------------------------------------
 
     @property
     def text(self) -> str:
         """The user's view of the text."""
         return self.engine.view
-
-    @property
-    def status(self) -> Status:
-        """Offline, syncing, or saved (every edit acknowledged while connected)."""
-        if self.phase is not Phase.LIVE:
-            return Status.OFFLINE
-        return Status.SAVED if self.engine.saved else Status.SYNCING
 
     @property
     def ready(self) -> bool:
@@ -306,10 +208,6 @@ class PadSession:
             self._send_ephemeral({"bye": True})
         self.phase = Phase.CLOSED
 
-    def _reset_connection(self) -> None:
-        self._outbox.reset()
-        self._join.reset()
-
     # --- local actions -----------------------------------------------------
 
     def edit(self, patch: Patch) -> None:
@@ -381,145 +279,6 @@ class PadSession:
         known = [deadline for deadline in deadlines if deadline is not None]
         return min(known, default=self.clock() + self.presence_timeout_ms)
 
-    # --- what the relay says ----------------------------------------------
-
-    def receive_frame(self, data: bytes) -> None:
-        """Handle one message from the relay.
-
-        Raises:
-            ProtocolError: the message is not a valid relay frame (close the
-                connection; reconnecting resumes).
-        """
-        try:
-            frame = p.decode_relay(data)
-        except WireError as error:
-            raise ProtocolError(f"the relay sent an invalid frame: {error}") from error
-        if self.phase in (Phase.OFFLINE, Phase.CLOSED):
-            return
-        self.keepalive.heard(self.clock())
-        handler = _HANDLERS.get(type(frame))
-        if handler is not None:
-            handler(self, frame)
-        self._flush()  # a new head may free work refused as stale
-        self._drain()
-
-    def _on_welcome(self, frame: p.Welcome) -> None:
-        self.welcome = frame
-
-    def _on_history_end(self, frame: p.HistoryEnd) -> None:
-        if not self._join.ended(frame):
-            return
-        self.phase = Phase.LIVE
-        if not self._join.live():
-            self.reconnects += 1
-            self.engine.resend()
-        if self._lost:
-            self._lost = False
-            self._events.append(ConnectionRestored())
-        self._flush()
-        if self.presence.mine is not None:
-            self._send_ephemeral(self.presence.mine)
-
-    def _on_ack(self, frame: p.Ack) -> None:
-        request = self._outbox.answered(frame.request_id)
-        if request is None or request.want is not Want.PATCH:
-            return
-        self._join.acked(frame.seq, frame.id)
-        self.engine.acked(frame.id, frame.seq)
-        self._flush()
-
-    def _on_refuse(self, frame: p.Refuse) -> None:
-        request = self._outbox.answered(frame.request_id)
-        if request is None:
-            return
-        code = codes.code_name(frame.code, codes.RefuseCode)
-        if frame.code == codes.RefuseCode.RATE_LIMITED:
-            due = self.clock() + max(1, frame.retry_after_ms)
-            self._outbox.retry_at(due, frame.request_id, request)
-        elif request.want is Want.PATCH and (
-            frame.code == codes.RefuseCode.STALE or self.engine.recovering  # a probe: not stored
-        ):
-            self.engine.refused(request.id, frame.head_id)
-            self._flush()
-        elif request.want is not Want.SNAPSHOT:
-            self._fail(code, f"the relay refused a {request.want.value}")
-
-    def _fail(self, code: str, message: str) -> None:
-        self.failure = Failed(code, message)
-        self._events.append(self.failure)
-
-    def _on_error(self, frame: p.Error) -> None:
-        if frame.code == codes.ErrorCode.VERSION_MISMATCH:
-            self._fail("VERSION_MISMATCH", f"{frame.message} (upgrade blindpad)")
-
-    def _on_peer_joined(self, frame: p.PeerJoined) -> None:
-        if self.presence.mine is not None and self.phase is Phase.LIVE:
-            self._send_ephemeral(self.presence.mine)
-
-    def _on_peer_left(self, frame: p.PeerLeft) -> None:
-        self._events += self.presence.connection_left(frame.peer)
-
-    def _on_ephemeral(self, frame: p.EphemeralRelayed) -> None:
-        self._events += self.presence.receive(frame.envelope, frame.sender, self.clock())
-
-    # --- helpers -----------------------------------------------------------
-
-    def _send_ephemeral(self, body: dict[str, Any]) -> None:
-        sealed = self.presence.announce(body, self.clock())
-        self._outbox.send(p.Ephemeral(self._outbox.next_id(), sealed))
-
-    def _alarm(self, kind: AlarmKind, detail: str, patch_id: bytes | None = None) -> None:
-        self._events.append(Alarm(kind, detail, patch_id))
-
-    def _flush(self) -> None:
-        if self.phase is Phase.LIVE and self.keys.can_write:
-            self.engine.flush()
-
-    def _drain(self) -> None:
-        for event in self.engine.events():
-            if isinstance(event, SendPatch):
-                self._push(event.sealed)
-            elif isinstance(event, SendSnapshot):
-                self._upload(event.sealed)
-            elif isinstance(event, RemoteChange):
-                self.presence.move_cursors(event.patch)
-                self._events.append(TextChanged(tuple(event.patch)))
-            elif isinstance(event, Committed):
-                self._events.append(Acked(event.id))
-            elif isinstance(event, Alarm):  # the engine's alarms are the SDK's
-                self._events.append(event)
-        self._update_status()
-
-    def _push(self, sealed: Sealed) -> None:
-        if self.phase is Phase.LIVE:  # else resent by engine.resend() once live again
-            self._outbox.push(sealed)
-
-    def _upload(self, sealed: Sealed) -> None:
-        if self.phase in (Phase.JOINING, Phase.LIVE):
-            limit = self.welcome.max_frame_bytes if self.welcome else DEFAULT_MAX_FRAME_BYTES
-            self._outbox.upload(sealed, limit)
-
-    def _update_status(self) -> None:
-        status = self.status
-        if status is not self._status:
-            self._status = status
-            self._events.append(StatusChanged(status))
-
-
-_HANDLERS: dict[type[Any], Callable[[PadSession, Any], None]] = {
-    p.Welcome: PadSession._on_welcome,
-    p.Snapshot: lambda session, frame: session._join.snapshot(frame),
-    p.History: lambda session, frame: session._join.patch(frame),
-    p.Broadcast: lambda session, frame: session._join.patch(frame),
-    p.HistoryEnd: PadSession._on_history_end,
-    p.Ack: PadSession._on_ack,
-    p.Refuse: PadSession._on_refuse,
-    p.Error: PadSession._on_error,
-    p.PeerJoined: PadSession._on_peer_joined,
-    p.PeerLeft: PadSession._on_peer_left,
-    p.EphemeralRelayed: PadSession._on_ephemeral,
-}
-# Every other frame (PONG, UNSUBSCRIBED) only proves the connection alive.
 
 __all__ = [
     "DEFAULT_KEEPALIVE_MS",
