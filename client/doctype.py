@@ -82,6 +82,11 @@ class DocType(Protocol[D, P]):
         """A small patch turning ``old`` into ``new``."""
         ...
 
+    def merge_diff(self, old: D, new: D) -> P:
+        """A patch turning ``old`` into ``new`` that keeps inserted and removed
+        units whole, for three-way merges (:mod:`client.recovery`)."""
+        ...
+
     def separate(self, patch: P) -> tuple[P, P]:
         """``(removals, additions)``: ``patch == compose(removals, additions)``,
         where ``removals`` only removes and ``additions`` only adds."""
@@ -150,6 +155,9 @@ class TextType:
 
     def diff(self, old: str, new: str) -> textops.Patch:
         return textdiff.diff(old, new)
+
+    def merge_diff(self, old: str, new: str) -> textops.Patch:
+        return textdiff.diff_words(old, new)
 
     def separate(self, patch: textops.Patch) -> tuple[textops.Patch, textops.Patch]:
         removals = tuple(textops.Op(op.pos, op.delete, "") for op in patch if op.delete)

@@ -185,10 +185,6 @@ class Engine(Generic[D, P]):
         return self.outbox.awaiting
 
     @property
-    def _awaiting(self) -> bytes | None:  # read by client/browser.py: use awaited_head
-        return self.outbox.awaiting
-
-    @property
     def recovering(self) -> bool:
         """True while adopted patches wait for the relay to say which landed."""
         return self.recovery is not None
@@ -322,20 +318,7 @@ class Engine(Generic[D, P]):
         """
         if not self.saved:
             raise LocalError("adopt before any local edit")
-        landed: list[bytes] = []
-        pending: list[Own[P]] = []
-        for data in sealed:
-            opened = self.codec.open(data)
-            payload = None if opened.kind != PATCH else self._decode(opened)
-            if payload is None:
-                raise LocalError("cannot adopt a sealed patch that does not open as a patch")
-            if opened.id in self.chain:  # it landed, and so did those before it
-                landed += [own.sealed.id for own in pending] + [opened.id]
-                pending = []
-            elif pending and opened.ref != pending[-1].sealed.id:
-                raise LocalError("adopted patches must each be parented on the one before")
-            else:
-                pending.append(Own(Sealed(opened.id, data), opened.ref, payload))
+        landed, pending = _split_log(self, sealed)
         return landed + adopt(self, pending, list(bases))
 
     def resend(self) -> None:
@@ -396,6 +379,26 @@ class Engine(Generic[D, P]):
             assert own.parent == parent, "in-flight patches do not chain from the head"
             parent = own.sealed.id
         assert self.chain.best is self.head, "the head is not the best tip"
+
+
+def _split_log(engine: Engine[D, P], sealed: list[bytes]) -> tuple[list[bytes], list[Own[P]]]:
+    """The ids of logged patches already on the chain (with those before them),
+    and the rest as our own patches, for :meth:`Engine.adopt`."""
+    landed: list[bytes] = []
+    pending: list[Own[P]] = []
+    for data in sealed:
+        opened = engine.codec.open(data)
+        payload = None if opened.kind != PATCH else engine._decode(opened)
+        if payload is None:
+            raise LocalError("cannot adopt a sealed patch that does not open as a patch")
+        if opened.id in engine.chain:  # it landed, and so did those before it
+            landed += [own.sealed.id for own in pending] + [opened.id]
+            pending = []
+        elif pending and opened.ref != pending[-1].sealed.id:
+            raise LocalError("adopted patches must each be parented on the one before")
+        else:
+            pending.append(Own(Sealed(opened.id, data), opened.ref, payload))
+    return landed, pending
 
 
 __all__ = [

@@ -57,7 +57,9 @@ loaded, before any local edit, with the log a previous process left:
 Then the rest is a **three-way merge**: ``base`` = the logged base with the
 landed prefix applied, ``ours`` = the rest composed (a patch on ``base``),
 ``theirs`` = the authoritative document now.  With no intervening operations
-at hand, ``T = diff(base, theirs)`` stands for them, and the work is
+at hand, ``T = merge_diff(base, theirs)`` stands for them (for text,
+:func:`client.textdiff.diff_words`: aligned on words first, so no run they
+inserted is split around a character it happens to share with the base), and the work is
 ``transform(ours, T)``, the engine's convention for carrying work across
 someone else's patch.  It goes into the open patch and is sealed afresh on
 the head; the log keeps the logged patches until it is.
@@ -66,7 +68,7 @@ Semantics, from :mod:`client.textops`' transform rules: every inserted run
 of ours survives exactly once (a concurrent delete never removes a
 concurrent insert), anchored where it was in the base text around it;
 theirs' inserts survive too; our deletes apply to the base text that still
-exists (text they deleted is deleted once).  Limits: ``T`` is a minimal
+exists (text they deleted is deleted once).  Limits: ``T`` is a small
 diff, not what they did, so where they removed text and added it back
 elsewhere our edits inside it stay with the copy the diff kept; and past
 the diff's work budget ``T`` replaces the whole changed middle, so our
@@ -273,9 +275,9 @@ def take_back(engine: Engine[D, P], adopted: list[Own[P]], work: P, log: Log[D])
 def three_way(doctype: DocType[D, P], base: D, ours: P, theirs: D) -> P:
     """Rebase ``ours`` (a patch on ``base``) onto ``theirs``.
 
-    ``transform(ours, diff(base, theirs))``; the module docstring says what survives.
+    ``transform(ours, merge_diff(base, theirs))``; the module docstring says what survives.
     """
-    return doctype.transform(ours, doctype.diff(base, theirs))
+    return doctype.transform(ours, doctype.merge_diff(base, theirs))
 
 
 __all__ = [

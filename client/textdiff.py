@@ -24,10 +24,13 @@ canonical by construction; this module adds no operation of its own.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from client.textpatch import Patch
 from client.textstream import Builder, Comp, DiffStats, components, run_len, suffix_len
 
-__all__ = ["diff"]
+__all__ = ["diff", "diff_words"]
 
 # Myers' algorithm gives up past this much work and the differing middle is
 # diffed by lines instead (or becomes one replace). A unit of work is one diagonal probe, or
@@ -100,11 +103,15 @@ def _by_lines(old: str, head: int, a: str, b: str, budget: int, stats: DiffStats
     Correct, not minimal; one replace if the lines do not help.
     """
     start = stats.probes
-    comps = _line_comps(a, b, budget, stats)
+    comps = _unit_comps(a, b, budget, stats, _lines)
     patch = _build(head, [-len(a), b] if comps is None else comps)
     if len(patch) == 1 and patch[0].delete == len(a):
         return patch  # one block, the whole middle: the search already failed on it
-    left = budget - (stats.probes - start)
+    return _refine(old, patch, budget - (stats.probes - start), stats)
+
+
+def _refine(old: str, patch: Patch, left: int, stats: DiffStats) -> Patch:
+    """Diff each op of ``patch`` (on ``old``) by code points while ``left`` work lasts."""
     out = Builder()
     prev = 0
     for op in patch:
@@ -121,13 +128,53 @@ def _by_lines(old: str, head: int, a: str, b: str, budget: int, stats: DiffStats
     return out.patch()
 
 
-def _line_comps(a: str, b: str, budget: int, stats: DiffStats) -> list[Comp] | None:
-    """A shortest edit script over whole lines, as code point components; None past ``budget``.
+def _lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
 
-    Each distinct line becomes one code point (skipping the surrogates), so
-    the same Myers search runs on texts as long as the line counts.
+
+# A word with the white space after it, or white space alone (at the start).
+_WORD = re.compile(r"\S+\s*|\s+")
+
+
+def diff_words(old: str, new: str) -> Patch:
+    """A patch from ``old`` to ``new`` that keeps words whole where it can, for merges.
+
+    :func:`diff` finds *a* shortest edit script, and when inserted text
+    shares code points with the text around it, a shortest script may
+    interleave them: inserting ``"b.1|3f "`` before ``"a.0|f3 "`` can come out
+    as an insert, a kept ``f``, another insert.  A merge that anchors someone
+    else's insert on that ``f`` (:mod:`client.recovery`) would put it inside
+    the inserted word.  Here the texts are diffed word by word first (a word
+    with the white space after it is one symbol), then each changed block of
+    words by code points, so an insert or delete of whole words stays whole.
+    Correct, not minimal; past the work budget it is :func:`diff`.
+
+    Args:
+        old: the document before.
+        new: the document after.
+
+    Returns:
+        A canonical patch ``p`` with ``apply(old, p) == new``.
     """
-    lines_a, lines_b = a.splitlines(keepends=True), b.splitlines(keepends=True)
+    if old == new:
+        return ()
+    stats = DiffStats()
+    comps = _unit_comps(old, new, _DIFF_BUDGET, stats, _WORD.findall)
+    if comps is None:
+        return _diff(old, new, _DIFF_BUDGET, stats)
+    return _refine(old, _build(0, comps), _DIFF_BUDGET, stats)
+
+
+def _unit_comps(
+    a: str, b: str, budget: int, stats: DiffStats, units: Callable[[str], list[str]]
+) -> list[Comp] | None:
+    """A shortest edit script over whole units (lines, words), as code point
+    components; None past ``budget``.
+
+    Each distinct unit becomes one code point (skipping the surrogates), so
+    the same Myers search runs on texts as long as the unit counts.
+    """
+    lines_a, lines_b = units(a), units(b)
     stats.steps += len(lines_a) + len(lines_b)  # one dict look-up per line
     if len(lines_a) + len(lines_b) > _MAX_LINE_CODES:
         return None

@@ -21,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from client.textdiff import _DIFF_BUDGET, _diff, diff
-from client.textstream import DiffStats
 from client.textops import (
     InvalidPatch,
     Op,
@@ -38,6 +37,7 @@ from client.textops import (
     transform_position,
     transform_selection,
 )
+from client.textstream import DiffStats
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 CHARS = st.sampled_from(["a", "b", " ", "\n", "中", "文", "😀", "🎉", "\u0301", "é"])

@@ -60,13 +60,6 @@ def test_sigkilled_relay_and_typists_lose_and_double_nothing(tmp_path: Path) -> 
 
 
 @pytest.mark.timeout(max(1800, 60 * AWAY_RUNS))
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect (issue 11, docs/RELIABILITY.md): after a snapshot and a trim, the "
-    "three-way recovery can place a concurrent token inside another token (every character "
-    "kept once, the other token split); 1 of 40 runs with 40-character filler, 5 of 40 with "
-    "200; e.g. BLINDPAD_CRASH_FIRST_SEED=15 BLINDPAD_AWAY_RUNS=1",
-)
 def test_work_logged_while_away_lands_once_across_snapshots_and_trims(tmp_path: Path) -> None:
     # Long tokens so the others write snapshots soon; their filler never
     # repeats (see crashkit._filler and docs/RELIABILITY.md, known limits).
