@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
@@ -107,19 +107,36 @@ def free_port() -> int:
         return port
 
 
+def limit_args(limits: Limits) -> list[str]:
+    """The relay's command-line flags that set every one of ``limits``."""
+    args = []
+    for field in dataclasses.fields(Limits):
+        args += [f"--{field.name.replace('_', '-')}", str(getattr(limits, field.name))]
+    return args
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` (Linux ``/proc``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 class RelayProcess:
-    """``python -m relay`` in a subprocess (for SIGKILL and CLI tests).
+    """``python -m relay`` in a subprocess (for SIGKILL, CLI and memory tests).
 
     Args:
         args: extra CLI arguments (``--store`` and so on).
+        stderr: where the relay's log goes (default: a pipe).
     """
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, stderr: int | IO[str] = subprocess.PIPE) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "relay", "--port", "0", *args],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=stderr,
             text=True,
             env=env,
             cwd=ROOT,
@@ -130,6 +147,11 @@ class RelayProcess:
             self.stop()
             raise RuntimeError(f"relay did not start: {line!r}")
         self.handle = RelayHandle(line.split("listening on ")[1].split(" ")[0])
+
+    @property
+    def pid(self) -> int:
+        """The relay's process id."""
+        return self.proc.pid
 
     def kill(self) -> None:
         """SIGKILL the relay and reap it."""

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from relay_support import ROOT, TIMEOUT, Client, Pad, RelayHandle
+from relay_support import ROOT, TIMEOUT, Client, Pad, RelayHandle, limit_args, rss_bytes
 from reliability_profile import sized
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -88,13 +88,6 @@ def mutate(rng: random.Random, frame: bytes) -> bytes:
         i = rng.randrange(1, len(data))
         data[i : i + 4] = rng.randbytes(4)
     return bytes(data)
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def open_fds(pid: int) -> int:
@@ -181,13 +174,6 @@ async def wait_for_more(acks: list[int], seen: int, good: asyncio.Task[None]) ->
             return len(acks)
         await asyncio.sleep(0.01)
     raise AssertionError("the well-behaved client stopped getting acks (hang guard)")
-
-
-def limit_args(limits: Limits) -> list[str]:
-    args = []
-    for field in dataclasses.fields(Limits):
-        args += [f"--{field.name.replace('_', '-')}", str(getattr(limits, field.name))]
-    return args
 
 
 @pytest.mark.timeout(max(1800, FRAMES // 50))  # a hang guard that grows with the frames
