@@ -493,6 +493,8 @@ _FAILURES = {
     "PAD_TOO_LARGE": "The pad is full (the relay's size limit): your last edits were not saved",
     "STORAGE_FULL": "The relay is out of storage: your last edits were not saved",
     "CHANNEL_QUOTA": "The pad reached its storage quota: your last edits were not saved",
+    "CREATE_RATE_LIMITED": "This relay limits how many pads one address may create a minute: "
+    "the pad was not created",
 }
 
 
@@ -515,7 +517,7 @@ def failure_text(event: Failed, *, creating: bool = False) -> str:
         return f"{TOKEN_REFUSED} ({event.code})."
     known = _FAILURES.get(event.code)
     if known is not None:
-        return f"{known} ({event.code})."
+        return f"{known}{event.retry_hint()} ({event.code})."
     return f"The relay refused: {event.message} ({event.code}). Reload the page to try again."
 
 

@@ -72,11 +72,14 @@ class RelayRefused(PadError):
 
     Attributes:
         code: the refusal or error code name (docs/PROTOCOL.md §5).
+        retry_after_ms: when not 0, the relay's advice: the same request may
+            succeed that much later (CREATE_RATE_LIMITED).
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after_ms: int = 0) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
+        self.retry_after_ms = retry_after_ms
 
 
 class PadNotFound(RelayRefused):

@@ -139,10 +139,26 @@ class Alarm:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """The relay refused for good (``code`` from docs/PROTOCOL.md §5)."""
+    """The relay refused for good (``code`` from docs/PROTOCOL.md §5).
+
+    ``retry_after_ms`` is the relay's advice when it is not 0: the same request
+    may succeed that much later (CREATE_RATE_LIMITED).
+    """
 
     code: str
     message: str
+    retry_after_ms: int = 0
+
+    def retry_hint(self) -> str:
+        """``" (try again in N s)"`` when the relay said when, else ``""``."""
+        return retry_hint(self.retry_after_ms)
+
+
+def retry_hint(retry_after_ms: int) -> str:
+    """``" (try again in N s)"`` for a relay's retry advice, ``""`` for none."""
+    if retry_after_ms <= 0:
+        return ""
+    return f" (try again in {-(-retry_after_ms // 1000)} s)"
 
 
 PadEvent = (

@@ -521,7 +521,7 @@ class Pad:
         if failure is not None and failure.code == "NO_VERIFY_KEY":
             raise PadNotFound(self.link.base_url)
         if failure is not None:
-            raise RelayRefused(failure.code, failure.message)
+            raise RelayRefused(failure.code, failure.message, failure.retry_after_ms)
 
     async def changed(self) -> None:
         """Wait until anything happens: a frame, an edit, an event, a state change.

@@ -184,10 +184,10 @@ class RelaySide:
             self.engine.refused(request.id, frame.head_id)
             self._flush()
         elif request.want is not Want.SNAPSHOT:
-            self._fail(code, f"the relay refused a {request.want.value}")
+            self._fail(code, f"the relay refused a {request.want.value}", frame.retry_after_ms)
 
-    def _fail(self, code: str, message: str) -> None:
-        self.failure = Failed(code, message)
+    def _fail(self, code: str, message: str, retry_after_ms: int = 0) -> None:
+        self.failure = Failed(code, message, retry_after_ms)
         self._events.append(self.failure)
 
     def _on_error(self, frame: p.Error) -> None:

@@ -60,6 +60,7 @@ from client.errors import (
     ReadOnly,
     RelayRefused,
 )
+from client.events import retry_hint
 
 OK, FAILED, USAGE, NOT_FOUND, INTERNAL, INTERRUPTED, CLOSED_OUTPUT = 0, 1, 2, 3, 70, 130, 141
 
@@ -87,6 +88,7 @@ REFUSAL_HINTS = {
     "PATCH_TOO_LARGE": "the change is larger than this relay accepts at once",
     "CHANNEL_QUOTA": "the pad has used up its storage quota on this relay",
     "STORAGE_FULL": "the relay's storage is full; ask its operator",
+    "CREATE_RATE_LIMITED": "this relay limits how many pads one address may create a minute",
 }
 
 
@@ -257,7 +259,8 @@ def describe(error: BaseException) -> tuple[int, str]:
     if isinstance(error, ConnectionFailed):
         return FAILED, f"{error}: {REACH_HINT}"
     if isinstance(error, RelayRefused) and error.code in REFUSAL_HINTS:
-        return FAILED, f"the relay refused ({error.code}): {REFUSAL_HINTS[error.code]}"
+        hint = REFUSAL_HINTS[error.code] + retry_hint(error.retry_after_ms)
+        return FAILED, f"the relay refused ({error.code}): {hint}"
     if isinstance(error, PadError):
         return FAILED, str(error)
     if isinstance(error, TimeoutError):

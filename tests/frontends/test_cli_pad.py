@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from relay_support import RelayProcess
 
 import crypto
 from client.commands import _common
@@ -319,6 +320,23 @@ def test_a_refusal_says_what_it_means() -> None:
     code, line = _common.describe(RelayRefused("CREATE_TOKEN_REQUIRED", "refused a subscribe"))
     assert code == 1
     assert "creation token" in line
+
+
+def test_a_pad_creation_flood_is_told_when_to_try_again(tmp_path: Path) -> None:
+    """CREATE_RATE_LIMITED: one line that says what the limit is and when to retry."""
+    store = f"sqlite:///{tmp_path / 'relay.sqlite3'}"
+    relay = RelayProcess("--store", store, "--create-burst", "1", "--create-per-minute", "2")
+    try:
+        new_pad(relay.handle.url, tmp_path / "state")
+        refused = blindpad("new", "--relay", relay.handle.url, state=tmp_path / "state")
+    finally:
+        relay.stop()
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "blindpad new: the relay refused (CREATE_RATE_LIMITED): this relay limits how many "
+        "pads one address may create a minute (try again in 30 s)"
+    ]
 
 
 def test_output_closed_early_is_quiet(tmp_path: Path) -> None:

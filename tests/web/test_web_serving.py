@@ -279,6 +279,11 @@ def test_page_failures_are_one_line_saying_what_to_do() -> None:
     assert "create a new pad" in missing
     other = failure_text(Failed("CODE_99", "the relay refused a patch"))
     assert "Reload the page" in other
+    flooded = failure_text(Failed("CREATE_RATE_LIMITED", "the relay refused a subscribe", 30_000))
+    assert flooded == (
+        "This relay limits how many pads one address may create a minute: the pad was not "
+        "created (try again in 30 s) (CREATE_RATE_LIMITED)."
+    )
     viewer = edit_refused(ReadOnly("view link"))
     assert "Ask for the edit link" in viewer
     for line in (refused, other, viewer, edit_refused(InvalidEdit("bad"))):
