@@ -89,6 +89,7 @@ _LIMIT_HELP = {
     "create_burst": "pads one client address may create at once",
     "channel_overhead_bytes": "what an empty pad counts against the storage quotas",
     "new_pad_storage_percent": "new pads refused past this %% of max storage (STORAGE_FULL)",
+    "history_stall_seconds": "abandon an HTTP history response its reader stalls this long",
 }
 
 

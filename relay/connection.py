@@ -57,6 +57,8 @@ from relay.store import (
     HistoryTrimmed,
     NoSnapshot,
     Store,
+    StoredSnapshot,
+    snapshot_parts,
 )
 from relay.store import UnknownPatch as StoreUnknownPatch
 from wire import frames
@@ -487,11 +489,12 @@ class Connection:
     async def _deliver(
         self, frame: frames.Subscribe, sub: Subscription, read: HistoryRead
     ) -> None:
-        """Send the history a page at a time: a slow reader holds one page of
-        it (and the snapshot), never the whole pad (PROTOCOL.md §5.3, term S)."""
+        """Send the history a part at a time: a slow reader holds one chunk of
+        the snapshot or one page of patches, never the whole pad (PROTOCOL.md
+        §5.3, term S)."""
         cid = frame.channel_id
         if read.snapshot is not None:
-            await self._send_snapshot(cid, read.snapshot.x_seq, read.snapshot.envelope)
+            await self._send_snapshot(cid, read.snapshot)
         while True:
             for patch in read.patches:
                 history = frames.History(cid, patch.seq, patch.envelope)
@@ -515,13 +518,18 @@ class Connection:
             await self.outbox.put(frames.encode(frames.PeerJoined(cid, peer)))
         sub.go_live(head.seq + 1)
 
-    async def _send_snapshot(self, cid: bytes, x_seq: int, envelope: bytes) -> None:
-        step = self.relay.limits.chunk_bytes
-        for offset in range(0, len(envelope), step):
-            chunk = envelope[offset : offset + step]
-            await self.outbox.put(
-                frames.encode(frames.Snapshot(cid, x_seq, len(envelope), offset, chunk))
-            )
+    async def _send_snapshot(self, cid: bytes, snapshot: StoredSnapshot) -> None:
+        step, offset = self.relay.limits.chunk_bytes, 0
+        try:
+            async for chunk in snapshot_parts(self.relay.store, cid, snapshot, step):
+                snap = frames.Snapshot(cid, snapshot.x_seq, snapshot.size, offset, chunk)
+                await self.outbox.put(frames.encode(snap))
+                offset += len(chunk)
+        except NoSnapshot:  # trimmed away while we sent it: the client subscribes again
+            raise ProtocolViolation(
+                ErrorCode.SLOW_CONSUMER,
+                "snapshot trimmed while it was sent; subscribe again",
+            ) from None
 
     def _unsubscribe(self, channel_id: bytes) -> None:
         if self.subs.pop(channel_id, None) is not None:

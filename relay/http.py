@@ -10,23 +10,41 @@ httpx and need no websocket:
 * ``GET /v1/channels/{hex}/head`` -> JSON ``{"channel", "seq", "id", "floor"}``;
 * ``GET /v1/channels/{hex}/history?since=N`` or ``?from=snapshot`` -> a binary
   body of records (PROTOCOL.md §4.2): ``0x01`` snapshot, ``0x02`` patch,
-  ``0x00`` end with the head.
+  ``0x00`` end with the head.  The body is streamed a page
+  (``HISTORY_PAGE_BYTES``) at a time up to the head of the first read, so a
+  read holds the snapshot and one page, never the whole pad; at most
+  ``max_history_reads`` run at once (503 ``BUSY`` beyond), each counted
+  until its response is finished or abandoned.  A trim that removes the rest
+  while it is sent ends the body without its end record: the reader sees a
+  cut body and reads again.
 
 Errors are JSON ``{"code": NAME, "message": ...}`` with a matching status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.types import Message, Receive, Scope, Send
 
 from relay.connection import RelayState, rolled_back
+from relay.limits import HISTORY_PAGE_BYTES
 from relay.metrics import CONTENT_TYPE, Gauges
-from relay.store import HistoryRead, HistoryTrimmed
-from wire.history import HistoryBody, encode_history
+from relay.store import HistoryRead, HistoryTrimmed, NoSnapshot, snapshot_parts
+from wire.history import RECORD_PATCH, RECORD_SNAPSHOT, end_record, record, record_header
+
+log = logging.getLogger("blindpad.relay")
 
 PLACEHOLDER = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>blindpad relay</title></head>
@@ -119,15 +137,82 @@ async def history(request: Request) -> Response:
     relay.history_reads += 1
     try:
         if start is None:
-            read = await relay.store.read_from_snapshot(cid)
+            read = await relay.store.read_from_snapshot(cid, HISTORY_PAGE_BYTES)
         else:
-            read = await relay.store.read_since(cid, start)
-        body = encode_history(history_body(rolled_back(read, relay.faults, cid)))
+            read = await relay.store.read_since(cid, start, HISTORY_PAGE_BYTES)
     except HistoryTrimmed as exc:
-        return error(410, "HISTORY_TRIMMED", f"history up to seq {exc.floor_seq} was trimmed")
-    finally:
         relay.history_reads -= 1
-    return Response(body, media_type="application/octet-stream")
+        return error(410, "HISTORY_TRIMMED", f"history up to seq {exc.floor_seq} was trimmed")
+    except BaseException:
+        relay.history_reads -= 1
+        raise
+    return _CountedStream(history_pages(relay, cid, read), relay)
+
+
+class _CountedStream(StreamingResponse):
+    """A streamed body that holds one of ``max_history_reads`` until it is done.
+
+    Released when the response ends however it ends (finished, client gone,
+    cancelled), even if the body was never started.
+    """
+
+    def __init__(self, body: AsyncIterator[bytes], relay: RelayState) -> None:
+        super().__init__(body, media_type="application/octet-stream")
+        self._relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        stall = self._relay.limits.history_stall_seconds
+
+        async def guarded(message: Message) -> None:
+            try:
+                async with asyncio.timeout(stall):
+                    await send(message)
+            except TimeoutError:
+                raise _Stalled from None
+
+        try:
+            await super().__call__(scope, receive, guarded)
+        except* _Stalled:
+            log.info("history reader took nothing for %d s: response abandoned", stall)
+        finally:
+            self._relay.history_reads -= 1
+
+
+class _Stalled(Exception):
+    """The reader of a history response took no part of it for ``history_stall_seconds``."""
+
+
+async def history_pages(relay: RelayState, cid: bytes, read: HistoryRead) -> AsyncIterator[bytes]:
+    """The §4.2 records of ``read`` and the pages after it, up to its head, then the end.
+
+    Holds one page of the snapshot or of patches at a time.  If a trim removes the next
+    page meanwhile, stops without the end record (the reader reads again).
+    """
+    read = rolled_back(read, relay.faults, cid)
+    head = read.head
+    if read.snapshot is not None:
+        snapshot = read.snapshot
+        yield record_header(RECORD_SNAPSHOT, snapshot.x_seq, snapshot.size)
+        try:
+            async for part in snapshot_parts(relay.store, cid, snapshot, HISTORY_PAGE_BYTES):
+                yield part
+        except NoSnapshot:
+            log.info("history read cut in its snapshot: trimmed while it was sent")
+            return
+    while True:
+        page = [p for p in read.patches if p.seq <= head.seq]
+        if page:
+            yield b"".join(record(RECORD_PATCH, p.seq, p.envelope) for p in page)
+        if not page or page[-1].seq >= head.seq:
+            break
+        after = page[-1].seq
+        try:
+            read = await relay.store.read_since(cid, after, HISTORY_PAGE_BYTES)
+        except HistoryTrimmed:
+            log.info("history read cut at seq %d: trimmed while it was sent", after)
+            return
+        read = rolled_back(read, relay.faults, cid)
+    yield end_record(head.seq, head.id)
 
 
 def history_query(params: Mapping[str, str]) -> int | None:
@@ -149,17 +234,6 @@ def history_query(params: Mapping[str, str]) -> int | None:
     if not (since.isascii() and since.isdigit()) or int(since) >= 2**64:
         raise ValueError(since)
     return int(since)
-
-
-def history_body(read: HistoryRead) -> HistoryBody:
-    """The wire form (:mod:`wire.history`, PROTOCOL.md §4.2) of a store read."""
-    snapshot = read.snapshot
-    return HistoryBody(
-        snapshot=None if snapshot is None else (snapshot.x_seq, snapshot.envelope),
-        patches=[(patch.seq, patch.envelope) for patch in read.patches],
-        head_seq=read.head.seq,
-        head_id=read.head.id,
-    )
 
 
 def page_handler(web_dir: Path | None) -> Callable[[Request], Awaitable[Response]]:

@@ -71,6 +71,10 @@ class Limits:
         new_pad_storage_percent: new pads are refused (STORAGE_FULL) once
             storage would pass this percentage of ``max_storage_bytes``, so
             existing pads keep the rest.
+        history_stall_seconds: an HTTP history response whose reader takes
+            no part of it for this long is abandoned (the connection closes,
+            the reader sees a cut body), so stalled readers cannot hold the
+            ``max_history_reads`` places.
     """
 
     max_frame_bytes: int = 256 * KIB
@@ -97,6 +101,7 @@ class Limits:
     create_burst: int = 20
     channel_overhead_bytes: int = 4 * KIB
     new_pad_storage_percent: int = 90
+    history_stall_seconds: int = 60
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -121,30 +126,33 @@ HISTORY_PAGE_BYTES = 256 * KIB  # a SUBSCRIBE's history is read and sent in page
 def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
     """The relay's worst-case memory under ``limits``: PROTOCOL.md §5.3's formula.
 
-    ``M = base + C * (Q + f + P + I + S) + U + R * B``: per connection its
+    ``M = base + C * (Q + f + P + I + S) + U + R * H``: per connection its
     outgoing queue in bytes (Q) plus the one frame always admitted (f), its
     unanswered pushes (P), one incoming message being read (I) and the history
-    read answering its SUBSCRIBE (S: the snapshot, read whole, and one page of
-    patches, which ends with the patch that reaches ``HISTORY_PAGE_BYTES``);
-    relay-wide the unfinished snapshot uploads (U) and the concurrent HTTP
-    history reads (R), each holding one pad twice (B).  The reliability suite
-    holds a live relay's RSS under it (tests/reliability).
+    read answering its SUBSCRIBE while it is sent (S: one chunk of the
+    snapshot read and encoded, and one page of patches, which ends with the
+    patch that reaches ``HISTORY_PAGE_BYTES``); relay-wide the unfinished
+    snapshot uploads (U) and the concurrent HTTP history reads (R), each
+    streamed a page at a time, a page held twice (its records and their
+    encoding; H).  The reliability suite holds a live relay's RSS under it
+    (tests/reliability).
     """
+    page = HISTORY_PAGE_BYTES + limits.max_patch_bytes
     per_connection = (
         limits.outgoing_queue_bytes
         + limits.max_frame_bytes
         + limits.push_bytes_in_flight
         + limits.max_frame_bytes
         + 64 * KIB
-        + limits.max_snapshot_bytes
-        + HISTORY_PAGE_BYTES
-        + limits.max_patch_bytes
+        + 2 * limits.max_frame_bytes
+        + page
     )
+    http_history_read = 2 * page
     return (
         base
         + limits.max_connections * per_connection
         + limits.max_upload_bytes
-        + limits.max_history_reads * 2 * limits.max_pad_bytes
+        + limits.max_history_reads * http_history_read
     )
 
 

@@ -10,10 +10,14 @@ each ``u8 type || u64 seq || u32 length || sealed`` for
 * ``0x02`` one stored patch, in sequence order;
 
 and exactly one end record ``0x00 || u64 head_seq || head_id[32]`` last.
-The relay writes it with :func:`encode_history` and one-shot readers
-(``blindpad cat``, ``blindpad history``) read it with :func:`parse_history`;
-``parse_history(encode_history(b)) == b`` for every body.  The envelopes stay
-sealed: this module never looks inside them.  Stdlib only, no I/O.
+The relay streams it a page at a time with :func:`record` and
+:func:`end_record` (:func:`encode_history` is the whole body at once) and
+one-shot readers (``blindpad cat``, ``blindpad history``) read it with
+:func:`parse_history`; ``parse_history(encode_history(b)) == b`` for every
+body.  A body that ends without its end record was cut short (the relay
+stops a stream whose history is trimmed under it): :class:`HistoryCut`,
+read it again.  The envelopes stay sealed: this module never looks inside
+them.  Stdlib only, no I/O.
 """
 
 from __future__ import annotations
@@ -49,24 +53,55 @@ class HistoryBody:
     head_id: bytes
 
 
+class HistoryCut(HistoryError):
+    """The body ended before its end record: it was cut short; read it again."""
+
+
+def record_header(kind: int, seq: int, length: int) -> bytes:
+    """The 13-byte header of a snapshot or patch record (its envelope follows).
+
+    Raises:
+        HistoryError: a number is out of range.
+    """
+    try:
+        return _RECORD.pack(kind, seq, length)
+    except struct.error as error:
+        raise HistoryError(f"history record out of range: {error}") from error
+
+
+def record(kind: int, seq: int, sealed: bytes) -> bytes:
+    """One snapshot or patch record, header and envelope.
+
+    Raises:
+        HistoryError: a number is out of range.
+    """
+    return record_header(kind, seq, len(sealed)) + sealed
+
+
+def end_record(head_seq: int, head_id: bytes) -> bytes:
+    """The end record, always last.
+
+    Raises:
+        HistoryError: ``head_seq`` is out of range or ``head_id`` is not 32 bytes.
+    """
+    if len(head_id) != 32:
+        raise HistoryError(f"head id is 32 bytes, got {len(head_id)}")
+    try:
+        return _END.pack(RECORD_END, head_seq, head_id)
+    except struct.error as error:
+        raise HistoryError(f"history record out of range: {error}") from error
+
+
 def encode_history(body: HistoryBody) -> bytes:
-    """Serialise ``body`` as the records of §4.2.
+    """Serialise ``body`` as the records of §4.2, all at once.
 
     Raises:
         HistoryError: a number is out of range or ``head_id`` is not 32 bytes.
     """
-    if len(body.head_id) != 32:
-        raise HistoryError(f"head id is 32 bytes, got {len(body.head_id)}")
-    parts: list[bytes] = []
-    records = [(RECORD_SNAPSHOT, *body.snapshot)] if body.snapshot is not None else []
-    records += [(RECORD_PATCH, seq, sealed) for seq, sealed in body.patches]
-    try:
-        for kind, seq, sealed in records:
-            parts += [_RECORD.pack(kind, seq, len(sealed)), sealed]
-        parts.append(_END.pack(RECORD_END, body.head_seq, body.head_id))
-    except struct.error as error:
-        raise HistoryError(f"history record out of range: {error}") from error
-    return b"".join(parts)
+    end = end_record(body.head_seq, body.head_id)
+    parts = [] if body.snapshot is None else [record(RECORD_SNAPSHOT, *body.snapshot)]
+    parts += [record(RECORD_PATCH, seq, sealed) for seq, sealed in body.patches]
+    return b"".join([*parts, end])
 
 
 def parse_history(data: bytes) -> HistoryBody:
@@ -80,31 +115,35 @@ def parse_history(data: bytes) -> HistoryBody:
         in order, and the head.
 
     Raises:
-        HistoryError: a record is unknown or cut short, or the end record is
-            missing or not last.
+        HistoryCut: the body ends before its end record (cut short).
+        HistoryError: a record is unknown, or the end record is not last.
     """
     snapshot: tuple[int, bytes] | None = None
     patches: list[tuple[int, bytes]] = []
     at = 0
     while at < len(data):
         if data[at] == RECORD_END:
-            if len(data) - at != _END.size:
+            if len(data) - at < _END.size:
+                raise HistoryCut("history end record cut short")
+            if len(data) - at > _END.size:
                 raise HistoryError("history end record is not exactly last")
             _, head_seq, head_id = _END.unpack_from(data, at)
             return HistoryBody(snapshot, patches, head_seq, head_id)
+        if data[at] not in (RECORD_SNAPSHOT, RECORD_PATCH):
+            raise HistoryError(f"unknown history record type {data[at]}")
         if len(data) - at < _RECORD.size:
-            raise HistoryError("history record header cut short")
+            raise HistoryCut("history record header cut short")
         kind, seq, length = _RECORD.unpack_from(data, at)
         at += _RECORD.size
         sealed = bytes(data[at : at + length])
-        if len(sealed) != length or kind not in (RECORD_SNAPSHOT, RECORD_PATCH):
-            raise HistoryError(f"bad history record (type {kind}, {length} bytes)")
+        if len(sealed) != length:
+            raise HistoryCut(f"history record cut short ({len(sealed)} of {length} bytes)")
         at += length
         if kind == RECORD_SNAPSHOT:
             snapshot = (seq, sealed)
         else:
             patches.append((seq, sealed))
-    raise HistoryError("history body has no end record")
+    raise HistoryCut("history body has no end record")
 
 
 __all__ = [
@@ -112,7 +151,11 @@ __all__ = [
     "RECORD_PATCH",
     "RECORD_SNAPSHOT",
     "HistoryBody",
+    "HistoryCut",
     "HistoryError",
     "encode_history",
+    "end_record",
     "parse_history",
+    "record",
+    "record_header",
 ]

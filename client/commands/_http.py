@@ -16,6 +16,8 @@ client never loads it.
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import crypto
@@ -25,7 +27,7 @@ from client.doctype import TEXT
 from client.engine import Alarm, Engine
 from client.textops import InvalidPatch, Patch
 from wire.errors import WireError as ProtocolViolation
-from wire.history import HistoryBody, parse_history
+from wire.history import HistoryBody, HistoryCut, parse_history
 
 if TYPE_CHECKING:
     import httpx
@@ -40,42 +42,87 @@ class Read:
     body: HistoryBody
 
 
-def fetch(link: crypto.PadLink, query: str, timeout: float) -> HistoryBody:
+#: Reads again after a body cut short (a trim landed while it was sent) this many times.
+CUT_RETRIES = 3
+
+
+def fetch(
+    link: crypto.PadLink,
+    query: str,
+    timeout: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> HistoryBody:
     """GET a history body.
+
+    A relay busy with other history reads (503 ``BUSY``) is asked again after
+    its ``Retry-After`` while ``timeout`` allows; a body cut short (a trim
+    landed while it was sent) is read again, up to :data:`CUT_RETRIES` times.
 
     Raises:
         CommandError: the relay is unreachable (1), does not have the pad (3),
-            or answered something else than a blindpad history (1).
+            stays busy past ``timeout`` (1), or answered something else than a
+            blindpad history (1).
     """
+    url = f"{link.base_url}/v1/channels/{link.keys.channel_id.hex()}/history?{query}"
+    deadline = clock() + timeout
+    cuts = 0
+    while True:
+        response = _get(link, url, timeout)
+        code = _error_code(response)
+        if response.status_code == 503 and code == "BUSY":
+            wait = _retry_after(response)
+            if clock() + wait > deadline:
+                raise CommandError(
+                    f"the relay at {link.base_url} stayed busy with other history reads "
+                    "(503 BUSY): try again shortly (a longer --timeout may help)"
+                )
+            sleep(wait)
+            continue
+        if response.status_code == 404 and code == "UNKNOWN_CHANNEL":
+            raise CommandError(
+                f"no such pad on this relay ({link.base_url}): check the link's address; "
+                "only `blindpad new` creates pads",
+                NOT_FOUND,
+            )
+        if response.status_code != 200 or code is not None:
+            said = f"{code}" if code else response.text.strip()[:80]
+            raise CommandError(
+                f"the server at {link.base_url} answered {response.status_code} ({said}): "
+                "is it a blindpad relay?"
+            )
+        try:
+            return parse_history(response.content)
+        except HistoryCut as error:
+            cuts += 1
+            if cuts > CUT_RETRIES:
+                raise CommandError(
+                    f"the relay at {link.base_url} cut its answer short {cuts} times ({error}): "
+                    "try again"
+                ) from error
+        except ProtocolViolation as error:
+            raise CommandError(
+                f"the server at {link.base_url} sent an invalid history ({error}): "
+                "is it a blindpad relay?"
+            ) from error
+
+
+def _get(link: crypto.PadLink, url: str, timeout: float) -> httpx.Response:
     import httpx
 
-    url = f"{link.base_url}/v1/channels/{link.keys.channel_id.hex()}/history?{query}"
     try:
-        response = httpx.get(url, timeout=timeout)
+        return httpx.get(url, timeout=timeout)
     except httpx.HTTPError as error:
         raise CommandError(
             f"cannot reach the relay at {link.base_url} ({error}): {REACH_HINT}"
         ) from error
-    code = _error_code(response)
-    if response.status_code == 404 and code == "UNKNOWN_CHANNEL":
-        raise CommandError(
-            f"no such pad on this relay ({link.base_url}): check the link's address; "
-            "only `blindpad new` creates pads",
-            NOT_FOUND,
-        )
-    if response.status_code != 200 or code is not None:
-        said = f"{code}" if code else response.text.strip()[:80]
-        raise CommandError(
-            f"the server at {link.base_url} answered {response.status_code} ({said}): "
-            "is it a blindpad relay?"
-        )
-    try:
-        return parse_history(response.content)
-    except ProtocolViolation as error:
-        raise CommandError(
-            f"the server at {link.base_url} sent an invalid history ({error}): "
-            "is it a blindpad relay?"
-        ) from error
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """Seconds from a ``Retry-After`` header (1 when absent or not a number of seconds)."""
+    raw = response.headers.get("retry-after", "1")
+    return float(raw) if raw.isascii() and raw.isdigit() else 1.0
 
 
 def _error_code(response: httpx.Response) -> str | None:

@@ -31,6 +31,7 @@ from relay.store.base import (
     StoreStats,
     UnknownChannel,
     UnknownPatch,
+    snapshot_parts,
 )
 from relay.store.lockfile import StoreLocked
 from relay.store.memory import MemoryStore
@@ -86,5 +87,6 @@ __all__ = [
     "UnknownChannel",
     "UnknownPatch",
     "open_store",
+    "snapshot_parts",
     "sqlite_path",
 ]

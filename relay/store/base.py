@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol
 
 from wire.frames import ZERO_ID
@@ -143,12 +143,18 @@ class StoredPatch:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoredSnapshot:
-    """A snapshot of the result of patch ``x_seq`` / ``x_id``."""
+    """A snapshot of the result of patch ``x_seq`` / ``x_id``, ``size`` bytes sealed.
+
+    ``envelope`` is None when the read did not load it (a paged read, see
+    :meth:`Store.read_from_snapshot`): read it in parts with
+    :meth:`Store.read_snapshot`.
+    """
 
     x_seq: int
     x_id: bytes
     id: bytes
-    envelope: bytes
+    size: int
+    envelope: bytes | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -170,6 +176,21 @@ def page(patches: Iterable[StoredPatch], max_bytes: int | None) -> list[StoredPa
         if max_bytes is not None and total >= max_bytes:
             break
     return out
+
+
+async def snapshot_parts(
+    store: Store, channel_id: bytes, snapshot: StoredSnapshot, step: int
+) -> AsyncIterator[bytes]:
+    """The snapshot's envelope in parts of at most ``step`` bytes, read as needed.
+
+    Raises:
+        NoSnapshot: a trim removed the snapshot before its last part was read.
+    """
+    for offset in range(0, snapshot.size, step):
+        if snapshot.envelope is not None:
+            yield snapshot.envelope[offset : offset + step]
+        else:
+            yield await store.read_snapshot(channel_id, snapshot.x_seq, offset, step)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -239,7 +260,19 @@ class Store(Protocol):
         self, channel_id: bytes, max_bytes: int | None = None
     ) -> HistoryRead:
         """Return the latest snapshot (if any), the patches after its X (a page
-        of them with ``max_bytes``, as for :meth:`read_since`), and the head."""
+        of them with ``max_bytes``, as for :meth:`read_since`), and the head.
+
+        A paged read (``max_bytes`` given) does not load the snapshot's
+        envelope (``envelope`` None, ``size`` set): the reader streams it with
+        :meth:`read_snapshot`, so it never holds a whole snapshot.
+        """
+
+    async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
+        """Return bytes ``offset`` to ``offset + size`` of the snapshot of patch ``x_seq``.
+
+        Raises:
+            NoSnapshot: that snapshot is no longer stored (a trim removed it).
+        """
 
     async def trim(self, channel_id: bytes, x_id: bytes) -> int:
         """Remove patches with seq <= X's seq (and older snapshots), keep tombstones.
@@ -274,4 +307,5 @@ __all__ = [
     "StoredSnapshot",
     "UnknownChannel",
     "UnknownPatch",
+    "snapshot_parts",
 ]

@@ -45,13 +45,13 @@ class _Channel:
 
     def stored_bytes(self) -> int:
         patches = sum(len(p.envelope) for p in self.patches.values())
-        return patches + sum(len(s.envelope) for s in self.snapshots.values())
+        return patches + sum(s.size for s in self.snapshots.values())
 
     def pad_bytes(self) -> int:
         snap = self.latest_snapshot()
         after = snap.x_seq if snap else 0
         size = sum(len(p.envelope) for s, p in self.patches.items() if s > after)
-        return size + (len(snap.envelope) if snap else 0)
+        return size + (snap.size if snap else 0)
 
 
 class MemoryStore:
@@ -119,7 +119,7 @@ class MemoryStore:
         x_seq = ch.ids.get(x_id)
         if x_seq is None:
             raise UnknownPatch(x_id.hex())
-        ch.snapshots[x_seq] = StoredSnapshot(x_seq, x_id, snapshot_id, envelope)
+        ch.snapshots[x_seq] = StoredSnapshot(x_seq, x_id, snapshot_id, len(envelope), envelope)
         return x_seq
 
     async def read_since(
@@ -144,7 +144,17 @@ class MemoryStore:
         snap = ch.latest_snapshot()
         start = snap.x_seq if snap else ch.floor_seq
         items = page((ch.patches[s] for s in range(start + 1, ch.head.seq + 1)), max_bytes)
+        if snap is not None and max_bytes is not None:
+            snap = dataclasses.replace(snap, envelope=None)  # streamed by read_snapshot
         return HistoryRead(snap, items, ch.head)
+
+    async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
+        """See :meth:`relay.store.base.Store.read_snapshot`."""
+        ch = self._channels.get(channel_id)
+        snap = None if ch is None else ch.snapshots.get(x_seq)
+        if snap is None or snap.envelope is None:
+            raise NoSnapshot(f"no snapshot of seq {x_seq}")
+        return snap.envelope[offset : offset + size]
 
     async def trim(self, channel_id: bytes, x_id: bytes) -> int:
         """See :meth:`relay.store.base.Store.trim`."""

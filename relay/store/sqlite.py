@@ -400,6 +400,12 @@ class SQLiteStore:
             lambda c: _read_from_snapshot(c, channel_id, max_bytes), channel=channel_id
         )
 
+    async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
+        """See :meth:`relay.store.base.Store.read_snapshot`."""
+        return await self._submit(
+            lambda c: _read_snapshot(c, channel_id, x_seq, offset, size), channel=channel_id
+        )
+
     async def trim(self, channel_id: bytes, x_id: bytes) -> int:
         """See :meth:`relay.store.base.Store.trim`."""
         return await self._submit(
@@ -546,14 +552,28 @@ def _read_from_snapshot(
     info = _channel(c, channel_id)
     if info is None:
         return HistoryRead(None, (), Head())
+    envelope = "envelope" if max_bytes is None else "NULL"  # a paged read streams it
     row = c.execute(
-        "SELECT x_seq, x_id, id, envelope FROM snapshots WHERE channel_id = ?"
-        " ORDER BY x_seq DESC LIMIT 1",
+        f"SELECT x_seq, x_id, id, length(envelope), {envelope} FROM snapshots"
+        " WHERE channel_id = ? ORDER BY x_seq DESC LIMIT 1",
         (channel_id,),
     ).fetchone()
     snap = StoredSnapshot(*row) if row else None
     start = snap.x_seq if snap else info.floor_seq
     return HistoryRead(snap, _patches_after(c, channel_id, start, max_bytes), info.head)
+
+
+def _read_snapshot(
+    c: sqlite3.Connection, channel_id: bytes, x_seq: int, offset: int, size: int
+) -> bytes:
+    row = c.execute(
+        "SELECT rowid FROM snapshots WHERE channel_id = ? AND x_seq = ?", (channel_id, x_seq)
+    ).fetchone()
+    if row is None:
+        raise NoSnapshot(f"no snapshot of seq {x_seq}")
+    with c.blobopen("snapshots", "envelope", row[0], readonly=True) as blob:
+        blob.seek(offset)  # incremental blob I/O: only these pages are read
+        return blob.read(size)
 
 
 def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes) -> int:

@@ -39,7 +39,14 @@ from crypto.envelope import Kind
 from relay.app import RelayConfig
 from relay.cli import main as cli_main
 from relay.hub import Outbox, Subscription
-from relay.store import AppendResult, HistoryRead, HistoryTrimmed, MemoryStore, SQLiteStore
+from relay.store import (
+    AppendResult,
+    HistoryRead,
+    HistoryTrimmed,
+    MemoryStore,
+    NoSnapshot,
+    SQLiteStore,
+)
 from relay.store.sqlite import FairQueue, _Op
 from wire import frames as f
 from wire.codes import ErrorCode, RefuseCode
@@ -673,13 +680,17 @@ def test_offers_held_while_catching_up_share_the_outgoing_byte_budget() -> None:
 def test_the_memory_ceiling_is_the_documented_formula() -> None:
     from relay.limits import GIB, KIB, MIB, Limits, memory_ceiling
 
-    subscribe_read = 16 * MIB + 256 * KIB + 64 * KIB  # snapshot, a page, its last patch
+    # a snapshot chunk read and encoded, a page and its last patch
+    subscribe_read = 2 * 256 * KIB + 256 * KIB + 64 * KIB
     per_connection = 2 * MIB + 256 * KIB + 1 * MIB + 320 * KIB + subscribe_read
-    expected = 64 * MIB + 1024 * per_connection + 64 * MIB + 4 * 128 * MIB
+    http_read = 2 * (256 * KIB + 64 * KIB)  # a page held twice
+    expected = 64 * MIB + 1024 * per_connection + 64 * MIB + 4 * http_read
     assert memory_ceiling(Limits()) == expected
-    assert 20 * GIB < expected < 21 * GIB  # "≈ 20.5 GiB" in PROTOCOL.md §5.3
-    smaller = Limits(max_connections=16, max_pad_bytes=1 * MIB)
+    assert 4.45 * GIB < expected < 4.55 * GIB  # "≈ 4.5 GiB" in PROTOCOL.md §5.3
+    smaller = Limits(max_connections=16)
     assert memory_ceiling(smaller) < memory_ceiling(Limits())
+    # reads are streamed: neither a pad's nor a snapshot's size is a term
+    assert memory_ceiling(Limits(max_pad_bytes=1 * MIB, max_snapshot_bytes=1 * MIB)) == expected
 
 
 class _PagedStore(MemoryStore):
@@ -689,12 +700,18 @@ class _PagedStore(MemoryStore):
         super().__init__()
         self.pages: list[int] = []
         self.trimmed_after: int | None = None  # pretend a trim passed this seq
+        self.trims_left: int | None = None  # ... this many times (None: always)
 
     async def read_since(
         self, channel_id: bytes, since_seq: int, max_bytes: int | None = None
     ) -> HistoryRead:
         if self.trimmed_after is not None and since_seq < self.trimmed_after:
-            raise HistoryTrimmed(self.trimmed_after)
+            floor = self.trimmed_after
+            if self.trims_left is not None:
+                self.trims_left -= 1
+                if self.trims_left <= 0:
+                    self.trimmed_after = None
+            raise HistoryTrimmed(floor)
         read = await super().read_since(channel_id, since_seq, max_bytes)
         self.pages.append(sum(len(p.envelope) for p in read.patches))
         return read
@@ -737,3 +754,246 @@ def test_a_subscription_reads_its_history_a_page_at_a_time() -> None:
 
     with running_relay(config, store=store) as relay:
         asyncio.run(scenario(relay))
+
+
+def test_http_history_is_streamed_a_page_at_a_time_and_a_trim_cuts_it() -> None:
+    """The HTTP history body was built whole in memory (R x 2 x max_pad_bytes)."""
+    from client.commands import _http
+    from crypto import PadLink
+    from relay.limits import HISTORY_PAGE_BYTES
+    from wire.history import HistoryCut, parse_history
+
+    store = _PagedStore()
+    config = RelayConfig(store_url="memory:", web_dir=None)
+    pad = Pad()
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as owner:
+            await owner.subscribe(pad)
+            parent = ZERO
+            for _ in range(40):  # ~2.4 MB of history
+                env, parent = pad.patch(parent, b"p" * 60_000)
+                assert isinstance(await owner.push(env), f.Ack)
+        store.pages.clear()
+        url = f"/v1/channels/{pad.channel_id.hex()}/history?since=0"
+        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT) as http:
+            body = parse_history((await http.get(url)).content)
+            assert [seq for seq, _ in body.patches] == list(range(1, 41))
+            assert (body.head_seq, body.head_id) == (40, parent)
+            assert len(store.pages) >= 8
+            assert max(store.pages) < HISTORY_PAGE_BYTES + 65_536  # a page and its last patch
+            store.trimmed_after = 30  # a trim lands while the second page is due
+            cut = await http.get(url.replace("since=0", "from=snapshot"))
+            assert cut.status_code == 200
+            with pytest.raises(HistoryCut):
+                parse_history(cut.content)
+            store.trims_left = 1  # a one-shot reader reads a cut body again
+            link = PadLink(relay.url.rstrip("/"), pad.keys)
+            again = await asyncio.to_thread(_http.fetch, link, "from=snapshot", TIMEOUT)
+            assert [seq for seq, _ in again.patches] == list(range(1, 41))
+            assert store.trimmed_after is None  # the first read was cut
+            # every read released its place: max_history_reads (4) more at once
+            answers = await asyncio.gather(*(http.get(url) for _ in range(4)))
+            assert [a.status_code for a in answers] == [200] * 4
+
+    with running_relay(config, store=store) as relay:
+        asyncio.run(scenario(relay))
+
+
+def test_one_shot_reads_wait_out_a_busy_relay_and_read_a_cut_body_again() -> None:
+    """`blindpad cat` said "is it a blindpad relay?" to a 503 BUSY; a cut body is read again."""
+    from client.commands import _http
+    from crypto import PadLink
+
+    store = _GatedStore()
+    config = RelayConfig(
+        store_url="memory:", web_dir=None, limits=small_limits(max_history_reads=1)
+    )
+    pad = Pad()
+
+    async def write(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as owner:
+            await owner.subscribe(pad)
+            env, _ = pad.patch(ZERO, b"one")
+            assert isinstance(await owner.push(env), f.Ack)
+
+    with running_relay(config, store=store) as relay:
+        asyncio.run(write(relay))
+        link = PadLink(relay.url.rstrip("/"), pad.keys)
+        store.gating = True
+        blocker = threading.Thread(
+            target=lambda: httpx.get(f"{relay.url}v1/channels/{pad.channel_id.hex()}/history")
+        )
+        blocker.start()
+        assert store.entered.wait(TIMEOUT)
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:  # the first answer was BUSY: let the other finish
+            waits.append(seconds)
+            store.gating = False
+            store.gate.set()
+            blocker.join(TIMEOUT)
+
+        body = _http.fetch(link, "since=0", TIMEOUT, sleep=sleep)
+        assert waits == [1.0]  # Retry-After: 1
+        assert [seq for seq, _ in body.patches] == [1]
+        store.gate.clear()
+        store.gating = True
+        store.entered.clear()
+        blocker = threading.Thread(
+            target=lambda: httpx.get(f"{relay.url}v1/channels/{pad.channel_id.hex()}/history")
+        )
+        blocker.start()
+        assert store.entered.wait(TIMEOUT)
+        now = [0.0]
+        with pytest.raises(_http.CommandError, match="stayed busy"):
+            _http.fetch(
+                link,
+                "since=0",
+                5,
+                sleep=lambda s: now.__setitem__(0, now[0] + s),
+                clock=lambda: now[0],
+            )
+        store.gate.set()
+        blocker.join(TIMEOUT)
+
+
+class _SnapshotPartsStore(MemoryStore):
+    """A memory store that records every snapshot part read, and can lose the snapshot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[int] = []
+        self.vanish_after: int | None = None  # pretend a trim removed it after this many
+
+    async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
+        if self.vanish_after is not None and len(self.parts) >= self.vanish_after:
+            raise NoSnapshot(f"no snapshot of seq {x_seq}")
+        part = await super().read_snapshot(channel_id, x_seq, offset, size)
+        self.parts.append(len(part))
+        return part
+
+
+def test_a_snapshot_is_streamed_a_chunk_at_a_time_over_websocket_and_http() -> None:
+    """A subscriber held its pad's whole snapshot while it was sent (term S, ~16 GiB)."""
+    from wire.history import HistoryCut, parse_history
+
+    store = _SnapshotPartsStore()
+    config = RelayConfig(store_url="memory:", web_dir=None, limits=small_limits())
+    step = config.limits.chunk_bytes
+    pad = Pad()
+
+    async def upload(c: Client, sealed: bytes) -> None:
+        rid = c.request_id()
+        for offset in range(0, len(sealed), step):
+            await c.send(f.SnapshotChunk(rid, len(sealed), offset, sealed[offset : offset + step]))
+        assert isinstance(await c.answer(rid), f.Ack)
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as owner:
+            await owner.subscribe(pad)
+            env, pid = pad.patch(ZERO, b"one")
+            assert isinstance(await owner.push(env), f.Ack)
+            sealed = pad.sealed(Kind.SNAPSHOT, pid, os.urandom(1_500_000))
+            await upload(owner, sealed)
+        store.parts.clear()
+        async with Client.connect(relay) as reader:
+            got = await reader.subscribe(pad, start=f.SubscribeFrom.SNAPSHOT, key=ZERO)
+        chunks = [frame for frame in got if isinstance(frame, f.Snapshot)]
+        assert b"".join(c.data for c in chunks) == sealed
+        assert [c.offset for c in chunks] == list(range(0, len(sealed), step))
+        assert {(c.x_seq, c.total) for c in chunks} == {(1, len(sealed))}
+        assert isinstance(got[-1], f.HistoryEnd)
+        assert store.parts == [len(c.data) for c in chunks]  # read a chunk at a time
+        assert max(store.parts) <= step < len(sealed)
+        url = f"/v1/channels/{pad.channel_id.hex()}/history?from=snapshot"
+        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT) as http:
+            store.parts.clear()
+            body = parse_history((await http.get(url)).content)
+            assert body.snapshot == (1, sealed)
+            assert len(store.parts) > 1
+            assert max(store.parts) < len(sealed)
+            store.parts.clear()
+            store.vanish_after = 2  # a trim removes the snapshot while it is sent
+            with pytest.raises(HistoryCut):
+                parse_history((await http.get(url)).content)
+        store.parts.clear()
+        async with Client.connect(relay) as reader:
+            await reader.send(f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0, ZERO))
+            frame = await reader.recv()
+            while isinstance(frame, f.Snapshot):
+                frame = await reader.recv()
+            assert isinstance(frame, f.Error), frame
+            assert frame.code == ErrorCode.SLOW_CONSUMER
+            assert "snapshot trimmed while it was sent; subscribe again" in frame.message
+
+    with running_relay(config, store=store) as relay:
+        asyncio.run(scenario(relay))
+
+
+def test_a_stalled_history_reader_is_abandoned_and_frees_its_place(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A streamed history read holds one of max_history_reads: a reader that stops
+    reading must not hold it forever (history_stall_seconds)."""
+    from wire.history import HistoryCut, parse_history
+
+    config = RelayConfig(
+        store_url="memory:",
+        web_dir=None,
+        limits=small_limits(max_history_reads=1, history_stall_seconds=1),
+    )
+    pad = Pad()
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as owner:
+            await owner.subscribe(pad)
+            parent = ZERO
+            for _ in range(140):  # ~8.4 MB: more than the socket buffers between us
+                env, parent = pad.patch(parent, b"p" * 60_000)
+                assert isinstance(await owner.push(env), f.Ack)
+        path = f"/v1/channels/{pad.channel_id.hex()}/history?since=0"
+        port = int(relay.url.rstrip("/").rsplit(":", 1)[1])
+        stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: relay\r\n\r\n".encode())
+        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT) as http:
+            busy = await http.get(path)
+            assert busy.status_code == 503  # the stalled reader holds the only place
+            for _ in range(int(TIMEOUT * 10)):  # until the relay gives up on it
+                answer = await http.get(path)
+                if answer.status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert answer.status_code == 200, "the stalled reader kept its place (hang guard)"
+            assert parse_history(answer.content).head_seq == 140
+        received = b""
+        stalled.settimeout(TIMEOUT)
+        while chunk := stalled.recv(1 << 20):  # what it got ends early: a cut body
+            received += chunk
+        stalled.close()
+        body = received.split(b"\r\n\r\n", 1)[1]
+        assert len(body) < 140 * 60_000
+        with pytest.raises(HistoryCut):
+            parse_history(_dechunk(body))
+
+    with caplog.at_level(logging.INFO, logger="blindpad.relay"), running_relay(config) as relay:
+        asyncio.run(scenario(relay))
+    assert any("response abandoned" in r.getMessage() for r in caplog.records)
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def _dechunk(data: bytes) -> bytes:
+    """The payload of an HTTP/1.1 chunked body, as much of it as arrived."""
+    out, at = b"", 0
+    while at < len(data):
+        end = data.find(b"\r\n", at)
+        if end < 0:
+            break
+        size = int(data[at:end], 16)
+        if size == 0:
+            break
+        out += data[end + 2 : end + 2 + size]
+        at = end + 2 + size + 2
+    return out

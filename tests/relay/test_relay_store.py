@@ -20,6 +20,7 @@ from relay.store import (
     UnknownChannel,
     UnknownPatch,
     open_store,
+    snapshot_parts,
 )
 from relay.store.sqlite import SQLiteStore, backup
 
@@ -116,6 +117,34 @@ def test_read_since_and_snapshots(make_store: Callable[[], Store]) -> None:
         assert info is not None
         assert info.pad_bytes == len(b"SNAP4") + 2
         assert (await store.read_since(b"n" * 32, 0)).head == Head()
+
+    run(make_store, body)
+
+
+def test_a_paged_read_streams_the_snapshot_in_parts(make_store: Callable[[], Store]) -> None:
+    """A subscriber held its pad's whole snapshot (PROTOCOL.md §5.3, term S)."""
+    big = bytes(range(256)) * 4000  # 1,024,000 bytes
+
+    async def body(store: Store) -> None:
+        await line(store, 5)
+        await store.put_snapshot(CH, pid(3), b"s" * 32, big)
+        paged = await store.read_from_snapshot(CH, 1)
+        assert paged.snapshot is not None
+        assert (paged.snapshot.size, paged.snapshot.envelope) == (len(big), None)
+        assert [p.seq for p in paged.patches] == [4]  # one page of patches
+        parts = [p async for p in snapshot_parts(store, CH, paged.snapshot, 300_000)]
+        assert [len(p) for p in parts] == [300_000, 300_000, 300_000, 124_000]
+        assert b"".join(parts) == big
+        assert await store.read_snapshot(CH, 3, 1_023_990, 100) == big[1_023_990:]
+        whole = await store.read_from_snapshot(CH)  # no page: the envelope is there
+        assert whole.snapshot is not None
+        assert (whole.snapshot.size, whole.snapshot.envelope) == (len(big), big)
+        await store.put_snapshot(CH, pid(4), b"t" * 32, b"S4")
+        await store.trim(CH, pid(4))  # the older snapshot goes
+        with pytest.raises(NoSnapshot):
+            await store.read_snapshot(CH, 3, 0, 10)
+        with pytest.raises(NoSnapshot):
+            [p async for p in snapshot_parts(store, CH, paged.snapshot, 300_000)]
 
     run(make_store, body)
 

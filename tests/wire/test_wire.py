@@ -127,9 +127,13 @@ def test_history_bodies_parse() -> None:
         b"\x00" + (3).to_bytes(8, "big") + b"i" * 32
     )
     assert history.parse_history(data) == body
-    for broken in (b"", data[:-1], data + b"\x00", b"\x07", data[:5]):
-        with pytest.raises(history.HistoryError):
+    for cut in (b"", data[:-1], data[:5], data[:30], data[: len(data) - 41]):
+        with pytest.raises(history.HistoryCut):  # every prefix: read it again
+            history.parse_history(cut)
+    for broken in (data + b"\x00", b"\x07"):
+        with pytest.raises(history.HistoryError) as raised:
             history.parse_history(broken)
+        assert not isinstance(raised.value, history.HistoryCut)
     with pytest.raises(history.HistoryError, match="32 bytes"):
         history.encode_history(history.HistoryBody(None, [], 0, b"short"))
 
@@ -148,6 +152,20 @@ def test_history_round_trip(
 ) -> None:
     body = history.HistoryBody(snapshot, patches, seq, head)
     assert history.parse_history(history.encode_history(body)) == body
+
+
+@given(
+    st.none() | st.tuples(st.integers(0, 2**64 - 1), SEALED),
+    st.lists(st.tuples(st.integers(0, 2**64 - 1), SEALED), max_size=5),
+    st.data(),
+)
+def test_every_proper_prefix_of_a_body_is_cut(
+    snapshot: tuple[int, bytes] | None, patches: list[tuple[int, bytes]], data: st.DataObject
+) -> None:
+    body = history.encode_history(history.HistoryBody(snapshot, patches, 7, b"h" * 32))
+    end = data.draw(st.integers(0, len(body) - 1))
+    with pytest.raises(history.HistoryCut):
+        history.parse_history(body[:end])
 
 
 @given(st.binary(max_size=120))
