@@ -196,6 +196,59 @@ class Keepalive:
         return max(self._heard_ms, self._pinged_ms) + self.interval_ms
 
 
+class Watchdog:
+    """When a live session waiting on the relay re-reads from its last position.
+
+    The session is *waiting* while it holds patches the relay has not
+    answered, or misses something the relay named (:attr:`Engine.missing`).
+    Progress is the contiguous sequence number moving (every ACK and every
+    patch in order moves it).  Waiting with no progress for ``after_ms``, the
+    session re-subscribes since its last contiguous sequence number (a
+    *resume*: the relay sends what it skipped, and our patches it stored come
+    back as ours); after ``alarm_after`` resumes without progress the relay
+    is withholding something, and the session says so.
+
+    Args:
+        after_ms: how long the relay may make no progress while we wait.
+        alarm_after: resumes without progress before :meth:`should_alarm`.
+    """
+
+    def __init__(self, after_ms: int, alarm_after: int = 2) -> None:
+        self.after_ms = after_ms
+        self.alarm_after = alarm_after
+        self.resumes = 0  # resumes since the last progress
+        self.alarmed = False
+        self._since: int | None = None
+        self._mark: int | None = None
+
+    def watch(self, now_ms: int, waiting: bool, mark: int) -> None:
+        """Note the state: whether we wait on the relay, and the contiguous seq."""
+        if mark != self._mark:  # progress
+            self._mark, self.resumes, self.alarmed = mark, 0, False
+            self._since = now_ms if waiting else None
+        if not waiting:
+            self._since, self.resumes, self.alarmed = None, 0, False
+        elif self._since is None:
+            self._since = now_ms
+
+    def due(self, now_ms: int) -> bool:
+        """Whether to resume now (then call :meth:`resumed`)."""
+        return self._since is not None and now_ms - self._since >= self.after_ms
+
+    def resumed(self, now_ms: int) -> None:
+        """A resume was queued."""
+        self.resumes += 1
+        self._since = now_ms
+
+    def should_alarm(self) -> bool:
+        """Whether the relay is withholding something (alarm once, until progress)."""
+        return self.resumes >= self.alarm_after and not self.alarmed
+
+    def next_deadline_ms(self) -> int | None:
+        """When the next resume is due, if we are waiting."""
+        return None if self._since is None else self._since + self.after_ms
+
+
 class HeadWatch:
     """The highest head seen; says when the relay serves less, or something else.
 
@@ -231,4 +284,5 @@ __all__ = [
     "Request",
     "SnapshotChunks",
     "Want",
+    "Watchdog",
 ]

@@ -185,6 +185,24 @@ class Engine(Generic[D, P]):
         return self.outbox.awaiting
 
     @property
+    def missing(self) -> str | None:
+        """What the relay named or owes that we do not hold, in words, or ``None``.
+
+        The head a refusal named, a sequence number below one received (a
+        gap), or the parent of a received patch (an orphan).  The session
+        re-reads from :attr:`last_seq` when it stays missing
+        (:class:`client.relayside.Watchdog`).
+        """
+        if self.outbox.awaiting is not None:
+            return f"the head {self.outbox.awaiting.hex()[:16]} a refusal named"
+        if self._seqs_ahead:
+            return f"patch number {self.last_seq + 1} (number {max(self._seqs_ahead)} arrived)"
+        if self.chain.orphans:
+            orphan = next(iter(self.chain.orphans.values()))
+            return f"the parent {orphan.parent.hex()[:16]} of a patch it sent"
+        return None
+
+    @property
     def recovering(self) -> bool:
         """True while adopted patches wait for the relay to say which landed."""
         return self.recovery is not None

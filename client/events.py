@@ -44,6 +44,7 @@ class AlarmKind(enum.Enum):
     ROLLBACK = "rollback"  # the relay serves a history older than one we saw
     BAD_PRESENCE = "bad-presence"  # an ephemeral that does not open or is replayed
     RECOVERY = "recovery"  # write-ahead patches could not be taken back
+    WITHHELD = "withheld"  # the relay does not deliver what it named or owes, re-read or not
 
 
 @dataclass(frozen=True, slots=True)

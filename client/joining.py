@@ -86,6 +86,7 @@ class Joining:
         self._recovered_bases = list(recovered_bases)
         self._chunks = SnapshotChunks()
         self._request = 0
+        self.resuming = False  # re-subscribed on this connection, history not ended yet
 
     @property
     def last_head(self) -> tuple[int, bytes] | None:
@@ -105,9 +106,17 @@ class Joining:
         frame = p.Subscribe(req, self.keys.channel_id, start, since, key)
         self._outbox.request(req, Request(Want.SUBSCRIBE, (p.encode(frame),)))
 
+    def resume(self) -> None:
+        """Re-read on this connection from the last contiguous sequence number
+        (a gap, a head named and never sent, an answer that never came)."""
+        self._outbox.send(p.Unsubscribe(self._outbox.next_id(), self.keys.channel_id))
+        self._subscribe(p.SubscribeFrom.SINCE)
+        self.resuming = True
+
     def reset(self) -> None:
         """The connection dropped: forget a half-received snapshot."""
         self._chunks.reset()
+        self.resuming = False
 
     def snapshot(self, frame: p.Snapshot) -> None:
         """One SNAPSHOT chunk; the whole snapshot is loaded once it is in."""
@@ -136,6 +145,7 @@ class Joining:
         if self._outbox.answered(frame.request_id) is None or frame.request_id != self._request:
             return False
         self._rollback(self._heads.history_end(frame.head_seq, frame.head_id))
+        self.resuming = False
         return True
 
     @property

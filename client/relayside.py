@@ -16,7 +16,7 @@ from typing import Any
 
 import crypto
 from client.codec import CryptoCodec
-from client.connection import DEFAULT_MAX_FRAME_BYTES, Keepalive, Outbox, Want
+from client.connection import DEFAULT_MAX_FRAME_BYTES, Keepalive, Outbox, Want, Watchdog
 from client.doctype import TEXT
 from client.engine import (
     Base,
@@ -48,6 +48,8 @@ from wire import frames as p
 from wire.errors import WireError
 
 DEFAULT_KEEPALIVE_MS = 10_000
+#: How long a live session waits on the relay without progress before it re-reads.
+DEFAULT_RESUME_AFTER_MS = 15_000
 
 
 def wall_clock_ms() -> int:
@@ -82,6 +84,7 @@ class RelaySide:
         create: bool = True,
         random: RandomFn = default_random,
         keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
+        resume_after_ms: int = DEFAULT_RESUME_AFTER_MS,
     ) -> None:
         self.keys = keys
         self.author = author
@@ -101,6 +104,8 @@ class RelaySide:
         self.reconnects = 0
         self.presence = Presence(keys, author, timeout_ms=presence_timeout_ms, random=random)
         self.keepalive = Keepalive(keepalive_ms)
+        self.watchdog = Watchdog(resume_after_ms)
+        self.resumes = 0  # re-reads on a live connection (see Watchdog)
         self._outbox = Outbox()
         self._events: list[PadEvent] = []
         self._join = Joining(
@@ -118,10 +123,12 @@ class RelaySide:
 
     @property
     def status(self) -> Status:
-        """Offline, syncing, or saved (every edit acknowledged while connected)."""
+        """Offline, syncing, or saved (every edit acknowledged while connected,
+        and nothing the relay named is missing)."""
         if self.phase is not Phase.LIVE:
             return Status.OFFLINE
-        return Status.SAVED if self.engine.saved else Status.SYNCING
+        saved = self.engine.saved and self.engine.missing is None
+        return Status.SAVED if saved else Status.SYNCING
 
     # --- what the relay says ----------------------------------------------
 
@@ -149,11 +156,12 @@ class RelaySide:
         self.welcome = frame
 
     def _on_history_end(self, frame: p.HistoryEnd) -> None:
+        resumed = self._join.resuming
         if not self._join.ended(frame):
             return
         self.phase = Phase.LIVE
         if not self._join.live():
-            self.reconnects += 1
+            self.reconnects += 0 if resumed else 1
             self.engine.resend()
         if self._lost:
             self._lost = False
@@ -230,11 +238,38 @@ class RelaySide:
                 self._events.append(Acked(event.id))
             elif isinstance(event, Alarm):  # the engine's alarms are the SDK's
                 self._events.append(event)
+        self._watch()
         self._update_status()
 
     def _push(self, sealed: Sealed) -> None:
-        if self.phase is Phase.LIVE:  # else resent by engine.resend() once live again
-            self._outbox.push(sealed)
+        if self.phase is Phase.LIVE and not self._join.resuming:
+            self._outbox.push(sealed)  # else resent by engine.resend() at HISTORY_END
+
+    def _waiting(self) -> bool:
+        """Live, and owed something by the relay (not just rate-limited)."""
+        if self.phase is not Phase.LIVE or self._outbox.next_retry_ms() is not None:
+            return False
+        return self.engine.missing is not None or bool(self.engine.inflight)
+
+    def _watch(self) -> None:
+        """Resume (and in the end alarm) when the relay stops making progress."""
+        now, dog = self.clock(), self.watchdog
+        dog.watch(now, self._waiting(), self.engine.last_seq)
+        if not dog.due(now):
+            return
+        if dog.should_alarm():
+            dog.alarmed = True
+            what = (
+                self.engine.missing or f"an answer to {len(self.engine.inflight)} of our patches"
+            )
+            self._alarm(
+                AlarmKind.WITHHELD,
+                f"the relay has not delivered {what} after {dog.resumes} re-reads "
+                f"from patch number {self.engine.last_seq}",
+            )
+        self._join.resume()
+        dog.resumed(now)
+        self.resumes += 1
 
     def _upload(self, sealed: Sealed) -> None:
         if self.phase in (Phase.JOINING, Phase.LIVE):
@@ -267,4 +302,10 @@ _HANDLERS: dict[type[Any], Callable[[RelaySide, Any], None]] = {
 }
 # Every other frame (PONG, UNSUBSCRIBED) only proves the connection alive.
 
-__all__ = ["DEFAULT_KEEPALIVE_MS", "Phase", "RelaySide", "wall_clock_ms"]
+__all__ = [
+    "DEFAULT_KEEPALIVE_MS",
+    "DEFAULT_RESUME_AFTER_MS",
+    "Phase",
+    "RelaySide",
+    "wall_clock_ms",
+]

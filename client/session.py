@@ -41,6 +41,15 @@ Rollback check: the session is given the last head ``(seq, id)`` a previous
 run saw; a HISTORY_END below it, or another patch at its sequence number,
 raises :attr:`~client.events.AlarmKind.ROLLBACK`.
 
+Liveness (:class:`client.connection.Watchdog`): a live session that waits on
+the relay (our patches unanswered, a head a refusal named, a sequence gap, a
+patch whose parent never came) and sees no progress for ``resume_after_ms``
+re-subscribes on the same connection *since* its last contiguous sequence
+number, and resends what is in flight; after a second resume without
+progress it raises :attr:`~client.events.AlarmKind.WITHHELD` and keeps
+trying.  While something the relay named is missing, the status is never
+"saved".
+
 Keepalive (:class:`client.connection.Keepalive`): a quiet relay is PINGed;
 if that goes unanswered, :attr:`PadSession.stalled` turns true and the front
 end drops the transport (a half-open connection — a laptop lid, a dead Wi-Fi —
@@ -87,6 +96,9 @@ class PadSession(RelaySide):
         random: the source of randomness (session id, nonces); ``os.urandom``
             through :func:`crypto.backend.default_random` unless injected.
         keepalive_ms: silence after which we PING the relay (see :attr:`stalled`).
+        resume_after_ms: how long a live session waits on the relay without
+            progress before it re-reads from its last position
+            (:class:`client.connection.Watchdog`).
     """
 
     # --- reading state -----------------------------------------------------
@@ -270,10 +282,15 @@ class PadSession(RelaySide):
         if self.phase in (Phase.JOINING, Phase.LIVE) and self.keepalive.ping_due(now):
             self._outbox.send(p.Ping(self._outbox.next_id()))
             self.keepalive.pinged(now)
+        self._watch()
 
     def next_deadline_ms(self) -> int:
         """When :meth:`tick` has something to do next (epoch milliseconds)."""
-        deadlines = [self._outbox.next_retry_ms(), self.presence.next_deadline_ms()]
+        deadlines = [
+            self._outbox.next_retry_ms(),
+            self.presence.next_deadline_ms(),
+            self.watchdog.next_deadline_ms(),
+        ]
         if self.phase in (Phase.JOINING, Phase.LIVE):
             deadlines.append(self.keepalive.next_deadline_ms())
         known = [deadline for deadline in deadlines if deadline is not None]

@@ -384,6 +384,37 @@ def test_status_is_saved_only_after_the_ack() -> None:
         asyncio.run(main())
 
 
+def test_a_lost_ack_with_nothing_after_it_is_found_by_a_resume() -> None:
+    """The only ACK lost: the client stayed "syncing" for as long as the connection
+    lived.  Now it re-reads after DEFAULT_RESUME_AFTER_MS of its injected clock."""
+    from client.relayside import DEFAULT_RESUME_AFTER_MS
+
+    stored: list[bytes] = []
+    now = [1_800_000_000_000]
+
+    def drop_ack(patch_id: bytes) -> bool:
+        stored.append(patch_id)
+        return len(stored) == 1
+
+    with running_relay(faults=Faults(drop_ack=drop_ack)) as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            async with (
+                opener(links.edit_link, clock=lambda: now[0]) as pad,
+                opener(links.view_link) as watcher,
+            ):
+                await pad.insert(0, "x")
+                await until(lambda: watcher.text == "x", watcher)  # committed, ack dropped
+                await asyncio.sleep(0.2)
+                assert pad.status == Status.SYNCING
+                now[0] += DEFAULT_RESUME_AFTER_MS
+                await pad.synced(TIMEOUT)  # the re-read brings "x" back as ours
+                assert (pad.status, pad.text, pad.alarms) == (Status.SAVED, "x", [])
+
+        asyncio.run(main())
+
+
 def test_peers_expire_after_the_presence_timeout() -> None:
     with running_relay() as relay:
 
