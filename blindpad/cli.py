@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("client.commands.watch", "print changes and who is present as they happen"),
     "edit": ("client.commands.edit", "edit a pad in $EDITOR, merged with others' changes"),
     "history": ("client.commands.history", "list a pad's patches, authors and sizes"),
+    "trim": ("client.commands.trim", "keep the pad as a snapshot; remove the history before it"),
     "view-link": ("client.commands.view_link", "derive the read-only link from an edit link"),
 }
 

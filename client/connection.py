@@ -47,6 +47,7 @@ class Want(enum.Enum):
     SUBSCRIBE = "subscribe"
     PATCH = "patch"
     SNAPSHOT = "snapshot"
+    TRIM = "trim"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,6 +96,11 @@ class Outbox:
             for at in range(0, total, step)
         )
         self.request(req, Request(Want.SNAPSHOT, frames, sealed.id))
+
+    def trim(self, sealed: Sealed) -> None:
+        """Queue a TRIM of a sealed trim envelope."""
+        req = self.next_id()
+        self.request(req, Request(Want.TRIM, (p.encode(p.Trim(req, sealed.data)),), sealed.id))
 
     def answered(self, req: int) -> Request | None:
         """Forget request ``req`` (answered); None if it was not ours or is forgotten."""

@@ -345,6 +345,24 @@ class Engine(Generic[D, P]):
         for probe in self.recovery.probes() if self.recovery is not None else []:
             self.emit(SendPatch(probe))
 
+    def compaction(self) -> tuple[Sealed, Sealed] | None:
+        """An owner trim: a snapshot of the head and a trim at the same patch
+        (``None`` for an empty pad: nothing to trim).
+
+        Send the snapshot first and the trim once the relay stored it (the
+        relay trims only at a stored snapshot).  The head is the relay's
+        (our unacknowledged work is not in it and stays ours).
+
+        Raises:
+            LocalError: a view-only engine.
+        """
+        if not self.writer:
+            raise LocalError("a view link cannot trim the pad")
+        head = self.head
+        if head.height == 0:
+            return None
+        return self.snapshots.seal(head, self.auth), self.snapshots.seal_trim(head)
+
     def load_snapshot(self, data: bytes, seq: int = 0) -> None:
         """Start from a snapshot (a fresh engine only): its patch (number ``seq``) is the root.
 

@@ -486,6 +486,44 @@ class Pad:
         self._check_open()
         self._edit(check_patch(len(self.text), patch))
 
+    async def trim(self, timeout: float | None = None) -> int:
+        """Owner trim: keep the pad as a snapshot at the relay's head and remove
+        the history before it (the relay's storage shrinks to about the text).
+
+        Our edits not yet acknowledged stay ours and are sent as usual.  After
+        a trim, `blindpad history` and older revisions show only what remains.
+
+        Args:
+            timeout: seconds; ``None`` waits as long as it takes.
+
+        Returns:
+            The number of the patch the history now starts after (0 for an
+            empty pad).
+
+        Raises:
+            ReadOnly: a view link.
+            RelayRefused: the relay refused the snapshot or the trim, or the
+                connection dropped before it was done (try again).
+            TimeoutError: not done within ``timeout``.
+            PadClosed: the pad was closed.
+        """
+        async with asyncio.timeout(timeout):
+            while True:  # the history must be loaded and the connection live
+                self._check_open()
+                self._raise_failure()
+                if self._session.ready and self._session.phase is Phase.LIVE:
+                    break
+                await self._changed()
+            job = self._session.trim()
+            self._pump()
+            while not job.done:
+                self._check_open()
+                await self._changed()
+        if job.refused is not None:
+            raise RelayRefused(job.refused, "the relay did not trim the pad")
+        assert job.floor is not None
+        return job.floor
+
     async def set_presence(
         self,
         *,

@@ -47,6 +47,7 @@ P = TypeVar("P")
 
 PATCH = 1
 SNAPSHOT = 2
+TRIM = 4
 
 
 # --- the codec seam --------------------------------------------------------

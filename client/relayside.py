@@ -9,6 +9,7 @@ state, connecting, editing, ticking).  The theory of operation is in
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from collections.abc import Callable, Iterable
@@ -46,6 +47,29 @@ from crypto.backend import RandomFn, default_random
 from wire import codes
 from wire import frames as p
 from wire.errors import WireError
+
+
+@dataclasses.dataclass(slots=True)
+class Compaction:
+    """An owner trim under way: the snapshot is uploaded, then the trim sent.
+
+    Attributes:
+        snapshot_id: the snapshot's envelope id (its ACK sends the trim).
+        trim: the sealed trim at the same patch.
+        floor: once trimmed, the relay's new floor (the patch's number).
+        refused: why it stopped, if it did (a refusal code, or the connection).
+    """
+
+    snapshot_id: bytes
+    trim: Sealed
+    floor: int | None = None
+    refused: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """Trimmed, or stopped."""
+        return self.floor is not None or self.refused is not None
+
 
 DEFAULT_KEEPALIVE_MS = 10_000
 #: How long a live session waits on the relay without progress before it re-reads.
@@ -106,6 +130,7 @@ class RelaySide:
         self.keepalive = Keepalive(keepalive_ms)
         self.watchdog = Watchdog(resume_after_ms)
         self.resumes = 0  # re-reads on a live connection (see Watchdog)
+        self.compaction: Compaction | None = None
         self._outbox = Outbox()
         self._events: list[PadEvent] = []
         self._join = Joining(
@@ -172,6 +197,12 @@ class RelaySide:
 
     def _on_ack(self, frame: p.Ack) -> None:
         request = self._outbox.answered(frame.request_id)
+        job = self.compaction
+        if request is not None and job is not None and not job.done:
+            if request.want is Want.SNAPSHOT and request.id == job.snapshot_id:
+                self._outbox.trim(job.trim)  # stored: now the history before it can go
+            elif request.want is Want.TRIM and request.id == job.trim.id:
+                job.floor = frame.seq
         if request is None or request.want is not Want.PATCH:
             return
         self._join.acked(frame.seq, frame.id)
@@ -183,6 +214,14 @@ class RelaySide:
         if request is None:
             return
         code = codes.code_name(frame.code, codes.RefuseCode)
+        job = self.compaction
+        if (
+            job is not None
+            and request.id in (job.snapshot_id, job.trim.id)
+            and frame.code != codes.RefuseCode.RATE_LIMITED
+        ):
+            job.refused = code
+            return
         if frame.code == codes.RefuseCode.RATE_LIMITED:
             due = self.clock() + max(1, frame.retry_after_ms)
             self._outbox.retry_at(due, frame.request_id, request)
@@ -285,6 +324,8 @@ class RelaySide:
     def _reset_connection(self) -> None:
         self._outbox.reset()
         self._join.reset()
+        if self.compaction is not None and not self.compaction.done:
+            self.compaction.refused = "the connection dropped"
 
 
 _HANDLERS: dict[type[Any], Callable[[RelaySide, Any], None]] = {
@@ -305,6 +346,7 @@ _HANDLERS: dict[type[Any], Callable[[RelaySide, Any], None]] = {
 __all__ = [
     "DEFAULT_KEEPALIVE_MS",
     "DEFAULT_RESUME_AFTER_MS",
+    "Compaction",
     "Phase",
     "RelaySide",
     "wall_clock_ms",

@@ -72,8 +72,9 @@ from client.codec import CryptoCodec
 from client.engine import Base, LocalError
 from client.errors import InvalidEdit, NotReady, ReadOnly
 from client.events import ConnectionLost, Failed, PadEvent, Peer
+from client.payload import Sealed
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS
-from client.relayside import DEFAULT_KEEPALIVE_MS, Phase, RelaySide, wall_clock_ms
+from client.relayside import DEFAULT_KEEPALIVE_MS, Compaction, Phase, RelaySide, wall_clock_ms
 from client.textops import Patch
 from wire import frames as p
 
@@ -241,6 +242,30 @@ class PadSession(RelaySide):
         self.presence.move_cursors(patch)
         self._flush()
         self._drain()
+
+    def trim(self) -> Compaction:
+        """Owner trim: snapshot the pad at the relay's head, then trim its history there.
+
+        Queues the snapshot; its ACK sends the trim; watch the returned
+        :class:`~client.relayside.Compaction` (``floor`` once trimmed,
+        ``refused`` if it stopped).  An empty pad is done at once (floor 0).
+
+        Raises:
+            ReadOnly: a view link.
+            NotReady: not live, or the history is not loaded yet.
+        """
+        if not self.keys.can_write:
+            raise ReadOnly("a view link cannot trim the pad")
+        if self.phase is not Phase.LIVE or not self.ready:
+            raise NotReady("trim needs the pad live and its history loaded")
+        made = self.engine.compaction()
+        if made is None:
+            self.compaction = Compaction(b"", Sealed(b"", b""), floor=0)
+            return self.compaction
+        snapshot, trim = made
+        self.compaction = Compaction(snapshot.id, trim)
+        self._upload(snapshot)
+        return self.compaction
 
     def flush(self) -> None:
         """Seal the typed work now, even offline, so :meth:`pending` holds it.

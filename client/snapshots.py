@@ -34,7 +34,7 @@ from typing import Generic, TypeVar
 from client.chain import Chain, Node
 from client.doctype import DocType, InvalidPatch
 from client.events import Alarm, AlarmKind
-from client.payload import SNAPSHOT, Codec, Opened, Payload, Sealed, dumps
+from client.payload import SNAPSHOT, TRIM, Codec, Opened, Payload, Sealed, dumps
 
 D = TypeVar("D")
 P = TypeVar("P")
@@ -151,15 +151,23 @@ class Snapshots(Generic[D, P]):
         threshold = max(self.min_bytes, self.doctype.size(doc))
         if not self.writer or self.bytes_since < threshold * (1 if own else 2):
             return
+        self.emit(SendSnapshot(self.seal(node, doc), node.id))
+
+    def seal(self, node: Node[Payload[P]], doc: D) -> Sealed:
+        """Seal the snapshot of ``doc``, the document after ``node`` (it restarts the count)."""
         body = {
             "height": node.height,
             "doc": self.doctype.doc_to_wire(doc),
             "h": self.doctype.digest(doc).hex(),
         }
         sealed = self.codec.seal(SNAPSHOT, node.id, dumps(body))
-        self.emit(SendSnapshot(sealed, node.id))
         self.height = node.height
         self.bytes_since = 0
+        return sealed
+
+    def seal_trim(self, node: Node[Payload[P]]) -> Sealed:
+        """Seal a trim at ``node`` (kind 4, content ``{"height": n}``, PROTOCOL.md §6.4)."""
+        return self.codec.seal(TRIM, node.id, dumps({"height": node.height}))
 
 
 __all__ = ["SendSnapshot", "Snapshots"]

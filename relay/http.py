@@ -63,9 +63,9 @@ def relay_of(conn: HTTPConnection) -> RelayState:
     return relay
 
 
-def error(status: int, code: str, message: str) -> JSONResponse:
-    """A JSON error body ``{"code", "message"}``."""
-    return JSONResponse({"code": code, "message": message}, status_code=status)
+def error(status: int, code: str, message: str, **extra: object) -> JSONResponse:
+    """A JSON error body ``{"code", "message"}`` (and any ``extra`` fields)."""
+    return JSONResponse({"code": code, "message": message, **extra}, status_code=status)
 
 
 async def healthz(request: Request) -> Response:
@@ -142,7 +142,8 @@ async def history(request: Request) -> Response:
             read = await relay.store.read_since(cid, start, HISTORY_PAGE_BYTES)
     except HistoryTrimmed as exc:
         relay.history_reads -= 1
-        return error(410, "HISTORY_TRIMMED", f"history up to seq {exc.floor_seq} was trimmed")
+        floor = exc.floor_seq
+        return error(410, "HISTORY_TRIMMED", f"history up to seq {floor} was trimmed", floor=floor)
     except BaseException:
         relay.history_reads -= 1
         raise

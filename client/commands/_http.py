@@ -42,6 +42,14 @@ class Read:
     body: HistoryBody
 
 
+class HistoryTrimmed(CommandError):
+    """The history asked for was trimmed: it starts after patch ``floor`` now."""
+
+    def __init__(self, floor: int) -> None:
+        super().__init__(f"the history up to patch {floor} was trimmed")
+        self.floor = floor
+
+
 #: Reads again after a body cut short (a trim landed while it was sent) this many times.
 CUT_RETRIES = 3
 
@@ -80,6 +88,9 @@ def fetch(
                 )
             sleep(wait)
             continue
+        if response.status_code == 410 and code == "HISTORY_TRIMMED":
+            floor = response.json().get("floor")
+            raise HistoryTrimmed(floor if type(floor) is int else 0)
         if response.status_code == 404 and code == "UNKNOWN_CHANNEL":
             raise CommandError(
                 f"no such pad on this relay ({link.base_url}): check the link's address; "

@@ -36,13 +36,20 @@ def _time(content: bytes) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from client.commands._http import fetch
+    from client.commands._http import HistoryTrimmed, fetch
 
     link = c.link_arg(args.link)
-    body = fetch(link, "since=0", args.timeout)
+    try:
+        body = fetch(link, "since=0", args.timeout)
+    except HistoryTrimmed as gone:  # a trim removed the start: list what remains
+        body = fetch(link, f"since={gone.floor}", args.timeout)
+        print(f"(patches 1 to {gone.floor} were trimmed: the pad starts from a snapshot there)")
     latest = fetch(link, "from=snapshot", args.timeout)
     if not body.patches:
-        print("(empty pad: nothing stored yet)", flush=True)
+        if body.head_seq == 0:
+            print("(empty pad: nothing stored yet)", flush=True)
+        sys.stdout.flush()
+        print(f"head: seq {body.head_seq}, id {body.head_id.hex()[:16]}", file=sys.stderr)
         return c.OK
     snapshot_at = latest.snapshot[0] if latest.snapshot else None
     print(f"{'seq':>6}  {'time (UTC)':<19}  {'author':<20} {'key':<16} {'bytes':>7}  mark")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -107,6 +108,40 @@ def test_round_trip(relay: str, tmp_path: Path) -> None:
     assert all(row.split()[1].startswith(year) for row in rows)  # the author's clock, UTC
 
 
+def test_trim_keeps_the_text_and_removes_the_history_before_it(tmp_path: Path) -> None:
+    """No client ever trimmed: every patch and snapshot ever made stayed on the relay."""
+    store = tmp_path / "relay.sqlite3"
+    relay = RelayProcess("--store", f"sqlite:///{store}")
+    try:
+        url = relay.handle.url
+        edit, view = new_pad(url, tmp_path)
+        empty = blindpad("trim", edit, state=tmp_path)
+        assert (empty.returncode, empty.stdout) == (0, "nothing to trim: the pad is empty\n")
+        for word in ("one ", "two ", "three ", "four"):
+            assert blindpad("append", edit, word, state=tmp_path).returncode == 0
+        before = sqlite3.connect(store).execute("SELECT count(*) FROM patches").fetchone()[0]
+        assert before == 4
+        trimmed = blindpad("trim", edit, state=tmp_path)
+        assert trimmed.returncode == 0, trimmed.stderr
+        assert trimmed.stdout == "trimmed: the pad now starts from a snapshot at patch 4\n"
+        with sqlite3.connect(store) as db:
+            assert db.execute("SELECT count(*) FROM patches").fetchone()[0] == 0
+            assert db.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 1
+        assert blindpad("cat", view, state=tmp_path).stdout == "one two three four"
+        listed = blindpad("history", view, state=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.splitlines() == [
+            "(patches 1 to 4 were trimmed: the pad starts from a snapshot there)"
+        ]
+        assert blindpad("append", edit, "!", state=tmp_path).returncode == 0  # writes go on
+        assert blindpad("cat", view, state=tmp_path).stdout == "one two three four!"
+        refused = blindpad("trim", view, state=tmp_path)
+        assert refused.returncode == 2
+        assert "view link" in refused.stderr
+    finally:
+        relay.stop()
+
+
 def test_a_view_link_cannot_write_and_nothing_is_sent(relay: str, tmp_path: Path) -> None:
     edit, view = new_pad(relay, tmp_path)
     for args in (("write", view), ("append", view, "x"), ("edit", view)):
@@ -130,7 +165,7 @@ def test_bad_links_and_unreachable_relays_are_clear_errors(tmp_path: Path) -> No
 
 
 def test_every_command_has_help(tmp_path: Path) -> None:
-    for name in ("new", "cat", "write", "append", "watch", "edit", "history", "view-link"):
+    for name in COMMANDS:
         result = blindpad(name, "--help", state=tmp_path)
         assert result.returncode == 0, name
         assert f"blindpad {name}" in result.stdout
@@ -179,7 +214,7 @@ def test_watch_prints_the_text_then_changes_and_presence(relay: str, tmp_path: P
 
 # --- the first hour of a new user (issue 13) --------------------------------------------
 
-COMMANDS = ("new", "cat", "write", "append", "watch", "edit", "history", "view-link")
+COMMANDS = ("new", "cat", "write", "append", "watch", "edit", "history", "view-link", "trim")
 
 
 def raw(
