@@ -26,6 +26,7 @@ from typing import IO, TypeVar
 
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 import crypto
 from crypto.envelope import Kind, envelope_id, seal, seal_ephemeral
@@ -267,6 +268,16 @@ class Client:
             frame = await self.recv()
             if isinstance(frame, f.Ack | f.Refuse) and frame.request_id == rid:
                 return frame
+
+
+async def closing_error(ws: ClientConnection) -> tuple[f.Error, int | None]:
+    """Read until the relay's ERROR; return it and the websocket close code."""
+    while True:
+        frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        if isinstance(frame, f.Error):
+            with contextlib.suppress(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), TIMEOUT)
+            return frame, ws.close_code
 
 
 def small_limits(**overrides: int) -> Limits:

@@ -29,6 +29,7 @@ from relay_support import (
     Pad,
     RelayHandle,
     RelayProcess,
+    closing_error,
     running_relay,
     small_limits,
 )
@@ -247,16 +248,6 @@ def test_second_relay_on_one_sqlite_file_refuses_naming_the_first(tmp_path: Path
     # once the first is gone the file is free again (the kernel dropped the flock)
     again = RelayProcess("--store", store)
     again.stop()
-
-
-async def closing_error(ws: ClientConnection) -> tuple[f.Error, int | None]:
-    """Read until the relay's ERROR; return it and the websocket close code."""
-    while True:
-        frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
-        if isinstance(frame, f.Error):
-            with contextlib.suppress(ConnectionClosed):
-                await asyncio.wait_for(ws.recv(), TIMEOUT)
-            return frame, ws.close_code
 
 
 def test_idle_connections_are_closed_by_the_injected_clock() -> None:

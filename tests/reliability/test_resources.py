@@ -24,7 +24,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from relay_support import TIMEOUT, Client, Pad, RelayHandle, RelayProcess, limit_args, rss_bytes
+from relay_support import (
+    TIMEOUT,
+    Client,
+    Pad,
+    RelayHandle,
+    RelayProcess,
+    closing_error,
+    limit_args,
+    rss_bytes,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -113,16 +122,6 @@ async def opened(
         while not isinstance(f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT)), f.HistoryEnd):
             pass
     return ws
-
-
-async def closing_error(ws: ClientConnection) -> tuple[f.Error, int | None]:
-    """Read until the relay's ERROR; return it and the websocket close code."""
-    while True:
-        frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
-        if isinstance(frame, f.Error):
-            with contextlib.suppress(ConnectionClosed):
-                await asyncio.wait_for(ws.recv(), TIMEOUT)
-            return frame, ws.close_code
 
 
 async def fill(client: Client, pad: Pad, count: int, parent: bytes = ZERO) -> bytes:
