@@ -285,10 +285,11 @@ class RelaySide:
             self._outbox.push(sealed)  # else resent by engine.resend() at HISTORY_END
 
     def _waiting(self) -> bool:
-        """Live, and owed something by the relay (not just rate-limited)."""
+        """Live, and owed something by the relay: an answer to a push, or what
+        it named (not a retry it asked for, nor work it refused for good)."""
         if self.phase is not Phase.LIVE or self._outbox.next_retry_ms() is not None:
             return False
-        return self.engine.missing is not None or bool(self.engine.inflight)
+        return self.engine.missing is not None or self._outbox.unanswered_pushes() > 0
 
     def _watch(self) -> None:
         """Resume (and in the end alarm) when the relay stops making progress."""
@@ -298,9 +299,8 @@ class RelaySide:
             return
         if dog.should_alarm():
             dog.alarmed = True
-            what = (
-                self.engine.missing or f"an answer to {len(self.engine.inflight)} of our patches"
-            )
+            pushes = self._outbox.unanswered_pushes()
+            what = self.engine.missing or f"an answer to {pushes} of our patches"
             self._alarm(
                 AlarmKind.WITHHELD,
                 f"the relay has not delivered {what} after {dog.resumes} re-reads "

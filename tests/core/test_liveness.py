@@ -173,3 +173,21 @@ def test_a_rate_limited_session_does_not_resume() -> None:
     clock.now += AFTER
     session.tick()
     assert sent(session) == [push]
+
+
+def test_work_refused_for_good_is_not_waited_for() -> None:
+    """A hard refusal (PAD_TOO_LARGE) answered the push: no re-reads, no WITHHELD."""
+    clock = Clock()
+    session = quiet(clock)
+    join(session)
+    session.edit((Op(0, 0, "x"),))
+    (push,) = sent(session)
+    refuse = f.Refuse(push.request_id, RefuseCode.PAD_TOO_LARGE, 0, 0, f.ZERO_ID)
+    session.receive_frame(f.encode(refuse))
+    assert session.failure is not None
+    for _ in range(4):
+        clock.now += AFTER
+        session.tick()
+    assert sent(session) == []
+    assert [a for a in alarms(session) if a.kind is AlarmKind.WITHHELD] == []
+    assert session.resumes == 0
