@@ -61,6 +61,9 @@ from relay.store.base import (
 
 T = TypeVar("T")
 
+#: ``PRAGMA auto_vacuum`` value INCREMENTAL: free pages are kept until given back.
+_INCREMENTAL = 2
+
 _SCHEMA = """
 CREATE TABLE channels (
     channel_id   BLOB PRIMARY KEY,
@@ -242,6 +245,12 @@ class SQLiteStore:
                     f"{self.path} has schema version {version}, newer than this relay's "
                     f"{SCHEMA_VERSION}: upgrade blindpad (or restore a backup) to use it"
                 )
+            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
+                # Freed pages go back to the file system after a trim (_trim).  A new
+                # file takes it at once; an older one is rewritten once (VACUUM).
+                conn.execute(f"PRAGMA auto_vacuum={_INCREMENTAL}")
+                if version != 0:
+                    conn.execute("VACUUM")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             if version == 0:
@@ -605,7 +614,19 @@ def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes) -> int:
         "UPDATE channels SET floor_seq = ?, stored_bytes = stored_bytes - ? WHERE channel_id = ?",
         (x_seq, freed, channel_id),
     )
+    _give_back_free_pages(c)
     return x_seq
+
+
+def _give_back_free_pages(c: sqlite3.Connection) -> None:
+    """Shrink the file by its free pages (``auto_vacuum=INCREMENTAL``).
+
+    Python's ``execute`` steps a statement that returns no rows once, and
+    each step of ``incremental_vacuum`` frees one page, so it is stepped once
+    per free page.
+    """
+    for _ in range(c.execute("PRAGMA freelist_count").fetchone()[0]):
+        c.execute("PRAGMA incremental_vacuum(1)")
 
 
 def backup(source: str, destination: str) -> None:
