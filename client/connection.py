@@ -102,9 +102,9 @@ class Outbox:
         req = self.next_id()
         self.request(req, Request(Want.TRIM, (p.encode(p.Trim(req, sealed.data)),), sealed.id))
 
-    def unanswered_pushes(self) -> int:
-        """PUSHes sent on this connection that neither ACK nor REFUSE answered yet."""
-        return sum(1 for request in self._requests.values() if request.want is Want.PATCH)
+    def unanswered(self, want: Want) -> int:
+        """Requests of kind ``want`` on this connection that neither ACK nor REFUSE answered."""
+        return sum(1 for request in self._requests.values() if request.want is want)
 
     def answered(self, req: int) -> Request | None:
         """Forget request ``req`` (answered); None if it was not ours or is forgotten."""

@@ -289,7 +289,7 @@ class RelaySide:
         it named (not a retry it asked for, nor work it refused for good)."""
         if self.phase is not Phase.LIVE or self._outbox.next_retry_ms() is not None:
             return False
-        return self.engine.missing is not None or self._outbox.unanswered_pushes() > 0
+        return self.engine.missing is not None or self._outbox.unanswered(Want.PATCH) > 0
 
     def _watch(self) -> None:
         """Resume (and in the end alarm) when the relay stops making progress."""
@@ -299,7 +299,7 @@ class RelaySide:
             return
         if dog.should_alarm():
             dog.alarmed = True
-            pushes = self._outbox.unanswered_pushes()
+            pushes = self._outbox.unanswered(Want.PATCH)
             what = self.engine.missing or f"an answer to {pushes} of our patches"
             self._alarm(
                 AlarmKind.WITHHELD,

@@ -69,6 +69,7 @@ from __future__ import annotations
 from typing import Any
 
 from client.codec import CryptoCodec
+from client.connection import Want
 from client.engine import Base, LocalError
 from client.errors import InvalidEdit, NotReady, ReadOnly
 from client.events import ConnectionLost, Failed, PadEvent, Peer
@@ -162,6 +163,7 @@ class PadSession(RelaySide):
             "last_seq": engine.last_seq,
             "height": engine.height,
             "snapshot": engine.snapshots.height,  # of the latest snapshot made, loaded or seen
+            "uploading": self._outbox.unanswered(Want.SNAPSHOT),  # snapshots not yet stored
             "recovering": engine.recovering,
         }
 

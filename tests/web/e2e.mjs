@@ -493,6 +493,13 @@ async function snapshottedOnce(run) {
     t.dispatchEvent(new Event("input"));
   }, [chunk, mark]);
   await waitState(A, "saved");
+  // "Saved" is about patches; the snapshot A made is uploaded beside them:
+  // wait until the relay has stored it, or the reopened tab may join from an
+  // older one (a busy machine showed it, run 45 of 100).
+  await until(A, async (p) => {
+    const d = await p.evaluate(() => window.blindpad.debug());
+    return (d.snapshot > before && d.uploading === 0) || `not yet: ${JSON.stringify(d)}`;
+  }, "the other writer's snapshot stored by the relay");
   control.down = false;
   const { page: G } = await open(ctx, world.links.edit);
   const debug = await G.evaluate(() => window.blindpad.debug());
