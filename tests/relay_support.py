@@ -280,6 +280,26 @@ async def closing_error(ws: ClientConnection) -> tuple[f.Error, int | None]:
             return frame, ws.close_code
 
 
+async def knock(relay: RelayHandle, forwarded: str | None = None) -> ClientConnection | f.Error:
+    """Open a connection and say HELLO: the open connection if admitted, else the
+    relay's ERROR (TOO_MANY_CONNECTIONS closes with 4010).  ``forwarded`` is sent as
+    ``X-Forwarded-For``."""
+    headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
+    ws = await connect(
+        relay.ws_url, max_size=None, additional_headers=headers, open_timeout=TIMEOUT
+    ).__aenter__()
+    with contextlib.suppress(ConnectionClosed):  # a refused one is closed at once
+        await ws.send(f.encode(f.Hello(f.PROTOCOL_VERSION)))
+    frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
+    if isinstance(frame, f.Error):
+        with contextlib.suppress(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+        assert ws.close_code == 4010
+        return frame
+    assert isinstance(frame, f.Welcome), frame
+    return ws
+
+
 def small_limits(**overrides: int) -> Limits:
     """Default limits with a generous rate, overridden as given."""
     values = {"rate_per_second": 100_000, "rate_burst": 100_000, **overrides}

@@ -7,7 +7,6 @@ injected clock (``RelayState.clock``) wherever a limit is about time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import os
@@ -30,6 +29,7 @@ from relay_support import (
     RelayHandle,
     RelayProcess,
     closing_error,
+    knock,
     running_relay,
     small_limits,
 )
@@ -282,24 +282,10 @@ def test_connection_caps_total_and_per_address_with_trusted_proxies(
     """Caps fire with TOO_MANY_CONNECTIONS; X-Forwarded-For only from a trusted proxy."""
     limits = small_limits(max_connections=3, max_connections_per_address=1)
 
-    async def attempt(relay: RelayHandle, forwarded: str) -> ClientConnection | f.Error:
-        ws = await connect(
-            relay.ws_url, additional_headers={"X-Forwarded-For": forwarded}, open_timeout=TIMEOUT
-        ).__aenter__()
-        with contextlib.suppress(ConnectionClosed):  # a refused one is closed at once
-            await ws.send(f.encode(f.Hello(f.PROTOCOL_VERSION)))
-        frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
-        if isinstance(frame, f.Error):
-            with contextlib.suppress(ConnectionClosed):
-                await asyncio.wait_for(ws.recv(), TIMEOUT)
-            assert ws.close_code == 4010
-            return frame
-        return ws
-
     async def trusted(relay: RelayHandle) -> None:
         held = []
         for forwarded in ("10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.3", "10.0.0.4"):
-            held.append(await attempt(relay, f"203.0.113.9, {forwarded}"))
+            held.append(await knock(relay, f"203.0.113.9, {forwarded}"))
         kinds = [isinstance(h, f.Error) for h in held]
         assert kinds == [False, False, True, False, True]
         for h in held:
@@ -309,8 +295,8 @@ def test_connection_caps_total_and_per_address_with_trusted_proxies(
                 await h.close()
 
     async def untrusted(relay: RelayHandle) -> None:
-        first = await attempt(relay, "10.0.0.1")
-        second = await attempt(relay, "10.0.0.2")  # both key on 127.0.0.1
+        first = await knock(relay, "10.0.0.1")
+        second = await knock(relay, "10.0.0.2")  # both key on 127.0.0.1
         assert isinstance(second, f.Error)
         assert second.code == ErrorCode.TOO_MANY_CONNECTIONS
         assert not isinstance(first, f.Error)

@@ -31,11 +31,11 @@ from relay_support import (
     RelayHandle,
     RelayProcess,
     closing_error,
+    knock,
     limit_args,
     rss_bytes,
 )
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from relay.limits import KIB, MIB, Limits, memory_ceiling
 from wire import frames as f
@@ -252,19 +252,6 @@ def test_concurrent_history_reads_of_a_full_pad_are_capped(tmp_path: Path) -> No
 def test_a_connection_flood_is_capped(tmp_path: Path) -> None:
     """2,000 idle connections were all accepted (+141 MiB); now TOO_MANY_CONNECTIONS."""
     over = 20
-
-    async def knock(relay: RelayHandle) -> ClientConnection | f.Error:
-        ws = await connect(relay.ws_url, max_size=None, open_timeout=TIMEOUT).__aenter__()
-        with contextlib.suppress(ConnectionClosed):
-            await ws.send(f.encode(f.Hello(f.PROTOCOL_VERSION)))
-        frame = f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
-        if isinstance(frame, f.Error):
-            with contextlib.suppress(ConnectionClosed):
-                await asyncio.wait_for(ws.recv(), TIMEOUT)
-            assert ws.close_code == 4010
-            return frame
-        assert isinstance(frame, f.Welcome), frame
-        return ws
 
     async def attack(relay: RelayHandle) -> None:
         answers = [await knock(relay) for _ in range(LIMITS.max_connections + over)]
