@@ -104,7 +104,11 @@ class Outbox:
 
     def unanswered(self, want: Want) -> int:
         """Requests of kind ``want`` on this connection that neither ACK nor REFUSE answered."""
-        return sum(1 for request in self._requests.values() if request.want is want)
+        return len(self.unanswered_ids(want))
+
+    def unanswered_ids(self, want: Want) -> set[bytes]:
+        """The envelope ids of the unanswered requests of kind ``want``."""
+        return {request.id for request in self._requests.values() if request.want is want}
 
     def answered(self, req: int) -> Request | None:
         """Forget request ``req`` (answered); None if it was not ours or is forgotten."""

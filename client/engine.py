@@ -195,7 +195,9 @@ class Engine(Generic[D, P]):
         """
         if self.outbox.awaiting is not None:
             return f"the head {self.outbox.awaiting.hex()[:16]} a refusal named"
-        if self._seqs_ahead:
+        if self._seqs_ahead and max(self._seqs_ahead) > self.head.height:
+            # (A gap our chain already covers is no loss: an ACK of ours whose
+            # predecessor's ACK was lost proves that one stored too.)
             return f"patch number {self.last_seq + 1} (number {max(self._seqs_ahead)} arrived)"
         if self.chain.orphans:
             orphan = next(iter(self.chain.orphans.values()))

@@ -289,7 +289,13 @@ class RelaySide:
         it named (not a retry it asked for, nor work it refused for good)."""
         if self.phase is not Phase.LIVE or self._outbox.next_retry_ms() is not None:
             return False
-        return self.engine.missing is not None or self._outbox.unanswered(Want.PATCH) > 0
+        return self.engine.missing is not None or bool(self._owed_pushes())
+
+    def _owed_pushes(self) -> set[bytes]:
+        """Our patches pushed on this connection, unanswered and not yet on the chain
+        (one stored under a later ACK of ours needs no answer any more)."""
+        inflight = {own.sealed.id for own in self.engine.inflight}
+        return self._outbox.unanswered_ids(Want.PATCH) & inflight
 
     def _watch(self) -> None:
         """Resume (and in the end alarm) when the relay stops making progress."""
@@ -299,7 +305,7 @@ class RelaySide:
             return
         if dog.should_alarm():
             dog.alarmed = True
-            pushes = self._outbox.unanswered(Want.PATCH)
+            pushes = len(self._owed_pushes())
             what = self.engine.missing or f"an answer to {pushes} of our patches"
             self._alarm(
                 AlarmKind.WITHHELD,

@@ -191,3 +191,21 @@ def test_work_refused_for_good_is_not_waited_for() -> None:
     assert sent(session) == []
     assert [a for a in alarms(session) if a.kind is AlarmKind.WITHHELD] == []
     assert session.resumes == 0
+
+
+def test_a_gap_our_chain_covers_is_not_missing() -> None:
+    """The ACK of our second patch proves the first stored (its ACK was lost): saved at once."""
+    clock = Clock()
+    session = quiet(clock)
+    join(session)
+    session.edit((Op(0, 0, "x"),))
+    (_first,) = sent(session)
+    session.edit((Op(1, 0, "y"),))
+    (second,) = sent(session)
+    ack = f.Ack(second.request_id, 2, hashlib.sha256(second.envelope).digest())
+    session.receive_frame(f.encode(ack))  # number 1's ACK never comes
+    assert session.engine.missing is None
+    assert session.status is Status.SAVED
+    clock.now += 2 * AFTER
+    session.tick()
+    assert session.resumes == 0
