@@ -17,7 +17,14 @@ from typing import Any
 
 import crypto
 from client.codec import CryptoCodec
-from client.connection import DEFAULT_MAX_FRAME_BYTES, Keepalive, Outbox, Want, Watchdog
+from client.connection import (
+    DEFAULT_MAX_FRAME_BYTES,
+    Keepalive,
+    Outbox,
+    Request,
+    Want,
+    Watchdog,
+)
 from client.doctype import TEXT
 from client.engine import (
     Base,
@@ -69,6 +76,14 @@ class Compaction:
     def done(self) -> bool:
         """Trimmed, or stopped."""
         return self.floor is not None or self.refused is not None
+
+    def answers(self, request: Request | None) -> bool:
+        """Whether ``request`` is this unfinished job's snapshot upload or trim."""
+        if request is None or self.done:
+            return False
+        if request.want is Want.SNAPSHOT:
+            return request.id == self.snapshot_id
+        return request.want is Want.TRIM and request.id == self.trim.id
 
 
 DEFAULT_KEEPALIVE_MS = 10_000
@@ -186,7 +201,8 @@ class RelaySide:
             return
         self.phase = Phase.LIVE
         if not self._join.live():
-            self.reconnects += 0 if resumed else 1
+            if not resumed:
+                self.reconnects += 1
             self.engine.resend()
         if self._lost:
             self._lost = False
@@ -198,10 +214,11 @@ class RelaySide:
     def _on_ack(self, frame: p.Ack) -> None:
         request = self._outbox.answered(frame.request_id)
         job = self.compaction
-        if request is not None and job is not None and not job.done:
-            if request.want is Want.SNAPSHOT and request.id == job.snapshot_id:
+        if job is not None and job.answers(request):
+            assert request is not None
+            if request.want is Want.SNAPSHOT:
                 self._outbox.trim(job.trim)  # stored: now the history before it can go
-            elif request.want is Want.TRIM and request.id == job.trim.id:
+            else:
                 job.floor = frame.seq
         if request is None or request.want is not Want.PATCH:
             return
@@ -217,7 +234,7 @@ class RelaySide:
         job = self.compaction
         if (
             job is not None
-            and request.id in (job.snapshot_id, job.trim.id)
+            and job.answers(request)
             and frame.code != codes.RefuseCode.RATE_LIMITED
         ):
             job.refused = code

@@ -187,10 +187,7 @@ async def snapshot_parts(
         NoSnapshot: a trim removed the snapshot before its last part was read.
     """
     for offset in range(0, snapshot.size, step):
-        if snapshot.envelope is not None:
-            yield snapshot.envelope[offset : offset + step]
-        else:
-            yield await store.read_snapshot(channel_id, snapshot.x_seq, offset, step)
+        yield await store.read_snapshot(channel_id, snapshot.x_seq, offset, step)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -79,3 +79,16 @@ def test_an_empty_pad_has_nothing_to_trim_and_a_view_link_cannot() -> None:
     join(viewer)
     with pytest.raises(ReadOnly):
         viewer.trim()
+
+
+def test_a_finished_trim_does_not_swallow_other_refusals() -> None:
+    """An empty pad's trim is done at once; a later refused SUBSCRIBE is still a failure."""
+    session = quiet(Clock())
+    join(session)
+    assert session.trim().floor == 0
+    session._join.resume()  # any request without an envelope id, e.g. a re-subscribe
+    sub = next(frame for frame in sent(session) if isinstance(frame, f.Subscribe))
+    refuse = f.Refuse(sub.request_id, RefuseCode.TOO_MANY_CHANNELS, 0, 0, f.ZERO_ID)
+    session.receive_frame(f.encode(refuse))
+    assert session.failure is not None
+    assert session.failure.code == "TOO_MANY_CHANNELS"
