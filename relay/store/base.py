@@ -191,6 +191,22 @@ async def snapshot_parts(
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Membership:
+    """A relay process's place among the processes that share one store.
+
+    Attributes:
+        site: names the store the processes share (hint-bus topics derive from
+            it, so two sites on one PostgreSQL or Redis server never hear each
+            other); ``""`` for a store only one process may open.
+        node: this process's number, unique among the site's relays (0 to
+            65535); the high 16 bits of its connection ids.
+    """
+
+    site: str
+    node: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class StoreStats:
     """Totals for metrics and the storage quota."""
 
@@ -199,7 +215,14 @@ class StoreStats:
 
 
 class Store(Protocol):
-    """What the relay needs from storage.  All methods are coroutines."""
+    """What the relay needs from storage.  All methods are coroutines.
+
+    ``shared`` says whether several relay processes may use the store at once
+    (PostgreSQL).  Such relays learn of each other's commits from a hint bus
+    (:mod:`relay.bus`) and, when hints are late or lost, from :meth:`heads`.
+    """
+
+    shared: bool
 
     async def open(self) -> None:
         """Open (creating or checking the schema).
@@ -286,6 +309,16 @@ class Store(Protocol):
     async def stats(self) -> StoreStats:
         """Return totals across channels."""
 
+    async def heads(self, channel_ids: Sequence[bytes]) -> dict[bytes, Head]:
+        """Return the heads of those of ``channel_ids`` that exist, in one read."""
+
+    async def join(self) -> Membership:
+        """Take this process's place among the relays sharing the store.
+
+        Unshared stores answer ``Membership("", 0)``; a shared store hands out
+        a node number no other live process of the site holds.
+        """
+
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -295,6 +328,7 @@ __all__ = [
     "Head",
     "HistoryRead",
     "HistoryTrimmed",
+    "Membership",
     "NoSnapshot",
     "SchemaTooNew",
     "Store",

@@ -12,6 +12,7 @@ as the SQLite store (``tests/relay/test_relay_store.py``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from relay.store.base import (
     AppendOutcome,
@@ -20,6 +21,7 @@ from relay.store.base import (
     Head,
     HistoryRead,
     HistoryTrimmed,
+    Membership,
     NoSnapshot,
     StoredPatch,
     StoredSnapshot,
@@ -56,6 +58,8 @@ class _Channel:
 
 class MemoryStore:
     """Dictionaries behind the :class:`~relay.store.base.Store` protocol."""
+
+    shared = False
 
     def __init__(self) -> None:
         self._channels: dict[bytes, _Channel] = {}
@@ -179,3 +183,11 @@ class MemoryStore:
         """See :meth:`relay.store.base.Store.stats`."""
         total = sum(ch.stored_bytes() for ch in self._channels.values())
         return StoreStats(len(self._channels), total)
+
+    async def heads(self, channel_ids: Sequence[bytes]) -> dict[bytes, Head]:
+        """See :meth:`relay.store.base.Store.heads`."""
+        return {cid: self._channels[cid].head for cid in channel_ids if cid in self._channels}
+
+    async def join(self) -> Membership:
+        """See :meth:`relay.store.base.Store.join`: dictionaries live in one process."""
+        return Membership("", 0)

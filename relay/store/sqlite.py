@@ -36,7 +36,7 @@ import dataclasses
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from relay.store import lockfile
@@ -48,6 +48,7 @@ from relay.store.base import (
     Head,
     HistoryRead,
     HistoryTrimmed,
+    Membership,
     NoSnapshot,
     SchemaTooNew,
     StoredPatch,
@@ -171,6 +172,8 @@ class SQLiteStore:
             always fits); with the round-robin of :class:`FairQueue` this
             bounds what a heavy channel makes the others wait for.
     """
+
+    shared = False
 
     def __init__(self, path: str, batch_max: int = 512, batch_max_bytes: int = 1 << 20) -> None:
         self.path = path
@@ -430,6 +433,19 @@ class SQLiteStore:
             return StoreStats(int(count), int(total))
 
         return await self._submit(op)
+
+    async def heads(self, channel_ids: Sequence[bytes]) -> dict[bytes, Head]:
+        """See :meth:`relay.store.base.Store.heads`."""
+
+        def op(c: sqlite3.Connection) -> dict[bytes, Head]:
+            found = (_channel(c, cid) for cid in channel_ids)
+            return {info.channel_id: info.head for info in found if info is not None}
+
+        return await self._submit(op)
+
+    async def join(self) -> Membership:
+        """See :meth:`relay.store.base.Store.join`: one process per file (the lock)."""
+        return Membership("", 0)
 
 
 def _settle(future: asyncio.Future[Any], result: object) -> None:
