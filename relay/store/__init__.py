@@ -5,7 +5,11 @@
 * :mod:`relay.store.memory`: :class:`MemoryStore`, dictionaries, for tests
   and throwaway relays;
 * :mod:`relay.store.sqlite`: :class:`SQLiteStore`, one writer thread with
-  group commit (the default), and :func:`backup`.
+  group commit (the default), and :func:`backup`;
+* :mod:`relay.store.postgresql`: ``PostgreSQLStore``, one transaction per
+  batch of appends, shared by any number of relay processes (needs asyncpg,
+  the ``scale`` extra, so it is imported only when a URL asks for it and not
+  re-exported here: import it from its module).
 
 Backends import only :mod:`relay.store.base`; this package re-exports it and
 holds the factory :func:`open_store`.  A new backend is one module here plus
@@ -44,20 +48,36 @@ def open_store(url: str) -> Store:
 
     Args:
         url: ``memory:`` or ``sqlite:///relative/or/absolute/path`` (``sqlite:////abs``
-            also works) or a bare path.
+            also works) or a bare path, or ``postgresql://USER@HOST:PORT/DB``
+            (``postgres://`` too; ``?schema=NAME`` picks the schema).
 
     Returns:
         A store; call and await :meth:`Store.open` before use.
 
     Raises:
-        ValueError: unknown scheme.
+        ValueError: unknown scheme, a bad PostgreSQL URL, or asyncpg (the
+            ``scale`` extra) not installed for one.
     """
     if url == "memory:":
         return MemoryStore()
     if url.startswith("sqlite://"):
         return SQLiteStore(sqlite_path(url))
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from relay.store.postgresql import PostgreSQLStore
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            raise ValueError(
+                "a PostgreSQL store needs asyncpg: install blindpad[scale]"
+                " (pip install 'blindpad[relay,scale]')"
+            ) from exc
+        return PostgreSQLStore(url)
     if "://" in url or url.endswith(":"):
-        raise ValueError(f"unknown store {url!r}: use 'sqlite:///PATH' or 'memory:'")
+        raise ValueError(
+            f"unknown store {url!r}: use 'sqlite:///PATH', 'postgresql://USER@HOST/DB'"
+            " or 'memory:'"
+        )
     return SQLiteStore(url)
 
 

@@ -17,19 +17,21 @@ atomic step it deduplicates by id (a known id, live or tombstoned, returns
 ``DUPLICATE`` with its original seq), then compares the parent with the head
 (``STALE`` with the current head if they differ), then appends at
 ``head + 1``.  Because the check and the write are one step inside the
-backend, any number of relay processes sharing a backend with atomic
-compare-and-append (SQLite's single writer here, a PostgreSQL transaction
-later) keep one line per channel.
+backend (SQLite's single writer thread; a PostgreSQL transaction holding the
+channel's row lock), any number of relay processes sharing a backend keep
+one line per channel.
 
 Reads (:meth:`read_since`, :meth:`read_from_snapshot`) return the items and
 the head *as of the same instant*, so a subscriber's HISTORY_END is
 consistent with the history it got.  An awaited write is durable when it
-returns (for SQLite: committed with ``synchronous=FULL``); the relay sends
-acknowledgements only after that.
+returns (for SQLite: committed with ``synchronous=FULL``; for PostgreSQL:
+committed); the relay sends acknowledgements only after that.
 
-Backends: :mod:`relay.store.sqlite` (default; group commit) and
-:mod:`relay.store.memory` (tests).  :func:`relay.store.open_store` picks one
-from a URL.  Both pass ``tests/relay/test_relay_store.py``.  Errors:
+Backends: :mod:`relay.store.sqlite` (default; group commit; one process),
+:mod:`relay.store.postgresql` (group commit; any number of processes, see
+:mod:`relay.cluster`) and :mod:`relay.store.memory` (tests).
+:func:`relay.store.open_store` picks one from a URL.  All three pass
+``tests/relay/test_relay_store.py``.  Errors:
 
     StoreError
     ├── SchemaTooNew     (the database was written by a newer blindpad)

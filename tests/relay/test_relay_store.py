@@ -1,27 +1,40 @@
-"""One conformance suite for every storage backend (memory and SQLite)."""
+"""One conformance suite for every storage backend (memory, SQLite and PostgreSQL).
+
+The PostgreSQL runs use a fresh schema of the test database each
+(``tests/services.py``: skipped when PostgreSQL does not answer, failed under
+``CI=true``); the tests after the suite cover what only a shared store does.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
+from services import fresh_postgres
 
 from relay.store import (
     AppendOutcome,
+    AppendResult,
     Head,
     HistoryTrimmed,
     NoSnapshot,
     SchemaTooNew,
     Store,
+    StoreError,
+    StoreStats,
     UnknownChannel,
     UnknownPatch,
     open_store,
     snapshot_parts,
 )
+from relay.store.postgresql import PostgreSQLStore, PostgresURL, _read_on, parse_url
 from relay.store.sqlite import SQLiteStore, backup
 
 CH = b"c" * 32
@@ -33,11 +46,15 @@ def pid(n: int) -> bytes:
     return n.to_bytes(32, "big")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     if request.param == "memory":
-        return lambda: open_store("memory:")
-    return lambda: open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+        yield lambda: open_store("memory:")
+    elif request.param == "sqlite":
+        yield lambda: open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    else:
+        with fresh_postgres() as url:
+            yield lambda: open_store(url)
 
 
 @asynccontextmanager
@@ -177,6 +194,94 @@ def test_trim_with_tombstones(make_store: Callable[[], Store]) -> None:
     run(make_store, body)
 
 
+def test_pipelined_appends_commit_in_submission_order(make_store: Callable[[], Store]) -> None:
+    """Chains pushed without waiting for ACKs, on several channels at once, all append."""
+    channels = [CH, b"d" * 32, b"e" * 32]
+
+    async def body(store: Store) -> None:
+        for cid in channels:
+            await store.create_channel(cid, KEY)
+        pushes = [
+            store.append(cid, pid(i), pid(i - 1) if i > 1 else ZERO, b"p%d" % i)
+            for cid in channels
+            for i in range(1, 301)
+        ]
+        results = await asyncio.gather(*pushes)
+        assert [(r.outcome, r.seq) for r in results] == [
+            (AppendOutcome.APPENDED, i) for _ in channels for i in range(1, 301)
+        ]
+        heads = await store.heads([*channels, b"z" * 32])
+        assert heads == {cid: Head(300, pid(300)) for cid in channels}
+        assert await store.heads([]) == {}
+
+    run(make_store, body)
+
+
+def test_appends_committed_together_are_settled_one_by_one(
+    make_store: Callable[[], Store],
+) -> None:
+    """An unknown channel fails only its own append; an id repeated at once is a duplicate."""
+
+    async def body(store: Store) -> None:
+        await store.create_channel(CH, KEY)
+        first, unknown, dup, stale, second = await asyncio.gather(
+            store.append(CH, pid(1), ZERO, b"e1"),
+            store.append(b"z" * 32, pid(1), ZERO, b"e1"),
+            store.append(CH, pid(1), ZERO, b"e1"),
+            store.append(CH, pid(2), ZERO, b"e2"),
+            store.append(CH, pid(2), pid(1), b"e2"),
+            return_exceptions=True,
+        )
+        assert isinstance(unknown, UnknownChannel)
+        assert first == AppendResult(AppendOutcome.APPENDED, 1, Head(1, pid(1)))
+        assert dup == AppendResult(AppendOutcome.DUPLICATE, 1, Head(1, pid(1)))
+        assert stale == AppendResult(AppendOutcome.STALE, 0, Head(1, pid(1)))
+        assert second == AppendResult(AppendOutcome.APPENDED, 2, Head(2, pid(2)))
+        info = await store.channel(CH)
+        assert info is not None
+        assert (info.head, info.stored_bytes, info.pad_bytes) == (Head(2, pid(2)), 4, 4)
+        again = await store.create_channel(CH, b"other key")  # idempotent: nothing changes
+        assert (again.verify_key, again.head) == (KEY, Head(2, pid(2)))
+        assert await store.stats() == StoreStats(1, 4)
+
+    run(make_store, body)
+
+
+def test_pages_of_many_small_patches(make_store: Callable[[], Store]) -> None:
+    """Pages are cut at the patch that reaches max_bytes, however many patches that takes."""
+    n = 2500
+
+    async def body(store: Store) -> None:
+        await store.create_channel(CH, KEY)
+        await asyncio.gather(
+            *(
+                store.append(CH, pid(i), pid(i - 1) if i > 1 else ZERO, b"%05d" % i)
+                for i in range(1, n + 1)
+            )
+        )
+        whole = await store.read_since(CH, 0, 10 * n)  # 5 bytes each: all fit
+        assert [p.seq for p in whole.patches] == list(range(1, n + 1))
+        assert whole.patches[41].envelope == b"00042"
+        cut = await store.read_since(CH, 0, 5 * 1800 + 1)  # reached by patch 1801
+        assert [p.seq for p in cut.patches] == list(range(1, 1802))
+        assert [p.seq for p in (await store.read_since(CH, 2400, 7)).patches] == [2401, 2402]
+        assert [p.seq for p in (await store.read_since(CH, 2400, 0)).patches] == [2401]
+        assert list((await store.read_since(CH, n, 100)).patches) == []
+        assert (await store.read_since(CH, 2**64 - 1)).head == Head(n, pid(n))  # a u64 since
+        await store.put_snapshot(CH, pid(100), b"s" * 32, b"S100")
+        paged = await store.read_from_snapshot(CH, 5 * 1500)
+        assert paged.snapshot is not None
+        assert (paged.snapshot.x_seq, paged.snapshot.size, paged.snapshot.envelope) == (
+            100,
+            4,
+            None,
+        )
+        assert [p.seq for p in paged.patches] == list(range(101, 1601))
+        assert paged.head == Head(n, pid(n))
+
+    run(make_store, body)
+
+
 def test_sqlite_is_durable_and_full_sync(tmp_path: Path) -> None:
     path = str(tmp_path / "d.sqlite3")
 
@@ -268,5 +373,275 @@ def test_newer_schema_refuses_to_start(tmp_path: Path) -> None:
 
 def test_store_urls(tmp_path: Path) -> None:
     assert isinstance(open_store(f"sqlite:///{tmp_path}/x.db"), SQLiteStore)
+    assert isinstance(open_store("postgres://nope"), PostgreSQLStore)  # connects at open()
+    assert isinstance(open_store("postgresql://u@h/db?schema=s_1"), PostgreSQLStore)
     with pytest.raises(ValueError, match="unknown store"):
-        open_store("postgres://nope")
+        open_store("mysql://nope")
+
+
+def test_a_postgresql_url_without_asyncpg_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # import asyncpg fails
+    monkeypatch.delitem(sys.modules, "relay.store.postgresql")
+    with pytest.raises(ValueError, match=r"install blindpad\[scale\]"):
+        open_store("postgresql://u@h/db")
+
+
+def test_an_unreachable_postgresql_is_a_store_error_without_the_password() -> None:
+    async def main() -> None:
+        store = PostgreSQLStore("postgresql://u:secret@127.0.0.1:1/db?schema=x")
+        with pytest.raises(StoreError, match=r"127\.0\.0\.1:1/db") as caught:
+            await store.open()
+        assert "secret" not in str(caught.value)
+
+    asyncio.run(main())
+
+
+def test_postgresql_urls_are_taken_apart() -> None:
+    url = parse_url("postgresql://u:pw@h:5433/db?sslmode=disable&schema=site_1&x=%2Fy#f")
+    assert url.schema == "site_1"
+    assert url.dsn == "postgresql://u:pw@h:5433/db?sslmode=disable&x=%2Fy#f"  # the rest is kept
+    assert parse_url("postgres://h/db") == PostgresURL("postgres://h/db", None)
+    assert parse_url("postgresql:///db?schema=_x").dsn == "postgresql:///db"
+    bad = ["Site", "1site", "a-b", "", "x" * 64, "pg_site", "a;drop", 'a"b']
+    for name in bad:
+        with pytest.raises(ValueError, match="schema"):
+            parse_url(f"postgresql://h/db?schema={name}")
+    with pytest.raises(ValueError, match="more than one schema"):
+        parse_url("postgresql://h/db?schema=a&schema=b")
+    with pytest.raises(ValueError, match="postgresql://"):
+        parse_url("mysql://h/db")
+    with pytest.raises(ValueError, match="schema"):
+        open_store("postgresql://h/db?schema=Bad")
+
+
+# --- PostgreSQL: what a shared store does besides the suite ------------------------------
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with fresh_postgres() as url:
+        yield url
+
+
+@asynccontextmanager
+async def pg_stores(url: str, n: int) -> AsyncIterator[list[PostgreSQLStore]]:
+    """``n`` stores on one schema, as ``n`` relay processes would have."""
+    stores = [PostgreSQLStore(url) for _ in range(n)]
+    try:
+        await asyncio.gather(*(s.open() for s in stores))  # racing on the empty schema
+        yield stores
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def pg_sql(url: str, statement: str, *args: object) -> list[asyncpg.Record]:
+    """Run SQL beside the stores, in the URL's schema."""
+    parsed = parse_url(url)
+    conn = await asyncpg.connect(parsed.dsn)
+    try:
+        await conn.execute(f"SET search_path = {parsed.schema}")
+        return list(await conn.fetch(statement, *args))
+    finally:
+        await conn.close()
+
+
+def test_two_relays_appending_at_once_keep_one_line_per_channel(pg_url: str) -> None:
+    """Writers on both relays race for the heads; every patch is pushed through both."""
+    channels = [bytes([n]) * 32 for n in range(1, 4)]
+    writers, target = 4, 15
+    log: list[tuple[bytes, bytes, list[AppendResult]]] = []
+
+    async def writer(stores: list[PostgreSQLStore], cid: bytes, w: int) -> None:
+        parent, made, attempt = ZERO, 0, 0
+        while made < target:
+            attempt += 1
+            patch = hashlib.sha256(b"%s/%d/%d" % (cid, w, attempt)).digest()
+            envelope = parent + patch  # says its parent, for the check below
+            one, other = stores[w % 2], stores[(w + 1) % 2]
+            results = list(
+                await asyncio.gather(
+                    one.append(cid, patch, parent, envelope),
+                    other.append(cid, patch, parent, envelope),
+                )
+            )
+            log.append((cid, patch, results))
+            outcomes = sorted(r.outcome.value for r in results)
+            assert outcomes in (["appended", "duplicate"], ["stale", "stale"]), results
+            if outcomes[0] == "appended":
+                made += 1
+                parent = patch
+            else:
+                parent = max((r.head for r in results), key=lambda h: h.seq).id
+
+    async def main() -> None:
+        async with pg_stores(pg_url, 2) as stores:
+            for cid in channels:
+                await stores[0].create_channel(cid, KEY)
+            await asyncio.gather(
+                *(writer(stores, cid, w) for cid in channels for w in range(writers))
+            )
+            for cid in channels:
+                read = await stores[1].read_since(cid, 0)
+                assert [p.seq for p in read.patches] == list(range(1, writers * target + 1))
+                parent = ZERO
+                for patch in read.patches:  # one chain: each patch's parent is the one before
+                    assert patch.envelope == parent + patch.id
+                    parent = patch.id
+                stored = {p.id: p.seq for p in read.patches}
+                for _, patch_id, results in (entry for entry in log if entry[0] == cid):
+                    for result in results:
+                        if result.outcome is not AppendOutcome.STALE:
+                            assert stored[patch_id] == result.seq
+                    if results[0].outcome is AppendOutcome.STALE:
+                        assert patch_id not in stored
+            assert await stores[0].heads(channels) == await stores[1].heads(channels)
+
+    asyncio.run(main())
+
+
+def test_only_one_of_many_racing_appends_wins_across_relays(pg_url: str) -> None:
+    async def main() -> None:
+        async with pg_stores(pg_url, 2) as stores:
+            await stores[1].create_channel(CH, KEY)
+            results = await asyncio.gather(
+                *(stores[i % 2].append(CH, pid(i), ZERO, b"x") for i in range(1, 41))
+            )
+            assert sum(r.outcome is AppendOutcome.APPENDED for r in results) == 1
+            assert all(r.head.seq == 1 for r in results)
+
+    asyncio.run(main())
+
+
+def test_every_relay_joins_with_its_own_node_on_one_site(pg_url: str) -> None:
+    async def main() -> None:
+        async with pg_stores(pg_url, 3) as stores:
+            joined = [await store.join() for store in stores]
+            joined.append(await stores[0].join())  # each join is a new number
+            assert len({m.node for m in joined}) == 4
+            assert all(0 <= m.node < 65536 for m in joined)
+            assert len({m.site for m in joined}) == 1
+            assert len(joined[0].site) == 16
+            int(joined[0].site, 16)
+            assert all(store.shared for store in stores)
+
+    asyncio.run(main())
+
+
+def test_a_second_open_of_a_schema_keeps_its_data(pg_url: str) -> None:
+    async def main() -> None:
+        first = PostgreSQLStore(pg_url)
+        await first.open()
+        await line(first, 3)
+        await first.put_snapshot(CH, pid(2), b"s" * 32, b"SNAP")
+        site = (await first.join()).site
+        before = await first.channel(CH)
+        await first.close()
+        again = PostgreSQLStore(pg_url)
+        await again.open()
+        try:
+            assert await again.channel(CH) == before
+            assert (await again.join()).site == site
+            read = await again.read_from_snapshot(CH)
+            assert read.snapshot is not None
+            assert (read.snapshot.envelope, [p.seq for p in read.patches]) == (b"SNAP", [3])
+        finally:
+            await again.close()
+
+    asyncio.run(main())
+
+
+def test_a_newer_postgresql_schema_refuses_to_start(pg_url: str) -> None:
+    async def main() -> None:
+        store = PostgreSQLStore(pg_url)
+        await store.open()
+        await store.close()
+        await pg_sql(pg_url, "UPDATE blindpad_meta SET value = '99' WHERE key = 'schema_version'")
+        with pytest.raises(SchemaTooNew, match="newer than this relay"):
+            await PostgreSQLStore(pg_url).open()
+
+    asyncio.run(main())
+
+
+def test_appends_survive_lost_connections(pg_url: str) -> None:
+    """A batch whose connection died before COMMIT runs again on a fresh one."""
+    name = f"blindpad-store-test-{parse_url(pg_url).schema}"
+
+    async def main() -> None:
+        async with pg_stores(f"{pg_url}&application_name={name}", 1) as (store,):
+            await line(store, 2)
+            killed = await pg_sql(
+                pg_url,
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                " WHERE application_name = $1",
+                name,
+            )
+            assert killed, "the store's connections were not found"
+            result = await store.append(CH, pid(3), pid(2), b"e3")
+            assert (result.outcome, result.seq) == (AppendOutcome.APPENDED, 3)
+            assert [p.seq for p in (await store.read_since(CH, 0)).patches] == [1, 2, 3]
+
+    asyncio.run(main())
+
+
+def test_a_failed_transaction_reports_nothing_it_did_not_commit(pg_url: str) -> None:
+    other = b"d" * 32
+
+    async def main() -> None:
+        async with pg_stores(pg_url, 1) as (store,):
+            await line(store, 1)
+            await store.create_channel(other, KEY)
+            # A row behind the store's back: appending seq 2 of CH now violates the key.
+            await pg_sql(pg_url, "INSERT INTO patches VALUES ($1, 2, $2, 'x')", CH, pid(99))
+            results = await asyncio.gather(
+                store.append(CH, pid(2), pid(1), b"e2"),
+                store.append(other, pid(1), ZERO, b"o1"),
+                return_exceptions=True,
+            )
+            assert isinstance(results[0], StoreError)
+            for result, (cid, patch) in zip(results, [(CH, pid(2)), (other, pid(1))], strict=True):
+                if isinstance(result, AppendResult):
+                    assert await store.lookup(cid, patch) == result.seq
+                else:
+                    assert isinstance(result, StoreError)
+                    assert await store.lookup(cid, patch) is None
+            await pg_sql(pg_url, "DELETE FROM patches WHERE id = $1", pid(99))
+            result = await store.append(CH, pid(2), pid(1), b"e2")
+            assert (result.outcome, result.seq) == (AppendOutcome.APPENDED, 2)
+
+    asyncio.run(main())
+
+
+def test_commits_are_observed_in_batches(pg_url: str) -> None:
+    async def main() -> None:
+        async with pg_stores(pg_url, 1) as (store,):
+            batches: list[int] = []
+            store.observe_commits(batches.append)
+            await line(store, 5)
+            await asyncio.gather(*(store.append(CH, pid(i), ZERO, b"x") for i in range(10, 20)))
+            assert sum(batches) == 15
+
+    asyncio.run(main())
+
+
+def test_a_read_cut_short_by_a_trim_is_read_again() -> None:
+    """Rows missing between two statements of one read (a trim ran) make it start over."""
+
+    class Conn:
+        def __init__(self, rows: list[dict[str, object]]) -> None:
+            self.rows = rows
+
+        async def fetch(self, *args: object) -> list[dict[str, object]]:
+            return self.rows
+
+    first = [(1, pid(1), b"e1"), (2, pid(2), b"e2")]
+    later = [{"seq": 3, "id": pid(3), "envelope": b"e3"}]
+    head = Head(3, pid(3))
+    whole = asyncio.run(_read_on(Conn(later), CH, 0, head, first, 2, 100))
+    assert whole is not None
+    assert [p.seq for p in whole] == [1, 2, 3]
+    gap = [{"seq": 4, "id": pid(4), "envelope": b"e4"}]  # 3 was trimmed meanwhile
+    assert asyncio.run(_read_on(Conn(gap), CH, 0, Head(4, pid(4)), first, 2, 100)) is None
+    assert asyncio.run(_read_on(Conn([]), CH, 0, head, first, 2, 100)) is None
