@@ -35,6 +35,8 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from relay import http
+from relay.bus import open_bus
+from relay.cluster import POLL_SECONDS, Cluster
 from relay.connection import Connection, RelayState
 from relay.edge import web
 from relay.edge.faults import Faults
@@ -42,7 +44,7 @@ from relay.errors import ProtocolViolation
 from relay.hub import Outbox
 from relay.limits import Limits
 from relay.metrics import TimedStore
-from relay.store import Store, open_store
+from relay.store import Store, StoreStats, open_store
 from wire import frames
 from wire.codes import ErrorCode
 from wire.frames import FrameType
@@ -73,6 +75,13 @@ class RelayConfig:
             client address that per-address limits key on.
         embed_origins: origins whose pages may frame the pad (``/embed/``,
             ``docs/EMBED.md``); none by default.
+        bus: how relays sharing a PostgreSQL store hear of each other's
+            commits (:mod:`relay.bus`): ``postgres`` (LISTEN/NOTIFY, the
+            default for such a store), ``redis://HOST:PORT/DB``, or ``none``
+            (polling the store only).  A store only one process may open
+            (SQLite, memory) takes none.
+        poll_seconds: how often relays sharing a store read the heads of
+            their channels while the bus is up (it is every 0.5 s while down).
     """
 
     store_url: str = "sqlite:///./blindpad.sqlite3"
@@ -82,6 +91,8 @@ class RelayConfig:
     web_dir: Path | None = DEFAULT_WEB_DIR
     trusted_proxies: frozenset[str] = frozenset()
     embed_origins: tuple[str, ...] = ()
+    bus: str | None = None
+    poll_seconds: float = POLL_SECONDS
 
 
 class AppState(TypedDict):
@@ -112,6 +123,11 @@ def create_app(
         ValueError: ``config.store_url`` names no known store.
     """
     chosen = store if store is not None else open_store(config.store_url)
+    if config.bus not in (None, "none") and not chosen.shared:
+        raise ValueError(
+            f"--bus {config.bus}: a bus joins relays that share a PostgreSQL store;"
+            " this store serves one relay process"
+        )
     mimetypes.add_type("application/wasm", ".wasm")
     mimetypes.add_type("text/javascript", ".mjs")
 
@@ -120,8 +136,13 @@ def create_app(
         del app
         await chosen.open()
         try:
+            membership = await chosen.join()
             relay = RelayState(
-                chosen, config.limits, faults=faults or Faults(), create_token=config.create_token
+                chosen,
+                config.limits,
+                faults=faults or Faults(),
+                create_token=config.create_token,
+                node=membership.node,
             )
             if clock is not None:
                 relay.clock = clock
@@ -130,14 +151,25 @@ def create_app(
                 observe(relay.metrics.observe_batch)
             relay.store = TimedStore.wrap(chosen, relay.metrics)
             relay.hub.observe_fanout = relay.metrics.fanout.observe
-            stats = await chosen.stats()
             overhead = config.limits.channel_overhead_bytes
-            relay.storage_bytes = stats.stored_bytes + stats.channels * overhead
+
+            def counted(stats: StoreStats) -> None:
+                relay.storage_bytes = stats.stored_bytes + stats.channels * overhead
+
+            counted(await chosen.stats())
+            spec = config.bus or ("postgres" if chosen.shared else "none")
+            bus = open_bus(spec, config.store_url, membership.site)
+            relay.cluster = Cluster(
+                relay.store, relay.hub, bus, membership, counted, config.poll_seconds
+            )
+            relay.metrics.cluster = relay.cluster
+            await relay.cluster.start()
             sweeper = asyncio.create_task(_sweep(relay))
             try:
                 yield {"relay": relay}
             finally:
                 sweeper.cancel()
+                await relay.cluster.close()
         finally:
             await chosen.close()
 

@@ -44,6 +44,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from relay.limits import Limits
 
@@ -96,7 +97,24 @@ _LIMIT_HELP = {
 def _run_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port (8765; 0 = any free)")
-    parser.add_argument("--store", default=DEFAULT_STORE, help=f"storage ({DEFAULT_STORE})")
+    parser.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        help="storage: sqlite:///PATH, postgresql://... (several relays) or memory:"
+        f" ({DEFAULT_STORE})",
+    )
+    parser.add_argument(
+        "--bus",
+        help="how relays sharing a PostgreSQL store hear each other's commits: postgres"
+        " (LISTEN/NOTIFY, the default with it), redis://HOST:PORT/DB, or none (poll the store)",
+    )
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=5.0,
+        help="relays sharing a PostgreSQL store: how often each reads its pads' heads"
+        " while the bus is up (5; 0.5 while it is down)",
+    )
     parser.add_argument("--public-url", help="public address behind a proxy (checks Origin)")
     parser.add_argument(
         "--create-token",
@@ -219,6 +237,8 @@ def _config(args: argparse.Namespace) -> RelayConfig:
         trusted_proxies=frozenset(a.strip() for a in args.trusted_proxies.split(",") if a.strip()),
         web_dir=_web_dir(args),
         embed_origins=_embed_origins(args.embed_origins),
+        bus=args.bus,
+        poll_seconds=args.poll_seconds,
     )
 
 
@@ -275,7 +295,7 @@ def _serve(
         shown = f"[{host}]" if ":" in host else host
         url = config.public_url or f"http://{shown}:{bound}/"
         server = uvicorn.Server(uvicorn_config(app, config.limits, log_level, access_log))
-        line = f"blindpad relay listening on {url} (store: {config.store_url})\n"
+        line = f"blindpad relay listening on {url} (store: {redacted(config.store_url)})\n"
         line += embed_line(config)
         try:
             started = asyncio.run(_serve_until_stopped(server, sock, line))
@@ -286,6 +306,15 @@ def _serve(
         print("blindpad relay: startup failed (see the message above)", file=sys.stderr)
         return 1
     return 0
+
+
+def redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for lines people read)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def uvicorn_config(
@@ -346,7 +375,11 @@ def _backup(args: argparse.Namespace) -> int:
     from relay.store.sqlite import backup
 
     if not args.store.startswith("sqlite://"):
-        print("blindpad relay backup: only sqlite:/// stores can be backed up", file=sys.stderr)
+        print(
+            "blindpad relay backup: only sqlite:/// stores; back up PostgreSQL with"
+            " pg_dump (docs/DEPLOY.md)",
+            file=sys.stderr,
+        )
         return USAGE
     try:
         backup(sqlite_path(args.store), args.path)
@@ -452,7 +485,7 @@ async def _check_store(url: str) -> str:
         stats = await store.stats()
     finally:
         await store.close()
-    return f"{url} opens ({stats.channels} pads, {stats.stored_bytes} bytes)"
+    return f"{redacted(url)} opens ({stats.channels} pads, {stats.stored_bytes} bytes)"
 
 
 async def _seed_store(url: str, n: int, base_url: str) -> str:

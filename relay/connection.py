@@ -44,6 +44,8 @@ from collections.abc import Callable
 import crypto
 from crypto.envelope import Header, Kind, envelope_id, parse_header, verify_channel_signature
 from crypto.keys import channel_id_for
+from relay.bus import NoBus
+from relay.cluster import Cluster
 from relay.edge.faults import Faults
 from relay.errors import ProtocolViolation, Refused
 from relay.hub import ChannelState, Hub, Outbox, Subscription
@@ -55,6 +57,7 @@ from relay.store import (
     Head,
     HistoryRead,
     HistoryTrimmed,
+    Membership,
     NoSnapshot,
     Store,
     StoredSnapshot,
@@ -88,6 +91,9 @@ class RelayState:
     store: Store
     limits: Limits
     hub: Hub = dataclasses.field(default_factory=Hub)
+    #: This node among the relays sharing the store (a single process: NoBus, node 0).
+    cluster: Cluster = dataclasses.field(init=False)
+    node: int = 0
     metrics: Metrics = dataclasses.field(default_factory=Metrics)
     faults: Faults = dataclasses.field(default_factory=Faults)
     create_token: bytes | None = None
@@ -100,6 +106,9 @@ class RelayState:
     upload_bytes: int = 0
     history_reads: int = 0
     create_buckets: dict[str, TokenBucket] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cluster = Cluster(self.store, self.hub, NoBus(), Membership("", self.node))
 
     def take_create(self, address: str) -> int:
         """Take a pad-creation token of ``address``: 0, or the ms to wait for one."""
@@ -140,10 +149,10 @@ class RelayState:
                 conn.outbox.fail(slow, flush=True)
 
     def new_connection_id(self) -> int:
-        """Return a fresh connection id (u64, never reused in this process)."""
+        """Return a fresh connection id: u64, the node in its high 16 bits, never reused."""
         cid = self.next_connection_id
         self.next_connection_id += 1
-        return cid
+        return self.node << 48 | cid
 
 
 class ConnState(enum.Enum):
@@ -416,6 +425,7 @@ class Connection:
         took = self.relay.hub.publish(
             header.channel_id, result.seq, frame.envelope, self.id, sent_ack
         )
+        self.relay.cluster.committed(header.channel_id, result.seq)
         if not took and sent_ack is not None:
             await self.outbox.put(sent_ack)
 
@@ -436,6 +446,7 @@ class Connection:
         state = await self._channel_state(frame)
         sub = Subscription(cid, self.id, self.outbox, self.relay.limits.outgoing_queue_frames)
         self.relay.hub.register(state, cid, sub)
+        self.relay.cluster.peer(cid, self.id, joined=True)
         self.subs[cid] = sub
         try:
             read = await self._read(frame)
@@ -468,7 +479,7 @@ class Connection:
             if info.head.seq == 0 and info.stored_bytes == 0:
                 self.relay.storage_bytes += self.relay.limits.channel_overhead_bytes
         return self.relay.hub.channels.get(cid) or ChannelState(
-            info.verify_key, info.pad_bytes, info.stored_bytes
+            info.verify_key, info.pad_bytes, info.stored_bytes, offered=info.head.seq
         )
 
     def _room_for_a_pad(self) -> None:
@@ -534,6 +545,7 @@ class Connection:
     def _unsubscribe(self, channel_id: bytes) -> None:
         if self.subs.pop(channel_id, None) is not None:
             self.relay.hub.unregister(channel_id, self.id)
+            self.relay.cluster.peer(channel_id, self.id, joined=False)
 
     def close(self) -> None:
         """Leave every channel and drop unfinished uploads (the connection is gone)."""
@@ -637,6 +649,7 @@ class Connection:
             frames.EphemeralRelayed(header.channel_id, self.id, frame.envelope)
         )
         self.relay.hub.relay_ephemeral(header.channel_id, self.id, relayed)
+        self.relay.cluster.ephemeral(header.channel_id, self.id, relayed)
 
 
 class _Refusal(Refused):

@@ -28,9 +28,11 @@ registration and the read can be lost (it is offered live) or doubled (the
 seq filter).
 
 :class:`Hub` maps channel ids to their subscriptions and the cached
-:class:`ChannelState` (verify key and sizes) used by the push checks.  A
-later multi-process fan-out (Redis, LISTEN/NOTIFY) calls :meth:`Hub.publish`
-for commits made elsewhere; the seq filter makes duplicates harmless.
+:class:`ChannelState` (verify key and sizes) used by the push checks.  When
+several relay processes share a store, :mod:`relay.cluster` calls
+:meth:`Hub.publish` for commits made elsewhere (read back from the store); the
+seq filter makes an offer made twice harmless, and an ACK held for the pusher
+is never replaced by the same patch's BROADCAST.
 """
 
 from __future__ import annotations
@@ -179,6 +181,11 @@ class Subscription:
             if is_ack and frame is not None:
                 self.outbox.offer(frame)
             return
+        held = self._pending.get(seq)
+        if held is not None:  # offered twice (a fill and a hint, or a fill and an ACK)
+            if held.is_ack or not is_ack:
+                return
+            self.outbox.held -= len(held.frame or b"")  # the pusher gets its ACK
         self._pending[seq] = _Offer(frame, is_ack)
         self.outbox.held += len(frame or b"")
         if len(self._pending) > self._max_pending or self.outbox.over_budget():
@@ -218,11 +225,17 @@ class Subscription:
 
 @dataclasses.dataclass(slots=True)
 class ChannelState:
-    """What the push checks need about a channel, cached per process."""
+    """What the push checks need about a channel, cached per process.
+
+    ``offered`` is the highest seq offered to this process's subscribers with
+    none missing below it: where a fill from the store starts when other relay
+    processes commit (:mod:`relay.cluster`).
+    """
 
     verify_key: bytes
     pad_bytes: int
     stored_bytes: int
+    offered: int = 0
     subscribers: dict[int, Subscription] = dataclasses.field(default_factory=dict)
 
 
@@ -280,6 +293,13 @@ class Hub:
             else:
                 sub.offer(seq, frame)
         return origin in state.subscribers
+
+    def notify(self, channel_id: bytes, frame: bytes) -> None:
+        """Give a notice (another relay's peer joined or left) to every subscriber."""
+        state = self.channels.get(channel_id)
+        if state is not None:
+            for sub in state.subscribers.values():
+                sub.outbox.offer(frame)
 
     def relay_ephemeral(self, channel_id: bytes, origin: int, frame: bytes) -> None:
         """Give an ephemeral frame to every live subscriber except the origin (droppable)."""

@@ -32,6 +32,11 @@ Exposed (besides ``process_*``, ``python_gc_*`` and ``python_info``):
 ``blindpad_messages_in`` / ``_out``    frames received (label ``type``) / sent
 ``blindpad_refusals`` / ``_errors``    refusals (``reason``) / fatal errors (``code``)
 ``blindpad_channels``, ...             store gauges, read at scrape time
+``blindpad_node``, ``blindpad_bus_up``  relays sharing a store: this node, whether
+                                       hints flow (0 = polling the store)
+``blindpad_bus_dropped``               hints and ephemerals not sent on the bus
+``blindpad_fill_reads`` / ``_filled_   reads of other relays' commits / patches
+patches``                              they brought
 =====================================  ========================================
 """
 
@@ -60,6 +65,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from relay.cluster import Cluster
     from relay.store import AppendResult, Store
 
 #: The ``Content-Type`` of the exposition.
@@ -113,6 +119,7 @@ class Metrics:
     batch_sum: int = 0
     batch_total: int = 0
     clock: Callable[[], float] = time.perf_counter
+    cluster: Cluster | None = None
     registry: CollectorRegistry = dataclasses.field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
@@ -195,8 +202,30 @@ class _Counters(Collector):
             buckets=[*buckets, ("+Inf", m.batch_total)],
             sum_value=m.batch_sum,
         )
+        if m.cluster is not None:
+            yield from _cluster(m.cluster)
         if m._scrape is not None:
             yield from _scraped(m._scrape)
+
+
+def _cluster(c: Cluster) -> Iterator[Metric]:
+    yield _gauge(
+        "blindpad_node", "This relay's node number among those sharing its store.", c.node
+    )
+    yield _gauge(
+        "blindpad_bus_up", "1 while hints from other relays flow (else polling).", int(c.bus_up)
+    )
+    yield CounterMetricFamily(
+        "blindpad_bus_dropped", "Hints and ephemerals not sent on the bus.", value=c.bus.dropped
+    )
+    yield CounterMetricFamily(
+        "blindpad_fill_reads", "Reads of other relays' commits from the store.", value=c.fills
+    )
+    yield CounterMetricFamily(
+        "blindpad_filled_patches",
+        "Patches committed by other relays offered here.",
+        value=c.filled,
+    )
 
 
 def _scraped(g: Gauges) -> Iterator[Metric]:

@@ -1,0 +1,129 @@
+"""Scale-out end to end: three relay processes on one PostgreSQL, six SDK clients.
+
+The clients (:class:`client.Pad`, two per relay, each on its own relay's link)
+type tokens concurrently at token boundaries while one relay is SIGKILLed
+mid-run and restarted on the same port.  Afterwards every client shows the
+same text, every token typed appears exactly once (nothing acknowledged is
+lost, nothing is doubled) and every client is "saved" again; a fresh reader
+on each relay sees that text too.  Once with the default bus (PostgreSQL
+LISTEN/NOTIFY) and once with Redis.
+
+No wall-clock threshold: waits are on the pads' own events under a generous
+hang guard that says what hung.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import Callable
+
+import pytest
+from relay_support import RelayProcess, free_port
+from services import fresh_postgres, redis_url
+
+from client import Backoff, Pad, Status
+
+HANG_GUARD = 600.0  # seconds: one wait this long has hung (not a speed limit)
+FAST = Backoff(initial=0.05, cap=0.5)
+STEP = 60  # tokens typed (all clients together) before the kill, during the outage, after
+TOKEN = re.compile(r"<(\d)\.(\d+)>")
+
+
+async def until(what: str, condition: Callable[[], bool], *pads: Pad) -> None:
+    """Wait on the pads' wake-ups until ``condition()``; fail naming ``what`` if it hangs."""
+    try:
+        async with asyncio.timeout(HANG_GUARD):
+            while not condition():
+                waits = [asyncio.ensure_future(pad.changed()) for pad in pads]
+                _, pending = await asyncio.wait(
+                    waits, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+    except TimeoutError:
+        states = [(pad.status.value, len(pad.text)) for pad in pads]
+        raise AssertionError(f"hung for {HANG_GUARD} s waiting until {what}: {states}") from None
+
+
+async def type_tokens(
+    pad: Pad, who: int, rng: random.Random, typed: list[str], done: asyncio.Event
+) -> None:
+    """Type tokens until ``done``, each at a random token boundary of the current text."""
+    n = 0
+    while not done.is_set():
+        boundaries = [0, *(m.end() for m in TOKEN.finditer(pad.text))]
+        token = f"<{who}.{n}>"
+        await pad.insert(rng.choice(boundaries), token)
+        typed.append(token)
+        n += 1
+        await asyncio.sleep(rng.random() * 0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bus", ["postgres", "redis"])
+def test_three_relays_six_clients_one_relay_killed_and_restarted(bus: str) -> None:
+    bus_args = ["--bus", redis_url()] if bus == "redis" else []
+    with fresh_postgres() as store:
+        ports = [free_port() for _ in range(3)]
+
+        def start(port: int) -> RelayProcess:
+            return RelayProcess("--store", store, "--port", str(port), "--no-web", *bus_args)
+
+        relays = [start(port) for port in ports]
+        try:
+            asyncio.run(_run(relays, ports, start))
+        finally:
+            for relay in relays:
+                relay.stop()
+
+
+async def _run(
+    relays: list[RelayProcess], ports: list[int], start: Callable[[int], RelayProcess]
+) -> None:
+    links = await Pad.create(relays[0].handle.url)
+    base = relays[0].handle.url.rstrip("/")
+
+    def link_on(i: int) -> str:
+        return links.edit_link.replace(base, relays[i % 3].handle.url.rstrip("/"), 1)
+
+    pads = [await Pad.open(link_on(i), state_dir=None, backoff=FAST) for i in range(6)]
+    typed: list[str] = []
+    try:
+        done = asyncio.Event()
+        typing = [
+            asyncio.create_task(type_tokens(pad, i, random.Random(i), typed, done))
+            for i, pad in enumerate(pads)
+        ]
+        # Mid-run: kill relay 1 (its clients are 1 and 4) and bring it back, typing on.
+        await until("tokens are typed", lambda: len(typed) >= STEP, *pads)
+        await asyncio.to_thread(relays[1].kill)
+        killed_at = len(typed)
+        await until("tokens are typed meanwhile", lambda: len(typed) >= killed_at + STEP, *pads)
+        relays[1] = await asyncio.to_thread(start, ports[1])
+        back_at = len(typed)
+        await until("tokens are typed after", lambda: len(typed) >= back_at + STEP, *pads)
+        done.set()
+        await asyncio.gather(*typing)
+        for pad in pads:
+            await pad.synced(HANG_GUARD)
+        await until(
+            "every client shows the same text", lambda: len({p.text for p in pads}) == 1, *pads
+        )
+        text = pads[0].text
+        found = TOKEN.findall(text)
+        assert sorted(f"<{a}.{b}>" for a, b in found) == sorted(typed), "lost or doubled tokens"
+        assert len(found) == len(typed) >= 3 * STEP
+        assert TOKEN.sub("", text) == ""
+        await until(
+            "every client is saved", lambda: all(p.status is Status.SAVED for p in pads), *pads
+        )
+        assert sum(p.session.reconnects for p in (pads[1], pads[4])) >= 2
+        for i in range(3):  # a fresh reader on each relay sees the same text
+            async with Pad.open(link_on(i), state_dir=None, backoff=FAST) as reader:
+                assert reader.text == text
+    finally:
+        for pad in pads:
+            await pad.aclose()
