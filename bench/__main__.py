@@ -24,6 +24,7 @@ from bench import (
     s_concurrent,
     s_edit_cost,
     s_open,
+    s_scaleout,
     s_storage,
     s_throughput,
     s_trace,
@@ -39,6 +40,7 @@ SCENARIOS: dict[str, Callable[[int, bool], Result]] = {
     "storage": s_storage.run,
     "concurrent": s_concurrent.run,
     "browser": s_browser.run,
+    "scaleout": s_scaleout.run,
 }
 
 

@@ -3,7 +3,9 @@
 // Usage: node bench/loadgen.mjs SPEC.json
 // SPEC: {mode: "ceiling"|"blindpad", window, timeout_s, channels: [{url,
 //   receivers, count, setup: [hex frames] (sender), rsetup: [hex frames]
-//   (each receiver), payloads: path of (u32 len + bytes)* frames}]}
+//   (each receiver), payloads: path of (u32 len + bytes)* frames, rurls:
+//   optional [urls]: receiver i connects to rurls[i % length] (relays sharing a
+//   store), else to url}]}
 // Protocol: every client connects and runs its setup frames (blindpad: HELLO
 // -> WELCOME, SUBSCRIBE -> HISTORY_END); then "READY" is printed and the
 // generator waits for a line on stdin before sending.  Each sender keeps up to
@@ -72,7 +74,10 @@ async function main() {
     const rsetup = ch.rsetup || [];
     const sender = await open(ch.url, setup);
     const receivers = [];
-    for (let i = 0; i < ch.receivers; i++) receivers.push(await open(ch.url, rsetup));
+    const rurls = ch.rurls || [ch.url];
+    for (let i = 0; i < ch.receivers; i++) {
+      receivers.push(await open(rurls[i % rurls.length], rsetup));
+    }
     channels.push({ ch, sender, receivers, frames: readFrames(ch.payloads) });
     expected += ch.receivers * ch.count;
   }

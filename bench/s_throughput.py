@@ -18,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def _write_frames(path: Path, frames: list[bytes]) -> None:
 
 
 def _blindpad_channel(
-    url: str, receivers: int, count: int, folder: Path, n: int
+    url: str, receivers: int, count: int, folder: Path, n: int, rurls: Sequence[str] = ()
 ) -> dict[str, Any]:
     keys = crypto.PadKeys.generate()
     author = crypto.Author.generate("load")
@@ -76,6 +77,7 @@ def _blindpad_channel(
         "setup": [hello, sub],
         "rsetup": [hello, sub],
         "payloads": str(path),
+        "rurls": list(rurls) or [url],
     }
 
 
@@ -86,7 +88,9 @@ def _ceiling_channel(url: str, receivers: int, count: int, folder: Path, n: int)
     return {"url": f"{url}/{n}", "receivers": receivers, "count": count, "payloads": str(path)}
 
 
-def _drive(server: Server, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+def _drive(servers: Sequence[Server], spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Run the load generator on ``spec``; CPU is summed over ``servers`` (and kept per
+    server in ``node_cpu_s``)."""
     spec_path = folder / "spec.json"
     spec_path.write_text(json.dumps(spec))
     proc = subprocess.Popen(
@@ -102,18 +106,19 @@ def _drive(server: Server, spec: dict[str, Any], folder: Path) -> dict[str, Any]
         line = proc.stdout.readline()
         if line.strip() != "READY":
             raise BenchFailure(f"load generator did not start: {line!r}")
-        cpu0 = server.cpu()
+        cpu0 = [server.cpu() for server in servers]
         proc.stdin.write("go\n")
         proc.stdin.flush()
         out = proc.stdout.readline()
-        cpu1 = server.cpu()
+        cpu1 = [server.cpu() for server in servers]
         proc.wait(30)
     finally:
         stop_process(proc)
     got: dict[str, Any] = json.loads(out)
     if "fatal" in got:
         raise BenchFailure(f"load generator failed: {got['fatal']}")
-    got["server_cpu_s"] = cpu1 - cpu0
+    got["node_cpu_s"] = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+    got["server_cpu_s"] = sum(got["node_cpu_s"])
     got["msgs_per_s"] = got["delivered"] / (got["wall_ms"] / 1000) if got["wall_ms"] else 0.0
     got["cpu_us_per_msg"] = got["server_cpu_s"] / max(1, got["delivered"]) * 1e6
     if got["delivered"] != got["expected"] or got["errors"]:
@@ -137,7 +142,7 @@ def one(kind: str, shape: tuple[int, int], count: int) -> dict[str, Any]:
                     for n in range(channels)
                 ]
                 spec = {"mode": "blindpad", "window": WINDOW, "timeout_s": 300, "channels": chans}
-                return _drive(server, spec, folder)
+                return _drive([server], spec, folder)
         port = free_port()
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.ceiling_server", str(port)],
@@ -151,7 +156,7 @@ def one(kind: str, shape: tuple[int, int], count: int) -> dict[str, Any]:
             url = f"ws://127.0.0.1:{port}/ws"
             chans = [_ceiling_channel(url, clients - 1, count, folder, n) for n in range(channels)]
             spec = {"mode": kind, "window": WINDOW, "timeout_s": 300, "channels": chans}
-            return _drive(server, spec, folder)
+            return _drive([server], spec, folder)
         finally:
             stop_process(proc)
 
