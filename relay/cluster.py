@@ -28,10 +28,12 @@ target.  A fill that finds the history trimmed past what this node offered
 ends its subscribers' connections with SLOW_CONSUMER: their clients resume
 and take the snapshot, as after any overflow.
 
-Quotas that must hold across nodes are enforced from the store: a fill
-refreshes the channel's sizes, the poll refreshes the relay-wide total.  A
-node's view can lag by one poll, so a quota can be passed by what the other
-nodes accept meanwhile; the per-connection rate and size limits bound that.
+Quotas that must hold across nodes are enforced from the store: a fill adds
+the bytes of what it offers to the channel's sizes, and each poll replaces
+every local channel's sizes (others' snapshots and trims included) and the
+relay-wide total with the store's.  A node's view can lag by one poll, so a
+quota can be passed by what the other nodes accept meanwhile; the
+per-connection rate and size limits bound that.
 
 A relay on an unshared store (SQLite, memory) runs the same code with
 :class:`relay.bus.NoBus` and never polls: every commit is its own.
@@ -205,12 +207,12 @@ class Cluster:
                     return
                 for patch in read.patches:
                     self.hub.publish(channel_id, patch.seq, patch.envelope, 0, None)
+                    if patch.seq > state.offered:  # new here: its bytes count, as for ours
+                        state.pad_bytes += len(patch.envelope)
+                        state.stored_bytes += len(patch.envelope)
                     self.filled += 1
                 state.offered = max(state.offered, read.patches[-1].seq)
                 self._targets[channel_id] = max(target, read.head.seq)
-                info = await self.store.channel(channel_id)
-                if info is not None:
-                    state.pad_bytes, state.stored_bytes = info.pad_bytes, info.stored_bytes
         except Exception:
             log.exception("filling channel %s from the store failed", channel_id.hex()[:16])
         finally:
@@ -240,10 +242,14 @@ class Cluster:
                 log.exception("reading channel heads from the store failed; trying again")
 
     async def poll(self) -> None:
-        """Read the heads of this node's channels and the store's total; fill what lags."""
+        """Read this node's channels (heads and sizes, one query) and the store's
+        totals; fill what lags."""
         channels = list(self.hub.channels)
         if channels:
-            for cid, head in (await self.store.heads(channels)).items():
-                self.behind(cid, head.seq)
+            for cid, info in (await self.store.channels(channels)).items():
+                state = self.hub.channels.get(cid)
+                if state is not None:  # sizes as the store has them (others' trims too)
+                    state.pad_bytes, state.stored_bytes = info.pad_bytes, info.stored_bytes
+                self.behind(cid, info.head.seq)
         if self._on_stats is not None:
             self._on_stats(await self.store.stats())

@@ -221,7 +221,7 @@ class Store(Protocol):
 
     ``shared`` says whether several relay processes may use the store at once
     (PostgreSQL).  Such relays learn of each other's commits from a hint bus
-    (:mod:`relay.bus`) and, when hints are late or lost, from :meth:`heads`.
+    (:mod:`relay.bus`) and, when hints are late or lost, from :meth:`channels`.
     """
 
     shared: bool
@@ -311,8 +311,8 @@ class Store(Protocol):
     async def stats(self) -> StoreStats:
         """Return totals across channels."""
 
-    async def heads(self, channel_ids: Sequence[bytes]) -> dict[bytes, Head]:
-        """Return the heads of those of ``channel_ids`` that exist, in one read."""
+    async def channels(self, channel_ids: Sequence[bytes]) -> dict[bytes, ChannelInfo]:
+        """Return the metadata of those of ``channel_ids`` that exist, in one read."""
 
     async def join(self) -> Membership:
         """Take this process's place among the relays sharing the store.

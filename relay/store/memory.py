@@ -184,9 +184,10 @@ class MemoryStore:
         total = sum(ch.stored_bytes() for ch in self._channels.values())
         return StoreStats(len(self._channels), total)
 
-    async def heads(self, channel_ids: Sequence[bytes]) -> dict[bytes, Head]:
-        """See :meth:`relay.store.base.Store.heads`."""
-        return {cid: self._channels[cid].head for cid in channel_ids if cid in self._channels}
+    async def channels(self, channel_ids: Sequence[bytes]) -> dict[bytes, ChannelInfo]:
+        """See :meth:`relay.store.base.Store.channels`."""
+        found = [await self.channel(cid) for cid in channel_ids]
+        return {info.channel_id: info for info in found if info is not None}
 
     async def join(self) -> Membership:
         """See :meth:`relay.store.base.Store.join`: dictionaries live in one process."""

@@ -948,18 +948,19 @@ class PostgreSQLStore:
 
         return await self._run(op)
 
-    async def heads(self, channel_ids: Sequence[bytes]) -> dict[bytes, Head]:
-        """See :meth:`relay.store.base.Store.heads`: one query."""
+    async def channels(self, channel_ids: Sequence[bytes]) -> dict[bytes, ChannelInfo]:
+        """See :meth:`relay.store.base.Store.channels`: one query."""
         if not channel_ids:
             return {}
 
-        async def op(conn: Connection) -> dict[bytes, Head]:
+        async def op(conn: Connection) -> dict[bytes, ChannelInfo]:
             rows = await conn.fetch(
-                "SELECT channel_id, head_seq, head_id FROM channels"
-                " WHERE channel_id = ANY($1::bytea[])",
+                "SELECT channel_id, verify_key, head_seq, head_id, floor_seq, stored_bytes,"
+                " pad_bytes FROM channels WHERE channel_id = ANY($1::bytea[])",
                 list(channel_ids),
             )
-            return {r["channel_id"]: Head(r["head_seq"], r["head_id"]) for r in rows}
+            found = (_info(r["channel_id"], r) for r in rows)
+            return {info.channel_id: info for info in found if info is not None}
 
         return await self._run(op)
 

@@ -434,12 +434,12 @@ class SQLiteStore:
 
         return await self._submit(op)
 
-    async def heads(self, channel_ids: Sequence[bytes]) -> dict[bytes, Head]:
-        """See :meth:`relay.store.base.Store.heads`."""
+    async def channels(self, channel_ids: Sequence[bytes]) -> dict[bytes, ChannelInfo]:
+        """See :meth:`relay.store.base.Store.channels`."""
 
-        def op(c: sqlite3.Connection) -> dict[bytes, Head]:
+        def op(c: sqlite3.Connection) -> dict[bytes, ChannelInfo]:
             found = (_channel(c, cid) for cid in channel_ids)
-            return {info.channel_id: info.head for info in found if info is not None}
+            return {info.channel_id: info for info in found if info is not None}
 
         return await self._submit(op)
 

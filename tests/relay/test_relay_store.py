@@ -210,9 +210,12 @@ def test_pipelined_appends_commit_in_submission_order(make_store: Callable[[], S
         assert [(r.outcome, r.seq) for r in results] == [
             (AppendOutcome.APPENDED, i) for _ in channels for i in range(1, 301)
         ]
-        heads = await store.heads([*channels, b"z" * 32])
-        assert heads == {cid: Head(300, pid(300)) for cid in channels}
-        assert await store.heads([]) == {}
+        infos = await store.channels([*channels, b"z" * 32])
+        assert {cid: info.head for cid, info in infos.items()} == {
+            cid: Head(300, pid(300)) for cid in channels
+        }
+        assert infos == {cid: await store.channel(cid) for cid in channels}
+        assert await store.channels([]) == {}
 
     run(make_store, body)
 
@@ -497,7 +500,7 @@ def test_two_relays_appending_at_once_keep_one_line_per_channel(pg_url: str) -> 
                             assert stored[patch_id] == result.seq
                     if results[0].outcome is AppendOutcome.STALE:
                         assert patch_id not in stored
-            assert await stores[0].heads(channels) == await stores[1].heads(channels)
+            assert await stores[0].channels(channels) == await stores[1].channels(channels)
 
     asyncio.run(main())
 
