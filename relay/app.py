@@ -35,7 +35,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from relay import http
-from relay.bus import open_bus
+from relay.bus import check_spec, open_bus
 from relay.cluster import POLL_SECONDS, Cluster
 from relay.connection import Connection, RelayState
 from relay.edge import web
@@ -123,6 +123,7 @@ def create_app(
         ValueError: ``config.store_url`` names no known store.
     """
     chosen = store if store is not None else open_store(config.store_url)
+    check_spec(config.bus)
     if config.bus not in (None, "none") and not chosen.shared:
         raise ValueError(
             f"--bus {config.bus}: a bus joins relays that share a PostgreSQL store;"

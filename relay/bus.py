@@ -858,12 +858,22 @@ def open_bus(spec: str | None, store_url: str, site: str) -> Bus:
         ValueError: an unknown ``spec``.
         ImportError: asyncpg or redis is missing (install blindpad[scale]).
     """
+    check_spec(spec)
     if spec is None or spec == "none":
         return NoBus()
     if spec == "postgres":
         return PostgresBus(strip_schema(store_url), postgres_topic(site))
-    if spec.startswith(("redis://", "rediss://")):
-        return RedisBus(spec, f"blindpad:{site}")
+    return RedisBus(spec, f"blindpad:{site}")
+
+
+def check_spec(spec: str | None) -> None:
+    """Refuse a bus ``spec`` :func:`open_bus` would not know, before anything starts.
+
+    Raises:
+        ValueError: with one line saying what to write instead.
+    """
+    if spec in (None, "none", "postgres") or spec.startswith(("redis://", "rediss://")):
+        return
     raise ValueError(
         f"unknown bus {spec!r}: use --bus postgres (LISTEN/NOTIFY on the PostgreSQL store),"
         " --bus redis://HOST:6379/0 (Redis pub/sub) or --bus none (poll the store only)"

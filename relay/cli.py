@@ -284,6 +284,8 @@ def _serve(
         app = create_app(config)
         if config.store_url.startswith("sqlite://"):  # a second relay: one line, exit 1
             held = lockfile.acquire(sqlite_path(config.store_url))
+        else:  # a database that does not answer, or refuses: one line, not a traceback
+            asyncio.run(_check_store(config.store_url))
         sock = _bind(host, port)
     except (OSError, ValueError, StoreError) as exc:
         print(f"blindpad relay: {exc}", file=sys.stderr)
@@ -358,7 +360,10 @@ async def _serve_until_stopped(server: uvicorn.Server, sock: socket.socket, line
         await asyncio.sleep(0.02)
     if server.started:
         print(line, flush=True)
-    await task
+    try:
+        await task
+    except SystemExit:  # uvicorn's "Application startup failed" (logged above)
+        return False
     return bool(server.started)
 
 

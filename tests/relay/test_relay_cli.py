@@ -108,3 +108,30 @@ def test_check_a_configuration_and_a_running_relay(tmp_path: Path) -> None:
     assert dead.returncode == 1
     assert dead.stderr.startswith("blindpad relay check: ")
     assert len(dead.stderr.strip().splitlines()) == 1
+
+
+def test_a_bus_for_a_store_of_one_process_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'one.sqlite3'}"
+    result = _run("serve", "--port", "0", "--store", store, "--bus", "redis://127.0.0.1:6379/0")
+    assert result.returncode == 1
+    assert result.stderr.startswith("blindpad relay: --bus redis://127.0.0.1:6379/0: a bus joins")
+    assert len(result.stderr.strip().splitlines()) == 1
+    unknown = _run("serve", "--port", "0", "--store", "memory:", "--bus", "carrier-pigeon")
+    assert unknown.returncode == 1
+    assert len(unknown.stderr.strip().splitlines()) == 1, unknown.stderr
+
+
+def test_a_database_that_does_not_answer_is_one_line_without_its_password() -> None:
+    gone = _run("serve", "--port", "0", "--store", "postgresql://blindpad:s3cret@127.0.0.1:1/x")
+    assert gone.returncode == 1
+    assert gone.stderr.startswith("blindpad relay: PostgreSQL at 127.0.0.1:1/x: ")
+    assert len(gone.stderr.strip().splitlines()) == 1, gone.stderr
+    assert "s3cret" not in gone.stderr
+
+
+def test_the_startup_line_masks_a_store_password() -> None:
+    from relay.cli import redacted
+
+    url = "postgresql://blindpad:s3cret@db.internal:5432/pads?schema=a"
+    assert redacted(url) == "postgresql://blindpad:***@db.internal:5432/pads?schema=a"
+    assert redacted("sqlite:///./blindpad.sqlite3") == "sqlite:///./blindpad.sqlite3"
