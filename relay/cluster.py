@@ -24,9 +24,11 @@ does so every ``outage_poll_seconds`` (a log line and the
 ``blindpad_bus_up`` gauge say so).  A local commit above a gap (a patch
 committed elsewhere whose hint has not arrived) starts a fill too.  Each
 channel has at most one fill task; hints that arrive meanwhile only raise its
-target.  A fill that finds the history trimmed past what this node offered
-ends its subscribers' connections with SLOW_CONSUMER: their clients resume
-and take the snapshot, as after any overflow.
+target; at most ``FILL_CONCURRENCY`` fills read at once, so a node holds at
+most that many pages of history (256 KiB each) however many channels lag.
+A fill that finds the history trimmed past what this node offered ends its
+subscribers' connections with SLOW_CONSUMER: their clients resume and take
+the snapshot, as after any overflow.
 
 Quotas that must hold across nodes are enforced from the store: a fill adds
 the bytes of what it offers to the channel's sizes, and each poll replaces
@@ -60,6 +62,9 @@ log = logging.getLogger("blindpad.relay")
 POLL_SECONDS = 5.0
 #: How often while the bus is down.
 OUTAGE_POLL_SECONDS = 0.5
+#: Fills reading from the store at once: each holds one page of history, so a
+#: node's fills hold at most this many pages however many channels lag.
+FILL_CONCURRENCY = 4
 
 
 class Cluster:
@@ -98,6 +103,7 @@ class Cluster:
         self._targets: dict[bytes, int] = {}
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._reading = asyncio.Semaphore(FILL_CONCURRENCY)
         self.fills = 0  # fill reads done (metrics)
         self.filled = 0  # patches offered from fills (metrics)
 
@@ -192,9 +198,11 @@ class Cluster:
                 target = self._targets.get(channel_id, 0)
                 if state is None or target <= state.offered:
                     return
-                since = state.offered
                 try:
-                    read = await self.store.read_since(channel_id, since, HISTORY_PAGE_BYTES)
+                    async with self._reading:
+                        read = await self.store.read_since(
+                            channel_id, state.offered, HISTORY_PAGE_BYTES
+                        )
                 except HistoryTrimmed as trimmed:
                     self._lost(channel_id, trimmed.floor_seq)
                     return
