@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import pytest
 from relay_support import RelayProcess, free_port
+from reliability_profile import sized
 from services import fresh_postgres, redis_url
 
 from client import Backoff, Pad, Status
@@ -62,27 +63,38 @@ async def type_tokens(
         await asyncio.sleep(rng.random() * 0.02)
 
 
+#: Runs per bus: 1 in CI; the thorough reliability profile runs 50 (each with its own
+#: seed and its own relay killed); ``BLINDPAD_CLUSTER_RUNS`` sets it.
+RUNS = sized("cluster_runs", 1, 50)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("bus", ["postgres", "redis"])
 def test_three_relays_six_clients_one_relay_killed_and_restarted(bus: str) -> None:
     bus_args = ["--bus", redis_url()] if bus == "redis" else []
-    with fresh_postgres() as store:
-        ports = [free_port() for _ in range(3)]
+    for run in range(RUNS):
+        with fresh_postgres() as store:
+            ports = [free_port() for _ in range(3)]
 
-        def start(port: int) -> RelayProcess:
-            return RelayProcess("--store", store, "--port", str(port), "--no-web", *bus_args)
+            def start(port: int) -> RelayProcess:
+                return RelayProcess("--store", store, "--port", str(port), "--no-web", *bus_args)
 
-        relays = [start(port) for port in ports]
-        try:
-            asyncio.run(_run(relays, ports, start))
-        finally:
-            for relay in relays:
-                relay.stop()
+            relays = [start(port) for port in ports]
+            try:
+                asyncio.run(_run(relays, ports, start, run))
+            finally:
+                for relay in relays:
+                    relay.stop()
+    print(f"cluster {bus}: {RUNS} runs, each with one relay of three SIGKILLed and restarted")
 
 
 async def _run(
-    relays: list[RelayProcess], ports: list[int], start: Callable[[int], RelayProcess]
+    relays: list[RelayProcess],
+    ports: list[int],
+    start: Callable[[int], RelayProcess],
+    run: int,
 ) -> None:
+    victim = 1 + run % 2  # relay 1 or 2 (relay 0 created the pad)
     links = await Pad.create(relays[0].handle.url)
     base = relays[0].handle.url.rstrip("/")
 
@@ -94,15 +106,15 @@ async def _run(
     try:
         done = asyncio.Event()
         typing = [
-            asyncio.create_task(type_tokens(pad, i, random.Random(i), typed, done))
+            asyncio.create_task(type_tokens(pad, i, random.Random(run * 6 + i), typed, done))
             for i, pad in enumerate(pads)
         ]
-        # Mid-run: kill relay 1 (its clients are 1 and 4) and bring it back, typing on.
+        # Mid-run: kill a relay (two clients are on it) and bring it back, typing on.
         await until("tokens are typed", lambda: len(typed) >= STEP, *pads)
-        await asyncio.to_thread(relays[1].kill)
+        await asyncio.to_thread(relays[victim].kill)
         killed_at = len(typed)
         await until("tokens are typed meanwhile", lambda: len(typed) >= killed_at + STEP, *pads)
-        relays[1] = await asyncio.to_thread(start, ports[1])
+        relays[victim] = await asyncio.to_thread(start, ports[victim])
         back_at = len(typed)
         await until("tokens are typed after", lambda: len(typed) >= back_at + STEP, *pads)
         done.set()
@@ -120,7 +132,7 @@ async def _run(
         await until(
             "every client is saved", lambda: all(p.status is Status.SAVED for p in pads), *pads
         )
-        assert sum(p.session.reconnects for p in (pads[1], pads[4])) >= 2
+        assert sum(p.session.reconnects for p in (pads[victim], pads[victim + 3])) >= 2
         for i in range(3):  # a fresh reader on each relay sees the same text
             async with Pad.open(link_on(i), state_dir=None, backoff=FAST) as reader:
                 assert reader.text == text
