@@ -87,3 +87,81 @@ def fresh_postgres() -> Iterator[str]:
         yield _with_schema(url, schema)
     finally:
         asyncio.run(_sql(url, f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+
+
+class Proxy:
+    """A loopback TCP proxy in front of a service that can refuse or swallow traffic.
+
+    ``mode`` is ``forward``, ``refuse`` (accept, then close at once) or
+    ``swallow`` (accept and read, forward nothing: a partition).  Leaving
+    ``swallow`` cuts the links it held, as a partition's end would.
+    """
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 0)
+        self.mode = "forward"
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Proxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self.cut()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def set(self, mode: str) -> None:
+        if self.mode == "swallow" and mode != "swallow":
+            self.cut()
+        self.mode = mode
+
+    def cut(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        try:
+            if self.mode == "refuse":
+                return
+            if self.mode == "swallow":
+                while await reader.read(65536):
+                    pass
+                return
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            self._writers.add(up_writer)
+            try:
+                await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+            finally:
+                up_writer.transport.abort()
+                self._writers.discard(up_writer)
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # a link ends (cancelled only when the proxy closes: nothing waits on it)
+        finally:
+            writer.transport.abort()
+            self._writers.discard(writer)
+            self._tasks.discard(task)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if self.mode == "swallow":
+                    continue
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.transport.abort()

@@ -20,7 +20,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
 from relay_support import TIMEOUT, Client, Pad, RelayHandle, running_relay, small_limits
-from services import fresh_postgres, postgres_url, redis_url
+from services import Proxy, fresh_postgres, postgres_url, redis_url
 
 from crypto.envelope import envelope_id
 from relay.app import RelayConfig
@@ -201,3 +201,56 @@ def test_a_bus_outage_degrades_to_polling_and_recovers() -> None:
                 assert last.seq == 6
 
         asyncio.run(main())
+
+
+def test_a_redis_outage_is_served_by_polling_until_the_bus_is_back() -> None:
+    """Relay two reaches Redis through a proxy the test cuts: while its bus is down
+    (``blindpad_bus_up`` 0) the other relay's commits still reach its client in
+    order, by polling the store; once the proxy forwards again, hints flow (the
+    up-bus poll period is an hour, so only a hint can bring the last patch)."""
+    real = redis_url()
+    pad = Pad()
+
+    async def main(url: str) -> None:
+        async with Proxy(real) as proxy, contextlib.AsyncExitStack() as stack:
+            proxied = f"redis://127.0.0.1:{proxy.port}/0"
+
+            async def relay(bus: str) -> RelayHandle:
+                config = RelayConfig(
+                    store_url=url, web_dir=None, limits=small_limits(), bus=bus, poll_seconds=3600
+                )
+                return await asyncio.to_thread(stack.enter_context, running_relay(config))
+
+            one, two = await relay(real), await relay(proxied)
+            async with on(one, pad) as a, on(two, pad) as b:
+                assert metric(two, "blindpad_bus_up") == 1
+                proxy.set("refuse")
+                proxy.cut()
+                await until_metric(two, "blindpad_bus_up", 0)
+                parent = ZERO
+                for i in range(5):
+                    envelope, parent = pad.patch(parent, b"x%d" % i)
+                    assert isinstance(await a.push(envelope), f.Ack)
+                got = await broadcasts(b, 5)
+                assert [frame.seq for frame in got] == [1, 2, 3, 4, 5]
+                assert metric(two, "blindpad_bus_up") == 0, "delivered by polling, bus down"
+                assert metric(two, "blindpad_fill_reads") >= 1
+                proxy.set("forward")
+                await until_metric(two, "blindpad_bus_up", 1)
+                envelope, parent = pad.patch(parent, b"after")
+                assert isinstance(await a.push(envelope), f.Ack)
+                (last,) = await broadcasts(b, 1)
+                assert last.seq == 6
+
+    with fresh_postgres() as url:
+        asyncio.run(main(url))
+
+
+async def until_metric(relay: RelayHandle, name: str, value: float) -> None:
+    """Wait (under the hang guard) until the relay's metric ``name`` reads ``value``."""
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while metric(relay, name) != value:
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{name} never became {value}") from None
