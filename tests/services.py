@@ -12,6 +12,8 @@ both services, so a skip there would hide a broken setup).
 :func:`fresh_postgres` gives each test its own schema in that database (a
 store URL whose ``schema`` names it), so tests, and test runs side by side,
 never see each other's pads; the schema is dropped afterwards.
+:class:`Proxy` stands between a client and a service so a test can cut,
+refuse or swallow the traffic (an outage or a partition on demand).
 """
 
 from __future__ import annotations
