@@ -18,8 +18,10 @@ carries three kinds of message between the nodes of a site:
   one lost on the bus is simply lost, as the protocol allows.
 * :class:`PeerNotice`: a connection subscribed to or left a channel.
 
-Delivery is at most once and unordered across kinds: nothing is retried or
-acknowledged, a message published while the bus is down is dropped and
+Delivery is at most once and unordered across kinds: nothing is
+acknowledged; a ``Committed`` hint whose send failed (the publishing
+connection died) is sent once more on a new connection, anything else in that
+batch is lost; a message published while the bus is down is dropped and
 counted (:attr:`Bus.dropped`), and a node never hears its own messages (each
 carries its sender's node number; receivers filter on it).  Publishing never
 blocks and never raises: :meth:`Bus.publish` appends to an in-memory queue
@@ -283,6 +285,7 @@ class _Queued:
     payload: bytes
     committed: bytes | None = None  # the channel, for a Committed (coalesced)
     seq: int = 0
+    retried: bool = False  # a Committed whose first send failed is sent once more
 
 
 class _NetworkBus:
@@ -466,32 +469,33 @@ class _NetworkBus:
 
     # Publishing.
 
-    def _drain(self) -> list[bytes]:
-        """Everything queued, each channel's Committed hints merged into the highest."""
+    def _drain(self) -> tuple[list[bytes], dict[bytes, _Queued]]:
+        """Everything queued, each channel's Committed hints merged into the highest;
+        and the Committed hints among them, by payload (to send again on a failure)."""
         queued, self._queue = self._queue, []
         out: list[bytes] = []
-        slot: dict[bytes, tuple[int, int]] = {}  # channel -> (index in out, seq)
+        slot: dict[bytes, tuple[int, _Queued]] = {}  # channel -> (index in out, hint)
         for item in queued:
             if item.committed is None:
                 out.append(item.payload)
                 continue
             found = slot.get(item.committed)
             if found is None:
-                slot[item.committed] = (len(out), item.seq)
+                slot[item.committed] = (len(out), item)
                 out.append(item.payload)
                 continue
             self.coalesced += 1
-            index, seq = found
-            if item.seq > seq:
-                slot[item.committed] = (index, item.seq)
+            index, kept = found
+            if item.seq > kept.seq:
+                slot[item.committed] = (index, item)
                 out[index] = item.payload
-        return out
+        return out, {item.payload: item for _, item in slot.values()}
 
     async def _publish_forever(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            payloads = self._drain()
+            payloads, hints = self._drain()
             for batch in self._batches(payloads):
                 if not self.healthy:
                     self.dropped += len(batch)
@@ -502,15 +506,24 @@ class _NetworkBus:
                     self.dropped += len(batch)
                     raise
                 except Exception as error:
-                    self.dropped += len(batch)
+                    # Hints are "at least seq": sent late they still save the others a
+                    # poll, so each goes once more on a new connection; the rest is lost.
+                    again = [hints[p] for p in batch if p in hints and not hints[p].retried]
+                    for hint in again:
+                        hint.retried = True
+                    self.dropped += len(batch) - len(again)
                     log.warning(
-                        "hint bus %r: %d messages not sent (%s: %s)",
+                        "hint bus %r: %d messages not sent, %d hints to try again (%s: %s)",
                         self.topic,
-                        len(batch),
+                        len(batch) - len(again),
+                        len(again),
                         type(error).__name__,
                         error,
                     )
                     await self._close_publisher()
+                    if again:
+                        self._queue[:0] = again
+                        self._wake.set()
                 else:
                     self.sent += len(batch)
 

@@ -43,6 +43,7 @@ from relay.bus import (
     PostgresBus,
     RedisBus,
     Relayed,
+    _NetworkBus,
     decode,
     encode,
     open_bus,
@@ -485,6 +486,61 @@ def test_a_killed_listener_is_reported_and_replaced(kind: Kind) -> None:
             await one.hears(back)
             assert alternates(one.health)
             assert one.bus.dropped == 0
+
+    asyncio.run(main())
+
+
+class FlakyBus(_NetworkBus):
+    """A bus whose service is this object: listening always works, sending fails
+    ``failures`` times (a publishing connection that dies mid-send)."""
+
+    def __init__(self, failures: int) -> None:
+        options = {"probe_seconds": 1.0, "retry_initial": 0.01, "retry_max": 0.01}
+        super().__init__("flaky", connect_timeout=1.0, send_timeout=1.0, **options)
+        self.failures = failures
+        self.batches: list[list[BusMessage]] = []
+
+    async def _listen_once(self) -> None:
+        self._up()
+        await asyncio.Event().wait()
+
+    async def _send(self, payloads: list[bytes]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionResetError("the publishing connection died")
+        self.batches.append([decode(payload)[1] for payload in payloads])
+
+    async def _close_publisher(self) -> None:
+        pass
+
+    def _wire(self, raw: bytes) -> bytes | None:
+        return raw
+
+
+def test_a_hint_whose_send_failed_is_sent_once_more_and_nothing_else_is() -> None:
+    async def main() -> None:
+        once = FlakyBus(failures=1)
+        await once.start(1, lambda message: None, lambda healthy: None)
+        try:
+            frame = Relayed(CH, 5, b"presence")
+            once.publish(Committed(CH, 1))
+            once.publish(frame)
+            once.publish(Committed(CH, 2))
+            await until(lambda: bool(once.batches), "the hint being sent again")
+            assert once.batches == [[Committed(CH, 2)]]  # coalesced, then once more
+            assert once.dropped == 1  # the ephemeral of the failed batch
+        finally:
+            await once.close()
+        twice = FlakyBus(failures=2)
+        await twice.start(1, lambda message: None, lambda healthy: None)
+        try:
+            twice.publish(Committed(CH, 1))
+            await until(lambda: twice.dropped == 1, "the hint being given up after its retry")
+            twice.publish(Committed(CH, 2))
+            await until(lambda: bool(twice.batches), "a later hint going out")
+            assert twice.batches == [[Committed(CH, 2)]]
+        finally:
+            await twice.close()
 
     asyncio.run(main())
 
