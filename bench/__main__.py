@@ -23,6 +23,7 @@ from bench import (
     s_browser,
     s_concurrent,
     s_edit_cost,
+    s_human,
     s_open,
     s_scaleout,
     s_storage,
@@ -41,6 +42,7 @@ SCENARIOS: dict[str, Callable[[int, bool], Result]] = {
     "concurrent": s_concurrent.run,
     "browser": s_browser.run,
     "scaleout": s_scaleout.run,
+    "human": s_human.run,
 }
 
 
