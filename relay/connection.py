@@ -39,7 +39,7 @@ import enum
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import crypto
 from crypto.envelope import Header, Kind, envelope_id, parse_header, verify_channel_signature
@@ -60,6 +60,7 @@ from relay.store import (
     Membership,
     NoSnapshot,
     Store,
+    StoredPatch,
     StoredSnapshot,
     snapshot_parts,
 )
@@ -506,22 +507,18 @@ class Connection:
         cid = frame.channel_id
         if read.snapshot is not None:
             await self._send_snapshot(cid, read.snapshot)
-        while True:
-            for patch in read.patches:
-                history = frames.History(cid, patch.seq, patch.envelope)
-                await self.outbox.put(frames.encode(history))
-            if not read.patches or read.patches[-1].seq >= read.head.seq:
-                break
-            after = read.patches[-1].seq
-            try:
-                page = await self.relay.store.read_since(cid, after, HISTORY_PAGE_BYTES)
-            except HistoryTrimmed:  # trimmed while we sent it: the client resumes
-                raise ProtocolViolation(
-                    ErrorCode.SLOW_CONSUMER,
-                    f"history trimmed while it was sent; resume since seq {after}",
-                ) from None
-            read = rolled_back(page, self.relay.faults, cid)
-        head = read.head
+        pages = PatchPages(self.relay, cid, read)
+        try:
+            async for page in pages:
+                for patch in page:
+                    history = frames.History(cid, patch.seq, patch.envelope)
+                    await self.outbox.put(frames.encode(history))
+        except HistoryTrimmed:  # trimmed while we sent it: the client resumes
+            raise ProtocolViolation(
+                ErrorCode.SLOW_CONSUMER,
+                f"history trimmed while it was sent; resume since seq {pages.after}",
+            ) from None
+        head = pages.head
         await self.outbox.put(
             frames.encode(frames.HistoryEnd(frame.request_id, cid, head.seq, head.id))
         )
@@ -660,6 +657,56 @@ class _Refusal(Refused):
     ) -> None:
         super().__init__(code, retry_after_ms)
         self.head = head or Head()
+
+
+class PatchPages:
+    """The patches of a history read and the pages after it, a page at a time.
+
+    One loop for every reader that streams history (a SUBSCRIBE's answer, the
+    HTTP history body): it holds one page at a time and reads the next from
+    where the last ended.  With ``to_first_head`` it stops at the head of the
+    first read (HTTP: the end record names it); without, the pages go on to the
+    head each read reports (:attr:`head` is the last one, what HISTORY_END
+    names).  A trim that removes
+    the next page meanwhile raises :class:`HistoryTrimmed` from the iteration
+    (:attr:`after` is where the reader got to).
+
+    Args:
+        relay: the relay (its store and fault hooks).
+        channel_id: the channel.
+        read: the first read (its snapshot is the caller's to send).
+        to_first_head: stop at the first read's head.
+    """
+
+    def __init__(
+        self,
+        relay: RelayState,
+        channel_id: bytes,
+        read: HistoryRead,
+        *,
+        to_first_head: bool = False,
+    ) -> None:
+        self._relay = relay
+        self._cid = channel_id
+        self._read = rolled_back(read, relay.faults, channel_id)
+        self._fixed = to_first_head
+        self.head = self._read.head
+        self.after = 0
+
+    async def __aiter__(self) -> AsyncIterator[list[StoredPatch]]:
+        read = self._read
+        while True:
+            if not self._fixed:
+                self.head = read.head
+            last = self.head.seq
+            page = [p for p in read.patches if p.seq <= last]
+            if page:
+                self.after = page[-1].seq
+                yield page
+            if not page or page[-1].seq >= last:
+                return
+            fresh = await self._relay.store.read_since(self._cid, self.after, HISTORY_PAGE_BYTES)
+            read = rolled_back(fresh, self._relay.faults, self._cid)
 
 
 def rolled_back(read: HistoryRead, faults: Faults, channel_id: bytes) -> HistoryRead:

@@ -38,7 +38,7 @@ from starlette.responses import (
 )
 from starlette.types import Message, Receive, Scope, Send
 
-from relay.connection import RelayState, rolled_back
+from relay.connection import PatchPages, RelayState, rolled_back
 from relay.limits import HISTORY_PAGE_BYTES
 from relay.metrics import CONTENT_TYPE, Gauges
 from relay.store import HistoryRead, HistoryTrimmed, NoSnapshot, snapshot_parts
@@ -189,8 +189,8 @@ async def history_pages(relay: RelayState, cid: bytes, read: HistoryRead) -> Asy
     Holds one page of the snapshot or of patches at a time.  If a trim removes the next
     page meanwhile, stops without the end record (the reader reads again).
     """
-    read = rolled_back(read, relay.faults, cid)
-    head = read.head
+    pages = PatchPages(relay, cid, read, to_first_head=True)
+    head = pages.head
     if read.snapshot is not None:
         snapshot = read.snapshot
         yield record_header(RECORD_SNAPSHOT, snapshot.x_seq, snapshot.size)
@@ -200,19 +200,12 @@ async def history_pages(relay: RelayState, cid: bytes, read: HistoryRead) -> Asy
         except NoSnapshot:
             log.info("history read cut in its snapshot: trimmed while it was sent")
             return
-    while True:
-        page = [p for p in read.patches if p.seq <= head.seq]
-        if page:
+    try:
+        async for page in pages:
             yield b"".join(record(RECORD_PATCH, p.seq, p.envelope) for p in page)
-        if not page or page[-1].seq >= head.seq:
-            break
-        after = page[-1].seq
-        try:
-            read = await relay.store.read_since(cid, after, HISTORY_PAGE_BYTES)
-        except HistoryTrimmed:
-            log.info("history read cut at seq %d: trimmed while it was sent", after)
-            return
-        read = rolled_back(read, relay.faults, cid)
+    except HistoryTrimmed:
+        log.info("history read cut at seq %d: trimmed while it was sent", pages.after)
+        return
     yield end_record(head.seq, head.id)
 
 
