@@ -72,7 +72,6 @@ import secrets
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -541,15 +540,6 @@ def default_name(topic: str, node: int, token: str) -> str:
     return f"blindpad-bus-{topic[-16:]}-n{node}-{token}"
 
 
-def strip_schema(dsn: str) -> str:
-    """The DSN without its ``schema`` parameter (the store's, unknown to libpq and asyncpg)."""
-    if "://" not in dsn:
-        return " ".join(part for part in dsn.split() if not part.startswith("schema="))
-    parts = urlsplit(dsn)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "schema"]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
 def postgres_topic(site: str) -> str:
     """The NOTIFY channel of a site: ``blindpad_<site>`` in ``[a-z0-9_]``, at most 63 bytes.
 
@@ -586,7 +576,8 @@ class PostgresBus(_NetworkBus):
     holds the same payload twice is split there.
 
     Args:
-        dsn: a ``postgresql://`` URL (a ``schema`` parameter is ignored).
+        dsn: an asyncpg DSN (:func:`open_bus` takes it from the store's URL,
+            without the store's ``schema`` parameter).
         topic: the NOTIFY channel (at most 63 bytes; quoted, so any name works).
         probe_seconds: period and answer deadline of the liveness probe.
         retry_initial: first reconnection delay (doubling up to ``retry_max``).
@@ -625,7 +616,7 @@ class PostgresBus(_NetworkBus):
             send_timeout=send_timeout,
         )
         self._asyncpg = _import_asyncpg()
-        self._dsn = strip_schema(dsn)
+        self.dsn = dsn
         self._application_name = application_name
         self._publisher: Any = None
 
@@ -638,7 +629,7 @@ class PostgresBus(_NetworkBus):
 
     async def _connect(self, name: str) -> Any:
         return await self._asyncpg.connect(
-            self._dsn,
+            self.dsn,
             timeout=self.connect_timeout,
             server_settings={"application_name": name},
         )
@@ -875,7 +866,9 @@ def open_bus(spec: str | None, store_url: str, site: str) -> Bus:
     if spec is None or spec == "none":
         return NoBus()
     if spec == "postgres":
-        return PostgresBus(strip_schema(store_url), postgres_topic(site))
+        from relay.store.postgresql import parse_url  # the store's reading of its URL
+
+        return PostgresBus(parse_url(store_url).dsn, postgres_topic(site))
     return RedisBus(spec, f"blindpad:{site}")
 
 

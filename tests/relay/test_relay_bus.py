@@ -48,7 +48,6 @@ from relay.bus import (
     encode,
     open_bus,
     postgres_topic,
-    strip_schema,
 )
 
 #: A hang guard, not a speed limit.
@@ -162,6 +161,14 @@ def test_open_bus_picks_by_spec() -> None:
     pg = open_bus("postgres", "postgresql://u@h:5432/db?schema=s1&sslmode=disable", "ab12")
     assert isinstance(pg, PostgresBus)
     assert pg.topic == "blindpad_ab12"
+    assert (
+        pg.dsn == "postgresql://u@h:5432/db?sslmode=disable"
+    )  # the store's schema is not libpq's
+    kept = open_bus(
+        "postgres", "postgresql://u:p@h/db?sslmode=require&schema=s&application_name=a", "x"
+    )
+    assert isinstance(kept, PostgresBus)
+    assert kept.dsn == "postgresql://u:p@h/db?sslmode=require&application_name=a"
     redis = open_bus("redis://127.0.0.1:6379/0", "postgresql://u@h/db", "ab12")
     assert isinstance(redis, RedisBus)
     assert redis.topic == "blindpad:ab12"
@@ -170,16 +177,6 @@ def test_open_bus_picks_by_spec() -> None:
         with pytest.raises(ValueError, match="--bus postgres") as raised:
             open_bus(spec, "postgresql://u@h/db", "x")
         assert repr(spec) in str(raised.value)
-
-
-def test_strip_schema_keeps_everything_else() -> None:
-    assert strip_schema("postgresql://u@h:1/db?schema=s") == "postgresql://u@h:1/db"
-    assert (
-        strip_schema("postgresql://u:p@h/db?sslmode=require&schema=s&application_name=a")
-        == "postgresql://u:p@h/db?sslmode=require&application_name=a"
-    )
-    assert strip_schema("postgresql://u@h/db") == "postgresql://u@h/db"
-    assert strip_schema("host=h dbname=d schema=s user=u") == "host=h dbname=d user=u"
 
 
 @pytest.mark.parametrize("site", ["", "ab12", "A-b", "x" * 60, "é", 'a"; drop'])
