@@ -24,7 +24,7 @@ does so every ``outage_poll_seconds`` (a log line and the
 ``blindpad_bus_up`` gauge say so).  A local commit above a gap (a patch
 committed elsewhere whose hint has not arrived) starts a fill too.  Each
 channel has at most one fill task; hints that arrive meanwhile only raise its
-target; at most ``FILL_CONCURRENCY`` fills read at once, so a node holds at
+``wanted`` seq; at most ``FILL_CONCURRENCY`` fills read at once, so a node holds at
 most that many pages of history (256 KiB each) however many channels lag.
 A fill that finds the history trimmed past what this node offered ends its
 subscribers' connections with SLOW_CONSUMER: their clients resume and take
@@ -100,7 +100,6 @@ class Cluster:
         self._poll_seconds = poll_seconds
         self._outage_poll_seconds = outage_poll_seconds
         self._fills: dict[bytes, asyncio.Task[None]] = {}
-        self._targets: dict[bytes, int] = {}
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._reading = asyncio.Semaphore(FILL_CONCURRENCY)
@@ -187,7 +186,7 @@ class Cluster:
         state = self.hub.channels.get(channel_id)
         if state is None or seq <= state.offered:
             return
-        self._targets[channel_id] = max(seq, self._targets.get(channel_id, 0))
+        state.wanted = max(state.wanted, seq)
         if channel_id not in self._fills:
             self._fills[channel_id] = asyncio.create_task(self._fill(channel_id))
 
@@ -195,8 +194,7 @@ class Cluster:
         try:
             while True:
                 state = self.hub.channels.get(channel_id)
-                target = self._targets.get(channel_id, 0)
-                if state is None or target <= state.offered:
+                if state is None or state.wanted <= state.offered:
                     return
                 try:
                     async with self._reading:
@@ -211,7 +209,7 @@ class Cluster:
                 if state is None:
                     return
                 if not read.patches:  # a hint beyond the head: nothing to offer
-                    self._targets[channel_id] = state.offered
+                    state.wanted = state.offered
                     return
                 for patch in read.patches:
                     self.hub.publish(channel_id, patch.seq, patch.envelope, 0, None)
@@ -220,14 +218,11 @@ class Cluster:
                         state.stored_bytes += len(patch.envelope)
                     self.filled += 1
                 state.offered = max(state.offered, read.patches[-1].seq)
-                self._targets[channel_id] = max(target, read.head.seq)
+                state.wanted = max(state.wanted, read.head.seq)
         except Exception:
             log.exception("filling channel %s from the store failed", channel_id.hex()[:16])
         finally:
             self._fills.pop(channel_id, None)
-            state = self.hub.channels.get(channel_id)
-            if state is None or self._targets.get(channel_id, 0) <= state.offered:
-                self._targets.pop(channel_id, None)
 
     def _lost(self, channel_id: bytes, floor: int) -> None:
         """History this node never offered was trimmed: its subscribers resume."""

@@ -667,9 +667,9 @@ class PatchPages:
     where the last ended.  With ``to_first_head`` it stops at the head of the
     first read (HTTP: the end record names it); without, the pages go on to the
     head each read reports (:attr:`head` is the last one, what HISTORY_END
-    names).  A trim that removes
-    the next page meanwhile raises :class:`HistoryTrimmed` from the iteration
-    (:attr:`after` is where the reader got to).
+    names).  A trim that removes the next page meanwhile raises
+    :class:`HistoryTrimmed` from the iteration (:attr:`after` is where the
+    reader got to).
 
     Args:
         relay: the relay (its store and fault hooks).

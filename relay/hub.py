@@ -229,13 +229,15 @@ class ChannelState:
 
     ``offered`` is the highest seq offered to this process's subscribers with
     none missing below it: where a fill from the store starts when other relay
-    processes commit (:mod:`relay.cluster`).
+    processes commit (:mod:`relay.cluster`); ``wanted`` is the highest seq
+    known to be committed, where that fill ends.
     """
 
     verify_key: bytes
     pad_bytes: int
     stored_bytes: int
     offered: int = 0
+    wanted: int = 0
     subscribers: dict[int, Subscription] = dataclasses.field(default_factory=dict)
 
 
@@ -250,9 +252,7 @@ class Hub:
     def register(self, state: ChannelState, channel_id: bytes, sub: Subscription) -> None:
         """Add ``sub`` (before its history is read) and tell the other subscribers."""
         self.channels.setdefault(channel_id, state)
-        notice = frames.encode(frames.PeerJoined(channel_id, sub.connection_id))
-        for other in self.channels[channel_id].subscribers.values():
-            other.outbox.offer(notice)
+        self.notify(channel_id, frames.encode(frames.PeerJoined(channel_id, sub.connection_id)))
         self.channels[channel_id].subscribers[sub.connection_id] = sub
 
     def peers(self, channel_id: bytes, connection_id: int) -> list[int]:
@@ -267,9 +267,7 @@ class Hub:
         if state is None or connection_id not in state.subscribers:
             return
         state.subscribers.pop(connection_id).close()
-        notice = frames.encode(frames.PeerLeft(channel_id, connection_id))
-        for other in state.subscribers.values():
-            other.outbox.offer(notice)
+        self.notify(channel_id, frames.encode(frames.PeerLeft(channel_id, connection_id)))
         if not state.subscribers:
             del self.channels[channel_id]
 
@@ -295,7 +293,8 @@ class Hub:
         return origin in state.subscribers
 
     def notify(self, channel_id: bytes, frame: bytes) -> None:
-        """Give a notice (another relay's peer joined or left) to every subscriber."""
+        """Give a notice (a peer, here or on another relay, joined or left) to every
+        subscriber."""
         state = self.channels.get(channel_id)
         if state is not None:
             for sub in state.subscribers.values():
