@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from client.errors import (
         BadLink,
         ConnectionFailed,
+        Distrusted,
         InvalidEdit,
         NotReady,
         PadClosed,
@@ -54,6 +55,7 @@ _HOMES = {
         [
             "BadLink",
             "ConnectionFailed",
+            "Distrusted",
             "InvalidEdit",
             "NotReady",
             "PadClosed",
@@ -109,6 +111,7 @@ __all__ = [
     "ConnectionLost",
     "ConnectionRestored",
     "CursorMoved",
+    "Distrusted",
     "Failed",
     "InvalidEdit",
     "NotReady",

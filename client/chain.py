@@ -19,6 +19,14 @@ the sealed bytes).  Nodes further than ``max_depth`` below the best tip are
 forgotten: a fork deeper than that cannot be followed (a single relay never
 forks; federated relays resolve forks within seconds), and memory stays
 proportional to ``max_depth``, not to the history.
+
+**Fast-forward only.**  A session talking to one relay (or one site of
+relays sharing a store) sets :attr:`Chain.fast_forward`: the relay's history
+is one line, so the best tip only ever moves to a *descendant* of the current
+one.  A patch that connects anywhere else (a second child of a patch, a
+branch below the head) is a fork the relay served: it is kept aside in
+:attr:`Chain.strays` for the session to raise the alarm, and it never
+changes the text.  The simulator, which models forks, leaves it off.
 """
 
 from __future__ import annotations
@@ -72,9 +80,11 @@ class Chain(Generic[P]):
     root_height: int = 0
     max_orphans: int = 1024
     max_depth: int = 1000
+    fast_forward: bool = False
     nodes: dict[bytes, Node[P]] = field(default_factory=dict)
     orphans: OrderedDict[bytes, Pending[P]] = field(default_factory=OrderedDict)
     waiting: dict[bytes, list[bytes]] = field(default_factory=dict)  # parent -> orphan ids
+    strays: list[Node[P]] = field(default_factory=list)  # fast-forward: forks seen, for the caller
     best: Node[P] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -121,7 +131,9 @@ class Chain(Generic[P]):
             )
             self.nodes[node.id] = node
             connected.append(node)
-            if self.better(node, self.best):
+            if self.fast_forward and not self.descends(node, self.best):
+                self.strays.append(node)
+            elif self.better(node, self.best):
                 self.best = node
             queue += [self.orphans.pop(i) for i in self.waiting.pop(node.id, [])]
         return connected, []
@@ -130,6 +142,22 @@ class Chain(Generic[P]):
     def better(a: Node[P], b: Node[P]) -> bool:
         """True if ``a`` is a better tip than ``b``: higher, or as high with a lower id."""
         return a.height > b.height or (a.height == b.height and a.id < b.id)
+
+    def descends(self, node: Node[P], ancestor: Node[P]) -> bool:
+        """True if ``ancestor`` is ``node`` or one of its kept ancestors."""
+        if node.parent == ancestor.id or node is ancestor:
+            return True
+        for kept in self.ancestors(node):
+            if kept.height <= ancestor.height:
+                return kept is ancestor
+        return False
+
+    def at_height(self, tip: Node[P], height: int) -> Node[P] | None:
+        """The kept ancestor of ``tip`` at ``height`` (``tip`` itself included), if kept."""
+        for kept in self.ancestors(tip):
+            if kept.height <= height:
+                return kept if kept.height == height else None
+        return None
 
     def path(self, old: Node[P], new: Node[P]) -> tuple[list[Node[P]], list[Node[P]]]:
         """The way from tip ``old`` to tip ``new``.

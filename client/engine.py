@@ -205,6 +205,13 @@ class Engine(Generic[D, P]):
         return None
 
     @property
+    def gap(self) -> bool:
+        """A sequence number was skipped, or a patch's parent never came: the
+        relay owes something it has already shown it has."""
+        gap = bool(self._seqs_ahead) and max(self._seqs_ahead) > self.head.height
+        return gap or bool(self.chain.orphans)
+
+    @property
     def recovering(self) -> bool:
         """True while adopted patches wait for the relay to say which landed."""
         return self.recovery is not None

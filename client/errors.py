@@ -13,6 +13,7 @@ Every error the SDK raises is a :class:`PadError`.  The tree::
     ├── ConnectionFailed    the relay could not be reached in time (open, synced)
     ├── RelayRefused        the relay refused for good (quota, size, token...): .code
     │   └── PadNotFound     the relay has no such pad (only Pad.create makes one)
+    ├── Distrusted          the relay's history does not continue what this device verified
     └── ProtocolError       the relay sent something this client cannot follow
 
 Blame follows the entry point, as in h11: :class:`ReadOnly`, :class:`NotReady`
@@ -103,6 +104,25 @@ class PadNotFound(RelayRefused):
         self.relay_url = relay_url
 
 
+class Distrusted(PadError):
+    """The relay served a history that does not continue the one this device
+    verified (a rollback, a fork, or history it withholds): the pad's status
+    cannot read "saved" (:mod:`client.trust`).
+
+    Attributes:
+        kind: the alarm (``"rollback"``, ``"fork"`` or ``"withheld"``).
+        detail: what was found, in words.
+    """
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(
+            f"the relay cannot be trusted with this pad ({kind}: {detail}); your text and "
+            "edits stay on this device: keep working, save a copy, and try another relay"
+        )
+        self.kind = kind
+        self.detail = detail
+
+
 class ProtocolError(PadError):
     """The relay sent bytes this client cannot understand."""
 
@@ -110,6 +130,7 @@ class ProtocolError(PadError):
 __all__ = [
     "BadLink",
     "ConnectionFailed",
+    "Distrusted",
     "InvalidEdit",
     "NotReady",
     "PadClosed",

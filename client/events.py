@@ -32,7 +32,9 @@ class AlarmKind(enum.Enum):
     """What an :class:`Alarm` is about.
 
     The first five come from the engine (:mod:`client.engine`), the others
-    from the session (:mod:`client.session`).
+    from the session (:mod:`client.session`, :mod:`client.trust`).  While a
+    ``rollback``, ``fork`` or ``withheld`` alarm stands the pad is *suspect*:
+    its status never reads "saved" (:mod:`client.trust`).
     """
 
     INVALID_PATCH = "invalid-patch"  # a stored patch is a no-op for everyone: see detail
@@ -41,8 +43,10 @@ class AlarmKind(enum.Enum):
     DEEP_FORK = "deep-fork"  # a better fork branches below the kept history
     SNAPSHOT_MISMATCH = "snapshot-mismatch"  # a snapshot differs from our text
     BAD_SNAPSHOT = "bad-snapshot"  # the snapshot served to join does not verify
-    ROLLBACK = "rollback"  # the relay serves a history older than one we saw
-    BAD_PRESENCE = "bad-presence"  # an ephemeral that does not open or is replayed
+    ROLLBACK = "rollback"  # the relay serves a history older than one this device verified
+    FORK = "fork"  # the relay serves another branch than the one this device (or a peer) holds
+    UNVERIFIED = "unverified"  # history since the last visit was trimmed: descent not checked
+    BAD_PRESENCE = "bad-presence"  # an ephemeral sealed with the pad's key, wrongly signed
     RECOVERY = "recovery"  # write-ahead patches could not be taken back
     WITHHELD = "withheld"  # the relay does not deliver what it named or owes, re-read or not
 

@@ -16,11 +16,17 @@ subscription's HISTORY_END arrives the session is catching up:
   arrive;
 * HISTORY (and, once live, BROADCAST) frames go to the engine.
 
-Every head the relay names — a patch at a sequence number, an ACK of ours,
-the end of history — goes through :class:`~client.connection.HeadWatch`,
-which raises the ``ROLLBACK`` alarm when the relay serves less, or another
-patch, than was seen before (in this run, or by the previous one: the front
-end keeps :attr:`Joining.last_head`).
+What the relay says about positions is a hint; what the session believes is
+checked by :mod:`client.trust`: at the end of every catch-up the chain held
+must extend the point this device verified last (in this run, or by the
+previous one: the front end keeps :attr:`Joining.last_head`), else a
+``rollback`` or ``fork`` alarm; when the session joined from a snapshot above
+that point, the patches between are read again on the same connection and
+must chain up to the snapshot's (:class:`~client.trust.DescentProof`).  A
+patch served beside the line (the chain is fast-forward only) is a ``fork``.
+A head that HISTORY_END names and the history did not deliver is *missing*:
+the session resumes, and if it stays missing, the watchdog says
+``withheld``.
 
 The first time a catch-up ends, the patches a previous process left in the
 write-ahead log are handed to :meth:`client.engine.Engine.adopt` with the
@@ -28,20 +34,19 @@ text they were made on (those in history count as acknowledged; the rest are
 resent, rebased, or probed and merged three ways: :mod:`client.recovery`).
 
 This is the part of the session that protocol version 2's trust rules grow
-(docs/PROTOCOL.md §12: verified heads, gaps healed by resuming from the last
-verified position).
+(docs/PROTOCOL.md §12).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 
 import crypto
-from client.connection import HeadWatch, Outbox, Request, SnapshotChunks, Want
+from client.connection import Outbox, Request, SnapshotChunks, Want
 from client.engine import Base, Engine, LocalError
 from client.events import AlarmKind
 from client.textops import InvalidPatch, Patch
+from client.trust import OK, DescentProof, Trust, Verdict
 from wire import frames as p
 
 #: How a joining session reports an alarm: ``(kind, detail)``.
@@ -58,7 +63,7 @@ class Joining:
         alarm: how to report an alarm.
         create: SUBSCRIBE carries the verify key, so the relay may create the
             pad; else an unknown pad is refused NO_VERIFY_KEY.
-        last_head: ``(seq, id)`` of the highest head a previous run saw.
+        last_head: ``(height, id)`` of the highest head a previous run verified.
         recovered: sealed patches from a previous run's write-ahead log.
         recovered_bases: the base(s) logged with them (:mod:`client.recovery`).
     """
@@ -81,7 +86,11 @@ class Joining:
         self.synced_once = False
         self._outbox = outbox
         self._alarm = alarm
-        self._heads = HeadWatch(last_head)
+        self.trust = Trust(last_head)
+        self.claimed: tuple[int, bytes] | None = None  # a head HISTORY_END named, not held
+        self._proof: DescentProof | None = None
+        self._proof_until = 0  # the seq of the snapshot's patch, while a proof runs
+        self._root_seq = 0
         self._recovered: list[bytes] | None = list(recovered)
         self._recovered_bases = list(recovered_bases)
         self._chunks = SnapshotChunks()
@@ -90,8 +99,23 @@ class Joining:
 
     @property
     def last_head(self) -> tuple[int, bytes] | None:
-        """``(seq, id)`` of the highest head seen, this run or before."""
-        return self._heads.last
+        """``(height, id)`` of the highest head verified, this run or before."""
+        return self.trust.remembered
+
+    @property
+    def proving(self) -> bool:
+        """A descent proof is being read (see :class:`~client.trust.DescentProof`)."""
+        return self._proof is not None
+
+    @property
+    def missing(self) -> str | None:
+        """A head the relay named at the end of a history and did not deliver."""
+        claimed = self.claimed
+        if claimed is not None and claimed[1] in self.engine.chain:
+            self.claimed = claimed = None
+        if claimed is None:
+            return None
+        return f"the head {claimed[1].hex()[:16]} (number {claimed[0]}) its history named"
 
     def subscribe(self) -> None:
         """Queue the SUBSCRIBE of a new connection: from the snapshot if fresh, else a resume."""
@@ -99,24 +123,28 @@ class Joining:
         fresh = not self.synced_once and engine.height == 0 and engine.last_seq == 0
         self._subscribe(p.SubscribeFrom.SNAPSHOT if fresh else p.SubscribeFrom.SINCE)
 
-    def _subscribe(self, start: p.SubscribeFrom) -> None:
+    def _subscribe(self, start: p.SubscribeFrom, since: int | None = None) -> None:
         req = self._request = self._outbox.next_id()
-        since = 0 if start is p.SubscribeFrom.SNAPSHOT else self.engine.last_seq
+        if since is None:
+            since = 0 if start is p.SubscribeFrom.SNAPSHOT else self.engine.last_seq
         key = self.keys.verify_key if self.create else p.ZERO_ID
         frame = p.Subscribe(req, self.keys.channel_id, start, since, key)
         self._outbox.request(req, Request(Want.SUBSCRIBE, (p.encode(frame),)))
 
-    def resume(self) -> None:
+    def resume(self, since: int | None = None) -> None:
         """Re-read on this connection from the last contiguous sequence number
-        (a gap, a head named and never sent, an answer that never came)."""
+        (a gap, a head named and never sent, an answer that never came), or
+        from ``since``."""
         self._outbox.send(p.Unsubscribe(self._outbox.next_id(), self.keys.channel_id))
-        self._subscribe(p.SubscribeFrom.SINCE)
+        self._subscribe(p.SubscribeFrom.SINCE, since)
         self.resuming = True
 
     def reset(self) -> None:
-        """The connection dropped: forget a half-received snapshot."""
+        """The connection dropped: forget a half-received snapshot, and a proof
+        under way (the next catch-up starts it again)."""
         self._chunks.reset()
         self.resuming = False
+        self._proof = None
 
     def snapshot(self, frame: p.Snapshot) -> None:
         """One SNAPSHOT chunk; the whole snapshot is loaded once it is in."""
@@ -126,6 +154,7 @@ class Joining:
         x_seq, data = done
         try:
             self.engine.load_snapshot(data, x_seq)
+            self._root_seq = x_seq
         except (InvalidPatch, LocalError, ValueError) as error:
             self._alarm(AlarmKind.BAD_SNAPSHOT, f"snapshot not loaded: {error}")
             self._outbox.send(p.Unsubscribe(self._outbox.next_id(), self.keys.channel_id))
@@ -133,20 +162,67 @@ class Joining:
 
     def patch(self, frame: p.History | p.Broadcast) -> None:
         """A stored patch (history, or someone else's broadcast)."""
-        self._rollback(self._heads.note(frame.seq, hashlib.sha256(frame.envelope).digest()))
+        if self._proof is not None and frame.seq <= self._proof_until:
+            self._proof.take(frame.envelope)
+            return
         self.engine.receive(frame.envelope, frame.seq)
+        self.strays()
 
-    def acked(self, seq: int, patch_id: bytes) -> None:
-        """Our patch ``patch_id`` is at ``seq``."""
-        self._rollback(self._heads.note(seq, patch_id))
+    def strays(self) -> None:
+        """Raise the alarm for every patch the relay served beside the line."""
+        chain = self.engine.chain
+        for node in chain.strays:
+            self._alarm(
+                AlarmKind.FORK,
+                f"the relay served patch {node.id.hex()[:16]} at height {node.height}, "
+                f"beside the line this device holds (head at {chain.best.height})",
+            )
+            self.trust.raise_suspect(AlarmKind.FORK)
+        chain.strays.clear()
 
     def ended(self, frame: p.HistoryEnd) -> bool:
         """HISTORY_END: True when it ends this connection's catch-up (go live)."""
         if self._outbox.answered(frame.request_id) is None or frame.request_id != self._request:
             return False
-        self._rollback(self._heads.history_end(frame.head_seq, frame.head_id))
         self.resuming = False
+        proof, self._proof = self._proof, None
+        if proof is not None:
+            verdict = proof.verdict()
+            self.trust.settle(verdict, self.engine.head)
+        else:
+            verdict = self.trust.caught_up(self.engine.chain, frame.head_seq)
+        self._verdict(verdict)
+        held = frame.head_id == p.ZERO_ID or frame.head_id in self.engine.chain
+        self.claimed = None if held else (frame.head_seq, frame.head_id)
         return True
+
+    def trimmed(self) -> bool:
+        """A SUBSCRIBE was refused HISTORY_TRIMMED: True if it was a proof's
+        (the history since the remembered point is gone: it cannot be checked)."""
+        if self._proof is None:
+            return False
+        self._proof = None
+        self.resume()
+        height = self.trust.remembered[0] if self.trust.remembered else 0
+        self._alarm(
+            AlarmKind.UNVERIFIED,
+            f"the relay trimmed the history after patch {height}, the last this device "
+            "verified, so it cannot check that the pad it serves continues that one",
+        )
+        # Accepted, and said: docs/SECURITY.md names this window.
+        self.trust.settle(OK, self.engine.head)
+        return True
+
+    def _verdict(self, verdict: Verdict) -> None:
+        if verdict.prove:
+            remembered = self.trust.remembered
+            assert remembered is not None  # only a remembered point needs a proof
+            root = self.engine.chain.nodes[self.engine.chain.root]
+            self._proof = DescentProof(self.keys, remembered, (root.height, root.id))
+            self._proof_until = self._root_seq
+            self.resume(since=remembered[0])
+        elif verdict.kind is not None:
+            self._alarm(verdict.kind, verdict.detail)
 
     @property
     def unadopted(self) -> list[bytes]:
@@ -167,10 +243,6 @@ class Joining:
             except (LocalError, ValueError) as error:
                 self._alarm(AlarmKind.RECOVERY, f"write-ahead patches not recovered: {error}")
         return True
-
-    def _rollback(self, detail: str | None) -> None:
-        if detail is not None:
-            self._alarm(AlarmKind.ROLLBACK, detail)
 
 
 __all__ = ["AlarmFn", "Joining"]

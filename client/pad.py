@@ -51,6 +51,7 @@ import crypto
 from client.errors import (
     BadLink,
     ConnectionFailed,
+    Distrusted,
     PadClosed,
     PadNotFound,
     ProtocolError,
@@ -417,12 +418,18 @@ class Pad:
         Raises:
             TimeoutError: not synced within ``timeout``.
             RelayRefused: the relay refused an edit for good.
+            Distrusted: the relay's history does not continue the one this
+                device verified (a ``rollback`` or ``fork`` alarm): nothing
+                will read "saved" from it (:mod:`client.trust`).
             PadClosed: the pad was closed.
         """
         async with asyncio.timeout(timeout):
             while True:
                 self._check_open()
                 self._raise_failure()
+                distrust = self._session.distrust
+                if distrust is not None:
+                    raise Distrusted(distrust.kind.value, distrust.detail)
                 if self._session.status is Status.SAVED:
                     return
                 await self._changed()

@@ -18,8 +18,19 @@ or when nothing was heard from it for the presence timeout
 stay, not heard from, until they expire or speak again (a front end greys
 them out with :meth:`Presence.heard_ms`).  We re-announce every third of the
 timeout (:meth:`Presence.heartbeat_due`) and whenever a connection joins.
+An ephemeral that does not open with the pad's key, or is a replay, is
+dropped and counted (:attr:`Presence.dropped`); only one sealed with the key
+whose author signature fails is an alarm.
 Peer cursors move through every edit the session sees
 (:meth:`Presence.move_cursors`).
+
+Head beacons (docs/PROTOCOL.md §12.3).  Every presence message a session
+sends carries ``"head": [height, "id hex"]``, the head it verified; a session
+that announces no presence sends ``{"beacon": true, "head": ...}``, which
+makes no peer.  :meth:`Presence.receive` queues the beacons it opens in
+:attr:`Presence.beacons` for the session to compare with its own chain
+(:mod:`client.relayside`): that is how two people the relay keeps on
+different branches find out.
 """
 
 from __future__ import annotations
@@ -35,6 +46,15 @@ from crypto.backend import RandomFn, default_random
 
 DEFAULT_PRESENCE_TIMEOUT_MS = 30_000
 NO_CONNECTION = -1  # the relay connection of a peer heard on an earlier connection of ours
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Beacon:
+    """A peer's verified head: ``height`` and ``id``; ``who`` names the peer in words."""
+
+    who: str
+    height: int
+    id: bytes
 
 
 @dataclasses.dataclass(slots=True)
@@ -71,6 +91,8 @@ class Presence:
         self._peers: dict[tuple[bytes, bytes], _PeerState] = {}
         self.mine: dict[str, Any] | None = None  # what we announce, once set
         self.sent_ms = 0
+        self.beacons: list[Beacon] = []  # heads peers announced, for the session to check
+        self.dropped = 0  # ephemerals that did not open, or were replays (not alarms)
 
     @property
     def session_id(self) -> bytes:
@@ -135,11 +157,21 @@ class Presence:
             body = json.loads(eph.payload.decode("utf-8"))
             if not isinstance(body, dict):
                 raise ValueError("presence payload is not a JSON object")
-        except crypto.StaleEphemeral:
-            return []  # old or skewed: presence is best effort
-        except (crypto.IntegrityError, ValueError) as error:
+        except crypto.BadAuthorSignature as error:
+            # Sealed with the pad's key, so by someone holding a link: worth an alarm.
             return [Alarm(AlarmKind.BAD_PRESENCE, f"presence message rejected: {error}")]
+        except (crypto.IntegrityError, ValueError):
+            # Not sealed with this pad's key (a stranger who knows only the
+            # channel id), replayed, stale or skewed: dropped and counted, never
+            # an alarm, so noise can never bury a real one.
+            self.dropped += 1
+            return []
         key = (eph.author_key, eph.session_id)
+        beacon = _beacon(eph, body)
+        if beacon is not None:
+            self.beacons.append(beacon)
+        if body.get("beacon") is True:
+            return []  # a session that announces no presence: not a peer
         if body.get("bye"):
             return self._drop(key)
         peer = _peer_from(eph, body)
@@ -183,6 +215,25 @@ class Presence:
         return [] if state is None else [PeerLeft(state.peer)]
 
 
+def _beacon(eph: crypto.Ephemeral, body: dict[str, Any]) -> Beacon | None:
+    head = body.get("head")
+    if not (isinstance(head, list) and len(head) == 2):
+        return None
+    height, id_hex = head
+    if type(height) is not int or height < 0 or not isinstance(id_hex, str):
+        return None
+    try:
+        patch_id = bytes.fromhex(id_hex)
+    except ValueError:
+        return None
+    if len(patch_id) != 32:
+        return None
+    key, session = eph.author_key.hex()[:16], eph.session_id.hex()[:8]
+    name = body.get("name")
+    who = f"{name if isinstance(name, str) else eph.author_name} (key {key}, session {session})"
+    return Beacon(who, height, patch_id)
+
+
 def _peer_from(eph: crypto.Ephemeral, body: dict[str, Any]) -> Peer:
     cursor = body.get("cursor")
     selection: tuple[int, int] | None = None
@@ -203,4 +254,4 @@ def _peer_from(eph: crypto.Ephemeral, body: dict[str, Any]) -> Peer:
     )
 
 
-__all__ = ["DEFAULT_PRESENCE_TIMEOUT_MS", "Presence"]
+__all__ = ["DEFAULT_PRESENCE_TIMEOUT_MS", "Beacon", "Presence"]

@@ -48,8 +48,9 @@ from client.events import (
     TextChanged,
 )
 from client.joining import Joining
-from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Presence
+from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Beacon, Presence
 from client.textops import Patch
+from client.trust import SUSPECT
 from crypto.backend import RandomFn, default_random
 from wire import codes
 from wire import frames as p
@@ -87,6 +88,8 @@ class Compaction:
 
 
 DEFAULT_KEEPALIVE_MS = 10_000
+#: A session whose head moved announces it (a head beacon) at most this often.
+BEACON_EVERY_MS = 2_000
 #: How long a live session waits on the relay without progress before it re-reads.
 DEFAULT_RESUME_AFTER_MS = 15_000
 
@@ -136,6 +139,7 @@ class RelaySide:
             pipeline=pipeline,
             clock=clock,
         )
+        self.engine.chain.fast_forward = True  # one relay, one line (client.trust)
         self.phase = Phase.OFFLINE
         self.token = token
         self.welcome: p.Welcome | None = None
@@ -160,15 +164,37 @@ class RelaySide:
         )
         self._lost = False
         self._status = Status.OFFLINE
+        self._beaconed: tuple[int, bytes] | None = None  # the head our last beacon carried
+        self._ahead: dict[str, Beacon] = {}  # peers whose beacon is above our head
+        self._forked: set[str] = set()  # peers already named in a fork alarm
+        self._distrust: Alarm | None = None  # the last alarm that made the pad suspect
 
     @property
     def status(self) -> Status:
         """Offline, syncing, or saved (every edit acknowledged while connected,
-        and nothing the relay named is missing)."""
+        nothing the relay named is missing, and the history it served verified
+        against the point this device verified before: :mod:`client.trust`)."""
         if self.phase is not Phase.LIVE:
             return Status.OFFLINE
-        saved = self.engine.saved and self.engine.missing is None
+        saved = self.engine.saved and self.missing is None and self.trusted
         return Status.SAVED if saved else Status.SYNCING
+
+    @property
+    def trusted(self) -> bool:
+        """The history served extends what this device verified, and no alarm
+        made the pad suspect (rollback, fork, withheld): :mod:`client.trust`."""
+        trust = self._join.trust
+        return trust.verified and trust.suspect is None and not self._join.proving
+
+    @property
+    def distrust(self) -> Alarm | None:
+        """The alarm that makes the pad suspect now, if any (:mod:`client.trust`)."""
+        return self._distrust if self._join.trust.suspect is not None else None
+
+    @property
+    def missing(self) -> str | None:
+        """What the relay named or owes that we do not hold, in words, or ``None``."""
+        return self.engine.missing or self._join.missing
 
     # --- what the relay says ----------------------------------------------
 
@@ -189,6 +215,8 @@ class RelaySide:
         handler = _HANDLERS.get(type(frame))
         if handler is not None:
             handler(self, frame)
+        self._join.trust.advance(self.engine.head)
+        self._caught_up_with_peers()
         self._flush()  # a new head may free work refused as stale
         self._drain()
 
@@ -208,8 +236,7 @@ class RelaySide:
             self._lost = False
             self._events.append(ConnectionRestored())
         self._flush()
-        if self.presence.mine is not None:
-            self._send_ephemeral(self.presence.mine)
+        self._announce()
 
     def _on_ack(self, frame: p.Ack) -> None:
         request = self._outbox.answered(frame.request_id)
@@ -222,8 +249,8 @@ class RelaySide:
                 job.floor = frame.seq
         if request is None or request.want is not Want.PATCH:
             return
-        self._join.acked(frame.seq, frame.id)
         self.engine.acked(frame.id, frame.seq)
+        self._join.strays()
         self._flush()
 
     def _on_refuse(self, frame: p.Refuse) -> None:
@@ -238,6 +265,12 @@ class RelaySide:
             and frame.code != codes.RefuseCode.RATE_LIMITED
         ):
             job.refused = code
+            return
+        if (
+            request.want is Want.SUBSCRIBE
+            and frame.code == codes.RefuseCode.HISTORY_TRIMMED
+            and self._join.trimmed()
+        ):
             return
         if frame.code == codes.RefuseCode.RATE_LIMITED:
             due = self.clock() + max(1, frame.retry_after_ms)
@@ -259,14 +292,67 @@ class RelaySide:
             self._fail("VERSION_MISMATCH", f"{frame.message} (upgrade blindpad)")
 
     def _on_peer_joined(self, frame: p.PeerJoined) -> None:
-        if self.presence.mine is not None and self.phase is Phase.LIVE:
-            self._send_ephemeral(self.presence.mine)
+        if self.phase is Phase.LIVE:
+            self._announce()
 
     def _on_peer_left(self, frame: p.PeerLeft) -> None:
         self._events += self.presence.connection_left(frame.peer)
 
     def _on_ephemeral(self, frame: p.EphemeralRelayed) -> None:
         self._events += self.presence.receive(frame.envelope, frame.sender, self.clock())
+        beacons, self.presence.beacons = self.presence.beacons, []
+        for beacon in beacons:
+            self._ahead.pop(beacon.who, None)
+            self._compare(beacon)
+
+    # --- head beacons (docs/PROTOCOL.md §12.3) -----------------------------
+
+    def _announce(self) -> None:
+        """Send our presence, or a bare head beacon, carrying our verified head."""
+        head = self.engine.head
+        self._beaconed = (head.height, head.id)
+        beacon = {"head": [head.height, head.id.hex()]}
+        mine = self.presence.mine
+        body = {**mine, **beacon} if mine is not None else {"beacon": True, **beacon}
+        self._send_ephemeral(body)
+
+    def _beacon_due(self, now_ms: int) -> bool:
+        head = self.engine.head
+        if self.phase is not Phase.LIVE or self._beaconed == (head.height, head.id):
+            return False
+        return now_ms - self.presence.sent_ms >= BEACON_EVERY_MS
+
+    def _next_beacon_ms(self) -> int | None:
+        head = self.engine.head
+        if self.phase is not Phase.LIVE or self._beaconed == (head.height, head.id):
+            return None
+        return self.presence.sent_ms + BEACON_EVERY_MS
+
+    def _compare(self, beacon: Beacon) -> None:
+        """A peer's head against our chain: the same patch at its height, or a fork."""
+        head = self.engine.head
+        if beacon.height > head.height:
+            self._ahead[beacon.who] = beacon  # the relay owes us up to there
+            return
+        there = self.engine.chain.at_height(head, beacon.height)
+        if there is None or there.id == beacon.id or beacon.who in self._forked:
+            return
+        self._forked.add(beacon.who)
+        self._alarm(
+            AlarmKind.FORK,
+            f"{beacon.who} holds patch {beacon.id.hex()[:16]} at height {beacon.height}, "
+            f"where this device holds {there.id.hex()[:16]}: the relay shows you two "
+            "different pads",
+        )
+        self._join.trust.raise_suspect(AlarmKind.FORK)
+
+    def _caught_up_with_peers(self) -> None:
+        """Check the beacons our head has now reached."""
+        height = self.engine.head.height
+        for who, beacon in list(self._ahead.items()):
+            if beacon.height <= height:
+                del self._ahead[who]
+                self._compare(beacon)
 
     # --- helpers -----------------------------------------------------------
 
@@ -275,7 +361,10 @@ class RelaySide:
         self._outbox.send(p.Ephemeral(self._outbox.next_id(), sealed))
 
     def _alarm(self, kind: AlarmKind, detail: str, patch_id: bytes | None = None) -> None:
-        self._events.append(Alarm(kind, detail, patch_id))
+        alarm = Alarm(kind, detail, patch_id)
+        if kind in SUSPECT:
+            self._distrust = alarm
+        self._events.append(alarm)
 
     def _flush(self) -> None:
         if self.phase is Phase.LIVE and self.keys.can_write:
@@ -306,7 +395,8 @@ class RelaySide:
         it named (not a retry it asked for, nor work it refused for good)."""
         if self.phase is not Phase.LIVE or self._outbox.next_retry_ms() is not None:
             return False
-        return self.engine.missing is not None or bool(self._owed_pushes())
+        owed = self.missing is not None or bool(self._owed_pushes())
+        return owed or bool(self._ahead)
 
     def _owed_pushes(self) -> set[bytes]:
         """Our patches pushed on this connection, unanswered and not yet on the chain
@@ -315,15 +405,20 @@ class RelaySide:
         return self._outbox.unanswered_ids(Want.PATCH) & inflight
 
     def _watch(self) -> None:
-        """Resume (and in the end alarm) when the relay stops making progress."""
+        """Resume (and in the end alarm) when the relay stops making progress.
+
+        A gap (a sequence number skipped, a patch whose parent never came) is
+        resumed at once, the first time: the relay owes it, no need to wait.
+        """
         now, dog = self.clock(), self.watchdog
         dog.watch(now, self._waiting(), self.engine.last_seq)
-        if not dog.due(now):
+        gap = self.engine.gap and dog.resumes == 0 and not self._join.resuming
+        if not (dog.due(now) or (gap and self.phase is Phase.LIVE)):
             return
         if dog.should_alarm():
             dog.alarmed = True
             pushes = len(self._owed_pushes())
-            what = self.engine.missing or f"an answer to {pushes} of our patches"
+            what = self.missing or self._ahead_words() or f"an answer to {pushes} of our patches"
             self._alarm(
                 AlarmKind.WITHHELD,
                 f"the relay has not delivered {what} after {dog.resumes} re-reads "
@@ -332,6 +427,12 @@ class RelaySide:
         self._join.resume()
         dog.resumed(now)
         self.resumes += 1
+
+    def _ahead_words(self) -> str | None:
+        if not self._ahead:
+            return None
+        beacon = max(self._ahead.values(), key=lambda b: b.height)
+        return f"patch {beacon.height}, which {beacon.who} holds"
 
     def _upload(self, sealed: Sealed) -> None:
         if self.phase in (Phase.JOINING, Phase.LIVE):

@@ -118,6 +118,7 @@ class Replica(Generic[D, P]):
             root_height=height,
             max_orphans=self.chain.max_orphans,
             max_depth=self.chain.max_depth,
+            fast_forward=self.chain.fast_forward,
         )
         self.head = self.chain.best
         self.auth = self.view = doc

@@ -165,6 +165,8 @@ class PadSession(RelaySide):
             "snapshot": engine.snapshots.height,  # of the latest snapshot made, loaded or seen
             "uploading": self._outbox.unanswered(Want.SNAPSHOT),  # snapshots not yet stored
             "recovering": engine.recovering,
+            "dropped_ephemerals": self.presence.dropped,  # not ours to read, or replayed
+            "verified": [self.last_head[0], self.last_head[1].hex()] if self.last_head else None,
         }
 
     def pending(self) -> list[bytes]:
@@ -294,9 +296,9 @@ class PadSession(RelaySide):
             color: a CSS colour for our cursor.
             cursor: ``(anchor, head)`` in code points.
         """
-        mine = self.presence.update(name, color, cursor)
+        self.presence.update(name, color, cursor)
         if self.phase is Phase.LIVE:
-            self._send_ephemeral(mine)
+            self._announce()
 
     def tick(self) -> None:
         """Do what is due: rate-limit retries, peer expiry, heartbeat, keepalive."""
@@ -304,8 +306,9 @@ class PadSession(RelaySide):
         self._outbox.due(now)
         self._events += self.presence.expire(now)
         mine = self.presence.mine
-        if self.phase is Phase.LIVE and mine is not None and self.presence.heartbeat_due(now):
-            self._send_ephemeral(mine)
+        heartbeat = mine is not None and self.presence.heartbeat_due(now)
+        if self.phase is Phase.LIVE and (heartbeat or self._beacon_due(now)):
+            self._announce()
         if self.phase in (Phase.JOINING, Phase.LIVE) and self.keepalive.ping_due(now):
             self._outbox.send(p.Ping(self._outbox.next_id()))
             self.keepalive.pinged(now)
@@ -317,6 +320,7 @@ class PadSession(RelaySide):
             self._outbox.next_retry_ms(),
             self.presence.next_deadline_ms(),
             self.watchdog.next_deadline_ms(),
+            self._next_beacon_ms(),
         ]
         if self.phase in (Phase.JOINING, Phase.LIVE):
             deadlines.append(self.keepalive.next_deadline_ms())

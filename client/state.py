@@ -5,7 +5,7 @@ Theory of operation
 Layout (default root: :func:`default_state_dir`)::
 
     ROOT/author.json                   the user's identity (crypto.Author.to_json), mode 0600
-    ROOT/pads/<channel hex>/head.json  the last head any process saw: {"seq": n, "id": hex}
+    ROOT/pads/<channel hex>/head.json  the highest head verified: {"height": n, "id": hex}
     ROOT/pads/<channel hex>/lock       slot 0: held with fcntl.flock while a process uses it
     ROOT/pads/<channel hex>/pending    slot 0's sealed, unacknowledged patches (write-ahead log)
     ROOT/pads/<channel hex>/base-<id>  the text they were made on, after patch <id> (hex)
@@ -42,10 +42,12 @@ mode 0600 like ``author.json`` (docs/SECURITY.md).  A log from
 before base files (none beside it) still reads; :mod:`client.recovery` says
 what it can recover.
 
-``head.json`` feeds the rollback alarm and is shared by the slots (the last
-writer wins: every value written is a head that was really seen); it is
-written without fsync (losing the very last update only weakens the check
-by a few patches).  Temporary files carry the process id, so two processes
+``head.json`` is the remembered point of :mod:`client.trust` (the rollback
+and fork checks) and is shared by the slots: a process never writes a lower
+height over a higher one (every value written is a head a process really
+verified on the same line).  It is written without fsync (an operating
+system crash losing the very last update only weakens the check by a few
+patches).  Temporary files carry the process id, so two processes
 replacing one file never write into each other's.
 
 :class:`client.errors.StateLocked` is raised only when all
@@ -310,20 +312,24 @@ class PadState:
                     path.unlink()
 
     def last_head(self) -> tuple[int, bytes] | None:
-        """The last head a previous run saw, if any."""
+        """The highest ``(height, id)`` a run verified, if any."""
         try:
             body = json.loads((self.pad_folder / "head.json").read_text("utf-8"))
-            head = (int(body["seq"]), bytes.fromhex(body["id"]))
+            height = body["height"] if "height" in body else body["seq"]  # 0.1's name
+            head = (int(height), bytes.fromhex(body["id"]))
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return None
         self._head = head
         return head
 
     def write_head(self, head: tuple[int, bytes] | None) -> None:
-        """Remember the last head seen (for the rollback alarm)."""
+        """Remember the highest head verified (never lower what another slot wrote)."""
         if head is None or head == self._head:
             return
-        body = json.dumps({"seq": head[0], "id": head[1].hex()}).encode()
+        stored = self.last_head()
+        if stored is not None and stored[0] >= head[0]:
+            return
+        body = json.dumps({"height": head[0], "id": head[1].hex()}).encode()
         write_atomic(self.pad_folder / "head.json", body, durable=False)
         self._head = head
 

@@ -44,8 +44,10 @@ class Clock:
         return self.now
 
 
-def sent(session: PadSession) -> list[Any]:
-    return [f.decode_client(frame) for frame in session.frames_to_send()]
+def sent(session: PadSession, *, ephemerals: bool = False) -> list[Any]:
+    """The frames the session queued; presence and head beacons only if ``ephemerals``."""
+    frames = [f.decode_client(frame) for frame in session.frames_to_send()]
+    return [frame for frame in frames if ephemerals or not isinstance(frame, f.Ephemeral)]
 
 
 def join(session: PadSession, *, head: tuple[int, bytes] = (0, f.ZERO_ID)) -> list[Any]:
@@ -154,7 +156,8 @@ def test_view_keys_cannot_edit_and_nothing_edits_before_the_history() -> None:
     with pytest.raises(ReadOnly):
         viewer.edit((Op(0, 0, "x"),))
     viewer.set_presence(name="v", cursor=(0, 0))
-    assert [type(frame) for frame in sent(viewer)] == [f.Ephemeral]
+    # a viewer sends ephemerals too: its head beacon when live, then its presence
+    assert [type(frame) for frame in sent(viewer, ephemerals=True)] == [f.Ephemeral] * 2
 
 
 def test_rollback_below_the_last_head_raises_the_alarm() -> None:
@@ -172,19 +175,28 @@ def test_presence_joins_moves_with_edits_and_expires() -> None:
     join(alice)
     join(bob)
     bob.set_presence(name="bob", color="#f00", cursor=(0, 0))
-    (eph,) = sent(bob)
+    (eph,) = sent(bob, ephemerals=True)[-1:]  # after the head beacon sent when live
     alice.receive_frame(f.encode(f.EphemeralRelayed(keys.channel_id, 9, eph.envelope)))
     (joined,) = [e for e in alice.events() if isinstance(e, PeerJoined)]
     assert (joined.peer.name, joined.peer.color, joined.peer.cursor) == ("bob", "#f00", (0, 0))
     alice.edit((Op(0, 0, "abc"),))
     assert alice.peers[0].cursor == (0, 0)  # a caret stays before text inserted at it
     bob.set_presence(cursor=(1, 2))
-    (moved,) = sent(bob)
+    (moved,) = sent(bob, ephemerals=True)
     alice.receive_frame(f.encode(f.EphemeralRelayed(keys.channel_id, 9, moved.envelope)))
     assert any(isinstance(e, CursorMoved) for e in alice.events())
-    # a replayed ephemeral is rejected
+    # a replayed ephemeral, or one not sealed with the pad's key, is dropped and counted
     alice.receive_frame(f.encode(f.EphemeralRelayed(keys.channel_id, 9, moved.envelope)))
-    assert [e.kind for e in alice.events() if isinstance(e, Alarm)] == [AlarmKind.BAD_PRESENCE]
+    stranger = crypto.seal_ephemeral(
+        crypto.PadKeys.generate(),
+        crypto.Author.generate("x"),
+        crypto.Session.new(),
+        b"{}",
+        now_ms=clock.now,
+    )
+    alice.receive_frame(f.encode(f.EphemeralRelayed(keys.channel_id, 7, stranger)))
+    assert [e for e in alice.events() if isinstance(e, Alarm)] == []
+    assert alice.presence.dropped == 2
     clock.now += 3001
     alice.tick()
     assert [type(e) for e in alice.events()] == [PeerLeft]
@@ -198,7 +210,7 @@ def test_a_peer_leaving_its_connection_leaves_the_pad() -> None:
     join(alice)
     join(bob)
     bob.set_presence(name="bob")
-    (eph,) = sent(bob)
+    (eph,) = sent(bob, ephemerals=True)[-1:]  # after the head beacon sent when live
     alice.receive_frame(f.encode(f.EphemeralRelayed(keys.channel_id, 9, eph.envelope)))
     alice.receive_frame(f.encode(f.PeerLeft(keys.channel_id, 8)))
     assert len(alice.peers) == 1
@@ -320,7 +332,7 @@ def test_peers_stay_not_heard_from_while_offline_then_expire() -> None:
     join(alice)
     join(bob)
     bob.set_presence(name="bob")
-    (eph,) = sent(bob)
+    (eph,) = sent(bob, ephemerals=True)[-1:]  # after the head beacon sent when live
     alice.receive_frame(f.encode(f.EphemeralRelayed(keys.channel_id, 9, eph.envelope)))
     heard = clock.now
     alice.disconnected()

@@ -71,6 +71,13 @@ def test_the_last_head_is_shared_by_the_slots(tmp_path: Path) -> None:
     try:
         first.write_head((3, b"\x01" * 32))
         assert second.last_head() == (3, b"\x01" * 32)
+        second.write_head((5, b"\x02" * 32))
+        first.write_head((4, b"\x03" * 32))  # lower than what the other slot verified
+        assert first.last_head() == (5, b"\x02" * 32)
+        assert json.loads((first.pad_folder / "head.json").read_text()) == {
+            "height": 5,
+            "id": "02" * 32,
+        }
     finally:
         first.close()
         second.close()
