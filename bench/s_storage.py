@@ -51,7 +51,7 @@ async def every_edit(txns: list[dict[str, Any]], target: str, folder: Path) -> d
         TEXT, CryptoCodec(keys.view(), crypto.Author.generate("w")), writer=False
     )
     try:
-        await store.create_channel(keys.channel_id, keys.verify_key)
+        await store.create_channel(keys.channel_id, keys.verify_key, keys.read_token_hash)
         pending: list[Any] = []
         snaps = 0
 

@@ -67,9 +67,9 @@ def _blindpad_channel(
     path = folder / f"ch{n}.bin"
     _write_frames(path, frames)
     hello = f.encode(f.Hello(f.PROTOCOL_VERSION, b"")).hex()
-    sub = f.encode(
-        f.Subscribe(1_000_000, keys.channel_id, f.SubscribeFrom.SINCE, 0, keys.verify_key)
-    ).hex()
+    start = f.SubscribeFrom.SINCE
+    token = keys.read_token
+    sub = f.encode(f.Subscribe(1_000_000, keys.channel_id, start, 0, keys.verify_key, token)).hex()
     return {
         "url": url,
         "receivers": receivers,

@@ -42,7 +42,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import crypto
-from client import textops
+from client import mmr, textops
 from client.editor import EditorBinding, end_of
 from client.errors import NotReady, PadError, ReadOnly
 from client.events import Alarm, Failed, Peer
@@ -142,6 +142,19 @@ def _read_base(stored: Any) -> list[Base[str]]:
     return []
 
 
+def _read_head(stored: Any) -> tuple[tuple[int, bytes] | None, mmr.Peaks | None]:
+    """The remembered point ``[height, id hex, peaks hex | null]`` from local storage."""
+    try:
+        head = (int(stored[0]), bytes.fromhex(stored[1]))
+    except (TypeError, KeyError, IndexError, ValueError):
+        return None, None
+    try:
+        peaks = mmr.from_hex(stored[2], head[0]) if len(stored) > 2 else None
+    except ValueError:
+        peaks = None  # damaged: the point still checks rollbacks and held forks
+    return head, peaks
+
+
 def load_author(storage: _Storage) -> crypto.Author:
     """The browser's author identity, created on the first visit."""
     stored = storage.get("blindpad.author")
@@ -193,7 +206,7 @@ class BrowserPad:
         self.link = link
         self.channel = self.link.keys.channel_id.hex()
         head = self.storage.get(f"blindpad.head.{self.channel}")
-        last_head = (int(head[0]), bytes.fromhex(head[1])) if isinstance(head, list) else None
+        last_head, last_peaks = _read_head(head)
         pending = self.storage.get(f"blindpad.pending.{self.channel}") or []
         created_key = f"blindpad.created.{self.channel}"
         if create:
@@ -204,6 +217,7 @@ class BrowserPad:
             self.author,
             pipeline=BROWSER_PIPELINE,
             last_head=last_head,
+            last_peaks=last_peaks,
             recovered=[bytes.fromhex(h) for h in pending],
             recovered_bases=_read_base(self.storage.get(f"blindpad.base.{self.channel}")),
             create=self.creating,
@@ -310,8 +324,10 @@ class BrowserPad:
         ``wake`` asks the page for a tick (after socket events; not from a tick).
         """
         pending = [data.hex() for data in self.session.pending()]
-        head = self.session.last_head
-        head_json = [head[0], head[1].hex()] if head is not None else None
+        head, peaks = self.session.last_head, self.session.last_peaks
+        head_json: list[Any] | None = None
+        if head is not None:
+            head_json = [head[0], head[1].hex(), mmr.to_hex(peaks) if peaks is not None else None]
         base = self.session.pending_base()
         if base is not None and base.parent != self._base_parent:
             # The whole text: written when the log's first parent changes only.

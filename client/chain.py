@@ -20,6 +20,10 @@ forgotten: a fork deeper than that cannot be followed (a single relay never
 forks; federated relays resolve forks within seconds), and memory stays
 proportional to ``max_depth``, not to the history.
 
+Every node carries the Merkle mountain range of the ids up to it
+(:mod:`client.mmr`), continued from the root's (empty at genesis; a
+snapshot's signed peaks when the session joined from one).
+
 **Fast-forward only.**  A session talking to one relay (or one site of
 relays sharing a store) sets :attr:`Chain.fast_forward`: the relay's history
 is one line, so the best tip only ever moves to a *descendant* of the current
@@ -35,6 +39,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from client import mmr
 
 P = TypeVar("P")
 
@@ -59,6 +65,7 @@ class Node(Generic[P]):
     mine: bool = False
     inverse: P | None = None
     on_chain: bool = False
+    peaks: mmr.Peaks | None = None  # the MMR of the ids up to here (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +85,7 @@ class Chain(Generic[P]):
 
     root: bytes = GENESIS
     root_height: int = 0
+    root_peaks: mmr.Peaks | None = mmr.EMPTY  # a snapshot's root: the peaks it signs
     max_orphans: int = 1024
     max_depth: int = 1000
     fast_forward: bool = False
@@ -88,7 +96,9 @@ class Chain(Generic[P]):
     best: Node[P] = field(init=False)
 
     def __post_init__(self) -> None:
-        root = Node[P](self.root, GENESIS, self.root_height, None, on_chain=True)
+        root = Node[P](
+            self.root, GENESIS, self.root_height, None, on_chain=True, peaks=self.root_peaks
+        )
         self.nodes[self.root] = root
         self.best = root
 
@@ -129,6 +139,8 @@ class Chain(Generic[P]):
             node = Node(
                 item.id, item.parent, parent.height + 1, item.patch, item.content_size, item.mine
             )
+            if parent.peaks is not None:
+                node.peaks = mmr.append(parent.peaks, parent.height, node.id)
             self.nodes[node.id] = node
             connected.append(node)
             if self.fast_forward and not self.descends(node, self.best):

@@ -52,7 +52,15 @@ class CryptoCodec:
         except (crypto.MalformedEnvelope, crypto.DecryptionFailed, crypto.BadAuthorSignature) as e:
             header = _header_or_raise(data, e)
             return Opened(crypto.envelope_id(data), header.kind, header.ref, None, str(e))
-        return Opened(opened.id, opened.kind, opened.ref, opened.content, None, opened.author_key)
+        return Opened(
+            opened.id,
+            opened.kind,
+            opened.ref,
+            opened.content,
+            None,
+            opened.author_key,
+            opened.author_name,
+        )
 
 
 def _header_or_raise(data: bytes, error: Exception) -> crypto.Header:

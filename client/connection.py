@@ -48,6 +48,8 @@ class Want(enum.Enum):
     PATCH = "patch"
     SNAPSHOT = "snapshot"
     TRIM = "trim"
+    DISPUTE = "dispute"
+    PROOF = "proof"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +103,12 @@ class Outbox:
         """Queue a TRIM of a sealed trim envelope."""
         req = self.next_id()
         self.request(req, Request(Want.TRIM, (p.encode(p.Trim(req, sealed.data)),), sealed.id))
+
+    def dispute(self, sealed: Sealed) -> None:
+        """Queue a DISPUTE of a snapshot that differs from our text."""
+        req = self.next_id()
+        frame = p.encode(p.Dispute(req, sealed.data))
+        self.request(req, Request(Want.DISPUTE, (frame,), sealed.id))
 
     def unanswered(self, want: Want) -> int:
         """Requests of kind ``want`` on this connection that neither ACK nor REFUSE answered."""

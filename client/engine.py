@@ -304,6 +304,28 @@ class Engine(Generic[D, P]):
             return
         self.replica.add(opened.id, opened.ref, self._decode(opened), len(data))
 
+    def check_snapshot(self, data: bytes) -> tuple[bytes, int, str] | None:
+        """A snapshot someone just stored (sent live): compare it with our text at its patch.
+
+        Returns:
+            ``(snapshot id, height of its patch, what differs)`` when it does
+            not match (an alarm was raised), else ``None`` (it matched, or we
+            do not hold its patch and cannot tell).
+        """
+        try:
+            opened = self.codec.open(data)
+        except ValueError as error:
+            self._alarm(AlarmKind.UNREADABLE, f"not a snapshot of this pad: {error}")
+            return None
+        if opened.kind != SNAPSHOT:
+            self._alarm(AlarmKind.UNREADABLE, f"unexpected envelope kind {opened.kind}")
+            return None
+        problem = self.snapshots.check(opened, self.chain, self.head, self.auth)
+        node = self.chain.nodes.get(opened.ref)
+        if problem is None or node is None:
+            return None
+        return opened.id, node.height, problem
+
     def acked(self, patch_id: bytes, seq: int | None = None) -> None:
         """The relay stored our patch ``patch_id`` (under ``seq``)."""
         self._note_seq(seq)
@@ -381,8 +403,8 @@ class Engine(Generic[D, P]):
         """
         if len(self.chain.nodes) > 1 or not self.saved:
             raise LocalError("load_snapshot is only for a fresh engine")
-        root, height, doc = self.snapshots.load(data)
-        self.replica.load(root, height, doc)
+        root, height, doc, peaks = self.snapshots.load(data)
+        self.replica.load(root, height, doc, peaks)
         self.last_seq = seq
 
     # --- helpers ---------------------------------------------------------

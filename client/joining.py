@@ -2,18 +2,22 @@
 
 Theory of operation
 -------------------
-Every connection subscribes once (:meth:`Joining.subscribe`): a session that
-has never loaded the pad asks for the latest snapshot and the patches after
-it, so opening costs the document plus the patches since the snapshot; a
-session that has loaded it asks for the patches *since* the last sequence
-number it saw, so a reconnect resumes where it left off.  Until the
+Every connection subscribes once (:meth:`Joining.subscribe`), proving it
+holds a link with the pad's read token (the relay serves nothing without
+it): a session that has never loaded the pad asks for the latest snapshot
+and the patches after it, so opening costs the document plus the patches
+since the snapshot (or, verifying from history, for the earliest point the
+relay still holds and every patch after it); a session that has loaded it
+asks for the patches *since* the last sequence number it saw, so a reconnect
+resumes where it left off.  Until the
 subscription's HISTORY_END arrives the session is catching up:
 
 * SNAPSHOT chunks are reassembled (:class:`~client.connection.SnapshotChunks`)
-  and loaded into the engine; a snapshot that does not load is reported
-  (``BAD_SNAPSHOT``) and the whole history is read instead: the patches
-  already on their way wait in the engine as orphans until their parents
-  arrive;
+  and loaded into the engine; a snapshot that does not load, or that an
+  editor disputed (its DISPUTED flag), is reported (``BAD_SNAPSHOT``) and the
+  pad is read again from the earliest point the relay holds (from genesis
+  when it was never trimmed): the patches already on their way wait in the
+  engine as orphans until their parents arrive;
 * HISTORY (and, once live, BROADCAST) frames go to the engine.
 
 What the relay says about positions is a hint; what the session believes is
@@ -21,8 +25,9 @@ checked by :mod:`client.trust`: at the end of every catch-up the chain held
 must extend the point this device verified last (in this run, or by the
 previous one: the front end keeps :attr:`Joining.last_head`), else a
 ``rollback`` or ``fork`` alarm; when the session joined from a snapshot above
-that point, the patches between are read again on the same connection and
-must chain up to the snapshot's (:class:`~client.trust.DescentProof`).  A
+that point, the relay names the ids between (PROOF_REQUEST, answered in
+pages) and they must lead from the point's Merkle mountain range to the
+snapshot's (:class:`~client.trust.DescentProof`).  A
 patch served beside the line (the chain is fast-forward only) is a ``fork``.
 A head that HISTORY_END names and the history did not deliver is *missing*:
 the session resumes, and if it stays missing, the watchdog says
@@ -42,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import crypto
+from client import mmr
 from client.connection import Outbox, Request, SnapshotChunks, Want
 from client.engine import Base, Engine, LocalError
 from client.events import AlarmKind
@@ -63,7 +69,10 @@ class Joining:
         alarm: how to report an alarm.
         create: SUBSCRIBE carries the verify key, so the relay may create the
             pad; else an unknown pad is refused NO_VERIFY_KEY.
+        from_history: open from the earliest point the relay holds and
+            replay every patch after it, instead of the latest snapshot.
         last_head: ``(height, id)`` of the highest head a previous run verified.
+        last_peaks: the Merkle mountain range remembered with it.
         recovered: sealed patches from a previous run's write-ahead log.
         recovered_bases: the base(s) logged with them (:mod:`client.recovery`).
     """
@@ -79,18 +88,21 @@ class Joining:
         last_head: tuple[int, bytes] | None,
         recovered: Iterable[bytes],
         recovered_bases: Iterable[Base[str]] = (),
+        from_history: bool = False,
+        last_peaks: mmr.Peaks | None = None,
     ) -> None:
         self.keys = keys
+        self.from_history = from_history
         self.engine = engine
         self.create = create
         self.synced_once = False
         self._outbox = outbox
         self._alarm = alarm
-        self.trust = Trust(last_head)
+        self.trust = Trust(last_head, last_peaks)
         self.claimed: tuple[int, bytes] | None = None  # a head HISTORY_END named, not held
         self._proof: DescentProof | None = None
-        self._proof_until = 0  # the seq of the snapshot's patch, while a proof runs
-        self._root_seq = 0
+        self._proof_request = 0
+        self._start = p.SubscribeFrom.SINCE  # the start of the latest SUBSCRIBE
         self._recovered: list[bytes] | None = list(recovered)
         self._recovered_bases = list(recovered_bases)
         self._chunks = SnapshotChunks()
@@ -121,14 +133,20 @@ class Joining:
         """Queue the SUBSCRIBE of a new connection: from the snapshot if fresh, else a resume."""
         engine = self.engine
         fresh = not self.synced_once and engine.height == 0 and engine.last_seq == 0
-        self._subscribe(p.SubscribeFrom.SNAPSHOT if fresh else p.SubscribeFrom.SINCE)
+        if not fresh:
+            self._subscribe(p.SubscribeFrom.SINCE)
+        elif self.from_history:
+            self._subscribe(p.SubscribeFrom.EARLIEST)
+        else:
+            self._subscribe(p.SubscribeFrom.SNAPSHOT)
 
     def _subscribe(self, start: p.SubscribeFrom, since: int | None = None) -> None:
         req = self._request = self._outbox.next_id()
         if since is None:
-            since = 0 if start is p.SubscribeFrom.SNAPSHOT else self.engine.last_seq
+            since = self.engine.last_seq if start is p.SubscribeFrom.SINCE else 0
         key = self.keys.verify_key if self.create else p.ZERO_ID
-        frame = p.Subscribe(req, self.keys.channel_id, start, since, key)
+        frame = p.Subscribe(req, self.keys.channel_id, start, since, key, self.keys.read_token)
+        self._start = start
         self._outbox.request(req, Request(Want.SUBSCRIBE, (p.encode(frame),)))
 
     def resume(self, since: int | None = None) -> None:
@@ -147,24 +165,35 @@ class Joining:
         self._proof = None
 
     def snapshot(self, frame: p.Snapshot) -> None:
-        """One SNAPSHOT chunk; the whole snapshot is loaded once it is in."""
+        """One SNAPSHOT chunk of the catch-up; the whole snapshot is loaded once it is in."""
         done = self._chunks.add(frame.x_seq, frame.total, frame.offset, frame.data)
         if done is None:
             return
         x_seq, data = done
+        last_resort = self._start is p.SubscribeFrom.EARLIEST
+        if frame.flags & p.SNAPSHOT_DISPUTED and not last_resort:
+            self._reread("an editor disputed it: it differs from their text at its patch")
+            return
         try:
             self.engine.load_snapshot(data, x_seq)
-            self._root_seq = x_seq
         except (InvalidPatch, LocalError, ValueError) as error:
-            self._alarm(AlarmKind.BAD_SNAPSHOT, f"snapshot not loaded: {error}")
-            self._outbox.send(p.Unsubscribe(self._outbox.next_id(), self.keys.channel_id))
-            self._subscribe(p.SubscribeFrom.SINCE)
+            self._reread(str(error))
+            return
+        if frame.flags & p.SNAPSHOT_DISPUTED:
+            self._alarm(
+                AlarmKind.BAD_SNAPSHOT,
+                "the relay holds nothing older than a snapshot an editor disputed; the text "
+                "before it rests on that snapshot's author alone",
+            )
+
+    def _reread(self, why: str) -> None:
+        """Do not open from the snapshot: read from the earliest point the relay holds."""
+        self._alarm(AlarmKind.BAD_SNAPSHOT, f"snapshot not loaded: {why}")
+        self._outbox.send(p.Unsubscribe(self._outbox.next_id(), self.keys.channel_id))
+        self._subscribe(p.SubscribeFrom.EARLIEST)
 
     def patch(self, frame: p.History | p.Broadcast) -> None:
         """A stored patch (history, or someone else's broadcast)."""
-        if self._proof is not None and frame.seq <= self._proof_until:
-            self._proof.take(frame.envelope)
-            return
         self.engine.receive(frame.envelope, frame.seq)
         self.strays()
 
@@ -185,44 +214,57 @@ class Joining:
         if self._outbox.answered(frame.request_id) is None or frame.request_id != self._request:
             return False
         self.resuming = False
-        proof, self._proof = self._proof, None
-        if proof is not None:
-            verdict = proof.verdict()
-            self.trust.settle(verdict, self.engine.head)
-        else:
-            verdict = self.trust.caught_up(self.engine.chain, frame.head_seq)
-        self._verdict(verdict)
+        self._verdict(self.trust.caught_up(self.engine.chain, frame.head_seq))
         held = frame.head_id == p.ZERO_ID or frame.head_id in self.engine.chain
         self.claimed = None if held else (frame.head_seq, frame.head_id)
         return True
 
-    def trimmed(self) -> bool:
-        """A SUBSCRIBE was refused HISTORY_TRIMMED: True if it was a proof's
-        (the history since the remembered point is gone: it cannot be checked)."""
-        if self._proof is None:
-            return False
-        self._proof = None
-        self.resume()
-        height = self.trust.remembered[0] if self.trust.remembered else 0
-        self._alarm(
-            AlarmKind.UNVERIFIED,
-            f"the relay trimmed the history after patch {height}, the last this device "
-            "verified, so it cannot check that the pad it serves continues that one",
-        )
-        # Accepted, and said: docs/SECURITY.md names this window.
-        self.trust.settle(OK, self.engine.head)
-        return True
-
     def _verdict(self, verdict: Verdict) -> None:
         if verdict.prove:
-            remembered = self.trust.remembered
-            assert remembered is not None  # only a remembered point needs a proof
-            root = self.engine.chain.nodes[self.engine.chain.root]
-            self._proof = DescentProof(self.keys, remembered, (root.height, root.id))
-            self._proof_until = self._root_seq
-            self.resume(since=remembered[0])
+            self._prove()
         elif verdict.kind is not None:
             self._alarm(verdict.kind, verdict.detail)
+
+    def _prove(self) -> None:
+        """Ask the relay for the ids between the remembered point and our root."""
+        remembered, anchor = self.trust.remembered, self.trust.anchor
+        assert remembered is not None  # only a remembered point needs a proof
+        root = self.engine.chain.nodes[self.engine.chain.root]
+        if anchor is None or root.peaks is None:
+            self._alarm(
+                AlarmKind.UNVERIFIED,
+                f"this device verified patch {remembered[0]} of this pad without keeping its "
+                "Merkle mountain range (or the snapshot signs none), so it cannot check that "
+                "the pad the relay serves continues that one",
+            )
+            self.trust.settle(OK, self.engine.head)  # said, then accepted
+            return
+        self._proof = DescentProof(remembered, anchor, (root.height, root.peaks))
+        self._ask_proof()
+
+    def _ask_proof(self) -> None:
+        proof = self._proof
+        assert proof is not None
+        req = self._proof_request = self._outbox.next_id()
+        frame = p.ProofRequest(req, self.keys.channel_id, proof.next_from, proof.target[0])
+        self._outbox.request(req, Request(Want.PROOF, (p.encode(frame),)))
+
+    def proof(self, frame: p.Proof | None, request_id: int) -> None:
+        """A PROOF page (``None``: the relay refused the request)."""
+        proof = self._proof
+        if proof is None or request_id != self._proof_request:
+            return
+        if frame is None:
+            proof.stalled = True
+        else:
+            proof.take(frame.from_seq, frame.ids)
+        if not proof.complete:
+            self._ask_proof()
+            return
+        self._proof = None
+        verdict = proof.verdict()
+        self.trust.settle(verdict, self.engine.head)
+        self._verdict(verdict)
 
     @property
     def unadopted(self) -> list[bytes]:

@@ -205,6 +205,7 @@ class Pad:
         seed: int | None = None,
         create: bool = False,
         retry_first_connect: bool = True,
+        verify: str = "snapshot",
     ) -> _Opening:
         """Open a pad: ``async with Pad.open(link) as pad`` or ``pad = await Pad.open(link)``.
 
@@ -229,6 +230,10 @@ class Pad:
                 connection cannot be made (refused, no such host) instead of
                 retrying until ``open_timeout``.  Once a connection was made,
                 the pad always reconnects.
+            verify: ``"snapshot"`` (the default) opens from the latest
+                snapshot the relay holds (:attr:`vouched` says whose it is);
+                ``"history"`` opens from the earliest point the relay still
+                holds and replays, checking, every patch after it.
 
         Returns:
             An awaitable async context manager giving the open :class:`Pad`.
@@ -242,6 +247,9 @@ class Pad:
             RelayRefused: the relay refused to serve the pad (token, limits).
         """
 
+        if verify not in ("snapshot", "history"):
+            raise ValueError(f"verify must be 'snapshot' or 'history', not {verify!r}")
+
         async def start() -> Pad:
             parsed = parse(link)
             state, who = _open_state(parsed, state_dir, name, author)
@@ -252,10 +260,12 @@ class Pad:
                 presence_timeout_ms=int(presence_timeout * 1000),
                 pipeline=pipeline,
                 last_head=state.last_head() if state else None,
+                last_peaks=state.last_peaks() if state else None,
                 recovered=state.recovered() if state else (),
                 recovered_bases=state.recovered_bases() if state else (),
                 token=token,
                 create=create,
+                from_history=verify == "history",
             )
             if connector is None:
                 from client.transport import WebsocketsConnector
@@ -391,6 +401,21 @@ class Pad:
     def peers(self) -> tuple[Peer, ...]:
         """Everyone else present on the pad."""
         return self._session.peers
+
+    @property
+    def vouched(self) -> tuple[str, str] | None:
+        """``(name, author key hex)`` of whoever made the snapshot this pad opened
+        from: the text before it rests on their word (``None``: opened from
+        the start of the history, ``verify="history"`` on an untrimmed pad).
+        """
+        vouched = self._session.vouched
+        return None if vouched is None else (vouched[1], vouched[0].hex())
+
+    @property
+    def distrust(self) -> Alarm | None:
+        """The alarm that makes this pad suspect (``rollback``, ``fork``,
+        ``withheld``), or ``None``: while set, nothing reads "saved"."""
+        return self._session.distrust
 
     @property
     def read_only(self) -> bool:
@@ -581,7 +606,7 @@ class Pad:
     def _pump(self) -> None:
         if self._state is not None:
             self._state.write_pending(self._session.pending(), self._session.pending_base())
-            self._state.write_head(self._session.last_head)
+            self._state.write_head(self._session.last_head, self._session.last_peaks)
         for frame in self._session.frames_to_send():
             if self._transport is not None:
                 self._outbox.put_nowait(frame)

@@ -76,6 +76,7 @@ class Opened:
     content: bytes | None
     error: str | None = None
     author: bytes | None = None
+    author_name: str | None = None
 
 
 class Codec(Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,6 +23,7 @@ from client.connection import (
     Keepalive,
     Outbox,
     Request,
+    SnapshotChunks,
     Want,
     Watchdog,
 )
@@ -120,6 +122,7 @@ class RelaySide:
         presence_timeout_ms: int = DEFAULT_PRESENCE_TIMEOUT_MS,
         pipeline: int = 4,
         last_head: tuple[int, bytes] | None = None,
+        last_peaks: tuple[bytes, ...] | None = None,
         recovered: Iterable[bytes] = (),
         recovered_bases: Iterable[Base[str]] = (),
         token: bytes = b"",
@@ -127,6 +130,7 @@ class RelaySide:
         random: RandomFn = default_random,
         keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
         resume_after_ms: int = DEFAULT_RESUME_AFTER_MS,
+        from_history: bool = False,
     ) -> None:
         self.keys = keys
         self.author = author
@@ -161,7 +165,11 @@ class RelaySide:
             last_head=last_head,
             recovered=recovered,
             recovered_bases=recovered_bases,
+            from_history=from_history,
+            last_peaks=last_peaks,
         )
+        self._live_snapshot = SnapshotChunks()  # a snapshot someone just stored, arriving
+        self.disputes = 0  # disputes this session published
         self._lost = False
         self._status = Status.OFFLINE
         self._beaconed: tuple[int, bytes] | None = None  # the head our last beacon carried
@@ -223,6 +231,26 @@ class RelaySide:
     def _on_welcome(self, frame: p.Welcome) -> None:
         self.welcome = frame
 
+    def _on_proof(self, frame: p.Proof) -> None:
+        if self._outbox.answered(frame.request_id) is not None:
+            self._join.proof(frame, frame.request_id)
+
+    def _on_snapshot(self, frame: p.Snapshot) -> None:
+        if not frame.flags & p.SNAPSHOT_LIVE:
+            self._join.snapshot(frame)  # the catch-up's: open from it
+            return
+        done = self._live_snapshot.add(frame.x_seq, frame.total, frame.offset, frame.data)
+        if done is None:
+            return
+        found = self.engine.check_snapshot(done[1])
+        if found is None or not self.keys.can_write:
+            return  # it matches (or we cannot tell); a viewer alarms but cannot sign
+        snapshot_id, height, problem = found
+        content = json.dumps({"reason": problem, "height": height}).encode()
+        sealed = self.engine.codec.seal(crypto.Kind.DISPUTE, snapshot_id, content)
+        self._outbox.dispute(sealed)
+        self.disputes += 1
+
     def _on_history_end(self, frame: p.HistoryEnd) -> None:
         resumed = self._join.resuming
         if not self._join.ended(frame):
@@ -266,11 +294,8 @@ class RelaySide:
         ):
             job.refused = code
             return
-        if (
-            request.want is Want.SUBSCRIBE
-            and frame.code == codes.RefuseCode.HISTORY_TRIMMED
-            and self._join.trimmed()
-        ):
+        if request.want is Want.PROOF:
+            self._join.proof(None, frame.request_id)  # the relay names nothing: withheld
             return
         if frame.code == codes.RefuseCode.RATE_LIMITED:
             due = self.clock() + max(1, frame.retry_after_ms)
@@ -280,7 +305,7 @@ class RelaySide:
         ):
             self.engine.refused(request.id, frame.head_id)
             self._flush()
-        elif request.want is not Want.SNAPSHOT:
+        elif request.want not in (Want.SNAPSHOT, Want.DISPUTE):  # best effort, not the pad's
             self._fail(code, f"the relay refused a {request.want.value}", frame.retry_after_ms)
 
     def _fail(self, code: str, message: str, retry_after_ms: int = 0) -> None:
@@ -395,7 +420,7 @@ class RelaySide:
         it named (not a retry it asked for, nor work it refused for good)."""
         if self.phase is not Phase.LIVE or self._outbox.next_retry_ms() is not None:
             return False
-        owed = self.missing is not None or bool(self._owed_pushes())
+        owed = self.missing is not None or bool(self._owed_pushes()) or self._join.proving
         return owed or bool(self._ahead)
 
     def _owed_pushes(self) -> set[bytes]:
@@ -448,16 +473,18 @@ class RelaySide:
     def _reset_connection(self) -> None:
         self._outbox.reset()
         self._join.reset()
+        self._live_snapshot.reset()
         if self.compaction is not None and not self.compaction.done:
             self.compaction.refused = "the connection dropped"
 
 
 _HANDLERS: dict[type[Any], Callable[[RelaySide, Any], None]] = {
     p.Welcome: RelaySide._on_welcome,
-    p.Snapshot: lambda session, frame: session._join.snapshot(frame),
+    p.Snapshot: RelaySide._on_snapshot,
     p.History: lambda session, frame: session._join.patch(frame),
     p.Broadcast: lambda session, frame: session._join.patch(frame),
     p.HistoryEnd: RelaySide._on_history_end,
+    p.Proof: RelaySide._on_proof,
     p.Ack: RelaySide._on_ack,
     p.Refuse: RelaySide._on_refuse,
     p.Error: RelaySide._on_error,

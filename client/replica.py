@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from client import mmr
 from client.chain import Chain, DeepFork, Node, Pending
 from client.doctype import DocType, InvalidPatch
 from client.events import Alarm, AlarmKind
@@ -111,11 +112,13 @@ class Replica(Generic[D, P]):
         self.auth: D = doctype.empty()
         self.view: D = self.auth
 
-    def load(self, root: bytes, height: int, doc: D) -> None:
-        """Start over from ``doc``, the document after patch ``root`` at ``height``."""
+    def load(self, root: bytes, height: int, doc: D, peaks: mmr.Peaks | None = None) -> None:
+        """Start over from ``doc``, the document after patch ``root`` at ``height``
+        (``peaks``: the Merkle mountain range there, when the snapshot says)."""
         self.chain = Chain[Payload[P]](
             root=root,
             root_height=height,
+            root_peaks=peaks,
             max_orphans=self.chain.max_orphans,
             max_depth=self.chain.max_depth,
             fast_forward=self.chain.fast_forward,

@@ -37,9 +37,11 @@ RATE_LIMITED re-sends the very same bytes after ``retry_after_ms``; anything
 else on a write cannot be fixed by retrying and is reported as
 :class:`~client.events.Failed` (and kept in :attr:`PadSession.failure`).
 
-Rollback check: the session is given the last head ``(seq, id)`` a previous
-run saw; a HISTORY_END below it, or another patch at its sequence number,
-raises :attr:`~client.events.AlarmKind.ROLLBACK`.
+Trust (:mod:`client.trust`): the session is given the highest ``(height,
+id)`` a previous run verified (and its Merkle mountain range); every
+catch-up must extend it, else :attr:`~client.events.AlarmKind.ROLLBACK` or
+:attr:`~client.events.AlarmKind.FORK`, and the pad is suspect: never
+"saved".  Head beacons ride on presence and catch forks between live peers.
 
 Liveness (:class:`client.connection.Watchdog`): a live session that waits on
 the relay (our patches unanswered, a head a refusal named, a sequence gap, a
@@ -89,7 +91,8 @@ class PadSession(RelaySide):
         clock: milliseconds since the epoch (injected for tests).
         presence_timeout_ms: peers silent this long expire.
         pipeline: patches in flight at once.
-        last_head: ``(seq, id)`` of the last head a previous run saw.
+        last_head: ``(height, id)`` of the highest head a previous run verified.
+        last_peaks: the Merkle mountain range there (:mod:`client.mmr`).
         recovered: sealed patches from a previous run's write-ahead log.
         recovered_bases: the base(s) logged with them (:mod:`client.recovery`).
         token: the relay's channel-creation token, if it needs one.
@@ -101,6 +104,8 @@ class PadSession(RelaySide):
         resume_after_ms: how long a live session waits on the relay without
             progress before it re-reads from its last position
             (:class:`client.connection.Watchdog`).
+        from_history: open from the earliest point the relay still holds and
+            replay every patch after it, not from the latest snapshot.
     """
 
     # --- reading state -----------------------------------------------------
@@ -115,6 +120,17 @@ class PadSession(RelaySide):
         """True once the pad's history has been loaded at least once, and the
         write-ahead log recovered (:attr:`Engine.recovering`)."""
         return self._join.synced_once and not self.engine.recovering
+
+    @property
+    def last_peaks(self) -> tuple[bytes, ...] | None:
+        """The Merkle mountain range at :attr:`last_head` (keep it with it)."""
+        return self._join.trust.anchor
+
+    @property
+    def vouched(self) -> tuple[bytes, str] | None:
+        """``(author key, name)`` of whoever made the snapshot this session opened
+        from (the text before it rests on their word), or ``None``."""
+        return self.engine.snapshots.vouched
 
     @property
     def last_head(self) -> tuple[int, bytes] | None:

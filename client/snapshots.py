@@ -6,7 +6,12 @@ A snapshot is the document after an existing patch X, sealed beside the chain
 (kind :data:`~client.payload.SNAPSHOT`, ref X).  Its content is compact JSON
 (docs/PROTOCOL.md §6.2)::
 
-    {"height": n, "doc": document, "h": "SHA-256 of doc, hex"}
+    {"height": n, "doc": document, "h": "SHA-256 of doc, hex", "peaks": ["hex", ...]}
+
+``peaks`` is the Merkle mountain range of the patch ids up to X
+(:mod:`client.mmr`): a joiner continues it, and a client that verified an
+older point proves from it that the snapshot descends from that point even
+after the patches between were trimmed (:mod:`client.trust`).
 
 **When to make one.**  :class:`Snapshots` counts the sealed bytes of the best
 chain's patches since the latest snapshot (applying a patch adds its size,
@@ -21,7 +26,14 @@ and continues from X at ``height``.
 
 **Checking.**  A client already holding X compares the snapshot with its own
 document at X and raises an :class:`~client.events.Alarm` on any difference;
-a snapshot never changes anyone's text.
+a snapshot never changes anyone's text.  The relay sends every snapshot it
+stores to the live subscribers (docs/PROTOCOL.md §10.3), so somebody who can
+check it does; the session then publishes a signed dispute
+(:mod:`client.relayside`), and joiners do not open from a disputed snapshot.
+
+**Who vouched.**  A joiner remembers whose snapshot it opened from
+(:attr:`Snapshots.vouched`: the author's key and name): that author's word
+is what its text before X rests on.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from client import mmr
 from client.chain import Chain, Node
 from client.doctype import DocType, InvalidPatch
 from client.events import Alarm, AlarmKind
@@ -75,9 +88,10 @@ class Snapshots(Generic[D, P]):
         self.min_bytes = min_bytes
         self.height = 0  # the height of the latest snapshot made, loaded or matched
         self.bytes_since = 0  # sealed bytes of the best chain's patches after it
+        self.vouched: tuple[bytes, str] | None = None  # (author key, name) of the one loaded
 
-    def load(self, data: bytes) -> tuple[bytes, int, D]:
-        """Open a snapshot to start from; return (its patch, height, document).
+    def load(self, data: bytes) -> tuple[bytes, int, D, mmr.Peaks | None]:
+        """Open a snapshot to start from; return (its patch, height, document, peaks).
 
         Raises:
             InvalidPatch: the snapshot does not open, decode or verify.
@@ -85,13 +99,14 @@ class Snapshots(Generic[D, P]):
         opened = self.codec.open(data)
         if opened.kind != SNAPSHOT or opened.content is None:
             raise InvalidPatch(f"not a valid snapshot: {opened.error or 'wrong kind'}")
-        height, doc = self.decode(opened.content)
+        height, doc, peaks = self.decode(opened.content)
         self.height = height
         self.bytes_since = 0
-        return opened.ref, height, doc
+        self.vouched = (opened.author or b"", opened.author_name or "")
+        return opened.ref, height, doc, peaks
 
-    def decode(self, content: bytes) -> tuple[int, D]:
-        """The height and document in a snapshot's content, its hash verified.
+    def decode(self, content: bytes) -> tuple[int, D, mmr.Peaks | None]:
+        """The height, document and peaks (if given) in a snapshot's content, its hash verified.
 
         Raises:
             InvalidPatch: the content is malformed or its hash does not match.
@@ -100,48 +115,61 @@ class Snapshots(Generic[D, P]):
             body = json.loads(content.decode("utf-8"))
         except ValueError as error:
             raise InvalidPatch(f"snapshot is not JSON: {error}") from error
-        if not isinstance(body, dict) or set(body) != {"height", "doc", "h"}:
-            raise InvalidPatch("snapshot must be an object with keys height, doc and h")
+        keys = {"height", "doc", "h"}
+        if not isinstance(body, dict) or set(body) - {"peaks"} != keys:
+            raise InvalidPatch("snapshot must be an object with keys height, doc, h (and peaks)")
         height, digest = body["height"], body["h"]
         if type(height) is not int or height < 0 or not isinstance(digest, str):
             raise InvalidPatch("snapshot height or hash has the wrong type")
+        try:
+            peaks = mmr.from_hex(body["peaks"], height) if "peaks" in body else None
+        except ValueError as error:
+            raise InvalidPatch(f"snapshot peaks: {error}") from error
         doc = self.doctype.doc_from_wire(body["doc"])
         if self.doctype.digest(doc).hex() != digest:
             raise InvalidPatch("snapshot hash does not match its document")
-        return height, doc
+        return height, doc, peaks
 
     def check(
         self, opened: Opened, chain: Chain[Payload[P]], head: Node[Payload[P]], auth: D
-    ) -> None:
+    ) -> str | None:
         """Compare someone's snapshot with our document (``auth``, after ``head``).
 
         A snapshot of a patch not on our best chain is ignored: we have
         nothing to compare it with.
+
+        Returns:
+            What is wrong with it (an alarm was raised), or ``None``.
         """
         node = chain.nodes.get(opened.ref)
-        if node is None or not node.on_chain or opened.content is None:
-            return
+        if node is None or not node.on_chain:
+            return None
+        if opened.content is None:
+            problem = f"bad snapshot: {opened.error}"
+            self.emit(Alarm(AlarmKind.SNAPSHOT_MISMATCH, problem, opened.id))
+            return problem
         try:
-            height, doc = self.decode(opened.content)
+            height, doc, peaks = self.decode(opened.content)
         except InvalidPatch as error:
             self.emit(Alarm(AlarmKind.SNAPSHOT_MISMATCH, f"bad snapshot: {error}", opened.id))
-            return
+            return f"bad snapshot: {error}"
         ours = auth  # walked back to right after node
         for step in reversed(chain.path_after(head, node)):
             if step.inverse is not None:
                 ours = self.doctype.apply(ours, step.inverse.patch)
-        if height != node.height or self.doctype.digest(doc) != self.doctype.digest(ours):
-            self.emit(
-                Alarm(
-                    AlarmKind.SNAPSHOT_MISMATCH,
-                    f"snapshot of {node.id.hex()[:16]} differs from our document",
-                    opened.id,
-                )
-            )
-            return
+        differs = height != node.height or self.doctype.digest(doc) != self.doctype.digest(ours)
+        if not differs and peaks is not None and node.peaks is not None and peaks != node.peaks:
+            problem = f"snapshot of {node.id.hex()[:16]} names another history (its peaks)"
+            self.emit(Alarm(AlarmKind.SNAPSHOT_MISMATCH, problem, opened.id))
+            return problem
+        if differs:
+            problem = f"snapshot of {node.id.hex()[:16]} differs from our document"
+            self.emit(Alarm(AlarmKind.SNAPSHOT_MISMATCH, problem, opened.id))
+            return problem
         if node.height > self.height:
             self.bytes_since = sum(n.content_size for n in chain.path_after(head, node))
             self.height = node.height
+        return None
 
     def maybe_make(self, node: Node[Payload[P]], doc: D, *, own: bool) -> None:
         """``node`` was just applied, producing ``doc``: snapshot it if it is time.
@@ -155,11 +183,13 @@ class Snapshots(Generic[D, P]):
 
     def seal(self, node: Node[Payload[P]], doc: D) -> Sealed:
         """Seal the snapshot of ``doc``, the document after ``node`` (it restarts the count)."""
-        body = {
+        body: dict[str, object] = {
             "height": node.height,
             "doc": self.doctype.doc_to_wire(doc),
             "h": self.doctype.digest(doc).hex(),
         }
+        if node.peaks is not None:
+            body["peaks"] = mmr.to_hex(node.peaks)
         sealed = self.codec.seal(SNAPSHOT, node.id, dumps(body))
         self.height = node.height
         self.bytes_since = 0

@@ -5,7 +5,7 @@ Theory of operation
 Layout (default root: :func:`default_state_dir`)::
 
     ROOT/author.json                   the user's identity (crypto.Author.to_json), mode 0600
-    ROOT/pads/<channel hex>/head.json  the highest head verified: {"height": n, "id": hex}
+    ROOT/pads/<channel hex>/head.json  the highest head verified: {"height", "id", "peaks"}
     ROOT/pads/<channel hex>/lock       slot 0: held with fcntl.flock while a process uses it
     ROOT/pads/<channel hex>/pending    slot 0's sealed, unacknowledged patches (write-ahead log)
     ROOT/pads/<channel hex>/base-<id>  the text they were made on, after patch <id> (hex)
@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import IO
 
 import crypto
+from client import mmr
 from client.errors import StateLocked
 from client.recovery import Base
 
@@ -159,6 +160,10 @@ class StateDir:
         write_atomic(path, author.to_json().encode("utf-8"), mode=0o600)
         return author
 
+    def remembered(self, channel_id: bytes) -> tuple[tuple[int, bytes], mmr.Peaks | None] | None:
+        """The point a run verified of this pad, read without taking a slot."""
+        return read_head(self.root / "pads" / channel_id.hex() / "head.json")
+
     def open_pad(self, channel_id: bytes) -> PadState:
         """Open the state of one pad in a free slot (see the module docstring).
 
@@ -177,6 +182,21 @@ class StateDir:
             if lock is not None:
                 return PadState(folder, slot, lock)
         raise StateLocked(f"{MAX_SLOTS} processes have this pad open (state in {folder})")
+
+
+def read_head(path: Path) -> tuple[tuple[int, bytes], mmr.Peaks | None] | None:
+    """A ``head.json``: the remembered ``(height, id)`` and its peaks, if readable."""
+    try:
+        body = json.loads(path.read_text("utf-8"))
+        height = int(body["height"] if "height" in body else body["seq"])  # 0.1's name
+        head = (height, bytes.fromhex(body["id"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        peaks = mmr.from_hex(body["peaks"], height) if "peaks" in body else None
+    except ValueError:
+        peaks = None  # damaged: the point still checks rollbacks and held forks
+    return head, peaks
 
 
 def default_name() -> str:
@@ -313,23 +333,32 @@ class PadState:
 
     def last_head(self) -> tuple[int, bytes] | None:
         """The highest ``(height, id)`` a run verified, if any."""
-        try:
-            body = json.loads((self.pad_folder / "head.json").read_text("utf-8"))
-            height = body["height"] if "height" in body else body["seq"]  # 0.1's name
-            head = (int(height), bytes.fromhex(body["id"]))
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
-            return None
-        self._head = head
-        return head
+        remembered = self._read_head()
+        return None if remembered is None else remembered[0]
 
-    def write_head(self, head: tuple[int, bytes] | None) -> None:
-        """Remember the highest head verified (never lower what another slot wrote)."""
+    def last_peaks(self) -> mmr.Peaks | None:
+        """The Merkle mountain range kept with :meth:`last_head`, if any."""
+        remembered = self._read_head()
+        return None if remembered is None else remembered[1]
+
+    def _read_head(self) -> tuple[tuple[int, bytes], mmr.Peaks | None] | None:
+        remembered = read_head(self.pad_folder / "head.json")
+        if remembered is not None:
+            self._head = remembered[0]
+        return remembered
+
+    def write_head(self, head: tuple[int, bytes] | None, peaks: mmr.Peaks | None = None) -> None:
+        """Remember the highest head verified and its peaks (never lower what
+        another slot wrote)."""
         if head is None or head == self._head:
             return
         stored = self.last_head()
         if stored is not None and stored[0] >= head[0]:
             return
-        body = json.dumps({"height": head[0], "id": head[1].hex()}).encode()
+        fields: dict[str, object] = {"height": head[0], "id": head[1].hex()}
+        if peaks is not None:
+            fields["peaks"] = mmr.to_hex(peaks)
+        body = json.dumps(fields).encode()
         write_atomic(self.pad_folder / "head.json", body, durable=False)
         self._head = head
 

@@ -27,11 +27,12 @@ remembered point:
 * it is not held, the head is as high or higher, and the chain held reaches
   down to that height: another patch sits there: ``fork``;
 * it is not held because the session joined from a snapshot above it: the
-  patches between are read again (:class:`DescentProof`) and must chain from
-  the remembered patch to the snapshot's; a mismatch is a ``fork``, a
-  history that stops short is ``withheld``, and a history trimmed away
-  cannot be checked (``unverified``: protocol version 2's consistency
-  proofs close that window, docs/PROTOCOL.md §11).
+  relay names the ids of the patches between (PROOF, trimmed ones too), and
+  appended to the Merkle mountain range remembered with the point they must
+  give the peaks the snapshot signs (:class:`DescentProof`,
+  :mod:`client.mmr`); otherwise ``fork``, and ids it does not name are
+  ``withheld``.  A point remembered without peaks, or a snapshot that signs
+  none, cannot be checked that way: ``unverified`` (said, then accepted).
 
 A relay that names a head *below* the remembered height admits a rollback.
 A pad in ``rollback``, ``fork`` or ``withheld`` is *suspect*
@@ -44,11 +45,10 @@ against the remembered point, which did not move).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import crypto
+from client import mmr
 from client.chain import Chain, Node
 from client.events import AlarmKind
 
@@ -77,12 +77,16 @@ class Trust:
 
     Args:
         remembered: ``(height, id)`` of the highest head a previous run verified.
+        anchor: the Merkle mountain range at that point, if it was kept.
     """
 
-    def __init__(self, remembered: tuple[int, bytes] | None) -> None:
+    def __init__(
+        self, remembered: tuple[int, bytes] | None, anchor: mmr.Peaks | None = None
+    ) -> None:
         if remembered is not None and remembered[0] <= 0:
             remembered = None
         self.remembered = remembered
+        self.anchor = anchor if remembered is not None else None
         self.verified = remembered is None  # the chain held extends the remembered point
         self.suspect: AlarmKind | None = None
 
@@ -141,6 +145,7 @@ class Trust:
             return
         if self.remembered is None or head.height > self.remembered[0]:
             self.remembered = (head.height, head.id)
+            self.anchor = head.peaks
 
     def raise_suspect(self, kind: AlarmKind) -> None:
         """An alarm found elsewhere (a stray branch, a head beacon) makes the pad suspect."""
@@ -149,68 +154,60 @@ class Trust:
 
 
 class DescentProof:
-    """The patches between the remembered point and a snapshot above it, read again.
+    """The ids between the remembered point and a snapshot above it, named by the relay.
 
-    Each must carry a valid channel signature and name the one before as its
-    parent, from the remembered patch up to the snapshot's patch.
+    Appended to the peaks remembered with the point, they must give exactly
+    the peaks the snapshot signs (:func:`client.mmr.extends`): then the
+    snapshot's chain runs through the remembered patch, whatever was trimmed.
+    The relay answers in pages (:data:`wire.frames.MAX_PROOF_IDS` ids each).
 
     Args:
-        keys: the pad's keys (the channel signature is checked with them).
         start: ``(height, id)``: the remembered point.
-        target: ``(height, id)``: the patch the snapshot follows.
+        anchor: the peaks remembered with it.
+        target: ``(height, peaks)`` the snapshot signs.
     """
 
     def __init__(
-        self, keys: crypto.PadKeys, start: tuple[int, bytes], target: tuple[int, bytes]
+        self, start: tuple[int, bytes], anchor: mmr.Peaks, target: tuple[int, mmr.Peaks]
     ) -> None:
-        self.keys = keys
-        self.height, self.last = start
+        self.start = start
+        self.anchor = anchor
         self.target = target
-        self.broken: str | None = None
+        self.ids: list[bytes] = []
+        self.stalled = False  # the relay named no more ids before the target
 
     @property
-    def done(self) -> bool:
-        """The chain reached the snapshot's patch."""
-        return self.broken is None and (self.height, self.last) == self.target
+    def next_from(self) -> int:
+        """The height after which the next page starts."""
+        return self.start[0] + len(self.ids)
 
-    def take(self, envelope: bytes) -> None:
-        """The next patch of the history (in order)."""
-        if self.broken is not None or self.height >= self.target[0]:
+    @property
+    def complete(self) -> bool:
+        """Every id up to the target is in, or the relay stopped naming them."""
+        return self.stalled or self.next_from >= self.target[0]
+
+    def take(self, from_seq: int, ids: bytes) -> None:
+        """One PROOF page (ids of the patches after ``from_seq``)."""
+        if from_seq != self.next_from or not ids:
+            self.stalled = True
             return
-        try:
-            header = crypto.parse_header(envelope)
-            crypto.verify_channel_signature(envelope, self.keys.verify_key)
-        except crypto.IntegrityError as error:
-            self.broken = f"a patch of the history does not verify: {error}"
-            return
-        if header.ref != self.last:
-            self.broken = (
-                f"patch {self.height + 1} of the history does not follow patch "
-                f"{self.height} ({_short(self.last)})"
-            )
-            return
-        self.height += 1
-        self.last = hashlib.sha256(envelope).digest()
-        if self.height == self.target[0] and self.last != self.target[1]:
-            self.broken = (
-                f"the history reaches patch {self.height} as {_short(self.last)}, but the "
-                f"snapshot follows {_short(self.target[1])}"
-            )
+        wanted = self.target[0] - self.next_from
+        self.ids += [ids[i : i + 32] for i in range(0, min(len(ids), 32 * wanted), 32)]
 
     def verdict(self) -> Verdict:
-        """After the history ended: verified, a fork, or withheld."""
-        start = f"patch {self.target[0]}"
-        if self.broken is not None:
-            return Verdict(
-                AlarmKind.FORK,
-                f"the pad the relay serves does not continue "
-                f"the one this device verified: {self.broken}",
-            )
-        if not self.done:
+        """Verified, a fork, or withheld."""
+        height, patch_id = self.start
+        if self.next_from < self.target[0]:
             return Verdict(
                 AlarmKind.WITHHELD,
-                f"the relay did not serve the history from patch {self.height} up to the "
-                f"snapshot at {start}, so it cannot be checked",
+                f"the relay did not name the patches between patch {height}, which this "
+                f"device verified, and the snapshot at {self.target[0]}, so it cannot be checked",
+            )
+        if not mmr.extends(self.anchor, height, self.ids, self.target[1], self.target[0]):
+            return Verdict(
+                AlarmKind.FORK,
+                f"the snapshot at patch {self.target[0]} does not descend from patch {height} "
+                f"({_short(patch_id)}), which this device verified: another branch",
             )
         return OK
 

@@ -86,6 +86,7 @@ class Kind(enum.IntEnum):
     SNAPSHOT = 2
     EPHEMERAL = 3
     TRIM = 4
+    DISPUTE = 8  # an editor's signed claim that a snapshot (ref) is not the text at its patch
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,7 @@ def parse_header(data: bytes) -> Header:
 def _check_ref(kind: Kind, ref: bytes) -> None:
     if kind is Kind.EPHEMERAL and ref != ZERO_ID:
         raise MalformedEnvelope("an ephemeral's ref must be 32 zero bytes")
-    if kind in (Kind.SNAPSHOT, Kind.TRIM) and ref == ZERO_ID:
+    if kind in (Kind.SNAPSHOT, Kind.TRIM, Kind.DISPUTE) and ref == ZERO_ID:
         raise MalformedEnvelope(f"a {kind.name.lower()} must name a patch, not genesis")
 
 

@@ -11,6 +11,7 @@ uniformly random, not a password)::
     sym_key    = HMAC-SHA256(key=S, msg=b"blindpad/v1/secretbox")  secretbox key
     verify_key = Ed25519 public key of sign_seed                    (32 bytes)
     channel_id = SHA-256(b"blindpad/v1/channel" || verify_key)      (32 bytes)
+    read_token = HMAC-SHA256(key=sym_key, msg=b"blindpad/v2/read")   proof of the view secret
 
 The channel id is a hash of the verify key, so the relay can check that a
 writer's key belongs to the channel it writes to and nobody can squat a
@@ -18,7 +19,10 @@ channel with another key. An **edit link** carries ``S``; a **view link**
 carries ``sym_key || verify_key``: enough to decrypt and verify every
 envelope, nothing to sign one with. A reader therefore takes the verify key
 from its link, never from the relay (CryptPad's view-only clients took it
-from server metadata).
+from server metadata).  The **read token** proves to the relay that a client
+holds a link (edit or view): the relay keeps only its SHA-256, registered
+when the pad is created, and serves nothing of the pad without it, so the
+channel id alone (which appears in HTTP paths and logs) reads nothing.
 
 :class:`PadKeys` holds either form; ``can_write`` tells them apart and
 :meth:`PadKeys.view` drops the signing half.
@@ -165,6 +169,16 @@ class PadKeys:
         """
         _require_len("sym_key", sym_key, KEY_LEN)
         return cls(sym_key=sym_key, verify_key=verify_key, channel_id=channel_id_for(verify_key))
+
+    @property
+    def read_token(self) -> bytes:
+        """``HMAC-SHA256(sym_key, b"blindpad/v2/read")``: shows the relay a link is held."""
+        return hmac.new(self.sym_key, b"blindpad/v2/read", hashlib.sha256).digest()
+
+    @property
+    def read_token_hash(self) -> bytes:
+        """``SHA-256(read_token)``: what the relay keeps to check it."""
+        return hashlib.sha256(self.read_token).digest()
 
     @property
     def can_write(self) -> bool:

@@ -6,6 +6,8 @@ these to check what the relay can learn):
 * :mod:`relay.connection`: one websocket connection, its protocol state and
   the push pipeline (verify the channel signature, append, ACK, broadcast);
 * :mod:`relay.hub`: live subscriptions per channel, fan-out, bounded outboxes;
+* :mod:`relay.live`: stored snapshots sent live to the channel's subscribers;
+* :mod:`relay.cluster` and :mod:`relay.bus`: relays sharing one store (hints);
 * :mod:`relay.store`: the storage interface and its backends;
 * :mod:`relay.limits` and :mod:`relay.metrics`: quotas, rate limits, counters;
 * :mod:`relay.errors`: refusals and protocol violations (codes in :mod:`wire`);

@@ -161,7 +161,13 @@ def create_app(
             spec = config.bus or ("postgres" if chosen.shared else "none")
             bus = open_bus(spec, config.store_url, membership.site)
             relay.cluster = Cluster(
-                relay.store, relay.hub, bus, membership, counted, config.poll_seconds
+                relay.store,
+                relay.hub,
+                bus,
+                membership,
+                counted,
+                config.poll_seconds,
+                chunk_bytes=config.limits.chunk_bytes,
             )
             relay.metrics.cluster = relay.cluster
             await relay.cluster.start()

@@ -5,7 +5,7 @@ Theory of operation
 Relays that share a PostgreSQL store are *nodes* of one site (numbered 0 to
 65535).  Each serves its own websocket clients, so when node A commits patch
 ``seq`` of channel C, the subscribers of C on node B must hear of it.  The bus
-carries three kinds of message between the nodes of a site:
+carries four kinds of message between the nodes of a site:
 
 * :class:`Committed` ``(C, seq)``: C's head reached at least ``seq``.  It is a
   *hint*, never the patch: the store is the truth, and a node that hears it
@@ -17,6 +17,9 @@ carries three kinds of message between the nodes of a site:
   EPHEMERAL_RELAYED frame the subscribers receive.  Ephemerals are not stored;
   one lost on the bus is simply lost, as the protocol allows.
 * :class:`PeerNotice`: a connection subscribed to or left a channel.
+* :class:`SnapshotStored` ``(C, x_seq)``: a snapshot of C's patch ``x_seq``
+  was stored; a node with live subscribers on C reads it from the store and
+  sends it to them (SNAPSHOT with flag LIVE).  One lost is not sent again.
 
 Delivery is at most once and unordered across kinds: nothing is
 acknowledged; a ``Committed`` hint whose send failed (the publishing
@@ -33,7 +36,8 @@ flight the queue fills, so batches grow with the load.  Within a batch the
 loses nothing since a hint means "at least".
 
 Sizes: a message is 35 bytes of header (type, node u16, channel 32 bytes)
-plus 8 (``Committed``), 8 + the frame (``Relayed``) or 9 (``PeerNotice``).
+plus 8 (``Committed``, ``SnapshotStored``), 8 + the frame (``Relayed``) or 9
+(``PeerNotice``).
 PostgreSQL NOTIFY payloads are text shorter than 8,000 bytes: the encoding
 travels in base64, so a ``Relayed`` frame may be at most 5,954 bytes there
 (the default 4-KiB ephemeral limit fits); a larger one is dropped and counted.
@@ -81,6 +85,7 @@ log = logging.getLogger("blindpad.relay")
 #: The codec's version, the high nibble of the first byte.
 VERSION = 1
 _COMMITTED, _RELAYED, _PEER = (VERSION << 4) | 1, (VERSION << 4) | 2, (VERSION << 4) | 3
+_SNAPSHOT = (VERSION << 4) | 4
 _HEADER = struct.Struct(">BH32s")  # type, node, channel
 _U64 = struct.Struct(">Q")
 _PEER_FIELDS = struct.Struct(">QB")
@@ -136,7 +141,15 @@ class PeerNotice:
     joined: bool
 
 
-BusMessage = Committed | Relayed | PeerNotice
+@dataclasses.dataclass(frozen=True, slots=True)
+class SnapshotStored:
+    """A snapshot of the channel's patch ``x_seq`` was stored: send it to live subscribers."""
+
+    channel_id: bytes
+    x_seq: int
+
+
+BusMessage = Committed | Relayed | PeerNotice | SnapshotStored
 
 
 # --- codec ------------------------------------------------------------------------
@@ -153,20 +166,23 @@ def encode(node: int, message: BusMessage) -> bytes:
 
     Layout (big-endian): type byte (version << 4 | kind), node u16, channel
     32 bytes, then ``seq`` u64 (Committed), ``origin`` u64 + the frame
-    (Relayed), or ``peer`` u64 + joined u8 (PeerNotice).
+    (Relayed), ``peer`` u64 + joined u8 (PeerNotice), or ``x_seq`` u64
+    (SnapshotStored).
 
     Raises:
         BusError: a field out of range (node, a u64, a channel id not 32 bytes).
     """
     if type(node) is not int or not 0 <= node <= NODE_MAX:
         raise BusError(f"node must be an integer from 0 to 65535, not {node!r}")
-    if not isinstance(message, Committed | Relayed | PeerNotice):
+    if not isinstance(message, Committed | Relayed | PeerNotice | SnapshotStored):
         raise BusError(f"not a bus message: {message!r}")
     channel = message.channel_id
     if not isinstance(channel, bytes) or len(channel) != 32:
         raise BusError(f"a channel id is 32 bytes, not {channel!r}")
     if isinstance(message, Committed):
         return _HEADER.pack(_COMMITTED, node, channel) + _U64.pack(_u64(message.seq, "seq"))
+    if isinstance(message, SnapshotStored):
+        return _HEADER.pack(_SNAPSHOT, node, channel) + _U64.pack(_u64(message.x_seq, "x_seq"))
     if isinstance(message, Relayed):
         if not isinstance(message.frame, bytes):
             raise BusError(f"a relayed frame is bytes, not {type(message.frame).__name__}")
@@ -206,6 +222,10 @@ def decode(data: bytes) -> tuple[int, BusMessage]:
         if joined > 1:
             raise BusError(f"PeerNotice: joined is {joined}, not 0 or 1")
         return node, PeerNotice(channel, peer, joined == 1)
+    if kind == _SNAPSHOT:
+        if len(rest) != _U64.size:
+            raise BusError(f"SnapshotStored: {len(rest)} bytes after the header, not 8")
+        return node, SnapshotStored(channel, _U64.unpack(rest)[0])
     raise BusError(f"unknown bus message type {kind:#04x} (version {kind >> 4})")
 
 
@@ -213,7 +233,7 @@ def decode(data: bytes) -> tuple[int, BusMessage]:
 
 
 class Bus(Protocol):
-    """How the nodes of a site tell each other of commits, ephemerals and peers.
+    """How the nodes of a site tell each other of commits, ephemerals, peers and snapshots.
 
     Attributes:
         healthy: True while hints flow (the listening connection is subscribed).

@@ -56,7 +56,8 @@ if TYPE_CHECKING:
 DEFAULT_STORE = "sqlite:///./blindpad.sqlite3"
 OK, FAILED, USAGE, NOT_INSTALLED = 0, 1, 2, 3
 EXIT_CODES = (
-    "exit codes: 0 success, 1 runtime failure (message on stderr), 2 bad usage, "
+    "exit codes: 0 success, 1 runtime failure (message on stderr), 2 bad usage or a store"
+    " of protocol-1 pads, "
     "3 the relay's dependencies are missing (pip install 'blindpad[relay]')"
 )
 #: What ``serve`` and ``check`` import (the ``[relay]`` extra).
@@ -178,7 +179,8 @@ def main(argv: list[str]) -> int:
         argv: the arguments after ``relay``.
 
     Returns:
-        0 on a clean stop, 1 on a runtime failure, 2 on bad usage, 3 when the
+        0 on a clean stop, 1 on a runtime failure, 2 on bad usage (also a
+        store of protocol-1 pads, which this relay cannot serve), 3 when the
         ``[relay]`` extra is not installed.
     """
     if not argv or argv[0] not in SUBCOMMANDS:
@@ -277,21 +279,22 @@ def _serve(
     import uvicorn
 
     from relay.app import create_app
-    from relay.store import StoreError, lockfile, sqlite_path
+    from relay.store import SchemaTooOld, StoreError, lockfile, sqlite_path
 
     held = None
     try:
         app = create_app(config)
         if config.store_url.startswith("sqlite://"):  # a second relay: one line, exit 1
             held = lockfile.acquire(sqlite_path(config.store_url))
-        else:  # a database that does not answer, or refuses: one line, not a traceback
-            asyncio.run(_check_store(config.store_url))
+        # A database that does not answer or refuses, or a store of protocol-1 pads
+        # (exit 2): one line, not a traceback.
+        asyncio.run(_check_store(config.store_url))
         sock = _bind(host, port)
     except (OSError, ValueError, StoreError) as exc:
         print(f"blindpad relay: {exc}", file=sys.stderr)
         if held is not None:
             lockfile.release(held)
-        return 1
+        return USAGE if isinstance(exc, SchemaTooOld) else FAILED
     with sock:
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
@@ -405,13 +408,13 @@ def _seed_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from relay.store import StoreError
+    from relay.store import SchemaTooOld, StoreError
 
     try:
         link = asyncio.run(_seed_store(args.store, args.patches, args.base_url))
     except StoreError as exc:
         print(f"blindpad relay seed: {exc}", file=sys.stderr)
-        return 1
+        return USAGE if isinstance(exc, SchemaTooOld) else FAILED
     print(link, flush=True)
     return OK
 
@@ -436,7 +439,7 @@ def _check(args: argparse.Namespace) -> int:
         return _check_url(args.url, args.timeout)
     if _needs_relay_extra("check"):
         return NOT_INSTALLED
-    from relay.store import StoreError
+    from relay.store import SchemaTooOld, StoreError
 
     try:
         web_dir = _web_dir(args)
@@ -444,7 +447,7 @@ def _check(args: argparse.Namespace) -> int:
         store_line = asyncio.run(_check_store(args.store))
     except (OSError, ValueError, StoreError) as exc:  # WebAssetsMissing is a ValueError
         print(f"blindpad relay check: {exc}", file=sys.stderr)
-        return FAILED
+        return USAGE if isinstance(exc, SchemaTooOld) else FAILED
     print(f"store: {store_line}\nweb page: {web_line}", flush=True)
     return OK
 

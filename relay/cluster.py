@@ -15,7 +15,11 @@ what the hint bus (:mod:`relay.bus`) carries:
   own commits (:meth:`relay.hub.Hub.publish`: the subscriptions' seq filter
   makes anything offered twice harmless);
 * ``Relayed`` ephemerals and ``PeerNotice`` joins and leaves go to the local
-  subscribers of their channel.
+  subscribers of their channel;
+* after storing a snapshot, a node publishes ``SnapshotStored(channel,
+  x_seq)``; the others send it, read from the store, to their live
+  subscribers of that channel (:mod:`relay.live`), as the storing node does
+  for its own.  A lost one is not sent again (the poll carries no snapshots).
 
 The store is the truth and a hint is only a nudge, so a lost hint delays and
 never loses: every ``poll_seconds`` a node reads the heads of the channels it
@@ -48,10 +52,11 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from relay.bus import Bus, BusMessage, Committed, PeerNotice, Relayed
+from relay.bus import Bus, BusMessage, Committed, PeerNotice, Relayed, SnapshotStored
 from relay.errors import ProtocolViolation
 from relay.hub import Hub
-from relay.limits import HISTORY_PAGE_BYTES
+from relay.limits import HISTORY_PAGE_BYTES, Limits
+from relay.live import LiveSnapshots
 from relay.store import HistoryTrimmed, Membership, Store, StoreStats
 from wire import frames
 from wire.codes import ErrorCode
@@ -79,6 +84,7 @@ class Cluster:
             relay-wide storage quota).
         poll_seconds: the poll period while the bus is up.
         outage_poll_seconds: the poll period while it is down.
+        chunk_bytes: the largest chunk of a SNAPSHOT frame (live snapshots).
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class Cluster:
         on_stats: Callable[[StoreStats], None] | None = None,
         poll_seconds: float = POLL_SECONDS,
         outage_poll_seconds: float = OUTAGE_POLL_SECONDS,
+        chunk_bytes: int = Limits().chunk_bytes,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -103,6 +110,7 @@ class Cluster:
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._reading = asyncio.Semaphore(FILL_CONCURRENCY)
+        self.live = LiveSnapshots(store, hub, chunk_bytes)
         self.fills = 0  # fill reads done (metrics)
         self.filled = 0  # patches offered from fills (metrics)
 
@@ -118,7 +126,7 @@ class Cluster:
             self._poller = asyncio.create_task(self._poll_forever())
 
     async def close(self) -> None:
-        """Stop polling and filling, then close the bus."""
+        """Stop polling, filling and sending live snapshots, then close the bus."""
         tasks = [t for t in [self._poller, *self._fills.values()] if t is not None]
         for task in tasks:
             task.cancel()
@@ -126,6 +134,7 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._fills.clear()
+        await self.live.close()
         await self.bus.close()
 
     # --- what this node tells the others ----------------------------------------
@@ -142,6 +151,13 @@ class Cluster:
             state.offered = seq
         elif seq > state.offered + 1:
             self.behind(channel_id, seq)  # committed elsewhere first: fill the gap
+
+    def snapshot_stored(self, channel_id: bytes, x_seq: int, origin: int) -> None:
+        """Connection ``origin`` stored a snapshot of patch ``x_seq``: send it live
+        to the channel's other subscribers, here and on the other nodes."""
+        self.live.stored(channel_id, x_seq, origin)
+        if self.active:
+            self.bus.publish(SnapshotStored(channel_id, x_seq))
 
     def ephemeral(self, channel_id: bytes, origin: int, frame: bytes) -> None:
         """An ephemeral (an encoded EPHEMERAL_RELAYED frame) for the other nodes."""
@@ -163,6 +179,8 @@ class Cluster:
             self.behind(cid, message.seq)
         elif isinstance(message, Relayed):
             self.hub.relay_ephemeral(cid, message.origin, message.frame)
+        elif isinstance(message, SnapshotStored):
+            self.live.stored(cid, message.x_seq, None)
         else:
             notice: frames.PeerJoined | frames.PeerLeft = (
                 frames.PeerJoined(cid, message.peer)

@@ -28,6 +28,20 @@ A push goes through the checks in exactly the order DESIGN.md gives:
 6. durable store;
 7. ACK, delivered in seq order through the pusher's subscription;
 8. broadcast to the channel's other subscribers.
+
+Reading needs the pad's read token (PROTOCOL.md §3.3): a SUBSCRIBE whose
+token does not hash to the channel's registered ``read_hash`` is answered as
+if the channel did not exist (NO_VERIFY_KEY without a verify key,
+UNKNOWN_CHANNEL with one), so the channel id alone reads nothing and tells
+nothing.  Every other request needs a subscription, so it needs the token too.
+
+A stored snapshot is sent live to the channel's other live subscribers
+(:mod:`relay.live`, through :meth:`relay.cluster.Cluster.snapshot_stored`);
+a DISPUTE of a stored snapshot is stored beside it and marks it DISPUTED
+(never forwarded); a TRIM at a disputed snapshot is refused.  PROOF_REQUEST
+is answered with the ids of a range of patches, trimmed ones included (their
+tombstones keep them), so a client can check that a snapshot descends from
+what it verified.
 """
 
 from __future__ import annotations
@@ -36,6 +50,7 @@ import asyncio
 import collections
 import dataclasses
 import enum
+import hashlib
 import hmac
 import logging
 import time
@@ -59,6 +74,7 @@ from relay.store import (
     HistoryTrimmed,
     Membership,
     NoSnapshot,
+    SnapshotDisputed,
     Store,
     StoredPatch,
     StoredSnapshot,
@@ -75,7 +91,11 @@ log = logging.getLogger("blindpad.relay")
 MAX_PUSHES_IN_FLIGHT = 256
 
 #: Client frames that carry a sealed envelope or a chunk of one, besides PUSH.
-_Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral
+_Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral | frames.Dispute
+
+#: The requests this relay serves (a client frame type it does not serve is fatal
+#: PROTOCOL, as an unknown type is).
+_Served = frames.Subscribe | frames.Unsubscribe | frames.Push | _Upload | frames.ProofRequest
 
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
@@ -109,7 +129,13 @@ class RelayState:
     create_buckets: dict[str, TokenBucket] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.cluster = Cluster(self.store, self.hub, NoBus(), Membership("", self.node))
+        self.cluster = Cluster(
+            self.store,
+            self.hub,
+            NoBus(),
+            Membership("", self.node),
+            chunk_bytes=self.limits.chunk_bytes,
+        )
 
     def take_create(self, address: str) -> int:
         """Take a pad-creation token of ``address``: 0, or the ms to wait for one."""
@@ -233,6 +259,9 @@ class Connection:
         if isinstance(frame, frames.Ping):
             await self.outbox.put(frames.encode(frames.Pong(frame.nonce)))
             return
+        if not isinstance(frame, _Served):
+            name = frames.frame_type(frame).name
+            raise ProtocolViolation(ErrorCode.PROTOCOL, f"{name} is not served by this relay")
         await self._request(frame)
 
     def _hello(self, frame: frames.Hello) -> None:
@@ -260,9 +289,7 @@ class Connection:
         )
         self.outbox.offer(frames.encode(welcome))
 
-    async def _request(
-        self, frame: frames.Subscribe | frames.Unsubscribe | frames.Push | _Upload
-    ) -> None:
+    async def _request(self, frame: _Served) -> None:
         if not isinstance(frame, frames.Push):
             # Only pushes overlap; anything else keeps its place behind them,
             # so a cursor sent after an edit never overtakes it.
@@ -282,6 +309,10 @@ class Connection:
                 await self._snapshot_chunk(frame)
             elif isinstance(frame, frames.Trim):
                 await self._trim(frame)
+            elif isinstance(frame, frames.Dispute):
+                await self._dispute(frame)
+            elif isinstance(frame, frames.ProofRequest):
+                await self._proof(frame)
             else:
                 self._ephemeral(frame)
         except _Refusal as refusal:
@@ -462,8 +493,10 @@ class Connection:
         cid, key = frame.channel_id, frame.verify_key
         if key != frames.ZERO_ID and channel_id_for(key) != cid:
             raise _Refusal(RefuseCode.BAD_VERIFY_KEY)
+        read_hash = hashlib.sha256(frame.read_token).digest()
         cached = self.relay.hub.channels.get(cid)
         if cached is not None:
+            self._may_read(frame, cached.read_hash, read_hash)
             return cached
         info = await self.relay.store.channel(cid)
         if info is None:
@@ -476,12 +509,26 @@ class Connection:
             wait_ms = self.relay.take_create(self.address)
             if wait_ms:
                 raise _Refusal(RefuseCode.CREATE_RATE_LIMITED, retry_after_ms=wait_ms)
-            info = await self.relay.store.create_channel(cid, key)
+            info = await self.relay.store.create_channel(cid, key, read_hash)
             if info.head.seq == 0 and info.stored_bytes == 0:
                 self.relay.storage_bytes += self.relay.limits.channel_overhead_bytes
+        # Also after a create: another relay process may have created it first.
+        self._may_read(frame, info.read_hash, read_hash)
         return self.relay.hub.channels.get(cid) or ChannelState(
-            info.verify_key, info.pad_bytes, info.stored_bytes, offered=info.head.seq
+            info.verify_key,
+            info.read_hash,
+            info.pad_bytes,
+            info.stored_bytes,
+            offered=info.head.seq,
         )
+
+    @staticmethod
+    def _may_read(frame: frames.Subscribe, registered: bytes, given: bytes) -> None:
+        """Refuse a read token that does not hash to the channel's registered hash
+        with what a channel that does not exist gets (PROTOCOL.md §3.3)."""
+        if not hmac.compare_digest(registered, given):
+            no_key = frame.verify_key == frames.ZERO_ID
+            raise _Refusal(RefuseCode.NO_VERIFY_KEY if no_key else RefuseCode.UNKNOWN_CHANNEL)
 
     def _room_for_a_pad(self) -> None:
         """New pads stop at new_pad_storage_percent, so existing pads keep the rest."""
@@ -494,6 +541,8 @@ class Connection:
         store = self.relay.store
         if frame.start is frames.SubscribeFrom.SNAPSHOT:
             read = await store.read_from_snapshot(frame.channel_id, HISTORY_PAGE_BYTES)
+        elif frame.start is frames.SubscribeFrom.EARLIEST:
+            read = await store.read_from_floor(frame.channel_id, HISTORY_PAGE_BYTES)
         else:
             read = await store.read_since(frame.channel_id, frame.since_seq, HISTORY_PAGE_BYTES)
         return rolled_back(read, self.relay.faults, frame.channel_id)
@@ -528,9 +577,10 @@ class Connection:
 
     async def _send_snapshot(self, cid: bytes, snapshot: StoredSnapshot) -> None:
         step, offset = self.relay.limits.chunk_bytes, 0
+        flags = frames.SNAPSHOT_DISPUTED if snapshot.disputed else 0
         try:
             async for chunk in snapshot_parts(self.relay.store, cid, snapshot, step):
-                snap = frames.Snapshot(cid, snapshot.x_seq, snapshot.size, offset, chunk)
+                snap = frames.Snapshot(cid, snapshot.x_seq, flags, snapshot.size, offset, chunk)
                 await self.outbox.put(frames.encode(snap))
                 offset += len(chunk)
         except NoSnapshot:  # trimmed away while we sent it: the client subscribes again
@@ -580,6 +630,7 @@ class Connection:
             raise _Refusal(RefuseCode.UNKNOWN_PATCH) from None
         await self._refresh(header.channel_id, state)
         await self.outbox.put(frames.encode(frames.Ack(frame.request_id, x_seq, snapshot_id)))
+        self.relay.cluster.snapshot_stored(header.channel_id, x_seq, self.id)
 
     def _assemble(self, frame: frames.SnapshotChunk) -> bytes | None:
         limits = self.relay.limits
@@ -625,10 +676,45 @@ class Connection:
             raise _Refusal(RefuseCode.UNKNOWN_PATCH) from None
         except NoSnapshot:
             raise _Refusal(RefuseCode.NO_SNAPSHOT) from None
+        except SnapshotDisputed:
+            raise _Refusal(RefuseCode.SNAPSHOT_DISPUTED) from None
         await self._refresh(header.channel_id, state)
         await self.outbox.put(
             frames.encode(frames.Ack(frame.request_id, floor, envelope_id(frame.envelope)))
         )
+
+    async def _dispute(self, frame: frames.Dispute) -> None:
+        """Store an editor's signed dispute of a stored snapshot (``ref`` = its id).
+
+        Checks in order: envelope header, kind, size, rate, subscription,
+        channel signature, the snapshot is stored; ACK seq = the snapshot's X.
+        """
+        header = self._envelope(frame.envelope, Kind.DISPUTE)
+        if len(frame.envelope) > self.relay.limits.max_ephemeral_bytes:
+            raise _Refusal(RefuseCode.DISPUTE_TOO_LARGE)
+        self._rate()
+        state = self._channel(header.channel_id)
+        self._signature(frame.envelope, state)
+        dispute_id = envelope_id(frame.envelope)
+        try:
+            x_seq = await self.relay.store.add_dispute(
+                header.channel_id, header.ref, dispute_id, frame.envelope
+            )
+        except StoreUnknownPatch:
+            raise _Refusal(RefuseCode.UNKNOWN_PATCH) from None
+        await self._refresh(header.channel_id, state)
+        await self.outbox.put(frames.encode(frames.Ack(frame.request_id, x_seq, dispute_id)))
+
+    async def _proof(self, frame: frames.ProofRequest) -> None:
+        """Name the ids of the patches after ``from_seq`` up to ``to_seq``, trimmed ones
+        too, at most MAX_PROOF_IDS (a client checks a snapshot descends from what it
+        verified, PROTOCOL.md §11): PROOF; fewer than asked: ask on from there."""
+        self._rate()
+        self._channel(frame.channel_id)
+        last = min(frame.to_seq, frame.from_seq + frames.MAX_PROOF_IDS)
+        ids = await self.relay.store.patch_ids(frame.channel_id, frame.from_seq, last)
+        proof = frames.Proof(frame.request_id, frame.channel_id, frame.from_seq, b"".join(ids))
+        await self.outbox.put(frames.encode(proof))
 
     async def _refresh(self, channel_id: bytes, state: ChannelState) -> None:
         info = await self.relay.store.channel(channel_id)

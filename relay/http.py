@@ -18,13 +18,22 @@ httpx and need no websocket:
   while it is sent ends the body without its end record: the reader sees a
   cut body and reads again.
 
+Both read endpoints need the pad's read token in the header
+``Authorization: Blindpad-Read <64 lower-case hex digits>``: one that is
+missing, malformed or does not hash to the channel's registered read hash
+gets exactly the 404 ``UNKNOWN_CHANNEL`` of a channel that does not exist
+(:func:`readable`), so a channel id in a log or a URL reads nothing.
+
 Errors are JSON ``{"code": NAME, "message": ...}`` with a matching status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -41,7 +50,7 @@ from starlette.types import Message, Receive, Scope, Send
 from relay.connection import PatchPages, RelayState, rolled_back
 from relay.limits import HISTORY_PAGE_BYTES
 from relay.metrics import CONTENT_TYPE, Gauges
-from relay.store import HistoryRead, HistoryTrimmed, NoSnapshot, snapshot_parts
+from relay.store import ChannelInfo, HistoryRead, HistoryTrimmed, NoSnapshot, snapshot_parts
 from wire.history import RECORD_PATCH, RECORD_SNAPSHOT, end_record, record, record_header
 
 log = logging.getLogger("blindpad.relay")
@@ -94,6 +103,31 @@ async def metrics(request: Request) -> Response:
     return Response(relay.metrics.exposition(gauges), media_type=CONTENT_TYPE)
 
 
+#: ``Authorization: Blindpad-Read <read token as 64 lower-case hex digits>``.
+_READ_AUTH = re.compile(r"(?i:blindpad-read) ([0-9a-f]{64})")
+
+
+def unknown_channel() -> JSONResponse:
+    """The 404 of a channel that does not exist, or of a read without its token."""
+    return error(404, "UNKNOWN_CHANNEL", "no such channel")
+
+
+def read_token(request: Request) -> bytes | None:
+    """The read token of the request's ``Authorization`` header, or None."""
+    found = _READ_AUTH.fullmatch(request.headers.get("authorization", ""))
+    return bytes.fromhex(found.group(1)) if found else None
+
+
+async def readable(request: Request, relay: RelayState, cid: bytes) -> ChannelInfo | None:
+    """The channel's info if it exists and the request carries its read token, else None."""
+    info = await relay.store.channel(cid)
+    token = read_token(request)
+    given = hashlib.sha256(token if token is not None else b"").digest()
+    if info is None or not hmac.compare_digest(info.read_hash, given) or token is None:
+        return None
+    return info
+
+
 def _channel_id(request: Request) -> bytes | None:
     try:
         raw = bytes.fromhex(request.path_params["channel"])
@@ -108,9 +142,9 @@ async def head(request: Request) -> Response:
     if cid is None:
         return error(400, "BAD_CHANNEL_ID", "channel ids are 64 hex digits")
     relay = relay_of(request)
-    info = await relay.store.channel(cid)
+    info = await readable(request, relay, cid)
     if info is None:
-        return error(404, "UNKNOWN_CHANNEL", "no such channel")
+        return unknown_channel()
     head = info.head  # one row: the head never reads the pad's patches
     if relay.faults.rollback is not None:
         head = rolled_back(await relay.store.read_from_snapshot(cid), relay.faults, cid).head
@@ -124,8 +158,8 @@ async def history(request: Request) -> Response:
     if cid is None:
         return error(400, "BAD_CHANNEL_ID", "channel ids are 64 hex digits")
     relay = relay_of(request)
-    if await relay.store.channel(cid) is None:
-        return error(404, "UNKNOWN_CHANNEL", "no such channel")
+    if await readable(request, relay, cid) is None:
+        return unknown_channel()
     try:
         start = history_query(request.query_params)
     except ValueError:

@@ -172,6 +172,9 @@ class Subscription:
         self.next_seq: int | None = None
         self._pending: dict[int, _Offer] = {}
         self._max_pending = max_pending
+        #: The live snapshot being sent on this subscription (relay.live), if any:
+        #: closing the subscription cancels it, so no chunk follows an UNSUBSCRIBED.
+        self.sending: asyncio.Task[None] | None = None
 
     def offer(self, seq: int, frame: bytes | None, *, is_ack: bool = False) -> None:
         """Offer patch ``seq`` (its BROADCAST or ACK frame; None = send nothing)."""
@@ -196,8 +199,12 @@ class Subscription:
             self._flush()
 
     def close(self) -> None:
-        """Stop emitting; give back the bytes of offers held out of order."""
+        """Stop emitting (a live snapshot too); give back the bytes of offers held out
+        of order."""
         self.state = SubState.CLOSED
+        if self.sending is not None:
+            self.sending.cancel()
+            self.sending = None
         for offer in self._pending.values():
             self.outbox.held -= len(offer.frame or b"")
         self._pending.clear()
@@ -227,6 +234,9 @@ class Subscription:
 class ChannelState:
     """What the push checks need about a channel, cached per process.
 
+    ``read_hash`` is SHA-256 of the read token registered at the channel's
+    creation: every SUBSCRIBE's token must hash to it.
+
     ``offered`` is the highest seq offered to this process's subscribers with
     none missing below it: where a fill from the store starts when other relay
     processes commit (:mod:`relay.cluster`); ``wanted`` is the highest seq
@@ -234,6 +244,7 @@ class ChannelState:
     """
 
     verify_key: bytes
+    read_hash: bytes
     pad_bytes: int
     stored_bytes: int
     offered: int = 0

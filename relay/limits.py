@@ -131,7 +131,8 @@ def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
     unanswered pushes (P), one incoming message being read (I) and the history
     read answering its SUBSCRIBE while it is sent (S: one chunk of the
     snapshot read and encoded, and one page of patches, which ends with the
-    patch that reaches ``HISTORY_PAGE_BYTES``); relay-wide the unfinished
+    patch that reaches ``HISTORY_PAGE_BYTES``; and one chunk of a live
+    snapshot read and encoded, :mod:`relay.live`); relay-wide the unfinished
     snapshot uploads (U) and the concurrent HTTP history reads (R), each
     streamed a page at a time, a page held twice (its records and their
     encoding; H).  The reliability suite holds a live relay's RSS under it
@@ -146,6 +147,7 @@ def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
         + 64 * KIB
         + 2 * limits.max_frame_bytes
         + page
+        + 2 * limits.max_frame_bytes  # a live snapshot's chunk, beside the SUBSCRIBE's
     )
     http_history_read = 2 * page
     return (

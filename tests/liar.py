@@ -11,6 +11,11 @@ channel (docs/PROTOCOL.md §3); the hooks make it lie:
 * :attr:`LyingRelay.claim` changes the head HISTORY_END names,
   :attr:`LyingRelay.serve` the HISTORY a SUBSCRIBE gets,
   :attr:`LyingRelay.drop_broadcast` withholds live patches;
+* :attr:`LyingRelay.prove` replaces the ids a PROOF names;
+* a stored snapshot is sent live (flag LIVE) to the other subscribers of its
+  branch, as a relay does; :meth:`LyingRelay.send_snapshot` sends any bytes
+  as a snapshot; DISPUTE is stored (:attr:`LyingRelay.disputes`) and flags the
+  snapshot DISPUTED afterwards;
 * ephemerals (presence) flow between *all* subscribed connections, whatever
   their branch, so partitioned users still think they are together.
 
@@ -123,6 +128,10 @@ class LyingRelay:
         self.drop_broadcast: Callable[[Conn, int, bytes], bool] | None = None
         self.serve_snapshots = True
         self.forward_ephemerals = True
+        self.disputes: list[bytes] = []  # sealed disputes received
+        # PROOF answers: the ids named for (conn, from_seq, to_seq); None = the truth
+        self.prove: Callable[[Conn, int, int], bytes] | None = None
+        self.disputed: set[bytes] = set()  # ids of disputed snapshots
         self.connections: list[Conn] = []
         self.channel_id: bytes | None = None  # the first channel subscribed
         self._server: Server | None = None
@@ -142,6 +151,14 @@ class LyingRelay:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+
+    def send_snapshot(self, conn: Conn, x_seq: int, data: bytes, flags: int) -> None:
+        """Send ``data`` to ``conn`` as a snapshot of patch ``x_seq`` (in chunks)."""
+        if envelope_id(data) in self.disputed:
+            flags |= f.SNAPSHOT_DISPUTED
+        for at in range(0, max(len(data), 1), SNAPSHOT_CHUNK_BYTES):
+            chunk = data[at : at + SNAPSHOT_CHUNK_BYTES]
+            conn.send(f.Snapshot(self.channel_id or f.ZERO_ID, x_seq, flags, len(data), at, chunk))
 
     def fork(self, name: str, source: str = "main", at_seq: int | None = None) -> Branch:
         """A new branch: ``source``'s patches up to ``at_seq`` (default all), and
@@ -231,6 +248,10 @@ class LyingRelay:
                 self._ephemeral(conn, frame)
             case f.Ping():
                 conn.send(f.Pong(frame.nonce))
+            case f.Dispute():
+                self._dispute(conn, frame)
+            case f.ProofRequest():
+                self._proof(conn, frame)
         return True
 
     def _hello(self, conn: Conn, frame: f.ClientFrame) -> bool:
@@ -267,16 +288,16 @@ class LyingRelay:
         snapshot = branch.snapshot if self.serve_snapshots else None
         if frame.start is f.SubscribeFrom.SNAPSHOT:
             since = snapshot[0] if snapshot else 0
+        elif frame.start is f.SubscribeFrom.EARLIEST:
+            since = branch.floor
+            snapshot = snapshot if branch.floor and snapshot and snapshot[0] == since else None
         elif frame.since_seq < branch.floor:
             return self._refuse(conn, req, RefuseCode.HISTORY_TRIMMED, (branch.floor, f.ZERO_ID))
         else:
             since, snapshot = frame.since_seq, None
         conn.subscribed = True
         if snapshot is not None:
-            x_seq, data = snapshot
-            for at in range(0, max(len(data), 1), SNAPSHOT_CHUNK_BYTES):
-                chunk = data[at : at + SNAPSHOT_CHUNK_BYTES]
-                conn.send(f.Snapshot(channel, x_seq, len(data), at, chunk))
+            self.send_snapshot(conn, *snapshot, 0)
         history = branch.envelopes_since(since)
         if self.serve is not None:
             history = self.serve(conn, history)
@@ -334,7 +355,36 @@ class LyingRelay:
             return self._refuse(conn, req, RefuseCode.UNKNOWN_PATCH)
         if branch.snapshot is None or branch.snapshot[0] <= x_seq:
             branch.snapshot = (x_seq, data)
-        return conn.send(f.Ack(req, x_seq, envelope_id(data)))
+        conn.send(f.Ack(req, x_seq, envelope_id(data)))
+        for other in self.live(conn):
+            if other.branch == conn.branch:
+                self.send_snapshot(other, x_seq, data, f.SNAPSHOT_LIVE)
+        return None
+
+    def _proof(self, conn: Conn, frame: f.ProofRequest) -> None:
+        """The ids of the patches after ``from_seq`` (trimmed ones from the tombstones)."""
+        branch = self.branches[conn.branch]
+        if self.prove is not None:
+            ids = self.prove(conn, frame.from_seq, frame.to_seq)
+        else:
+            by_seq = {seq: patch_id for patch_id, seq in branch.trimmed.items()}
+            by_seq.update((seq, envelope_id(e)) for seq, e in branch.envelopes_since(0))
+            last = min(frame.to_seq, frame.from_seq + f.MAX_PROOF_IDS)
+            seqs = range(frame.from_seq + 1, last + 1)
+            ids = b"".join(by_seq[s] for s in seqs if s in by_seq)
+        conn.send(f.Proof(frame.request_id, frame.channel_id, frame.from_seq, ids))
+
+    def _dispute(self, conn: Conn, frame: f.Dispute) -> None:
+        branch = self.branches[conn.branch]
+        try:
+            snapshot_id = parse_header(frame.envelope).ref
+        except MalformedEnvelope:
+            return self._refuse(conn, frame.request_id, RefuseCode.MALFORMED_ENVELOPE)
+        if branch.snapshot is None or envelope_id(branch.snapshot[1]) != snapshot_id:
+            return self._refuse(conn, frame.request_id, RefuseCode.UNKNOWN_PATCH)
+        self.disputes.append(frame.envelope)
+        self.disputed.add(snapshot_id)
+        return conn.send(f.Ack(frame.request_id, branch.snapshot[0], envelope_id(frame.envelope)))
 
     def _trim(self, conn: Conn, frame: f.Trim) -> None:
         req = frame.request_id

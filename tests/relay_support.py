@@ -5,7 +5,9 @@
   fault hooks can be injected; :class:`RelayProcess` runs ``python -m relay``
   as a subprocess for tests that kill it.
 * :class:`Client` is a thin real-``websockets`` client speaking the frames of
-  :mod:`relay.frames`; :class:`Pad` seals real envelopes with crypto.
+  :mod:`relay.frames`; :class:`Pad` seals real envelopes with crypto.  A
+  client's SUBSCRIBE carries the pad's read token, and HTTP readers send
+  :meth:`Pad.read_headers` (the relay serves nothing of a pad without them).
 """
 
 from __future__ import annotations
@@ -195,6 +197,15 @@ class Pad:
         """Seal an ephemeral."""
         return seal_ephemeral(self.keys, self.author, self.session, payload, now_ms=1)
 
+    def read_headers(self) -> dict[str, str]:
+        """The HTTP header that reads this pad: ``Authorization: Blindpad-Read <hex>``."""
+        return read_headers(self.keys.read_token)
+
+
+def read_headers(token: bytes) -> dict[str, str]:
+    """``Authorization: Blindpad-Read <64 hex>`` for a read token."""
+    return {"Authorization": f"Blindpad-Read {token.hex()}"}
+
 
 class Client:
     """A protocol client over a real websocket."""
@@ -244,11 +255,14 @@ class Client:
         since: int = 0,
         start: f.SubscribeFrom = f.SubscribeFrom.SINCE,
         key: bytes | None = None,
+        read_token: bytes | None = None,
     ) -> list[f.Frame]:
-        """Subscribe; return the frames up to and including HISTORY_END or REFUSE."""
+        """Subscribe with the pad's read token (or ``read_token``); return the
+        frames up to and including HISTORY_END or REFUSE."""
         rid = self.request_id()
         vk = pad.keys.verify_key if key is None else key
-        await self.send(f.Subscribe(rid, pad.channel_id, start, since, vk))
+        token = pad.keys.read_token if read_token is None else read_token
+        await self.send(f.Subscribe(rid, pad.channel_id, start, since, vk, token))
         got: list[f.Frame] = []
         while True:
             frame = await self.recv()

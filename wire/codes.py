@@ -51,7 +51,10 @@ class RefuseCode(enum.IntEnum):
     ALREADY_SUBSCRIBED = 19
     BAD_CHUNK = 20
     WRONG_KIND = 21
+    UNKNOWN_CHANNEL = 22
     CREATE_RATE_LIMITED = 24
+    DISPUTE_TOO_LARGE = 29
+    SNAPSHOT_DISPUTED = 30
 
 
 class ErrorCode(enum.IntEnum):

@@ -35,8 +35,9 @@ from typing import Any, Final
 
 from wire.errors import FrameError as FrameError  # re-exported: frames.FrameError
 
-#: The protocol version this codec speaks (HELLO / WELCOME).
-PROTOCOL_VERSION: Final = 1
+#: The protocol version this codec speaks (HELLO / WELCOME): version 2 as far
+#: as it is implemented (docs/PROTOCOL.md §7.2 lists which of its fields run).
+PROTOCOL_VERSION: Final = 2
 
 ID_SIZE: Final = 32
 ZERO_ID: Final = bytes(ID_SIZE)
@@ -53,6 +54,8 @@ class FrameType(enum.IntEnum):
     TRIM = 0x06
     EPHEMERAL = 0x07
     PING = 0x08
+    DISPUTE = 0x0C
+    PROOF_REQUEST = 0x0D
     WELCOME = 0x81
     SNAPSHOT = 0x82
     HISTORY = 0x83
@@ -65,14 +68,23 @@ class FrameType(enum.IntEnum):
     PEER_LEFT = 0x8A
     PONG = 0x8B
     UNSUBSCRIBED = 0x8C
+    PROOF = 0x8E
     ERROR = 0x8F
 
 
 class SubscribeFrom(enum.IntEnum):
-    """Where a SUBSCRIBE starts reading: after a sequence number, or at the latest snapshot."""
+    """Where a SUBSCRIBE starts reading: after a sequence number, at the latest
+    snapshot, or at the earliest point still stored ("verify from history")."""
 
     SINCE = 0
     SNAPSHOT = 1
+    EARLIEST = 2
+
+
+#: SNAPSHOT flags: sent live to a subscriber (someone just stored it), and
+#: disputed by an editor (a joiner does not open from it).
+SNAPSHOT_LIVE: Final = 0x01
+SNAPSHOT_DISPUTED: Final = 0x02
 
 
 # --- client to relay -------------------------------------------------------------
@@ -88,13 +100,16 @@ class Hello:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Subscribe:
-    """Join a channel; ``verify_key`` all zero means "not given"."""
+    """Join a channel, proving the view secret with ``read_token``; ``verify_key``
+    all zero means "not given" (given, the relay may create the channel and
+    registers the read token's hash)."""
 
     request_id: int
     channel_id: bytes
     start: SubscribeFrom
     since_seq: int
     verify_key: bytes = ZERO_ID
+    read_token: bytes = ZERO_ID
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -140,6 +155,24 @@ class Ephemeral:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Dispute:
+    """A sealed dispute (kind 0x08) of a snapshot that differs from the sender's text."""
+
+    request_id: int
+    envelope: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProofRequest:
+    """Ask for the ids of the patches numbered ``from_seq + 1`` .. ``to_seq`` (trimmed too)."""
+
+    request_id: int
+    channel_id: bytes
+    from_seq: int
+    to_seq: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Ping:
     """Keepalive; answered by PONG with the same nonce."""
 
@@ -166,10 +199,12 @@ class Welcome:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One chunk of the latest snapshot (of patch number ``x_seq``) when joining from it."""
+    """One chunk of a snapshot (of patch number ``x_seq``): joining from it, or
+    ``flags`` LIVE, just stored by someone (check it); DISPUTED: do not open from it."""
 
     channel_id: bytes
     x_seq: int
+    flags: int
     total: int
     offset: int
     data: bytes
@@ -264,6 +299,22 @@ class Unsubscribed:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Proof:
+    """Answer to PROOF_REQUEST: ``ids`` (32 bytes each) of the patches numbered
+    ``from_seq + 1`` onwards, at most :data:`MAX_PROOF_IDS` of them; fewer
+    than asked means ask again from where it stopped, none means none known."""
+
+    request_id: int
+    channel_id: bytes
+    from_seq: int
+    ids: bytes
+
+
+#: The most ids one PROOF carries (128 KiB: within any frame limit).
+MAX_PROOF_IDS: Final = 4096
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Error:
     """Fatal: the relay closes the connection right after (close code 4000 + code)."""
 
@@ -271,7 +322,18 @@ class Error:
     message: str
 
 
-ClientFrame = Hello | Subscribe | Unsubscribe | Push | SnapshotChunk | Trim | Ephemeral | Ping
+ClientFrame = (
+    Hello
+    | Subscribe
+    | Unsubscribe
+    | Push
+    | SnapshotChunk
+    | Trim
+    | Ephemeral
+    | Ping
+    | Dispute
+    | ProofRequest
+)
 RelayFrame = (
     Welcome
     | Snapshot
@@ -285,6 +347,7 @@ RelayFrame = (
     | PeerLeft
     | Pong
     | Unsubscribed
+    | Proof
     | Error
 )
 Frame = ClientFrame | RelayFrame
@@ -303,15 +366,17 @@ def _spec(cls: type[Frame], fixed: str, variable: bool = False) -> _Spec:
 
 _SPECS: Final[dict[FrameType, _Spec]] = {
     FrameType.HELLO: _spec(Hello, "H", True),
-    FrameType.SUBSCRIBE: _spec(Subscribe, "I32sBQ32s"),
+    FrameType.SUBSCRIBE: _spec(Subscribe, "I32sBQ32s32s"),
     FrameType.UNSUBSCRIBE: _spec(Unsubscribe, "I32s"),
     FrameType.PUSH: _spec(Push, "I", True),
     FrameType.SNAPSHOT_CHUNK: _spec(SnapshotChunk, "III", True),
     FrameType.TRIM: _spec(Trim, "I", True),
     FrameType.EPHEMERAL: _spec(Ephemeral, "I", True),
     FrameType.PING: _spec(Ping, "Q"),
+    FrameType.DISPUTE: _spec(Dispute, "I", True),
+    FrameType.PROOF_REQUEST: _spec(ProofRequest, "I32sQQ"),
     FrameType.WELCOME: _spec(Welcome, "HQIIIIIII"),
-    FrameType.SNAPSHOT: _spec(Snapshot, "32sQII", True),
+    FrameType.SNAPSHOT: _spec(Snapshot, "32sQBII", True),
     FrameType.HISTORY: _spec(History, "32sQ", True),
     FrameType.HISTORY_END: _spec(HistoryEnd, "I32sQ32s"),
     FrameType.BROADCAST: _spec(Broadcast, "32sQ", True),
@@ -322,6 +387,7 @@ _SPECS: Final[dict[FrameType, _Spec]] = {
     FrameType.PEER_LEFT: _spec(PeerLeft, "32sQ"),
     FrameType.PONG: _spec(Pong, "Q"),
     FrameType.UNSUBSCRIBED: _spec(Unsubscribed, "I32s"),
+    FrameType.PROOF: _spec(Proof, "I32sQ", True),
     FrameType.ERROR: _spec(Error, "H", True),
 }
 _TYPE_OF: Final[dict[type[Frame], FrameType]] = {s.cls: t for t, s in _SPECS.items()}
@@ -439,6 +505,10 @@ def _build(kind: FrameType, spec: _Spec, values: list[Any]) -> Frame:
             values[2] = SubscribeFrom(values[2])
         except ValueError:
             raise FrameError(f"SUBSCRIBE: unknown start mode {values[2]}") from None
+    if kind is FrameType.SNAPSHOT and values[2] & ~(SNAPSHOT_LIVE | SNAPSHOT_DISPUTED):
+        raise FrameError(f"SNAPSHOT: unknown flags 0x{values[2]:02x}")
+    if kind is FrameType.PROOF and len(values[3]) % 32:
+        raise FrameError("PROOF: ids are not a whole number of 32-byte ids")
     if kind is FrameType.ERROR:
         try:
             values[1] = bytes(values[1]).decode("utf-8")

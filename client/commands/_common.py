@@ -136,6 +136,13 @@ def parser(name: str, description: str, *, pad_options: bool = True) -> argparse
         result.add_argument(
             "--timeout", type=float, default=30.0, help="seconds to wait for the relay (30)"
         )
+        result.add_argument(
+            "--verify",
+            choices=("snapshot", "history"),
+            default="snapshot",
+            help="open from the latest snapshot (default; its author vouches for the text "
+            "before it) or replay and check every patch the relay still holds (history)",
+        )
     return result
 
 
@@ -150,6 +157,7 @@ def open_options(args: argparse.Namespace, *, remember_name: bool = True) -> dic
         "name": args.name if remember_name else None,
         "open_timeout": args.timeout,
         "retry_first_connect": False,
+        "verify": args.verify,
     }
     if args.no_state:
         options["state_dir"] = None

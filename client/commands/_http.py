@@ -21,11 +21,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import crypto
+from client import mmr
 from client.codec import CryptoCodec
 from client.commands._common import NOT_FOUND, REACH_HINT, CommandError
 from client.doctype import TEXT
-from client.engine import Alarm, Engine
+from client.engine import Alarm, AlarmKind, Engine
+from client.errors import Distrusted
 from client.textops import InvalidPatch, Patch
+from client.trust import SUSPECT, Trust, Verdict
 from wire.errors import WireError as ProtocolViolation
 from wire.history import HistoryBody, HistoryCut, parse_history
 
@@ -123,7 +126,9 @@ def _get(link: crypto.PadLink, url: str, timeout: float) -> httpx.Response:
     import httpx
 
     try:
-        return httpx.get(url, timeout=timeout)
+        # The read token proves a link is held: the relay serves nothing without it.
+        token = link.keys.read_token.hex()
+        return httpx.get(url, timeout=timeout, headers={"Authorization": f"Blindpad-Read {token}"})
     except httpx.HTTPError as error:
         raise CommandError(
             f"cannot reach the relay at {link.base_url} ({error}): {REACH_HINT}"
@@ -148,16 +153,27 @@ def _error_code(response: httpx.Response) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def read_text(link: crypto.PadLink, timeout: float) -> Read:
+def read_text(
+    link: crypto.PadLink,
+    timeout: float,
+    remembered: tuple[tuple[int, bytes], mmr.Peaks | None] | None = None,
+) -> Read:
     """The pad's text, verified, from the latest snapshot and the patches after it.
 
+    ``remembered``: the point this device verified (the state directory's),
+    which the history must extend where it reaches back to it
+    (:mod:`client.trust`; the proof across a snapshot above it needs the
+    websocket, so it is not made here).
+
     Raises:
-        CommandError: the relay is unreachable, does not have the pad, or served
-            something unusable.
+        CommandError: the relay is unreachable, does not have the pad, served
+            something unusable, or served a history that rolls back or forks
+            the one this device verified (then nothing is printed).
     """
     body = fetch(link, "from=snapshot", timeout)
     author = crypto.Author.generate("reader")
     engine: Engine[str, Patch] = Engine(TEXT, CryptoCodec(link.keys, author), writer=False)
+    engine.chain.fast_forward = True
     if body.snapshot is not None:
         x_seq, sealed = body.snapshot
         try:
@@ -167,4 +183,11 @@ def read_text(link: crypto.PadLink, timeout: float) -> Read:
     for seq, sealed in body.patches:
         engine.receive(sealed, seq)
     alarms = [e for e in engine.events() if isinstance(e, Alarm)]
+    trust = Trust(*remembered) if remembered is not None else Trust(None)
+    verdict = trust.caught_up(engine.chain, body.head_seq)
+    if engine.chain.strays:
+        verdict = Verdict(AlarmKind.FORK, "the relay serves two branches of this pad")
+    if verdict.kind in SUSPECT:
+        distrusted = Distrusted(verdict.kind.value if verdict.kind else "", verdict.detail)
+        raise CommandError(str(distrusted))
     return Read(engine.view, alarms, body)

@@ -10,8 +10,11 @@ from client.commands import _common as c
 
 def _run(args: argparse.Namespace) -> int:
     from client.commands._http import read_text
+    from client.state import StateDir, default_state_dir
 
-    read = read_text(c.link_arg(args.link), args.timeout)
+    link = c.link_arg(args.link)
+    remembered = StateDir(default_state_dir()).remembered(link.keys.channel_id)
+    read = read_text(link, args.timeout, remembered)
     for alarm in read.alarms:
         print(f"blindpad cat: warning: {alarm.kind.value}: {alarm.detail}", file=sys.stderr)
     sys.stdout.write(read.text)

@@ -56,6 +56,11 @@ async def _watch(
     async with Pad.open(link, **options) as pad:  # type: ignore[arg-type]
         stream = pad.events()
         print(f"text ({len(pad.text)} code points): {pad.text!r}", flush=True)
+        if pad.vouched is not None:
+            who, key = pad.vouched
+            print(f"opened from a snapshot made by {who} (key {key[:16]})", flush=True)
+        for alarm in pad.alarms:  # raised while opening
+            print(describe(alarm), flush=True)
         await pad.set_presence(name=name)
         shown = 0
         async for event in stream:

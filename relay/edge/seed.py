@@ -65,7 +65,7 @@ async def seed_pad(
     """
     keys = keys or PadKeys.generate()
     author = author or crypto.Author.generate("seeder")
-    info = await store.create_channel(keys.channel_id, keys.verify_key)
+    info = await store.create_channel(keys.channel_id, keys.verify_key, keys.read_token_hash)
     parent, start = info.head.id, info.head.seq
     for first in range(0, n, WINDOW):
         sealed = []
@@ -77,5 +77,5 @@ async def seed_pad(
         for result in await asyncio.gather(*appends):
             if result.outcome is not AppendOutcome.APPENDED:
                 raise StoreError(f"seeding stopped: append was {result.outcome.value}")
-    info = await store.create_channel(keys.channel_id, keys.verify_key)
+    info = await store.create_channel(keys.channel_id, keys.verify_key, keys.read_token_hash)
     return SeededPad(keys, info.head)

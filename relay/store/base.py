@@ -36,9 +36,20 @@ Backends: :mod:`relay.store.sqlite` (default; group commit; one process),
     StoreError
     ├── SchemaTooNew     (the database was written by a newer blindpad)
     ├── UnknownChannel   (no metadata for the channel)
-    ├── UnknownPatch     (a snapshot or trim names a patch that is not stored)
+    ├── SchemaTooOld     (the store holds protocol-1 pads, which this relay cannot serve)
+    ├── UnknownChannel   (no metadata for the channel)
+    ├── UnknownPatch     (a snapshot, trim or dispute names a patch or snapshot not stored)
     ├── NoSnapshot       (a trim names a patch without a snapshot)
+    ├── SnapshotDisputed (a trim names a patch whose snapshot is disputed)
     └── HistoryTrimmed   (asked for history before the trimmed floor)
+
+Schema version 2 (protocol 2) adds, per channel, ``read_hash``: SHA-256 of
+the read token the creating SUBSCRIBE carried, which every later reader must
+match; and ``disputes``: editors' signed claims that a stored snapshot is
+not the text at its patch, kept beside that snapshot (a snapshot with one is
+*disputed*) and deleted with it.  Dispute bytes count in ``stored_bytes``.
+An empty schema-1 store is upgraded in place; one that holds channels is
+refused with :class:`SchemaTooOld` (there is no migration, PROTOCOL.md §15.2).
 """
 
 from __future__ import annotations
@@ -51,7 +62,15 @@ from typing import Protocol
 from wire.frames import ZERO_ID
 
 #: The schema version this relay writes and understands.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def protocol_one_message(store: str) -> str:
+    """The one line refusing a schema-1 store that holds pads (PROTOCOL.md §15.2)."""
+    return (
+        f"{store} holds protocol-1 pads, which this relay cannot serve;"
+        " keep it for a 0.1 relay or start a new store"
+    )
 
 
 class StoreError(Exception):
@@ -60,6 +79,10 @@ class StoreError(Exception):
 
 class SchemaTooNew(StoreError):
     """The store was written by a newer relay; refuse to start rather than corrupt it."""
+
+
+class SchemaTooOld(StoreError):
+    """The store holds pads of protocol 1 (schema 1): refuse it, change nothing."""
 
 
 class UnknownChannel(StoreError):
@@ -72,6 +95,11 @@ class UnknownPatch(StoreError):
 
 class NoSnapshot(StoreError):
     """A trim names a patch that has no snapshot."""
+
+
+class SnapshotDisputed(StoreError):
+    """A trim names a patch whose snapshot is disputed: trimming would erase the
+    history that settles the dispute."""
 
 
 class HistoryTrimmed(StoreError):
@@ -97,6 +125,8 @@ class ChannelInfo:
     Attributes:
         channel_id: 32 bytes.
         verify_key: the Ed25519 verify key whose hash is the channel id.
+        read_hash: SHA-256 of the read token registered when the channel was
+            created; a reader's token must hash to it.
         head: the last patch.
         floor_seq: patches with seq <= floor were trimmed (0 = nothing trimmed).
         stored_bytes: bytes of all patches and snapshots currently stored.
@@ -105,6 +135,7 @@ class ChannelInfo:
 
     channel_id: bytes
     verify_key: bytes
+    read_hash: bytes
     head: Head
     floor_seq: int
     stored_bytes: int
@@ -149,7 +180,8 @@ class StoredSnapshot:
 
     ``envelope`` is None when the read did not load it (a paged read, see
     :meth:`Store.read_from_snapshot`): read it in parts with
-    :meth:`Store.read_snapshot`.
+    :meth:`Store.read_snapshot`.  ``disputed``: at least one dispute of this
+    snapshot (its id) is stored.
     """
 
     x_seq: int
@@ -157,6 +189,7 @@ class StoredSnapshot:
     id: bytes
     size: int
     envelope: bytes | None
+    disputed: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -178,6 +211,16 @@ def page(patches: Iterable[StoredPatch], max_bytes: int | None) -> list[StoredPa
         if max_bytes is not None and total >= max_bytes:
             break
     return out
+
+
+def contiguous(rows: Iterable[tuple[int, bytes]], after: int) -> list[bytes]:
+    """The ids of ``(seq, id)`` rows in seq order, from ``after + 1`` up to the first gap."""
+    ids: list[bytes] = []
+    for seq, patch_id in rows:
+        if seq != after + 1 + len(ids):
+            break
+        ids.append(bytes(patch_id))
+    return ids
 
 
 async def snapshot_parts(
@@ -239,8 +282,14 @@ class Store(Protocol):
     async def channel(self, channel_id: bytes) -> ChannelInfo | None:
         """Return the channel's metadata and sizes, or None if it does not exist."""
 
-    async def create_channel(self, channel_id: bytes, verify_key: bytes) -> ChannelInfo:
-        """Create the channel if it does not exist (idempotent); return its info."""
+    async def create_channel(
+        self, channel_id: bytes, verify_key: bytes, read_hash: bytes
+    ) -> ChannelInfo:
+        """Create the channel if it does not exist (idempotent); return its info.
+
+        An existing channel keeps its verify key and read hash: compare the
+        returned ``read_hash`` with the one asked for.
+        """
 
     async def append(
         self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
@@ -259,7 +308,8 @@ class Store(Protocol):
     ) -> int:
         """Store a snapshot of patch ``x_id`` beside the line; return X's seq.
 
-        Storing the same snapshot id again is a no-op returning the same seq.
+        Storing the same snapshot id again is a no-op returning the same seq;
+        a different snapshot of the same X replaces the old one (and its disputes).
 
         Raises:
             UnknownChannel: the channel does not exist.
@@ -289,6 +339,39 @@ class Store(Protocol):
         :meth:`read_snapshot`, so it never holds a whole snapshot.
         """
 
+    async def read_from_floor(
+        self, channel_id: bytes, max_bytes: int | None = None
+    ) -> HistoryRead:
+        """Return the earliest point still stored: the snapshot at the trimmed
+        floor if the channel was trimmed (else none), every patch after the
+        floor (a page of them with ``max_bytes``), and the head.
+
+        Paged reads leave the snapshot's envelope unloaded, as in
+        :meth:`read_from_snapshot`.
+        """
+
+    async def patch_ids(self, channel_id: bytes, after_seq: int, to_seq: int) -> list[bytes]:
+        """Return the ids of the patches numbered ``after_seq + 1`` to ``to_seq`` in
+        order, trimmed ones too (from their tombstones), stopping before the first
+        number not known (none for an unknown channel).  Callers bound the range."""
+
+    async def snapshot(self, channel_id: bytes, x_seq: int) -> StoredSnapshot | None:
+        """Return the stored snapshot of patch ``x_seq`` without its envelope
+        (``envelope`` None; ``size`` and ``disputed`` set), or None."""
+
+    async def add_dispute(
+        self, channel_id: bytes, snapshot_id: bytes, dispute_id: bytes, envelope: bytes
+    ) -> int:
+        """Store a dispute of the snapshot whose envelope id is ``snapshot_id``;
+        return that snapshot's X seq.
+
+        Storing the same dispute id again is a no-op returning the same seq.
+
+        Raises:
+            UnknownChannel: the channel does not exist.
+            UnknownPatch: ``snapshot_id`` is not a stored snapshot of the channel.
+        """
+
     async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
         """Return bytes ``offset`` to ``offset + size`` of the snapshot of patch ``x_seq``.
 
@@ -297,7 +380,8 @@ class Store(Protocol):
         """
 
     async def trim(self, channel_id: bytes, x_id: bytes) -> int:
-        """Remove patches with seq <= X's seq (and older snapshots), keep tombstones.
+        """Remove patches with seq <= X's seq (and older snapshots with their
+        disputes), keep tombstones.
 
         Returns:
             X's seq (the new floor).  Trimming to the current floor again is a no-op.
@@ -306,6 +390,7 @@ class Store(Protocol):
             UnknownChannel: the channel does not exist.
             UnknownPatch: X is not a known id of the channel.
             NoSnapshot: X has no stored snapshot.
+            SnapshotDisputed: X's snapshot is disputed.
         """
 
     async def stats(self) -> StoreStats:
@@ -333,6 +418,8 @@ __all__ = [
     "Membership",
     "NoSnapshot",
     "SchemaTooNew",
+    "SchemaTooOld",
+    "SnapshotDisputed",
     "Store",
     "StoreError",
     "StoreStats",
@@ -340,5 +427,6 @@ __all__ = [
     "StoredSnapshot",
     "UnknownChannel",
     "UnknownPatch",
+    "protocol_one_message",
     "snapshot_parts",
 ]

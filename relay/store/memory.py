@@ -23,6 +23,7 @@ from relay.store.base import (
     HistoryTrimmed,
     Membership,
     NoSnapshot,
+    SnapshotDisputed,
     StoredPatch,
     StoredSnapshot,
     StoreStats,
@@ -35,19 +36,34 @@ from relay.store.base import (
 @dataclasses.dataclass
 class _Channel:
     verify_key: bytes
+    read_hash: bytes
     patches: dict[int, StoredPatch] = dataclasses.field(default_factory=dict)
     ids: dict[bytes, int] = dataclasses.field(default_factory=dict)
     tombstones: dict[bytes, int] = dataclasses.field(default_factory=dict)
     snapshots: dict[int, StoredSnapshot] = dataclasses.field(default_factory=dict)
+    #: snapshot id -> dispute id -> dispute envelope
+    disputes: dict[bytes, dict[bytes, bytes]] = dataclasses.field(default_factory=dict)
     head: Head = dataclasses.field(default_factory=Head)
     floor_seq: int = 0
 
     def latest_snapshot(self) -> StoredSnapshot | None:
         return self.snapshots[max(self.snapshots)] if self.snapshots else None
 
+    def shown(self, snap: StoredSnapshot | None, *, load: bool) -> StoredSnapshot | None:
+        """``snap`` as a read returns it: its disputed flag, its envelope if ``load``."""
+        if snap is None:
+            return None
+        envelope = snap.envelope if load else None
+        disputed = bool(self.disputes.get(snap.id))
+        return dataclasses.replace(snap, envelope=envelope, disputed=disputed)
+
+    def drop_disputes(self, snapshot_id: bytes) -> None:
+        self.disputes.pop(snapshot_id, None)
+
     def stored_bytes(self) -> int:
         patches = sum(len(p.envelope) for p in self.patches.values())
-        return patches + sum(s.size for s in self.snapshots.values())
+        disputes = sum(len(e) for d in self.disputes.values() for e in d.values())
+        return patches + sum(s.size for s in self.snapshots.values()) + disputes
 
     def pad_bytes(self) -> int:
         snap = self.latest_snapshot()
@@ -82,12 +98,20 @@ class MemoryStore:
         if ch is None:
             return None
         return ChannelInfo(
-            channel_id, ch.verify_key, ch.head, ch.floor_seq, ch.stored_bytes(), ch.pad_bytes()
+            channel_id,
+            ch.verify_key,
+            ch.read_hash,
+            ch.head,
+            ch.floor_seq,
+            ch.stored_bytes(),
+            ch.pad_bytes(),
         )
 
-    async def create_channel(self, channel_id: bytes, verify_key: bytes) -> ChannelInfo:
+    async def create_channel(
+        self, channel_id: bytes, verify_key: bytes, read_hash: bytes
+    ) -> ChannelInfo:
         """See :meth:`relay.store.base.Store.create_channel`."""
-        self._channels.setdefault(channel_id, _Channel(verify_key))
+        self._channels.setdefault(channel_id, _Channel(verify_key, read_hash))
         info = await self.channel(channel_id)
         assert info is not None  # just created
         return info
@@ -123,6 +147,9 @@ class MemoryStore:
         x_seq = ch.ids.get(x_id)
         if x_seq is None:
             raise UnknownPatch(x_id.hex())
+        old = ch.snapshots.get(x_seq)
+        if old is not None and old.id != snapshot_id:
+            ch.drop_disputes(old.id)
         ch.snapshots[x_seq] = StoredSnapshot(x_seq, x_id, snapshot_id, len(envelope), envelope)
         return x_seq
 
@@ -148,9 +175,53 @@ class MemoryStore:
         snap = ch.latest_snapshot()
         start = snap.x_seq if snap else ch.floor_seq
         items = page((ch.patches[s] for s in range(start + 1, ch.head.seq + 1)), max_bytes)
-        if snap is not None and max_bytes is not None:
-            snap = dataclasses.replace(snap, envelope=None)  # streamed by read_snapshot
-        return HistoryRead(snap, items, ch.head)
+        # A paged read leaves the envelope to read_snapshot (streamed).
+        return HistoryRead(ch.shown(snap, load=max_bytes is None), items, ch.head)
+
+    async def read_from_floor(
+        self, channel_id: bytes, max_bytes: int | None = None
+    ) -> HistoryRead:
+        """See :meth:`relay.store.base.Store.read_from_floor`."""
+        ch = self._channels.get(channel_id)
+        if ch is None:
+            return HistoryRead(None, (), Head())
+        snap = ch.snapshots.get(ch.floor_seq) if ch.floor_seq else None
+        start = ch.floor_seq
+        items = page((ch.patches[s] for s in range(start + 1, ch.head.seq + 1)), max_bytes)
+        return HistoryRead(ch.shown(snap, load=max_bytes is None), items, ch.head)
+
+    async def patch_ids(self, channel_id: bytes, after_seq: int, to_seq: int) -> list[bytes]:
+        """See :meth:`relay.store.base.Store.patch_ids`."""
+        ch = self._channels.get(channel_id)
+        if ch is None:
+            return []
+        trimmed = {seq: patch_id for patch_id, seq in ch.tombstones.items()}
+        ids: list[bytes] = []
+        for seq in range(after_seq + 1, min(to_seq, ch.head.seq) + 1):
+            patch = ch.patches.get(seq)
+            found = patch.id if patch is not None else trimmed.get(seq)
+            if found is None:
+                break
+            ids.append(found)
+        return ids
+
+    async def snapshot(self, channel_id: bytes, x_seq: int) -> StoredSnapshot | None:
+        """See :meth:`relay.store.base.Store.snapshot`."""
+        ch = self._channels.get(channel_id)
+        if ch is None:
+            return None
+        return ch.shown(ch.snapshots.get(x_seq), load=False)
+
+    async def add_dispute(
+        self, channel_id: bytes, snapshot_id: bytes, dispute_id: bytes, envelope: bytes
+    ) -> int:
+        """See :meth:`relay.store.base.Store.add_dispute`."""
+        ch = self._get(channel_id)
+        found = [s for s in ch.snapshots.values() if s.id == snapshot_id]
+        if not found:
+            raise UnknownPatch(snapshot_id.hex())
+        ch.disputes.setdefault(snapshot_id, {}).setdefault(dispute_id, envelope)
+        return found[0].x_seq
 
     async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
         """See :meth:`relay.store.base.Store.read_snapshot`."""
@@ -170,12 +241,14 @@ class MemoryStore:
             return ch.floor_seq
         if x_seq not in ch.snapshots:
             raise NoSnapshot(x_id.hex())
+        if ch.disputes.get(ch.snapshots[x_seq].id):
+            raise SnapshotDisputed(x_id.hex())
         for seq in range(ch.floor_seq + 1, x_seq + 1):
             patch = ch.patches.pop(seq)
             del ch.ids[patch.id]
             ch.tombstones[patch.id] = seq
         for seq in [s for s in ch.snapshots if s < x_seq]:
-            del ch.snapshots[seq]
+            ch.drop_disputes(ch.snapshots.pop(seq).id)
         ch.floor_seq = x_seq
         return x_seq
 

@@ -58,9 +58,12 @@ connection was lost; all of them are idempotent.
 schema version (a newer one is refused with :class:`SchemaTooNew`) and a
 random *site* name.  The first relay creates everything in one transaction
 under ``pg_advisory_xact_lock``, so relays starting together on an empty
-schema do not race.  :meth:`PostgreSQLStore.join` numbers each process from a
-sequence, modulo 65,536: two live processes share a number only if 65,536
-starts happened in between.  Sizes are columns of ``channels``, as in SQLite,
+schema do not race.  A schema-1 store (protocol 1) holding channels is
+refused with :class:`SchemaTooOld` and left as it is; an empty one is
+migrated to schema 2 in place (read hashes, disputes).
+:meth:`PostgreSQLStore.join` numbers each process from a sequence, modulo
+65,536: two live processes share a number only if 65,536 starts happened in
+between.  Sizes are columns of ``channels``, as in SQLite,
 so quota checks read one row.
 
 **Backups**: ``pg_dump -Fc -n SCHEMA DBNAME > blindpad.dump`` while relays run
@@ -93,12 +96,16 @@ from relay.store.base import (
     Membership,
     NoSnapshot,
     SchemaTooNew,
+    SchemaTooOld,
+    SnapshotDisputed,
     StoredPatch,
     StoredSnapshot,
     StoreError,
     StoreStats,
     UnknownChannel,
     UnknownPatch,
+    contiguous,
+    protocol_one_message,
 )
 
 T = TypeVar("T")
@@ -114,7 +121,18 @@ _FIRST_ROWS = 1000
 _MAX_ROWS = 16000
 _NODES = 1 << 16
 
-_TABLES = """
+_DISPUTES = """
+CREATE TABLE disputes (
+    channel_id  bytea NOT NULL,
+    snapshot_id bytea NOT NULL,
+    id          bytea NOT NULL,
+    envelope    bytea NOT NULL,
+    PRIMARY KEY (channel_id, id)
+);
+CREATE INDEX disputes_by_snapshot ON disputes (channel_id, snapshot_id);
+"""
+_TABLES = (
+    """
 CREATE TABLE blindpad_meta (
     key   text PRIMARY KEY,
     value text NOT NULL
@@ -126,7 +144,8 @@ CREATE TABLE channels (
     head_id      bytea NOT NULL,
     floor_seq    bigint NOT NULL,
     stored_bytes bigint NOT NULL,
-    pad_bytes    bigint NOT NULL
+    pad_bytes    bigint NOT NULL,
+    read_hash    bytea NOT NULL
 );
 CREATE TABLE patches (
     channel_id bytea NOT NULL,
@@ -143,6 +162,7 @@ CREATE TABLE tombstones (
     seq        bigint NOT NULL,
     PRIMARY KEY (channel_id, id)
 );
+CREATE INDEX tombstones_by_seq ON tombstones (channel_id, seq);
 CREATE TABLE snapshots (
     channel_id bytea NOT NULL,
     x_seq      bigint NOT NULL,
@@ -154,9 +174,15 @@ CREATE TABLE snapshots (
 ALTER TABLE snapshots ALTER COLUMN envelope SET STORAGE EXTERNAL;
 CREATE SEQUENCE blindpad_nodes;
 """
+    + _DISPUTES
+)
 
-#: SQL taking the schema from version N to N + 1 (none yet: version 1 is the first).
-_MIGRATIONS: dict[int, str] = {}
+#: SQL taking the schema from version N to N + 1, run only on a store without
+#: channels (a schema-1 store with channels is refused: PROTOCOL.md §15.2).
+_MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE channels ADD COLUMN read_hash bytea NOT NULL;"
+    "CREATE INDEX tombstones_by_seq ON tombstones (channel_id, seq);" + _DISPUTES,
+}
 
 # --- the append transaction ---------------------------------------------------------
 
@@ -189,7 +215,7 @@ WHERE c.channel_id = u.channel_id
 # --- reads ---------------------------------------------------------------------------
 
 _CHANNEL = """
-SELECT verify_key, head_seq, head_id, floor_seq, stored_bytes, pad_bytes
+SELECT verify_key, read_hash, head_seq, head_id, floor_seq, stored_bytes, pad_bytes
 FROM channels WHERE channel_id = $1
 """
 _LOOKUP = """
@@ -229,15 +255,21 @@ LEFT JOIN LATERAL ({
 }) AS p ON true
 WHERE c.channel_id = $1
 """
-_READ_FROM_SNAPSHOT = f"""
+_DISPUTED = """EXISTS (
+    SELECT 1 FROM disputes AS d WHERE d.channel_id = {s}.channel_id AND d.snapshot_id = {s}.id
+)"""
+# {which}: the latest snapshot, or the one at the trimmed floor.
+_READ_WITH_SNAPSHOT = f"""
 SELECT c.head_seq, c.head_id, c.floor_seq,
-       s.x_seq, s.x_id, s.id AS snapshot_id, s.size,
+       s.x_seq, s.x_id, s.id AS snapshot_id, s.size, s.disputed,
        CASE WHEN $2::boolean AND COALESCE(p.n, 1) = 1 THEN s.envelope END AS snapshot,
        p.seq, p.id, p.envelope
 FROM channels AS c
 LEFT JOIN LATERAL (
-    SELECT x_seq, x_id, id, length(envelope) AS size, envelope FROM snapshots
-    WHERE channel_id = c.channel_id ORDER BY x_seq DESC LIMIT 1
+    SELECT x_seq, x_id, id, length(envelope) AS size, envelope,
+           {_DISPUTED.format(s="snapshots")} AS disputed
+    FROM snapshots
+    WHERE channel_id = c.channel_id {{which}}
 ) AS s ON true
 LEFT JOIN LATERAL ({
     _PAGE.format(
@@ -251,6 +283,12 @@ LEFT JOIN LATERAL ({
 }) AS p ON true
 WHERE c.channel_id = $1
 """
+_READ_FROM_SNAPSHOT = _READ_WITH_SNAPSHOT.format(which="ORDER BY x_seq DESC LIMIT 1")
+_READ_FROM_FLOOR = _READ_WITH_SNAPSHOT.format(which="AND x_seq = c.floor_seq AND x_seq > 0")
+_SNAPSHOT_AT = f"""
+SELECT x_seq, x_id, id, length(envelope) AS size, {_DISPUTED.format(s="s")} AS disputed
+FROM snapshots AS s WHERE channel_id = $1 AND x_seq = $2
+"""
 _MORE = _PAGE.format(
     extra="", channel="$1", after="$2", bound="AND seq <= $3", limit="$4", budget="$5"
 )
@@ -261,7 +299,9 @@ SELECT substring(envelope FROM $3 FOR $4) FROM snapshots WHERE channel_id = $1 A
 # --- other writes --------------------------------------------------------------------
 
 _CREATE = """
-INSERT INTO channels VALUES ($1, $2, 0, $3, 0, 0, 0) ON CONFLICT (channel_id) DO NOTHING
+INSERT INTO channels (channel_id, verify_key, head_seq, head_id, floor_seq, stored_bytes,
+                      pad_bytes, read_hash)
+VALUES ($1, $2, 0, $3, 0, 0, 0, $4) ON CONFLICT (channel_id) DO NOTHING
 """
 _LOCK_ONE = "SELECT floor_seq FROM channels WHERE channel_id = $1 FOR UPDATE"
 _PUT_SNAPSHOT = """
@@ -285,11 +325,31 @@ WITH gone AS (
     INSERT INTO tombstones (channel_id, id, seq) SELECT $1, id, seq FROM gone
 ), old AS (
     DELETE FROM snapshots WHERE channel_id = $1 AND x_seq < $2
+    RETURNING id, length(envelope) AS n
+), argued AS (
+    DELETE FROM disputes WHERE channel_id = $1 AND snapshot_id IN (SELECT id FROM old)
     RETURNING length(envelope) AS n
 )
 UPDATE channels SET floor_seq = $2, stored_bytes = stored_bytes
     - (SELECT COALESCE(sum(n), 0) FROM gone) - (SELECT COALESCE(sum(n), 0) FROM old)
+    - (SELECT COALESCE(sum(n), 0) FROM argued)
 WHERE channel_id = $1
+"""
+_DROP_DISPUTES = """
+WITH argued AS (
+    DELETE FROM disputes WHERE channel_id = $1 AND snapshot_id = $2
+    RETURNING length(envelope) AS n
+)
+SELECT COALESCE(sum(n), 0) FROM argued
+"""
+_PATCH_IDS = """
+SELECT seq, id FROM patches WHERE channel_id = $1 AND seq > $2 AND seq <= $3
+UNION ALL
+SELECT seq, id FROM tombstones WHERE channel_id = $1 AND seq > $2 AND seq <= $3
+ORDER BY seq
+"""
+_ADD_DISPUTE = """
+INSERT INTO disputes VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id, id) DO NOTHING
 """
 
 #: Errors of the database or of the way to it (anything else is a bug, and propagates).
@@ -624,6 +684,9 @@ class PostgreSQLStore:
                     f" version {version}, newer than this relay's {SCHEMA_VERSION}: upgrade"
                     " blindpad (or restore a backup) to use it"
                 )
+            if version == 1 and await conn.fetchval("SELECT EXISTS (SELECT 1 FROM channels)"):
+                where = f"PostgreSQL schema {schema or '(default)'} at {self._where}"
+                raise SchemaTooOld(protocol_one_message(where))
             while version < SCHEMA_VERSION:
                 await conn.execute(_MIGRATIONS[version])
                 version += 1
@@ -774,11 +837,13 @@ class PostgreSQLStore:
 
         return await self._run(op)
 
-    async def create_channel(self, channel_id: bytes, verify_key: bytes) -> ChannelInfo:
+    async def create_channel(
+        self, channel_id: bytes, verify_key: bytes, read_hash: bytes
+    ) -> ChannelInfo:
         """See :meth:`relay.store.base.Store.create_channel`."""
 
         async def op(conn: Connection) -> ChannelInfo:
-            await conn.execute(_CREATE, channel_id, verify_key, Head().id)
+            await conn.execute(_CREATE, channel_id, verify_key, Head().id, read_hash)
             info = _info(channel_id, await conn.fetchrow(_CHANNEL, channel_id))
             assert info is not None  # channels are never deleted
             return info
@@ -827,8 +892,11 @@ class PostgreSQLStore:
                 )
                 if old is not None and old["id"] == snapshot_id and old["size"] == len(envelope):
                     return int(x_seq)  # stored already (the id is the hash of the bytes)
+                freed = 0
+                if old is not None:  # replaced: its disputes go with it
+                    freed = await conn.fetchval(_DROP_DISPUTES, channel_id, old["id"])
                 await conn.execute(_PUT_SNAPSHOT, channel_id, x_seq, x_id, snapshot_id, envelope)
-                delta = len(envelope) - (old["size"] if old is not None else 0)
+                delta = len(envelope) - (old["size"] if old is not None else 0) - freed
                 await conn.execute(_SIZES_AFTER_SNAPSHOT, channel_id, delta)
                 return int(x_seq)
 
@@ -860,13 +928,22 @@ class PostgreSQLStore:
         self, channel_id: bytes, max_bytes: int | None = None
     ) -> HistoryRead:
         """See :meth:`relay.store.base.Store.read_from_snapshot`."""
+        return await self._read_with_snapshot(_READ_FROM_SNAPSHOT, channel_id, max_bytes)
+
+    async def read_from_floor(
+        self, channel_id: bytes, max_bytes: int | None = None
+    ) -> HistoryRead:
+        """See :meth:`relay.store.base.Store.read_from_floor`."""
+        return await self._read_with_snapshot(_READ_FROM_FLOOR, channel_id, max_bytes)
+
+    async def _read_with_snapshot(
+        self, statement: str, channel_id: bytes, max_bytes: int | None
+    ) -> HistoryRead:
         limit = None if max_bytes is None else _FIRST_ROWS
         budget = None if max_bytes is None else max(max_bytes, 1)
 
         async def op(conn: Connection) -> HistoryRead | None:
-            rows = await conn.fetch(
-                _READ_FROM_SNAPSHOT, channel_id, max_bytes is None, limit, budget
-            )
+            rows = await conn.fetch(statement, channel_id, max_bytes is None, limit, budget)
             if not rows:
                 return HistoryRead(None, (), Head())
             rows = sorted(rows, key=lambda r: r["seq"] or 0)
@@ -880,6 +957,7 @@ class PostgreSQLStore:
                     first["snapshot_id"],
                     first["size"],
                     first["snapshot"],
+                    first["disputed"],
                 )
             after = snapshot.x_seq if snapshot is not None else first["floor_seq"]
             found = _patch_rows(rows)
@@ -897,6 +975,63 @@ class PostgreSQLStore:
             if read is not None:
                 return read
         raise StoreError("history read kept being cut by trims")
+
+    async def patch_ids(self, channel_id: bytes, after_seq: int, to_seq: int) -> list[bytes]:
+        """See :meth:`relay.store.base.Store.patch_ids`."""
+        to = min(to_seq, _I64_MAX)  # a u64 past bigint: no patch is numbered that high
+        if after_seq >= to:
+            return []
+
+        async def op(conn: Connection) -> list[bytes]:
+            rows = await conn.fetch(_PATCH_IDS, channel_id, after_seq, to)
+            return contiguous(((r["seq"], r["id"]) for r in rows), after_seq)
+
+        return await self._run(op)
+
+    async def snapshot(self, channel_id: bytes, x_seq: int) -> StoredSnapshot | None:
+        """See :meth:`relay.store.base.Store.snapshot`."""
+        if not 0 <= x_seq <= _I64_MAX:
+            return None
+
+        async def op(conn: Connection) -> StoredSnapshot | None:
+            row = await conn.fetchrow(_SNAPSHOT_AT, channel_id, x_seq)
+            if row is None:
+                return None
+            return StoredSnapshot(
+                row["x_seq"], row["x_id"], row["id"], row["size"], None, row["disputed"]
+            )
+
+        return await self._run(op)
+
+    async def add_dispute(
+        self, channel_id: bytes, snapshot_id: bytes, dispute_id: bytes, envelope: bytes
+    ) -> int:
+        """See :meth:`relay.store.base.Store.add_dispute`."""
+
+        async def op(conn: Connection) -> int:
+            async with conn.transaction():
+                if await conn.fetchrow(_LOCK_ONE, channel_id) is None:
+                    raise UnknownChannel(channel_id.hex())
+                x_seq = await conn.fetchval(
+                    "SELECT x_seq FROM snapshots WHERE channel_id = $1 AND id = $2",
+                    channel_id,
+                    snapshot_id,
+                )
+                if x_seq is None:
+                    raise UnknownPatch(snapshot_id.hex())
+                added = await conn.execute(
+                    _ADD_DISPUTE, channel_id, snapshot_id, dispute_id, envelope
+                )
+                if added == "INSERT 0 1":
+                    await conn.execute(
+                        "UPDATE channels SET stored_bytes = stored_bytes + $2"
+                        " WHERE channel_id = $1",
+                        channel_id,
+                        len(envelope),
+                    )
+                return int(x_seq)
+
+        return await self._run(op)
 
     async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
         """See :meth:`relay.store.base.Store.read_snapshot`."""
@@ -926,12 +1061,11 @@ class PostgreSQLStore:
                     raise UnknownPatch(x_id.hex())
                 if x_seq <= floor:
                     return int(floor)
-                if not await conn.fetchval(
-                    "SELECT 1 FROM snapshots WHERE channel_id = $1 AND x_seq = $2",
-                    channel_id,
-                    x_seq,
-                ):
+                snap = await conn.fetchrow(_SNAPSHOT_AT, channel_id, x_seq)
+                if snap is None:
                     raise NoSnapshot(x_id.hex())
+                if snap["disputed"]:
+                    raise SnapshotDisputed(x_id.hex())
                 await conn.execute(_TRIM, channel_id, x_seq)
                 return int(x_seq)
 
@@ -955,8 +1089,8 @@ class PostgreSQLStore:
 
         async def op(conn: Connection) -> dict[bytes, ChannelInfo]:
             rows = await conn.fetch(
-                "SELECT channel_id, verify_key, head_seq, head_id, floor_seq, stored_bytes,"
-                " pad_bytes FROM channels WHERE channel_id = ANY($1::bytea[])",
+                "SELECT channel_id, verify_key, read_hash, head_seq, head_id, floor_seq,"
+                " stored_bytes, pad_bytes FROM channels WHERE channel_id = ANY($1::bytea[])",
                 list(channel_ids),
             )
             found = (_info(r["channel_id"], r) for r in rows)
@@ -1003,6 +1137,7 @@ def _info(channel_id: bytes, row: Any) -> ChannelInfo | None:
     return ChannelInfo(
         channel_id,
         row["verify_key"],
+        row["read_hash"],
         head,
         row["floor_seq"],
         row["stored_bytes"],

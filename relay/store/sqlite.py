@@ -21,7 +21,8 @@ Compare-and-append is atomic because only this thread writes: the dedupe
 check, the head comparison and the insert of one :meth:`append` run inside the
 same transaction.  ``PRAGMA user_version`` is the schema version; a database
 with a newer version is refused at :meth:`open` with :class:`SchemaTooNew`,
-and a file another relay process holds with
+a schema-1 database holding pads with :class:`SchemaTooOld` (an empty one is
+recreated as schema 2), and a file another relay process holds with
 :class:`~relay.store.lockfile.StoreLocked` (:mod:`relay.store.lockfile`).
 
 Sizes are kept as columns (``stored_bytes``, ``pad_bytes``) so the relay's
@@ -51,13 +52,17 @@ from relay.store.base import (
     Membership,
     NoSnapshot,
     SchemaTooNew,
+    SchemaTooOld,
+    SnapshotDisputed,
     StoredPatch,
     StoredSnapshot,
     StoreError,
     StoreStats,
     UnknownChannel,
     UnknownPatch,
+    contiguous,
     page,
+    protocol_one_message,
 )
 
 T = TypeVar("T")
@@ -73,7 +78,8 @@ CREATE TABLE channels (
     head_id      BLOB NOT NULL,
     floor_seq    INTEGER NOT NULL,
     stored_bytes INTEGER NOT NULL,
-    pad_bytes    INTEGER NOT NULL
+    pad_bytes    INTEGER NOT NULL,
+    read_hash    BLOB NOT NULL
 );
 CREATE TABLE patches (
     channel_id BLOB NOT NULL,
@@ -89,6 +95,7 @@ CREATE TABLE tombstones (
     seq        INTEGER NOT NULL,
     PRIMARY KEY (channel_id, id)
 ) WITHOUT ROWID;
+CREATE INDEX tombstones_by_seq ON tombstones (channel_id, seq);
 CREATE TABLE snapshots (
     channel_id BLOB NOT NULL,
     x_seq      INTEGER NOT NULL,
@@ -97,7 +104,18 @@ CREATE TABLE snapshots (
     envelope   BLOB NOT NULL,
     PRIMARY KEY (channel_id, x_seq)
 );
+CREATE TABLE disputes (
+    channel_id  BLOB NOT NULL,
+    snapshot_id BLOB NOT NULL,
+    id          BLOB NOT NULL,
+    envelope    BLOB NOT NULL,
+    PRIMARY KEY (channel_id, id)
+) WITHOUT ROWID;
+CREATE INDEX disputes_by_snapshot ON disputes (channel_id, snapshot_id);
 """
+
+#: The tables of schema 1, dropped when an empty schema-1 file becomes schema 2.
+_SCHEMA_1_TABLES = ("channels", "patches", "tombstones", "snapshots")
 
 
 @dataclasses.dataclass
@@ -248,6 +266,8 @@ class SQLiteStore:
                     f"{self.path} has schema version {version}, newer than this relay's "
                     f"{SCHEMA_VERSION}: upgrade blindpad (or restore a backup) to use it"
                 )
+            if version == 1 and conn.execute("SELECT 1 FROM channels LIMIT 1").fetchone():
+                raise SchemaTooOld(protocol_one_message(self.path))
             if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != _INCREMENTAL:
                 # Freed pages go back to the file system after a trim (_trim).  A new
                 # file takes it at once; an older one is rewritten once (VACUUM).
@@ -256,8 +276,12 @@ class SQLiteStore:
                     conn.execute("VACUUM")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            if version == 0:
-                conn.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+            if version < SCHEMA_VERSION:  # new, or schema 1 without a pad: made anew
+                drops = "".join(f"DROP TABLE IF EXISTS {t};" for t in _SCHEMA_1_TABLES)
+                conn.executescript(
+                    f"BEGIN;{drops if version else ''}{_SCHEMA}"
+                    f"PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+                )
         except BaseException:
             conn.close()
             raise
@@ -358,13 +382,16 @@ class SQLiteStore:
         """See :meth:`relay.store.base.Store.channel`."""
         return await self._submit(lambda c: _channel(c, channel_id), channel=channel_id)
 
-    async def create_channel(self, channel_id: bytes, verify_key: bytes) -> ChannelInfo:
+    async def create_channel(
+        self, channel_id: bytes, verify_key: bytes, read_hash: bytes
+    ) -> ChannelInfo:
         """See :meth:`relay.store.base.Store.create_channel`."""
 
         def op(c: sqlite3.Connection) -> ChannelInfo:
             c.execute(
-                "INSERT OR IGNORE INTO channels VALUES (?, ?, 0, ?, 0, 0, 0)",
-                (channel_id, verify_key, Head().id),
+                "INSERT OR IGNORE INTO channels (channel_id, verify_key, head_seq, head_id,"
+                " floor_seq, stored_bytes, pad_bytes, read_hash) VALUES (?, ?, 0, ?, 0, 0, 0, ?)",
+                (channel_id, verify_key, Head().id, read_hash),
             )
             return _require(c, channel_id)
 
@@ -410,6 +437,37 @@ class SQLiteStore:
         """See :meth:`relay.store.base.Store.read_from_snapshot`."""
         return await self._submit(
             lambda c: _read_from_snapshot(c, channel_id, max_bytes), channel=channel_id
+        )
+
+    async def read_from_floor(
+        self, channel_id: bytes, max_bytes: int | None = None
+    ) -> HistoryRead:
+        """See :meth:`relay.store.base.Store.read_from_floor`."""
+        return await self._submit(
+            lambda c: _read_from_floor(c, channel_id, max_bytes), channel=channel_id
+        )
+
+    async def patch_ids(self, channel_id: bytes, after_seq: int, to_seq: int) -> list[bytes]:
+        """See :meth:`relay.store.base.Store.patch_ids`."""
+        return await self._submit(
+            lambda c: _patch_ids(c, channel_id, after_seq, to_seq), channel=channel_id
+        )
+
+    async def snapshot(self, channel_id: bytes, x_seq: int) -> StoredSnapshot | None:
+        """See :meth:`relay.store.base.Store.snapshot`."""
+        return await self._submit(
+            lambda c: _snapshot_at(c, channel_id, x_seq, load=False), channel=channel_id
+        )
+
+    async def add_dispute(
+        self, channel_id: bytes, snapshot_id: bytes, dispute_id: bytes, envelope: bytes
+    ) -> int:
+        """See :meth:`relay.store.base.Store.add_dispute`."""
+        return await self._submit(
+            lambda c: _add_dispute(c, channel_id, snapshot_id, dispute_id, envelope),
+            write=True,
+            channel=channel_id,
+            size=len(envelope),
         )
 
     async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
@@ -462,14 +520,15 @@ def _settle(future: asyncio.Future[Any], result: object) -> None:
 
 def _channel(c: sqlite3.Connection, channel_id: bytes) -> ChannelInfo | None:
     row = c.execute(
-        "SELECT verify_key, head_seq, head_id, floor_seq, stored_bytes, pad_bytes"
+        "SELECT verify_key, read_hash, head_seq, head_id, floor_seq, stored_bytes, pad_bytes"
         " FROM channels WHERE channel_id = ?",
         (channel_id,),
     ).fetchone()
     if row is None:
         return None
-    key, head_seq, head_id, floor_seq, stored, pad = row
-    return ChannelInfo(channel_id, key, Head(head_seq, head_id), floor_seq, stored, pad)
+    key, read_hash, head_seq, head_id, floor_seq, stored, pad = row
+    head = Head(head_seq, head_id)
+    return ChannelInfo(channel_id, key, read_hash, head, floor_seq, stored, pad)
 
 
 def _require(c: sqlite3.Connection, channel_id: bytes) -> ChannelInfo:
@@ -519,20 +578,75 @@ def _put_snapshot(
         raise UnknownPatch(x_id.hex())
     x_seq = int(row[0])
     old = c.execute(
-        "SELECT length(envelope) FROM snapshots WHERE channel_id = ? AND x_seq = ?",
+        "SELECT length(envelope), id FROM snapshots WHERE channel_id = ? AND x_seq = ?",
         (channel_id, x_seq),
     ).fetchone()
+    if old is not None and old[1] == snapshot_id:
+        return x_seq  # stored already (the id is the hash of the bytes)
+    freed = 0
+    if old is not None:  # replaced: its disputes go with it
+        freed = _drop_disputes(c, channel_id, "id = ?", old[1])
     c.execute(
         "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)",
         (channel_id, x_seq, x_id, snapshot_id, envelope),
     )
-    delta = len(envelope) - (old[0] if old else 0)
+    delta = len(envelope) - (old[0] if old else 0) - freed
     c.execute(
         "UPDATE channels SET stored_bytes = stored_bytes + ? WHERE channel_id = ?",
         (delta, channel_id),
     )
     _refresh_pad_bytes(c, channel_id)
     return x_seq
+
+
+def _drop_disputes(c: sqlite3.Connection, channel_id: bytes, where: str, value: object) -> int:
+    """Delete the channel's disputes of the snapshots ``where`` picks; return their bytes."""
+    picked = "channel_id = ? AND snapshot_id IN"
+    picked += f" (SELECT id FROM snapshots WHERE channel_id = ? AND {where})"
+    freed = c.execute(
+        f"SELECT COALESCE(SUM(length(envelope)), 0) FROM disputes WHERE {picked}",
+        (channel_id, channel_id, value),
+    ).fetchone()[0]
+    c.execute(f"DELETE FROM disputes WHERE {picked}", (channel_id, channel_id, value))
+    return int(freed)
+
+
+def _patch_ids(c: sqlite3.Connection, channel_id: bytes, after: int, to: int) -> list[bytes]:
+    to = min(to, 2**63 - 1)  # a u64 past SQLite's i64: no patch is numbered that high
+    if after >= to:
+        return []
+    rows = c.execute(
+        "SELECT seq, id FROM patches WHERE channel_id = :c AND seq > :a AND seq <= :t"
+        " UNION ALL SELECT seq, id FROM tombstones WHERE channel_id = :c AND seq > :a"
+        " AND seq <= :t ORDER BY seq",
+        {"c": channel_id, "a": after, "t": to},
+    )
+    return contiguous(rows, after)
+
+
+def _add_dispute(
+    c: sqlite3.Connection,
+    channel_id: bytes,
+    snapshot_id: bytes,
+    dispute_id: bytes,
+    envelope: bytes,
+) -> int:
+    _require(c, channel_id)
+    row = c.execute(
+        "SELECT x_seq FROM snapshots WHERE channel_id = ? AND id = ?", (channel_id, snapshot_id)
+    ).fetchone()
+    if row is None:
+        raise UnknownPatch(snapshot_id.hex())
+    added = c.execute(
+        "INSERT OR IGNORE INTO disputes VALUES (?, ?, ?, ?)",
+        (channel_id, snapshot_id, dispute_id, envelope),
+    ).rowcount
+    if added:
+        c.execute(
+            "UPDATE channels SET stored_bytes = stored_bytes + ? WHERE channel_id = ?",
+            (len(envelope), channel_id),
+        )
+    return int(row[0])
 
 
 def _refresh_pad_bytes(c: sqlite3.Connection, channel_id: bytes) -> None:
@@ -571,21 +685,50 @@ def _read_since(
     return HistoryRead(None, _patches_after(c, channel_id, since_seq, max_bytes), info.head)
 
 
+def _snapshot_at(
+    c: sqlite3.Connection, channel_id: bytes, x_seq: int | None, *, load: bool
+) -> StoredSnapshot | None:
+    """The snapshot of patch ``x_seq`` (None: the latest), its envelope if ``load``."""
+    envelope = "s.envelope" if load else "NULL"  # a paged read streams it
+    which = "ORDER BY s.x_seq DESC LIMIT 1" if x_seq is None else "AND s.x_seq = ?"
+    args: tuple[object, ...] = (channel_id,) if x_seq is None else (channel_id, x_seq)
+    if x_seq is not None and not 0 <= x_seq < 2**63:
+        return None  # a u64 past SQLite's i64: no such snapshot
+    row = c.execute(
+        f"SELECT s.x_seq, s.x_id, s.id, length(s.envelope), {envelope},"
+        " EXISTS (SELECT 1 FROM disputes AS d"
+        "   WHERE d.channel_id = s.channel_id AND d.snapshot_id = s.id)"
+        f" FROM snapshots AS s WHERE s.channel_id = ? {which}",
+        args,
+    ).fetchone()
+    if row is None:
+        return None
+    x, x_id, snapshot_id, size, data, disputed = row
+    return StoredSnapshot(x, x_id, snapshot_id, size, data, bool(disputed))
+
+
 def _read_from_snapshot(
     c: sqlite3.Connection, channel_id: bytes, max_bytes: int | None
 ) -> HistoryRead:
     info = _channel(c, channel_id)
     if info is None:
         return HistoryRead(None, (), Head())
-    envelope = "envelope" if max_bytes is None else "NULL"  # a paged read streams it
-    row = c.execute(
-        f"SELECT x_seq, x_id, id, length(envelope), {envelope} FROM snapshots"
-        " WHERE channel_id = ? ORDER BY x_seq DESC LIMIT 1",
-        (channel_id,),
-    ).fetchone()
-    snap = StoredSnapshot(*row) if row else None
+    snap = _snapshot_at(c, channel_id, None, load=max_bytes is None)
     start = snap.x_seq if snap else info.floor_seq
     return HistoryRead(snap, _patches_after(c, channel_id, start, max_bytes), info.head)
+
+
+def _read_from_floor(
+    c: sqlite3.Connection, channel_id: bytes, max_bytes: int | None
+) -> HistoryRead:
+    info = _channel(c, channel_id)
+    if info is None:
+        return HistoryRead(None, (), Head())
+    snap = None
+    if info.floor_seq:
+        snap = _snapshot_at(c, channel_id, info.floor_seq, load=max_bytes is None)
+    patches = _patches_after(c, channel_id, info.floor_seq, max_bytes)
+    return HistoryRead(snap, patches, info.head)
 
 
 def _read_snapshot(
@@ -608,12 +751,13 @@ def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes) -> int:
         raise UnknownPatch(x_id.hex())
     if x_seq <= info.floor_seq:
         return info.floor_seq
-    has_snapshot = c.execute(
-        "SELECT 1 FROM snapshots WHERE channel_id = ? AND x_seq = ?", (channel_id, x_seq)
-    ).fetchone()
-    if has_snapshot is None:
+    snap = _snapshot_at(c, channel_id, x_seq, load=False)
+    if snap is None:
         raise NoSnapshot(x_id.hex())
-    freed = c.execute(
+    if snap.disputed:
+        raise SnapshotDisputed(x_id.hex())
+    freed = _drop_disputes(c, channel_id, "x_seq < ?", x_seq)
+    freed += c.execute(
         "SELECT COALESCE(SUM(length(envelope)), 0) FROM ("
         " SELECT envelope FROM patches WHERE channel_id = :c AND seq <= :x"
         " UNION ALL SELECT envelope FROM snapshots WHERE channel_id = :c AND x_seq < :x)",

@@ -235,7 +235,7 @@ def test_large_snapshots_are_uploaded_in_chunks_and_joiners_load_them() -> None:
     joiner.connected()
     subscribe = sent(joiner)[1]
     x_seq = len(pushes)
-    joiner.receive_frame(f.encode(f.Snapshot(keys.channel_id, x_seq, len(sealed), 0, sealed)))
+    joiner.receive_frame(f.encode(f.Snapshot(keys.channel_id, x_seq, 0, len(sealed), 0, sealed)))
     head = crypto.open_envelope(keys, sealed).ref
     joiner.receive_frame(
         f.encode(f.HistoryEnd(subscribe.request_id, keys.channel_id, x_seq, head))
@@ -250,11 +250,12 @@ def test_a_bad_snapshot_alarms_and_falls_back_to_the_whole_history() -> None:
     joiner.connected()
     sent(joiner)
     junk = crypto.seal(keys, crypto.Author.generate("x"), crypto.Kind.SNAPSHOT, b"r" * 32, b"{}")
-    joiner.receive_frame(f.encode(f.Snapshot(keys.channel_id, 3, len(junk), 0, junk)))
+    joiner.receive_frame(f.encode(f.Snapshot(keys.channel_id, 3, 0, len(junk), 0, junk)))
     assert [e.kind for e in joiner.events() if isinstance(e, Alarm)] == [AlarmKind.BAD_SNAPSHOT]
     frames = sent(joiner)
     assert [type(x) for x in frames] == [f.Unsubscribe, f.Subscribe]
-    assert frames[1].since_seq == 0
+    assert (frames[1].start, frames[1].since_seq) == (f.SubscribeFrom.EARLIEST, 0)
+    assert frames[1].read_token == keys.read_token  # every read proves the view secret
 
 
 def test_garbage_from_the_relay_is_a_protocol_error() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from relay_support import RelayProcess
+from relay_support import RelayProcess, free_port
 
 import crypto
 from client.commands import _common
@@ -135,9 +136,55 @@ def test_trim_keeps_the_text_and_removes_the_history_before_it(tmp_path: Path) -
         ]
         assert blindpad("append", edit, "!", state=tmp_path).returncode == 0  # writes go on
         assert blindpad("cat", view, state=tmp_path).stdout == "one two three four!"
+        # opening from the earliest point held (here the snapshot at the floor) and
+        # replaying every patch after it, checked
+        checked = blindpad("append", edit, "?", "--verify", "history", state=tmp_path)
+        assert checked.returncode == 0, checked.stderr
+        assert blindpad("cat", view, state=tmp_path).stdout == "one two three four!?"
         refused = blindpad("trim", view, state=tmp_path)
         assert refused.returncode == 2
         assert "view link" in refused.stderr
+    finally:
+        relay.stop()
+
+
+def _copy_store(source: Path, target: Path) -> None:
+    """Copy a stopped relay's SQLite store (and its WAL, if one was left)."""
+    for suffix in ("", "-wal", "-shm"):
+        origin = source.with_name(source.name + suffix)
+        copy = target.with_name(target.name + suffix)
+        copy.unlink(missing_ok=True)
+        if origin.exists():
+            shutil.copy(origin, copy)
+
+
+def test_cat_refuses_a_rolled_back_pad_and_prints_nothing(tmp_path: Path) -> None:
+    """A relay restored from an old backup (or lying) serves an older history:
+    the state directory remembers more, so `cat` says so and prints no text."""
+    store, backup = tmp_path / "relay.sqlite3", tmp_path / "backup.sqlite3"
+    args = ("--store", f"sqlite:///{store}", "--port", str(free_port()))
+    relay = RelayProcess(*args)
+    try:
+        edit, view = new_pad(relay.handle.url, tmp_path)
+        assert blindpad("append", edit, "a", state=tmp_path).returncode == 0
+    finally:
+        relay.stop()
+    _copy_store(store, backup)
+    relay = RelayProcess(*args)
+    try:
+        for letter in "bc":
+            assert blindpad("append", edit, letter, state=tmp_path).returncode == 0
+        assert blindpad("cat", view, state=tmp_path).stdout == "abc"
+    finally:
+        relay.stop()
+    _copy_store(backup, store)
+    relay = RelayProcess(*args)
+    try:
+        rolled = blindpad("cat", view, state=tmp_path)
+        assert (rolled.returncode, rolled.stdout) == (1, "")
+        assert "rollback" in rolled.stderr
+        assert "cannot be trusted" in rolled.stderr
+        assert len(rolled.stderr.splitlines()) == 1
     finally:
         relay.stop()
 

@@ -22,7 +22,7 @@ import pytest
 from liar import LyingRelay
 
 import crypto
-from client import AlarmKind, Backoff, Distrusted, Pad, Status
+from client import AlarmKind, Backoff, Distrusted, Pad, Status, mmr
 from client.relayside import DEFAULT_RESUME_AFTER_MS
 from crypto.envelope import Kind, envelope_id
 from wire import frames as f
@@ -201,65 +201,86 @@ def test_two_clients_kept_on_different_branches_at_equal_height_both_alarm() -> 
     run(main)
 
 
-def test_a_restart_across_a_snapshot_proves_descent_or_catches_the_fork(tmp_path: Path) -> None:
+def _device_that_verified(root: Path, liar: LyingRelay, branch: str, height: int) -> Path:
+    """A state directory that remembers patch ``height`` of ``branch`` and its peaks."""
+    folder = root / "pads" / (liar.channel_id or b"").hex()
+    folder.mkdir(parents=True)
+    b = liar.branches[branch]
+    ids = [pid for pid, seq in sorted(b.trimmed.items(), key=lambda item: item[1])]
+    ids += [envelope_id(e) for e in b.patches]
+    head = {
+        "height": height,
+        "id": ids[height - 1].hex(),
+        "peaks": mmr.to_hex(mmr.of(ids[:height])),
+    }
+    folder.joinpath("head.json").write_text(json.dumps(head))
+    return root
+
+
+def test_a_restart_across_a_trimmed_snapshot_proves_descent_from_the_ids(tmp_path: Path) -> None:
     async def main(liar: LyingRelay) -> None:
         links = await Pad.create(liar.url)
         async with opener(links.edit_link, tmp_path) as a:
             await type_patches(a, "ab")
-        # honest: someone else writes on, snapshots at 5, history kept
-        async with opener(links.edit_link) as b:
+        async with opener(links.edit_link) as b:  # someone else writes on and trims at 5
             await type_patches(b, "cde")
-            kept = list(liar.branches["main"].patches)
             assert await b.trim(HANG) == 5
-        main_branch = liar.branches["main"]
-        main_branch.patches, main_branch.floor = kept, 0
+        assert liar.branches["main"].floor == 5  # patches 1-5 are gone
         async with opener(links.edit_link, tmp_path) as again:
             await again.synced(HANG)
             assert (again.text, again.alarms) == ("abcde", [])
-            since = [x.since_seq for x in liar.connections[-1].received if _sub(x)]
-            assert since == [0, 2]  # the snapshot, then the proof from the remembered point
-        # a fork across a compaction: another branch from patch 1, snapshotted above
-        liar.fork("evil", at_seq=1)
+            asked = [x for x in liar.connections[-1].received if isinstance(x, f.ProofRequest)]
+            assert [(x.from_seq, x.to_seq) for x in asked] == [(2, 5)]
+
+    run(main)
+
+
+def test_a_fork_served_across_a_compaction_is_caught(tmp_path: Path) -> None:
+    async def main(liar: LyingRelay) -> None:
+        links = await Pad.create(liar.url)
+        async with opener(links.edit_link) as a:
+            await type_patches(a, "ab")
+        victim = _device_that_verified(tmp_path / "victim", liar, "main", 2)
+        liar.fork("evil", at_seq=1)  # another branch from patch 1, snapshotted and trimmed
         _route_next_to(liar, "evil")
         async with opener(links.edit_link) as c:
             await type_patches(c, "WXYZ")
-            kept = list(liar.branches["evil"].patches)
             assert await c.trim(HANG) == 5
-        evil = liar.branches["evil"]
-        evil.patches, evil.floor = kept, 0
-        other = tmp_path / "other"  # a device that verified "ab" (patch 2) only
-        folder = other / "pads" / (liar.channel_id or b"").hex()
+        liar.route = lambda n: "evil"
+        async with opener(links.edit_link, victim) as pad:
+            await alarmed(pad, AlarmKind.FORK)
+            assert "does not descend from patch 2" in pad.alarms[-1].detail
+            await distrusted(pad, AlarmKind.FORK)
+        # the relay cannot name ids that lead there, and naming none is withheld
+        liar.prove = lambda conn, start, end: b""
+        async with opener(links.edit_link, victim) as pad:
+            await alarmed(pad, AlarmKind.WITHHELD)
+            await distrusted(pad, AlarmKind.WITHHELD)
+
+    run(main)
+
+
+def test_a_point_remembered_without_peaks_is_reported_unverified(tmp_path: Path) -> None:
+    async def main(liar: LyingRelay) -> None:
+        links = await Pad.create(liar.url)
+        async with opener(links.edit_link) as b:
+            await type_patches(b, "abcde")
+            assert await b.trim(HANG) == 5
+        folder = tmp_path / "pads" / (liar.channel_id or b"").hex()
         folder.mkdir(parents=True)
-        second = envelope_id(liar.branches["main"].patches[1])
-        folder.joinpath("head.json").write_text(json.dumps({"height": 2, "id": second.hex()}))
-        _route_next_to(liar, "evil")
-        async with opener(links.edit_link, other) as victim:
-            await alarmed(victim, AlarmKind.FORK)
-            await distrusted(victim, AlarmKind.FORK)
+        second = liar.branches["main"].trimmed
+        id2 = next(pid for pid, seq in second.items() if seq == 2)
+        folder.joinpath("head.json").write_text(json.dumps({"height": 2, "id": id2.hex()}))
+        async with opener(links.edit_link, tmp_path) as again:
+            await alarmed(again, AlarmKind.UNVERIFIED)
+            await again.synced(HANG)  # said, then accepted: docs/SECURITY.md names it
+            assert again.text == "abcde"
 
     run(main)
 
 
 def _sub(frame: object) -> bool:
     return isinstance(frame, f.Subscribe)
-
-
-def test_history_trimmed_past_the_remembered_point_is_reported_unverified(
-    tmp_path: Path,
-) -> None:
-    async def main(liar: LyingRelay) -> None:
-        links = await Pad.create(liar.url)
-        async with opener(links.edit_link, tmp_path) as a:
-            await type_patches(a, "ab")
-        async with opener(links.edit_link) as b:
-            await type_patches(b, "cde")
-            assert await b.trim(HANG) == 5
-        async with opener(links.edit_link, tmp_path) as again:
-            await alarmed(again, AlarmKind.UNVERIFIED)
-            await again.synced(HANG)  # said, then accepted: docs/SECURITY.md names the window
-            assert again.text == "abcde"
-
-    run(main)
 
 
 # --- gaps and withholding ------------------------------------------------------------
@@ -322,6 +343,32 @@ def test_a_claimed_head_never_delivered_resumes_then_says_withheld() -> None:
     run(main)
 
 
+def test_a_peer_ahead_whose_patches_never_come_is_withheld_naming_the_peer() -> None:
+    clock = Clock()
+
+    async def main(liar: LyingRelay) -> None:
+        links = await Pad.create(liar.url)
+        async with opener(links.edit_link, clock=clock) as a:
+            await a.set_presence(name="alice")
+            await type_patches(a, "1")
+            async with opener(links.view_link, clock=clock) as b:
+                await until(lambda: b.text == "1", b)
+                b_conn = liar.connections[-1]
+                # b is kept at patch 1: no broadcasts, and resumes serve nothing new
+                liar.drop_broadcast = lambda conn, seq, env: conn is b_conn
+                liar.serve = lambda conn, served: [x for x in served if conn is not b_conn]
+                first = (1, liar.branches["main"].head_id)
+                liar.claim = lambda conn, br: (
+                    first if conn is b_conn else (br.head_seq, br.head_id)
+                )
+                await type_patches(a, "23")
+                await alarmed(b, AlarmKind.WITHHELD, clock)
+                assert "alice" in b.alarms[-1].detail
+                assert b.text == "1"
+
+    run(main)
+
+
 # --- snapshots and strangers ---------------------------------------------------------
 
 
@@ -361,5 +408,84 @@ def test_junk_ephemerals_from_a_stranger_are_counted_never_shown() -> None:
             assert victim.alarms == []
             await victim.insert(0, "ok")
             await victim.synced(HANG)
+
+    run(main)
+
+
+# --- snapshots checked by someone who can -----------------------------------------------
+
+
+def _forged_snapshot(keys: crypto.PadKeys, x_id: bytes, height: int, text: str) -> bytes:
+    """What a malicious editor uploads: a snapshot of patch ``x_id`` that is not its text."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    content = json.dumps({"height": height, "doc": text, "h": digest}).encode()
+    return crypto.seal(keys, crypto.Author.generate("mallory"), Kind.SNAPSHOT, x_id, content)
+
+
+def test_a_forged_snapshot_is_disputed_by_a_live_holder_and_skipped_by_joiners() -> None:
+    async def main(liar: LyingRelay) -> None:
+        links = await Pad.create(liar.url)
+        keys = crypto.parse_link(links.edit_link).keys
+        async with opener(links.edit_link) as holder:
+            await type_patches(holder, "abc")
+            branch = liar.branches["main"]
+            forged = _forged_snapshot(keys, branch.head_id, 3, "forged")
+            branch.snapshot = (3, forged)
+            liar.send_snapshot(liar.connections[-1], 3, forged, f.SNAPSHOT_LIVE)
+            await until(lambda: bool(liar.disputes), holder)
+            assert kinds(holder) == [AlarmKind.SNAPSHOT_MISMATCH]
+            assert holder.text == "abc"  # a snapshot never changes anyone's text
+            dispute = crypto.open_envelope(keys, liar.disputes[0])
+            assert dispute.kind is Kind.DISPUTE
+            assert dispute.ref == envelope_id(forged)
+        async with opener(links.view_link) as joiner:
+            assert joiner.text == "abc"  # read from history, not from the disputed snapshot
+            assert kinds(joiner) == [AlarmKind.BAD_SNAPSHOT]
+            assert "disputed" in joiner.alarms[0].detail
+            assert joiner.vouched is None
+
+    run(main)
+
+
+def test_a_forged_snapshot_trimmed_at_at_once_still_alarms_holder_and_joiner() -> None:
+    async def main(liar: LyingRelay) -> None:
+        links = await Pad.create(liar.url)
+        keys = crypto.parse_link(links.edit_link).keys
+        async with opener(links.edit_link) as holder:
+            await type_patches(holder, "abc")
+            branch = liar.branches["main"]
+            forged = _forged_snapshot(keys, branch.head_id, 3, "forged")
+            # the forger uploads and trims before anyone can dispute
+            branch.snapshot, branch.floor_id = (3, forged), branch.head_id
+            branch.floor, branch.patches = 3, []
+            liar.send_snapshot(liar.connections[-1], 3, forged, f.SNAPSHOT_LIVE)
+            await until(lambda: bool(liar.disputes), holder)
+            assert holder.text == "abc"
+        async with opener(links.view_link) as joiner:
+            # nothing older is left: the joiner opens from it, and says so
+            assert joiner.text == "forged"
+            assert kinds(joiner) == [AlarmKind.BAD_SNAPSHOT, AlarmKind.BAD_SNAPSHOT]
+            assert "rests on that snapshot's author alone" in joiner.alarms[1].detail
+
+    run(main)
+
+
+def test_verify_history_replays_every_stored_patch_and_a_snapshot_names_its_author() -> None:
+    async def main(liar: LyingRelay) -> None:
+        links = await Pad.create(liar.url)
+        async with opener(links.edit_link, name="carol") as writer:
+            await type_patches(writer, "abc")
+            assert await writer.trim(HANG) == 3
+            await type_patches(writer, "d")
+            author = writer.session.author.public_key.hex()
+        async with opener(links.view_link) as joiner:
+            assert joiner.text == "abcd"
+            assert joiner.vouched == ("carol", author)
+        async with opener(links.view_link, verify="history") as checker:
+            assert checker.text == "abcd"
+            start = [x.start for x in liar.connections[-1].received if _sub(x)]
+            assert start == [f.SubscribeFrom.EARLIEST]
+        with pytest.raises(ValueError, match="verify must be"):
+            Pad.open(links.view_link, verify="trust me")
 
     run(main)

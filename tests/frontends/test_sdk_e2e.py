@@ -285,7 +285,12 @@ def test_a_stored_invalid_patch_is_skipped_with_an_alarm() -> None:
                 async with Client.connect(RelayHandle(relay.url)) as raw:
                     await raw.send(
                         f.Subscribe(
-                            1, keys.channel_id, f.SubscribeFrom.SINCE, head[0], keys.verify_key
+                            1,
+                            keys.channel_id,
+                            f.SubscribeFrom.SINCE,
+                            head[0],
+                            keys.verify_key,
+                            keys.read_token,
                         )
                     )
                     assert isinstance(await raw.push(junk), f.Ack)

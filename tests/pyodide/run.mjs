@@ -39,6 +39,7 @@ const CORE_TESTS = [
   "core/test_recovery.py",
   "core/test_sim.py",
   "core/test_vectors.py",
+  "core/test_mmr.py",
   "crypto/test_crypto_envelope.py",
   "crypto/test_crypto_links.py",
   "wire/test_wire.py",

@@ -43,6 +43,7 @@ from relay.bus import (
     PostgresBus,
     RedisBus,
     Relayed,
+    SnapshotStored,
     _NetworkBus,
     decode,
     encode,
@@ -64,6 +65,7 @@ messages: st.SearchStrategy[BusMessage] = st.one_of(
     st.builds(Committed, channels, u64),
     st.builds(Relayed, channels, u64, st.binary(max_size=5000)),
     st.builds(PeerNotice, channels, u64, st.booleans()),
+    st.builds(SnapshotStored, channels, u64),
 )
 
 
@@ -84,6 +86,8 @@ def test_every_message_survives_the_codec(node: int, message: BusMessage) -> Non
         Relayed(OTHER, 1, bytes(range(256)) * 16),  # a 4-KiB frame
         PeerNotice(CH, U64_MAX, True),
         PeerNotice(CH, 0, False),
+        SnapshotStored(CH, 0),
+        SnapshotStored(OTHER, U64_MAX),
     ],
 )
 def test_edge_messages_survive_the_codec(message: BusMessage) -> None:
@@ -97,6 +101,7 @@ def test_the_encoding_is_compact() -> None:
     assert len(encode(1, Committed(CH, 5))) == HEADER_BYTES + 8 == 43
     assert len(encode(1, PeerNotice(CH, 5, True))) == HEADER_BYTES + 9
     assert len(encode(1, Relayed(CH, 5, b"abc"))) == HEADER_BYTES + 8 + 3
+    assert len(encode(1, SnapshotStored(CH, 5))) == HEADER_BYTES + 8
 
 
 @given(st.binary(max_size=80))
@@ -118,8 +123,10 @@ def test_garbage_decodes_to_a_message_or_a_bus_error(data: bytes) -> None:
         encode(1, PeerNotice(CH, 1, True))[:-1] + b"\x02",  # joined neither 0 nor 1
         encode(1, PeerNotice(CH, 1, True)) + b"\0",
         encode(1, Relayed(CH, 1, b""))[:-1],  # origin cut short
+        encode(1, SnapshotStored(CH, 1))[:-1],
+        encode(1, SnapshotStored(CH, 1)) + b"\0",
         b"\x21" + encode(1, Committed(CH, 1))[1:],  # version 2
-        b"\x14" + encode(1, Committed(CH, 1))[1:],  # unknown kind
+        b"\x15" + encode(1, Committed(CH, 1))[1:],  # unknown kind
         "not bytes",
         None,
         12,
@@ -144,6 +151,7 @@ def test_garbage_is_a_bus_error(data: Any) -> None:
         (1, Relayed(CH, 1, "text")),
         (1, PeerNotice(CH, -1, True)),
         (1, PeerNotice(CH, 1, 1)),
+        (1, SnapshotStored(CH, -1)),
         (1, "not a message"),
     ],
 )
@@ -248,6 +256,8 @@ def short(message: BusMessage) -> str:
         return f"Committed({channel}.., {message.seq})"
     if isinstance(message, Relayed):
         return f"Relayed({channel}.., {message.origin}, {len(message.frame)} bytes)"
+    if isinstance(message, SnapshotStored):
+        return f"SnapshotStored({channel}.., {message.x_seq})"
     return f"PeerNotice({channel}.., {message.peer}, {message.joined})"
 
 

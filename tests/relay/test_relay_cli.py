@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from relay_support import ROOT, RelayProcess, running_relay
+from services import fresh_postgres
 
 from relay.app import RelayConfig
 from relay.cli import main
+from relay.store.postgresql import parse_url
 
 
 def test_help_lists_every_limit() -> None:
@@ -135,3 +140,59 @@ def test_the_startup_line_masks_a_store_password() -> None:
     url = "postgresql://blindpad:s3cret@db.internal:5432/pads?schema=a"
     assert redacted(url) == "postgresql://blindpad:***@db.internal:5432/pads?schema=a"
     assert redacted("sqlite:///./blindpad.sqlite3") == "sqlite:///./blindpad.sqlite3"
+
+
+def _to_schema_1(store: str) -> None:
+    """Turn a store that ``seed`` wrote into what a protocol-1 relay left (schema 1)."""
+    if store.startswith("sqlite:///"):
+        with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
+            conn.execute("DROP TABLE disputes")
+            conn.execute("DROP INDEX tombstones_by_seq")
+            conn.execute("ALTER TABLE channels DROP COLUMN read_hash")
+            conn.execute("PRAGMA user_version = 1")
+        return
+
+    async def downgrade() -> None:
+        import asyncpg  # type: ignore[import-untyped]
+
+        from relay.store.postgresql import parse_url
+
+        url = parse_url(store)
+        conn = await asyncpg.connect(url.dsn)
+        try:
+            await conn.execute(f"SET search_path = {url.schema}")
+            await conn.execute("DROP TABLE disputes")
+            await conn.execute("DROP INDEX tombstones_by_seq")
+            await conn.execute("ALTER TABLE channels DROP COLUMN read_hash")
+            await conn.execute("UPDATE blindpad_meta SET value = '1' WHERE key = 'schema_version'")
+        finally:
+            await conn.close()
+
+    asyncio.run(downgrade())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_store_of_protocol_1_pads_is_one_line_and_exit_2(kind: str, tmp_path: Path) -> None:
+    """PROTOCOL.md §15.2: no migration; the store is named, kept, and the line says what
+    to do.  ``check`` says the same."""
+    with contextlib.ExitStack() as stack:
+        if kind == "sqlite":
+            store = f"sqlite:///{tmp_path / 'v1.sqlite3'}"
+            named = str(tmp_path / "v1.sqlite3")
+        else:
+            store = stack.enter_context(fresh_postgres())
+            named = f"PostgreSQL schema {parse_url(store).schema} at "
+        assert main(["seed", "3", "--store", store]) == 0
+        _to_schema_1(store)
+        for command in ("serve", "check"):
+            port = ["--port", "0"] if command == "serve" else []
+            result = _run(command, *port, "--store", store, "--no-web")
+            assert result.returncode == 2, (command, result.stderr)
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+            prefix = "blindpad relay: " if command == "serve" else "blindpad relay check: "
+            assert result.stderr.startswith(prefix + named), result.stderr
+            assert result.stderr.rstrip().endswith(
+                " holds protocol-1 pads, which this relay cannot serve;"
+                " keep it for a 0.1 relay or start a new store"
+            )
+        assert main(["seed", "1", "--store", store]) == 2  # still refused, still there

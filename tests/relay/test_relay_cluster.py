@@ -22,10 +22,11 @@ import pytest
 from relay_support import TIMEOUT, Client, Pad, RelayHandle, running_relay, small_limits
 from services import Proxy, fresh_postgres, postgres_url, redis_url
 
-from crypto.envelope import envelope_id
+from crypto.envelope import Kind, envelope_id
 from relay.app import RelayConfig
 from relay.bus import default_name, postgres_topic
 from wire import frames as f
+from wire.codes import RefuseCode
 
 ZERO = bytes(32)
 
@@ -254,3 +255,98 @@ async def until_metric(relay: RelayHandle, name: str, value: float) -> None:
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"{name} never became {value}") from None
+
+
+async def live_snapshot(client: Client, total: int) -> list[f.Snapshot]:
+    """The SNAPSHOT frames carrying ``total`` bytes (skipping BROADCASTs and notices)."""
+    got: list[f.Snapshot] = []
+    while sum(len(frame.data) for frame in got) < total:
+        frame = await client.recv()
+        if isinstance(frame, f.Snapshot):
+            got.append(frame)
+        else:
+            assert isinstance(frame, f.Broadcast | f.PeerJoined | f.PeerLeft), frame
+    return got
+
+
+@pytest.mark.parametrize("bus", ["postgres", "redis"])
+def test_a_snapshot_stored_on_one_relay_goes_live_to_the_clients_of_both(bus: str) -> None:
+    """Alice (relay one) uploads a snapshot; Bob (relay two, told by a SnapshotStored
+    hint, reading it from the shared store) and Carol (relay one) get it as LIVE chunks
+    equal to the upload, Alice only her ACK.  Bob's dispute, stored through relay two,
+    flags it for a joiner of relay one and stops a trim there."""
+    chosen = None if bus == "postgres" else redis_url()
+    with two_relays(chosen, poll_seconds=3600) as (one, two):  # the poll brings no snapshots
+        pad = Pad()
+
+        async def main() -> None:
+            async with on(one, pad) as alice, on(two, pad) as bob, on(one, pad) as carol:
+                assert metric(two, "blindpad_bus_up") == 1
+                parent, ids = ZERO, []
+                for i in range(2):
+                    envelope, parent = pad.patch(parent, b"p%d" % i)
+                    assert isinstance(await alice.push(envelope), f.Ack)
+                    ids.append(parent)
+                sealed = pad.sealed(Kind.SNAPSHOT, ids[1], bytes(range(256)) * 2000)
+                step = alice.welcome.max_frame_bytes - 64
+                rid = alice.request_id()
+                for offset in range(0, len(sealed), step):
+                    chunk = sealed[offset : offset + step]
+                    await alice.send(f.SnapshotChunk(rid, len(sealed), offset, chunk))
+                assert await alice.answer(rid) == f.Ack(rid, 2, envelope_id(sealed))
+                for client in (bob, carol):
+                    chunks = await live_snapshot(client, len(sealed))
+                    assert b"".join(c.data for c in chunks) == sealed
+                    assert len(chunks) > 1
+                    assert {(c.x_seq, c.flags, c.total) for c in chunks} == {
+                        (2, f.SNAPSHOT_LIVE, len(sealed))
+                    }
+                await alice.send(f.Ping(5))
+                while not isinstance(frame := await alice.recv(), f.Pong):
+                    assert isinstance(frame, f.PeerJoined | f.PeerLeft), frame
+                dispute = pad.sealed(Kind.DISPUTE, envelope_id(sealed))
+                rid = bob.request_id()
+                await bob.send(f.Dispute(rid, dispute))
+                assert await bob.answer(rid) == f.Ack(rid, 2, envelope_id(dispute))
+                rid = alice.request_id()
+                await alice.send(f.Trim(rid, pad.sealed(Kind.TRIM, ids[1])))
+                refused = await alice.answer(rid)
+                assert isinstance(refused, f.Refuse)
+                assert refused.code == RefuseCode.SNAPSHOT_DISPUTED
+            async with Client.connect(one) as dave:
+                got = await dave.subscribe(pad, start=f.SubscribeFrom.SNAPSHOT, key=ZERO)
+                chunks = [g for g in got if isinstance(g, f.Snapshot)]
+                assert b"".join(c.data for c in chunks) == sealed
+                assert {c.flags for c in chunks} == {f.SNAPSHOT_DISPUTED}
+
+        asyncio.run(main())
+
+
+def test_the_read_token_holds_on_every_relay_of_a_site() -> None:
+    """A pad created through relay one is closed to a stranger on relay two too."""
+    with two_relays(None) as (one, two):
+        pad = Pad()
+
+        async def main() -> None:
+            async with on(one, pad):
+                async with Client.connect(two) as stranger:
+                    got = await stranger.subscribe(pad, key=ZERO, read_token=ZERO)
+                    assert got[-1] == f.Refuse(
+                        got[-1].request_id,  # type: ignore[union-attr]
+                        RefuseCode.NO_VERIFY_KEY,
+                        0,
+                        0,
+                        ZERO,
+                    )
+                    got = await stranger.subscribe(pad, read_token=ZERO)  # with the key
+                    assert isinstance(got[-1], f.Refuse)
+                    assert got[-1].code == RefuseCode.UNKNOWN_CHANNEL
+                async with Client.connect(two) as viewer:
+                    got = await viewer.subscribe(pad, key=ZERO)
+                    assert isinstance(got[-1], f.HistoryEnd)
+            async with httpx.AsyncClient(base_url=two.url) as http:
+                path = f"/v1/channels/{pad.channel_id.hex()}/head"
+                assert (await http.get(path)).status_code == 404
+                assert (await http.get(path, headers=pad.read_headers())).status_code == 200
+
+        asyncio.run(main())

@@ -41,7 +41,7 @@ async def commit(store: MemoryStore, first: int, last: int, size: int = 10) -> N
 def node(store: MemoryStore, offered: int) -> tuple[Cluster, Outbox, ChannelState]:
     hub = Hub()
     outbox = Outbox(100_000, 1 << 40)
-    state = ChannelState(b"k" * 32, 0, 0, offered=offered)
+    state = ChannelState(b"k" * 32, b"r" * 32, 0, 0, offered=offered)
     sub = Subscription(CH, 7, outbox, 100_000)
     hub.register(state, CH, sub)
     sub.go_live(offered + 1)
@@ -64,7 +64,7 @@ def frames_in(outbox: Outbox) -> list[f.Frame]:
 def test_a_hint_brings_every_patch_since_the_last_offered_in_order_over_several_pages() -> None:
     async def main() -> None:
         store = SharedMemoryStore()
-        await store.create_channel(CH, b"k" * 32)
+        await store.create_channel(CH, b"k" * 32, b"r" * 32)
         await commit(store, 1, 2)
         cluster, outbox, state = node(store, offered=2)
         size = HISTORY_PAGE_BYTES // 4  # five pages' worth below
@@ -85,7 +85,7 @@ def test_a_hint_brings_every_patch_since_the_last_offered_in_order_over_several_
 def test_a_poll_finds_what_no_hint_announced_and_takes_the_stores_sizes() -> None:
     async def main() -> None:
         store = SharedMemoryStore()
-        await store.create_channel(CH, b"k" * 32)
+        await store.create_channel(CH, b"k" * 32, b"r" * 32)
         cluster, outbox, state = node(store, offered=0)
         await commit(store, 1, 3)
         await cluster.poll()
@@ -105,7 +105,7 @@ def test_a_poll_finds_what_no_hint_announced_and_takes_the_stores_sizes() -> Non
 def test_history_trimmed_before_this_node_offered_it_sends_its_subscribers_to_resume() -> None:
     async def main() -> None:
         store = SharedMemoryStore()
-        await store.create_channel(CH, b"k" * 32)
+        await store.create_channel(CH, b"k" * 32, b"r" * 32)
         cluster, outbox, _ = node(store, offered=0)
         await commit(store, 1, 4)
         await store.put_snapshot(CH, pid(3), b"s" * 32, b"snapshot")

@@ -36,7 +36,7 @@ from relay_support import (
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from crypto.envelope import Kind
+from crypto.envelope import Kind, envelope_id
 from relay.app import RelayConfig
 from relay.cli import main as cli_main
 from relay.hub import Outbox, Subscription
@@ -124,7 +124,9 @@ async def opened(relay: RelayHandle, pad: Pad | None) -> ClientConnection:
     await ws.send(f.encode(f.Hello(f.PROTOCOL_VERSION)))
     assert isinstance(f.decode(await ws.recv()), f.Welcome)
     if pad is not None:
-        await ws.send(f.encode(f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0)))
+        token = pad.keys.read_token
+        subscribe = f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0, ZERO, token)
+        await ws.send(f.encode(subscribe))
         while not isinstance(f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT)), f.HistoryEnd):
             pass
     return ws
@@ -146,13 +148,22 @@ def test_boundary_integers_in_every_client_field_never_give_internal(tmp_path: P
         snap = pad.sealed(Kind.SNAPSHOT, pid)
         seeds: list[f.Frame] = [
             f.Hello(f.PROTOCOL_VERSION, b"tok"),
-            f.Subscribe(7, pad.channel_id, f.SubscribeFrom.SINCE, 0, pad.keys.verify_key),
+            f.Subscribe(
+                7,
+                pad.channel_id,
+                f.SubscribeFrom.SINCE,
+                0,
+                pad.keys.verify_key,
+                pad.keys.read_token,
+            ),
             f.Unsubscribe(7, pad.channel_id),
             f.Push(7, patch),
             f.SnapshotChunk(7, len(snap), 0, snap),
             f.Trim(7, pad.sealed(Kind.TRIM, pid)),
             f.Ephemeral(7, pad.ephemeral()),
             f.Ping(7),
+            f.Dispute(7, pad.sealed(Kind.DISPUTE, envelope_id(snap))),
+            f.ProofRequest(7, pad.channel_id, 0, 1),
         ]
         assert {f.frame_type(s) for s in seeds} == {t for t in f.FrameType if t < 0x80}
         cases = 0
@@ -196,7 +207,7 @@ def test_http_history_query_is_parsed_strictly(tmp_path: Path) -> None:
             await client.subscribe(pad)
             assert isinstance(await client.push(pad.patch(ZERO, b"one")[0]), f.Ack)
         path = f"/v1/channels/{pad.channel_id.hex()}/history"
-        async with httpx.AsyncClient(base_url=relay.url) as http:
+        async with httpx.AsyncClient(base_url=relay.url, headers=pad.read_headers()) as http:
             for query in ("since=9223372036854775808", "since=18446744073709551615", "since=5"):
                 answer = await http.get(f"{path}?{query}")
                 assert answer.status_code == 200, (query, answer.text)
@@ -421,7 +432,8 @@ def test_head_reads_no_history_and_heavy_reads_are_capped() -> None:
             env, pid = pad.patch(ZERO, b"one")
             assert isinstance(await owner.push(env), f.Ack)
         base = f"/v1/channels/{pad.channel_id.hex()}"
-        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT) as http:
+        headers = pad.read_headers()
+        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT, headers=headers) as http:
             reads = store.reads
             head = await http.get(f"{base}/head")
             assert head.json() == {
@@ -524,8 +536,8 @@ def test_commit_batches_round_robin_across_channels_and_are_bounded_in_bytes(
         store = SQLiteStore(str(tmp_path / "fair.sqlite3"), batch_max_bytes=256 * 1024)
         await store.open()
         try:
-            await store.create_channel(heavy, b"k" * 32)
-            await store.create_channel(light, b"k" * 32)
+            await store.create_channel(heavy, b"k" * 32, b"r" * 32)
+            await store.create_channel(light, b"k" * 32, b"r" * 32)
             store.observe_batches(batches.append)
             held = asyncio.create_task(store._submit(lambda c: gate.wait(TIMEOUT), write=True))
             while not batches:  # the writer is inside the gate's batch
@@ -657,13 +669,14 @@ def test_offers_held_while_catching_up_share_the_outgoing_byte_budget() -> None:
 def test_the_memory_ceiling_is_the_documented_formula() -> None:
     from relay.limits import GIB, KIB, MIB, Limits, memory_ceiling
 
-    # a snapshot chunk read and encoded, a page and its last patch
-    subscribe_read = 2 * 256 * KIB + 256 * KIB + 64 * KIB
+    # a snapshot chunk read and encoded, a page and its last patch; a live snapshot's chunk
+    subscribe_read = 2 * 256 * KIB + 256 * KIB + 64 * KIB + 2 * 256 * KIB
     per_connection = 2 * MIB + 256 * KIB + 1 * MIB + 320 * KIB + subscribe_read
+    assert per_connection == 4.875 * MIB  # "≈ 4.9 MiB" in PROTOCOL.md §5.3
     http_read = 2 * (256 * KIB + 64 * KIB)  # a page held twice
     expected = 64 * MIB + 1024 * per_connection + 64 * MIB + 4 * http_read
     assert memory_ceiling(Limits()) == expected
-    assert 4.45 * GIB < expected < 4.55 * GIB  # "≈ 4.5 GiB" in PROTOCOL.md §5.3
+    assert 4.95 * GIB < expected < 5.05 * GIB  # "≈ 5.0 GiB" in PROTOCOL.md §5.3
     smaller = Limits(max_connections=16)
     assert memory_ceiling(smaller) < memory_ceiling(Limits())
     # reads are streamed: neither a pad's nor a snapshot's size is a term
@@ -721,7 +734,10 @@ def test_a_subscription_reads_its_history_a_page_at_a_time() -> None:
         assert max(store.pages) < HISTORY_PAGE_BYTES + 65_536  # a page and its last patch
         store.trimmed_after = 30  # a trim lands while the second page is due
         async with Client.connect(relay) as reader:
-            await reader.send(f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0, ZERO))
+            token = pad.keys.read_token
+            await reader.send(
+                f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0, ZERO, token)
+            )
             frame = await reader.recv()
             while isinstance(frame, f.History):
                 frame = await reader.recv()
@@ -753,7 +769,8 @@ def test_http_history_is_streamed_a_page_at_a_time_and_a_trim_cuts_it() -> None:
                 assert isinstance(await owner.push(env), f.Ack)
         store.pages.clear()
         url = f"/v1/channels/{pad.channel_id.hex()}/history?since=0"
-        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT) as http:
+        headers = pad.read_headers()
+        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT, headers=headers) as http:
             body = parse_history((await http.get(url)).content)
             assert [seq for seq, _ in body.patches] == list(range(1, 41))
             assert (body.head_seq, body.head_id) == (40, parent)
@@ -799,7 +816,10 @@ def test_one_shot_reads_wait_out_a_busy_relay_and_read_a_cut_body_again() -> Non
         link = PadLink(relay.url.rstrip("/"), pad.keys)
         store.gating = True
         blocker = threading.Thread(
-            target=lambda: httpx.get(f"{relay.url}v1/channels/{pad.channel_id.hex()}/history")
+            target=lambda: httpx.get(
+                f"{relay.url}v1/channels/{pad.channel_id.hex()}/history",
+                headers=pad.read_headers(),
+            )
         )
         blocker.start()
         assert store.entered.wait(TIMEOUT)
@@ -818,7 +838,10 @@ def test_one_shot_reads_wait_out_a_busy_relay_and_read_a_cut_body_again() -> Non
         store.gating = True
         store.entered.clear()
         blocker = threading.Thread(
-            target=lambda: httpx.get(f"{relay.url}v1/channels/{pad.channel_id.hex()}/history")
+            target=lambda: httpx.get(
+                f"{relay.url}v1/channels/{pad.channel_id.hex()}/history",
+                headers=pad.read_headers(),
+            )
         )
         blocker.start()
         assert store.entered.wait(TIMEOUT)
@@ -884,7 +907,8 @@ def test_a_snapshot_is_streamed_a_chunk_at_a_time_over_websocket_and_http() -> N
         assert store.parts == [len(c.data) for c in chunks]  # read a chunk at a time
         assert max(store.parts) <= step < len(sealed)
         url = f"/v1/channels/{pad.channel_id.hex()}/history?from=snapshot"
-        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT) as http:
+        headers = pad.read_headers()
+        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT, headers=headers) as http:
             store.parts.clear()
             body = parse_history((await http.get(url)).content)
             assert body.snapshot == (1, sealed)
@@ -896,7 +920,10 @@ def test_a_snapshot_is_streamed_a_chunk_at_a_time_over_websocket_and_http() -> N
                 parse_history((await http.get(url)).content)
         store.parts.clear()
         async with Client.connect(relay) as reader:
-            await reader.send(f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0, ZERO))
+            token = pad.keys.read_token
+            await reader.send(
+                f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0, ZERO, token)
+            )
             frame = await reader.recv()
             while isinstance(frame, f.Snapshot):
                 frame = await reader.recv()
@@ -934,8 +961,12 @@ def test_a_stalled_history_reader_is_abandoned_and_frees_its_place(
         stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stalled.connect(("127.0.0.1", port))
-        stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: relay\r\n\r\n".encode())
-        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT) as http:
+        auth = pad.read_headers()["Authorization"]
+        stalled.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: relay\r\nAuthorization: {auth}\r\n\r\n".encode()
+        )
+        headers = pad.read_headers()
+        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT, headers=headers) as http:
             busy = await http.get(path)
             assert busy.status_code == 503  # the stalled reader holds the only place
             for _ in range(int(TIMEOUT * 10)):  # until the relay gives up on it

@@ -73,7 +73,7 @@ def test_stale_parent_refused_with_head_and_nothing_stored() -> None:
             stale, _ = pad.patch(ids[0], b"late")
             refuse = await alice.push(stale)
             assert refuse == f.Refuse(refuse.request_id, RefuseCode.STALE, 0, 2, ids[1])
-        async with httpx.AsyncClient(base_url=relay.url) as http:
+        async with httpx.AsyncClient(base_url=relay.url, headers=pad.read_headers()) as http:
             head = (await http.get(f"/v1/channels/{pad.channel_id.hex()}/head")).json()
             assert (head["seq"], head["id"]) == (2, ids[1].hex())
 
@@ -130,7 +130,7 @@ def test_snapshot_push_and_join_from_snapshot() -> None:
             assert [h.seq for h in history] == [4, 5]
             assert isinstance(got[-1], f.HistoryEnd)
             assert got[-1].head_seq == 5
-        async with httpx.AsyncClient(base_url=relay.url) as http:
+        async with httpx.AsyncClient(base_url=relay.url, headers=pad.read_headers()) as http:
             body = (
                 await http.get(f"/v1/channels/{pad.channel_id.hex()}/history?from=snapshot")
             ).content
@@ -156,7 +156,7 @@ def test_ephemeral_relayed_to_others_never_stored() -> None:
         async with Client.connect(relay) as carol:
             got2 = await carol.subscribe(pad)
             assert [type(g) for g in got2] == [f.HistoryEnd]
-        async with httpx.AsyncClient(base_url=relay.url) as http:
+        async with httpx.AsyncClient(base_url=relay.url, headers=pad.read_headers()) as http:
             body = (await http.get(f"/v1/channels/{pad.channel_id.hex()}/history")).content
             assert eph not in body
             assert len(body) == 41
@@ -225,16 +225,17 @@ def test_version_mismatch_is_a_coded_error() -> None:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
 
-        async with connect(relay.ws_url) as ws:
-            await ws.send(f.encode(f.Hello(99)))
-            error = f.decode(await ws.recv())
-            assert isinstance(error, f.Error)
-            assert error.code == ErrorCode.VERSION_MISMATCH
-            assert "reload" in error.message
-            with pytest.raises(ConnectionClosed) as closed:
-                await ws.recv()
-            assert closed.value.rcvd is not None
-            assert closed.value.rcvd.code == 4000 + ErrorCode.VERSION_MISMATCH
+        for version in (99, 1):  # protocol 1's clients too: they must reload
+            async with connect(relay.ws_url) as ws:
+                await ws.send(f.encode(f.Hello(version)))
+                error = f.decode(await ws.recv())
+                assert isinstance(error, f.Error)
+                assert error.code == ErrorCode.VERSION_MISMATCH
+                assert "reload" in error.message
+                with pytest.raises(ConnectionClosed) as closed:
+                    await ws.recv()
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 4000 + ErrorCode.VERSION_MISMATCH
 
     run(scenario)
 
@@ -337,6 +338,21 @@ def test_every_refusal_code() -> None:
             rid = c.request_id()
             await c.send(f.Trim(rid, pad.sealed(Kind.TRIM, pid)))
             check(await c.answer(rid), RefuseCode.NO_SNAPSHOT)
+            snapshot = pad.sealed(Kind.SNAPSHOT, pid, b"text")
+            rid = c.request_id()
+            await c.send(f.SnapshotChunk(rid, len(snapshot), 0, snapshot))
+            assert isinstance(await c.answer(rid), f.Ack)
+            rid = c.request_id()
+            big = pad.sealed(Kind.DISPUTE, envelope_id(snapshot), b"d" * 600)
+            await c.send(f.Dispute(rid, big))
+            check(await c.answer(rid), RefuseCode.DISPUTE_TOO_LARGE)
+            rid = c.request_id()
+            dispute = pad.sealed(Kind.DISPUTE, envelope_id(snapshot))
+            await c.send(f.Dispute(rid, dispute))
+            assert await c.answer(rid) == f.Ack(rid, 1, envelope_id(dispute))
+            rid = c.request_id()
+            await c.send(f.Trim(rid, pad.sealed(Kind.TRIM, pid)))
+            check(await c.answer(rid), RefuseCode.SNAPSHOT_DISPUTED)
             # fill the pad up to its size limit (2 KB patches against 5000 bytes)
             parent = pid
             answer: f.Frame = f.Ping(0)
@@ -347,6 +363,9 @@ def test_every_refusal_code() -> None:
                     break
                 parent = nid
             check(answer, RefuseCode.PAD_TOO_LARGE)
+        async with Client.connect(relay) as c:
+            wrong = bytes(32)
+            await last(await c.subscribe(pad, read_token=wrong), RefuseCode.UNKNOWN_CHANNEL)
         assert len(seen) == len(RefuseCode) - 5
 
     # HISTORY_TRIMMED, RATE_LIMITED, CHANNEL_QUOTA, STORAGE_FULL, CREATE_RATE_LIMITED have
@@ -533,7 +552,7 @@ def test_origin_checked_against_public_url() -> None:
             async with connect(relay.ws_url, origin="http://evil.example"):  # type: ignore[arg-type]
                 pass
         async with connect(relay.ws_url, origin="https://pads.example") as ws:  # type: ignore[arg-type]
-            await ws.send(f.encode(f.Hello(1)))
+            await ws.send(f.encode(f.Hello(f.PROTOCOL_VERSION)))
             assert isinstance(f.decode(await ws.recv()), f.Welcome)
 
     run(scenario, public_url="https://pads.example")

@@ -26,6 +26,8 @@ from relay.store import (
     HistoryTrimmed,
     NoSnapshot,
     SchemaTooNew,
+    SchemaTooOld,
+    SnapshotDisputed,
     Store,
     StoreError,
     StoreStats,
@@ -39,6 +41,7 @@ from relay.store.sqlite import SQLiteStore, backup
 
 CH = b"c" * 32
 KEY = b"k" * 32
+READ = hashlib.sha256(b"read token").digest()
 ZERO = bytes(32)
 
 
@@ -76,7 +79,7 @@ def run(make: Callable[[], Store], body: Callable[[Store], Awaitable[None]]) -> 
 
 
 async def line(store: Store, n: int) -> None:
-    await store.create_channel(CH, KEY)
+    await store.create_channel(CH, KEY, READ)
     for i in range(1, n + 1):
         result = await store.append(CH, pid(i), pid(i - 1) if i > 1 else ZERO, b"e%d" % i)
         assert result.outcome is AppendOutcome.APPENDED
@@ -97,6 +100,7 @@ def test_append_cas_and_dedupe(make_store: Callable[[], Store]) -> None:
         info = await store.channel(CH)
         assert info is not None
         assert (info.verify_key, info.head, info.stored_bytes) == (KEY, Head(3, pid(3)), 6)
+        assert info.read_hash == READ
         assert await store.channel(b"z" * 32) is None
 
     run(make_store, body)
@@ -104,7 +108,7 @@ def test_append_cas_and_dedupe(make_store: Callable[[], Store]) -> None:
 
 def test_concurrent_appends_keep_one_line(make_store: Callable[[], Store]) -> None:
     async def body(store: Store) -> None:
-        await store.create_channel(CH, KEY)
+        await store.create_channel(CH, KEY, READ)
         results = await asyncio.gather(
             *(store.append(CH, pid(i), ZERO, b"x") for i in range(1, 20))
         )
@@ -200,7 +204,7 @@ def test_pipelined_appends_commit_in_submission_order(make_store: Callable[[], S
 
     async def body(store: Store) -> None:
         for cid in channels:
-            await store.create_channel(cid, KEY)
+            await store.create_channel(cid, KEY, READ)
         pushes = [
             store.append(cid, pid(i), pid(i - 1) if i > 1 else ZERO, b"p%d" % i)
             for cid in channels
@@ -226,7 +230,7 @@ def test_appends_committed_together_are_settled_one_by_one(
     """An unknown channel fails only its own append; an id repeated at once is a duplicate."""
 
     async def body(store: Store) -> None:
-        await store.create_channel(CH, KEY)
+        await store.create_channel(CH, KEY, READ)
         first, unknown, dup, stale, second = await asyncio.gather(
             store.append(CH, pid(1), ZERO, b"e1"),
             store.append(b"z" * 32, pid(1), ZERO, b"e1"),
@@ -243,8 +247,8 @@ def test_appends_committed_together_are_settled_one_by_one(
         info = await store.channel(CH)
         assert info is not None
         assert (info.head, info.stored_bytes, info.pad_bytes) == (Head(2, pid(2)), 4, 4)
-        again = await store.create_channel(CH, b"other key")  # idempotent: nothing changes
-        assert (again.verify_key, again.head) == (KEY, Head(2, pid(2)))
+        again = await store.create_channel(CH, b"other key", b"other hash")  # idempotent
+        assert (again.verify_key, again.read_hash, again.head) == (KEY, READ, Head(2, pid(2)))
         assert await store.stats() == StoreStats(1, 4)
 
     run(make_store, body)
@@ -255,7 +259,7 @@ def test_pages_of_many_small_patches(make_store: Callable[[], Store]) -> None:
     n = 2500
 
     async def body(store: Store) -> None:
-        await store.create_channel(CH, KEY)
+        await store.create_channel(CH, KEY, READ)
         await asyncio.gather(
             *(
                 store.append(CH, pid(i), pid(i - 1) if i > 1 else ZERO, b"%05d" % i)
@@ -283,6 +287,202 @@ def test_pages_of_many_small_patches(make_store: Callable[[], Store]) -> None:
         assert paged.head == Head(n, pid(n))
 
     run(make_store, body)
+
+
+def test_disputes_mark_their_snapshot_and_go_with_it(make_store: Callable[[], Store]) -> None:
+    """A dispute names a stored snapshot by id; the snapshot reads as disputed; a trim
+    at it is refused; a trim past it, or a new snapshot of its patch, drops its disputes."""
+
+    async def body(store: Store) -> None:
+        with pytest.raises(UnknownChannel):
+            await store.add_dispute(CH, b"s" * 32, b"d" * 32, b"D1")
+        await line(store, 5)
+        with pytest.raises(UnknownPatch):  # no such snapshot
+            await store.add_dispute(CH, b"s" * 32, b"d" * 32, b"D1")
+        await store.put_snapshot(CH, pid(2), b"s" * 32, b"SNAP2")
+        await store.put_snapshot(CH, pid(4), b"t" * 32, b"SNAP4")
+        with pytest.raises(UnknownPatch):  # a patch id is not a snapshot id
+            await store.add_dispute(CH, pid(2), b"d" * 32, b"D1")
+        fresh = (await store.read_from_snapshot(CH)).snapshot
+        assert fresh is not None
+        assert fresh.disputed is False
+        before = await store.channel(CH)
+        assert before is not None
+        assert await store.add_dispute(CH, b"t" * 32, b"d" * 32, b"D1") == 4
+        assert await store.add_dispute(CH, b"t" * 32, b"d" * 32, b"D1") == 4  # resend: no-op
+        assert await store.add_dispute(CH, b"t" * 32, b"e" * 32, b"D22") == 4
+        assert await store.add_dispute(CH, b"s" * 32, b"f" * 32, b"D333") == 2
+        after = await store.channel(CH)
+        assert after is not None
+        assert after.stored_bytes == before.stored_bytes + 2 + 3 + 4  # disputes count
+        assert after.pad_bytes == before.pad_bytes  # ...but not in the pad
+        for read in (await store.read_from_snapshot(CH), await store.read_from_snapshot(CH, 1)):
+            assert read.snapshot is not None
+            assert (read.snapshot.x_seq, read.snapshot.disputed) == (4, True)
+        four = await store.snapshot(CH, 4)
+        assert four is not None
+        assert (four.x_seq, four.x_id, four.id, four.size) == (4, pid(4), b"t" * 32, 5)
+        assert (four.envelope, four.disputed) == (None, True)
+        assert await store.snapshot(CH, 3) is None
+        assert await store.snapshot(CH, 2**64 - 1) is None
+        assert await store.snapshot(b"z" * 32, 4) is None
+        with pytest.raises(SnapshotDisputed):
+            await store.trim(CH, pid(4))
+        with pytest.raises(SnapshotDisputed):
+            await store.trim(CH, pid(2))
+        # Another snapshot of patch 2 replaces the disputed one, and its dispute goes.
+        await store.put_snapshot(CH, pid(2), b"u" * 32, b"SNAP2b")
+        two = await store.snapshot(CH, 2)
+        assert two is not None
+        assert (two.id, two.disputed) == (b"u" * 32, False)
+        with pytest.raises(UnknownPatch):
+            await store.add_dispute(CH, b"s" * 32, b"g" * 32, b"D")  # replaced: gone
+        assert await store.trim(CH, pid(2)) == 2
+        await store.put_snapshot(CH, pid(5), b"v" * 32, b"SNAP5")
+        await store.add_dispute(CH, b"v" * 32, b"h" * 32, b"D5")
+        # Snapshot 4 is disputed, yet a trim at 5 (itself disputed) is refused, and a
+        # trim at an undisputed later one would take 4 and its disputes with it.
+        with pytest.raises(SnapshotDisputed):
+            await store.trim(CH, pid(5))
+        info = await store.channel(CH)
+        assert info is not None
+        patches = sum(len(b"e%d" % i) for i in (3, 4, 5))
+        snaps = len(b"SNAP2b") + len(b"SNAP4") + len(b"SNAP5")
+        assert info.stored_bytes == patches + snaps + len(b"D1") + len(b"D22") + len(b"D5")
+        await store.append(CH, pid(6), pid(5), b"e6")
+        await store.put_snapshot(CH, pid(6), b"w" * 32, b"SNAP6")
+        assert await store.trim(CH, pid(6)) == 6
+        info = await store.channel(CH)
+        assert info is not None
+        assert info.stored_bytes == len(b"SNAP6")  # patches, snapshots and disputes gone
+        assert (await store.stats()).stored_bytes == info.stored_bytes
+        with pytest.raises(UnknownPatch):
+            await store.add_dispute(CH, b"t" * 32, b"i" * 32, b"D")
+
+    run(make_store, body)
+
+
+def test_the_earliest_read_starts_at_the_floor(make_store: Callable[[], Store]) -> None:
+    """``read_from_floor``: no snapshot and every patch while nothing is trimmed; after a
+    trim, the snapshot at the floor (not the latest) and the patches after it."""
+
+    async def body(store: Store) -> None:
+        assert (await store.read_from_floor(b"z" * 32)).head == Head()
+        await line(store, 6)
+        await store.put_snapshot(CH, pid(2), b"s" * 32, b"SNAP2")
+        whole = await store.read_from_floor(CH)
+        assert whole.snapshot is None
+        assert [p.seq for p in whole.patches] == [1, 2, 3, 4, 5, 6]
+        assert whole.head == Head(6, pid(6))
+        assert [p.seq for p in (await store.read_from_floor(CH, 1)).patches] == [1]
+        assert await store.trim(CH, pid(2)) == 2
+        await store.put_snapshot(CH, pid(4), b"t" * 32, b"SNAP4")  # the latest, not the floor
+        await store.add_dispute(CH, b"s" * 32, b"d" * 32, b"D")
+        read = await store.read_from_floor(CH)
+        assert read.snapshot is not None
+        assert (read.snapshot.x_seq, read.snapshot.envelope, read.snapshot.disputed) == (
+            2,
+            b"SNAP2",
+            True,
+        )
+        assert [p.seq for p in read.patches] == [3, 4, 5, 6]
+        paged = await store.read_from_floor(CH, 1)
+        assert paged.snapshot is not None
+        assert (paged.snapshot.x_seq, paged.snapshot.size, paged.snapshot.envelope) == (2, 5, None)
+        assert [p.seq for p in paged.patches] == [3]
+        assert paged.head == Head(6, pid(6))
+        latest = await store.read_from_snapshot(CH)
+        assert latest.snapshot is not None
+        assert (latest.snapshot.x_seq, latest.snapshot.disputed) == (4, False)
+
+    run(make_store, body)
+
+
+def test_patch_ids_name_trimmed_patches_too(make_store: Callable[[], Store]) -> None:
+    async def body(store: Store) -> None:
+        assert await store.patch_ids(CH, 0, 5) == []  # no such channel
+        await line(store, 6)
+        assert await store.patch_ids(CH, 0, 6) == [pid(n) for n in range(1, 7)]
+        assert await store.patch_ids(CH, 2, 4) == [pid(3), pid(4)]
+        assert await store.patch_ids(CH, 4, 99) == [pid(5), pid(6)]  # up to the head
+        assert await store.patch_ids(CH, 6, 9) == []
+        assert await store.patch_ids(CH, 4, 4) == []
+        assert await store.patch_ids(CH, 5, 2) == []
+        assert await store.patch_ids(CH, 2**64 - 2, 2**64 - 1) == []  # u64 bounds
+        assert await store.patch_ids(CH, 3, 2**64 - 1) == [pid(4), pid(5), pid(6)]
+        await store.put_snapshot(CH, pid(4), b"s" * 32, b"S4")
+        assert await store.trim(CH, pid(4)) == 4
+        assert await store.patch_ids(CH, 0, 6) == [pid(n) for n in range(1, 7)]  # tombstones
+        assert await store.patch_ids(CH, 1, 3) == [pid(2), pid(3)]
+
+    run(make_store, body)
+
+
+#: The tables of schema 1 (protocol 1), as a 0.1 relay made them in SQLite.
+SQLITE_SCHEMA_1 = """
+CREATE TABLE channels (channel_id BLOB PRIMARY KEY, verify_key BLOB NOT NULL,
+    head_seq INTEGER NOT NULL, head_id BLOB NOT NULL, floor_seq INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL, pad_bytes INTEGER NOT NULL);
+CREATE TABLE patches (channel_id BLOB NOT NULL, seq INTEGER NOT NULL, id BLOB NOT NULL,
+    envelope BLOB NOT NULL, PRIMARY KEY (channel_id, seq));
+CREATE UNIQUE INDEX patches_by_id ON patches (channel_id, id);
+CREATE TABLE tombstones (channel_id BLOB NOT NULL, id BLOB NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, id)) WITHOUT ROWID;
+CREATE TABLE snapshots (channel_id BLOB NOT NULL, x_seq INTEGER NOT NULL, x_id BLOB NOT NULL,
+    id BLOB NOT NULL, envelope BLOB NOT NULL, PRIMARY KEY (channel_id, x_seq));
+"""
+
+
+def sqlite_schema_1(path: Path, *, pad: bool) -> None:
+    """A SQLite file as a protocol-1 relay left it, holding one pad if ``pad``."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA auto_vacuum=2")
+    conn.executescript(f"BEGIN;{SQLITE_SCHEMA_1}PRAGMA user_version=1;COMMIT;")
+    if pad:
+        conn.execute("INSERT INTO channels VALUES (?, ?, 1, ?, 0, 2, 2)", (CH, KEY, pid(1)))
+        conn.execute("INSERT INTO patches VALUES (?, 1, ?, 'e1')", (CH, pid(1)))
+    conn.close()
+
+
+def test_a_sqlite_store_of_protocol_1_pads_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    sqlite_schema_1(path, pad=True)
+    before = path.read_bytes()
+
+    async def main() -> None:
+        with pytest.raises(SchemaTooOld) as refused:
+            await SQLiteStore(str(path)).open()
+        assert str(refused.value) == (
+            f"{path} holds protocol-1 pads, which this relay cannot serve;"
+            " keep it for a 0.1 relay or start a new store"
+        )
+
+    asyncio.run(main())
+    assert path.read_bytes() == before  # not even converted to give pages back
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_an_empty_sqlite_store_of_schema_1_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    sqlite_schema_1(path, pad=False)
+
+    async def main() -> None:
+        store = SQLiteStore(str(path))
+        await store.open()
+        try:
+            await line(store, 2)
+            await store.put_snapshot(CH, pid(2), b"s" * 32, b"S")
+            assert await store.add_dispute(CH, b"s" * 32, b"d" * 32, b"D") == 2
+            info = await store.channel(CH)
+            assert info is not None
+            assert info.read_hash == READ
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_sqlite_is_durable_and_full_sync(tmp_path: Path) -> None:
@@ -323,7 +523,7 @@ def test_a_trim_gives_its_pages_back_to_the_file_system(tmp_path: Path) -> None:
     async def main() -> None:
         store = SQLiteStore(path)
         await store.open()
-        await store.create_channel(CH, KEY)
+        await store.create_channel(CH, KEY, READ)
         parent = ZERO
         for n in range(1, 201):  # 200 patches of 4 KB: about 0.8 MB of pages
             await store.append(CH, pid(n), parent, bytes([n % 256]) * 4000)
@@ -345,8 +545,8 @@ def test_an_older_file_is_converted_to_give_pages_back(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)  # as the relay made it before
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version=1;COMMIT;")
-    conn.execute("INSERT INTO channels VALUES (?, ?, 0, ?, 0, 0, 0)", (CH, KEY, ZERO))
+    conn.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version=2;COMMIT;")
+    conn.execute("INSERT INTO channels VALUES (?, ?, 0, ?, 0, 0, 0, ?)", (CH, KEY, ZERO, READ))
     assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
     conn.close()
 
@@ -482,7 +682,7 @@ def test_two_relays_appending_at_once_keep_one_line_per_channel(pg_url: str) -> 
     async def main() -> None:
         async with pg_stores(pg_url, 2) as stores:
             for cid in channels:
-                await stores[0].create_channel(cid, KEY)
+                await stores[0].create_channel(cid, KEY, READ)
             await asyncio.gather(
                 *(writer(stores, cid, w) for cid in channels for w in range(writers))
             )
@@ -508,7 +708,7 @@ def test_two_relays_appending_at_once_keep_one_line_per_channel(pg_url: str) -> 
 def test_only_one_of_many_racing_appends_wins_across_relays(pg_url: str) -> None:
     async def main() -> None:
         async with pg_stores(pg_url, 2) as stores:
-            await stores[1].create_channel(CH, KEY)
+            await stores[1].create_channel(CH, KEY, READ)
             results = await asyncio.gather(
                 *(stores[i % 2].append(CH, pid(i), ZERO, b"x") for i in range(1, 41))
             )
@@ -568,6 +768,65 @@ def test_a_newer_postgresql_schema_refuses_to_start(pg_url: str) -> None:
     asyncio.run(main())
 
 
+async def pg_schema_1(url: str, *, pad: bool) -> None:
+    """Turn the URL's fresh schema into a schema-1 store (protocol 1), with a pad if ``pad``."""
+    store = PostgreSQLStore(url)
+    await store.open()
+    try:
+        if pad:
+            await line(store, 2)
+    finally:
+        await store.close()
+    await pg_sql(url, "DROP TABLE disputes")
+    await pg_sql(url, "DROP INDEX tombstones_by_seq")
+    await pg_sql(url, "ALTER TABLE channels DROP COLUMN read_hash")
+    await pg_sql(url, "UPDATE blindpad_meta SET value = '1' WHERE key = 'schema_version'")
+
+
+def test_a_postgresql_store_of_protocol_1_pads_is_refused_and_left_alone(pg_url: str) -> None:
+    schema = parse_url(pg_url).schema
+
+    async def main() -> None:
+        await pg_schema_1(pg_url, pad=True)
+        with pytest.raises(SchemaTooOld) as refused:
+            await PostgreSQLStore(pg_url).open()
+        message = str(refused.value)
+        assert message.startswith(f"PostgreSQL schema {schema} at ")
+        assert message.endswith(
+            " holds protocol-1 pads, which this relay cannot serve;"
+            " keep it for a 0.1 relay or start a new store"
+        )
+        assert "\n" not in message
+        version = await pg_sql(
+            pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
+        )
+        assert version[0]["value"] == "1"
+        rows = await pg_sql(pg_url, "SELECT count(*) AS n FROM patches")
+        assert rows[0]["n"] == 2
+
+    asyncio.run(main())
+
+
+def test_an_empty_postgresql_store_of_schema_1_is_upgraded_in_place(pg_url: str) -> None:
+    async def main() -> None:
+        await pg_schema_1(pg_url, pad=False)
+        site = (await pg_sql(pg_url, "SELECT value FROM blindpad_meta WHERE key = 'site'"))[0]
+        async with pg_stores(pg_url, 2) as stores:  # two relays racing to upgrade it
+            await line(stores[0], 2)
+            await stores[0].put_snapshot(CH, pid(2), b"s" * 32, b"S")
+            assert await stores[1].add_dispute(CH, b"s" * 32, b"d" * 32, b"D") == 2
+            info = await stores[1].channel(CH)
+            assert info is not None
+            assert info.read_hash == READ
+            assert (await stores[1].join()).site == site["value"]  # the site is kept
+        version = await pg_sql(
+            pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
+        )
+        assert version[0]["value"] == "2"
+
+    asyncio.run(main())
+
+
 def test_appends_survive_lost_connections(pg_url: str) -> None:
     """A batch whose connection died before COMMIT runs again on a fresh one."""
     name = f"blindpad-store-test-{parse_url(pg_url).schema}"
@@ -595,7 +854,7 @@ def test_a_failed_transaction_reports_nothing_it_did_not_commit(pg_url: str) -> 
     async def main() -> None:
         async with pg_stores(pg_url, 1) as (store,):
             await line(store, 1)
-            await store.create_channel(other, KEY)
+            await store.create_channel(other, KEY, READ)
             # A row behind the store's back: appending seq 2 of CH now violates the key.
             await pg_sql(pg_url, "INSERT INTO patches VALUES ($1, 2, $2, 'x')", CH, pid(99))
             results = await asyncio.gather(

@@ -185,7 +185,8 @@ async def _trim(base_url: str, link_text: str) -> str:
     """As an editor: trim the history at the latest snapshot ("" if none)."""
     keys = crypto.parse_link(link_text).keys
     url = f"{base_url}v1/channels/{keys.channel_id.hex()}/history?from=snapshot"
-    async with httpx.AsyncClient() as http:
+    headers = {"Authorization": f"Blindpad-Read {keys.read_token.hex()}"}
+    async with httpx.AsyncClient(headers=headers) as http:
         body = parse_history((await http.get(url)).content)
     if body.snapshot is None:
         return ""

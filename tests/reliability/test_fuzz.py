@@ -28,7 +28,7 @@ from reliability_profile import sized
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from crypto.envelope import Kind, verify_channel_signature
+from crypto.envelope import Kind, envelope_id, verify_channel_signature
 from relay.limits import MIB, Limits, memory_ceiling
 from wire import frames as f
 from wire.codes import ErrorCode, RefuseCode
@@ -55,16 +55,19 @@ def valid_frames(pad: Pad) -> list[bytes]:
     """One valid frame of every client type, as seeds for mutation."""
     patch, pid = pad.patch(f.ZERO_ID, b"fuzz")
     snap = pad.sealed(Kind.SNAPSHOT, pid)
+    vk, token = pad.keys.verify_key, pad.keys.read_token
     return [
-        f.encode(f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SINCE, 0, pad.keys.verify_key)),
-        f.encode(f.Subscribe(2, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0, f.ZERO_ID)),
+        f.encode(f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SINCE, 0, vk, token)),
+        f.encode(f.Subscribe(2, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0, f.ZERO_ID, token)),
+        f.encode(f.Subscribe(9, pad.channel_id, f.SubscribeFrom.EARLIEST, 0, f.ZERO_ID, token)),
+        f.encode(f.Dispute(10, pad.sealed(Kind.DISPUTE, envelope_id(snap)))),
         f.encode(f.Push(3, patch)),
         f.encode(f.SnapshotChunk(4, len(snap), 0, snap)),
         f.encode(f.Trim(5, pad.sealed(Kind.TRIM, pid))),
         f.encode(f.Ephemeral(6, pad.ephemeral())),
         f.encode(f.Unsubscribe(7, pad.channel_id)),
         f.encode(f.Ping(8)),
-        f.encode(f.Hello(1, b"tok")),
+        f.encode(f.Hello(f.PROTOCOL_VERSION, b"tok")),
     ]
 
 

@@ -118,7 +118,9 @@ async def opened(
     await ws.send(f.encode(f.Hello(f.PROTOCOL_VERSION)))
     assert isinstance(f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT)), f.Welcome)
     if pad is not None:
-        await ws.send(f.encode(f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0)))
+        token = pad.keys.read_token
+        subscribe = f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SNAPSHOT, 0, ZERO, token)
+        await ws.send(f.encode(subscribe))
         while not isinstance(f.decode(await asyncio.wait_for(ws.recv(), TIMEOUT)), f.HistoryEnd):
             pass
     return ws
@@ -203,7 +205,9 @@ def test_a_reader_that_stops_reading_is_closed_as_a_slow_consumer(tmp_path: Path
         reader = await opened(relay, sock=sock, max_queue=1)
         async with Client.connect(relay) as writer:
             await writer.subscribe(pad)
-            await reader.send(f.encode(f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SINCE, 0)))
+            token = pad.keys.read_token
+            subscribe = f.Subscribe(1, pad.channel_id, f.SubscribeFrom.SINCE, 0, ZERO, token)
+            await reader.send(f.encode(subscribe))
             # 8 MiB of broadcasts against a 256 KiB queue and a few socket buffers
             await fill(writer, pad, LIMITS.max_pad_bytes // (PATCH + 1024))
         error, close = await closing_error(reader)
@@ -229,7 +233,10 @@ def test_concurrent_history_reads_of_a_full_pad_are_capped(tmp_path: Path) -> No
             await writer.subscribe(pad)
             await fill(writer, pad, count)
         base = f"/v1/channels/{pad.channel_id.hex()}"
-        async with httpx.AsyncClient(base_url=relay.url, timeout=TIMEOUT * 4) as http:
+        headers = pad.read_headers()
+        async with httpx.AsyncClient(
+            base_url=relay.url, timeout=TIMEOUT * 4, headers=headers
+        ) as http:
             head = await http.get(f"{base}/head")
             assert head.json()["seq"] == count
             answers = await asyncio.gather(

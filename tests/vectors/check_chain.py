@@ -1,7 +1,7 @@
 """Check chain vectors: best-tip decisions and scripted relay sessions.
 
 Standard library plus ``client`` only, so the same records run under CPython
-and Pyodide.  Two suites:
+and Pyodide.  Three suites:
 
 ``chain.best``
     ``input.patches``: ``[[id_hex, parent_hex], ...]`` in arrival order;
@@ -14,6 +14,10 @@ and Pyodide.  Two suites:
     is lost), ``["deliver", s]`` (session s handles its oldest incoming
     message) or ``["reconnect", s]`` (history since its last sequence number,
     then a resend); ``expect``: ``{"texts": [...], "head": id_hex, "log": n}``.
+``chain.mmr``
+    ``input.ids``: patch ids (hex) from height 1; ``expect``: ``{"peaks":
+    [[peak_hex, ...] at each height 1..n], "root": hex at n}``
+    (docs/PROTOCOL.md §11, :mod:`client.mmr`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import hashlib
 import json
 from typing import Any
 
-from client import textops
+from client import mmr, textops
 from client.chain import GENESIS, Chain, Pending
 from client.doctype import TEXT
 from client.engine import Engine, Opened, Sealed, SendPatch
@@ -93,6 +97,15 @@ def best(patches: list[list[str]]) -> dict[str, Any]:
     return {"best": chain.best.id.hex(), "height": chain.best.height}
 
 
+def mmr_range(ids: list[str]) -> dict[str, Any]:
+    peaks: mmr.Peaks = mmr.EMPTY
+    each = []
+    for height, leaf in enumerate(ids):
+        peaks = mmr.append(peaks, height, bytes.fromhex(leaf))
+        each.append(mmr.to_hex(peaks))
+    return {"peaks": each, "root": mmr.root(peaks, len(ids)).hex()}
+
+
 def session(spec: dict[str, Any]) -> dict[str, Any]:
     options = spec.get("options", {})
     engines = [Engine(TEXT, VectorCodec(n), **options) for n in range(spec["sessions"])]
@@ -161,6 +174,8 @@ def check(record: dict[str, Any]) -> None:
         got = best(given["patches"])
     elif suite == "chain.session":
         got = session(given)
+    elif suite == "chain.mmr":
+        got = mmr_range(given["ids"])
     else:
         raise AssertionError(f"unknown suite {suite}")
     assert got == expect, f"expected {json.dumps(expect)[:300]}, got {json.dumps(got)[:300]}"

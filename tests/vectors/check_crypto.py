@@ -66,6 +66,8 @@ def _check_keys(r: Record) -> None:
     assert keys.sym_key == _h(r["sym_key"]), "sym_key differs"
     assert keys.verify_key == _h(r["verify_key"]), "verify_key differs"
     assert keys.channel_id == _h(r["channel_id"]), "channel_id differs"
+    assert keys.read_token == _h(r["read_token"]), "read_token differs"
+    assert keys.view().read_token == keys.read_token, "a view link proves the same"
     assert crypto.channel_id_for(keys.verify_key) == keys.channel_id
 
 

@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent.parent))
 
-from check_chain import best, session  # noqa: E402
+from check_chain import best, mmr_range, session  # noqa: E402
 
 
 def pid(n: int) -> str:
@@ -53,6 +53,19 @@ def best_cases(rng: random.Random) -> list[dict[str, Any]]:
             "expect": best(patches),
         }
         for name, patches in cases
+    ]
+
+
+def mmr_cases() -> list[dict[str, Any]]:
+    cases = [("empty", 0), ("one", 1), ("three", 3), ("a power of two", 8), ("thirteen", 13)]
+    return [
+        {
+            "suite": "chain.mmr",
+            "case": name,
+            "input": {"ids": [pid(i) for i in range(1, n + 1)]},
+            "expect": mmr_range([pid(i) for i in range(1, n + 1)]),
+        }
+        for name, n in cases
     ]
 
 
@@ -113,7 +126,7 @@ def resolve_positions(spec: dict[str, Any], rng: random.Random) -> None:
 def render() -> str:
     """The whole vector file, deterministically."""
     rng = random.Random(20261121)
-    records = best_cases(rng) + session_cases(rng)
+    records = best_cases(rng) + session_cases(rng) + mmr_cases()
     return "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
 
 

@@ -79,6 +79,7 @@ def _keys_records() -> Iterator[Record]:
             "sym_key": keys.sym_key.hex(),
             "verify_key": keys.verify_key.hex(),
             "channel_id": keys.channel_id.hex(),
+            "read_token": keys.read_token.hex(),
         }
 
 
@@ -171,6 +172,7 @@ def _seal_records() -> list[Record]:
     out.append(_seal_record("patch 64k", SECRET_A, alice, Kind.PATCH, first, MESSAGES["64k"]))
     out.append(_seal_record("snapshot", SECRET_A, alice, Kind.SNAPSHOT, first, b"snapshot text"))
     out.append(_seal_record("trim", SECRET_A, bob, Kind.TRIM, first, b""))
+    out.append(_seal_record("dispute", SECRET_A, bob, Kind.DISPUTE, first, b'{"height":1}'))
     out.append(_seal_record("patch channel B", SECRET_B, alice, Kind.PATCH, ZERO_ID, b"x"))
     return out
 

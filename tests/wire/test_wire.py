@@ -12,16 +12,20 @@ from wire.errors import FrameError, HistoryError, WireError
 
 ID = bytes(range(32))
 EXAMPLES: list[f.Frame] = [
-    f.Hello(1, b"token"),
-    f.Subscribe(1, ID, f.SubscribeFrom.SNAPSHOT, 7, ID),
+    f.Hello(f.PROTOCOL_VERSION, b"token"),
+    f.Subscribe(1, ID, f.SubscribeFrom.SNAPSHOT, 7, ID, bytes(reversed(ID))),
+    f.Subscribe(1, ID, f.SubscribeFrom.EARLIEST, 0),
     f.Unsubscribe(2, ID),
     f.Push(3, b"env"),
     f.SnapshotChunk(4, 10, 0, b"abc"),
     f.Trim(5, b"t"),
     f.Ephemeral(6, b"e"),
     f.Ping(2**64 - 1),
+    f.Dispute(9, b"d"),
+    f.ProofRequest(10, ID, 1, 2**64 - 1),
     f.Welcome(1, 9, 1, 2, 3, 4, 5, 6, 7),
-    f.Snapshot(ID, 3, 10, 0, b"abc"),
+    f.Snapshot(ID, 3, 0, 10, 0, b"abc"),
+    f.Snapshot(ID, 3, f.SNAPSHOT_LIVE | f.SNAPSHOT_DISPUTED, 10, 3, b"def"),
     f.History(ID, 1, b"x"),
     f.HistoryEnd(1, ID, 5, ID),
     f.Broadcast(ID, 2, b"y"),
@@ -32,6 +36,7 @@ EXAMPLES: list[f.Frame] = [
     f.PeerLeft(ID, 4),
     f.Pong(1),
     f.Unsubscribed(1, ID),
+    f.Proof(10, ID, 1, ID + ID),
     f.Error(2, "please reload ✓"),
 ]
 
@@ -82,7 +87,9 @@ def test_encode_rejects_bad_fields() -> None:
         b"\x8b" + bytes(9),
         b"\x85" + bytes(40) + b"\x00\x00\x00\x05ab",
         b"\x8f\x00\x01\x00\x00\x00\x01\xff",
-        b"\x02" + bytes(4) + ID + b"\x07" + bytes(8) + ID,
+        b"\x02" + bytes(4) + ID + b"\x07" + bytes(8) + ID,  # protocol 1's layout
+        b"\x02" + bytes(4) + ID + b"\x01" + bytes(8) + ID,  # no read token
+        b"\x0c" + bytes(4),  # no envelope
     ],
 )
 def test_invalid_frames_are_rejected(data: bytes) -> None:
@@ -90,6 +97,53 @@ def test_invalid_frames_are_rejected(data: bytes) -> None:
         f.decode(data)
     with pytest.raises(f.FrameError):
         f.decode_relay(data)
+
+
+def test_the_subscribe_and_snapshot_layouts() -> None:
+    token = bytes(range(100, 132))
+    data = f.encode(f.Subscribe(0x01020304, ID, f.SubscribeFrom.EARLIEST, 5, b"k" * 32, token))
+    assert data == (
+        b"\x02\x01\x02\x03\x04" + ID + b"\x02" + (5).to_bytes(8, "big") + b"k" * 32 + token
+    )
+    assert f.Subscribe(1, ID, f.SubscribeFrom.SINCE, 0).read_token == f.ZERO_ID
+    snap = f.encode(f.Snapshot(ID, 9, f.SNAPSHOT_DISPUTED, 3, 0, b"abc"))
+    assert (
+        snap
+        == b"\x82"
+        + ID
+        + (9).to_bytes(8, "big")
+        + b"\x02"
+        + bytes([0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 3])
+        + b"abc"
+    )
+    assert f.encode(f.Dispute(7, b"env")) == b"\x0c\x00\x00\x00\x07\x00\x00\x00\x03env"
+    assert (f.SNAPSHOT_LIVE, f.SNAPSHOT_DISPUTED) == (1, 2)
+
+
+@pytest.mark.parametrize("start", [3, 0xFF])
+def test_an_unknown_start_mode_is_refused(start: int) -> None:
+    data = b"\x02" + bytes(4) + ID + bytes([start]) + bytes(8) + ID + ID
+    with pytest.raises(f.FrameError, match="unknown start mode"):
+        f.decode(data)
+    with pytest.raises(f.FrameError, match="unknown start mode"):
+        f.decode_client(data)
+
+
+@pytest.mark.parametrize("flags", [0x04, 0x80, 0xFF])
+def test_unknown_snapshot_flags_are_refused(flags: int) -> None:
+    good = f.encode(f.Snapshot(ID, 3, 0, 3, 0, b"abc"))
+    data = good[:41] + bytes([flags]) + good[42:]
+    with pytest.raises(f.FrameError, match="unknown flags"):
+        f.decode(data)
+    with pytest.raises(f.FrameError, match="unknown flags"):
+        f.decode_relay(data)
+
+
+def test_the_new_codes() -> None:
+    assert codes.RefuseCode.UNKNOWN_CHANNEL == 22
+    assert codes.RefuseCode.DISPUTE_TOO_LARGE == 29
+    assert codes.RefuseCode.SNAPSHOT_DISPUTED == 30
+    assert f.PROTOCOL_VERSION == 2
 
 
 @given(st.binary(max_size=200))
