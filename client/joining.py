@@ -214,7 +214,8 @@ class Joining:
         if self._outbox.answered(frame.request_id) is None or frame.request_id != self._request:
             return False
         self.resuming = False
-        self._verdict(self.trust.caught_up(self.engine.chain, frame.head_seq))
+        chain = self.engine.chain
+        self._verdict(self.trust.caught_up(chain, frame.head_seq, frame.head_id))
         held = frame.head_id == p.ZERO_ID or frame.head_id in self.engine.chain
         self.claimed = None if held else (frame.head_seq, frame.head_id)
         return True

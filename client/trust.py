@@ -90,10 +90,20 @@ class Trust:
         self.verified = remembered is None  # the chain held extends the remembered point
         self.suspect: AlarmKind | None = None
 
-    def caught_up(self, chain: Chain[Any], claimed_seq: int) -> Verdict:
-        """A history ended with the relay claiming head ``claimed_seq``: check it."""
+    def caught_up(
+        self, chain: Chain[Any], claimed_seq: int, claimed_id: bytes | None = None
+    ) -> Verdict:
+        """A history ended with the relay claiming head ``(claimed_seq, claimed_id)``:
+        check what we hold, and the claim where it contradicts what we verified."""
         head = chain.best
         verdict = self._extends(chain, head)
+        there = chain.at_height(head, claimed_seq) if claimed_id is not None else None
+        if verdict is OK and there is not None and claimed_seq > 0 and there.id != claimed_id:
+            verdict = Verdict(
+                AlarmKind.FORK,
+                f"the relay names patch {_short(claimed_id or b'')} as its head at number "
+                f"{claimed_seq}, where this device verified {_short(there.id)}: another branch",
+            )
         if verdict is OK and self.remembered is not None and claimed_seq < self.remembered[0]:
             verdict = Verdict(
                 AlarmKind.ROLLBACK,

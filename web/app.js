@@ -237,12 +237,57 @@ function render(out) {
     embed.ready = true;
     emit("ready", { writer: out.writer });
   }
-  for (const a of out.alarms) emit("alarm", a);
+  for (const a of out.alarms) {
+    emit("alarm", a);
+    showAlarm(a);
+  }
   if (out.ready) $("loading").hidden = true;
   $("readonly").hidden = out.writer;
   renderPeople(out.me, out.peers);
   renderOverlay(out.peers);
   for (const m of out.messages) report(m);
+}
+
+// The relay was caught lying (client/trust.py): a banner nobody can miss, kept
+// until the page is reloaded. The first such alarm names it (data-kind).
+const ALARM_TEXT = {
+  rollback: "This relay is serving an older version of this pad than this browser saw.",
+  fork: "This relay is showing you a different version of this pad than it showed before (or than it shows others).",
+  withheld: "This relay is holding back changes it has.",
+};
+const ALARM_ADVICE = "Your text stays here. Keep working if you like, copy your text somewhere safe, and try another relay.";
+
+function showAlarm(alarm) {
+  const said = ALARM_TEXT[alarm.kind];
+  if (!said) return;
+  let el = $("alarm");
+  if (!el) {
+    el = document.createElement("div");
+    el.id = "alarm";
+    el.className = "alarm";
+    el.setAttribute("role", "alert");
+    el.dataset.kind = alarm.kind;
+    const advice = document.createElement("p");
+    advice.className = "alarm-advice";
+    advice.textContent = ALARM_ADVICE;
+    el.append(advice);
+    $("bar").after(el);
+  }
+  const kinds = (el.dataset.kinds || "").split(" ").filter(Boolean);
+  if (!kinds.includes(alarm.kind)) {
+    const what = document.createElement("p");
+    what.className = "alarm-what";
+    what.textContent = said;
+    el.querySelector(".alarm-advice").before(what);
+    el.dataset.kinds = [...kinds, alarm.kind].join(" ");
+  }
+  const line = `${alarm.kind}: ${alarm.detail}`;
+  const details = [...el.querySelectorAll(".alarm-detail")];
+  if (details.length >= 5 || details.some((d) => d.textContent === line)) return;
+  const detail = document.createElement("p");
+  detail.className = "alarm-detail";
+  detail.textContent = line;
+  el.append(detail);
 }
 
 function initials(name) {

@@ -176,6 +176,24 @@ def test_a_fork_served_on_reconnect_under_new_numbers_is_caught_and_not_shown() 
     run(main)
 
 
+def test_a_head_claimed_at_a_verified_height_with_another_id_is_a_fork() -> None:
+    """Alone on a fork: nothing new is served, but the head the relay names sits
+    where this device verified another patch."""
+
+    async def main(liar: LyingRelay) -> None:
+        links = await Pad.create(liar.url)
+        async with opener(links.edit_link) as a:
+            await type_patches(a, "ab")
+            liar.claim = lambda conn, branch: (2, os.urandom(32))
+            await liar.close_all()
+            await alarmed(a, AlarmKind.FORK)
+            assert "as its head at number 2" in a.alarms[-1].detail
+            assert a.text == "ab"
+            await distrusted(a, AlarmKind.FORK)
+
+    run(main)
+
+
 def test_two_clients_kept_on_different_branches_at_equal_height_both_alarm() -> None:
     async def main(liar: LyingRelay) -> None:
         links = await Pad.create(liar.url)

@@ -1,0 +1,189 @@
+// The page against a real relay made to lie (its SQLite file swapped for an
+// older copy): driven step by step by tests/web/test_web_trust.py.
+//
+// Usage: node tests/web/trust.mjs
+// Reads one JSON command a line on stdin, answers one JSON line on stdout:
+// {"ok": true, ...what the page showed} or {"ok": false, "error": "..."}.
+// Commands (one browser profile at a time, one page in it):
+//   {"cmd": "launch", "profile": DIR}  a persistent Chromium profile (localStorage survives)
+//   {"cmd": "open", "url": LINK}       open the pad's link in the profile's page
+//   {"cmd": "saved", "text": T}        until the status is "saved" and the text is T
+//   {"cmd": "type", "text": T}         type T at the end, one letter at a time, each saved
+//   {"cmd": "mark"}                    from now on, every status shown is kept for "alarm"
+//   {"cmd": "alarm"}                   until the alarm banner shows, then a few more ticks
+//   {"cmd": "look"}                    what the page shows now
+//   {"cmd": "shot", "path": PNG}       a screenshot of the page
+//   {"cmd": "close"}                   close the profile (the browser)
+// Waits poll the page's own state, never a fixed sleep, with a hang guard only
+// (BLINDPAD_BOOT_TIMEOUT_MS, default 20 min for a page to boot;
+// BLINDPAD_WAIT_TIMEOUT_MS, default 5 min for anything else) that says what hung.
+
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const BOOT_MS = Number(process.env.BLINDPAD_BOOT_TIMEOUT_MS ?? 1_200_000);
+const WAIT_MS = Number(process.env.BLINDPAD_WAIT_TIMEOUT_MS ?? 300_000);
+const TICKS_AFTER_ALARM = 5; // status redraws watched once the banner shows (the page redraws every second)
+
+let context = null;
+let page = null;
+
+// Installed in every page: every status the page shows, in order, and when the banner came.
+function recordStatuses() {
+  window.__trust = { statuses: [], mark: 0, alarmAt: null };
+  const start = () => {
+    const status = document.getElementById("status");
+    if (!status) return void setTimeout(start, 20);
+    const note = () => {
+      window.__trust.statuses.push([status.dataset.state, status.textContent]);
+      if (window.__trust.alarmAt === null && document.getElementById("alarm")) {
+        window.__trust.alarmAt = window.__trust.statuses.length;
+      }
+    };
+    new MutationObserver(note).observe(status, { childList: true, characterData: true, subtree: true, attributes: true });
+    note();
+  };
+  start();
+}
+
+/** Poll until `probe()` is true (the page's own state, never a fixed sleep). */
+async function until(probe, what, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await probe();
+    if (last === true) return;
+    if (Date.now() > deadline) throw new Error(`hung: no ${what} after ${timeout} ms (hang guard; last: ${JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** What the page shows. */
+function look() {
+  return page.evaluate(() => {
+    const $ = (id) => document.getElementById(id);
+    const banner = $("alarm");
+    const rect = banner ? banner.getBoundingClientRect() : null;
+    return {
+      text: $("pad").value,
+      client: window.blindpad.text(),
+      state: $("status").dataset.state,
+      status: $("status").textContent,
+      message: $("message").hidden ? "" : $("message").textContent,
+      banner: banner
+        ? {
+            kind: banner.dataset.kind,
+            kinds: banner.dataset.kinds,
+            role: banner.getAttribute("role"),
+            text: banner.innerText,
+            visible: rect.width > 0 && rect.height > 0 && rect.top >= 0 && rect.top < window.innerHeight / 2,
+          }
+        : null,
+      debug: window.blindpad.debug(),
+      stored: Object.fromEntries(
+        Object.keys(localStorage).filter((k) => k.startsWith("blindpad.head.")).map((k) => [k, JSON.parse(localStorage.getItem(k))]),
+      ),
+    };
+  });
+}
+
+async function saved(text, timeout = WAIT_MS) {
+  await until(async () => {
+    const seen = await look().catch((e) => ({ navigating: String(e) }));
+    return (seen.state === "saved" && seen.text === text && seen.client === text) || seen;
+  }, `status saved with the text ${JSON.stringify(text)}`, timeout);
+}
+
+const COMMANDS = {
+  async launch({ profile }) {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: process.env.BLINDPAD_CHROMIUM ?? "/usr/bin/chromium",
+      headless: true,
+      viewport: { width: 820, height: 560 },
+      args: [
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+        "--disable-backgrounding-occluded-windows",
+      ],
+    });
+    context.on("weberror", (e) => console.error("page error:", e.error().message));
+    await context.addInitScript(recordStatuses);
+    return {};
+  },
+  async open({ url }) {
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on("console", (m) => ["error", "warning"].includes(m.type()) && console.error("console:", m.text()));
+    await page.goto(url);
+    await until(async () => {
+      const ready = await page.evaluate(() => !!(window.blindpad && window.blindpad.debug())).catch(() => false);
+      return ready || "not booted";
+    }, "page boot (Pyodide and the client)", BOOT_MS);
+    return {};
+  },
+  async saved({ text }) {
+    await saved(text, BOOT_MS);
+    return look();
+  },
+  async type({ text }) {
+    for (const letter of text) {
+      const before = await page.$eval("#pad", (t) => t.value);
+      await page.focus("#pad");
+      await page.$eval("#pad", (t) => t.setSelectionRange(t.value.length, t.value.length));
+      await page.keyboard.type(letter);
+      await saved(before + letter);
+    }
+    return look();
+  },
+  async mark() {
+    await page.evaluate(() => (window.__trust.mark = window.__trust.statuses.length));
+    return {};
+  },
+  async alarm() {
+    await until(async () => {
+      const seen = await look().catch((e) => ({ navigating: String(e) }));
+      return !!seen.banner || seen;
+    }, "alarm banner (#alarm)");
+    const at = await page.evaluate(() => window.__trust.statuses.length);
+    await until(async () => {
+      const n = await page.evaluate(() => window.__trust.statuses.length);
+      return n >= at + TICKS_AFTER_ALARM || `${n - at} status redraws since the banner`;
+    }, `${TICKS_AFTER_ALARM} status redraws after the banner showed`);
+    const trace = await page.evaluate(() => window.__trust);
+    return {
+      ...(await look()),
+      statuses: trace.statuses.slice(trace.mark).map(([state]) => state),
+      statusesAfterAlarm: trace.statuses.slice(trace.alarmAt ?? trace.statuses.length).map(([state, text]) => `${state}: ${text}`),
+    };
+  },
+  look,
+  async shot({ path }) {
+    await page.screenshot({ path });
+    return {};
+  },
+  async close() {
+    await context.close();
+    context = page = null;
+    return {};
+  },
+};
+
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  if (!line.trim()) continue;
+  const command = JSON.parse(line);
+  let answer;
+  try {
+    answer = { ok: true, ...(await COMMANDS[command.cmd](command)) };
+  } catch (err) {
+    let seen = null;
+    try {
+      seen = page ? await look() : null;
+    } catch {
+      // the page is gone
+    }
+    answer = { ok: false, error: String(err && err.stack ? err.stack : err).slice(0, 2000), seen };
+  }
+  console.log(JSON.stringify(answer));
+}
+if (context) await context.close();
