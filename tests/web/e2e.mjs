@@ -362,6 +362,11 @@ async function crlf() {
   await F.keyboard.type("typed ✓");
   await caretTo(F, shown.indexOf("line 2") + 4);
   await F.keyboard.press("Enter");
+  // The status line may still say "saved" from before the Enter until the page
+  // has taken the key: wait for the edit in the text, then for its ACK.
+  const held = async (p) => (await p.evaluate(() => window.blindpad.text())).includes("line\n 2") || "no Enter yet";
+  await until(F, held, "the Enter in the page's text");
+  await until(F, async (p) => !(await p.evaluate(() => window.blindpad.unsaved())) || "unsaved", "every edit acknowledged");
   await waitState(F, "saved");
   const text = await F.evaluate(() => window.blindpad.text());
   await ctx.close();
