@@ -24,9 +24,9 @@ the connection is *stalled* and the front end drops it.  Only a PING that
 went unanswered counts, so a tab whose timers the browser throttles is not
 declared dead for having looked late.
 
-Heads (:class:`HeadWatch`).  The highest ``(seq, id)`` the relay ever showed,
-carried across runs by the front end: a history that ends below it, or
-another patch at its sequence number, is a rollback.
+Progress (:class:`Watchdog`).  A live session waiting on the relay without
+progress re-reads from its last contiguous sequence number, and after two
+re-reads without progress says the relay withholds something.
 """
 
 from __future__ import annotations
@@ -271,36 +271,8 @@ class Watchdog:
         return None if self._since is None else self._since + self.after_ms
 
 
-class HeadWatch:
-    """The highest head seen; says when the relay serves less, or something else.
-
-    Args:
-        last: ``(seq, id)`` of the highest head a previous run saw.
-    """
-
-    def __init__(self, last: tuple[int, bytes] | None) -> None:
-        self.last = last
-
-    def note(self, seq: int, patch_id: bytes) -> str | None:
-        """Patch ``patch_id`` is at ``seq``; what is wrong with that, if anything."""
-        last = self.last
-        if last is None or seq > last[0]:
-            self.last = (seq, patch_id)
-        elif seq == last[0] and patch_id != last[1] and seq > 0:
-            return f"the relay serves another patch at seq {seq} than before"
-        return None
-
-    def history_end(self, seq: int, patch_id: bytes) -> str | None:
-        """The relay says its history ends at ``seq``; what is wrong with that, if anything."""
-        last = self.last
-        if last is not None and seq < last[0]:
-            return f"the relay serves history up to seq {seq}, but seq {last[0]} was seen before"
-        return self.note(seq, patch_id)
-
-
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
-    "HeadWatch",
     "Keepalive",
     "Outbox",
     "Request",

@@ -195,9 +195,7 @@ class Engine(Generic[D, P]):
         """
         if self.outbox.awaiting is not None:
             return f"the head {self.outbox.awaiting.hex()[:16]} a refusal named"
-        if self._seqs_ahead and max(self._seqs_ahead) > self.head.height:
-            # (A gap our chain already covers is no loss: an ACK of ours whose
-            # predecessor's ACK was lost proves that one stored too.)
+        if self._skipped:
             return f"patch number {self.last_seq + 1} (number {max(self._seqs_ahead)} arrived)"
         if self.chain.orphans:
             orphan = next(iter(self.chain.orphans.values()))
@@ -208,8 +206,14 @@ class Engine(Generic[D, P]):
     def gap(self) -> bool:
         """A sequence number was skipped, or a patch's parent never came: the
         relay owes something it has already shown it has."""
-        gap = bool(self._seqs_ahead) and max(self._seqs_ahead) > self.head.height
-        return gap or bool(self.chain.orphans)
+        return self._skipped or bool(self.chain.orphans)
+
+    @property
+    def _skipped(self) -> bool:
+        """A sequence number below one received never came, and our chain does
+        not cover it (an ACK of ours whose predecessor's ACK was lost proves
+        that one stored too: no loss)."""
+        return bool(self._seqs_ahead) and max(self._seqs_ahead) > self.head.height
 
     @property
     def recovering(self) -> bool:

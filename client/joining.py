@@ -140,21 +140,19 @@ class Joining:
         else:
             self._subscribe(p.SubscribeFrom.SNAPSHOT)
 
-    def _subscribe(self, start: p.SubscribeFrom, since: int | None = None) -> None:
+    def _subscribe(self, start: p.SubscribeFrom) -> None:
         req = self._request = self._outbox.next_id()
-        if since is None:
-            since = self.engine.last_seq if start is p.SubscribeFrom.SINCE else 0
+        since = self.engine.last_seq if start is p.SubscribeFrom.SINCE else 0
         key = self.keys.verify_key if self.create else p.ZERO_ID
         frame = p.Subscribe(req, self.keys.channel_id, start, since, key, self.keys.read_token)
         self._start = start
         self._outbox.request(req, Request(Want.SUBSCRIBE, (p.encode(frame),)))
 
-    def resume(self, since: int | None = None) -> None:
+    def resume(self) -> None:
         """Re-read on this connection from the last contiguous sequence number
-        (a gap, a head named and never sent, an answer that never came), or
-        from ``since``."""
+        (a gap, a head named and never sent, an answer that never came)."""
         self._outbox.send(p.Unsubscribe(self._outbox.next_id(), self.keys.channel_id))
-        self._subscribe(p.SubscribeFrom.SINCE, since)
+        self._subscribe(p.SubscribeFrom.SINCE)
         self.resuming = True
 
     def reset(self) -> None:

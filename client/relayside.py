@@ -342,12 +342,11 @@ class RelaySide:
         self._send_ephemeral(body)
 
     def _beacon_due(self, now_ms: int) -> bool:
-        head = self.engine.head
-        if self.phase is not Phase.LIVE or self._beaconed == (head.height, head.id):
-            return False
-        return now_ms - self.presence.sent_ms >= BEACON_EVERY_MS
+        due = self._next_beacon_ms()
+        return due is not None and now_ms >= due
 
     def _next_beacon_ms(self) -> int | None:
+        """When our moved head is next announced (None: it has not moved, or not live)."""
         head = self.engine.head
         if self.phase is not Phase.LIVE or self._beaconed == (head.height, head.id):
             return None
