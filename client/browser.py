@@ -42,7 +42,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import crypto
-from client import mmr, textops
+from client import textops
 from client.editor import EditorBinding, end_of
 from client.errors import NotReady, PadError, ReadOnly
 from client.events import Alarm, Failed, Peer
@@ -50,6 +50,7 @@ from client.recovery import Base
 from client.session import PadSession, Phase
 from client.textops import Op, Patch
 from client.transport import Backoff, Reconnect, websocket_url
+from wire import mmr
 
 if TYPE_CHECKING:  # pragma: no cover - ``js`` exists only under Pyodide
     from collections.abc import Callable

@@ -21,7 +21,7 @@ forks; federated relays resolve forks within seconds), and memory stays
 proportional to ``max_depth``, not to the history.
 
 Every node carries the Merkle mountain range of the ids up to it
-(:mod:`client.mmr`), continued from the root's (empty at genesis; a
+(:mod:`wire.mmr`), continued from the root's (empty at genesis; a
 snapshot's signed peaks when the session joined from one).
 
 **Fast-forward only.**  A session talking to one relay (or one site of
@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from client import mmr
+from wire import mmr
 
 P = TypeVar("P")
 

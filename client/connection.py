@@ -99,10 +99,12 @@ class Outbox:
         )
         self.request(req, Request(Want.SNAPSHOT, frames, sealed.id))
 
-    def trim(self, sealed: Sealed) -> None:
-        """Queue a TRIM of a sealed trim envelope."""
+    def trim(self, sealed: Sealed, keep_pct: int = 0) -> None:
+        """Queue a TRIM of a sealed trim envelope; the relay keeps older snapshots
+        within ``keep_pct`` % of the newest one's bytes (0: none)."""
         req = self.next_id()
-        self.request(req, Request(Want.TRIM, (p.encode(p.Trim(req, sealed.data)),), sealed.id))
+        frame = p.Trim(req, keep_pct, sealed.data)
+        self.request(req, Request(Want.TRIM, (p.encode(frame),), sealed.id))
 
     def dispute(self, sealed: Sealed) -> None:
         """Queue a DISPUTE of a snapshot that differs from our text."""

@@ -47,13 +47,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import crypto
-from client import mmr
 from client.connection import Outbox, Request, SnapshotChunks, Want
 from client.engine import Base, Engine, LocalError
 from client.events import AlarmKind
 from client.textops import InvalidPatch, Patch
 from client.trust import OK, DescentProof, Trust, Verdict
 from wire import frames as p
+from wire import mmr
 
 #: How a joining session reports an alarm: ``(kind, detail)``.
 AlarmFn = Callable[[AlarmKind, str], None]
@@ -256,7 +256,7 @@ class Joining:
         if frame is None:
             proof.stalled = True
         else:
-            proof.take(frame.from_seq, frame.ids)
+            proof.take(frame.from_seq, frame.nodes)
         if not proof.complete:
             self._ask_proof()
             return

@@ -42,7 +42,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from client import mmr
 from client.chain import Chain, DeepFork, Node, Pending
 from client.doctype import DocType, InvalidPatch
 from client.events import Alarm, AlarmKind
@@ -50,6 +49,7 @@ from client.outbox import Outbox, Own
 from client.payload import Payload, integrity_problem
 from client.rebase import Rebaser
 from client.snapshots import Snapshots
+from wire import mmr
 
 D = TypeVar("D")
 P = TypeVar("P")

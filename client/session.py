@@ -92,7 +92,7 @@ class PadSession(RelaySide):
         presence_timeout_ms: peers silent this long expire.
         pipeline: patches in flight at once.
         last_head: ``(height, id)`` of the highest head a previous run verified.
-        last_peaks: the Merkle mountain range there (:mod:`client.mmr`).
+        last_peaks: the Merkle mountain range there (:mod:`wire.mmr`).
         recovered: sealed patches from a previous run's write-ahead log.
         recovered_bases: the base(s) logged with them (:mod:`client.recovery`).
         token: the relay's channel-creation token, if it needs one.

@@ -9,7 +9,7 @@ A snapshot is the document after an existing patch X, sealed beside the chain
     {"height": n, "doc": document, "h": "SHA-256 of doc, hex", "peaks": ["hex", ...]}
 
 ``peaks`` is the Merkle mountain range of the patch ids up to X
-(:mod:`client.mmr`): a joiner continues it, and a client that verified an
+(:mod:`wire.mmr`): a joiner continues it, and a client that verified an
 older point proves from it that the snapshot descends from that point even
 after the patches between were trimmed (:mod:`client.trust`).
 
@@ -43,11 +43,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from client import mmr
 from client.chain import Chain, Node
 from client.doctype import DocType, InvalidPatch
 from client.events import Alarm, AlarmKind
 from client.payload import SNAPSHOT, TRIM, Codec, Opened, Payload, Sealed, dumps
+from wire import mmr
 
 D = TypeVar("D")
 P = TypeVar("P")

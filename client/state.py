@@ -66,9 +66,9 @@ from pathlib import Path
 from typing import IO
 
 import crypto
-from client import mmr
 from client.errors import StateLocked
 from client.recovery import Base
+from wire import mmr
 
 _LEN = struct.Struct(">I")
 _BASE_MAGIC = b"blindpad-base 1\n"

@@ -30,7 +30,7 @@ remembered point:
   relay names the ids of the patches between (PROOF, trimmed ones too), and
   appended to the Merkle mountain range remembered with the point they must
   give the peaks the snapshot signs (:class:`DescentProof`,
-  :mod:`client.mmr`); otherwise ``fork``, and ids it does not name are
+  :mod:`wire.mmr`); otherwise ``fork``, and ids it does not name are
   ``withheld``.  A point remembered without peaks, or a snapshot that signs
   none, cannot be checked that way: ``unverified`` (said, then accepted).
 
@@ -48,9 +48,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from client import mmr
 from client.chain import Chain, Node
 from client.events import AlarmKind
+from wire import mmr
 
 #: The alarms that make a pad suspect (see the module docstring).
 SUSPECT = frozenset({AlarmKind.ROLLBACK, AlarmKind.FORK, AlarmKind.WITHHELD})
@@ -164,12 +164,19 @@ class Trust:
 
 
 class DescentProof:
-    """The ids between the remembered point and a snapshot above it, named by the relay.
+    """The nodes between the remembered point and a snapshot above it, named by the relay.
 
     Appended to the peaks remembered with the point, they must give exactly
-    the peaks the snapshot signs (:func:`client.mmr.extends`): then the
-    snapshot's chain runs through the remembered patch, whatever was trimmed.
-    The relay answers in pages (:data:`wire.frames.MAX_PROOF_IDS` ids each).
+    the peaks the snapshot signs (:func:`wire.mmr.extends_by_nodes`): then
+    the snapshot's chain runs through the remembered patch, whatever was
+    trimmed.  The relay answers in pages (:data:`wire.frames.MAX_PROOF_NODES`
+    nodes each): ids where it still holds them, the root of each whole block
+    of 256 it trimmed.  When the remembered point lies inside a block the
+    relay keeps only as a root, the relay answers from the block's start
+    instead (once, at the first page); the proof then starts from the peaks
+    at that multiple of 256 (:func:`wire.mmr.prefix`), so what this device
+    verified after it is covered by the block's root, not checked id by id
+    (docs/SECURITY.md says so).
 
     Args:
         start: ``(height, id)``: the remembered point.
@@ -183,26 +190,35 @@ class DescentProof:
         self.start = start
         self.anchor = anchor
         self.target = target
-        self.ids: list[bytes] = []
-        self.stalled = False  # the relay named no more ids before the target
-
-    @property
-    def next_from(self) -> int:
-        """The height after which the next page starts."""
-        return self.start[0] + len(self.ids)
+        self.base: tuple[mmr.Peaks, int] = (anchor, start[0])  # where the nodes start
+        self.nodes: list[tuple[int, bytes]] = []
+        self.next_from = start[0]  # the height the nodes so far reach
+        self.stalled = False  # the relay named no more nodes before the target
 
     @property
     def complete(self) -> bool:
-        """Every id up to the target is in, or the relay stopped naming them."""
+        """Every node up to the target is in, or the relay stopped naming them."""
         return self.stalled or self.next_from >= self.target[0]
 
-    def take(self, from_seq: int, ids: bytes) -> None:
-        """One PROOF page (ids of the patches after ``from_seq``)."""
-        if from_seq != self.next_from or not ids:
+    def take(self, from_seq: int, data: bytes) -> None:
+        """One PROOF page (nodes covering the patches after ``from_seq``)."""
+        try:
+            nodes = mmr.unpack_nodes(data)
+        except ValueError:
+            nodes = []
+        if from_seq != self.next_from and not self.nodes:
+            height = self.start[0]
+            peaks, block_start = mmr.prefix(self.anchor, height, mmr.BLOCK_LEVEL)
+            if from_seq == block_start < height:  # the remembered point's block is a root
+                self.base, self.next_from = (peaks, block_start), block_start
+        if from_seq != self.next_from or not nodes:
             self.stalled = True
             return
-        wanted = self.target[0] - self.next_from
-        self.ids += [ids[i : i + 32] for i in range(0, min(len(ids), 32 * wanted), 32)]
+        for level, node in nodes:
+            if self.next_from >= self.target[0]:
+                break
+            self.nodes.append((level, node))
+            self.next_from += 1 << level
 
     def verdict(self) -> Verdict:
         """Verified, a fork, or withheld."""
@@ -213,7 +229,8 @@ class DescentProof:
                 f"the relay did not name the patches between patch {height}, which this "
                 f"device verified, and the snapshot at {self.target[0]}, so it cannot be checked",
             )
-        if not mmr.extends(self.anchor, height, self.ids, self.target[1], self.target[0]):
+        peaks, base = self.base
+        if not mmr.extends_by_nodes(peaks, base, self.nodes, self.target[1], self.target[0]):
             return Verdict(
                 AlarmKind.FORK,
                 f"the snapshot at patch {self.target[0]} does not descend from patch {height} "

@@ -81,7 +81,7 @@ from relay.store import (
     snapshot_parts,
 )
 from relay.store import UnknownPatch as StoreUnknownPatch
-from wire import frames
+from wire import frames, mmr
 from wire.codes import ErrorCode, RefuseCode
 
 log = logging.getLogger("blindpad.relay")
@@ -707,13 +707,14 @@ class Connection:
 
     async def _proof(self, frame: frames.ProofRequest) -> None:
         """Name the ids of the patches after ``from_seq`` up to ``to_seq``, trimmed ones
-        too, at most MAX_PROOF_IDS (a client checks a snapshot descends from what it
+        too, at most MAX_PROOF_NODES (a client checks a snapshot descends from what it
         verified, PROTOCOL.md §11): PROOF; fewer than asked: ask on from there."""
         self._rate()
         self._channel(frame.channel_id)
-        last = min(frame.to_seq, frame.from_seq + frames.MAX_PROOF_IDS)
+        last = min(frame.to_seq, frame.from_seq + frames.MAX_PROOF_NODES)
         ids = await self.relay.store.patch_ids(frame.channel_id, frame.from_seq, last)
-        proof = frames.Proof(frame.request_id, frame.channel_id, frame.from_seq, b"".join(ids))
+        nodes = mmr.pack_nodes((0, patch_id) for patch_id in ids)
+        proof = frames.Proof(frame.request_id, frame.channel_id, frame.from_seq, nodes)
         await self.outbox.put(frames.encode(proof))
 
     async def _refresh(self, channel_id: bytes, state: ChannelState) -> None:

@@ -45,6 +45,7 @@ from websockets.exceptions import ConnectionClosed
 from crypto.envelope import envelope_id, parse_header
 from crypto.errors import MalformedEnvelope
 from wire import frames as f
+from wire import mmr
 from wire.codes import ErrorCode, RefuseCode
 
 SNAPSHOT_CHUNK_BYTES = 200 * 1024  # SNAPSHOT frames carry at most this much
@@ -369,10 +370,11 @@ class LyingRelay:
         else:
             by_seq = {seq: patch_id for patch_id, seq in branch.trimmed.items()}
             by_seq.update((seq, envelope_id(e)) for seq, e in branch.envelopes_since(0))
-            last = min(frame.to_seq, frame.from_seq + f.MAX_PROOF_IDS)
+            last = min(frame.to_seq, frame.from_seq + f.MAX_PROOF_NODES)
             seqs = range(frame.from_seq + 1, last + 1)
             ids = b"".join(by_seq[s] for s in seqs if s in by_seq)
-        conn.send(f.Proof(frame.request_id, frame.channel_id, frame.from_seq, ids))
+        nodes = mmr.pack_nodes((0, ids[i : i + 32]) for i in range(0, len(ids), 32))
+        conn.send(f.Proof(frame.request_id, frame.channel_id, frame.from_seq, nodes))
 
     def _dispute(self, conn: Conn, frame: f.Dispute) -> None:
         branch = self.branches[conn.branch]

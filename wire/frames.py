@@ -33,6 +33,7 @@ import enum
 import struct
 from typing import Any, Final
 
+from wire import mmr
 from wire.errors import FrameError as FrameError  # re-exported: frames.FrameError
 
 #: The protocol version this codec speaks (HELLO / WELCOME): version 2 as far
@@ -140,9 +141,14 @@ class SnapshotChunk:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Trim:
-    """A sealed trim envelope (kind 0x04) whose ref is the patch X of an existing snapshot."""
+    """A sealed trim envelope (kind 0x04) whose ref is the patch X of an existing snapshot.
+
+    ``keep_pct``: the older snapshots (checkpoints, before X) the relay keeps,
+    thinned, as a percentage of the newest snapshot's bytes (0: none; the
+    owner trim); PROTOCOL.md §3.3."""
 
     request_id: int
+    keep_pct: int
     envelope: bytes
 
 
@@ -300,18 +306,23 @@ class Unsubscribed:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Proof:
-    """Answer to PROOF_REQUEST: ``ids`` (32 bytes each) of the patches numbered
-    ``from_seq + 1`` onwards, at most :data:`MAX_PROOF_IDS` of them; fewer
-    than asked means ask again from where it stopped, none means none known."""
+    """Answer to PROOF_REQUEST: ``nodes`` cover the patches numbered ``from_seq + 1``
+    onwards, in order, at most :data:`MAX_PROOF_NODES` of them, each
+    :data:`wire.mmr.NODE_LEN` bytes: ``level u8 || hash 32``, the root of the
+    aligned Merkle subtree of ``2**level`` patch ids (level 0: the id itself;
+    level :data:`wire.mmr.BLOCK_LEVEL`: a block the relay trimmed, PROTOCOL.md §11).
+    ``from_seq`` may be below what was asked (at a multiple of 256)
+    when the relay keeps only that block's root.  Covering fewer patches than
+    asked means ask again from where it stopped; none means none known."""
 
     request_id: int
     channel_id: bytes
     from_seq: int
-    ids: bytes
+    nodes: bytes
 
 
-#: The most ids one PROOF carries (128 KiB: within any frame limit).
-MAX_PROOF_IDS: Final = 4096
+#: The most nodes one PROOF carries (132 KiB: within any frame limit).
+MAX_PROOF_NODES: Final = 4096
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -370,7 +381,7 @@ _SPECS: Final[dict[FrameType, _Spec]] = {
     FrameType.UNSUBSCRIBE: _spec(Unsubscribe, "I32s"),
     FrameType.PUSH: _spec(Push, "I", True),
     FrameType.SNAPSHOT_CHUNK: _spec(SnapshotChunk, "III", True),
-    FrameType.TRIM: _spec(Trim, "I", True),
+    FrameType.TRIM: _spec(Trim, "IH", True),
     FrameType.EPHEMERAL: _spec(Ephemeral, "I", True),
     FrameType.PING: _spec(Ping, "Q"),
     FrameType.DISPUTE: _spec(Dispute, "I", True),
@@ -507,8 +518,8 @@ def _build(kind: FrameType, spec: _Spec, values: list[Any]) -> Frame:
             raise FrameError(f"SUBSCRIBE: unknown start mode {values[2]}") from None
     if kind is FrameType.SNAPSHOT and values[2] & ~(SNAPSHOT_LIVE | SNAPSHOT_DISPUTED):
         raise FrameError(f"SNAPSHOT: unknown flags 0x{values[2]:02x}")
-    if kind is FrameType.PROOF and len(values[3]) % 32:
-        raise FrameError("PROOF: ids are not a whole number of 32-byte ids")
+    if kind is FrameType.PROOF and len(values[3]) % mmr.NODE_LEN:
+        raise FrameError(f"PROOF: nodes are not a whole number of {mmr.NODE_LEN}-byte nodes")
     if kind is FrameType.ERROR:
         try:
             values[1] = bytes(values[1]).decode("utf-8")

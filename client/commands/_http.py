@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import crypto
-from client import mmr
 from client.codec import CryptoCodec
 from client.commands._common import NOT_FOUND, REACH_HINT, CommandError
 from client.doctype import TEXT
@@ -29,6 +28,7 @@ from client.engine import Alarm, AlarmKind, Engine
 from client.errors import Distrusted
 from client.textops import InvalidPatch, Patch
 from client.trust import SUSPECT, Trust, Verdict
+from wire import mmr
 from wire.errors import WireError as ProtocolViolation
 from wire.history import HistoryBody, HistoryCut, parse_history
 

@@ -1,4 +1,4 @@
-"""The Merkle mountain range of patch ids (client.mmr, docs/PROTOCOL.md §11)."""
+"""The Merkle mountain range of patch ids (wire.mmr, docs/PROTOCOL.md §11)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client import mmr
+from wire import mmr
 
 ids = st.lists(st.binary(min_size=32, max_size=32), max_size=80)
 

@@ -22,10 +22,11 @@ import pytest
 from liar import LyingRelay
 
 import crypto
-from client import AlarmKind, Backoff, Distrusted, Pad, Status, mmr
+from client import AlarmKind, Backoff, Distrusted, Pad, Status
 from client.relayside import DEFAULT_RESUME_AFTER_MS
 from crypto.envelope import Kind, envelope_id
 from wire import frames as f
+from wire import mmr
 
 HANG = 120.0  # a hang guard, not a speed limit
 FAST = Backoff(initial=0.05, cap=0.5)

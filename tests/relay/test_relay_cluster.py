@@ -309,7 +309,7 @@ def test_a_snapshot_stored_on_one_relay_goes_live_to_the_clients_of_both(bus: st
                 await bob.send(f.Dispute(rid, dispute))
                 assert await bob.answer(rid) == f.Ack(rid, 2, envelope_id(dispute))
                 rid = alice.request_id()
-                await alice.send(f.Trim(rid, pad.sealed(Kind.TRIM, ids[1])))
+                await alice.send(f.Trim(rid, 0, pad.sealed(Kind.TRIM, ids[1])))
                 refused = await alice.answer(rid)
                 assert isinstance(refused, f.Refuse)
                 assert refused.code == RefuseCode.SNAPSHOT_DISPUTED

@@ -159,7 +159,7 @@ def test_boundary_integers_in_every_client_field_never_give_internal(tmp_path: P
             f.Unsubscribe(7, pad.channel_id),
             f.Push(7, patch),
             f.SnapshotChunk(7, len(snap), 0, snap),
-            f.Trim(7, pad.sealed(Kind.TRIM, pid)),
+            f.Trim(7, 0, pad.sealed(Kind.TRIM, pid)),
             f.Ephemeral(7, pad.ephemeral()),
             f.Ping(7),
             f.Dispute(7, pad.sealed(Kind.DISPUTE, envelope_id(snap))),

@@ -172,7 +172,7 @@ def test_trim_leaves_tombstones() -> None:
             ids = await chain(alice, pad, 4)
             no_snap = pad.sealed(Kind.TRIM, ids[1])
             rid = alice.request_id()
-            await alice.send(f.Trim(rid, no_snap))
+            await alice.send(f.Trim(rid, 0, no_snap))
             refuse = await alice.answer(rid)
             assert isinstance(refuse, f.Refuse)
             assert refuse.code == RefuseCode.NO_SNAPSHOT
@@ -182,7 +182,7 @@ def test_trim_leaves_tombstones() -> None:
             assert isinstance(await alice.answer(rid), f.Ack)
             trim = pad.sealed(Kind.TRIM, ids[1])
             rid = alice.request_id()
-            await alice.send(f.Trim(rid, trim))
+            await alice.send(f.Trim(rid, 0, trim))
             assert await alice.answer(rid) == f.Ack(rid, 2, envelope_id(trim))
             # a resend of a trimmed patch is still acked with its original seq
             first, _ = pad.patch(ZERO, b"patch 0")
@@ -212,7 +212,7 @@ def test_resend_of_trimmed_patch_acked_with_original_seq() -> None:
             await alice.answer(rid)
             trim = pad.sealed(Kind.TRIM, ids[0])
             rid = alice.request_id()
-            await alice.send(f.Trim(rid, trim))
+            await alice.send(f.Trim(rid, 0, trim))
             assert isinstance(await alice.answer(rid), f.Ack)
             ack = await alice.push(env1)
             assert ack == f.Ack(ack.request_id, 1, id1)
@@ -336,7 +336,7 @@ def test_every_refusal_code() -> None:
             await c.send(f.SnapshotChunk(rid, len(snap), 0, snap))
             check(await c.answer(rid), RefuseCode.UNKNOWN_PATCH)
             rid = c.request_id()
-            await c.send(f.Trim(rid, pad.sealed(Kind.TRIM, pid)))
+            await c.send(f.Trim(rid, 0, pad.sealed(Kind.TRIM, pid)))
             check(await c.answer(rid), RefuseCode.NO_SNAPSHOT)
             snapshot = pad.sealed(Kind.SNAPSHOT, pid, b"text")
             rid = c.request_id()
@@ -351,7 +351,7 @@ def test_every_refusal_code() -> None:
             await c.send(f.Dispute(rid, dispute))
             assert await c.answer(rid) == f.Ack(rid, 1, envelope_id(dispute))
             rid = c.request_id()
-            await c.send(f.Trim(rid, pad.sealed(Kind.TRIM, pid)))
+            await c.send(f.Trim(rid, 0, pad.sealed(Kind.TRIM, pid)))
             check(await c.answer(rid), RefuseCode.SNAPSHOT_DISPUTED)
             # fill the pad up to its size limit (2 KB patches against 5000 bytes)
             parent = pid
@@ -438,7 +438,7 @@ def test_history_trimmed_refusal() -> None:
             await c.send(f.SnapshotChunk(rid, len(snap), 0, snap))
             await c.answer(rid)
             rid = c.request_id()
-            await c.send(f.Trim(rid, pad.sealed(Kind.TRIM, ids[1])))
+            await c.send(f.Trim(rid, 0, pad.sealed(Kind.TRIM, ids[1])))
             await c.answer(rid)
         async with Client.connect(relay) as d:
             got = await d.subscribe(pad, since=1)

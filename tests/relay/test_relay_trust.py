@@ -17,9 +17,15 @@ from crypto.envelope import Kind, envelope_id
 from relay.app import RelayConfig
 from relay.store import MemoryStore
 from wire import frames as f
+from wire import mmr
 from wire.codes import RefuseCode
 
 ZERO = f.ZERO_ID
+
+
+def ids_of(proof: f.Proof) -> bytes:
+    """The ids a PROOF names (level-0 nodes)."""
+    return b"".join(node for _, node in mmr.unpack_nodes(proof.nodes))
 
 
 def run(
@@ -295,7 +301,7 @@ def test_a_dispute_is_checked_stored_acked_and_flags_its_snapshot() -> None:
             # Never forwarded: Alice sees nothing of it.
             assert not [g for g in await quiet(alice, 3) if not isinstance(g, f.PeerJoined)]
             trim = pad.sealed(Kind.TRIM, ids[1])
-            answer = await request(alice, f.Trim(alice.request_id(), trim))
+            answer = await request(alice, f.Trim(alice.request_id(), 0, trim))
             assert isinstance(answer, f.Refuse)
             assert answer.code == RefuseCode.SNAPSHOT_DISPUTED
         async with Client.connect(relay) as carol:
@@ -350,7 +356,7 @@ def test_earliest_replays_everything_stored_from_the_floor() -> None:
             early = pad.sealed(Kind.SNAPSHOT, ids[1], b"text at 2")
             assert isinstance(await upload(alice, early, 10_000), f.Ack)
             trim = pad.sealed(Kind.TRIM, ids[1])
-            answer = await request(alice, f.Trim(alice.request_id(), trim))
+            answer = await request(alice, f.Trim(alice.request_id(), 0, trim))
             assert answer == f.Ack(answer.request_id, 2, envelope_id(trim))
             dispute = pad.sealed(Kind.DISPUTE, envelope_id(early))
             assert isinstance(await request(alice, f.Dispute(alice.request_id(), dispute)), f.Ack)
@@ -467,7 +473,7 @@ def test_a_proof_names_the_ids_between_two_heights_trimmed_ones_too() -> None:
             sealed = pad.sealed(Kind.SNAPSHOT, ids[3], b"text at 4")
             assert isinstance(await upload(alice, sealed, 10_000), f.Ack)
             trim = pad.sealed(Kind.TRIM, ids[3])
-            assert isinstance(await request(alice, f.Trim(alice.request_id(), trim)), f.Ack)
+            assert isinstance(await request(alice, f.Trim(alice.request_id(), 0, trim)), f.Ack)
 
             async def proof(after: int, to: int) -> f.Proof:
                 rid = alice.request_id()
@@ -480,11 +486,11 @@ def test_a_proof_names_the_ids_between_two_heights_trimmed_ones_too() -> None:
                 )
                 return got
 
-            assert (await proof(0, 6)).ids == b"".join(ids)  # 1-4 trimmed, 5-6 stored
-            assert (await proof(2, 5)).ids == ids[2] + ids[3] + ids[4]
-            assert (await proof(6, 9)).ids == b""  # none known
-            assert (await proof(5, 2**64 - 1)).ids == ids[5]
-            assert (await proof(2**64 - 1, 2**64 - 1)).ids == b""
+            assert ids_of(await proof(0, 6)) == b"".join(ids)  # 1-4 trimmed, 5-6 stored
+            assert ids_of(await proof(2, 5)) == ids[2] + ids[3] + ids[4]
+            assert ids_of(await proof(6, 9)) == b""  # none known
+            assert ids_of(await proof(5, 2**64 - 1)) == ids[5]
+            assert ids_of(await proof(2**64 - 1, 2**64 - 1)) == b""
 
     run(scenario)
 
@@ -493,7 +499,7 @@ def test_a_proof_comes_in_pages_of_max_proof_ids() -> None:
     from relay.edge.seed import seed_pad
 
     store = MemoryStore()
-    n = f.MAX_PROOF_IDS + 10
+    n = f.MAX_PROOF_NODES + 10
 
     async def scenario(relay: RelayHandle) -> None:
         seeded = await seed_pad(store, n)
@@ -505,12 +511,12 @@ def test_a_proof_comes_in_pages_of_max_proof_ids() -> None:
             rid = client.request_id()
             await client.send(f.ProofRequest(rid, pad.channel_id, 3, n))
             first = await client.expect(f.Proof)
-            assert len(first.ids) == 32 * f.MAX_PROOF_IDS
+            assert len(ids_of(first)) == 32 * f.MAX_PROOF_NODES
             rid = client.request_id()
-            after = 3 + f.MAX_PROOF_IDS
+            after = 3 + f.MAX_PROOF_NODES
             await client.send(f.ProofRequest(rid, pad.channel_id, after, n))
             rest = await client.expect(f.Proof)
-            assert (rest.from_seq, len(rest.ids)) == (after, 32 * (n - after))
-            assert rest.ids[-32:] == seeded.head.id
+            assert (rest.from_seq, len(ids_of(rest))) == (after, 32 * (n - after))
+            assert ids_of(rest)[-32:] == seeded.head.id
 
     run(scenario, store=store)

@@ -195,7 +195,7 @@ async def _trim(base_url: str, link_text: str) -> str:
     async with Client.connect(RelayHandle(base_url)) as client:
         await client.subscribe(_Channel(keys))  # type: ignore[arg-type]
         rid = client.request_id()
-        await client.send(f.Trim(rid, trim))
+        await client.send(f.Trim(rid, 0, trim))
         answer = await client.answer(rid)
     return "trimmed" if isinstance(answer, f.Ack) else ""
 

@@ -63,7 +63,7 @@ def valid_frames(pad: Pad) -> list[bytes]:
         f.encode(f.Dispute(10, pad.sealed(Kind.DISPUTE, envelope_id(snap)))),
         f.encode(f.Push(3, patch)),
         f.encode(f.SnapshotChunk(4, len(snap), 0, snap)),
-        f.encode(f.Trim(5, pad.sealed(Kind.TRIM, pid))),
+        f.encode(f.Trim(5, 0, pad.sealed(Kind.TRIM, pid))),
         f.encode(f.Ephemeral(6, pad.ephemeral())),
         f.encode(f.Unsubscribe(7, pad.channel_id)),
         f.encode(f.Ping(8)),

@@ -17,7 +17,7 @@ and Pyodide.  Three suites:
 ``chain.mmr``
     ``input.ids``: patch ids (hex) from height 1; ``expect``: ``{"peaks":
     [[peak_hex, ...] at each height 1..n], "root": hex at n}``
-    (docs/PROTOCOL.md §11, :mod:`client.mmr`).
+    (docs/PROTOCOL.md §11, :mod:`wire.mmr`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ import hashlib
 import json
 from typing import Any
 
-from client import mmr, textops
+from client import textops
 from client.chain import GENESIS, Chain, Pending
 from client.doctype import TEXT
 from client.engine import Engine, Opened, Sealed, SendPatch
+from wire import mmr
 
 
 class VectorCodec:

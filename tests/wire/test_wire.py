@@ -18,7 +18,7 @@ EXAMPLES: list[f.Frame] = [
     f.Unsubscribe(2, ID),
     f.Push(3, b"env"),
     f.SnapshotChunk(4, 10, 0, b"abc"),
-    f.Trim(5, b"t"),
+    f.Trim(5, 100, b"t"),
     f.Ephemeral(6, b"e"),
     f.Ping(2**64 - 1),
     f.Dispute(9, b"d"),
@@ -36,7 +36,7 @@ EXAMPLES: list[f.Frame] = [
     f.PeerLeft(ID, 4),
     f.Pong(1),
     f.Unsubscribed(1, ID),
-    f.Proof(10, ID, 1, ID + ID),
+    f.Proof(10, ID, 1, b"\x00" + ID + b"\x08" + ID),
     f.Error(2, "please reload ✓"),
 ]
 
