@@ -229,14 +229,26 @@ class DescentProof:
                 f"the relay did not name the patches between patch {height}, which this "
                 f"device verified, and the snapshot at {self.target[0]}, so it cannot be checked",
             )
-        peaks, base = self.base
-        if not mmr.extends_by_nodes(peaks, base, self.nodes, self.target[1], self.target[0]):
+        if not self._folds():
             return Verdict(
                 AlarmKind.FORK,
                 f"the snapshot at patch {self.target[0]} does not descend from patch {height} "
                 f"({_short(patch_id)}), which this device verified: another branch",
             )
         return OK
+
+    def _folds(self) -> bool:
+        """Whether the nodes lead from the base to the target's peaks, passing
+        through the remembered peaks when they reach its height exactly."""
+        peaks, height = self.base
+        try:
+            for level, node in self.nodes:
+                peaks, height = mmr.append_node(peaks, height, level, node)
+                if height == self.start[0] and peaks != self.anchor:
+                    return False
+        except ValueError:
+            return False
+        return (height, peaks) == (self.target[0], self.target[1])
 
 
 __all__ = ["OK", "SUSPECT", "DescentProof", "Trust", "Verdict"]

@@ -57,3 +57,51 @@ def test_peaks_from_json_are_checked_against_the_height() -> None:
         mmr.from_hex(["ab", "cd"], 3)
     with pytest.raises(ValueError, match="cannot be a range"):
         mmr.append(peaks, 4, leaf(5))
+
+
+def block_nodes(leaves: list[bytes], start: int, level: int) -> list[tuple[int, bytes]]:
+    """The leaves after ``start`` as nodes: whole aligned subtrees of ``2**level`` where
+    they fit (as a relay that kept only block roots names them), single ids elsewhere."""
+    size, nodes, at = 1 << level, [], start
+    while at < len(leaves):
+        if at % size == 0 and at + size <= len(leaves):
+            nodes.append((level, mmr.block_root(leaves[at : at + size])))
+            at += size
+        else:
+            nodes.append((0, leaves[at]))
+            at += 1
+    return nodes
+
+
+@given(st.integers(0, 700), st.integers(0, 700), st.sampled_from([1, 2, 4, 8]))
+def test_nodes_of_whole_subtrees_extend_like_their_ids(a: int, b: int, level: int) -> None:
+    start, end = min(a, b), max(a, b)
+    leaves = [leaf(n) for n in range(end)]
+    nodes = block_nodes(leaves, start, level)
+    assert mmr.extend_nodes(mmr.of(leaves[:start]), start, nodes) == (mmr.of(leaves), end)
+    assert mmr.extends_by_nodes(mmr.of(leaves[:start]), start, nodes, mmr.of(leaves), end)
+    assert mmr.unpack_nodes(mmr.pack_nodes(nodes)) == nodes
+
+
+def test_a_subtree_must_start_at_a_multiple_of_its_size() -> None:
+    leaves = [leaf(n) for n in range(260)]
+    block = mmr.block_root(leaves[4:260])
+    with pytest.raises(ValueError, match="cannot start"):
+        mmr.append_node(mmr.of(leaves[:4]), 4, 8, block)
+    assert not mmr.extends_by_nodes(mmr.of(leaves[:4]), 4, [(8, block)], mmr.of(leaves), 260)
+    with pytest.raises(ValueError, match="complete subtree"):
+        mmr.block_root(leaves[:3])
+
+
+@given(st.integers(0, 2000))
+def test_the_prefix_at_a_multiple_of_256_is_the_large_peaks(height: int) -> None:
+    leaves = [leaf(n) for n in range(height)]
+    whole = height // 256 * 256
+    assert mmr.prefix(mmr.of(leaves), height, 8) == (mmr.of(leaves[:whole]), whole)
+
+
+def test_packed_nodes_are_checked() -> None:
+    with pytest.raises(ValueError, match="33 bytes"):
+        mmr.unpack_nodes(b"\x00" * 32)
+    with pytest.raises(ValueError, match="at most 63"):
+        mmr.unpack_nodes(b"\x40" + b"\x00" * 32)
