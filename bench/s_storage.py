@@ -1,163 +1,152 @@
 """Scenario 5: relay bytes at rest after each trace, divided by the UTF-8 size of the text.
 
-Worst case (every edit its own patch, as at human typing speed): the typist
-engine seals one patch per txn and each is acknowledged before the next edit;
-the patches (and the snapshots the engine makes) go straight into a SQLite
-store through the relay's Store API (the bytes are the same as through the
-websocket, without waiting 260k round trips); a watcher engine opens every
-patch and must end on the text.  Full speed: the end-to-end runs of the trace
+Worst case (every keystroke its own patch, as at human typing speed): one
+typist drives the SDK (:class:`client.Pad`, with a state directory, default
+options: compaction on, default retention) against a real relay process on
+its SQLite default, awaiting ``synced()`` after every txn of the trace, so
+each keystroke is sealed, written ahead, pushed and acknowledged alone.  The
+relay runs with the bench's raised rate limits (``RELAY_BENCH_ARGS``: one
+typist awaiting each ACK never reaches the default 200 frames/s, but the
+limit is raised for every scenario alike).  Then the pad is closed and the
+relay stopped, and the SQLite file is measured (**at rest**); a relay is
+started again on the same file, the pad opened and owner-trimmed
+(``Pad.trim()``), and the file measured again (**after owner trim**).
+Storage is the file's bytes (with any -wal/-shm) minus those of an empty
+store made the same way.  Full speed: the end-to-end runs of the trace
 scenario (reused when it ran in the same invocation, else run here).
-Reported: envelope bytes stored (the relay's ``stored_bytes``) and the
-SQLite file size, each divided by len(text.encode()).
 """
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-import crypto
 from bench import s_trace
-from bench.codec import CryptoCodec
 from bench.common import (
     TRACE_NAMES,
     BenchFailure,
     Result,
     load_trace,
+    relay_process,
     store_bytes_on_disk,
     summary,
     table,
 )
-from client import textops
-from client.doctype import TEXT
-from client.engine import Engine, SendPatch, SendSnapshot
-from relay.store import AppendOutcome, open_store
+from client import Pad, textops
 
-WINDOW = 256
+#: Quick mode types this many keystrokes of each small trace.
+QUICK_KEYSTROKES = 3_000
 
 
-async def every_edit(txns: list[dict[str, Any]], target: str, folder: Path) -> dict[str, Any]:
-    """Seal one patch per txn through the engine into a SQLite store."""
-    path = folder / "relay.sqlite3"
-    store = open_store(f"sqlite:///{path}")
-    await store.open()
-    keys = crypto.PadKeys.generate()
-    typist: Engine[str, Any] = Engine(
-        TEXT, CryptoCodec(keys, crypto.Author.generate("typist")), pipeline=1
-    )
-    watcher: Engine[str, Any] = Engine(
-        TEXT, CryptoCodec(keys.view(), crypto.Author.generate("w")), writer=False
-    )
-    try:
-        await store.create_channel(keys.channel_id, keys.verify_key, keys.read_token_hash)
-        pending: list[Any] = []
-        snaps = 0
+def empty_store_bytes() -> int:
+    """The bytes on disk of a store that holds nothing (the baseline)."""
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+        with relay_process(keep_dir=Path(tmp)) as server:
+            path = server.store_path
+        return store_bytes_on_disk(path)
 
-        async def drain() -> None:
-            results = await asyncio.gather(*pending)
-            pending.clear()
-            for res in results:
-                if res is not None and getattr(res, "outcome", None) not in (
-                    None,
-                    AppendOutcome.APPENDED,
-                ):
-                    raise BenchFailure(f"append was {res.outcome}")
 
-        seq = 0
+async def _type(url: str, txns: list[dict[str, Any]], state: Path) -> tuple[str, str, float]:
+    """Type every txn as its own patch; return the edit link, the text and the seconds."""
+    links = await Pad.create(url)
+    started = time.perf_counter()
+    async with Pad.open(links.edit_link, state_dir=state, name="typist") as pad:
+        await pad.synced()
         for txn in txns:
-            for pos, delete, insert in txn["patches"]:
-                typist.edit(textops.normalize([(pos, delete, insert)]))
-            typist.flush()
-            for event in typist.events():
-                if isinstance(event, SendPatch):
-                    seq += 1
-                    s = event.sealed
-                    parent = crypto.parse_header(s.data).ref
-                    pending.append(store.append(keys.channel_id, s.id, parent, s.data))
-                    watcher.receive(s.data, seq)
-                    typist.acked(s.id, seq)
-                elif isinstance(event, SendSnapshot):
-                    await drain()
-                    snaps += 1
-                    s = event.sealed
-                    await store.put_snapshot(keys.channel_id, event.of, s.id, s.data)
-            for event in typist.events():
-                if isinstance(event, SendSnapshot):
-                    await drain()
-                    snaps += 1
-                    await store.put_snapshot(
-                        keys.channel_id, event.of, event.sealed.id, event.sealed.data
-                    )
-            if len(pending) >= WINDOW:
-                await drain()
-        await drain()
-        if typist.view != target or watcher.view != target or not typist.saved:
-            raise BenchFailure("every-edit storage run did not end on the text")
-        info = await store.channel(keys.channel_id)
-        assert info is not None
-        stored = info.stored_bytes
-    finally:
-        await store.close()
-    return {"patches": seq, "snapshots": snaps, "stored_bytes": stored, "disk": path}
+            for pos, delete, insert in txn["patches"]:  # in order, each on the last
+                await pad.apply(textops.normalize([(pos, delete, insert)]))
+            await pad.synced()
+        text = pad.text
+    return links.edit_link, text, time.perf_counter() - started
+
+
+async def _owner_trim(link: str, state: Path) -> tuple[str, int]:
+    async with Pad.open(link, state_dir=state, name="typist") as pad:
+        await pad.synced()
+        floor = await pad.trim()
+        return pad.text, floor
+
+
+def every_keystroke(txns: list[dict[str, Any]], target: str, baseline: int) -> dict[str, Any]:
+    """At rest and after owner trim, one patch per keystroke through the SDK."""
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+        folder = Path(tmp)
+        state = folder / "state"
+        with relay_process(keep_dir=folder) as server:
+            url, path = server.http_url, server.store_path
+            link, text, wall = asyncio.run(_type(url, txns, state))
+        if text != target:
+            raise BenchFailure("every-keystroke storage run did not end on the text")
+        at_rest = store_bytes_on_disk(path) - baseline
+        with relay_process(store=f"sqlite:///{path}") as server:
+            # The link names the first relay's port: reach this one at its own.
+            moved = link.replace(url, server.http_url)
+            trimmed_text, floor = asyncio.run(_owner_trim(moved, state))
+        if trimmed_text != target:
+            raise BenchFailure("owner trim changed the text")
+        trimmed = store_bytes_on_disk(path) - baseline
+    return {
+        "keystrokes": len(txns),
+        "seconds": wall,
+        "at_rest": at_rest,
+        "after_trim": trimmed,
+        "floor": floor,
+    }
 
 
 def run(runs: int, quick: bool) -> Result:
-    """Each trace: every edit its own patch, and at full speed."""
+    """Each trace: every keystroke its own patch (at rest, after owner trim), and full speed."""
     result = Result("storage")
     rows = []
+    baseline = empty_store_bytes()
+    result.data["empty_store_bytes"] = baseline
     names = s_trace.QUICK_TRACES if quick else TRACE_NAMES
     for name in names:
         trace = load_trace(name)
         if trace is None:
             result.note(f"trace {name} is absent: skipped")
             continue
-        txns = trace["txns"][: s_trace.QUICK_TXNS] if quick else trace["txns"]
+        txns = trace["txns"][:QUICK_KEYSTROKES] if quick else trace["txns"]
         target = s_trace.target_text(txns)
         text_bytes = len(target.encode("utf-8"))
-        with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
-            worst = asyncio.run(every_edit(txns, target, Path(tmp)))
-            worst["disk_bytes"] = store_bytes_on_disk(worst.pop("disk"))
+        worst = every_keystroke(txns, target, baseline)
         fast = s_trace.CACHE.get(name) or [s_trace.blindpad_run(name, txns, target)]
         result.data[name] = {
             "text_bytes": text_bytes,
-            "every_edit": worst,
+            "every_keystroke": worst,
             "full_speed": [{k: v for k, v in r.items() if k not in ("a", "b")} for r in fast],
         }
         rows.append(
             [
                 name,
-                "every edit its own patch",
-                worst["patches"],
-                worst["snapshots"],
-                worst["stored_bytes"] / worst["patches"],
-                worst["stored_bytes"] / text_bytes,
-                worst["disk_bytes"] / text_bytes,
+                "every keystroke its own patch (SDK)",
+                worst["keystrokes"],
+                worst["at_rest"] / text_bytes,
+                worst["after_trim"] / text_bytes,
             ]
         )
         rows.append(
             [
                 name,
-                "full speed (end-to-end run)",
+                "full speed (end-to-end run, no trim)",
                 summary([r["patches"] for r in fast]),
-                summary([r["snapshots"] for r in fast]),
-                summary([r["stored_bytes"] / max(1, r["patches"]) for r in fast]),
-                summary([r["stored_bytes"] / text_bytes for r in fast]),
-                summary([r["disk_bytes"] / text_bytes for r in fast]),
+                summary([(r["disk_bytes"] - baseline) / text_bytes for r in fast]),
+                "-",
             ]
         )
     result.tables.append(
         table(
-            "Storage at rest ÷ UTF-8 size of the final text (default retention, no trim)",
+            "Storage ÷ UTF-8 size of the final text (SQLite bytes on disk minus an empty "
+            f"store's {baseline:,} B; default options)",
             [
                 "trace",
                 "cadence",
-                "patches",
-                "snapshots",
-                "stored bytes per patch",
-                "stored envelope bytes ÷ text",
-                "SQLite file ÷ text",
+                "keystrokes / patches",
+                "at rest ÷ text",
+                "after owner trim ÷ text",
             ],
             rows,
         )
