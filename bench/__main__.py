@@ -29,6 +29,7 @@ from bench import (
     s_storage,
     s_throughput,
     s_trace,
+    s_year,
 )
 from bench.common import BENCH, ENV_PY, BenchFailure, Result, machine
 from bench.peers import ensure_all
@@ -43,6 +44,7 @@ SCENARIOS: dict[str, Callable[[int, bool], Result]] = {
     "browser": s_browser.run,
     "scaleout": s_scaleout.run,
     "human": s_human.run,
+    "year": s_year.run,
 }
 
 

@@ -9,6 +9,10 @@ random place in the text, for ``DURATION`` s (``QUICK_DURATION`` with
 of the private use area, so any process can tell whose key it sees and when
 it was typed (``time.time()`` on one machine).
 
+Wire bytes: every typist counts the websocket message bytes it sends and
+receives (the SDK's transport, wrapped in the typist process); reported per
+key: what its typist sent, and what all typists sent and received.
+
 Reported over all keys: keystroke → saved (from the ``insert`` call to the
 first moment the typist's status reads "saved" after it) and keystroke →
 shown at each other typist (from the ``insert`` to the first change event at
@@ -38,7 +42,19 @@ HANG_GUARD = 600.0
 
 TYPIST = r"""
 import asyncio, json, random, sys, time
+import client.transport as transport
 from client import Pad, Status
+
+wire = {"out": 0, "in": 0}  # websocket message bytes of this process, both ways
+_send, _recv = transport.WebsocketsTransport.send, transport.WebsocketsTransport.recv
+async def send(self, data):
+    wire["out"] += len(data)
+    await _send(self, data)
+async def recv(self):
+    data = await _recv(self)
+    wire["in"] += len(data)
+    return data
+transport.WebsocketsTransport.send, transport.WebsocketsTransport.recv = send, recv
 
 async def main(link, index, rate, start, keys, first, out, total):
     pad = await Pad.open(link, state_dir=None)
@@ -71,7 +87,7 @@ async def main(link, index, rate, start, keys, first, out, total):
         await asyncio.sleep(0.05)
     watcher.cancel()
     with open(out, "w") as f:
-        json.dump({"typed": typed, "saved": saved, "seen": seen, "text": pad.text}, f)
+        json.dump({"typed": typed, "saved": saved, "seen": seen, "text": pad.text, **wire}, f)
     await pad.aclose()
 
 a = sys.argv
@@ -126,8 +142,11 @@ def _run(duration: float) -> dict[str, Any]:
     shown = [
         seen_at - typed[key] for r in results for key, seen_at in r["seen"].items() if key in typed
     ]
+    keys = len(typed)
     return {
-        "keys": len(typed),
+        "keys": keys,
+        "out_bytes_per_key": sum(r["out"] for r in results) / keys,
+        "wire_bytes_per_key": sum(r["out"] + r["in"] for r in results) / keys,
         "saved_p50_ms": percentile(saved, 0.5) * 1000,
         "saved_p99_ms": percentile(saved, 0.99) * 1000,
         "shown_p50_ms": percentile(shown, 0.5) * 1000,
@@ -151,6 +170,8 @@ def run(runs: int, quick: bool) -> Result:
             f"{r['shown_p50_ms']:.1f}",
             f"{r['shown_p99_ms']:.1f}",
             str(r["shown_samples"]),
+            f"{r['out_bytes_per_key']:.0f}",
+            f"{r['wire_bytes_per_key']:.0f}",
         ]
         for i, r in enumerate(raw)
     ]
@@ -158,7 +179,17 @@ def run(runs: int, quick: bool) -> Result:
         table(
             f"{TYPISTS} typists at {RATE:g} keys/s for {duration:g} s, each in its own process"
             " (client.Pad), one SQLite relay on loopback",
-            ["run", "keys", "key→saved p50 ms", "p99 ms", "key→shown p50 ms", "p99 ms", "samples"],
+            [
+                "run",
+                "keys",
+                "key→saved p50 ms",
+                "p99 ms",
+                "key→shown p50 ms",
+                "p99 ms",
+                "samples",
+                "bytes sent per key",
+                f"wire bytes per key (all {TYPISTS}, both ways)",
+            ],
             rows,
         )
     )

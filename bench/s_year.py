@@ -1,0 +1,178 @@
+"""Scenario: a year of history — a long-lived pad stays small and opens as fast as a fresh one.
+
+A typist engine (the SDK's engine, real crypto) makes ``n`` one-keystroke
+patches at random places (seeded), inserting more than it deletes until the
+text is about :data:`TEXT_CAP` characters and then holding it there, as a
+document edited for a year would.  Its patches and snapshots go straight into
+a SQLite store through the relay's Store API in windows (the seeder's path:
+the bytes are those a websocket would carry, without waiting a million round
+trips), and after each stored snapshot the typist compacts exactly as the SDK
+does by default: TRIM at its previous snapshot with ``keep_pct`` 100.
+
+Reported: storage (SQLite bytes on disk minus an empty store's) ÷ the final
+text, and the time to open the pad with the SDK (``Pad.open`` of the view
+link, until ``synced``) against a relay on that file, beside the same for a
+**fresh** pad holding the same text in one patch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import crypto
+from bench.codec import CryptoCodec
+from bench.common import BenchFailure, Result, relay_process, store_bytes_on_disk, table
+from bench.s_storage import empty_store_bytes
+from client import Pad, textops
+from client.doctype import TEXT
+from client.engine import Engine, SendPatch, SendSnapshot
+from relay.store import AppendOutcome, open_store
+
+SIZES = [1_000_000]
+QUICK_SIZES = [20_000]
+#: The text grows to about this many characters, then stays there.
+TEXT_CAP = 100_000
+#: Appends in flight before waiting for them (one group commit each).
+WINDOW = 256
+CORPUS = "the quick brown fox jumps over the lazy dog; a year of notes, lists and drafts.\n"
+
+
+async def write_year(path: Path, n: int, seed: int = 1) -> tuple[crypto.PadKeys, str, int]:
+    """Type ``n`` keystrokes into a new pad in the SQLite store at ``path``; compact
+    after every snapshot.  Returns the keys, the final text and the snapshots made."""
+    rng = random.Random(seed)
+    store = open_store(f"sqlite:///{path}")
+    await store.open()
+    keys = crypto.PadKeys.generate()
+    typist: Engine[str, Any] = Engine(
+        TEXT, CryptoCodec(keys, crypto.Author.generate("typist")), pipeline=1
+    )
+    pending: list[Any] = []
+    previous: bytes | None = None  # the patch X of the typist's previous snapshot
+    snapshots = 0
+
+    async def drain() -> None:
+        for done in await asyncio.gather(*pending):
+            if done.outcome is not AppendOutcome.APPENDED:
+                raise BenchFailure(f"append was {done.outcome}")
+        pending.clear()
+
+    try:
+        await store.create_channel(keys.channel_id, keys.verify_key, keys.read_token_hash)
+        seq = 0
+        for i in range(n):
+            size = len(typist.view)
+            grow = 0.85 if size < TEXT_CAP else 0.45
+            if size == 0 or rng.random() < grow:
+                op = (rng.randint(0, size), 0, CORPUS[i % len(CORPUS)])
+            else:
+                op = (rng.randrange(size), 1, "")
+            typist.edit(textops.normalize([op]))
+            typist.flush()
+            for event in typist.events():
+                if isinstance(event, SendPatch):
+                    seq += 1
+                    sealed = event.sealed
+                    parent = crypto.parse_header(sealed.data).ref
+                    pending.append(store.append(keys.channel_id, sealed.id, parent, sealed.data))
+                    typist.acked(sealed.id, seq)
+                elif isinstance(event, SendSnapshot):
+                    await drain()
+                    snapshots += 1
+                    await store.put_snapshot(
+                        keys.channel_id, event.of, event.sealed.id, event.sealed.data
+                    )
+                    if previous is not None:  # what the SDK does once its snapshot is stored
+                        trim = typist.snapshots.seal_trim(typist.chain.nodes[previous])
+                        await store.trim(keys.channel_id, crypto.parse_header(trim.data).ref, 100)
+                    previous = event.of
+            if len(pending) >= WINDOW:
+                await drain()
+        await drain()
+        return keys, typist.view, snapshots
+    finally:
+        await store.close()
+
+
+async def _open_time(link: str, expected: str) -> float:
+    started = time.perf_counter()
+    async with Pad.open(link, state_dir=None) as pad:
+        await pad.synced()
+        took = time.perf_counter() - started
+        if pad.text != expected:
+            raise BenchFailure("the opened pad does not hold the text")
+    return took
+
+
+async def _fresh(url: str, text: str) -> str:
+    links = await Pad.create(url)
+    async with Pad.open(links.edit_link, state_dir=None) as pad:
+        await pad.synced()
+        await pad.replace(text)
+        await pad.synced()
+    return links.view_link
+
+
+def opens(path: Path | None, keys: crypto.PadKeys, text: str, tries: int = 5) -> dict[str, float]:
+    """Median seconds to open the long-lived pad and a fresh one with the same text."""
+    with relay_process(store=f"sqlite:///{path}" if path else None) as server:
+        old = str(crypto.PadLink(server.http_url, keys).view_link())
+        fresh = asyncio.run(_fresh(server.http_url, text))
+        long_lived = [asyncio.run(_open_time(old, text)) for _ in range(tries)]
+        new = [asyncio.run(_open_time(fresh, text)) for _ in range(tries)]
+    return {"long_lived_s": statistics.median(long_lived), "fresh_s": statistics.median(new)}
+
+
+def run(runs: int, quick: bool) -> Result:
+    """One pad per size: storage at rest and open time beside a fresh pad."""
+    result = Result("year")
+    baseline = empty_store_bytes()
+    rows = []
+    for n in QUICK_SIZES if quick else SIZES:
+        with tempfile.TemporaryDirectory(prefix="bench-year-") as tmp:
+            path = Path(tmp) / "relay.sqlite3"
+            started = time.perf_counter()
+            keys, text, snapshots = asyncio.run(write_year(path, n))
+            wrote = time.perf_counter() - started
+            disk = store_bytes_on_disk(path) - baseline
+            timing = opens(path, keys, text)
+        text_bytes = len(text.encode("utf-8"))
+        result.data[str(n)] = {
+            "text_bytes": text_bytes,
+            "disk_bytes": disk,
+            "snapshots": snapshots,
+            "write_s": wrote,
+            **timing,
+        }
+        rows.append(
+            [
+                f"{n:,}",
+                f"{text_bytes:,}",
+                snapshots,
+                disk / text_bytes,
+                timing["long_lived_s"] * 1000,
+                timing["fresh_s"] * 1000,
+            ]
+        )
+    result.tables.append(
+        table(
+            "A year of history: one-keystroke patches with default compaction "
+            f"(storage = SQLite bytes minus an empty store's {baseline:,} B)",
+            [
+                "patches",
+                "text bytes",
+                "snapshots",
+                "storage ÷ text",
+                "open ms (this pad)",
+                "open ms (fresh pad, same text)",
+            ],
+            rows,
+        )
+    )
+    return result
