@@ -66,6 +66,9 @@ class Node(Generic[P]):
     inverse: P | None = None
     on_chain: bool = False
     peaks: mmr.Peaks | None = None  # the MMR of the ids up to here (None: unknown)
+    # While applied: the writer session it raised in the high-water table and
+    # that session's entry before (None: new), so reverting it restores it.
+    hw_undo: tuple[bytes, tuple[int, int] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ write-ahead log must keep, is :mod:`client.recovery`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -48,7 +49,7 @@ from client.chain import GENESIS, Chain, Node
 from client.doctype import DocType, InvalidPatch
 from client.events import Alarm, AlarmKind
 from client.outbox import Outbox, Own, SendPatch
-from client.payload import PATCH, SNAPSHOT, Codec, Opened, Payload, Sealed, decode
+from client.payload import PATCH, SESSION_LEN, SNAPSHOT, Codec, Opened, Payload, Sealed, decode
 from client.recovery import Base, Recovery, adopt, probed
 from client.replica import Committed, RemoteChange, Replica, Reverted
 from client.snapshots import SendSnapshot, Snapshots
@@ -80,6 +81,9 @@ class Engine(Generic[D, P]):
         max_depth: how far below the head the chain is kept (deepest fork followed).
         clock: milliseconds since the epoch, written into each patch we seal
             (history shows it); ``None`` writes no time.
+        session: this writer session's id (:data:`client.payload.SESSION_LEN`
+            bytes, stamped with a counter into every patch it seals); random
+            when ``None``.  Never shared by two running engines.
     """
 
     def __init__(
@@ -95,6 +99,7 @@ class Engine(Generic[D, P]):
         max_orphans: int = 1024,
         max_depth: int = 1000,
         clock: Callable[[], int] | None = None,
+        session: bytes | None = None,
     ) -> None:
         if pipeline < 1 or hash_every < 1:
             raise ValueError("pipeline and hash_every must be at least 1")
@@ -114,9 +119,10 @@ class Engine(Generic[D, P]):
             hash_every=hash_every,
             max_patch_bytes=max_patch_bytes,
             clock=clock,
+            session=session if session is not None else os.urandom(SESSION_LEN),
         )
         self.snapshots = Snapshots(
-            doctype, codec, self.emit, writer=writer, min_bytes=min_snapshot_bytes
+            doctype, codec, self.emit, writer=writer, min_bytes=min_snapshot_bytes, clock=clock
         )
         self.replica = Replica(
             doctype,
@@ -127,6 +133,7 @@ class Engine(Generic[D, P]):
             max_orphans=max_orphans,
             max_depth=max_depth,
         )
+        self.snapshots.hw = lambda: self.replica.hw
         self.outbox.where = self._where
         self.recovery: Recovery[D, P] | None = None
 
@@ -301,7 +308,7 @@ class Engine(Generic[D, P]):
             return
         self._note_seq(seq)
         if opened.kind == SNAPSHOT:
-            self.snapshots.check(opened, self.chain, self.head, self.auth)
+            self.snapshots.check(opened, self.chain, self.head, self.auth, len(data))
             return
         if opened.kind != PATCH:
             self._alarm(AlarmKind.UNREADABLE, f"unexpected envelope kind {opened.kind}")
@@ -324,7 +331,7 @@ class Engine(Generic[D, P]):
         if opened.kind != SNAPSHOT:
             self._alarm(AlarmKind.UNREADABLE, f"unexpected envelope kind {opened.kind}")
             return None
-        problem = self.snapshots.check(opened, self.chain, self.head, self.auth)
+        problem = self.snapshots.check(opened, self.chain, self.head, self.auth, len(data))
         node = self.chain.nodes.get(opened.ref)
         if problem is None or node is None:
             return None
@@ -407,8 +414,8 @@ class Engine(Generic[D, P]):
         """
         if len(self.chain.nodes) > 1 or not self.saved:
             raise LocalError("load_snapshot is only for a fresh engine")
-        root, height, doc, peaks = self.snapshots.load(data)
-        self.replica.load(root, height, doc, peaks)
+        root, contents = self.snapshots.load(data)
+        self.replica.load(root, contents.height, contents.doc, contents.peaks, contents.hw)
         self.last_seq = seq
 
     # --- helpers ---------------------------------------------------------

@@ -98,6 +98,7 @@ class Outbox(Generic[D, P]):
         hash_every: int,
         max_patch_bytes: int,
         clock: Callable[[], int] | None,
+        session: bytes,
     ) -> None:
         self.doctype = doctype
         self.codec = codec
@@ -117,6 +118,8 @@ class Outbox(Generic[D, P]):
         self.carried: Log[D] | None = None
         self.where: Callable[[], Base[D]] | None = None
         self.held = False  # recovery is probing: seal nothing yet
+        self.session = session  # stamped with :attr:`counter` into every patch sealed
+        self.counter = 0
 
     # --- reading ---------------------------------------------------------
 
@@ -205,7 +208,9 @@ class Outbox(Generic[D, P]):
     def _seal(self, head: Node[Payload[P]], patch: P, result: D) -> None:
         height = head.height + len(self.inflight) + 1
         now = self.clock() if self.clock is not None else None
-        payload = claim(self.doctype, patch, result, height, self.hash_every, now)
+        self.counter += 1  # never two patches under one (session, counter)
+        stamp = (self.session, self.counter)
+        payload = claim(self.doctype, patch, result, height, self.hash_every, now, stamp)
         parent = self.inflight[-1].sealed.id if self.inflight else head.id
         sealed = self.codec.seal(PATCH, parent, encode(self.doctype, payload))
         self.inflight.append(Own(sealed, parent, payload))

@@ -58,6 +58,7 @@ from client.errors import (
     RelayRefused,
 )
 from client.events import Alarm, PadEvent, Peer, Status
+from client.relayside import DEFAULT_RETENTION_PCT
 from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, Phase, wall_clock_ms
 from client.state import PadState, StateDir, default_name, default_state_dir
 from client.textdiff import diff
@@ -206,6 +207,8 @@ class Pad:
         create: bool = False,
         retry_first_connect: bool = True,
         verify: str = "snapshot",
+        compact: bool = True,
+        retention_pct: int = DEFAULT_RETENTION_PCT,
     ) -> _Opening:
         """Open a pad: ``async with Pad.open(link) as pad`` or ``pad = await Pad.open(link)``.
 
@@ -234,6 +237,13 @@ class Pad:
                 snapshot the relay holds (:attr:`vouched` says whose it is);
                 ``"history"`` opens from the earliest point the relay still
                 holds and replays, checking, every patch after it.
+            compact: keep the relay's copy small: after each snapshot this
+                session stores, trim the history at the previous snapshot it
+                verified (editors only).  Several editors doing so at once is
+                harmless.
+            retention_pct: how many older snapshots (checkpoints, for history
+                and ``cat --at``) such a trim keeps: thinned, within this
+                percentage of the newest snapshot's bytes; 0 keeps none.
 
         Returns:
             An awaitable async context manager giving the open :class:`Pad`.
@@ -249,6 +259,8 @@ class Pad:
 
         if verify not in ("snapshot", "history"):
             raise ValueError(f"verify must be 'snapshot' or 'history', not {verify!r}")
+        if not 0 <= retention_pct <= 65_535:
+            raise ValueError(f"retention_pct must be 0..65535, not {retention_pct!r}")
 
         async def start() -> Pad:
             parsed = parse(link)
@@ -266,6 +278,8 @@ class Pad:
                 token=token,
                 create=create,
                 from_history=verify == "history",
+                compact=compact,
+                retention_pct=retention_pct,
             )
             if connector is None:
                 from client.transport import WebsocketsConnector

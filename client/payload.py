@@ -11,12 +11,16 @@ serves into an :class:`Opened`.  The real codec is the session's (over
 Inside a patch envelope the content is compact UTF-8 JSON (docs/PROTOCOL.md
 §6.1)::
 
-    {"o": patch, "n": size, "h": "64 hex digits", "t": ms}
+    {"o": patch, "n": size, "h": "64 hex digits", "t": ms, "s": "16 hex digits", "c": n}
 
 ``o`` is the patch in the document type's wire form, ``n`` the size of the
 document it produces, ``h`` that document's SHA-256 (at some heights, see
-below) and ``t`` the author's clock when sealing (a claim, shown by history,
-never checked).  :func:`encode` and :func:`decode` convert between that and a
+below), ``t`` the author's clock when sealing (a claim, shown by history,
+never checked), ``s`` the writer session that sealed it (8 random bytes per
+running client) and ``c`` that session's counter (1, 2, ... over every patch
+it seals, reseals included): the high-water table of :mod:`client.snapshots`
+tells from them whether a patch landed after the history around it was
+trimmed.  :func:`encode` and :func:`decode` convert between that and a
 :class:`Payload`; decoding is strict.
 
 Integrity
@@ -48,6 +52,9 @@ P = TypeVar("P")
 PATCH = 1
 SNAPSHOT = 2
 TRIM = 4
+
+#: The bytes of a writer session id (random per running session, PROTOCOL.md §6.1).
+SESSION_LEN = 8
 
 
 # --- the codec seam --------------------------------------------------------
@@ -102,6 +109,8 @@ class Payload(Generic[P]):
     size: int
     digest: bytes | None
     time: int | None = None  # the author's clock at sealing, ms since the epoch (a claim)
+    session: bytes | None = None  # the writer session that sealed it (SESSION_LEN bytes)
+    counter: int | None = None  # that session's count of patches sealed, from 1
 
 
 def dumps(obj: object) -> bytes:
@@ -119,6 +128,8 @@ def encode(doctype: DocType[D, P], payload: Payload[P]) -> bytes:
         body["h"] = payload.digest.hex()
     if payload.time is not None:
         body["t"] = payload.time
+    if payload.session is not None and payload.counter is not None:
+        body["s"], body["c"] = payload.session.hex(), payload.counter
     return dumps(body)
 
 
@@ -130,9 +141,20 @@ def decode(doctype: DocType[D, P], content: bytes) -> Payload[P]:
         ValueError: the content is not UTF-8 JSON, or its hash not hex.
     """
     body = json.loads(content.decode("utf-8"))
-    if not isinstance(body, dict) or set(body) - {"o", "n", "h", "t"}:
-        raise InvalidPatch("payload must be an object with keys o, n, maybe h and t")
+    if not isinstance(body, dict) or set(body) - {"o", "n", "h", "t", "s", "c"}:
+        raise InvalidPatch("payload must be an object with keys o, n, maybe h, t, s and c")
     size, digest, when = body.get("n"), body.get("h"), body.get("t")
+    session, counter = body.get("s"), body.get("c")
+    if (session is None) != (counter is None):
+        raise InvalidPatch("payload session s and counter c come together")
+    if session is not None and (
+        not isinstance(session, str)
+        or len(session) != 2 * SESSION_LEN
+        or session != session.lower()
+    ):
+        raise InvalidPatch(f"payload session s must be {2 * SESSION_LEN} lower-case hex digits")
+    if counter is not None and (type(counter) is not int or not 1 <= counter < 2**63):
+        raise InvalidPatch("payload counter c must be a positive integer")
     if type(size) is not int or size < 0:
         raise InvalidPatch("payload size n must be a non-negative integer")
     if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
@@ -140,18 +162,28 @@ def decode(doctype: DocType[D, P], content: bytes) -> Payload[P]:
     if when is not None and (type(when) is not int or when < 0):
         raise InvalidPatch("payload time t must be a non-negative integer")
     patch = doctype.patch_from_wire(body.get("o"))
-    return Payload(patch, size, bytes.fromhex(digest) if digest else None, when)
+    digest_bytes = bytes.fromhex(digest) if digest else None
+    session_bytes = bytes.fromhex(session) if session is not None else None
+    return Payload(patch, size, digest_bytes, when, session_bytes, counter)
 
 
 # --- integrity -------------------------------------------------------------
 
 
 def claim(
-    doctype: DocType[D, P], patch: P, result: D, height: int, hash_every: int, time: int | None
+    doctype: DocType[D, P],
+    patch: P,
+    result: D,
+    height: int,
+    hash_every: int,
+    time: int | None,
+    stamp: tuple[bytes, int] | None = None,
 ) -> Payload[P]:
-    """The payload an author seals: ``patch``, producing ``result`` at ``height``."""
+    """The payload an author seals: ``patch``, producing ``result`` at ``height``
+    (``stamp``: the writer session and its counter for this patch)."""
     digest = doctype.digest(result) if height % hash_every == 0 else None
-    return Payload(patch, doctype.size(result), digest, time)
+    session, counter = stamp if stamp is not None else (None, None)
+    return Payload(patch, doctype.size(result), digest, time, session, counter)
 
 
 def integrity_problem(
@@ -179,6 +211,7 @@ def integrity_problem(
 
 __all__ = [
     "PATCH",
+    "SESSION_LEN",
     "SNAPSHOT",
     "Codec",
     "Opened",

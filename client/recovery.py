@@ -88,6 +88,7 @@ from client.events import Alarm, AlarmKind
 from client.outbox import Own, SendPatch
 from client.payload import Sealed
 from client.replica import RemoteChange
+from client.snapshots import HW_WINDOW, HighWater
 
 if TYPE_CHECKING:
     from client.engine import Engine
@@ -167,6 +168,40 @@ class Recovery(Generic[D, P]):
         self.stored = [s.id for s in self.probes()].index(patch_id) + self.stored + 1
         self.done = self.stored == len(self.pending)
 
+    def decide(self, hw: HighWater, root_height: int) -> str | None:
+        """Decide which patches landed from the chain's high-water table, without probes.
+
+        Every patch sealed since the session counters came carries its writer
+        session and counter, and the table holds, per session, the highest
+        counter on the chain: a patch whose counter is at most its session's
+        landed (or was squashed into a later patch of the session that did).
+        A log without them (an older version's) is left to the probes.  A
+        session missing from a table that may have dropped it (its patches
+        lie more than ``HW_WINDOW`` below the snapshot the chain starts from)
+        counts as never landed, so the work is sent again: a duplicate
+        rather than a loss, and the returned sentence says so.
+        """
+        stamps = [(own.payload.session, own.payload.counter) for own in self.pending]
+        known = [(s, c) for s, c in stamps if s is not None and c is not None]
+        if len(known) < len(stamps):
+            return None
+        stored = 0
+        for session, counter in known:
+            entry = hw.get(session)
+            if entry is None or entry[0] < counter:
+                break
+            stored += 1
+        self.stored, self.done = stored, True
+        first = known[stored][0] if stored < len(known) else None
+        old = self.base is not None and self.base.height + 1 <= root_height - HW_WINDOW
+        if first is not None and first not in hw and old:
+            return (
+                f"{len(stamps) - stored} logged patch(es) were made before what the relay "
+                "still keeps and cannot be told apart from work that landed: they are "
+                "sent again (check for a duplicate)"
+            )
+        return None
+
     def log(self) -> Log[D]:
         """What the log keeps meanwhile: the adopted patches and their base."""
         return self.base, [own.sealed for own in self.pending]
@@ -233,6 +268,12 @@ def adopt(engine: Engine[D, P], pending: list[Own[P]], bases: list[Base[D]]) -> 
         return landed
     engine.recovery = recovery = Recovery(doc, base, pending)
     engine.outbox.held, engine.outbox.carried = True, recovery.log()
+    doubt = recovery.decide(engine.replica.hw, engine.chain.root_height)
+    if doubt is not None:
+        engine.emit(Alarm(AlarmKind.RECOVERY, doubt))
+    if recovery.done:
+        _merge(engine, recovery)
+        return landed
     for probe in recovery.probes():
         engine.emit(SendPatch(probe))
     return landed
@@ -244,8 +285,12 @@ def probed(engine: Engine[D, P], patch_id: bytes, *, stored: bool) -> None:
     if recovery is None:
         return
     recovery.answer(patch_id, stored)
-    if not recovery.done:
-        return
+    if recovery.done:
+        _merge(engine, recovery)
+
+
+def _merge(engine: Engine[D, P], recovery: Recovery[D, P]) -> None:
+    """Take back what did not land once ``recovery`` knows which did."""
     engine.recovery = None
     engine.outbox.held, engine.outbox.carried = False, None
     try:

@@ -50,6 +50,7 @@ from client.events import (
     TextChanged,
 )
 from client.joining import Joining
+from client.payload import SESSION_LEN
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Beacon, Presence
 from client.textops import Patch
 from client.trust import SUSPECT
@@ -90,6 +91,8 @@ class Compaction:
 
 
 DEFAULT_KEEPALIVE_MS = 10_000
+#: Older snapshots a compaction keeps, as a percentage of the newest one's bytes.
+DEFAULT_RETENTION_PCT = 100
 #: A session whose head moved announces it (a head beacon) at most this often.
 BEACON_EVERY_MS = 2_000
 #: How long a live session waits on the relay without progress before it re-reads.
@@ -131,6 +134,8 @@ class RelaySide:
         keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
         resume_after_ms: int = DEFAULT_RESUME_AFTER_MS,
         from_history: bool = False,
+        compact: bool = True,
+        retention_pct: int = DEFAULT_RETENTION_PCT,
     ) -> None:
         self.keys = keys
         self.author = author
@@ -142,6 +147,7 @@ class RelaySide:
             writer=keys.can_write,
             pipeline=pipeline,
             clock=clock,
+            session=random(SESSION_LEN),
         )
         self.engine.chain.fast_forward = True  # one relay, one line (client.trust)
         self.phase = Phase.OFFLINE
@@ -154,6 +160,11 @@ class RelaySide:
         self.watchdog = Watchdog(resume_after_ms)
         self.resumes = 0  # re-reads on a live connection (see Watchdog)
         self.compaction: Compaction | None = None
+        self.compact = compact and keys.can_write
+        self.retention_pct = retention_pct
+        self._snapshot_of: dict[bytes, tuple[int, bytes]] = {}  # our snapshot id -> (height, X)
+        self.compacted = {"sent": 0, "stored": 0, "refused": 0}  # trims after our snapshots
+        self._compacting: set[bytes] = set()  # trim envelope ids sent, unanswered
         self._outbox = Outbox()
         self._events: list[PadEvent] = []
         self._join = Joining(
@@ -275,6 +286,11 @@ class RelaySide:
                 self._outbox.trim(job.trim)  # stored: now the history before it can go
             else:
                 job.floor = frame.seq
+        elif request is not None and request.want is Want.SNAPSHOT:
+            self._compact(request.id)
+        elif request is not None and request.id in self._compacting:
+            self._compacting.discard(request.id)
+            self.compacted["stored"] += 1
         if request is None or request.want is not Want.PATCH:
             return
         self.engine.acked(frame.id, frame.seq)
@@ -293,6 +309,10 @@ class RelaySide:
             and frame.code != codes.RefuseCode.RATE_LIMITED
         ):
             job.refused = code
+            return
+        if request.id in self._compacting:  # another editor trimmed past it, or it is disputed
+            self._compacting.discard(request.id)
+            self.compacted["refused"] += 1
             return
         if request.want is Want.PROOF:
             self._join.proof(None, frame.request_id)  # the relay names nothing: withheld
@@ -399,6 +419,9 @@ class RelaySide:
             if isinstance(event, SendPatch):
                 self._push(event.sealed)
             elif isinstance(event, SendSnapshot):
+                node = self.engine.chain.nodes.get(event.of)
+                if node is not None:
+                    self._snapshot_of[event.sealed.id] = (node.height, node.id)
                 self._upload(event.sealed)
             elif isinstance(event, RemoteChange):
                 self.presence.move_cursors(event.patch)
@@ -457,6 +480,23 @@ class RelaySide:
             return None
         beacon = max(self._ahead.values(), key=lambda b: b.height)
         return f"patch {beacon.height}, which {beacon.who} holds"
+
+    def _compact(self, snapshot_id: bytes) -> None:
+        """Our snapshot ``snapshot_id`` is stored: trim at the previous snapshot we
+        verified (made, or checked equal to our text), keeping older ones as
+        the retention allows (docs/PROTOCOL.md §3.3 item 6).  Never at the
+        newest: a snapshot is trimmed at only once a newer one stands beside it."""
+        made = self._snapshot_of.pop(snapshot_id, None)
+        if not self.compact or made is None:
+            return
+        older = [v for v in self.engine.snapshots.verified if v[0] < made[0]]
+        if not older:
+            return
+        height, x_id = older[-1]
+        trim = self.engine.snapshots.seal_trim_at(x_id, height)
+        self._compacting.add(trim.id)
+        self.compacted["sent"] += 1
+        self._outbox.trim(trim, self.retention_pct)
 
     def _upload(self, sealed: Sealed) -> None:
         if self.phase in (Phase.JOINING, Phase.LIVE):

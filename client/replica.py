@@ -111,10 +111,21 @@ class Replica(Generic[D, P]):
         self.head: Node[Payload[P]] = self.chain.best
         self.auth: D = doctype.empty()
         self.view: D = self.auth
+        # The high-water table of the best chain: writer session -> (its highest
+        # counter, the height of that patch).  See client.snapshots.
+        self.hw: dict[bytes, tuple[int, int]] = {}
 
-    def load(self, root: bytes, height: int, doc: D, peaks: mmr.Peaks | None = None) -> None:
+    def load(
+        self,
+        root: bytes,
+        height: int,
+        doc: D,
+        peaks: mmr.Peaks | None = None,
+        hw: dict[bytes, tuple[int, int]] | None = None,
+    ) -> None:
         """Start over from ``doc``, the document after patch ``root`` at ``height``
-        (``peaks``: the Merkle mountain range there, when the snapshot says)."""
+        (``peaks``: the Merkle mountain range there, when the snapshot says;
+        ``hw``: its high-water table)."""
         self.chain = Chain[Payload[P]](
             root=root,
             root_height=height,
@@ -125,6 +136,7 @@ class Replica(Generic[D, P]):
         )
         self.head = self.chain.best
         self.auth = self.view = doc
+        self.hw = dict(hw or {})
 
     def add(self, patch_id: bytes, parent: bytes, payload: Payload[P] | None, size: int) -> None:
         """A patch (``size`` sealed bytes; ``payload`` None if invalid) joins the chain."""
@@ -251,6 +263,11 @@ class Replica(Generic[D, P]):
         payload = node.patch
         if payload is None:
             return None
+        if payload.session is not None and payload.counter is not None:
+            before = self.hw.get(payload.session)
+            node.hw_undo = (payload.session, before)
+            if before is None or payload.counter > before[0]:
+                self.hw[payload.session] = (payload.counter, node.height)
         try:
             produced = self.doctype.apply(self.auth, payload.patch) if result is None else result
             problem = integrity_problem(
@@ -270,6 +287,13 @@ class Replica(Generic[D, P]):
     def _unapply_node(self, node: Node[Payload[P]]) -> None:
         node.on_chain = False
         self.snapshots.bytes_since -= node.content_size
+        if node.hw_undo is not None:
+            session, before = node.hw_undo
+            if before is None:
+                self.hw.pop(session, None)
+            else:
+                self.hw[session] = before
+            node.hw_undo = None
         if node.inverse is not None:
             self.auth = self.doctype.apply(self.auth, node.inverse.patch)
             node.inverse = None

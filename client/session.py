@@ -106,6 +106,10 @@ class PadSession(RelaySide):
             (:class:`client.connection.Watchdog`).
         from_history: open from the earliest point the relay still holds and
             replay every patch after it, not from the latest snapshot.
+        compact: after each snapshot of ours is stored, trim the history at
+            the previous snapshot we verified (editors only; the default).
+        retention_pct: the older snapshots such a trim keeps, thinned, as a
+            percentage of the newest snapshot's bytes (0 keeps none).
     """
 
     # --- reading state -----------------------------------------------------
@@ -180,6 +184,7 @@ class PadSession(RelaySide):
             "height": engine.height,
             "snapshot": engine.snapshots.height,  # of the latest snapshot made, loaded or seen
             "uploading": self._outbox.unanswered(Want.SNAPSHOT),  # snapshots not yet stored
+            "compacted": dict(self.compacted),  # trims after our snapshots: sent/stored/refused
             "recovering": engine.recovering,
             "dropped_ephemerals": self.presence.dropped,  # not ours to read, or replayed
             "verified": [self.last_head[0], self.last_head[1].hex()] if self.last_head else None,

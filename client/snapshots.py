@@ -3,22 +3,42 @@
 Theory of operation
 -------------------
 A snapshot is the document after an existing patch X, sealed beside the chain
-(kind :data:`~client.payload.SNAPSHOT`, ref X).  Its content is compact JSON
-(docs/PROTOCOL.md §6.2)::
+(kind :data:`~client.payload.SNAPSHOT`, ref X).  Its content is compact JSON,
+compressed (docs/PROTOCOL.md §6.2)::
 
-    {"height": n, "doc": document, "h": "SHA-256 of doc, hex", "peaks": ["hex", ...]}
+    0x01 || json_len u32 || zlib(JSON, level 6)
+    JSON = {"height": n, "doc": document, "h": "SHA-256 of doc, hex",
+            "peaks": ["hex", ...], "hw": {"session hex": [counter, height], ...},
+            "t": ms}
+
+A reader inflates at most ``json_len`` bytes (at most :data:`MAX_JSON_BYTES`)
+and requires exactly that many, so a small snapshot cannot expand into a
+large one; content that starts with ``{`` is the plain JSON of before.
+``t`` is the author's clock when sealing (history shows it).
 
 ``peaks`` is the Merkle mountain range of the patch ids up to X
 (:mod:`wire.mmr`): a joiner continues it, and a client that verified an
 older point proves from it that the snapshot descends from that point even
 after the patches between were trimmed (:mod:`client.trust`).
 
+**The high-water table** ``hw`` maps every writer session of the chain up to
+X to its highest counter and the height of that patch (:mod:`client.payload`:
+every patch carries its session and counter; the replica keeps the table of
+its best chain).  A client that finds the history before its unacknowledged
+patch trimmed decides from it whether the patch landed
+(:mod:`client.recovery`).  A snapshot keeps only the sessions whose last patch
+is within :data:`HW_WINDOW` heights of X, so the table stays small.
+
 **When to make one.**  :class:`Snapshots` counts the sealed bytes of the best
 chain's patches since the latest snapshot (applying a patch adds its size,
-reverting it takes it back).  The author of X makes one when they reach the
-document's size (at least ``min_bytes``); any writer makes one at twice that,
-in case the author is gone.  Seeing someone else's matching snapshot restarts
-the count from its patch.
+reverting it takes it back).  The author of X makes one when they reach
+:data:`CADENCE` times the sealed size of the latest snapshot made or loaded
+(at least ``min_bytes``); any writer makes one at twice that, in case the
+author is gone.  Seeing someone else's matching snapshot restarts the count
+from its patch.  Tied to the snapshot's own size, the history between two
+snapshots costs about what a snapshot costs, which is what keeps a compacted
+pad (:mod:`client.relayside`: trim at the previous snapshot) a few snapshots
+in size.
 
 **Joining.**  A joining client starts from the latest snapshot
 (:meth:`client.engine.Engine.load_snapshot`): it checks ``h`` against ``doc``
@@ -39,18 +59,136 @@ is what its text before X rests on.
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from client.chain import Chain, Node
 from client.doctype import DocType, InvalidPatch
 from client.events import Alarm, AlarmKind
-from client.payload import SNAPSHOT, TRIM, Codec, Opened, Payload, Sealed, dumps
+from client.payload import SESSION_LEN, SNAPSHOT, TRIM, Codec, Opened, Payload, Sealed, dumps
 from wire import mmr
 
 D = TypeVar("D")
 P = TypeVar("P")
+
+
+#: A snapshot's table keeps the sessions whose last patch is this close to X.
+HW_WINDOW = 65_536
+#: A writer snapshots after this many times the latest snapshot's sealed bytes of patches.
+CADENCE = 1
+#: The largest snapshot JSON a reader inflates (a text of about 64 MiB).
+MAX_JSON_BYTES = 1 << 28
+#: The format byte of a compressed snapshot.
+ZLIB_JSON = 0x01
+_LENGTH = struct.Struct(">I")
+
+#: The high-water table: writer session -> (highest counter, height of that patch).
+HighWater = dict[bytes, tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Contents(Generic[D]):
+    """What a snapshot's content says (its ``doc`` hash already checked)."""
+
+    height: int
+    doc: D
+    peaks: mmr.Peaks | None
+    hw: HighWater = field(default_factory=dict)
+    time: int | None = None  # the author's clock when sealing, ms (a claim)
+
+
+def pack(body: dict[str, object]) -> bytes:
+    """A snapshot's content from its JSON object: compressed, with its length."""
+    raw = dumps(body)
+    return bytes([ZLIB_JSON]) + _LENGTH.pack(len(raw)) + zlib.compress(raw, 6)
+
+
+def unpack(content: bytes) -> object:
+    """The JSON object in a snapshot's content (compressed, or the plain JSON of before).
+
+    Raises:
+        InvalidPatch: not a snapshot's content, or it inflates to another length.
+    """
+    if content[:1] == b"{":
+        raw = content
+    elif content[:1] == bytes([ZLIB_JSON]) and len(content) >= 1 + _LENGTH.size:
+        (length,) = _LENGTH.unpack_from(content, 1)
+        if length > MAX_JSON_BYTES:
+            raise InvalidPatch(f"snapshot says it holds {length} bytes, over the limit")
+        inflate = zlib.decompressobj()
+        try:
+            raw = inflate.decompress(content[1 + _LENGTH.size :], length + 1)
+        except zlib.error as error:
+            raise InvalidPatch(f"snapshot does not inflate: {error}") from error
+        if len(raw) != length or not inflate.eof or inflate.unused_data:
+            raise InvalidPatch("snapshot does not inflate to the length it says")
+    else:
+        raise InvalidPatch("snapshot content is in an unknown format")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError as error:
+        raise InvalidPatch(f"snapshot is not JSON: {error}") from error
+
+
+def hw_to_wire(hw: HighWater, height: int) -> dict[str, list[int]]:
+    """The table a snapshot at ``height`` carries (sessions within :data:`HW_WINDOW`)."""
+    return {s.hex(): [c, h] for s, (c, h) in sorted(hw.items()) if h > height - HW_WINDOW}
+
+
+def hw_from_wire(items: object) -> HighWater:
+    """A high-water table from a snapshot's JSON.
+
+    Raises:
+        InvalidPatch: not an object of 16-hex-digit sessions to [counter, height].
+    """
+    if not isinstance(items, dict):
+        raise InvalidPatch("snapshot hw must be an object")
+    table: HighWater = {}
+    for key, value in items.items():
+        ok = isinstance(key, str) and len(key) == 2 * SESSION_LEN and key == key.lower()
+        if not ok or not isinstance(value, list) or len(value) != 2:
+            raise InvalidPatch("snapshot hw entries are session hex: [counter, height]")
+        if not all(type(v) is int and 0 < v < 2**63 for v in value):
+            raise InvalidPatch("snapshot hw counters and heights are positive integers")
+        try:
+            table[bytes.fromhex(key)] = (value[0], value[1])
+        except ValueError as error:
+            raise InvalidPatch(f"snapshot hw session is not hex: {error}") from error
+    return table
+
+
+def read(doctype: DocType[D, P], content: bytes) -> Contents[D]:
+    """A snapshot's content, decoded and its document hash verified.
+
+    Raises:
+        InvalidPatch: the content is malformed or its hash does not match.
+    """
+    body = unpack(content)
+    keys = {"height", "doc", "h"}
+    if not isinstance(body, dict) or not keys <= set(body) or set(body) - keys - _OPTIONAL:
+        raise InvalidPatch(
+            "snapshot must be an object with keys height, doc, h (and peaks, hw, t)"
+        )
+    height, digest, when = body["height"], body["h"], body.get("t")
+    if type(height) is not int or height < 0 or not isinstance(digest, str):
+        raise InvalidPatch("snapshot height or hash has the wrong type")
+    if when is not None and (type(when) is not int or when < 0):
+        raise InvalidPatch("snapshot time t must be a non-negative integer")
+    try:
+        peaks = mmr.from_hex(body["peaks"], height) if "peaks" in body else None
+    except ValueError as error:
+        raise InvalidPatch(f"snapshot peaks: {error}") from error
+    hw = hw_from_wire(body.get("hw", {}))
+    doc = doctype.doc_from_wire(body["doc"])
+    if doctype.digest(doc).hex() != digest:
+        raise InvalidPatch("snapshot hash does not match its document")
+    return Contents(height, doc, peaks, hw, when)
+
+
+_OPTIONAL = frozenset({"peaks", "hw", "t"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +218,24 @@ class Snapshots(Generic[D, P]):
         *,
         writer: bool,
         min_bytes: int,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.doctype = doctype
         self.codec = codec
         self.emit = emit
         self.writer = writer
         self.min_bytes = min_bytes
+        self.clock = clock
+        self.hw: Callable[[], HighWater] = dict  # the replica's table (set by the engine)
+        self.last_size = 0  # sealed bytes of the latest snapshot made or loaded
+        # Snapshots this session checked equal to its own text, or made: (height, X id).
+        self.verified: list[tuple[int, bytes]] = []
         self.height = 0  # the height of the latest snapshot made, loaded or matched
         self.bytes_since = 0  # sealed bytes of the best chain's patches after it
         self.vouched: tuple[bytes, str] | None = None  # (author key, name) of the one loaded
 
-    def load(self, data: bytes) -> tuple[bytes, int, D, mmr.Peaks | None]:
-        """Open a snapshot to start from; return (its patch, height, document, peaks).
+    def load(self, data: bytes) -> tuple[bytes, Contents[D]]:
+        """Open a snapshot to start from; return its patch and contents.
 
         Raises:
             InvalidPatch: the snapshot does not open, decode or verify.
@@ -99,44 +243,27 @@ class Snapshots(Generic[D, P]):
         opened = self.codec.open(data)
         if opened.kind != SNAPSHOT or opened.content is None:
             raise InvalidPatch(f"not a valid snapshot: {opened.error or 'wrong kind'}")
-        height, doc, peaks = self.decode(opened.content)
-        self.height = height
+        contents = read(self.doctype, opened.content)
+        self.height = contents.height
         self.bytes_since = 0
+        self.last_size = len(data)
         self.vouched = (opened.author or b"", opened.author_name or "")
-        return opened.ref, height, doc, peaks
-
-    def decode(self, content: bytes) -> tuple[int, D, mmr.Peaks | None]:
-        """The height, document and peaks (if given) in a snapshot's content, its hash verified.
-
-        Raises:
-            InvalidPatch: the content is malformed or its hash does not match.
-        """
-        try:
-            body = json.loads(content.decode("utf-8"))
-        except ValueError as error:
-            raise InvalidPatch(f"snapshot is not JSON: {error}") from error
-        keys = {"height", "doc", "h"}
-        if not isinstance(body, dict) or set(body) - {"peaks"} != keys:
-            raise InvalidPatch("snapshot must be an object with keys height, doc, h (and peaks)")
-        height, digest = body["height"], body["h"]
-        if type(height) is not int or height < 0 or not isinstance(digest, str):
-            raise InvalidPatch("snapshot height or hash has the wrong type")
-        try:
-            peaks = mmr.from_hex(body["peaks"], height) if "peaks" in body else None
-        except ValueError as error:
-            raise InvalidPatch(f"snapshot peaks: {error}") from error
-        doc = self.doctype.doc_from_wire(body["doc"])
-        if self.doctype.digest(doc).hex() != digest:
-            raise InvalidPatch("snapshot hash does not match its document")
-        return height, doc, peaks
+        return opened.ref, contents
 
     def check(
-        self, opened: Opened, chain: Chain[Payload[P]], head: Node[Payload[P]], auth: D
+        self,
+        opened: Opened,
+        chain: Chain[Payload[P]],
+        head: Node[Payload[P]],
+        auth: D,
+        size: int = 0,
     ) -> str | None:
         """Compare someone's snapshot with our document (``auth``, after ``head``).
 
         A snapshot of a patch not on our best chain is ignored: we have
-        nothing to compare it with.
+        nothing to compare it with.  ``size``: its sealed bytes (the cadence
+        counts from a matching snapshot as from our own).  Its high-water
+        table is not compared: ours is the head's, not X's.
 
         Returns:
             What is wrong with it (an alarm was raised), or ``None``.
@@ -149,7 +276,8 @@ class Snapshots(Generic[D, P]):
             self.emit(Alarm(AlarmKind.SNAPSHOT_MISMATCH, problem, opened.id))
             return problem
         try:
-            height, doc, peaks = self.decode(opened.content)
+            contents = read(self.doctype, opened.content)
+            height, doc, peaks = contents.height, contents.doc, contents.peaks
         except InvalidPatch as error:
             self.emit(Alarm(AlarmKind.SNAPSHOT_MISMATCH, f"bad snapshot: {error}", opened.id))
             return f"bad snapshot: {error}"
@@ -166,17 +294,24 @@ class Snapshots(Generic[D, P]):
             problem = f"snapshot of {node.id.hex()[:16]} differs from our document"
             self.emit(Alarm(AlarmKind.SNAPSHOT_MISMATCH, problem, opened.id))
             return problem
+        self._verified(node)
         if node.height > self.height:
             self.bytes_since = sum(n.content_size for n in chain.path_after(head, node))
             self.height = node.height
+            self.last_size = size or self.last_size
         return None
+
+    def _verified(self, node: Node[Payload[P]]) -> None:
+        """Remember a snapshot of ``node`` we made or checked (the newest few)."""
+        if (node.height, node.id) not in self.verified:
+            self.verified = sorted([*self.verified, (node.height, node.id)])[-8:]
 
     def maybe_make(self, node: Node[Payload[P]], doc: D, *, own: bool) -> None:
         """``node`` was just applied, producing ``doc``: snapshot it if it is time.
 
         ``own``: the node is one of ours (its author snapshots first).
         """
-        threshold = max(self.min_bytes, self.doctype.size(doc))
+        threshold = max(self.min_bytes, CADENCE * self.last_size)
         if not self.writer or self.bytes_since < threshold * (1 if own else 2):
             return
         self.emit(SendSnapshot(self.seal(node, doc), node.id))
@@ -187,17 +322,38 @@ class Snapshots(Generic[D, P]):
             "height": node.height,
             "doc": self.doctype.doc_to_wire(doc),
             "h": self.doctype.digest(doc).hex(),
+            "hw": hw_to_wire(self.hw(), node.height),
         }
         if node.peaks is not None:
             body["peaks"] = mmr.to_hex(node.peaks)
-        sealed = self.codec.seal(SNAPSHOT, node.id, dumps(body))
+        if self.clock is not None:
+            body["t"] = self.clock()
+        sealed = self.codec.seal(SNAPSHOT, node.id, pack(body))
         self.height = node.height
         self.bytes_since = 0
+        self.last_size = len(sealed.data)
+        self._verified(node)
         return sealed
 
     def seal_trim(self, node: Node[Payload[P]]) -> Sealed:
         """Seal a trim at ``node`` (kind 4, content ``{"height": n}``, PROTOCOL.md §6.4)."""
-        return self.codec.seal(TRIM, node.id, dumps({"height": node.height}))
+        return self.seal_trim_at(node.id, node.height)
+
+    def seal_trim_at(self, x_id: bytes, height: int) -> Sealed:
+        """Seal a trim at patch ``x_id`` of ``height`` (the chain may no longer hold it)."""
+        return self.codec.seal(TRIM, x_id, dumps({"height": height}))
 
 
-__all__ = ["SendSnapshot", "Snapshots"]
+__all__ = [
+    "CADENCE",
+    "HW_WINDOW",
+    "Contents",
+    "HighWater",
+    "SendSnapshot",
+    "Snapshots",
+    "hw_from_wire",
+    "hw_to_wire",
+    "pack",
+    "read",
+    "unpack",
+]

@@ -26,6 +26,7 @@ that promise is for the authors still alive at the end.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections import deque
@@ -163,6 +164,10 @@ class Session:
                 self.reverted.add(event.id)
 
 
+#: Writer session ids, unique across every engine the simulator makes.
+_SESSIONS = itertools.count(1)
+
+
 def make_engine(
     author: int, rng: random.Random, hash_every: int, max_orphans: int = 1024
 ) -> Engine[str, Patch]:
@@ -174,6 +179,7 @@ def make_engine(
         hash_every=hash_every,
         min_snapshot_bytes=rng.choice([0, 256, 4096]),
         max_patch_bytes=rng.choice([200, 48 * 1024]),
+        session=next(_SESSIONS).to_bytes(8, "big"),  # unique, and draws nothing from rng
         max_orphans=max_orphans,
     )
 

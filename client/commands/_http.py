@@ -16,11 +16,13 @@ client never loads it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import crypto
+from client import snapshots
 from client.codec import CryptoCodec
 from client.commands._common import NOT_FOUND, REACH_HINT, CommandError
 from client.doctype import TEXT
@@ -191,3 +193,147 @@ def read_text(
         distrusted = Distrusted(verdict.kind.value if verdict.kind else "", verdict.detail)
         raise CommandError(str(distrusted))
     return Read(engine.view, alarms, body)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Kept:
+    """What the relay keeps of a pad (``GET .../snapshots``): its floor, head and snapshots."""
+
+    floor: int
+    head: int
+    snapshots: tuple[int, ...]  # the patch numbers (X) of the kept snapshots, oldest first
+
+
+def kept(link: crypto.PadLink, timeout: float) -> Kept:
+    """The relay's list of a pad's snapshots (checkpoints and the newer ones).
+
+    Raises:
+        CommandError: as :func:`fetch`.
+    """
+    url = f"{link.base_url}/v1/channels/{link.keys.channel_id.hex()}/snapshots"
+    response = _get(link, url, timeout)
+    code = _error_code(response)
+    if response.status_code == 404 and code == "UNKNOWN_CHANNEL":
+        raise CommandError(f"no such pad on this relay ({link.base_url})", NOT_FOUND)
+    numbers: tuple[object, ...] = ()
+    try:
+        body = response.json()
+        floor, head = body["floor"], body["head"]
+        seqs = tuple(item["seq"] for item in body["snapshots"])
+        numbers = (floor, head, *seqs)
+    except (ValueError, TypeError, KeyError):
+        pass
+    if response.status_code != 200 or not numbers or not all(type(x) is int for x in numbers):
+        raise CommandError(
+            f"the server at {link.base_url} answered {response.status_code} to a snapshot "
+            "listing: is it a blindpad relay, and as new as this client?"
+        )
+    return Kept(int(floor), int(head), tuple(sorted(int(x) for x in seqs)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Revision:
+    """The text after patch ``seq`` and what it was read from."""
+
+    seq: int
+    text: str
+    alarms: list[Alarm]
+    exact: bool  # False: ``seq`` is the nearest kept revision before the one asked for
+
+
+def read_revision(link: crypto.PadLink, timeout: float, at: int) -> Revision:
+    """The pad's text after patch ``at``, verified: from the newest kept snapshot
+    at or before it and the stored patches after that snapshot up to ``at``.
+
+    Before the trimmed floor only snapshots (checkpoints) are kept: the text
+    there is that of the nearest checkpoint at or before ``at`` (``exact``
+    False when it is not ``at`` itself).
+
+    Raises:
+        CommandError: ``at`` is past the head, or nothing at or before it is
+            kept (exit code 3); or as :func:`fetch`.
+    """
+    listing = kept(link, timeout)
+    if at > listing.head:
+        raise CommandError(
+            f"the pad has {listing.head} patches: there is no patch {at}", NOT_FOUND
+        )
+    before = [x for x in listing.snapshots if x <= at]
+    if at < listing.floor and not before:
+        oldest = min((*listing.snapshots, listing.floor))
+        raise CommandError(
+            f"patch {at} was trimmed and no checkpoint before it is kept; "
+            f"the oldest revision kept is after patch {oldest}",
+            NOT_FOUND,
+        )
+    start = before[-1] if before else None
+    body = fetch(link, f"from=snapshot&at={start}" if start is not None else "since=0", timeout)
+    engine: Engine[str, Patch] = Engine(
+        TEXT, CryptoCodec(link.keys, crypto.Author.generate("reader")), writer=False
+    )
+    engine.chain.fast_forward = True
+    if body.snapshot is not None:
+        try:
+            engine.load_snapshot(body.snapshot[1], body.snapshot[0])
+        except (InvalidPatch, ValueError) as error:
+            raise CommandError(
+                f"the snapshot at patch {start} does not verify: {error}"
+            ) from error
+    shown = start or 0
+    for seq, sealed in body.patches:
+        if seq > at:
+            break
+        engine.receive(sealed, seq)
+        shown = seq
+    alarms = [e for e in engine.events() if isinstance(e, Alarm)]
+    return Revision(shown, engine.view, alarms, shown == at)
+
+
+def sealed_time_ms(link: crypto.PadLink, sealed: bytes) -> int | None:
+    """The author's clock when sealing a patch or snapshot (``t``), or None.
+
+    A claim, never checked: history shows it, ``cat --at TIME`` goes by it.
+    """
+    try:
+        opened = crypto.open_envelope(link.keys, sealed)
+    except crypto.CryptoError:
+        return None
+    if opened.kind is crypto.Kind.SNAPSHOT:
+        try:
+            return snapshots.read(TEXT, opened.content).time
+        except InvalidPatch:
+            return None
+    try:
+        when = json.loads(opened.content).get("t")
+    except (ValueError, AttributeError):
+        return None
+    return when if type(when) is int else None
+
+
+def seq_at_time(link: crypto.PadLink, timeout: float, when_ms: int) -> int:
+    """The last revision kept whose author's clock said ``when_ms`` or earlier.
+
+    Candidates: the checkpoints before the trimmed floor and every patch
+    from it (history in seq order; clocks of several authors may disagree:
+    the last in order wins).
+
+    Raises:
+        CommandError: nothing kept is that old (exit code 3); or as :func:`fetch`.
+    """
+    listing = kept(link, timeout)
+    times: list[tuple[int, int | None]] = []
+    for x in listing.snapshots:
+        if x < listing.floor:
+            snap = fetch(link, f"from=snapshot&at={x}", timeout).snapshot
+            times.append((x, sealed_time_ms(link, snap[1]) if snap else None))
+    query = f"from=snapshot&at={listing.floor}" if listing.floor else "since=0"
+    body = fetch(link, query, timeout)
+    if body.snapshot is not None:
+        times.append((body.snapshot[0], sealed_time_ms(link, body.snapshot[1])))
+    times += [(seq, sealed_time_ms(link, sealed)) for seq, sealed in body.patches]
+    found = [seq for seq, ms in times if ms is not None and ms <= when_ms]
+    if not found:
+        raise CommandError(
+            "nothing kept of this pad is that old (times are the authors' clocks)", NOT_FOUND
+        )
+    return found[-1]

@@ -1,9 +1,8 @@
-"""``blindpad history LINK``: list the stored patches, their authors and sizes."""
+"""``blindpad history LINK``: list the stored patches, snapshots and checkpoints."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 
@@ -12,50 +11,45 @@ from client.commands import _common as c
 
 
 def _describe(link: crypto.PadLink, sealed: bytes) -> tuple[str, str, str]:
-    """(author name, key fingerprint, time) of one sealed patch."""
+    """(author name, key fingerprint, time) of one sealed patch or snapshot."""
+    from client.commands._http import sealed_time_ms
+
     try:
         opened = crypto.open_envelope(link.keys, sealed)
     except crypto.CryptoError as error:
         return "(invalid)", type(error).__name__, "-"
+    when = sealed_time_ms(link, sealed)
+    shown = "-" if when is None else datetime.fromtimestamp(when / 1000, UTC)
     return (
         opened.author_name or "(no name)",
         opened.author_key.hex()[:16],
-        _time(opened.content),
+        shown if isinstance(shown, str) else shown.strftime("%Y-%m-%d %H:%M:%S"),
     )
 
 
-def _time(content: bytes) -> str:
-    """The author's clock when sealing (content field ``t``), as UTC; ``-`` if absent."""
-    try:
-        when = json.loads(content).get("t")
-    except (ValueError, AttributeError):
-        return "-"
-    if type(when) is not int:
-        return "-"
-    return datetime.fromtimestamp(when / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _run(args: argparse.Namespace) -> int:
-    from client.commands._http import HistoryTrimmed, fetch
+    from client.commands._http import fetch, kept
 
     link = c.link_arg(args.link)
-    try:
-        body = fetch(link, "since=0", args.timeout)
-    except HistoryTrimmed as gone:  # a trim removed the start: list what remains
-        body = fetch(link, f"since={gone.floor}", args.timeout)
-        print(f"(patches 1 to {gone.floor} were trimmed: the pad starts from a snapshot there)")
-    latest = fetch(link, "from=snapshot", args.timeout)
-    if not body.patches:
-        if body.head_seq == 0:
-            print("(empty pad: nothing stored yet)", flush=True)
-        sys.stdout.flush()
-        print(f"head: seq {body.head_seq}, id {body.head_id.hex()[:16]}", file=sys.stderr)
-        return c.OK
-    snapshot_at = latest.snapshot[0] if latest.snapshot else None
-    print(f"{'seq':>6}  {'time (UTC)':<19}  {'author':<20} {'key':<16} {'bytes':>7}  mark")
-    for seq, sealed in body.patches:
+    listing = kept(link, args.timeout)
+    rows: list[tuple[int, str, bytes]] = []  # (seq, mark, sealed)
+    for x in listing.snapshots:
+        snap = fetch(link, f"from=snapshot&at={x}", args.timeout).snapshot
+        if snap is not None:
+            rows.append((x, "checkpoint" if x < listing.floor else "snapshot", snap[1]))
+    body = fetch(link, f"since={listing.floor}", args.timeout)
+    rows += [(seq, "", sealed) for seq, sealed in body.patches]
+    if listing.floor:
+        print(
+            f"(patches 1 to {listing.floor} were trimmed: the pad starts from its snapshot "
+            "there; older checkpoints are whole texts, `blindpad cat --at SEQ` prints one)"
+        )
+    if not rows:
+        print("(empty pad: nothing stored yet)", flush=True)
+    else:
+        print(f"{'seq':>6}  {'time (UTC)':<19}  {'author':<20} {'key':<16} {'bytes':>7}  mark")
+    for seq, mark, sealed in sorted(rows, key=lambda row: (row[0], row[1] == "")):
         name, key, when = _describe(link, sealed)
-        mark = "snapshot" if seq == snapshot_at else ""
         row = f"{seq:>6}  {when:<19}  {name[:20]:<20} {key:<16} {len(sealed):>7}  {mark}"
         print(row.rstrip())
     sys.stdout.flush()
@@ -67,9 +61,10 @@ def main(argv: list[str]) -> int:
     """Run ``blindpad history``."""
     parser = c.parser(
         "history",
-        "List the pad's stored patches: sequence number, time (UTC, as the author's "
-        "clock said when sealing), author name and key fingerprint, sealed size, and "
-        "where the latest snapshot sits.",
+        "List what the relay keeps of the pad: its stored patches and snapshots, and "
+        "the checkpoints kept from before the trimmed history, each with its sequence "
+        "number, time (UTC, as the author's clock said when sealing), author name and "
+        "key fingerprint, and sealed size.",
         pad_options=False,
     )
     parser.add_argument("link", help="the pad's edit or view link")

@@ -219,15 +219,16 @@ def test_the_document_hash_is_checked_every_hash_every_patches() -> None:
 
 def test_snapshots_are_made_by_the_author_and_let_a_joiner_skip_history() -> None:
     a = engine(1, min_snapshot_bytes=0)
-    history = []
+    history, snapshots = [], []
     for i in range(5):
         a.edit(insert(i, "😀"))
         a.flush()
-        (p,) = sent(a)
+        events = a.events()
+        (p,) = [ev.sealed.data for ev in events if isinstance(ev, SendPatch)]
         a.acked(header(p)[0], i + 1)
         history.append(p)
-    snapshots = [ev for ev in a.events() if isinstance(ev, SendSnapshot)]
-    assert snapshots, "bytes since the last snapshot passed the document's size"
+        snapshots += [ev for ev in events + a.events() if isinstance(ev, SendSnapshot)]
+    assert len(snapshots) >= 2, "a snapshot's worth of patch bytes since the last one"
     latest = snapshots[-1]
     seq = [header(p)[0] for p in history].index(latest.of) + 1
     joiner = engine(2)

@@ -109,7 +109,10 @@ def mmr_range(ids: list[str]) -> dict[str, Any]:
 
 def session(spec: dict[str, Any]) -> dict[str, Any]:
     options = spec.get("options", {})
-    engines = [Engine(TEXT, VectorCodec(n), **options) for n in range(spec["sessions"])]
+    engines = [
+        Engine(TEXT, VectorCodec(n), session=n.to_bytes(8, "big"), **options)
+        for n in range(spec["sessions"])
+    ]
     outboxes: list[list[bytes]] = [[] for _ in engines]
     inboxes: list[list[tuple[str, bytes, Any]]] = [[] for _ in engines]
     relay = SimRelay()
