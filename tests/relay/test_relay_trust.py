@@ -520,3 +520,46 @@ def test_a_proof_comes_in_pages_of_max_proof_ids() -> None:
             assert ids_of(rest)[-32:] == seeded.head.id
 
     run(scenario, store=store)
+
+
+def test_a_proof_from_inside_a_trimmed_block_starts_at_the_block_and_folds() -> None:
+    """After a trim at 600 the relay keeps blocks 1-256 and 257-512 as roots: a client
+    that verified patch 300 is answered from 256 (the block's root, then ids) and its
+    descent check (client.trust.DescentProof) accepts the snapshot at 600."""
+    from client.trust import OK, DescentProof
+    from relay.edge.seed import seed_pad
+
+    store = MemoryStore()
+
+    async def scenario(relay: RelayHandle) -> None:
+        seeded = await seed_pad(store, 700)
+        pad = Pad()
+        pad.keys = seeded.keys
+        cid = pad.channel_id
+        ids = [p.id for p in (await store.read_since(cid, 0)).patches]
+        await store.put_snapshot(cid, ids[599], b"s" * 32, b"snapshot at 600")
+        assert await store.trim(cid, ids[599], 0) == 600
+        async with Client.connect(relay) as client:
+            got = await client.subscribe(pad, start=f.SubscribeFrom.SNAPSHOT, key=ZERO)
+            assert isinstance(got[-1], f.HistoryEnd)
+            for remembered in (300, 256, 512, 550):
+                check = DescentProof(
+                    (remembered, ids[remembered - 1]),
+                    mmr.of(ids[:remembered]),
+                    (600, mmr.of(ids[:600])),
+                )
+                pages: list[f.Proof] = []
+                while not check.complete:
+                    rid = client.request_id()
+                    await client.send(f.ProofRequest(rid, cid, check.next_from, 600))
+                    pages.append(await client.expect(f.Proof))
+                    check.take(pages[-1].from_seq, pages[-1].nodes)
+                if remembered == 300:  # inside block 2, kept as its root: from 256
+                    assert pages[0].from_seq == 256
+                    assert mmr.unpack_nodes(pages[0].nodes) == [
+                        (8, mmr.block_root(ids[256:512])),
+                        *((0, i) for i in ids[512:600]),
+                    ]
+                assert check.verdict() == OK, remembered
+
+    run(scenario, store=store)
