@@ -563,3 +563,79 @@ def test_a_proof_from_inside_a_trimmed_block_starts_at_the_block_and_folds() -> 
                 assert check.verdict() == OK, remembered
 
     run(scenario, store=store)
+
+
+# --- the history view over HTTP -----------------------------------------------------------
+
+
+def test_the_history_view_lists_the_kept_snapshots_and_reads_one() -> None:
+    """A TRIM's keep_pct keeps older snapshots (checkpoints); GET .../snapshots lists
+    them oldest first, and ?from=snapshot&at=SEQ reads one, with the patches after it
+    while they are stored."""
+    from wire.history import parse_history
+
+    pad = Pad()
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as alice:
+            await alice.subscribe(pad)
+            ids = await chain(alice, pad, 6)
+            sealed = {
+                x: pad.sealed(Kind.SNAPSHOT, ids[x - 1], b"text at %d" % x) for x in (2, 4, 5)
+            }
+            for x in (2, 4, 5):
+                assert isinstance(await upload(alice, sealed[x], 10_000), f.Ack)
+            dispute = pad.sealed(Kind.DISPUTE, envelope_id(sealed[5]))
+            assert isinstance(await request(alice, f.Dispute(alice.request_id(), dispute)), f.Ack)
+            trim = pad.sealed(Kind.TRIM, ids[3])
+            answer = await request(alice, f.Trim(alice.request_id(), 100, trim))
+            assert answer == f.Ack(answer.request_id, 4, envelope_id(trim))
+
+        base = f"/v1/channels/{pad.channel_id.hex()}"
+        async with httpx.AsyncClient(base_url=relay.url, headers=pad.read_headers()) as http:
+            listed = (await http.get(f"{base}/snapshots")).json()
+            assert listed == {
+                "channel": pad.channel_id.hex(),
+                "floor": 4,
+                "head": 6,
+                "snapshots": [
+                    {
+                        "seq": x,
+                        "id": envelope_id(sealed[x]).hex(),
+                        "bytes": len(sealed[x]),
+                        "disputed": x == 5,
+                    }
+                    for x in (2, 4, 5)  # 2 is a checkpoint below the floor
+                ],
+            }
+            below = parse_history((await http.get(f"{base}/history?from=snapshot&at=2")).content)
+            assert (below.snapshot, below.patches) == ((2, sealed[2]), [])  # 3 and 4 trimmed
+            assert (below.head_seq, below.head_id) == (6, ids[5])
+            at = parse_history((await http.get(f"{base}/history?from=snapshot&at=4")).content)
+            assert at.snapshot == (4, sealed[4])
+            assert [seq for seq, _ in at.patches] == [5, 6]
+            missing = await http.get(f"{base}/history?from=snapshot&at=3")
+            assert (missing.status_code, missing.json()["code"]) == (404, "NO_SNAPSHOT")
+            huge = await http.get(f"{base}/history?from=snapshot&at={2**64 - 1}")
+            assert (huge.status_code, huge.json()["code"]) == (404, "NO_SNAPSHOT")
+            for query in (
+                "at=2",
+                "since=4&at=4",
+                "from=snapshot&at=-1",
+                "from=snapshot&at=x",
+                f"from=snapshot&at={2**64}",
+                "from=snapshot&at=+4",
+            ):
+                bad = await http.get(f"{base}/history?{query}")
+                assert (bad.status_code, bad.json()["code"]) == (400, "BAD_QUERY"), query
+        async with httpx.AsyncClient(base_url=relay.url) as stranger:
+            for path in ("snapshots", "history?from=snapshot&at=4"):
+                wrong = read_headers(b"\x01" * 32)
+                for headers in ({}, wrong):
+                    got = await stranger.get(f"{base}/{path}", headers=headers)
+                    assert got.status_code == 404
+                    assert got.json() == {"code": "UNKNOWN_CHANNEL", "message": "no such channel"}
+            nobody = await stranger.get(f"/v1/channels/{'ab' * 32}/snapshots", headers=wrong)
+            assert nobody.json()["code"] == "UNKNOWN_CHANNEL"
+
+    run(scenario)
