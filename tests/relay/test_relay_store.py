@@ -1372,3 +1372,31 @@ def test_a_read_cut_short_by_a_trim_is_read_again() -> None:
     gap = [{"seq": 4, "id": pid(4), "envelope": b"e4"}]  # 3 was trimmed meanwhile
     assert asyncio.run(_read_on(Conn(gap), CH, 0, Head(4, pid(4)), first, 2, 100)) is None
     assert asyncio.run(_read_on(Conn([]), CH, 0, head, first, 2, 100)) is None
+
+
+def test_block_folding_packing_and_holes() -> None:
+    """The pure parts every backend shares: rows of packed roots fill up and start anew
+    after a hole; a hole in the ids (a damaged migration) leaves its block without a
+    root, and a proof stops there rather than name a wrong node."""
+    from relay.store import blocks
+
+    def r(b: int) -> bytes:
+        return bytes([b]) * 32
+
+    assert blocks.pack_roots(None, [(0, r(0)), (1, r(1)), (2, r(2))], 2) == {
+        0: r(0) + r(1),
+        2: r(2),
+    }
+    assert blocks.pack_roots((2, r(2)), [(3, r(3)), (4, r(4))], 2) == {2: r(2) + r(3), 4: r(4)}
+    assert blocks.pack_roots((2, r(2)), [(5, r(5))], 2) == {5: r(5)}  # after a hole
+    ids = ids_to(700)
+    holed = [(s, ids[s - 1]) for s in range(1, 700) if s != 300]
+    roots, partial = blocks.fold(0, [], holed, 699)
+    assert (roots, partial) == ([(0, mmr.block_root(ids[:256]))], ids[512:699])
+    start, nodes = blocks.proof_nodes(
+        0, 699, 100, floor=699, roots=dict(roots), partial=partial, live_after=699, live=[]
+    )
+    assert (start, nodes) == (0, [(8, roots[0][1])])  # block 1: neither a root nor ids
+    more = [(s, ids[s - 1]) for s in range(201, 251)]
+    assert blocks.fold(200, ids[:150], more, 250) == ([], ids[:150])  # 151-200 missing
+    assert blocks.fold(200, ids[:200], more, 250) == ([], ids[:250])
