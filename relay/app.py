@@ -195,6 +195,7 @@ def _routes(
         Route("/metrics", http.metrics),
         Route("/v1/channels/{channel}/head", http.head),
         Route("/v1/channels/{channel}/history", http.history),
+        Route("/v1/channels/{channel}/snapshots", http.snapshots),
     ]
     required = config.create_token is not None
     embedders = config.embed_origins

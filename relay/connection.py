@@ -19,7 +19,8 @@ the expected ones propagate as INTERNAL (the endpoint logs them).
 A push goes through the checks in exactly the order DESIGN.md gives:
 
 1. decode the frame and the envelope header (crypto.parse_header);
-2. dedupe by id: a known id, even tombstoned, is ACKed with its original seq;
+2. dedupe by id: the id of a live (untrimmed) patch is ACKed with its seq (a
+   resend of a trimmed one is STALE: its parent is below the head);
 3. limits: rate (retry-after), patch size, subscription, pad size, channel
    quota, total storage;
 4. the channel signature (crypto.verify_channel_signature);
@@ -38,10 +39,12 @@ nothing.  Every other request needs a subscription, so it needs the token too.
 A stored snapshot is sent live to the channel's other live subscribers
 (:mod:`relay.live`, through :meth:`relay.cluster.Cluster.snapshot_stored`);
 a DISPUTE of a stored snapshot is stored beside it and marks it DISPUTED
-(never forwarded); a TRIM at a disputed snapshot is refused.  PROOF_REQUEST
-is answered with the ids of a range of patches, trimmed ones included (their
-tombstones keep them), so a client can check that a snapshot descends from
-what it verified.
+(never forwarded); a TRIM at a disputed snapshot is refused, and a TRIM's
+``keep_pct`` sets how many older snapshots it keeps (:meth:`Store.trim`).
+PROOF_REQUEST is answered with the Merkle nodes of a range of patches: the
+ids the relay holds, the roots of the blocks of 256 it trimmed
+(:meth:`Store.proof_nodes`), so a client can check that a snapshot descends
+from what it verified.
 """
 
 from __future__ import annotations
@@ -671,7 +674,7 @@ class Connection:
         state = self._channel(header.channel_id)
         self._signature(frame.envelope, state)
         try:
-            floor = await self.relay.store.trim(header.channel_id, header.ref)
+            floor = await self.relay.store.trim(header.channel_id, header.ref, frame.keep_pct)
         except StoreUnknownPatch:
             raise _Refusal(RefuseCode.UNKNOWN_PATCH) from None
         except NoSnapshot:
@@ -706,15 +709,18 @@ class Connection:
         await self.outbox.put(frames.encode(frames.Ack(frame.request_id, x_seq, dispute_id)))
 
     async def _proof(self, frame: frames.ProofRequest) -> None:
-        """Name the ids of the patches after ``from_seq`` up to ``to_seq``, trimmed ones
-        too, at most MAX_PROOF_NODES (a client checks a snapshot descends from what it
-        verified, PROTOCOL.md §11): PROOF; fewer than asked: ask on from there."""
+        """Name the nodes covering the patches after ``from_seq`` up to ``to_seq``, at
+        most MAX_PROOF_NODES: ids, and the roots of trimmed blocks of 256 (a client
+        checks a snapshot descends from what it verified, PROTOCOL.md §11).  PROOF's
+        ``from_seq`` is the block's start when ``from_seq`` lies inside a block kept
+        only as a root; fewer than asked: ask on from where the nodes end."""
         self._rate()
         self._channel(frame.channel_id)
-        last = min(frame.to_seq, frame.from_seq + frames.MAX_PROOF_NODES)
-        ids = await self.relay.store.patch_ids(frame.channel_id, frame.from_seq, last)
-        nodes = mmr.pack_nodes((0, patch_id) for patch_id in ids)
-        proof = frames.Proof(frame.request_id, frame.channel_id, frame.from_seq, nodes)
+        start, nodes = await self.relay.store.proof_nodes(
+            frame.channel_id, frame.from_seq, frame.to_seq, frames.MAX_PROOF_NODES
+        )
+        packed = mmr.pack_nodes(nodes)
+        proof = frames.Proof(frame.request_id, frame.channel_id, start, packed)
         await self.outbox.put(frames.encode(proof))
 
     async def _refresh(self, channel_id: bytes, state: ChannelState) -> None:

@@ -8,9 +8,17 @@ readers (``blindpad cat``, ``blindpad history``) use the read endpoints with
 httpx and need no websocket:
 
 * ``GET /v1/channels/{hex}/head`` -> JSON ``{"channel", "seq", "id", "floor"}``;
-* ``GET /v1/channels/{hex}/history?since=N`` or ``?from=snapshot`` -> a binary
-  body of records (PROTOCOL.md §4.2): ``0x01`` snapshot, ``0x02`` patch,
-  ``0x00`` end with the head.  The body is streamed a page
+* ``GET /v1/channels/{hex}/snapshots`` -> JSON ``{"channel", "floor", "head",
+  "snapshots": [{"seq", "id", "bytes", "disputed"}, ...]}``, every kept
+  snapshot (the checkpoints a trim kept below the floor too), oldest first:
+  what a history view offers to open;
+* ``GET /v1/channels/{hex}/history?since=N``, ``?from=snapshot`` or
+  ``?from=snapshot&at=SEQ`` -> a binary body of records (PROTOCOL.md §4.2):
+  ``0x01`` snapshot, ``0x02`` patch, ``0x00`` end with the head.  ``at``
+  names the snapshot of exactly seq SEQ (404 ``NO_SNAPSHOT`` if none is
+  kept); the patches after it follow only while SEQ is at or above the floor
+  (below it they are trimmed: the snapshot alone, then the end).  The body is
+  streamed a page
   (``HISTORY_PAGE_BYTES``) at a time up to the head of the first read, so a
   read holds the snapshot and one page, never the whole pad; at most
   ``max_history_reads`` run at once (503 ``BUSY`` beyond), each counted
@@ -18,7 +26,7 @@ httpx and need no websocket:
   while it is sent ends the body without its end record: the reader sees a
   cut body and reads again.
 
-Both read endpoints need the pad's read token in the header
+The read endpoints need the pad's read token in the header
 ``Authorization: Blindpad-Read <64 lower-case hex digits>``: one that is
 missing, malformed or does not hash to the channel's registered read hash
 gets exactly the 404 ``UNKNOWN_CHANNEL`` of a channel that does not exist
@@ -30,6 +38,7 @@ Errors are JSON ``{"code": NAME, "message": ...}`` with a matching status.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -50,7 +59,14 @@ from starlette.types import Message, Receive, Scope, Send
 from relay.connection import PatchPages, RelayState, rolled_back
 from relay.limits import HISTORY_PAGE_BYTES
 from relay.metrics import CONTENT_TYPE, Gauges
-from relay.store import ChannelInfo, HistoryRead, HistoryTrimmed, NoSnapshot, snapshot_parts
+from relay.store import (
+    ChannelInfo,
+    HistoryRead,
+    HistoryTrimmed,
+    NoSnapshot,
+    StoredSnapshot,
+    snapshot_parts,
+)
 from wire.history import RECORD_PATCH, RECORD_SNAPSHOT, end_record, record, record_header
 
 log = logging.getLogger("blindpad.relay")
@@ -152,28 +168,63 @@ async def head(request: Request) -> Response:
     return JSONResponse({**body, "floor": info.floor_seq})
 
 
-async def history(request: Request) -> Response:
-    """``GET /v1/channels/{hex}/history?since=N`` or ``?from=snapshot``."""
+async def snapshots(request: Request) -> Response:
+    """``GET /v1/channels/{hex}/snapshots``: the kept snapshots, oldest first."""
     cid = _channel_id(request)
     if cid is None:
         return error(400, "BAD_CHANNEL_ID", "channel ids are 64 hex digits")
     relay = relay_of(request)
-    if await readable(request, relay, cid) is None:
+    info = await readable(request, relay, cid)
+    if info is None:
+        return unknown_channel()
+    kept = await relay.store.snapshots(cid)
+    return JSONResponse(
+        {
+            "channel": cid.hex(),
+            "floor": info.floor_seq,
+            "head": info.head.seq,
+            "snapshots": [
+                {"seq": s.x_seq, "id": s.id.hex(), "bytes": s.size, "disputed": s.disputed}
+                for s in kept
+            ],
+        }
+    )
+
+
+async def history(request: Request) -> Response:
+    """``GET /v1/channels/{hex}/history?since=N``, ``?from=snapshot`` or
+    ``?from=snapshot&at=SEQ``."""
+    cid = _channel_id(request)
+    if cid is None:
+        return error(400, "BAD_CHANNEL_ID", "channel ids are 64 hex digits")
+    relay = relay_of(request)
+    info = await readable(request, relay, cid)
+    if info is None:
         return unknown_channel()
     try:
-        start = history_query(request.query_params)
+        query = history_query(request.query_params)
     except ValueError:
-        return error(400, "BAD_QUERY", "use ?since=N (0 <= N < 2**64) or ?from=snapshot")
+        return error(
+            400,
+            "BAD_QUERY",
+            "use ?since=N, ?from=snapshot or ?from=snapshot&at=N (0 <= N < 2**64)",
+        )
     if relay.history_reads >= relay.limits.max_history_reads:
         busy = error(503, "BUSY", "too many history reads at once; retry after a second")
         busy.headers["Retry-After"] = "1"
         return busy
     relay.history_reads += 1
     try:
-        if start is None:
+        if query.at is not None:
+            snapshot = await relay.store.snapshot(cid, query.at)
+            if snapshot is None:
+                relay.history_reads -= 1
+                return error(404, "NO_SNAPSHOT", f"no snapshot of seq {query.at} is kept")
+            read = await read_at(relay, cid, snapshot, info)
+        elif query.since is None:
             read = await relay.store.read_from_snapshot(cid, HISTORY_PAGE_BYTES)
         else:
-            read = await relay.store.read_since(cid, start, HISTORY_PAGE_BYTES)
+            read = await relay.store.read_since(cid, query.since, HISTORY_PAGE_BYTES)
     except HistoryTrimmed as exc:
         relay.history_reads -= 1
         floor = exc.floor_seq
@@ -243,25 +294,53 @@ async def history_pages(relay: RelayState, cid: bytes, read: HistoryRead) -> Asy
     yield end_record(head.seq, head.id)
 
 
-def history_query(params: Mapping[str, str]) -> int | None:
-    """Parse a history query: ``since=N`` (a u64) or ``from=snapshot`` (None).
+async def read_at(
+    relay: RelayState, cid: bytes, snapshot: StoredSnapshot, info: ChannelInfo
+) -> HistoryRead:
+    """The snapshot of ``?from=snapshot&at=SEQ`` and the first page of the patches
+    after it, or none when SEQ is below the floor (they are trimmed)."""
+    try:
+        read = await relay.store.read_since(cid, snapshot.x_seq, HISTORY_PAGE_BYTES)
+    except HistoryTrimmed:
+        fresh = await relay.store.channel(cid)
+        return HistoryRead(snapshot, (), (fresh or info).head)
+    return HistoryRead(snapshot, read.patches, read.head)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """A parsed history query: ``since`` (None: from a snapshot) and ``at`` (the
+    snapshot of exactly that seq; None: the latest)."""
+
+    since: int | None
+    at: int | None = None
+
+
+def _u64(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**64:
+        raise ValueError(text)
+    return int(text)
+
+
+def history_query(params: Mapping[str, str]) -> HistoryQuery:
+    """Parse a history query: ``since=N`` (a u64), ``from=snapshot``, or
+    ``from=snapshot&at=SEQ`` (a u64).
 
     Nothing given means ``since=0``.
 
     Raises:
-        ValueError: both given, an unknown ``from``, or ``since`` not a
-            plain decimal u64 (no sign, space or underscore).
+        ValueError: ``since`` with ``from`` or ``at``, an unknown ``from``,
+            ``at`` without ``from=snapshot``, or a number that is not a plain
+            decimal u64 (no sign, space or underscore).
     """
-    since, start = params.get("since"), params.get("from")
+    since, start, at = params.get("since"), params.get("from"), params.get("at")
     if start is not None:
         if start != "snapshot" or since is not None:
             raise ValueError(start)
-        return None
-    if since is None:
-        return 0
-    if not (since.isascii() and since.isdigit()) or int(since) >= 2**64:
-        raise ValueError(since)
-    return int(since)
+        return HistoryQuery(None, None if at is None else _u64(at))
+    if at is not None:
+        raise ValueError(at)
+    return HistoryQuery(0 if since is None else _u64(since))
 
 
 def page_handler(web_dir: Path | None) -> Callable[[Request], Awaitable[Response]]:

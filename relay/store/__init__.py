@@ -2,6 +2,9 @@
 
 * :mod:`relay.store.base`: the :class:`Store` protocol, its record and outcome
   types, and the error tree (read its docstring for the theory of operation);
+* :mod:`relay.store.blocks`: what a trim keeps of the ids it removes (block
+  roots, the cut block's ids), the nodes of a proof, and which older
+  snapshots it keeps: pure functions every backend shares;
 * :mod:`relay.store.memory`: :class:`MemoryStore`, dictionaries, for tests
   and throwaway relays;
 * :mod:`relay.store.sqlite`: :class:`SQLiteStore`, one writer thread with
@@ -11,9 +14,10 @@
   the ``scale`` extra, so it is imported only when a URL asks for it and not
   re-exported here: import it from its module).
 
-Backends import only :mod:`relay.store.base`; this package re-exports it and
-holds the factory :func:`open_store`.  A new backend is one module here plus
-one branch in :func:`open_store`, and must pass ``tests/relay/test_relay_store.py``.
+Backends import only :mod:`relay.store.base` and :mod:`relay.store.blocks`;
+this package re-exports the first and holds the factory :func:`open_store`.
+A new backend is one module here plus one branch in :func:`open_store`, and
+must pass ``tests/relay/test_relay_store.py``.
 """
 
 from __future__ import annotations

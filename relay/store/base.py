@@ -9,17 +9,27 @@ Theory of operation
 A channel is a line of sealed patches numbered ``1, 2, 3, ...`` (``seq``),
 each known by its id (SHA-256 of its sealed bytes, computed by crypto), with
 snapshots stored *beside* the line (keyed by the seq of the patch X whose
-result they hold) and id tombstones for patches that a trim removed.  The
-head of an empty channel is ``(0, ZERO_ID)``.
+result they hold).  The head of an empty channel is ``(0, ZERO_ID)``.
 
 The one write that orders the line is :meth:`Store.append`: in a single
-atomic step it deduplicates by id (a known id, live or tombstoned, returns
-``DUPLICATE`` with its original seq), then compares the parent with the head
+atomic step it deduplicates by id against the *live* patches (a stored id
+returns ``DUPLICATE`` with its seq), then compares the parent with the head
 (``STALE`` with the current head if they differ), then appends at
 ``head + 1``.  Because the check and the write are one step inside the
 backend (SQLite's single writer thread; a PostgreSQL transaction holding the
 channel's row lock), any number of relay processes sharing a backend keep
-one line per channel.
+one line per channel.  A resend of a patch a trim removed finds its parent
+below the head and is STALE: clients tell whether such work landed from the
+signed per-session counters of the snapshots (PROTOCOL.md §9.4), not from
+the relay.
+
+A trim at X (:meth:`Store.trim`) deletes the patches up to X and keeps, of
+their ids, only what a proof of descent needs (:mod:`relay.store.blocks`):
+the Merkle root of every whole block of 256 and the ids of the block the
+floor cuts; :meth:`Store.proof_nodes` names them.  It keeps every snapshot
+from X on and thins the older ones (checkpoints) to a geometric series
+within ``keep_pct`` % of the newest snapshot's bytes, deleting the others
+with their disputes.
 
 Reads (:meth:`read_since`, :meth:`read_from_snapshot`) return the items and
 the head *as of the same instant*, so a subscriber's HISTORY_END is
@@ -35,7 +45,6 @@ Backends: :mod:`relay.store.sqlite` (default; group commit; one process),
 
     StoreError
     ├── SchemaTooNew     (the database was written by a newer blindpad)
-    ├── UnknownChannel   (no metadata for the channel)
     ├── SchemaTooOld     (the store holds protocol-1 pads, which this relay cannot serve)
     ├── UnknownChannel   (no metadata for the channel)
     ├── UnknownPatch     (a snapshot, trim or dispute names a patch or snapshot not stored)
@@ -43,13 +52,24 @@ Backends: :mod:`relay.store.sqlite` (default; group commit; one process),
     ├── SnapshotDisputed (a trim names a patch whose snapshot is disputed)
     └── HistoryTrimmed   (asked for history before the trimmed floor)
 
-Schema version 2 (protocol 2) adds, per channel, ``read_hash``: SHA-256 of
+Schema version 2 (protocol 2) added, per channel, ``read_hash``: SHA-256 of
 the read token the creating SUBSCRIBE carried, which every later reader must
 match; and ``disputes``: editors' signed claims that a stored snapshot is
 not the text at its patch, kept beside that snapshot (a snapshot with one is
-*disputed*) and deleted with it.  Dispute bytes count in ``stored_bytes``.
-An empty schema-1 store is upgraded in place; one that holds channels is
-refused with :class:`SchemaTooOld` (there is no migration, PROTOCOL.md §15.2).
+*disputed*) and deleted with it.  An empty schema-1 store is upgraded in
+place; one that holds channels is refused with :class:`SchemaTooOld` (there
+is no migration, PROTOCOL.md §15.2).  Schema version 3 (issue 14) drops the
+id tombstones (one row per trimmed patch, forever) for the block roots and
+partial ids above, and remembers each channel's last ``keep_pct``; a
+schema-2 store is migrated in place (the roots computed from its
+tombstones).
+
+**Sizes.**  ``stored_bytes`` counts the bytes a channel keeps that grow with
+its use: the envelopes of its live patches, of every kept snapshot and of
+their disputes, plus 32 per kept block root or partial id.  ``pad_bytes``
+counts what a joiner reads: the newest snapshot's envelope and the patches
+after its X.  Neither counts the rows' own overhead (``channel_overhead_bytes``
+stands for that).
 """
 
 from __future__ import annotations
@@ -62,7 +82,7 @@ from typing import Protocol
 from wire.frames import ZERO_ID
 
 #: The schema version this relay writes and understands.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def protocol_one_message(store: str) -> str:
@@ -129,7 +149,8 @@ class ChannelInfo:
             created; a reader's token must hash to it.
         head: the last patch.
         floor_seq: patches with seq <= floor were trimmed (0 = nothing trimmed).
-        stored_bytes: bytes of all patches and snapshots currently stored.
+        stored_bytes: bytes of the live patches, the kept snapshots and their
+            disputes, and 32 per kept block root or partial id (module docstring).
         pad_bytes: bytes of the latest snapshot plus the patches after it.
     """
 
@@ -213,16 +234,6 @@ def page(patches: Iterable[StoredPatch], max_bytes: int | None) -> list[StoredPa
     return out
 
 
-def contiguous(rows: Iterable[tuple[int, bytes]], after: int) -> list[bytes]:
-    """The ids of ``(seq, id)`` rows in seq order, from ``after + 1`` up to the first gap."""
-    ids: list[bytes] = []
-    for seq, patch_id in rows:
-        if seq != after + 1 + len(ids):
-            break
-        ids.append(bytes(patch_id))
-    return ids
-
-
 async def snapshot_parts(
     store: Store, channel_id: bytes, snapshot: StoredSnapshot, step: int
 ) -> AsyncIterator[bytes]:
@@ -301,7 +312,7 @@ class Store(Protocol):
         """
 
     async def lookup(self, channel_id: bytes, patch_id: bytes) -> int | None:
-        """Return the seq of a known id (live or tombstoned), else None."""
+        """Return the seq of a live (untrimmed) patch with this id, else None."""
 
     async def put_snapshot(
         self, channel_id: bytes, x_id: bytes, snapshot_id: bytes, envelope: bytes
@@ -350,10 +361,23 @@ class Store(Protocol):
         :meth:`read_from_snapshot`.
         """
 
-    async def patch_ids(self, channel_id: bytes, after_seq: int, to_seq: int) -> list[bytes]:
-        """Return the ids of the patches numbered ``after_seq + 1`` to ``to_seq`` in
-        order, trimmed ones too (from their tombstones), stopping before the first
-        number not known (none for an unknown channel).  Callers bound the range."""
+    async def proof_nodes(
+        self, channel_id: bytes, from_seq: int, to_seq: int, max_nodes: int
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        """PROOF's nodes: ``(start, nodes)`` covering the leaves ``start + 1`` on,
+        contiguously, never past ``to_seq`` or the head, at most ``max_nodes``.
+
+        Level 0 (an id) for the live patches and the kept partial ids, level 8
+        for the kept block roots (:mod:`relay.store.blocks`).  ``start`` is
+        ``from_seq`` unless that lies strictly inside a block kept only as a
+        root: then ``from_seq // 256 * 256``.  Fewer nodes (or none) when the
+        next is not known, or would cover past ``to_seq``; none for an unknown
+        channel.  Any u64 is accepted.
+        """
+
+    async def snapshots(self, channel_id: bytes) -> list[StoredSnapshot]:
+        """Return every kept snapshot of the channel, oldest first, without
+        envelopes (``size`` and ``disputed`` set); none for an unknown channel."""
 
     async def snapshot(self, channel_id: bytes, x_seq: int) -> StoredSnapshot | None:
         """Return the stored snapshot of patch ``x_seq`` without its envelope
@@ -379,16 +403,21 @@ class Store(Protocol):
             NoSnapshot: that snapshot is no longer stored (a trim removed it).
         """
 
-    async def trim(self, channel_id: bytes, x_id: bytes) -> int:
-        """Remove patches with seq <= X's seq (and older snapshots with their
-        disputes), keep tombstones.
+    async def trim(self, channel_id: bytes, x_id: bytes, keep_pct: int) -> int:
+        """Remove patches with seq <= X's seq, keeping their block roots and the
+        cut block's ids; keep the snapshots from X on and thin the older ones
+        within ``keep_pct`` % of the newest snapshot's bytes (deleting the
+        others with their disputes; :func:`relay.store.blocks.retained`).
 
         Returns:
-            X's seq (the new floor).  Trimming to the current floor again is a no-op.
+            X's seq (the new floor).  Trimming at or below the current floor is
+            a no-op returning the floor, except that a trim at the floor with
+            another ``keep_pct`` than the last trim's thins again.  X is found
+            among the live patches or the kept snapshots.
 
         Raises:
             UnknownChannel: the channel does not exist.
-            UnknownPatch: X is not a known id of the channel.
+            UnknownPatch: X is neither a live patch nor the X of a kept snapshot.
             NoSnapshot: X has no stored snapshot.
             SnapshotDisputed: X's snapshot is disputed.
         """

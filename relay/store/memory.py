@@ -4,8 +4,10 @@ Theory of operation
 -------------------
 Plain dictionaries per channel.  Every method runs to completion without an
 ``await`` inside, so on one event loop each is atomic, exactly like one
-SQLite transaction; that is all the compare-and-append needs.  Nothing is
-durable: a restart forgets everything.  It passes the same conformance suite
+SQLite transaction; that is all the compare-and-append needs.  What a trim
+keeps of the history it removes (block roots, the cut block's ids) is kept
+as :mod:`relay.store.blocks` computes it, as the other backends do.  Nothing
+is durable: a restart forgets everything.  It passes the same conformance suite
 as the SQLite store (``tests/relay/test_relay_store.py``).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from relay.store import blocks
 from relay.store.base import (
     AppendOutcome,
     AppendResult,
@@ -39,7 +42,11 @@ class _Channel:
     read_hash: bytes
     patches: dict[int, StoredPatch] = dataclasses.field(default_factory=dict)
     ids: dict[bytes, int] = dataclasses.field(default_factory=dict)
-    tombstones: dict[bytes, int] = dataclasses.field(default_factory=dict)
+    #: block number -> root of the trimmed block's 256 ids
+    roots: dict[int, bytes] = dataclasses.field(default_factory=dict)
+    #: the trimmed ids of the floor's block (leaves floor // 256 * 256 + 1 on)
+    partial: list[bytes] = dataclasses.field(default_factory=list)
+    keep_pct: int = 0  # the last trim's
     snapshots: dict[int, StoredSnapshot] = dataclasses.field(default_factory=dict)
     #: snapshot id -> dispute id -> dispute envelope
     disputes: dict[bytes, dict[bytes, bytes]] = dataclasses.field(default_factory=dict)
@@ -63,7 +70,8 @@ class _Channel:
     def stored_bytes(self) -> int:
         patches = sum(len(p.envelope) for p in self.patches.values())
         disputes = sum(len(e) for d in self.disputes.values() for e in d.values())
-        return patches + sum(s.size for s in self.snapshots.values()) + disputes
+        nodes = blocks.HASH * (len(self.roots) + len(self.partial))
+        return patches + sum(s.size for s in self.snapshots.values()) + disputes + nodes
 
     def pad_bytes(self) -> int:
         snap = self.latest_snapshot()
@@ -121,7 +129,7 @@ class MemoryStore:
     ) -> AppendResult:
         """See :meth:`relay.store.base.Store.append`."""
         ch = self._get(channel_id)
-        known = ch.ids.get(patch_id, ch.tombstones.get(patch_id))
+        known = ch.ids.get(patch_id)
         if known is not None:
             return AppendResult(AppendOutcome.DUPLICATE, known, ch.head)
         if parent_id != ch.head.id:
@@ -137,7 +145,7 @@ class MemoryStore:
         ch = self._channels.get(channel_id)
         if ch is None:
             return None
-        return ch.ids.get(patch_id, ch.tombstones.get(patch_id))
+        return ch.ids.get(patch_id)
 
     async def put_snapshot(
         self, channel_id: bytes, x_id: bytes, snapshot_id: bytes, envelope: bytes
@@ -190,20 +198,34 @@ class MemoryStore:
         items = page((ch.patches[s] for s in range(start + 1, ch.head.seq + 1)), max_bytes)
         return HistoryRead(ch.shown(snap, load=max_bytes is None), items, ch.head)
 
-    async def patch_ids(self, channel_id: bytes, after_seq: int, to_seq: int) -> list[bytes]:
-        """See :meth:`relay.store.base.Store.patch_ids`."""
+    async def proof_nodes(
+        self, channel_id: bytes, from_seq: int, to_seq: int, max_nodes: int
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        """See :meth:`relay.store.base.Store.proof_nodes`."""
+        ch = self._channels.get(channel_id)
+        to = min(to_seq, ch.head.seq if ch is not None else 0)
+        if ch is None or from_seq >= to:
+            return from_seq, []
+        after = max(from_seq, ch.floor_seq)
+        live = [ch.patches[s].id for s in range(after + 1, min(to, after + max_nodes) + 1)]
+        return blocks.proof_nodes(
+            from_seq,
+            to,
+            max_nodes,
+            floor=ch.floor_seq,
+            roots=ch.roots,
+            partial=ch.partial,
+            live_after=after,
+            live=live,
+        )
+
+    async def snapshots(self, channel_id: bytes) -> list[StoredSnapshot]:
+        """See :meth:`relay.store.base.Store.snapshots`."""
         ch = self._channels.get(channel_id)
         if ch is None:
             return []
-        trimmed = {seq: patch_id for patch_id, seq in ch.tombstones.items()}
-        ids: list[bytes] = []
-        for seq in range(after_seq + 1, min(to_seq, ch.head.seq) + 1):
-            patch = ch.patches.get(seq)
-            found = patch.id if patch is not None else trimmed.get(seq)
-            if found is None:
-                break
-            ids.append(found)
-        return ids
+        found = (ch.shown(ch.snapshots[s], load=False) for s in sorted(ch.snapshots))
+        return [snap for snap in found if snap is not None]
 
     async def snapshot(self, channel_id: bytes, x_seq: int) -> StoredSnapshot | None:
         """See :meth:`relay.store.base.Store.snapshot`."""
@@ -231,26 +253,45 @@ class MemoryStore:
             raise NoSnapshot(f"no snapshot of seq {x_seq}")
         return snap.envelope[offset : offset + size]
 
-    async def trim(self, channel_id: bytes, x_id: bytes) -> int:
+    async def trim(self, channel_id: bytes, x_id: bytes, keep_pct: int) -> int:
         """See :meth:`relay.store.base.Store.trim`."""
         ch = self._get(channel_id)
-        x_seq = ch.ids.get(x_id, ch.tombstones.get(x_id))
+        x_seq = ch.ids.get(x_id)
         if x_seq is None:
-            raise UnknownPatch(x_id.hex())
+            at = [s.x_seq for s in ch.snapshots.values() if s.x_id == x_id]
+            if not at:
+                raise UnknownPatch(x_id.hex())
+            x_seq = at[0]
         if x_seq <= ch.floor_seq:
+            if x_seq == ch.floor_seq and keep_pct != ch.keep_pct:
+                self._thin(ch, x_seq, keep_pct)
             return ch.floor_seq
         if x_seq not in ch.snapshots:
             raise NoSnapshot(x_id.hex())
         if ch.disputes.get(ch.snapshots[x_seq].id):
             raise SnapshotDisputed(x_id.hex())
+        deleted = []
         for seq in range(ch.floor_seq + 1, x_seq + 1):
             patch = ch.patches.pop(seq)
             del ch.ids[patch.id]
-            ch.tombstones[patch.id] = seq
-        for seq in [s for s in ch.snapshots if s < x_seq]:
-            ch.drop_disputes(ch.snapshots.pop(seq).id)
+            deleted.append((seq, patch.id))
+        roots, ch.partial = blocks.fold(ch.floor_seq, ch.partial, deleted, x_seq)
+        ch.roots.update(roots)
         ch.floor_seq = x_seq
+        self._thin(ch, x_seq, keep_pct)
         return x_seq
+
+    @staticmethod
+    def _thin(ch: _Channel, x_seq: int, keep_pct: int) -> None:
+        """Keep the snapshots from ``x_seq`` on and the checkpoints
+        :func:`relay.store.blocks.retained` picks; drop the rest with their disputes."""
+        newest = ch.latest_snapshot()
+        older = [(s, snap.size) for s, snap in ch.snapshots.items() if s < x_seq]
+        kept = blocks.retained(x_seq, keep_pct, older, newest.size if newest else 0)
+        for seq, _ in older:
+            if seq not in kept:
+                ch.drop_disputes(ch.snapshots.pop(seq).id)
+        ch.keep_pct = keep_pct
 
     async def stats(self) -> StoreStats:
         """See :meth:`relay.store.base.Store.stats`."""

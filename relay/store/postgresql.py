@@ -18,9 +18,10 @@ envelopes) and runs it as ONE transaction (READ COMMITTED):
    FOR UPDATE`` locks the batch's channel rows in sorted order, so two
    committers, or the committers of several processes, never deadlock; a
    channel that is not found fails only its own appends (UnknownChannel);
-2. one statement reads which of the batch's ids are already known, live
-   (``patches``) or tombstoned (``tombstones``); being a later statement than
-   the lock, it sees all that the previous holders of those rows committed;
+2. one statement reads which of the batch's ids are already stored
+   (``patches``: live patches only, as every backend dedupes); being a later
+   statement than the lock, it sees all that the previous holders of those
+   rows committed;
 3. Python decides every outcome in submission order per channel (duplicate,
    also of an id appended earlier in the batch; stale, with the head at that
    point; else appended at head + 1);
@@ -43,7 +44,13 @@ committed.
 
 **Snapshots and trims** run in their own transaction on a pooled connection,
 each locking its channel row first (one row: no deadlock with the
-committers).  **Reads** are one statement where they can be: the head, the
+committers).  A trim reads the ids it deletes through a cursor, in seq
+order, into :class:`relay.store.blocks.BlockFolder` (one block of ids held
+at a time), and keeps the roots in ``block_roots`` (up to
+:data:`ROOTS_PER_ROW` consecutive roots per row: 3,968 bytes stored inline,
+two rows to a page) and the cut block's ids in ``partial_ids``.
+A proof reads them, and the live ids, in one read-only REPEATABLE READ
+transaction.  **Reads** are one statement where they can be: the head, the
 snapshot and the first page of patches come from one snapshot of the
 database, with no transaction to open.  A page needing more rows reads on,
 up to the first statement's head, and starts over if a trim took rows
@@ -60,7 +67,11 @@ random *site* name.  The first relay creates everything in one transaction
 under ``pg_advisory_xact_lock``, so relays starting together on an empty
 schema do not race.  A schema-1 store (protocol 1) holding channels is
 refused with :class:`SchemaTooOld` and left as it is; an empty one is
-migrated to schema 2 in place (read hashes, disputes).
+migrated to schema 2 in place (read hashes, disputes).  A schema-2 store is
+migrated to schema 3 in place, in the same transaction: each trimmed
+channel's tombstones are folded into its block roots and partial ids, and
+the tombstones table is dropped (``VACUUM`` then gives its space back to the
+file system; autovacuum only makes it reusable).
 :meth:`PostgreSQLStore.join` numbers each process from a sequence, modulo
 65,536: two live processes share a number only if 65,536 starts happened in
 between.  Sizes are columns of ``channels``, as in SQLite,
@@ -85,6 +96,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
+from relay.store import blocks
 from relay.store.base import (
     SCHEMA_VERSION,
     AppendOutcome,
@@ -104,7 +116,6 @@ from relay.store.base import (
     StoreStats,
     UnknownChannel,
     UnknownPatch,
-    contiguous,
     protocol_one_message,
 )
 
@@ -120,6 +131,12 @@ _I32_MAX = (1 << 31) - 1
 _FIRST_ROWS = 1000
 _MAX_ROWS = 16000
 _NODES = 1 << 16
+#: Block roots packed in one row of ``block_roots``: 124 x 32 = 3,968 bytes,
+#: stored PLAIN (inline, never compressed or TOASTed), so two rows fill an 8 KiB
+#: page: about 33 bytes on disk per 256 trimmed patches.
+ROOTS_PER_ROW = 124
+#: Rows a trim's cursor fetches at a time.
+_PREFETCH = 4096
 
 _DISPUTES = """
 CREATE TABLE disputes (
@@ -130,6 +147,21 @@ CREATE TABLE disputes (
     PRIMARY KEY (channel_id, id)
 );
 CREATE INDEX disputes_by_snapshot ON disputes (channel_id, snapshot_id);
+"""
+#: What a trim keeps of the history it removes (schema 3; :mod:`relay.store.blocks`).
+_NODES_TABLES = """
+CREATE TABLE block_roots (
+    channel_id  bytea NOT NULL,
+    first_block bigint NOT NULL,
+    roots       bytea NOT NULL,
+    PRIMARY KEY (channel_id, first_block)
+);
+ALTER TABLE block_roots ALTER COLUMN roots SET STORAGE PLAIN;
+CREATE TABLE partial_ids (
+    channel_id bytea PRIMARY KEY,
+    ids        bytea NOT NULL
+);
+ALTER TABLE partial_ids ALTER COLUMN ids SET STORAGE EXTERNAL;
 """
 _TABLES = (
     """
@@ -145,7 +177,8 @@ CREATE TABLE channels (
     floor_seq    bigint NOT NULL,
     stored_bytes bigint NOT NULL,
     pad_bytes    bigint NOT NULL,
-    read_hash    bytea NOT NULL
+    read_hash    bytea NOT NULL,
+    keep_pct     integer NOT NULL DEFAULT 0
 );
 CREATE TABLE patches (
     channel_id bytea NOT NULL,
@@ -156,13 +189,6 @@ CREATE TABLE patches (
 );
 ALTER TABLE patches ALTER COLUMN envelope SET STORAGE EXTERNAL;
 CREATE UNIQUE INDEX patches_by_id ON patches (channel_id, id);
-CREATE TABLE tombstones (
-    channel_id bytea NOT NULL,
-    id         bytea NOT NULL,
-    seq        bigint NOT NULL,
-    PRIMARY KEY (channel_id, id)
-);
-CREATE INDEX tombstones_by_seq ON tombstones (channel_id, seq);
 CREATE TABLE snapshots (
     channel_id bytea NOT NULL,
     x_seq      bigint NOT NULL,
@@ -175,14 +201,15 @@ ALTER TABLE snapshots ALTER COLUMN envelope SET STORAGE EXTERNAL;
 CREATE SEQUENCE blindpad_nodes;
 """
     + _DISPUTES
+    + _NODES_TABLES
 )
 
-#: SQL taking the schema from version N to N + 1, run only on a store without
+#: SQL taking the schema from version 1 to 2, run only on a store without
 #: channels (a schema-1 store with channels is refused: PROTOCOL.md §15.2).
-_MIGRATIONS: dict[int, str] = {
-    1: "ALTER TABLE channels ADD COLUMN read_hash bytea NOT NULL;"
-    "CREATE INDEX tombstones_by_seq ON tombstones (channel_id, seq);" + _DISPUTES,
-}
+_MIGRATION_1 = (
+    "ALTER TABLE channels ADD COLUMN read_hash bytea NOT NULL;"
+    "CREATE INDEX tombstones_by_seq ON tombstones (channel_id, seq);" + _DISPUTES
+)
 
 # --- the append transaction ---------------------------------------------------------
 
@@ -195,8 +222,6 @@ SELECT q.channel_id, q.id, k.seq
 FROM unnest($1::bytea[], $2::bytea[]) AS q(channel_id, id)
 CROSS JOIN LATERAL (
     SELECT seq FROM patches WHERE channel_id = q.channel_id AND id = q.id
-    UNION ALL
-    SELECT seq FROM tombstones WHERE channel_id = q.channel_id AND id = q.id
     LIMIT 1
 ) AS k
 """
@@ -218,12 +243,7 @@ _CHANNEL = """
 SELECT verify_key, read_hash, head_seq, head_id, floor_seq, stored_bytes, pad_bytes
 FROM channels WHERE channel_id = $1
 """
-_LOOKUP = """
-SELECT seq FROM patches WHERE channel_id = $1 AND id = $2
-UNION ALL
-SELECT seq FROM tombstones WHERE channel_id = $1 AND id = $2
-LIMIT 1
-"""
+_LOOKUP = "SELECT seq FROM patches WHERE channel_id = $1 AND id = $2"
 # Patches in seq order, at most $LIMIT rows and no rows after the one that
 # reaches $BUDGET bytes (NULL: no bound); ``length`` of a TOASTed value reads
 # only its header, and a row that is filtered out is never detoasted.
@@ -292,6 +312,10 @@ FROM snapshots AS s WHERE channel_id = $1 AND x_seq = $2
 _MORE = _PAGE.format(
     extra="", channel="$1", after="$2", bound="AND seq <= $3", limit="$4", budget="$5"
 )
+_SNAPSHOTS = f"""
+SELECT x_seq, x_id, id, length(envelope) AS size, {_DISPUTED.format(s="s")} AS disputed
+FROM snapshots AS s WHERE channel_id = $1 ORDER BY x_seq
+"""
 _SNAPSHOT_SLICE = """
 SELECT substring(envelope FROM $3 FOR $4) FROM snapshots WHERE channel_id = $1 AND x_seq = $2
 """
@@ -317,23 +341,30 @@ UPDATE channels SET stored_bytes = stored_bytes + $2, pad_bytes =
               AND seq > COALESCE((SELECT max(x_seq) FROM snapshots WHERE channel_id = $1), 0)), 0)
 WHERE channel_id = $1
 """
-_TRIM = """
+_LOCK_TRIM = "SELECT floor_seq, keep_pct FROM channels WHERE channel_id = $1 FOR UPDATE"
+_TRIMMED_X = "SELECT x_seq FROM snapshots WHERE channel_id = $1 AND x_id = $2 LIMIT 1"
+_DELETE_PATCHES = """
 WITH gone AS (
-    DELETE FROM patches WHERE channel_id = $1 AND seq <= $2
-    RETURNING id, seq, length(envelope) AS n
-), kept AS (
-    INSERT INTO tombstones (channel_id, id, seq) SELECT $1, id, seq FROM gone
-), old AS (
-    DELETE FROM snapshots WHERE channel_id = $1 AND x_seq < $2
+    DELETE FROM patches WHERE channel_id = $1 AND seq <= $2 RETURNING length(envelope) AS n
+)
+SELECT COALESCE(sum(n), 0) FROM gone
+"""
+_DELETE_SNAPSHOTS = """
+WITH old AS (
+    DELETE FROM snapshots WHERE channel_id = $1 AND x_seq = ANY($2::bigint[])
     RETURNING id, length(envelope) AS n
 ), argued AS (
     DELETE FROM disputes WHERE channel_id = $1 AND snapshot_id IN (SELECT id FROM old)
     RETURNING length(envelope) AS n
 )
-UPDATE channels SET floor_seq = $2, stored_bytes = stored_bytes
-    - (SELECT COALESCE(sum(n), 0) FROM gone) - (SELECT COALESCE(sum(n), 0) FROM old)
-    - (SELECT COALESCE(sum(n), 0) FROM argued)
-WHERE channel_id = $1
+SELECT (SELECT COALESCE(sum(n), 0) FROM old) + (SELECT COALESCE(sum(n), 0) FROM argued)
+"""
+_PUT_ROOTS = """
+INSERT INTO block_roots VALUES ($1, $2, $3)
+ON CONFLICT (channel_id, first_block) DO UPDATE SET roots = EXCLUDED.roots
+"""
+_PUT_PARTIAL = """
+INSERT INTO partial_ids VALUES ($1, $2) ON CONFLICT (channel_id) DO UPDATE SET ids = EXCLUDED.ids
 """
 _DROP_DISPUTES = """
 WITH argued AS (
@@ -341,12 +372,6 @@ WITH argued AS (
     RETURNING length(envelope) AS n
 )
 SELECT COALESCE(sum(n), 0) FROM argued
-"""
-_PATCH_IDS = """
-SELECT seq, id FROM patches WHERE channel_id = $1 AND seq > $2 AND seq <= $3
-UNION ALL
-SELECT seq, id FROM tombstones WHERE channel_id = $1 AND seq > $2 AND seq <= $3
-ORDER BY seq
 """
 _ADD_DISPUTE = """
 INSERT INTO disputes VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id, id) DO NOTHING
@@ -688,7 +713,10 @@ class PostgreSQLStore:
                 where = f"PostgreSQL schema {schema or '(default)'} at {self._where}"
                 raise SchemaTooOld(protocol_one_message(where))
             while version < SCHEMA_VERSION:
-                await conn.execute(_MIGRATIONS[version])
+                if version == 1:
+                    await conn.execute(_MIGRATION_1)
+                else:
+                    await _migrate_from_2(conn)
                 version += 1
                 await conn.execute(
                     "UPDATE blindpad_meta SET value = $1 WHERE key = 'schema_version'",
@@ -976,15 +1004,69 @@ class PostgreSQLStore:
                 return read
         raise StoreError("history read kept being cut by trims")
 
-    async def patch_ids(self, channel_id: bytes, after_seq: int, to_seq: int) -> list[bytes]:
-        """See :meth:`relay.store.base.Store.patch_ids`."""
-        to = min(to_seq, _I64_MAX)  # a u64 past bigint: no patch is numbered that high
-        if after_seq >= to:
-            return []
+    async def proof_nodes(
+        self, channel_id: bytes, from_seq: int, to_seq: int, max_nodes: int
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        """See :meth:`relay.store.base.Store.proof_nodes`: one read-only transaction."""
 
-        async def op(conn: Connection) -> list[bytes]:
-            rows = await conn.fetch(_PATCH_IDS, channel_id, after_seq, to)
-            return contiguous(((r["seq"], r["id"]) for r in rows), after_seq)
+        async def op(conn: Connection) -> tuple[int, list[tuple[int, bytes]]]:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                row = await conn.fetchrow(
+                    "SELECT head_seq, floor_seq FROM channels WHERE channel_id = $1", channel_id
+                )
+                if row is None:
+                    return from_seq, []
+                to = min(to_seq, row["head_seq"])  # also keeps a u64 past bigint out
+                if from_seq >= to:
+                    return from_seq, []
+                floor = row["floor_seq"]
+                first, last = blocks.proof_window(from_seq, max_nodes)
+                roots: dict[int, bytes] = {}
+                if first < floor // blocks.BLOCK:
+                    for r in await conn.fetch(
+                        "SELECT first_block, roots FROM block_roots WHERE channel_id = $1"
+                        " AND first_block > $2 AND first_block <= $3",
+                        channel_id,
+                        first - ROOTS_PER_ROW,
+                        last,
+                    ):
+                        roots.update(enumerate(blocks.split_ids(r["roots"]), r["first_block"]))
+                partial: list[bytes] = []
+                if floor % blocks.BLOCK:
+                    kept = await conn.fetchval(
+                        "SELECT ids FROM partial_ids WHERE channel_id = $1", channel_id
+                    )
+                    partial = blocks.split_ids(kept) if kept is not None else []
+                after = max(from_seq, floor)
+                rows = await conn.fetch(
+                    "SELECT id FROM patches WHERE channel_id = $1 AND seq > $2 AND seq <= $3"
+                    " ORDER BY seq",
+                    channel_id,
+                    after,
+                    min(to, after + max_nodes),
+                )
+                return blocks.proof_nodes(
+                    from_seq,
+                    to,
+                    max_nodes,
+                    floor=floor,
+                    roots=roots,
+                    partial=partial,
+                    live_after=after,
+                    live=[bytes(r["id"]) for r in rows],
+                )
+
+        return await self._run(op)
+
+    async def snapshots(self, channel_id: bytes) -> list[StoredSnapshot]:
+        """See :meth:`relay.store.base.Store.snapshots`."""
+
+        async def op(conn: Connection) -> list[StoredSnapshot]:
+            rows = await conn.fetch(_SNAPSHOTS, channel_id)
+            return [
+                StoredSnapshot(r["x_seq"], r["x_id"], r["id"], r["size"], None, r["disputed"])
+                for r in rows
+            ]
 
         return await self._run(op)
 
@@ -1048,25 +1130,62 @@ class PostgreSQLStore:
 
         return await self._run(op)
 
-    async def trim(self, channel_id: bytes, x_id: bytes) -> int:
+    async def trim(self, channel_id: bytes, x_id: bytes, keep_pct: int) -> int:
         """See :meth:`relay.store.base.Store.trim`."""
 
         async def op(conn: Connection) -> int:
             async with conn.transaction():
-                floor = await conn.fetchval(_LOCK_ONE, channel_id)
-                if floor is None:
+                row = await conn.fetchrow(_LOCK_TRIM, channel_id)
+                if row is None:
                     raise UnknownChannel(channel_id.hex())
+                floor = int(row["floor_seq"])
                 x_seq = await conn.fetchval(_LOOKUP, channel_id, x_id)
-                if x_seq is None:
-                    raise UnknownPatch(x_id.hex())
+                if x_seq is None:  # trimmed: the X of a kept snapshot (the floor's, or older)
+                    x_seq = await conn.fetchval(_TRIMMED_X, channel_id, x_id)
+                    if x_seq is None:
+                        raise UnknownPatch(x_id.hex())
                 if x_seq <= floor:
-                    return int(floor)
+                    if x_seq == floor and keep_pct != row["keep_pct"]:  # thin again
+                        freed = await _thin(conn, channel_id, floor, keep_pct)
+                        await conn.execute(
+                            "UPDATE channels SET keep_pct = $2, stored_bytes = stored_bytes - $3"
+                            " WHERE channel_id = $1",
+                            channel_id,
+                            keep_pct,
+                            freed,
+                        )
+                    return floor
                 snap = await conn.fetchrow(_SNAPSHOT_AT, channel_id, x_seq)
                 if snap is None:
                     raise NoSnapshot(x_id.hex())
                 if snap["disputed"]:
                     raise SnapshotDisputed(x_id.hex())
-                await conn.execute(_TRIM, channel_id, x_seq)
+                kept = await conn.fetchval(
+                    "SELECT ids FROM partial_ids WHERE channel_id = $1", channel_id
+                )
+                old_partial = blocks.split_ids(kept) if kept is not None else []
+                folder = blocks.BlockFolder(floor, old_partial)
+                async for r in conn.cursor(
+                    "SELECT seq, id FROM patches WHERE channel_id = $1 AND seq <= $2 ORDER BY seq",
+                    channel_id,
+                    x_seq,
+                    prefetch=_PREFETCH,
+                ):
+                    folder.add(r["seq"], r["id"])
+                partial = folder.partial(x_seq)
+                await _keep_nodes(conn, channel_id, folder.roots, partial)
+                nodes = blocks.HASH * (len(folder.roots) + len(partial) - len(old_partial))
+                freed = await conn.fetchval(_DELETE_PATCHES, channel_id, x_seq)
+                freed += await _thin(conn, channel_id, x_seq, keep_pct)
+                await conn.execute(
+                    "UPDATE channels SET floor_seq = $2, keep_pct = $3,"
+                    " stored_bytes = stored_bytes - $4 + $5 WHERE channel_id = $1",
+                    channel_id,
+                    x_seq,
+                    keep_pct,
+                    freed,
+                    nodes,
+                )
                 return int(x_seq)
 
         return await self._run(op)
@@ -1110,6 +1229,84 @@ class PostgreSQLStore:
             return int(await conn.fetchval("SELECT nextval('blindpad_nodes')")) % _NODES
 
         return Membership(self._site, await self._run(op))
+
+
+async def _thin(conn: Connection, channel_id: bytes, x_seq: int, keep_pct: int) -> int:
+    """Delete the checkpoints below ``x_seq`` that :func:`relay.store.blocks.retained`
+    does not keep, with their disputes; return the bytes freed."""
+    older = [
+        (int(r["x_seq"]), int(r["n"]))
+        for r in await conn.fetch(
+            "SELECT x_seq, length(envelope) AS n FROM snapshots"
+            " WHERE channel_id = $1 AND x_seq < $2",
+            channel_id,
+            x_seq,
+        )
+    ]
+    if not older:
+        return 0
+    newest = await conn.fetchval(
+        "SELECT length(envelope) FROM snapshots WHERE channel_id = $1 ORDER BY x_seq DESC LIMIT 1",
+        channel_id,
+    )
+    kept = blocks.retained(x_seq, keep_pct, older, int(newest))
+    gone = [seq for seq, _ in older if seq not in kept]
+    if not gone:
+        return 0
+    return int(await conn.fetchval(_DELETE_SNAPSHOTS, channel_id, gone))
+
+
+async def _keep_nodes(
+    conn: Connection,
+    channel_id: bytes,
+    roots: Sequence[tuple[int, bytes]],
+    partial: Sequence[bytes],
+) -> None:
+    """Append ``roots`` to the channel's packed rows and keep ``partial``
+    (:func:`relay.store.blocks.pack_roots`)."""
+    if roots:
+        last = await conn.fetchrow(
+            "SELECT first_block, roots FROM block_roots WHERE channel_id = $1"
+            " ORDER BY first_block DESC LIMIT 1",
+            channel_id,
+        )
+        before = (int(last["first_block"]), bytes(last["roots"])) if last else None
+        rows = blocks.pack_roots(before, roots, ROOTS_PER_ROW)
+        await conn.executemany(
+            _PUT_ROOTS, [(channel_id, first, data) for first, data in rows.items()]
+        )
+    if partial:
+        await conn.execute(_PUT_PARTIAL, channel_id, b"".join(partial))
+    else:
+        await conn.execute("DELETE FROM partial_ids WHERE channel_id = $1", channel_id)
+
+
+async def _migrate_from_2(conn: Connection) -> None:
+    """Schema 2 -> 3 inside the caller's transaction: fold every trimmed channel's
+    tombstones (read in seq order through a cursor) into its block roots and
+    partial ids, then drop them."""
+    await conn.execute(
+        "ALTER TABLE channels ADD COLUMN keep_pct integer NOT NULL DEFAULT 0;" + _NODES_TABLES
+    )
+    trimmed = await conn.fetch("SELECT channel_id, floor_seq FROM channels WHERE floor_seq > 0")
+    for row in trimmed:
+        channel_id, floor = row["channel_id"], int(row["floor_seq"])
+        folder = blocks.BlockFolder(0, [])
+        async for r in conn.cursor(
+            "SELECT seq, id FROM tombstones WHERE channel_id = $1 AND seq <= $2 ORDER BY seq",
+            channel_id,
+            floor,
+            prefetch=_PREFETCH,
+        ):
+            folder.add(r["seq"], r["id"])
+        partial = folder.partial(floor)
+        await _keep_nodes(conn, channel_id, folder.roots, partial)
+        await conn.execute(
+            "UPDATE channels SET stored_bytes = stored_bytes + $2 WHERE channel_id = $1",
+            channel_id,
+            blocks.HASH * (len(folder.roots) + len(partial)),
+        )
+    await conn.execute("DROP TABLE tombstones")
 
 
 def _lost(conn: Connection) -> bool:

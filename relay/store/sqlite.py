@@ -22,11 +22,25 @@ check, the head comparison and the insert of one :meth:`append` run inside the
 same transaction.  ``PRAGMA user_version`` is the schema version; a database
 with a newer version is refused at :meth:`open` with :class:`SchemaTooNew`,
 a schema-1 database holding pads with :class:`SchemaTooOld` (an empty one is
-recreated as schema 2), and a file another relay process holds with
+recreated as schema 3), and a file another relay process holds with
 :class:`~relay.store.lockfile.StoreLocked` (:mod:`relay.store.lockfile`).
 
+**Layout (schema 3).**  Every table but ``channels`` names a channel by its
+integer ``ch`` (the channels row's rowid), and ``patches`` is found by id
+through an index on the id's first 8 bytes (the row holds the whole id), so a
+stored patch costs its envelope plus about 96 bytes of rows and indexes
+(schema 2: 232).  A trim keeps the roots of whole blocks of 256 trimmed ids
+in ``block_roots``, up to :data:`ROOTS_PER_ROW` consecutive roots per row
+(a row fills one 4 KiB page: about 32 bytes per 256 patches on disk), and
+the ids of the block the floor cuts in ``partial_ids`` (at most 8,160
+bytes); :mod:`relay.store.blocks` computes both.  A schema-2 file is migrated
+in place at :meth:`open`, in one transaction: the tables are copied to the
+new layout, each trimmed channel's tombstones are folded into its roots and
+partial ids, the old tables are dropped, and the freed pages are given back.
+
 Sizes are kept as columns (``stored_bytes``, ``pad_bytes``) so the relay's
-quota checks cost one row read, not a scan.
+quota checks cost one row read, not a scan.  ``auto_vacuum=INCREMENTAL``:
+a trim gives the pages it freed back to the file system before it commits.
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from relay.store import lockfile
+from relay.store import blocks, lockfile
 from relay.store.base import (
     SCHEMA_VERSION,
     AppendOutcome,
@@ -60,7 +74,6 @@ from relay.store.base import (
     StoreStats,
     UnknownChannel,
     UnknownPatch,
-    contiguous,
     page,
     protocol_one_message,
 )
@@ -70,52 +83,68 @@ T = TypeVar("T")
 #: ``PRAGMA auto_vacuum`` value INCREMENTAL: free pages are kept until given back.
 _INCREMENTAL = 2
 
+#: Block roots packed in one row of ``block_roots``: 126 x 32 = 4,032 bytes, the
+#: most whose row still fits one 4,096-byte page (no overflow page).
+ROOTS_PER_ROW = 126
+
+#: Schema 3.  Channels are named by their integer ``ch`` (a rowid) in every
+#: other table, not by their 32-byte id, and patches are found by id through an
+#: index on the id's first 8 bytes: 98 bytes of rows and indexes per patch
+#: beside its envelope instead of 232 (schema 2).
 _SCHEMA = """
 CREATE TABLE channels (
-    channel_id   BLOB PRIMARY KEY,
+    ch           INTEGER PRIMARY KEY,
+    channel_id   BLOB NOT NULL UNIQUE,
     verify_key   BLOB NOT NULL,
     head_seq     INTEGER NOT NULL,
     head_id      BLOB NOT NULL,
     floor_seq    INTEGER NOT NULL,
     stored_bytes INTEGER NOT NULL,
     pad_bytes    INTEGER NOT NULL,
-    read_hash    BLOB NOT NULL
+    read_hash    BLOB NOT NULL,
+    keep_pct     INTEGER NOT NULL
 );
 CREATE TABLE patches (
-    channel_id BLOB NOT NULL,
-    seq        INTEGER NOT NULL,
-    id         BLOB NOT NULL,
-    envelope   BLOB NOT NULL,
-    PRIMARY KEY (channel_id, seq)
+    ch       INTEGER NOT NULL,
+    seq      INTEGER NOT NULL,
+    id       BLOB NOT NULL,
+    envelope BLOB NOT NULL,
+    PRIMARY KEY (ch, seq)
 );
-CREATE UNIQUE INDEX patches_by_id ON patches (channel_id, id);
-CREATE TABLE tombstones (
-    channel_id BLOB NOT NULL,
-    id         BLOB NOT NULL,
-    seq        INTEGER NOT NULL,
-    PRIMARY KEY (channel_id, id)
-) WITHOUT ROWID;
-CREATE INDEX tombstones_by_seq ON tombstones (channel_id, seq);
+CREATE INDEX patches_by_id ON patches (ch, substr(id, 1, 8));
 CREATE TABLE snapshots (
-    channel_id BLOB NOT NULL,
-    x_seq      INTEGER NOT NULL,
-    x_id       BLOB NOT NULL,
-    id         BLOB NOT NULL,
-    envelope   BLOB NOT NULL,
-    PRIMARY KEY (channel_id, x_seq)
+    ch       INTEGER NOT NULL,
+    x_seq    INTEGER NOT NULL,
+    x_id     BLOB NOT NULL,
+    id       BLOB NOT NULL,
+    envelope BLOB NOT NULL,
+    PRIMARY KEY (ch, x_seq)
 );
 CREATE TABLE disputes (
-    channel_id  BLOB NOT NULL,
+    ch          INTEGER NOT NULL,
     snapshot_id BLOB NOT NULL,
     id          BLOB NOT NULL,
     envelope    BLOB NOT NULL,
-    PRIMARY KEY (channel_id, id)
+    PRIMARY KEY (ch, id)
 ) WITHOUT ROWID;
-CREATE INDEX disputes_by_snapshot ON disputes (channel_id, snapshot_id);
+CREATE INDEX disputes_by_snapshot ON disputes (ch, snapshot_id);
+CREATE TABLE block_roots (
+    ch          INTEGER NOT NULL,
+    first_block INTEGER NOT NULL,
+    roots       BLOB NOT NULL,
+    PRIMARY KEY (ch, first_block)
+);
+CREATE TABLE partial_ids (
+    ch  INTEGER PRIMARY KEY,
+    ids BLOB NOT NULL
+);
 """
 
-#: The tables of schema 1, dropped when an empty schema-1 file becomes schema 2.
+#: The tables of schema 1, dropped when an empty schema-1 file becomes schema 3.
 _SCHEMA_1_TABLES = ("channels", "patches", "tombstones", "snapshots")
+#: What schema 2 had under the names schema 3 uses (renamed aside while migrating).
+_SCHEMA_2_TABLES = ("channels", "patches", "snapshots", "disputes")
+_SCHEMA_2_INDEXES = ("patches_by_id", "disputes_by_snapshot")
 
 
 @dataclasses.dataclass
@@ -276,7 +305,9 @@ class SQLiteStore:
                     conn.execute("VACUUM")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            if version < SCHEMA_VERSION:  # new, or schema 1 without a pad: made anew
+            if version == 2:
+                _migrate_from_2(conn)
+            elif version < SCHEMA_VERSION:  # new, or schema 1 without a pad: made anew
                 drops = "".join(f"DROP TABLE IF EXISTS {t};" for t in _SCHEMA_1_TABLES)
                 conn.executescript(
                     f"BEGIN;{drops if version else ''}{_SCHEMA}"
@@ -390,10 +421,11 @@ class SQLiteStore:
         def op(c: sqlite3.Connection) -> ChannelInfo:
             c.execute(
                 "INSERT OR IGNORE INTO channels (channel_id, verify_key, head_seq, head_id,"
-                " floor_seq, stored_bytes, pad_bytes, read_hash) VALUES (?, ?, 0, ?, 0, 0, 0, ?)",
+                " floor_seq, stored_bytes, pad_bytes, read_hash, keep_pct)"
+                " VALUES (?, ?, 0, ?, 0, 0, 0, ?, 0)",
                 (channel_id, verify_key, Head().id, read_hash),
             )
-            return _require(c, channel_id)
+            return _require(c, channel_id).info
 
         return await self._submit(op, write=True, channel=channel_id)
 
@@ -447,17 +479,22 @@ class SQLiteStore:
             lambda c: _read_from_floor(c, channel_id, max_bytes), channel=channel_id
         )
 
-    async def patch_ids(self, channel_id: bytes, after_seq: int, to_seq: int) -> list[bytes]:
-        """See :meth:`relay.store.base.Store.patch_ids`."""
+    async def proof_nodes(
+        self, channel_id: bytes, from_seq: int, to_seq: int, max_nodes: int
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        """See :meth:`relay.store.base.Store.proof_nodes`."""
         return await self._submit(
-            lambda c: _patch_ids(c, channel_id, after_seq, to_seq), channel=channel_id
+            lambda c: _proof_nodes(c, channel_id, from_seq, to_seq, max_nodes),
+            channel=channel_id,
         )
 
     async def snapshot(self, channel_id: bytes, x_seq: int) -> StoredSnapshot | None:
         """See :meth:`relay.store.base.Store.snapshot`."""
-        return await self._submit(
-            lambda c: _snapshot_at(c, channel_id, x_seq, load=False), channel=channel_id
-        )
+        return await self._submit(lambda c: _snapshot(c, channel_id, x_seq), channel=channel_id)
+
+    async def snapshots(self, channel_id: bytes) -> list[StoredSnapshot]:
+        """See :meth:`relay.store.base.Store.snapshots`."""
+        return await self._submit(lambda c: _snapshots(c, channel_id), channel=channel_id)
 
     async def add_dispute(
         self, channel_id: bytes, snapshot_id: bytes, dispute_id: bytes, envelope: bytes
@@ -476,10 +513,10 @@ class SQLiteStore:
             lambda c: _read_snapshot(c, channel_id, x_seq, offset, size), channel=channel_id
         )
 
-    async def trim(self, channel_id: bytes, x_id: bytes) -> int:
+    async def trim(self, channel_id: bytes, x_id: bytes, keep_pct: int) -> int:
         """See :meth:`relay.store.base.Store.trim`."""
         return await self._submit(
-            lambda c: _trim(c, channel_id, x_id), write=True, channel=channel_id
+            lambda c: _trim(c, channel_id, x_id, keep_pct), write=True, channel=channel_id
         )
 
     async def stats(self) -> StoreStats:
@@ -518,51 +555,72 @@ def _settle(future: asyncio.Future[Any], result: object) -> None:
 # --- operations (run on the writer thread) -----------------------------------------
 
 
-def _channel(c: sqlite3.Connection, channel_id: bytes) -> ChannelInfo | None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Row:
+    """A channel's row: its integer key ``ch`` (what the other tables name it by),
+    its info, and the ``keep_pct`` of its last trim."""
+
+    ch: int
+    info: ChannelInfo
+    keep_pct: int
+
+
+def _row(c: sqlite3.Connection, channel_id: bytes) -> _Row | None:
     row = c.execute(
-        "SELECT verify_key, read_hash, head_seq, head_id, floor_seq, stored_bytes, pad_bytes"
-        " FROM channels WHERE channel_id = ?",
+        "SELECT ch, verify_key, read_hash, head_seq, head_id, floor_seq, stored_bytes,"
+        " pad_bytes, keep_pct FROM channels WHERE channel_id = ?",
         (channel_id,),
     ).fetchone()
     if row is None:
         return None
-    key, read_hash, head_seq, head_id, floor_seq, stored, pad = row
+    ch, key, read_hash, head_seq, head_id, floor_seq, stored, pad, keep_pct = row
     head = Head(head_seq, head_id)
-    return ChannelInfo(channel_id, key, read_hash, head, floor_seq, stored, pad)
+    info = ChannelInfo(channel_id, key, read_hash, head, floor_seq, stored, pad)
+    return _Row(ch, info, keep_pct)
 
 
-def _require(c: sqlite3.Connection, channel_id: bytes) -> ChannelInfo:
-    info = _channel(c, channel_id)
-    if info is None:
+def _channel(c: sqlite3.Connection, channel_id: bytes) -> ChannelInfo | None:
+    row = _row(c, channel_id)
+    return None if row is None else row.info
+
+
+def _require(c: sqlite3.Connection, channel_id: bytes) -> _Row:
+    row = _row(c, channel_id)
+    if row is None:
         raise UnknownChannel(channel_id.hex())
-    return info
+    return row
+
+
+def _lookup_ch(c: sqlite3.Connection, ch: int, patch_id: bytes) -> int | None:
+    """The seq of the live patch ``patch_id`` (found by the index on its first 8 bytes)."""
+    row = c.execute(
+        "SELECT seq FROM patches WHERE ch = ? AND substr(id, 1, 8) = ? AND id = ?",
+        (ch, patch_id[:8], patch_id),
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _lookup(c: sqlite3.Connection, channel_id: bytes, patch_id: bytes) -> int | None:
-    for table in ("patches", "tombstones"):
-        row = c.execute(
-            f"SELECT seq FROM {table} WHERE channel_id = ? AND id = ?", (channel_id, patch_id)
-        ).fetchone()
-        if row is not None:
-            return int(row[0])
-    return None
+    row = _row(c, channel_id)
+    return None if row is None else _lookup_ch(c, row.ch, patch_id)
 
 
 def _append(
     c: sqlite3.Connection, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
 ) -> AppendResult:
-    info = _require(c, channel_id)
-    known = _lookup(c, channel_id, patch_id)
+    row = _require(c, channel_id)
+    head = row.info.head
+    known = _lookup_ch(c, row.ch, patch_id)
     if known is not None:
-        return AppendResult(AppendOutcome.DUPLICATE, known, info.head)
-    if parent_id != info.head.id:
-        return AppendResult(AppendOutcome.STALE, 0, info.head)
-    seq = info.head.seq + 1
-    c.execute("INSERT INTO patches VALUES (?, ?, ?, ?)", (channel_id, seq, patch_id, envelope))
+        return AppendResult(AppendOutcome.DUPLICATE, known, head)
+    if parent_id != head.id:
+        return AppendResult(AppendOutcome.STALE, 0, head)
+    seq = head.seq + 1
+    c.execute("INSERT INTO patches VALUES (?, ?, ?, ?)", (row.ch, seq, patch_id, envelope))
     c.execute(
         "UPDATE channels SET head_seq = ?, head_id = ?, stored_bytes = stored_bytes + ?,"
-        " pad_bytes = pad_bytes + ? WHERE channel_id = ?",
-        (seq, patch_id, len(envelope), len(envelope), channel_id),
+        " pad_bytes = pad_bytes + ? WHERE ch = ?",
+        (seq, patch_id, len(envelope), len(envelope), row.ch),
     )
     return AppendResult(AppendOutcome.APPENDED, seq, Head(seq, patch_id))
 
@@ -570,58 +628,81 @@ def _append(
 def _put_snapshot(
     c: sqlite3.Connection, channel_id: bytes, x_id: bytes, snapshot_id: bytes, envelope: bytes
 ) -> int:
-    _require(c, channel_id)
-    row = c.execute(
-        "SELECT seq FROM patches WHERE channel_id = ? AND id = ?", (channel_id, x_id)
-    ).fetchone()
-    if row is None:
+    ch = _require(c, channel_id).ch
+    x_seq = _lookup_ch(c, ch, x_id)
+    if x_seq is None:
         raise UnknownPatch(x_id.hex())
-    x_seq = int(row[0])
     old = c.execute(
-        "SELECT length(envelope), id FROM snapshots WHERE channel_id = ? AND x_seq = ?",
-        (channel_id, x_seq),
+        "SELECT length(envelope), id FROM snapshots WHERE ch = ? AND x_seq = ?", (ch, x_seq)
     ).fetchone()
     if old is not None and old[1] == snapshot_id:
         return x_seq  # stored already (the id is the hash of the bytes)
     freed = 0
     if old is not None:  # replaced: its disputes go with it
-        freed = _drop_disputes(c, channel_id, "id = ?", old[1])
+        freed = _drop_disputes(c, ch, x_seq)
     c.execute(
-        "INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?)",
-        (channel_id, x_seq, x_id, snapshot_id, envelope),
+        "INSERT OR REPLACE INTO snapshots (ch, x_seq, x_id, id, envelope) VALUES (?, ?, ?, ?, ?)",
+        (ch, x_seq, x_id, snapshot_id, envelope),
     )
     delta = len(envelope) - (old[0] if old else 0) - freed
-    c.execute(
-        "UPDATE channels SET stored_bytes = stored_bytes + ? WHERE channel_id = ?",
-        (delta, channel_id),
-    )
-    _refresh_pad_bytes(c, channel_id)
+    c.execute("UPDATE channels SET stored_bytes = stored_bytes + ? WHERE ch = ?", (delta, ch))
+    _refresh_pad_bytes(c, ch)
     return x_seq
 
 
-def _drop_disputes(c: sqlite3.Connection, channel_id: bytes, where: str, value: object) -> int:
-    """Delete the channel's disputes of the snapshots ``where`` picks; return their bytes."""
-    picked = "channel_id = ? AND snapshot_id IN"
-    picked += f" (SELECT id FROM snapshots WHERE channel_id = ? AND {where})"
+def _drop_disputes(c: sqlite3.Connection, ch: int, x_seq: int) -> int:
+    """Delete the disputes of the snapshot of ``x_seq``; return their bytes."""
+    picked = "ch = ? AND snapshot_id IN (SELECT id FROM snapshots WHERE ch = ? AND x_seq = ?)"
     freed = c.execute(
         f"SELECT COALESCE(SUM(length(envelope)), 0) FROM disputes WHERE {picked}",
-        (channel_id, channel_id, value),
+        (ch, ch, x_seq),
     ).fetchone()[0]
-    c.execute(f"DELETE FROM disputes WHERE {picked}", (channel_id, channel_id, value))
+    c.execute(f"DELETE FROM disputes WHERE {picked}", (ch, ch, x_seq))
     return int(freed)
 
 
-def _patch_ids(c: sqlite3.Connection, channel_id: bytes, after: int, to: int) -> list[bytes]:
-    to = min(to, 2**63 - 1)  # a u64 past SQLite's i64: no patch is numbered that high
-    if after >= to:
-        return []
-    rows = c.execute(
-        "SELECT seq, id FROM patches WHERE channel_id = :c AND seq > :a AND seq <= :t"
-        " UNION ALL SELECT seq, id FROM tombstones WHERE channel_id = :c AND seq > :a"
-        " AND seq <= :t ORDER BY seq",
-        {"c": channel_id, "a": after, "t": to},
+def _proof_nodes(
+    c: sqlite3.Connection, channel_id: bytes, from_seq: int, to_seq: int, max_nodes: int
+) -> tuple[int, list[tuple[int, bytes]]]:
+    row = _row(c, channel_id)
+    if row is None:
+        return from_seq, []
+    to = min(to_seq, row.info.head.seq)  # also keeps a u64 past SQLite's i64 out of the queries
+    if from_seq >= to:
+        return from_seq, []
+    floor = row.info.floor_seq
+    first, last = blocks.proof_window(from_seq, max_nodes)
+    roots: dict[int, bytes] = {}
+    if first < floor // blocks.BLOCK:
+        rows = c.execute(
+            "SELECT first_block, roots FROM block_roots"
+            " WHERE ch = ? AND first_block > ? AND first_block <= ?",
+            (row.ch, first - ROOTS_PER_ROW, last),
+        )
+        for start, packed in rows:
+            roots.update(enumerate(blocks.split_ids(packed), start))
+    partial: list[bytes] = []
+    if floor % blocks.BLOCK:
+        kept = c.execute("SELECT ids FROM partial_ids WHERE ch = ?", (row.ch,)).fetchone()
+        partial = blocks.split_ids(kept[0]) if kept else []
+    after = max(from_seq, floor)
+    live = [
+        bytes(patch_id)
+        for (patch_id,) in c.execute(
+            "SELECT id FROM patches WHERE ch = ? AND seq > ? AND seq <= ? ORDER BY seq",
+            (row.ch, after, min(to, after + max_nodes)),
+        )
+    ]
+    return blocks.proof_nodes(
+        from_seq,
+        to,
+        max_nodes,
+        floor=floor,
+        roots=roots,
+        partial=partial,
+        live_after=after,
+        live=live,
     )
-    return contiguous(rows, after)
 
 
 def _add_dispute(
@@ -631,42 +712,42 @@ def _add_dispute(
     dispute_id: bytes,
     envelope: bytes,
 ) -> int:
-    _require(c, channel_id)
+    ch = _require(c, channel_id).ch
     row = c.execute(
-        "SELECT x_seq FROM snapshots WHERE channel_id = ? AND id = ?", (channel_id, snapshot_id)
+        "SELECT x_seq FROM snapshots WHERE ch = ? AND id = ?", (ch, snapshot_id)
     ).fetchone()
     if row is None:
         raise UnknownPatch(snapshot_id.hex())
     added = c.execute(
         "INSERT OR IGNORE INTO disputes VALUES (?, ?, ?, ?)",
-        (channel_id, snapshot_id, dispute_id, envelope),
+        (ch, snapshot_id, dispute_id, envelope),
     ).rowcount
     if added:
         c.execute(
-            "UPDATE channels SET stored_bytes = stored_bytes + ? WHERE channel_id = ?",
-            (len(envelope), channel_id),
+            "UPDATE channels SET stored_bytes = stored_bytes + ? WHERE ch = ?",
+            (len(envelope), ch),
         )
     return int(row[0])
 
 
-def _refresh_pad_bytes(c: sqlite3.Connection, channel_id: bytes) -> None:
+def _refresh_pad_bytes(c: sqlite3.Connection, ch: int) -> None:
     c.execute(
         "UPDATE channels SET pad_bytes ="
-        " COALESCE((SELECT length(envelope) FROM snapshots WHERE channel_id = :c"
+        " COALESCE((SELECT length(envelope) FROM snapshots WHERE ch = :c"
         "   ORDER BY x_seq DESC LIMIT 1), 0)"
-        " + COALESCE((SELECT SUM(length(envelope)) FROM patches WHERE channel_id = :c"
-        "   AND seq > COALESCE((SELECT MAX(x_seq) FROM snapshots WHERE channel_id = :c), 0)), 0)"
-        " WHERE channel_id = :c",
-        {"c": channel_id},
+        " + COALESCE((SELECT SUM(length(envelope)) FROM patches WHERE ch = :c"
+        "   AND seq > COALESCE((SELECT MAX(x_seq) FROM snapshots WHERE ch = :c), 0)), 0)"
+        " WHERE ch = :c",
+        {"c": ch},
     )
 
 
 def _patches_after(
-    c: sqlite3.Connection, channel_id: bytes, seq: int, max_bytes: int | None
+    c: sqlite3.Connection, ch: int, seq: int, max_bytes: int | None
 ) -> list[StoredPatch]:
     rows = c.execute(
-        "SELECT seq, id, envelope FROM patches WHERE channel_id = ? AND seq > ? ORDER BY seq",
-        (channel_id, seq),
+        "SELECT seq, id, envelope FROM patches WHERE ch = ? AND seq > ? ORDER BY seq",
+        (ch, seq),
     )
     return page((StoredPatch(s, i, e) for s, i, e in rows), max_bytes)
 
@@ -674,31 +755,36 @@ def _patches_after(
 def _read_since(
     c: sqlite3.Connection, channel_id: bytes, since_seq: int, max_bytes: int | None
 ) -> HistoryRead:
-    info = _channel(c, channel_id)
-    if info is None:
+    row = _row(c, channel_id)
+    if row is None:
         return HistoryRead(None, (), Head())
+    info = row.info
     if since_seq < info.floor_seq:
         raise HistoryTrimmed(info.floor_seq)
     if since_seq >= info.head.seq:
         # Nothing is newer; also keeps a u64 past SQLite's i64 out of the query.
         return HistoryRead(None, (), info.head)
-    return HistoryRead(None, _patches_after(c, channel_id, since_seq, max_bytes), info.head)
+    return HistoryRead(None, _patches_after(c, row.ch, since_seq, max_bytes), info.head)
+
+
+_SNAPSHOT_COLUMNS = (
+    "s.x_seq, s.x_id, s.id, length(s.envelope), {envelope},"
+    " EXISTS (SELECT 1 FROM disputes AS d WHERE d.ch = s.ch AND d.snapshot_id = s.id)"
+)
 
 
 def _snapshot_at(
-    c: sqlite3.Connection, channel_id: bytes, x_seq: int | None, *, load: bool
+    c: sqlite3.Connection, ch: int, x_seq: int | None, *, load: bool
 ) -> StoredSnapshot | None:
     """The snapshot of patch ``x_seq`` (None: the latest), its envelope if ``load``."""
     envelope = "s.envelope" if load else "NULL"  # a paged read streams it
     which = "ORDER BY s.x_seq DESC LIMIT 1" if x_seq is None else "AND s.x_seq = ?"
-    args: tuple[object, ...] = (channel_id,) if x_seq is None else (channel_id, x_seq)
+    args: tuple[object, ...] = (ch,) if x_seq is None else (ch, x_seq)
     if x_seq is not None and not 0 <= x_seq < 2**63:
         return None  # a u64 past SQLite's i64: no such snapshot
     row = c.execute(
-        f"SELECT s.x_seq, s.x_id, s.id, length(s.envelope), {envelope},"
-        " EXISTS (SELECT 1 FROM disputes AS d"
-        "   WHERE d.channel_id = s.channel_id AND d.snapshot_id = s.id)"
-        f" FROM snapshots AS s WHERE s.channel_id = ? {which}",
+        f"SELECT {_SNAPSHOT_COLUMNS.format(envelope=envelope)}"
+        f" FROM snapshots AS s WHERE s.ch = ? {which}",
         args,
     ).fetchone()
     if row is None:
@@ -707,36 +793,57 @@ def _snapshot_at(
     return StoredSnapshot(x, x_id, snapshot_id, size, data, bool(disputed))
 
 
+def _snapshot(c: sqlite3.Connection, channel_id: bytes, x_seq: int) -> StoredSnapshot | None:
+    row = _row(c, channel_id)
+    return None if row is None else _snapshot_at(c, row.ch, x_seq, load=False)
+
+
+def _snapshots(c: sqlite3.Connection, channel_id: bytes) -> list[StoredSnapshot]:
+    row = _row(c, channel_id)
+    if row is None:
+        return []
+    rows = c.execute(
+        f"SELECT {_SNAPSHOT_COLUMNS.format(envelope='NULL')}"
+        " FROM snapshots AS s WHERE s.ch = ? ORDER BY s.x_seq",
+        (row.ch,),
+    )
+    return [StoredSnapshot(x, i, s, n, e, bool(d)) for x, i, s, n, e, d in rows]
+
+
 def _read_from_snapshot(
     c: sqlite3.Connection, channel_id: bytes, max_bytes: int | None
 ) -> HistoryRead:
-    info = _channel(c, channel_id)
-    if info is None:
+    row = _row(c, channel_id)
+    if row is None:
         return HistoryRead(None, (), Head())
-    snap = _snapshot_at(c, channel_id, None, load=max_bytes is None)
-    start = snap.x_seq if snap else info.floor_seq
-    return HistoryRead(snap, _patches_after(c, channel_id, start, max_bytes), info.head)
+    snap = _snapshot_at(c, row.ch, None, load=max_bytes is None)
+    start = snap.x_seq if snap else row.info.floor_seq
+    return HistoryRead(snap, _patches_after(c, row.ch, start, max_bytes), row.info.head)
 
 
 def _read_from_floor(
     c: sqlite3.Connection, channel_id: bytes, max_bytes: int | None
 ) -> HistoryRead:
-    info = _channel(c, channel_id)
-    if info is None:
+    row = _row(c, channel_id)
+    if row is None:
         return HistoryRead(None, (), Head())
+    floor = row.info.floor_seq
     snap = None
-    if info.floor_seq:
-        snap = _snapshot_at(c, channel_id, info.floor_seq, load=max_bytes is None)
-    patches = _patches_after(c, channel_id, info.floor_seq, max_bytes)
-    return HistoryRead(snap, patches, info.head)
+    if floor:
+        snap = _snapshot_at(c, row.ch, floor, load=max_bytes is None)
+    patches = _patches_after(c, row.ch, floor, max_bytes)
+    return HistoryRead(snap, patches, row.info.head)
 
 
 def _read_snapshot(
     c: sqlite3.Connection, channel_id: bytes, x_seq: int, offset: int, size: int
 ) -> bytes:
-    row = c.execute(
-        "SELECT rowid FROM snapshots WHERE channel_id = ? AND x_seq = ?", (channel_id, x_seq)
-    ).fetchone()
+    found = _row(c, channel_id)
+    row = None
+    if found is not None and 0 <= x_seq < 2**63:
+        row = c.execute(
+            "SELECT rowid FROM snapshots WHERE ch = ? AND x_seq = ?", (found.ch, x_seq)
+        ).fetchone()
     if row is None:
         raise NoSnapshot(f"no snapshot of seq {x_seq}")
     with c.blobopen("snapshots", "envelope", row[0], readonly=True) as blob:
@@ -744,38 +851,99 @@ def _read_snapshot(
         return blob.read(size)
 
 
-def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes) -> int:
-    info = _require(c, channel_id)
-    x_seq = _lookup(c, channel_id, x_id)
-    if x_seq is None:
-        raise UnknownPatch(x_id.hex())
-    if x_seq <= info.floor_seq:
-        return info.floor_seq
-    snap = _snapshot_at(c, channel_id, x_seq, load=False)
+def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes, keep_pct: int) -> int:
+    row = _require(c, channel_id)
+    ch, floor = row.ch, row.info.floor_seq
+    x_seq = _lookup_ch(c, ch, x_id)
+    if x_seq is None:  # trimmed: the X of a kept snapshot (the floor's, or a checkpoint)
+        found = c.execute(
+            "SELECT x_seq FROM snapshots WHERE ch = ? AND x_id = ?", (ch, x_id)
+        ).fetchone()
+        if found is None:
+            raise UnknownPatch(x_id.hex())
+        x_seq = int(found[0])
+    if x_seq <= floor:
+        if x_seq == floor and keep_pct != row.keep_pct:  # thin again, with the new share
+            freed = _thin(c, ch, floor, keep_pct)
+            c.execute(
+                "UPDATE channels SET keep_pct = ?, stored_bytes = stored_bytes - ? WHERE ch = ?",
+                (keep_pct, freed, ch),
+            )
+            _give_back_free_pages(c)
+        return floor
+    snap = _snapshot_at(c, ch, x_seq, load=False)
     if snap is None:
         raise NoSnapshot(x_id.hex())
     if snap.disputed:
         raise SnapshotDisputed(x_id.hex())
-    freed = _drop_disputes(c, channel_id, "x_seq < ?", x_seq)
-    freed += c.execute(
-        "SELECT COALESCE(SUM(length(envelope)), 0) FROM ("
-        " SELECT envelope FROM patches WHERE channel_id = :c AND seq <= :x"
-        " UNION ALL SELECT envelope FROM snapshots WHERE channel_id = :c AND x_seq < :x)",
-        {"c": channel_id, "x": x_seq},
-    ).fetchone()[0]
-    c.execute(
-        "INSERT INTO tombstones SELECT channel_id, id, seq FROM patches"
-        " WHERE channel_id = ? AND seq <= ?",
-        (channel_id, x_seq),
+    kept = c.execute("SELECT ids FROM partial_ids WHERE ch = ?", (ch,)).fetchone()
+    old_partial = blocks.split_ids(kept[0]) if kept else []
+    deleted = c.execute(
+        "SELECT seq, id FROM patches WHERE ch = ? AND seq <= ? ORDER BY seq", (ch, x_seq)
     )
-    c.execute("DELETE FROM patches WHERE channel_id = ? AND seq <= ?", (channel_id, x_seq))
-    c.execute("DELETE FROM snapshots WHERE channel_id = ? AND x_seq < ?", (channel_id, x_seq))
+    roots, partial = blocks.fold(floor, old_partial, deleted, x_seq)
+    _keep_nodes(c, ch, roots, partial)
+    nodes = blocks.HASH * (len(roots) + len(partial) - len(old_partial))
+    freed = c.execute(
+        "SELECT COALESCE(SUM(length(envelope)), 0) FROM patches WHERE ch = ? AND seq <= ?",
+        (ch, x_seq),
+    ).fetchone()[0]
+    c.execute("DELETE FROM patches WHERE ch = ? AND seq <= ?", (ch, x_seq))
+    freed += _thin(c, ch, x_seq, keep_pct)
     c.execute(
-        "UPDATE channels SET floor_seq = ?, stored_bytes = stored_bytes - ? WHERE channel_id = ?",
-        (x_seq, freed, channel_id),
+        "UPDATE channels SET floor_seq = ?, keep_pct = ?, stored_bytes = stored_bytes - ? + ?"
+        " WHERE ch = ?",
+        (x_seq, keep_pct, freed, nodes, ch),
     )
     _give_back_free_pages(c)
     return x_seq
+
+
+def _thin(c: sqlite3.Connection, ch: int, x_seq: int, keep_pct: int) -> int:
+    """Delete the checkpoints below ``x_seq`` that :func:`relay.store.blocks.retained`
+    does not keep, with their disputes; return the bytes freed."""
+    older = [
+        (int(seq), int(size))
+        for seq, size in c.execute(
+            "SELECT x_seq, length(envelope) FROM snapshots WHERE ch = ? AND x_seq < ?",
+            (ch, x_seq),
+        )
+    ]
+    if not older:
+        return 0
+    newest = c.execute(
+        "SELECT length(envelope) FROM snapshots WHERE ch = ? ORDER BY x_seq DESC LIMIT 1", (ch,)
+    ).fetchone()[0]
+    kept = blocks.retained(x_seq, keep_pct, older, newest)
+    freed = 0
+    for seq, size in older:
+        if seq not in kept:
+            freed += size + _drop_disputes(c, ch, seq)
+            c.execute("DELETE FROM snapshots WHERE ch = ? AND x_seq = ?", (ch, seq))
+    return freed
+
+
+def _keep_nodes(
+    c: sqlite3.Connection, ch: int, roots: Sequence[tuple[int, bytes]], partial: list[bytes]
+) -> None:
+    """Append ``roots`` to the channel's packed rows (filling its last row first, up
+    to :data:`ROOTS_PER_ROW`; a new row after a hole) and keep ``partial``."""
+    last = c.execute(
+        "SELECT first_block, roots FROM block_roots WHERE ch = ? ORDER BY first_block DESC"
+        " LIMIT 1",
+        (ch,),
+    ).fetchone()
+    rows = blocks.pack_roots(
+        (int(last[0]), bytes(last[1])) if last else None, roots, ROOTS_PER_ROW
+    )
+    c.executemany(
+        "INSERT OR REPLACE INTO block_roots VALUES (?, ?, ?)",
+        [(ch, first, data) for first, data in rows.items()],
+    )
+    if partial:
+        c.execute("INSERT OR REPLACE INTO partial_ids VALUES (?, ?)", (ch, b"".join(partial)))
+    else:
+        c.execute("DELETE FROM partial_ids WHERE ch = ?", (ch,))
 
 
 def _give_back_free_pages(c: sqlite3.Connection) -> None:
@@ -787,6 +955,67 @@ def _give_back_free_pages(c: sqlite3.Connection) -> None:
     """
     for _ in range(c.execute("PRAGMA freelist_count").fetchone()[0]):
         c.execute("PRAGMA incremental_vacuum(1)")
+
+
+def _migrate_from_2(conn: sqlite3.Connection) -> None:
+    """Schema 2 -> 3 in place, in one transaction, then give the freed pages back.
+
+    The tables are copied under their new layout (channels named by ``ch``),
+    each trimmed channel's tombstones are folded into its block roots and
+    partial ids (:mod:`relay.store.blocks`, in seq order, one block at a time),
+    and the tombstones and old tables are dropped.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for index in _SCHEMA_2_INDEXES:
+            conn.execute(f"DROP INDEX {index}")
+        for table in _SCHEMA_2_TABLES:
+            conn.execute(f"ALTER TABLE {table} RENAME TO {table}_2")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO channels (channel_id, verify_key, head_seq, head_id, floor_seq,"
+            " stored_bytes, pad_bytes, read_hash, keep_pct) SELECT channel_id, verify_key,"
+            " head_seq, head_id, floor_seq, stored_bytes, pad_bytes, read_hash, 0"
+            " FROM channels_2 ORDER BY rowid"
+        )
+        conn.execute(
+            "INSERT INTO patches SELECT c.ch, p.seq, p.id, p.envelope FROM patches_2 AS p"
+            " JOIN channels AS c USING (channel_id) ORDER BY c.ch, p.seq"
+        )
+        conn.execute(
+            "INSERT INTO snapshots (ch, x_seq, x_id, id, envelope)"
+            " SELECT c.ch, s.x_seq, s.x_id, s.id, s.envelope FROM snapshots_2 AS s"
+            " JOIN channels AS c USING (channel_id) ORDER BY c.ch, s.x_seq"
+        )
+        conn.execute(
+            "INSERT INTO disputes SELECT c.ch, d.snapshot_id, d.id, d.envelope"
+            " FROM disputes_2 AS d JOIN channels AS c USING (channel_id)"
+        )
+        trimmed = conn.execute(
+            "SELECT ch, channel_id, floor_seq FROM channels WHERE floor_seq > 0"
+        ).fetchall()
+        for ch, channel_id, floor in trimmed:
+            tombstones = conn.execute(
+                "SELECT seq, id FROM tombstones WHERE channel_id = ? AND seq <= ? ORDER BY seq",
+                (channel_id, floor),
+            )
+            roots, partial = blocks.fold(0, [], tombstones, floor)
+            _keep_nodes(conn, ch, roots, partial)
+            conn.execute(
+                "UPDATE channels SET stored_bytes = stored_bytes + ? WHERE ch = ?",
+                (blocks.HASH * (len(roots) + len(partial)), ch),
+            )
+        for table in (*(f"{t}_2" for t in _SCHEMA_2_TABLES), "tombstones"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    _give_back_free_pages(conn)
 
 
 def backup(source: str, destination: str) -> None:

@@ -143,12 +143,13 @@ def test_the_startup_line_masks_a_store_password() -> None:
 
 
 def _to_schema_1(store: str) -> None:
-    """Turn a store that ``seed`` wrote into what a protocol-1 relay left (schema 1)."""
+    """Turn a store that ``seed`` wrote into one that says it holds protocol-1 pads
+    (schema 1): a channel and schema version 1 are what the relay refuses it by."""
     if store.startswith("sqlite:///"):
         with sqlite3.connect(store.removeprefix("sqlite:///")) as conn:
             conn.execute("DROP TABLE disputes")
-            conn.execute("DROP INDEX tombstones_by_seq")
-            conn.execute("ALTER TABLE channels DROP COLUMN read_hash")
+            conn.execute("DROP TABLE block_roots")
+            conn.execute("DROP TABLE partial_ids")
             conn.execute("PRAGMA user_version = 1")
         return
 
@@ -162,7 +163,8 @@ def _to_schema_1(store: str) -> None:
         try:
             await conn.execute(f"SET search_path = {url.schema}")
             await conn.execute("DROP TABLE disputes")
-            await conn.execute("DROP INDEX tombstones_by_seq")
+            await conn.execute("DROP TABLE block_roots")
+            await conn.execute("DROP TABLE partial_ids")
             await conn.execute("ALTER TABLE channels DROP COLUMN read_hash")
             await conn.execute("UPDATE blindpad_meta SET value = '1' WHERE key = 'schema_version'")
         finally:

@@ -109,7 +109,7 @@ def test_history_trimmed_before_this_node_offered_it_sends_its_subscribers_to_re
         cluster, outbox, _ = node(store, offered=0)
         await commit(store, 1, 4)
         await store.put_snapshot(CH, pid(3), b"s" * 32, b"snapshot")
-        await store.trim(CH, pid(3))
+        await store.trim(CH, pid(3), 0)
         cluster.behind(CH, 4)
         await drained(cluster)
         failure = outbox.failure

@@ -164,7 +164,7 @@ def test_ephemeral_relayed_to_others_never_stored() -> None:
     run(scenario, limits=small_limits())
 
 
-def test_trim_leaves_tombstones() -> None:
+def test_trim_needs_a_snapshot_and_moves_the_floor() -> None:
     async def scenario(relay: RelayHandle) -> None:
         pad = Pad()
         async with Client.connect(relay) as alice:
@@ -198,24 +198,33 @@ def test_trim_leaves_tombstones() -> None:
     run(scenario, limits=small_limits())
 
 
-def test_resend_of_trimmed_patch_acked_with_original_seq() -> None:
+def test_resend_of_a_trimmed_patch_is_stale_and_of_a_live_one_acked() -> None:
+    """The relay dedupes against live patches only (no tombstones): a trimmed patch's
+    parent is below the head, so its resend is STALE with the head; clients learn that
+    it landed from the snapshots' session counters (PROTOCOL.md §9.4)."""
+
     async def scenario(relay: RelayHandle) -> None:
         pad = Pad()
         async with Client.connect(relay) as alice:
             await alice.subscribe(pad)
             env1, id1 = pad.patch(ZERO, b"one")
-            assert isinstance(await alice.push(env1), f.Ack)
-            ids = await chain(alice, pad, 2, parent=id1)
-            snapshot = pad.sealed(Kind.SNAPSHOT, ids[0])
+            env2, id2 = pad.patch(id1, b"two")
+            env3, id3 = pad.patch(id2, b"three")
+            for envelope in (env1, env2, env3):
+                assert isinstance(await alice.push(envelope), f.Ack)
+            snapshot = pad.sealed(Kind.SNAPSHOT, id2)
             rid = alice.request_id()
             await alice.send(f.SnapshotChunk(rid, len(snapshot), 0, snapshot))
             await alice.answer(rid)
-            trim = pad.sealed(Kind.TRIM, ids[0])
+            trim = pad.sealed(Kind.TRIM, id2)
             rid = alice.request_id()
             await alice.send(f.Trim(rid, 0, trim))
             assert isinstance(await alice.answer(rid), f.Ack)
-            ack = await alice.push(env1)
-            assert ack == f.Ack(ack.request_id, 1, id1)
+            for trimmed in (env1, env2):
+                stale = await alice.push(trimmed)
+                assert stale == f.Refuse(stale.request_id, RefuseCode.STALE, 0, 3, id3)
+            ack = await alice.push(env3)
+            assert ack == f.Ack(ack.request_id, 3, id3)
 
     run(scenario, limits=small_limits())
 

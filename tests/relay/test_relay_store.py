@@ -38,6 +38,7 @@ from relay.store import (
 )
 from relay.store.postgresql import PostgreSQLStore, PostgresURL, _read_on, parse_url
 from relay.store.sqlite import SQLiteStore, backup
+from wire import mmr
 
 CH = b"c" * 32
 KEY = b"k" * 32
@@ -161,7 +162,7 @@ def test_a_paged_read_streams_the_snapshot_in_parts(make_store: Callable[[], Sto
         assert whole.snapshot is not None
         assert (whole.snapshot.size, whole.snapshot.envelope) == (len(big), big)
         await store.put_snapshot(CH, pid(4), b"t" * 32, b"S4")
-        await store.trim(CH, pid(4))  # the older snapshot goes
+        await store.trim(CH, pid(4), 0)  # the older snapshot goes
         with pytest.raises(NoSnapshot):
             await store.read_snapshot(CH, 3, 0, 10)
         with pytest.raises(NoSnapshot):
@@ -170,20 +171,31 @@ def test_a_paged_read_streams_the_snapshot_in_parts(make_store: Callable[[], Sto
     run(make_store, body)
 
 
-def test_trim_with_tombstones(make_store: Callable[[], Store]) -> None:
+def test_a_trim_keeps_no_tombstones(make_store: Callable[[], Store]) -> None:
+    """Dedupe is against live patches only: a trimmed id is unknown, and its resend
+    is STALE (its parent is below the head); the trim keeps the ids 1-3 as the
+    partial ids of block 0, 32 bytes each in the stored bytes."""
+
     async def body(store: Store) -> None:
         await line(store, 5)
         with pytest.raises(NoSnapshot):
-            await store.trim(CH, pid(3))
+            await store.trim(CH, pid(3), 0)
         with pytest.raises(UnknownPatch):
-            await store.trim(CH, pid(77))
+            await store.trim(CH, pid(77), 0)
         await store.put_snapshot(CH, pid(1), b"a" * 32, b"S1")
         await store.put_snapshot(CH, pid(3), b"b" * 32, b"S3")
-        assert await store.trim(CH, pid(3)) == 3
-        assert await store.trim(CH, pid(3)) == 3  # idempotent
-        assert await store.lookup(CH, pid(2)) == 2  # tombstone
-        dup = await store.append(CH, pid(1), ZERO, b"e1")
-        assert (dup.outcome, dup.seq) == (AppendOutcome.DUPLICATE, 1)
+        assert await store.trim(CH, pid(3), 100) == 3  # S1 is kept: 2 bytes <= 100 % of S3's
+        assert await store.trim(CH, pid(3), 100) == 3  # idempotent
+        assert await store.trim(CH, pid(1), 0) == 3  # below the floor (a kept X): a no-op
+        assert [s.x_seq for s in await store.snapshots(CH)] == [1, 3]
+        with pytest.raises(UnknownPatch):
+            await store.trim(CH, pid(2), 0)  # trimmed, no snapshot: not known any more
+        assert await store.lookup(CH, pid(2)) is None  # no tombstone
+        assert await store.lookup(CH, pid(4)) == 4
+        resent = await store.append(CH, pid(1), ZERO, b"e1")
+        assert (resent.outcome, resent.head) == (AppendOutcome.STALE, Head(5, pid(5)))
+        resent = await store.append(CH, pid(3), pid(2), b"e3")
+        assert resent.outcome is AppendOutcome.STALE
         with pytest.raises(HistoryTrimmed):
             await store.read_since(CH, 2)
         assert [p.seq for p in (await store.read_since(CH, 3)).patches] == [4, 5]
@@ -192,7 +204,12 @@ def test_trim_with_tombstones(make_store: Callable[[], Store]) -> None:
         assert snap.snapshot.x_seq == 3
         info = await store.channel(CH)
         assert info is not None
-        assert (info.floor_seq, info.stored_bytes) == (3, len(b"S3") + 4)
+        assert (info.floor_seq, info.stored_bytes) == (3, len(b"S1S3") + 4 + 3 * 32)
+        assert await store.trim(CH, pid(3), 0) == 3  # at the floor with another share: thins
+        assert [s.x_seq for s in await store.snapshots(CH)] == [3]
+        info = await store.channel(CH)
+        assert info is not None
+        assert (info.floor_seq, info.stored_bytes) == (3, len(b"S3") + 4 + 3 * 32)
         assert (await store.stats()).stored_bytes == info.stored_bytes
 
     run(make_store, body)
@@ -327,9 +344,9 @@ def test_disputes_mark_their_snapshot_and_go_with_it(make_store: Callable[[], St
         assert await store.snapshot(CH, 2**64 - 1) is None
         assert await store.snapshot(b"z" * 32, 4) is None
         with pytest.raises(SnapshotDisputed):
-            await store.trim(CH, pid(4))
+            await store.trim(CH, pid(4), 0)
         with pytest.raises(SnapshotDisputed):
-            await store.trim(CH, pid(2))
+            await store.trim(CH, pid(2), 0)
         # Another snapshot of patch 2 replaces the disputed one, and its dispute goes.
         await store.put_snapshot(CH, pid(2), b"u" * 32, b"SNAP2b")
         two = await store.snapshot(CH, 2)
@@ -337,24 +354,26 @@ def test_disputes_mark_their_snapshot_and_go_with_it(make_store: Callable[[], St
         assert (two.id, two.disputed) == (b"u" * 32, False)
         with pytest.raises(UnknownPatch):
             await store.add_dispute(CH, b"s" * 32, b"g" * 32, b"D")  # replaced: gone
-        assert await store.trim(CH, pid(2)) == 2
+        assert await store.trim(CH, pid(2), 0) == 2
         await store.put_snapshot(CH, pid(5), b"v" * 32, b"SNAP5")
         await store.add_dispute(CH, b"v" * 32, b"h" * 32, b"D5")
         # Snapshot 4 is disputed, yet a trim at 5 (itself disputed) is refused, and a
         # trim at an undisputed later one would take 4 and its disputes with it.
         with pytest.raises(SnapshotDisputed):
-            await store.trim(CH, pid(5))
+            await store.trim(CH, pid(5), 0)
         info = await store.channel(CH)
         assert info is not None
         patches = sum(len(b"e%d" % i) for i in (3, 4, 5))
         snaps = len(b"SNAP2b") + len(b"SNAP4") + len(b"SNAP5")
-        assert info.stored_bytes == patches + snaps + len(b"D1") + len(b"D22") + len(b"D5")
+        disputes = len(b"D1") + len(b"D22") + len(b"D5")
+        assert info.stored_bytes == patches + snaps + disputes + 2 * 32  # ids 1-2 are kept
         await store.append(CH, pid(6), pid(5), b"e6")
         await store.put_snapshot(CH, pid(6), b"w" * 32, b"SNAP6")
-        assert await store.trim(CH, pid(6)) == 6
+        assert await store.trim(CH, pid(6), 0) == 6
         info = await store.channel(CH)
         assert info is not None
-        assert info.stored_bytes == len(b"SNAP6")  # patches, snapshots and disputes gone
+        # Patches, snapshots and disputes gone; the ids 1-6 kept (block 0 is not whole).
+        assert info.stored_bytes == len(b"SNAP6") + 6 * 32
         assert (await store.stats()).stored_bytes == info.stored_bytes
         with pytest.raises(UnknownPatch):
             await store.add_dispute(CH, b"t" * 32, b"i" * 32, b"D")
@@ -375,7 +394,7 @@ def test_the_earliest_read_starts_at_the_floor(make_store: Callable[[], Store]) 
         assert [p.seq for p in whole.patches] == [1, 2, 3, 4, 5, 6]
         assert whole.head == Head(6, pid(6))
         assert [p.seq for p in (await store.read_from_floor(CH, 1)).patches] == [1]
-        assert await store.trim(CH, pid(2)) == 2
+        assert await store.trim(CH, pid(2), 0) == 2
         await store.put_snapshot(CH, pid(4), b"t" * 32, b"SNAP4")  # the latest, not the floor
         await store.add_dispute(CH, b"s" * 32, b"d" * 32, b"D")
         read = await store.read_from_floor(CH)
@@ -398,22 +417,200 @@ def test_the_earliest_read_starts_at_the_floor(make_store: Callable[[], Store]) 
     run(make_store, body)
 
 
-def test_patch_ids_name_trimmed_patches_too(make_store: Callable[[], Store]) -> None:
+def ids_to(n: int) -> list[bytes]:
+    return [pid(i) for i in range(1, n + 1)]
+
+
+async def long_line(store: Store, n: int, cid: bytes = CH, size: int = 4) -> None:
+    """``n`` patches pushed without waiting (one batch after another), ids ``pid(1..n)``."""
+    await store.create_channel(cid, KEY, READ)
+    results = await asyncio.gather(
+        *(
+            store.append(cid, pid(i), pid(i - 1) if i > 1 else ZERO, bytes(size))
+            for i in range(1, n + 1)
+        )
+    )
+    assert [r.seq for r in results] == list(range(1, n + 1))
+
+
+def expected_nodes(floor: int, head: int) -> list[tuple[int, bytes]]:
+    """What a proof from 0 names after trims up to ``floor``: the roots of the whole
+    blocks below the floor, then every id from the floor's block on."""
+    ids = ids_to(head)
+    whole = floor // 256
+    roots = [(8, mmr.block_root(ids[b * 256 : b * 256 + 256])) for b in range(whole)]
+    return roots + [(0, i) for i in ids[whole * 256 :]]
+
+
+def test_proof_nodes_name_the_live_ids(make_store: Callable[[], Store]) -> None:
     async def body(store: Store) -> None:
-        assert await store.patch_ids(CH, 0, 5) == []  # no such channel
+        assert await store.proof_nodes(CH, 0, 5, 100) == (0, [])  # no such channel
         await line(store, 6)
-        assert await store.patch_ids(CH, 0, 6) == [pid(n) for n in range(1, 7)]
-        assert await store.patch_ids(CH, 2, 4) == [pid(3), pid(4)]
-        assert await store.patch_ids(CH, 4, 99) == [pid(5), pid(6)]  # up to the head
-        assert await store.patch_ids(CH, 6, 9) == []
-        assert await store.patch_ids(CH, 4, 4) == []
-        assert await store.patch_ids(CH, 5, 2) == []
-        assert await store.patch_ids(CH, 2**64 - 2, 2**64 - 1) == []  # u64 bounds
-        assert await store.patch_ids(CH, 3, 2**64 - 1) == [pid(4), pid(5), pid(6)]
+        ids = [(0, pid(n)) for n in range(1, 7)]
+        assert await store.proof_nodes(CH, 0, 6, 100) == (0, ids)
+        assert await store.proof_nodes(CH, 2, 4, 100) == (2, ids[2:4])
+        assert await store.proof_nodes(CH, 4, 99, 100) == (4, ids[4:])  # up to the head
+        assert await store.proof_nodes(CH, 1, 6, 2) == (1, ids[1:3])  # at most max_nodes
+        assert await store.proof_nodes(CH, 6, 9, 100) == (6, [])
+        assert await store.proof_nodes(CH, 4, 4, 100) == (4, [])
+        assert await store.proof_nodes(CH, 5, 2, 100) == (5, [])
+        assert await store.proof_nodes(CH, 2**64 - 2, 2**64 - 1, 100) == (2**64 - 2, [])
+        assert await store.proof_nodes(CH, 3, 2**64 - 1, 100) == (3, ids[3:])  # u64 bounds
         await store.put_snapshot(CH, pid(4), b"s" * 32, b"S4")
-        assert await store.trim(CH, pid(4)) == 4
-        assert await store.patch_ids(CH, 0, 6) == [pid(n) for n in range(1, 7)]  # tombstones
-        assert await store.patch_ids(CH, 1, 3) == [pid(2), pid(3)]
+        assert await store.trim(CH, pid(4), 0) == 4
+        assert await store.proof_nodes(CH, 0, 6, 100) == (0, ids)  # 1-4: the partial ids
+        assert await store.proof_nodes(CH, 1, 3, 100) == (1, ids[1:3])
+
+    run(make_store, body)
+
+
+#: Trims at and off multiples of 256: (X, block roots then kept, partial ids then kept).
+TRIMS = [(100, 0, 100), (200, 0, 200), (256, 1, 0), (300, 1, 44), (700, 2, 188), (1024, 4, 0)]
+
+
+def test_trims_keep_block_roots_and_the_cut_blocks_ids(make_store: Callable[[], Store]) -> None:
+    """Across trims, what is kept of the trimmed ids is exactly the roots of the whole
+    blocks below the floor and the ids of the block the floor cuts; each counts 32
+    bytes, and a proof from 0 names them."""
+    head = 1100
+
+    async def body(store: Store) -> None:
+        await long_line(store, head)
+        before = await store.channel(CH)
+        assert before is not None
+        for x, roots, partial in TRIMS:
+            await store.put_snapshot(CH, pid(x), b"s" * 30 + x.to_bytes(2, "big"), b"S")
+            assert await store.trim(CH, pid(x), 0) == x
+            info = await store.channel(CH)
+            assert info is not None
+            patches = 4 * (head - x)
+            assert info.stored_bytes == patches + len(b"S") + 32 * (roots + partial), x
+            start, nodes = await store.proof_nodes(CH, 0, head, 10_000)
+            assert (start, nodes) == (0, expected_nodes(x, head)), x
+            assert [n for n in nodes if n[0] == 8] == expected_nodes(x, head)[:roots]
+            assert await store.lookup(CH, pid(x)) is None
+            assert await store.lookup(CH, pid(x + 1)) == x + 1
+
+    run(make_store, body)
+
+
+def test_a_proof_across_trims_folds_to_the_snapshots_peaks(
+    make_store: Callable[[], Store],
+) -> None:
+    """From any point a client verified below a snapshot, the nodes (in pages) lead
+    from its peaks there to the snapshot's peaks; from inside a block kept only as a
+    root the proof starts at the block's first leaf, and a node never passes to_seq."""
+    head = 1100
+    ids = ids_to(head)
+
+    async def prove(store: Store, start: int, to: int, page: int) -> tuple[int, int]:
+        """Fold pages of nodes from ``start`` to ``to``; return (first start, height)."""
+        first, nodes = await store.proof_nodes(CH, start, to, page)
+        every, height = list(nodes), first + sum(1 << level for level, _ in nodes)
+        while nodes and height < to:
+            again, nodes = await store.proof_nodes(CH, height, to, page)
+            assert again == height  # later pages start where the last one ended
+            every += nodes
+            height += sum(1 << level for level, _ in nodes)
+        assert height <= to
+        assert mmr.extends_by_nodes(mmr.of(ids[:first]), first, every, mmr.of(ids[:to]), to)
+        return first, height
+
+    async def body(store: Store) -> None:
+        await long_line(store, head)
+        for x, _, _ in TRIMS:
+            await store.put_snapshot(CH, pid(x), b"s" * 30 + x.to_bytes(2, "big"), b"S")
+            assert await store.trim(CH, pid(x), 0) == x
+        # Floor 1024: blocks 0-3 are roots; 1025-1100 are live.
+        for start, page in [(0, 4096), (0, 3), (256, 2), (1024, 50), (1030, 4096)]:
+            assert await prove(store, start, 1100, page) == (start, 1100)
+        for start in (1, 5, 300, 511, 700, 1023):  # inside a block kept as a root
+            aligned = start // 256 * 256
+            first, nodes = await store.proof_nodes(CH, start, 1100, 4096)
+            assert (first, nodes[0][0]) == (aligned, 8)
+            assert await prove(store, start, 1100, 4096) == (aligned, 1100)
+            assert await prove(store, start, 1050, 7) == (aligned, 1050)
+        # A root that would cover past to_seq is not named: the proof stops before it.
+        assert await store.proof_nodes(CH, 256, 700, 4096) == (
+            256,
+            expected_nodes(1024, head)[1:2],
+        )
+        assert await store.proof_nodes(CH, 300, 500, 4096) == (256, [])
+        # A later snapshot: every earlier point folds to its peaks.
+        await store.put_snapshot(CH, pid(1090), b"t" * 32, b"T")
+        assert await store.trim(CH, pid(1090), 0) == 1090
+        for start in (0, 100, 1024, 1050, 1089):
+            assert (await prove(store, start, 1090, 4096))[1] == 1090
+
+    run(make_store, body)
+
+
+#: Checkpoints of 10 bytes below the newest snapshot (100 bytes, at 64).
+CHECKPOINTS = [32, 48, 56, 58, 60, 61, 62, 63]
+
+
+async def checkpointed(store: Store, cid: bytes) -> None:
+    """A channel of 70 patches with the snapshots of CHECKPOINTS and one at 64."""
+    await long_line(store, 70, cid)
+    for seq in CHECKPOINTS:
+        await store.put_snapshot(cid, pid(seq), bytes([seq]) * 32, b"c" * 10)
+    await store.put_snapshot(cid, pid(64), b"n" * 32, b"n" * 100)
+
+
+async def kept(store: Store, cid: bytes) -> list[int]:
+    return [s.x_seq for s in await store.snapshots(cid)]
+
+
+def test_a_trim_keeps_checkpoints_at_doubling_distances_within_keep_pct(
+    make_store: Callable[[], Store],
+) -> None:
+    """Newest to oldest below X, a checkpoint is kept if its distance to X is at least
+    twice the last kept one's and the kept bytes stay within keep_pct % of the newest
+    snapshot's; the others go, with their disputes."""
+
+    async def body(store: Store) -> None:
+        cases = {
+            0: [64],  # the owner trim: none
+            100: [32, 48, 56, 60, 62, 63, 64],  # distances 1, 2, 4, 8, 16, 32
+            30: [60, 62, 63, 64],  # the budget (30 bytes) ends it
+            650: [32, 48, 56, 60, 62, 63, 64],  # spacing alone: 61 and 58 are too close
+        }
+        for n, (keep_pct, expected) in enumerate(cases.items()):
+            cid = bytes([n + 1]) * 32
+            await checkpointed(store, cid)
+            await store.add_dispute(cid, bytes([61]) * 32, b"d" * 32, b"dispute")
+            before = await store.channel(cid)
+            assert before is not None
+            assert await store.trim(cid, pid(64), keep_pct) == 64
+            assert await kept(store, cid) == expected, keep_pct
+            after = await store.channel(cid)
+            assert after is not None
+            gone = 10 * (len(CHECKPOINTS) + 1 - len(expected)) + len(b"dispute")
+            patches = 4 * 64
+            assert after.stored_bytes == before.stored_bytes - gone - patches + 32 * 64
+            assert after.pad_bytes == before.pad_bytes == 100 + 4 * 6
+            with pytest.raises(UnknownPatch):  # 61's dispute went with it
+                await store.add_dispute(cid, bytes([61]) * 32, b"e" * 32, b"D")
+
+        # Snapshots at or above X stay whatever keep_pct says; the budget is the newest's.
+        cid = b"x" * 32
+        await checkpointed(store, cid)
+        await store.put_snapshot(cid, pid(70), b"m" * 32, b"m" * 50)  # newest: 50 bytes
+        assert await store.trim(cid, pid(62), 40) == 62
+        assert await kept(store, cid) == [60, 61, 62, 63, 64, 70]  # 20 bytes <= 20
+        # Again at the floor: the same keep_pct is a no-op, another thins again.
+        assert await store.trim(cid, pid(62), 40) == 62
+        assert await kept(store, cid) == [60, 61, 62, 63, 64, 70]
+        assert await store.trim(cid, pid(62), 20) == 62
+        assert await kept(store, cid) == [61, 62, 63, 64, 70]
+        assert await store.trim(cid, pid(61), 0) == 62  # below the floor: a no-op
+        assert await kept(store, cid) == [61, 62, 63, 64, 70]
+        assert await store.trim(cid, pid(62), 0) == 62
+        assert await kept(store, cid) == [62, 63, 64, 70]
+        info = await store.channel(cid)
+        assert info is not None
+        assert info.stored_bytes == 4 * 8 + 2 * 10 + 100 + 50 + 32 * 62
+        assert (await store.read_from_floor(cid)).snapshot is not None
 
     run(make_store, body)
 
@@ -482,7 +679,190 @@ def test_an_empty_sqlite_store_of_schema_1_is_upgraded_in_place(tmp_path: Path) 
 
     asyncio.run(main())
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+
+
+#: The tables of schema 2 (issue 12), as the relay made them in SQLite before schema 3.
+SQLITE_SCHEMA_2 = """
+CREATE TABLE channels (channel_id BLOB PRIMARY KEY, verify_key BLOB NOT NULL,
+    head_seq INTEGER NOT NULL, head_id BLOB NOT NULL, floor_seq INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL, pad_bytes INTEGER NOT NULL, read_hash BLOB NOT NULL);
+CREATE TABLE patches (channel_id BLOB NOT NULL, seq INTEGER NOT NULL, id BLOB NOT NULL,
+    envelope BLOB NOT NULL, PRIMARY KEY (channel_id, seq));
+CREATE UNIQUE INDEX patches_by_id ON patches (channel_id, id);
+CREATE TABLE tombstones (channel_id BLOB NOT NULL, id BLOB NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (channel_id, id)) WITHOUT ROWID;
+CREATE INDEX tombstones_by_seq ON tombstones (channel_id, seq);
+CREATE TABLE snapshots (channel_id BLOB NOT NULL, x_seq INTEGER NOT NULL, x_id BLOB NOT NULL,
+    id BLOB NOT NULL, envelope BLOB NOT NULL, PRIMARY KEY (channel_id, x_seq));
+CREATE TABLE disputes (channel_id BLOB NOT NULL, snapshot_id BLOB NOT NULL, id BLOB NOT NULL,
+    envelope BLOB NOT NULL, PRIMARY KEY (channel_id, id)) WITHOUT ROWID;
+CREATE INDEX disputes_by_snapshot ON disputes (channel_id, snapshot_id);
+"""
+
+#: The tables of schema 2 in PostgreSQL, as the relay made them before schema 3.
+PG_SCHEMA_2 = """
+CREATE TABLE blindpad_meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE channels (channel_id bytea PRIMARY KEY, verify_key bytea NOT NULL,
+    head_seq bigint NOT NULL, head_id bytea NOT NULL, floor_seq bigint NOT NULL,
+    stored_bytes bigint NOT NULL, pad_bytes bigint NOT NULL, read_hash bytea NOT NULL);
+CREATE TABLE patches (channel_id bytea NOT NULL, seq bigint NOT NULL, id bytea NOT NULL,
+    envelope bytea NOT NULL, PRIMARY KEY (channel_id, seq));
+ALTER TABLE patches ALTER COLUMN envelope SET STORAGE EXTERNAL;
+CREATE UNIQUE INDEX patches_by_id ON patches (channel_id, id);
+CREATE TABLE tombstones (channel_id bytea NOT NULL, id bytea NOT NULL, seq bigint NOT NULL,
+    PRIMARY KEY (channel_id, id));
+CREATE INDEX tombstones_by_seq ON tombstones (channel_id, seq);
+CREATE TABLE snapshots (channel_id bytea NOT NULL, x_seq bigint NOT NULL, x_id bytea NOT NULL,
+    id bytea NOT NULL, envelope bytea NOT NULL, PRIMARY KEY (channel_id, x_seq));
+ALTER TABLE snapshots ALTER COLUMN envelope SET STORAGE EXTERNAL;
+CREATE SEQUENCE blindpad_nodes;
+CREATE TABLE disputes (channel_id bytea NOT NULL, snapshot_id bytea NOT NULL,
+    id bytea NOT NULL, envelope bytea NOT NULL, PRIMARY KEY (channel_id, id));
+CREATE INDEX disputes_by_snapshot ON disputes (channel_id, snapshot_id);
+INSERT INTO blindpad_meta VALUES ('schema_version', '2'), ('site', '0123456789abcdef');
+"""
+
+#: A schema-2 pad: MIGRATED patches, trimmed (tombstones) up to MIGRATED_FLOOR.
+MIGRATED, MIGRATED_FLOOR = 20_600, 20_520
+OTHER = b"d" * 32  # an untrimmed pad beside it
+#: Its stored bytes under schema 2: 80 live patches, two snapshots, a dispute.
+STORED_2 = 300 * (MIGRATED - MIGRATED_FLOOR) + 400 + 500 + len(b"dispute")
+
+
+def hid(n: int) -> bytes:
+    return hashlib.sha256(b"%d" % n).digest()
+
+
+def schema_2_rows() -> dict[str, list[tuple[object, ...]]]:
+    """The rows of the schema-2 store the migration tests start from."""
+    n, floor = MIGRATED, MIGRATED_FLOOR
+    live = [(CH, s, hid(s), bytes([s % 256]) * 300) for s in range(floor + 1, n + 1)]
+    other = [(OTHER, s, pid(s), b"o%d" % s) for s in range(1, 4)]
+    snapshots = [
+        (CH, floor, hid(floor), b"s" * 32, b"SNAP" * 100),
+        (CH, 20_560, hid(20_560), b"t" * 32, b"SNAP2" * 100),
+    ]
+    return {
+        "channels": [
+            (CH, KEY, n, hid(n), floor, STORED_2, 500 + 300 * 40, READ),
+            (OTHER, KEY, 3, pid(3), 0, 6, 6, READ),
+        ],
+        "patches": live + other,
+        "tombstones": [(CH, hid(s), s) for s in range(1, floor + 1)],
+        "snapshots": snapshots,
+        "disputes": [(CH, b"t" * 32, b"d" * 32, b"dispute")],
+    }
+
+
+def sqlite_schema_2(path: Path) -> None:
+    """A SQLite file as the relay left it under schema 2, with a long trimmed pad."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA auto_vacuum=2")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(f"BEGIN;{SQLITE_SCHEMA_2}PRAGMA user_version=2;COMMIT;")
+    conn.execute("BEGIN")
+    for table, rows in schema_2_rows().items():
+        marks = ", ".join("?" * len(rows[0]))
+        conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+async def check_migrated(store: Store) -> None:
+    """What a migrated schema-2 store must answer: the trimmed pad's proofs fold, its
+    live patches, snapshots and disputes are as they were, and the other pad too."""
+    ids = [hid(s) for s in range(1, MIGRATED + 1)]
+    floor = MIGRATED_FLOOR
+    whole = floor // 256
+    info = await store.channel(CH)
+    assert info is not None
+    kept = 32 * (whole + floor % 256)
+    assert (info.head, info.floor_seq) == (Head(MIGRATED, hid(MIGRATED)), floor)
+    assert info.stored_bytes == STORED_2 + kept  # 32 per root and partial id
+    for start in (0, 300, 5_000, 20_480, 20_500):  # from old points to the snapshot's peaks
+        first, nodes = await store.proof_nodes(CH, start, floor, 4096)
+        inside = start % 256 and start < whole * 256  # a block kept as its root
+        assert first == (start // 256 * 256 if inside else start)
+        assert mmr.extends_by_nodes(mmr.of(ids[:first]), first, nodes, mmr.of(ids[:floor]), floor)
+    first, nodes = await store.proof_nodes(CH, 0, MIGRATED, 4096)
+    assert nodes == [(8, mmr.block_root(ids[b * 256 : b * 256 + 256])) for b in range(whole)] + [
+        (0, i) for i in ids[whole * 256 :]
+    ]
+    assert await store.lookup(CH, hid(floor)) is None  # trimmed: no tombstone
+    assert await store.lookup(CH, hid(floor + 1)) == floor + 1
+    read = await store.read_from_snapshot(CH)
+    assert read.snapshot is not None
+    assert (read.snapshot.x_seq, read.snapshot.disputed, len(read.patches)) == (20_560, True, 40)
+    assert [(s.x_seq, s.disputed) for s in await store.snapshots(CH)] == [
+        (floor, False),
+        (20_560, True),
+    ]
+    assert [p.seq for p in (await store.read_since(OTHER, 0)).patches] == [1, 2, 3]
+    appended = await store.append(OTHER, pid(4), pid(3), b"o4")
+    assert (appended.outcome, appended.seq) == (AppendOutcome.APPENDED, 4)
+    await store.put_snapshot(CH, hid(20_590), b"u" * 32, b"S")
+    assert await store.trim(CH, hid(20_590), 0) == 20_590  # a trim after the migration
+    first, nodes = await store.proof_nodes(CH, 20_000, 20_590, 4096)
+    assert mmr.extends_by_nodes(mmr.of(ids[:first]), first, nodes, mmr.of(ids[:20_590]), 20_590)
+
+
+def test_a_sqlite_store_of_schema_2_is_migrated_in_place_and_shrinks(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    sqlite_schema_2(path)
+    before = path.stat().st_size
+
+    async def main() -> None:
+        store = SQLiteStore(str(path))
+        await store.open()
+        try:
+            await check_migrated(store)
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    migrated = path.stat().st_size
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
+        assert "tombstones" not in tables
+        assert not {t for t in tables if t.endswith("_2")}
+        conn.execute("VACUUM")
+    assert migrated < before // 2  # the tombstones' pages went back
+    assert path.stat().st_size <= migrated
+
+
+def test_a_postgresql_store_of_schema_2_is_migrated_in_place(pg_url: str) -> None:
+    schema = parse_url(pg_url).schema
+    size = (
+        "SELECT sum(pg_total_relation_size(c.oid)) AS n FROM pg_class AS c"
+        " JOIN pg_namespace AS s ON s.oid = c.relnamespace"
+        " WHERE s.nspname = $1 AND c.relkind = 'r'"
+    )
+
+    async def main() -> None:
+        await pg_script(
+            pg_url, f"CREATE SCHEMA {schema}; SET search_path = {schema};{PG_SCHEMA_2}"
+        )
+        for table, rows in schema_2_rows().items():
+            columns = list(zip(*rows, strict=True))
+            types = ["bytea" if isinstance(v, bytes) else "bigint" for v in rows[0]]
+            unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+            await pg_sql(
+                pg_url, f"INSERT INTO {table} SELECT * FROM unnest({unnest})", *map(list, columns)
+            )
+        before = (await pg_sql(pg_url, size, schema))[0]["n"]
+        async with pg_stores(pg_url, 2) as stores:  # two relays racing to migrate it
+            await check_migrated(stores[1])
+        version = await pg_sql(
+            pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
+        )
+        assert version[0]["value"] == "3"
+        gone = await pg_sql(pg_url, "SELECT to_regclass('tombstones') IS NULL AS gone")
+        assert gone[0]["gone"]
+        assert (await pg_sql(pg_url, size, schema))[0]["n"] < before
+
+    asyncio.run(main())
 
 
 def test_sqlite_is_durable_and_full_sync(tmp_path: Path) -> None:
@@ -530,7 +910,7 @@ def test_a_trim_gives_its_pages_back_to_the_file_system(tmp_path: Path) -> None:
             parent = pid(n)
         await store.put_snapshot(CH, pid(200), b"s" * 32, b"S" * 100)
         full, _ = pages(path)
-        assert await store.trim(CH, pid(200)) == 200
+        assert await store.trim(CH, pid(200), 0) == 200
         trimmed, free = pages(path)
         assert free == 0
         assert trimmed < full // 4  # what the patches held went back
@@ -539,13 +919,83 @@ def test_a_trim_gives_its_pages_back_to_the_file_system(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_an_older_file_is_converted_to_give_pages_back(tmp_path: Path) -> None:
-    from relay.store.sqlite import _SCHEMA
+def file_bytes(path: Path) -> int:
+    """The database's bytes (its pages; the WAL checkpointed into it)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        count = conn.execute("PRAGMA page_count").fetchone()[0]
+        return int(count * conn.execute("PRAGMA page_size").fetchone()[0])
 
+
+def test_a_stored_patch_costs_under_100_bytes_beside_its_envelope(tmp_path: Path) -> None:
+    """Schema 2 spent 232 bytes of rows and indexes per patch of 309 (the 32-byte
+    channel id in three places); schema 3 names channels by an integer and finds
+    patches by an index on 8 bytes of their id.  After a trim, what the trimmed
+    patches leave is 32 bytes per id of the cut block, 32 per block of 256."""
+    path = tmp_path / "p.sqlite3"
+    n = 2048
+
+    async def main() -> None:
+        store = SQLiteStore(str(path))
+        await store.open()
+        await store.create_channel(CH, KEY, READ)
+        empty = file_bytes(path)
+        envelopes = [hashlib.sha256(b"%d" % i).digest() * 10 for i in range(n)]  # 320 bytes
+        ids = [hashlib.sha256(e).digest() for e in envelopes]
+        results = await asyncio.gather(
+            *(store.append(CH, ids[i], ids[i - 1] if i else ZERO, envelopes[i]) for i in range(n))
+        )
+        assert results[-1].seq == n
+        full = file_bytes(path)
+        assert (full - empty) / n - 320 < 100
+        await store.put_snapshot(CH, ids[2000], b"s" * 32, b"S" * 100)
+        assert await store.trim(CH, ids[2000], 0) == 2001
+        trimmed = file_bytes(path)
+        assert trimmed - empty < (full - empty) // 20
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute("SELECT first_block, length(roots) FROM block_roots").fetchall()
+            partial = conn.execute("SELECT length(ids) FROM partial_ids").fetchall()
+        assert (rows, partial) == ([(0, 7 * 32)], [(2001 % 256 * 32,)])
+        await store.close()
+
+    asyncio.run(main())
+
+
+def test_a_million_trimmed_patches_keep_well_under_200_kb_on_disk(tmp_path: Path) -> None:
+    """The block roots of 1,000,000 trimmed patches (3,906 of them, kept by 40
+    trims) and the 64 ids of the block the floor cuts: about 32 bytes per 256."""
+    from relay.store.sqlite import _keep_nodes
+
+    path = tmp_path / "m.sqlite3"
+
+    async def create() -> None:
+        async with opened(lambda: SQLiteStore(str(path))) as store:
+            await store.create_channel(CH, KEY, READ)
+
+    asyncio.run(create())
+    before = file_bytes(path)
+    roots = [(b, hashlib.sha256(b"%d" % b).digest()) for b in range(1_000_000 // 256)]
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        ch = conn.execute("SELECT ch FROM channels").fetchone()[0]
+        for first in range(0, len(roots), 100):
+            conn.execute("BEGIN")
+            _keep_nodes(conn, ch, roots[first : first + 100], [b"p" * 32] * 64)
+            conn.execute("COMMIT")
+        packed = b"".join(
+            r for (r,) in conn.execute("SELECT roots FROM block_roots ORDER BY first_block")
+        )
+    finally:
+        conn.close()
+    assert packed == b"".join(root for _, root in roots)  # in order, none lost
+    assert file_bytes(path) - before < 150_000  # 127 KB of hashes
+
+
+def test_an_older_file_is_converted_to_give_pages_back(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path, isolation_level=None)  # as the relay made it before
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version=2;COMMIT;")
+    conn.executescript(f"BEGIN;{SQLITE_SCHEMA_2}PRAGMA user_version=2;COMMIT;")
     conn.execute("INSERT INTO channels VALUES (?, ?, 0, ?, 0, 0, 0, ?)", (CH, KEY, ZERO, READ))
     assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 0
     conn.close()
@@ -768,15 +1218,30 @@ def test_a_newer_postgresql_schema_refuses_to_start(pg_url: str) -> None:
     asyncio.run(main())
 
 
+async def pg_script(url: str, script: str) -> None:
+    """Run several SQL statements beside the stores (the simple query protocol)."""
+    conn = await asyncpg.connect(parse_url(url).dsn)
+    try:
+        await conn.execute(script)
+    finally:
+        await conn.close()
+
+
 async def pg_schema_1(url: str, *, pad: bool) -> None:
     """Turn the URL's fresh schema into a schema-1 store (protocol 1), with a pad if ``pad``."""
-    store = PostgreSQLStore(url)
-    await store.open()
-    try:
-        if pad:
-            await line(store, 2)
-    finally:
-        await store.close()
+    schema = parse_url(url).schema
+    await pg_script(url, f"CREATE SCHEMA {schema}; SET search_path = {schema};{PG_SCHEMA_2}")
+    if pad:
+        await pg_sql(
+            url, "INSERT INTO channels VALUES ($1, $2, 2, $3, 0, 4, 4, $4)", CH, KEY, pid(2), READ
+        )
+        await pg_sql(
+            url,
+            "INSERT INTO patches VALUES ($1, 1, $2, 'e1'), ($1, 2, $3, 'e2')",
+            CH,
+            pid(1),
+            pid(2),
+        )
     await pg_sql(url, "DROP TABLE disputes")
     await pg_sql(url, "DROP INDEX tombstones_by_seq")
     await pg_sql(url, "ALTER TABLE channels DROP COLUMN read_hash")
@@ -822,7 +1287,7 @@ def test_an_empty_postgresql_store_of_schema_1_is_upgraded_in_place(pg_url: str)
         version = await pg_sql(
             pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
         )
-        assert version[0]["value"] == "2"
+        assert version[0]["value"] == "3"
 
     asyncio.run(main())
 
@@ -907,3 +1372,31 @@ def test_a_read_cut_short_by_a_trim_is_read_again() -> None:
     gap = [{"seq": 4, "id": pid(4), "envelope": b"e4"}]  # 3 was trimmed meanwhile
     assert asyncio.run(_read_on(Conn(gap), CH, 0, Head(4, pid(4)), first, 2, 100)) is None
     assert asyncio.run(_read_on(Conn([]), CH, 0, head, first, 2, 100)) is None
+
+
+def test_block_folding_packing_and_holes() -> None:
+    """The pure parts every backend shares: rows of packed roots fill up and start anew
+    after a hole; a hole in the ids (a damaged migration) leaves its block without a
+    root, and a proof stops there rather than name a wrong node."""
+    from relay.store import blocks
+
+    def r(b: int) -> bytes:
+        return bytes([b]) * 32
+
+    assert blocks.pack_roots(None, [(0, r(0)), (1, r(1)), (2, r(2))], 2) == {
+        0: r(0) + r(1),
+        2: r(2),
+    }
+    assert blocks.pack_roots((2, r(2)), [(3, r(3)), (4, r(4))], 2) == {2: r(2) + r(3), 4: r(4)}
+    assert blocks.pack_roots((2, r(2)), [(5, r(5))], 2) == {5: r(5)}  # after a hole
+    ids = ids_to(700)
+    holed = [(s, ids[s - 1]) for s in range(1, 700) if s != 300]
+    roots, partial = blocks.fold(0, [], holed, 699)
+    assert (roots, partial) == ([(0, mmr.block_root(ids[:256]))], ids[512:699])
+    start, nodes = blocks.proof_nodes(
+        0, 699, 100, floor=699, roots=dict(roots), partial=partial, live_after=699, live=[]
+    )
+    assert (start, nodes) == (0, [(8, roots[0][1])])  # block 1: neither a root nor ids
+    more = [(s, ids[s - 1]) for s in range(201, 251)]
+    assert blocks.fold(200, ids[:150], more, 250) == ([], ids[:150])  # 151-200 missing
+    assert blocks.fold(200, ids[:200], more, 250) == ([], ids[:250])

@@ -520,3 +520,122 @@ def test_a_proof_comes_in_pages_of_max_proof_ids() -> None:
             assert ids_of(rest)[-32:] == seeded.head.id
 
     run(scenario, store=store)
+
+
+def test_a_proof_from_inside_a_trimmed_block_starts_at_the_block_and_folds() -> None:
+    """After a trim at 600 the relay keeps blocks 1-256 and 257-512 as roots: a client
+    that verified patch 300 is answered from 256 (the block's root, then ids) and its
+    descent check (client.trust.DescentProof) accepts the snapshot at 600."""
+    from client.trust import OK, DescentProof
+    from relay.edge.seed import seed_pad
+
+    store = MemoryStore()
+
+    async def scenario(relay: RelayHandle) -> None:
+        seeded = await seed_pad(store, 700)
+        pad = Pad()
+        pad.keys = seeded.keys
+        cid = pad.channel_id
+        ids = [p.id for p in (await store.read_since(cid, 0)).patches]
+        await store.put_snapshot(cid, ids[599], b"s" * 32, b"snapshot at 600")
+        assert await store.trim(cid, ids[599], 0) == 600
+        async with Client.connect(relay) as client:
+            got = await client.subscribe(pad, start=f.SubscribeFrom.SNAPSHOT, key=ZERO)
+            assert isinstance(got[-1], f.HistoryEnd)
+            for remembered in (300, 256, 512, 550):
+                check = DescentProof(
+                    (remembered, ids[remembered - 1]),
+                    mmr.of(ids[:remembered]),
+                    (600, mmr.of(ids[:600])),
+                )
+                pages: list[f.Proof] = []
+                while not check.complete:
+                    rid = client.request_id()
+                    await client.send(f.ProofRequest(rid, cid, check.next_from, 600))
+                    pages.append(await client.expect(f.Proof))
+                    check.take(pages[-1].from_seq, pages[-1].nodes)
+                if remembered == 300:  # inside block 2, kept as its root: from 256
+                    assert pages[0].from_seq == 256
+                    assert mmr.unpack_nodes(pages[0].nodes) == [
+                        (8, mmr.block_root(ids[256:512])),
+                        *((0, i) for i in ids[512:600]),
+                    ]
+                assert check.verdict() == OK, remembered
+
+    run(scenario, store=store)
+
+
+# --- the history view over HTTP -----------------------------------------------------------
+
+
+def test_the_history_view_lists_the_kept_snapshots_and_reads_one() -> None:
+    """A TRIM's keep_pct keeps older snapshots (checkpoints); GET .../snapshots lists
+    them oldest first, and ?from=snapshot&at=SEQ reads one, with the patches after it
+    while they are stored."""
+    from wire.history import parse_history
+
+    pad = Pad()
+
+    async def scenario(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as alice:
+            await alice.subscribe(pad)
+            ids = await chain(alice, pad, 6)
+            sealed = {
+                x: pad.sealed(Kind.SNAPSHOT, ids[x - 1], b"text at %d" % x) for x in (2, 4, 5)
+            }
+            for x in (2, 4, 5):
+                assert isinstance(await upload(alice, sealed[x], 10_000), f.Ack)
+            dispute = pad.sealed(Kind.DISPUTE, envelope_id(sealed[5]))
+            assert isinstance(await request(alice, f.Dispute(alice.request_id(), dispute)), f.Ack)
+            trim = pad.sealed(Kind.TRIM, ids[3])
+            answer = await request(alice, f.Trim(alice.request_id(), 100, trim))
+            assert answer == f.Ack(answer.request_id, 4, envelope_id(trim))
+
+        base = f"/v1/channels/{pad.channel_id.hex()}"
+        async with httpx.AsyncClient(base_url=relay.url, headers=pad.read_headers()) as http:
+            listed = (await http.get(f"{base}/snapshots")).json()
+            assert listed == {
+                "channel": pad.channel_id.hex(),
+                "floor": 4,
+                "head": 6,
+                "snapshots": [
+                    {
+                        "seq": x,
+                        "id": envelope_id(sealed[x]).hex(),
+                        "bytes": len(sealed[x]),
+                        "disputed": x == 5,
+                    }
+                    for x in (2, 4, 5)  # 2 is a checkpoint below the floor
+                ],
+            }
+            below = parse_history((await http.get(f"{base}/history?from=snapshot&at=2")).content)
+            assert (below.snapshot, below.patches) == ((2, sealed[2]), [])  # 3 and 4 trimmed
+            assert (below.head_seq, below.head_id) == (6, ids[5])
+            at = parse_history((await http.get(f"{base}/history?from=snapshot&at=4")).content)
+            assert at.snapshot == (4, sealed[4])
+            assert [seq for seq, _ in at.patches] == [5, 6]
+            missing = await http.get(f"{base}/history?from=snapshot&at=3")
+            assert (missing.status_code, missing.json()["code"]) == (404, "NO_SNAPSHOT")
+            huge = await http.get(f"{base}/history?from=snapshot&at={2**64 - 1}")
+            assert (huge.status_code, huge.json()["code"]) == (404, "NO_SNAPSHOT")
+            for query in (
+                "at=2",
+                "since=4&at=4",
+                "from=snapshot&at=-1",
+                "from=snapshot&at=x",
+                f"from=snapshot&at={2**64}",
+                "from=snapshot&at=+4",
+            ):
+                bad = await http.get(f"{base}/history?{query}")
+                assert (bad.status_code, bad.json()["code"]) == (400, "BAD_QUERY"), query
+        async with httpx.AsyncClient(base_url=relay.url) as stranger:
+            for path in ("snapshots", "history?from=snapshot&at=4"):
+                wrong = read_headers(b"\x01" * 32)
+                for headers in ({}, wrong):
+                    got = await stranger.get(f"{base}/{path}", headers=headers)
+                    assert got.status_code == 404
+                    assert got.json() == {"code": "UNKNOWN_CHANNEL", "message": "no such channel"}
+            nobody = await stranger.get(f"/v1/channels/{'ab' * 32}/snapshots", headers=wrong)
+            assert nobody.json()["code"] == "UNKNOWN_CHANNEL"
+
+    run(scenario)
