@@ -43,16 +43,18 @@ loaded, before any local edit, with the log a previous process left:
 3. if that parent is on the best chain, the work is transformed across the
    patches after it, exactly as live work is;
 4. otherwise a snapshot was loaded past the parent, or history before it
-   was trimmed, and the chain cannot say which of them landed.  The relay
-   can: every logged patch is sent again byte for byte as a **probe**
-   (:class:`Recovery`).  The relay deduplicates by id before any other check,
-   trimmed ids included (version 1 keeps tombstones), so an ACK means
-   "stored", and any refusal other than RATE_LIMITED (STALE: its parent is
-   not the head) means "never stored".  A patch is stored only on its stored
-   parent, so the landed ones are a prefix of the log: the answers split it
-   into that prefix and the rest, *ours*.  (Protocol version 2 answers the
-   same question without probes, from the session's high-water counter,
-   docs/PROTOCOL.md §9.4.)
+   was trimmed, and the chain cannot say which of them landed.  The
+   snapshot's high-water table can (:mod:`client.snapshots`): every logged
+   patch carries its writer session and counter, and a patch whose counter is
+   at most its session's highest on the chain landed (or was squashed into a
+   later patch of its session that did).  A patch is stored only on its
+   stored parent, so the landed ones are a prefix of the log: the table
+   splits it into that prefix and the rest, *ours*, at once
+   (:meth:`Recovery.decide`).  A log from before the counters (no session in
+   its patches) is **probed** instead (:class:`Recovery`): every patch is sent
+   again byte for byte, an ACK means "stored" and any refusal but
+   RATE_LIMITED "never stored" — which, now that relays keep no id of a
+   trimmed patch, is only right for patches the relay still holds.
 
 Then the rest is a **three-way merge**: ``base`` = the logged base with the
 landed prefix applied, ``ours`` = the rest composed (a patch on ``base``),

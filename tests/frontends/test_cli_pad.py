@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -13,10 +14,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from relay_support import RelayProcess, free_port
 
 import crypto
+from client import Pad
 from client.commands import _common
 from client.errors import RelayRefused
 
@@ -131,9 +134,10 @@ def test_trim_keeps_the_text_and_removes_the_history_before_it(tmp_path: Path) -
         assert blindpad("cat", view, state=tmp_path).stdout == "one two three four"
         listed = blindpad("history", view, state=tmp_path)
         assert listed.returncode == 0, listed.stderr
-        assert listed.stdout.splitlines() == [
-            "(patches 1 to 4 were trimmed: the pad starts from a snapshot there)"
-        ]
+        notice, header, row = listed.stdout.splitlines()
+        assert notice.startswith("(patches 1 to 4 were trimmed: the pad starts from its snapshot")
+        assert header.split()[:3] == ["seq", "time", "(UTC)"]
+        assert (row.split()[0], row.split()[-1]) == ("4", "snapshot")
         assert blindpad("append", edit, "!", state=tmp_path).returncode == 0  # writes go on
         assert blindpad("cat", view, state=tmp_path).stdout == "one two three four!"
         # opening from the earliest point held (here the snapshot at the floor) and
@@ -483,3 +487,68 @@ def test_a_link_to_a_relay_without_the_pad_is_refused_not_shown_empty(
     edit, _ = new_pad(relay, tmp_path)
     empty = blindpad("cat", edit, state=tmp_path)
     assert (empty.returncode, empty.stdout) == (0, "")  # a new pad exists, and is empty
+
+
+def test_compaction_keeps_the_pad_small_and_cat_at_reads_what_is_kept(tmp_path: Path) -> None:
+    """An editor's client compacts by default: the relay keeps the newest snapshots, a
+    short tail and thinned checkpoints; history lists them; cat --at prints any kept
+    revision exactly, and the nearest checkpoint before a trimmed one (saying so)."""
+    store = tmp_path / "relay.sqlite3"
+    relay = RelayProcess("--store", f"sqlite:///{store}")
+    try:
+        url = relay.handle.url
+        edit, view = new_pad(url, tmp_path)
+        typed = "".join(chr(0x4E00 + i) for i in range(320))  # patch k makes typed[:k]
+
+        async def type_one_by_one() -> None:
+            async with Pad.open(edit, state_dir=tmp_path / "sdk") as pad:
+                await pad.synced(TIMEOUT)
+                for char in typed:
+                    await pad.insert(len(pad.text), char)
+                    await pad.synced(TIMEOUT)
+                compacted = pad.session.debug_state()["compacted"]
+                assert compacted["sent"] >= 1
+                assert compacted["stored"] >= 1
+
+        asyncio.run(type_one_by_one())
+        keys = crypto.parse_link(view).keys
+        answer = httpx.get(
+            f"{url.rstrip('/')}/v1/channels/{keys.channel_id.hex()}/snapshots",
+            headers={"Authorization": f"Blindpad-Read {keys.read_token.hex()}"},
+            timeout=TIMEOUT,
+        )
+        assert answer.status_code == 200, answer.text
+        listing = answer.json()
+        floor, kept = listing["floor"], [s["seq"] for s in listing["snapshots"]]
+        assert floor > 0
+        assert floor in kept
+        with sqlite3.connect(store) as db:
+            stored = db.execute("SELECT count(*) FROM patches").fetchone()[0]
+        assert stored == len(typed) - floor  # only the tail after the floor
+        exact = blindpad("cat", view, "--at", str(floor + 3), state=tmp_path)
+        assert (exact.returncode, exact.stdout, exact.stderr) == (0, typed[: floor + 3], "")
+        below = [x for x in kept if x < floor]
+        if below:  # a checkpoint: cat before the floor prints the nearest one, saying so
+            asked = below[-1] + 1
+            near = blindpad("cat", view, "--at", str(asked), state=tmp_path)
+            assert near.returncode == 0, near.stderr
+            assert near.stdout == typed[: below[-1]]
+            assert f"after patch {below[-1]}" in near.stderr
+        gone = blindpad("cat", view, "--at", "1", state=tmp_path)
+        if not below or below[0] > 1:
+            assert gone.returncode == _common.NOT_FOUND
+            assert "trimmed" in gone.stderr
+        past = blindpad("cat", view, "--at", str(len(typed) + 1), state=tmp_path)
+        assert past.returncode == _common.NOT_FOUND
+        bad = blindpad("cat", view, "--at", "yesterday", state=tmp_path)
+        assert bad.returncode == _common.USAGE
+        now = blindpad("cat", view, "--at", datetime.now(UTC).isoformat(), state=tmp_path)
+        assert (now.returncode, now.stdout) == (0, typed)
+        listed = blindpad("history", view, state=tmp_path).stdout.splitlines()
+        marks = [
+            row.split()[-1] for row in listed[2:] if row.split()[-1] in ("snapshot", "checkpoint")
+        ]
+        assert marks.count("snapshot") >= 1
+        assert marks.count("checkpoint") == len(below)
+    finally:
+        relay.stop()

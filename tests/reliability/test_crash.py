@@ -59,15 +59,6 @@ def test_sigkilled_relay_and_typists_lose_and_double_nothing(tmp_path: Path) -> 
     assert sum(r.kills for r in results) >= len(results)  # the faults really happened
 
 
-# Issue 14: the relay no longer keeps an id per trimmed patch, so a probe of logged
-# work that a trim removed is STALE, not ACKed, and client/recovery.py (which still
-# reads STALE as "never stored") sends it again.  The client decides from the
-# snapshots' per-session counters instead (PROTOCOL.md §9.4, the client half of
-# issue 14); remove this mark when that lands.
-@pytest.mark.xfail(
-    reason="needs the client half of issue 14: recovery from session counters, not probes",
-    strict=False,
-)
 @pytest.mark.timeout(max(1800, 60 * AWAY_RUNS))
 def test_work_logged_while_away_lands_once_across_snapshots_and_trims(tmp_path: Path) -> None:
     # Long tokens so the others write snapshots soon; their filler never
