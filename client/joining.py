@@ -266,6 +266,11 @@ class Joining:
         self._verdict(verdict)
 
     @property
+    def recovered_bases(self) -> list[Base[str]]:
+        """The bases logged with :attr:`unadopted` (see :mod:`client.recovery`)."""
+        return self._recovered_bases
+
+    @property
     def unadopted(self) -> list[bytes]:
         """The previous run's logged patches while they wait for the catch-up to
         end (empty once adopted): until then they *are* the write-ahead log, and

@@ -141,15 +141,10 @@ class RelaySide:
         self.author = author
         self.clock = clock
         self.presence_timeout_ms = presence_timeout_ms
-        self.engine: Engine[str, Patch] = Engine(
-            TEXT,
-            CryptoCodec(keys, author, random),
-            writer=keys.can_write,
-            pipeline=pipeline,
-            clock=clock,
-            session=random(SESSION_LEN),
-        )
-        self.engine.chain.fast_forward = True  # one relay, one line (client.trust)
+        self._random = random
+        self._pipeline = pipeline
+        self.engine = self._new_engine()
+        self._rejoining: str | None = None  # the text shown while a trim is caught up with
         self.phase = Phase.OFFLINE
         self.token = token
         self.welcome: p.Welcome | None = None
@@ -187,6 +182,53 @@ class RelaySide:
         self._ahead: dict[str, Beacon] = {}  # peers whose beacon is above our head
         self._forked: set[str] = set()  # peers already named in a fork alarm
         self._distrust: Alarm | None = None  # the last alarm that made the pad suspect
+
+    def _new_engine(self) -> Engine[str, Patch]:
+        engine: Engine[str, Patch] = Engine(
+            TEXT,
+            CryptoCodec(self.keys, self.author, self._random),
+            writer=self.keys.can_write,
+            pipeline=self._pipeline,
+            clock=self.clock,
+            session=self._random(SESSION_LEN),
+        )
+        engine.chain.fast_forward = True  # one relay, one line (client.trust)
+        return engine
+
+    def _rejoin(self) -> None:
+        """The relay trimmed past the last patch we saw (we were away while
+        someone compacted): start again from its snapshot, like a restart.
+
+        Everything typed is sealed and becomes the recovered log of a fresh
+        engine (its writer session is new); the catch-up adopts it, deciding
+        from the snapshot's high-water table what landed
+        (:mod:`client.recovery`), and the trust state carries over, so the
+        snapshot must descend from what we verified (a proof across the trim).
+        Meanwhile :attr:`text` stays what was shown; once caught up, one
+        :class:`TextChanged` takes the front end to the new text.
+        """
+        old = self.engine
+        if old.writer and not old.recovering:
+            old.flush(send=False)
+        logged = self._join.unadopted or [sealed.data for sealed in old.unacknowledged()]
+        base = old.log_base()
+        bases = [base] if base is not None else list(self._join.recovered_bases)
+        trust = self._join.trust
+        if self._rejoining is None:
+            self._rejoining = old.view
+        self.engine = self._new_engine()
+        self._join = Joining(
+            self.keys,
+            self.engine,
+            self._outbox,
+            self._alarm,
+            create=False,
+            last_head=trust.remembered,
+            recovered=logged,
+            recovered_bases=bases,
+            last_peaks=trust.anchor,
+        )
+        self._join.subscribe()
 
     @property
     def status(self) -> Status:
@@ -271,6 +313,13 @@ class RelaySide:
             if not resumed:
                 self.reconnects += 1
             self.engine.resend()
+        elif self._rejoining is not None:
+            self.reconnects += 1  # a reconnect that found the history trimmed past it
+        if self._rejoining is not None and self._join.synced_once:
+            shown, self._rejoining = self._rejoining, None
+            moved = TEXT.merge_diff(shown, self.engine.view)
+            if not TEXT.is_identity(moved):
+                self._events.append(TextChanged(tuple(moved)))
         if self._lost:
             self._lost = False
             self._events.append(ConnectionRestored())
@@ -316,6 +365,9 @@ class RelaySide:
             return
         if request.want is Want.PROOF:
             self._join.proof(None, frame.request_id)  # the relay names nothing: withheld
+            return
+        if request.want is Want.SUBSCRIBE and frame.code == codes.RefuseCode.HISTORY_TRIMMED:
+            self._rejoin()
             return
         if frame.code == codes.RefuseCode.RATE_LIMITED:
             due = self.clock() + max(1, frame.retry_after_ms)

@@ -116,8 +116,9 @@ class PadSession(RelaySide):
 
     @property
     def text(self) -> str:
-        """The user's view of the text."""
-        return self.engine.view
+        """The user's view of the text (while a trim is caught up with, what was
+        shown before it: see :meth:`RelaySide._rejoin`)."""
+        return self.engine.view if self._rejoining is None else self._rejoining
 
     @property
     def ready(self) -> bool:

@@ -152,8 +152,9 @@ def _channel_id(request: Request) -> bytes | None:
     return raw if len(raw) == 32 else None
 
 
-async def head(request: Request) -> Response:
-    """``GET /v1/channels/{hex}/head``."""
+async def _open_channel(request: Request) -> tuple[RelayState, bytes, ChannelInfo] | Response:
+    """The relay, channel id and channel of a read, or the error answering it:
+    400 for a malformed id, the 404 of an unknown channel for a wrong token."""
     cid = _channel_id(request)
     if cid is None:
         return error(400, "BAD_CHANNEL_ID", "channel ids are 64 hex digits")
@@ -161,6 +162,15 @@ async def head(request: Request) -> Response:
     info = await readable(request, relay, cid)
     if info is None:
         return unknown_channel()
+    return relay, cid, info
+
+
+async def head(request: Request) -> Response:
+    """``GET /v1/channels/{hex}/head``."""
+    opened = await _open_channel(request)
+    if isinstance(opened, Response):
+        return opened
+    relay, cid, info = opened
     head = info.head  # one row: the head never reads the pad's patches
     if relay.faults.rollback is not None:
         head = rolled_back(await relay.store.read_from_snapshot(cid), relay.faults, cid).head
@@ -170,13 +180,10 @@ async def head(request: Request) -> Response:
 
 async def snapshots(request: Request) -> Response:
     """``GET /v1/channels/{hex}/snapshots``: the kept snapshots, oldest first."""
-    cid = _channel_id(request)
-    if cid is None:
-        return error(400, "BAD_CHANNEL_ID", "channel ids are 64 hex digits")
-    relay = relay_of(request)
-    info = await readable(request, relay, cid)
-    if info is None:
-        return unknown_channel()
+    opened = await _open_channel(request)
+    if isinstance(opened, Response):
+        return opened
+    relay, cid, info = opened
     kept = await relay.store.snapshots(cid)
     return JSONResponse(
         {
@@ -194,13 +201,10 @@ async def snapshots(request: Request) -> Response:
 async def history(request: Request) -> Response:
     """``GET /v1/channels/{hex}/history?since=N``, ``?from=snapshot`` or
     ``?from=snapshot&at=SEQ``."""
-    cid = _channel_id(request)
-    if cid is None:
-        return error(400, "BAD_CHANNEL_ID", "channel ids are 64 hex digits")
-    relay = relay_of(request)
-    info = await readable(request, relay, cid)
-    if info is None:
-        return unknown_channel()
+    opened = await _open_channel(request)
+    if isinstance(opened, Response):
+        return opened
+    relay, cid, info = opened
     try:
         query = history_query(request.query_params)
     except ValueError:
