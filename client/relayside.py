@@ -134,7 +134,7 @@ class RelaySide:
         keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
         resume_after_ms: int = DEFAULT_RESUME_AFTER_MS,
         from_history: bool = False,
-        compact: bool = True,
+        compact: bool = False,
         retention_pct: int = DEFAULT_RETENTION_PCT,
     ) -> None:
         self.keys = keys
@@ -145,6 +145,8 @@ class RelaySide:
         self._pipeline = pipeline
         self.engine = self._new_engine()
         self._rejoining: str | None = None  # the text shown while a trim is caught up with
+        self._rejoin_base = ""  # the text shown when the rejoin began
+        self._rejoin_edits: list[Patch] = []  # edits made meanwhile, on the text shown
         self.phase = Phase.OFFLINE
         self.token = token
         self.welcome: p.Welcome | None = None
@@ -204,8 +206,10 @@ class RelaySide:
         from the snapshot's high-water table what landed
         (:mod:`client.recovery`), and the trust state carries over, so the
         snapshot must descend from what we verified (a proof across the trim).
-        Meanwhile :attr:`text` stays what was shown; once caught up, one
-        :class:`TextChanged` takes the front end to the new text.
+        Meanwhile :attr:`text` stays what was shown and edits apply to it
+        (kept in memory only: a crash in that window loses them); once caught
+        up they are carried onto the new text and one :class:`TextChanged`
+        takes the front end to the result.
         """
         old = self.engine
         if old.writer and not old.recovering:
@@ -215,7 +219,7 @@ class RelaySide:
         bases = [base] if base is not None else list(self._join.recovered_bases)
         trust = self._join.trust
         if self._rejoining is None:
-            self._rejoining = old.view
+            self._rejoining = self._rejoin_base = old.view
         self.engine = self._new_engine()
         self._join = Joining(
             self.keys,
@@ -229,6 +233,22 @@ class RelaySide:
             last_peaks=trust.anchor,
         )
         self._join.subscribe()
+
+    def _rejoined(self) -> None:
+        """The rejoin is caught up: carry the edits made meanwhile onto the new
+        text (across the change from the text shown when it began) and take
+        the front end from what it shows to the result in one change."""
+        shown, base, edits = self._rejoining or "", self._rejoin_base, self._rejoin_edits
+        self._rejoining, self._rejoin_base, self._rejoin_edits = None, "", []
+        if edits and self.engine.writer:
+            work = TEXT.identity()
+            for patch in edits:
+                work = TEXT.compose(work, patch)
+            arrived = TEXT.merge_diff(base, self.engine.view)
+            self.engine.edit(TEXT.transform(work, arrived))
+        moved = TEXT.merge_diff(shown, self.engine.view)
+        if not TEXT.is_identity(moved):
+            self._events.append(TextChanged(tuple(moved)))
 
     @property
     def status(self) -> Status:
@@ -316,10 +336,7 @@ class RelaySide:
         elif self._rejoining is not None:
             self.reconnects += 1  # a reconnect that found the history trimmed past it
         if self._rejoining is not None and self._join.synced_once:
-            shown, self._rejoining = self._rejoining, None
-            moved = TEXT.merge_diff(shown, self.engine.view)
-            if not TEXT.is_identity(moved):
-                self._events.append(TextChanged(tuple(moved)))
+            self._rejoined()
         if self._lost:
             self._lost = False
             self._events.append(ConnectionRestored())

@@ -72,13 +72,14 @@ from typing import Any
 
 from client.codec import CryptoCodec
 from client.connection import Want
+from client.doctype import TEXT
 from client.engine import Base, LocalError
 from client.errors import InvalidEdit, NotReady, ReadOnly
 from client.events import ConnectionLost, Failed, PadEvent, Peer
 from client.payload import Sealed
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS
 from client.relayside import DEFAULT_KEEPALIVE_MS, Compaction, Phase, RelaySide, wall_clock_ms
-from client.textops import Patch
+from client.textops import InvalidPatch, Patch
 from wire import frames as p
 
 
@@ -107,7 +108,7 @@ class PadSession(RelaySide):
         from_history: open from the earliest point the relay still holds and
             replay every patch after it, not from the latest snapshot.
         compact: after each snapshot of ours is stored, trim the history at
-            the previous snapshot we verified (editors only; the default).
+            the previous snapshot we verified (editors only; opt-in for now).
         retention_pct: the older snapshots such a trim keeps, thinned, as a
             percentage of the newest snapshot's bytes (0 keeps none).
     """
@@ -259,6 +260,14 @@ class PadSession(RelaySide):
         """
         if not self.keys.can_write:
             raise ReadOnly("this pad was opened with a view link, which cannot write")
+        if self._rejoining is not None:  # caught up with a trim: kept, applied once caught up
+            try:
+                self._rejoining = TEXT.apply(self._rejoining, patch)
+            except InvalidPatch as error:
+                raise InvalidEdit(str(error)) from error
+            self._rejoin_edits.append(patch)
+            self.presence.move_cursors(patch)
+            return
         if not self._join.synced_once:
             raise NotReady("the pad's history is not loaded yet")
         try:

@@ -71,6 +71,20 @@ RUNS = sized("cluster_runs", 1, 50)
 @pytest.mark.slow
 @pytest.mark.parametrize("bus", ["postgres", "redis"])
 def test_three_relays_six_clients_one_relay_killed_and_restarted(bus: str) -> None:
+    _cluster(bus, compact=False)
+
+
+# Issue 14, open: with every client compacting (trims while a relay is down and
+# clients catch up from snapshots, PadSession._rejoin), a token of a writer was
+# lost in about one run of five (seen 2026-12-04).  Compaction stays opt-in
+# until this passes every time.
+@pytest.mark.slow
+@pytest.mark.xfail(reason="issue 14: a token is sometimes lost while compacting", strict=False)
+def test_the_same_while_every_client_compacts() -> None:
+    _cluster("postgres", compact=True)
+
+
+def _cluster(bus: str, *, compact: bool) -> None:
     bus_args = ["--bus", redis_url()] if bus == "redis" else []
     for run in range(RUNS):
         with fresh_postgres() as store:
@@ -81,7 +95,7 @@ def test_three_relays_six_clients_one_relay_killed_and_restarted(bus: str) -> No
 
             relays = [start(port) for port in ports]
             try:
-                asyncio.run(_run(relays, ports, start, run))
+                asyncio.run(_run(relays, ports, start, run, compact))
             finally:
                 for relay in relays:
                     relay.stop()
@@ -93,6 +107,7 @@ async def _run(
     ports: list[int],
     start: Callable[[int], RelayProcess],
     run: int,
+    compact: bool,
 ) -> None:
     victim = 1 + run % 2  # relay 1 or 2 (relay 0 created the pad)
     links = await Pad.create(relays[0].handle.url)
@@ -101,7 +116,9 @@ async def _run(
     def link_on(i: int) -> str:
         return links.edit_link.replace(base, relays[i % 3].handle.url.rstrip("/"), 1)
 
-    pads = [await Pad.open(link_on(i), state_dir=None, backoff=FAST) for i in range(6)]
+    pads = [
+        await Pad.open(link_on(i), state_dir=None, backoff=FAST, compact=compact) for i in range(6)
+    ]
     typed: list[str] = []
     try:
         done = asyncio.Event()
