@@ -52,16 +52,7 @@ def append(peaks: Peaks, height: int, leaf: bytes) -> Peaks:
     Raises:
         ValueError: ``peaks`` is not a valid range of ``height`` leaves.
     """
-    if len(peaks) != height.bit_count():
-        raise ValueError(f"{len(peaks)} peaks cannot be a range of {height} ids")
-    merged = list(peaks)
-    node = leaf
-    size = height
-    while size & 1:  # the smallest subtree has the new leaf's size: join them
-        node = _join(merged.pop(), node)
-        size >>= 1
-    merged.append(node)
-    return tuple(merged)
+    return append_node(peaks, height, 0, leaf)[0]
 
 
 def append_node(peaks: Peaks, height: int, level: int, node: bytes) -> tuple[Peaks, int]:
@@ -176,11 +167,8 @@ def extends(
     start: Peaks, start_height: int, leaves: Iterable[bytes], target: Peaks, target_height: int
 ) -> bool:
     """Whether ``leaves`` lead from the range ``start`` to exactly ``target``."""
-    try:
-        peaks, height = extend(start, start_height, leaves)
-    except ValueError:
-        return False
-    return height == target_height and peaks == target
+    nodes = ((0, leaf) for leaf in leaves)
+    return extends_by_nodes(start, start_height, nodes, target, target_height)
 
 
 def to_hex(peaks: Peaks) -> list[str]:
