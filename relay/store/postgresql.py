@@ -1165,15 +1165,7 @@ class PostgreSQLStore:
                 )
                 old_partial = blocks.split_ids(kept) if kept is not None else []
                 folder = blocks.BlockFolder(floor, old_partial)
-                async for r in conn.cursor(
-                    "SELECT seq, id FROM patches WHERE channel_id = $1 AND seq <= $2 ORDER BY seq",
-                    channel_id,
-                    x_seq,
-                    prefetch=_PREFETCH,
-                ):
-                    folder.add(r["seq"], r["id"])
-                partial = folder.partial(x_seq)
-                await _keep_nodes(conn, channel_id, folder.roots, partial)
+                partial = await _fold(conn, channel_id, folder, "patches", x_seq)
                 nodes = blocks.HASH * (len(folder.roots) + len(partial) - len(old_partial))
                 freed = await conn.fetchval(_DELETE_PATCHES, channel_id, x_seq)
                 freed += await _thin(conn, channel_id, x_seq, keep_pct)
@@ -1256,6 +1248,24 @@ async def _thin(conn: Connection, channel_id: bytes, x_seq: int, keep_pct: int) 
     return int(await conn.fetchval(_DELETE_SNAPSHOTS, channel_id, gone))
 
 
+async def _fold(
+    conn: Connection, channel_id: bytes, folder: blocks.BlockFolder, table: str, upto: int
+) -> list[bytes]:
+    """Fold the ids ``table`` (``patches`` or ``tombstones``) holds up to ``upto``,
+    read in seq order through a cursor, into ``folder``; keep its roots and the
+    ids of the block ``upto`` cuts, and return those ids."""
+    async for r in conn.cursor(
+        f"SELECT seq, id FROM {table} WHERE channel_id = $1 AND seq <= $2 ORDER BY seq",
+        channel_id,
+        upto,
+        prefetch=_PREFETCH,
+    ):
+        folder.add(r["seq"], r["id"])
+    partial = folder.partial(upto)
+    await _keep_nodes(conn, channel_id, folder.roots, partial)
+    return partial
+
+
 async def _keep_nodes(
     conn: Connection,
     channel_id: bytes,
@@ -1292,15 +1302,7 @@ async def _migrate_from_2(conn: Connection) -> None:
     for row in trimmed:
         channel_id, floor = row["channel_id"], int(row["floor_seq"])
         folder = blocks.BlockFolder(0, [])
-        async for r in conn.cursor(
-            "SELECT seq, id FROM tombstones WHERE channel_id = $1 AND seq <= $2 ORDER BY seq",
-            channel_id,
-            floor,
-            prefetch=_PREFETCH,
-        ):
-            folder.add(r["seq"], r["id"])
-        partial = folder.partial(floor)
-        await _keep_nodes(conn, channel_id, folder.roots, partial)
+        partial = await _fold(conn, channel_id, folder, "tombstones", floor)
         await conn.execute(
             "UPDATE channels SET stored_bytes = stored_bytes + $2 WHERE channel_id = $1",
             channel_id,
