@@ -97,11 +97,7 @@ def fetch(
             floor = response.json().get("floor")
             raise HistoryTrimmed(floor if type(floor) is int else 0)
         if response.status_code == 404 and code == "UNKNOWN_CHANNEL":
-            raise CommandError(
-                f"no such pad on this relay ({link.base_url}): check the link's address; "
-                "only `blindpad new` creates pads",
-                NOT_FOUND,
-            )
+            raise _no_such_pad(link)
         if response.status_code != 200 or code is not None:
             said = f"{code}" if code else response.text.strip()[:80]
             raise CommandError(
@@ -122,6 +118,15 @@ def fetch(
                 f"the server at {link.base_url} sent an invalid history ({error}): "
                 "is it a blindpad relay?"
             ) from error
+
+
+def _no_such_pad(link: crypto.PadLink) -> CommandError:
+    """What a 404 ``UNKNOWN_CHANNEL`` means to the user (exit code 3)."""
+    return CommandError(
+        f"no such pad on this relay ({link.base_url}): check the link's address; "
+        "only `blindpad new` creates pads",
+        NOT_FOUND,
+    )
 
 
 def _get(link: crypto.PadLink, url: str, timeout: float) -> httpx.Response:
@@ -173,17 +178,7 @@ def read_text(
             the one this device verified (then nothing is printed).
     """
     body = fetch(link, "from=snapshot", timeout)
-    author = crypto.Author.generate("reader")
-    engine: Engine[str, Patch] = Engine(TEXT, CryptoCodec(link.keys, author), writer=False)
-    engine.chain.fast_forward = True
-    if body.snapshot is not None:
-        x_seq, sealed = body.snapshot
-        try:
-            engine.load_snapshot(sealed, x_seq)
-        except (InvalidPatch, ValueError) as error:
-            raise CommandError(f"the pad's snapshot does not verify: {error}") from error
-    for seq, sealed in body.patches:
-        engine.receive(sealed, seq)
+    engine, _ = _replay(link, body, "the pad's snapshot")
     alarms = [e for e in engine.events() if isinstance(e, Alarm)]
     trust = Trust(*remembered) if remembered is not None else Trust(None)
     verdict = trust.caught_up(engine.chain, body.head_seq)
@@ -193,6 +188,34 @@ def read_text(
         distrusted = Distrusted(verdict.kind.value if verdict.kind else "", verdict.detail)
         raise CommandError(str(distrusted))
     return Read(engine.view, alarms, body)
+
+
+def _replay(
+    link: crypto.PadLink, body: HistoryBody, what: str, upto: int | None = None
+) -> tuple[Engine[str, Patch], int]:
+    """A reader's engine fed ``body``: its snapshot (``what``, for the error)
+    and its patches (those numbered up to ``upto``), each verified as a live
+    session would.  Returns the engine and the number of the last patch fed.
+
+    Raises:
+        CommandError: the snapshot does not verify.
+    """
+    author = crypto.Author.generate("reader")
+    engine: Engine[str, Patch] = Engine(TEXT, CryptoCodec(link.keys, author), writer=False)
+    engine.chain.fast_forward = True
+    last = 0
+    if body.snapshot is not None:
+        last, sealed = body.snapshot
+        try:
+            engine.load_snapshot(sealed, last)
+        except (InvalidPatch, ValueError) as error:
+            raise CommandError(f"{what} does not verify: {error}") from error
+    for seq, sealed in body.patches:
+        if upto is not None and seq > upto:
+            break
+        engine.receive(sealed, seq)
+        last = seq
+    return engine, last
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -214,7 +237,7 @@ def kept(link: crypto.PadLink, timeout: float) -> Kept:
     response = _get(link, url, timeout)
     code = _error_code(response)
     if response.status_code == 404 and code == "UNKNOWN_CHANNEL":
-        raise CommandError(f"no such pad on this relay ({link.base_url})", NOT_FOUND)
+        raise _no_such_pad(link)
     numbers: tuple[object, ...] = ()
     try:
         body = response.json()
@@ -268,36 +291,25 @@ def read_revision(link: crypto.PadLink, timeout: float, at: int) -> Revision:
         )
     start = before[-1] if before else None
     body = fetch(link, f"from=snapshot&at={start}" if start is not None else "since=0", timeout)
-    engine: Engine[str, Patch] = Engine(
-        TEXT, CryptoCodec(link.keys, crypto.Author.generate("reader")), writer=False
-    )
-    engine.chain.fast_forward = True
-    if body.snapshot is not None:
-        try:
-            engine.load_snapshot(body.snapshot[1], body.snapshot[0])
-        except (InvalidPatch, ValueError) as error:
-            raise CommandError(
-                f"the snapshot at patch {start} does not verify: {error}"
-            ) from error
-    shown = start or 0
-    for seq, sealed in body.patches:
-        if seq > at:
-            break
-        engine.receive(sealed, seq)
-        shown = seq
+    engine, shown = _replay(link, body, f"the snapshot at patch {start}", upto=at)
     alarms = [e for e in engine.events() if isinstance(e, Alarm)]
     return Revision(shown, engine.view, alarms, shown == at)
 
 
 def sealed_time_ms(link: crypto.PadLink, sealed: bytes) -> int | None:
-    """The author's clock when sealing a patch or snapshot (``t``), or None.
+    """The author's clock when sealing a patch or snapshot (``t``), or None
+    (see :func:`time_ms`)."""
+    try:
+        return time_ms(crypto.open_envelope(link.keys, sealed))
+    except crypto.CryptoError:
+        return None
+
+
+def time_ms(opened: crypto.Opened) -> int | None:
+    """The author's clock when sealing an opened patch or snapshot (``t``), or None.
 
     A claim, never checked: history shows it, ``cat --at TIME`` goes by it.
     """
-    try:
-        opened = crypto.open_envelope(link.keys, sealed)
-    except crypto.CryptoError:
-        return None
     if opened.kind is crypto.Kind.SNAPSHOT:
         try:
             return snapshots.read(TEXT, opened.content).time
