@@ -2,8 +2,7 @@
 
 Worst case (every keystroke its own patch, as at human typing speed): one
 typist drives the SDK (:class:`client.Pad`, with a state directory, default
-options but compaction on: ``compact=True`` is opt-in for now; default
-retention) against a real relay process on
+options: compaction on, default retention) against a real relay process on
 its SQLite default, awaiting ``synced()`` after every txn of the trace, so
 each keystroke is sealed, written ahead, pushed and acknowledged alone.  The
 relay runs with the bench's raised rate limits (``RELAY_BENCH_ARGS``: one
@@ -54,7 +53,7 @@ async def _type(url: str, txns: list[dict[str, Any]], state: Path) -> tuple[str,
     """Type every txn as its own patch; return the edit link, the text and the seconds."""
     links = await Pad.create(url)
     started = time.perf_counter()
-    async with Pad.open(links.edit_link, state_dir=state, name="typist", compact=True) as pad:
+    async with Pad.open(links.edit_link, state_dir=state, name="typist") as pad:
         await pad.synced()
         for txn in txns:
             for pos, delete, insert in txn["patches"]:  # in order, each on the last

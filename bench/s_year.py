@@ -7,7 +7,7 @@ document edited for a year would.  Its patches and snapshots go straight into
 a SQLite store through the relay's Store API in windows (the seeder's path:
 the bytes are those a websocket would carry, without waiting a million round
 trips), and after each stored snapshot the typist compacts exactly as the SDK
-does with ``compact=True``: TRIM at its previous snapshot with ``keep_pct`` 100.
+does by default: TRIM at its previous snapshot with ``keep_pct`` 100.
 
 Reported: storage (SQLite bytes on disk minus an empty store's) ÷ the final
 text, and the time to open the pad with the SDK (``Pad.open`` of the view

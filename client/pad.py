@@ -207,7 +207,7 @@ class Pad:
         create: bool = False,
         retry_first_connect: bool = True,
         verify: str = "snapshot",
-        compact: bool = False,
+        compact: bool = True,
         retention_pct: int = DEFAULT_RETENTION_PCT,
     ) -> _Opening:
         """Open a pad: ``async with Pad.open(link) as pad`` or ``pad = await Pad.open(link)``.
@@ -237,12 +237,12 @@ class Pad:
                 snapshot the relay holds (:attr:`vouched` says whose it is);
                 ``"history"`` opens from the earliest point the relay still
                 holds and replays, checking, every patch after it.
-            compact: keep the relay's copy small: after each snapshot this
-                session stores, trim the history at the previous snapshot it
-                verified (editors only).  Off by default for now: with several
-                writers and a relay restarted mid-run, a token was lost in
-                about one run of five (tests/frontends/test_cluster_e2e.py,
-                the compacting variant; issue 14).
+            compact: keep the relay's copy small (the default): after each
+                snapshot this session stores, trim the history at the
+                previous snapshot it verified (editors only), but never past
+                the head a peer announced in the last 10 minutes, so a peer
+                that drops away for a while catches up patch by patch.
+                ``False`` keeps every patch (until someone else trims).
             retention_pct: how many older snapshots (checkpoints, for history
                 and ``cat --at``) such a trim keeps: thinned, within this
                 percentage of the newest snapshot's bytes; 0 keeps none.

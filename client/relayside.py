@@ -93,6 +93,9 @@ class Compaction:
 DEFAULT_KEEPALIVE_MS = 10_000
 #: Older snapshots a compaction keeps, as a percentage of the newest one's bytes.
 DEFAULT_RETENTION_PCT = 100
+#: A compaction trims no history that a peer heard from within this long still
+#: needs: not past the lowest head such a peer announced (see RelaySide._compact).
+DEFAULT_CATCH_UP_WINDOW_MS = 600_000
 #: A session whose head moved announces it (a head beacon) at most this often.
 BEACON_EVERY_MS = 2_000
 #: How long a live session waits on the relay without progress before it re-reads.
@@ -134,8 +137,9 @@ class RelaySide:
         keepalive_ms: int = DEFAULT_KEEPALIVE_MS,
         resume_after_ms: int = DEFAULT_RESUME_AFTER_MS,
         from_history: bool = False,
-        compact: bool = False,
+        compact: bool = True,
         retention_pct: int = DEFAULT_RETENTION_PCT,
+        catch_up_window_ms: int = DEFAULT_CATCH_UP_WINDOW_MS,
     ) -> None:
         self.keys = keys
         self.author = author
@@ -159,6 +163,8 @@ class RelaySide:
         self.compaction: Compaction | None = None
         self.compact = compact and keys.can_write
         self.retention_pct = retention_pct
+        self.catch_up_window_ms = catch_up_window_ms
+        self._peer_heads: dict[str, tuple[int, int]] = {}  # who -> (height, heard at ms)
         self._snapshot_of: dict[bytes, tuple[int, bytes]] = {}  # our snapshot id -> (height, X)
         self.compacted = {"sent": 0, "stored": 0, "refused": 0}  # trims after our snapshots
         self._compacting: set[bytes] = set()  # trim envelope ids sent, unanswered
@@ -416,6 +422,7 @@ class RelaySide:
         self._events += self.presence.receive(frame.envelope, frame.sender, self.clock())
         beacons, self.presence.beacons = self.presence.beacons, []
         for beacon in beacons:
+            self._peer_heads[beacon.who] = (beacon.height, self.clock())
             self._ahead.pop(beacon.who, None)
             self._compare(beacon)
 
@@ -554,11 +561,20 @@ class RelaySide:
         """Our snapshot ``snapshot_id`` is stored: trim at the previous snapshot we
         verified (made, or checked equal to our text), keeping older ones as
         the retention allows (docs/PROTOCOL.md §3.3 item 6).  Never at the
-        newest: a snapshot is trimmed at only once a newer one stands beside it."""
+        newest: a snapshot is trimmed at only once a newer one stands beside it.
+
+        Nor past a peer that may come back for the patches: not above the
+        lowest head any peer announced within :attr:`catch_up_window_ms`.  A
+        session away (a dropped connection, a relay restarted) then catches up
+        patch by patch, exactly; one trimmed past has only the snapshot, and
+        its unsent work is merged by a diff (:meth:`_rejoin`), which can
+        interleave inserts that two people made at one place.
+        """
         made = self._snapshot_of.pop(snapshot_id, None)
         if not self.compact or made is None:
             return
-        older = [v for v in self.engine.snapshots.verified if v[0] < made[0]]
+        limit = min(made[0] - 1, self._lowest_peer_head())
+        older = [v for v in self.engine.snapshots.verified if v[0] <= limit]
         if not older:
             return
         height, x_id = older[-1]
@@ -566,6 +582,12 @@ class RelaySide:
         self._compacting.add(trim.id)
         self.compacted["sent"] += 1
         self._outbox.trim(trim, self.retention_pct)
+
+    def _lowest_peer_head(self) -> int:
+        """The lowest head a peer announced within the catch-up window (else no limit)."""
+        since = self.clock() - self.catch_up_window_ms
+        self._peer_heads = {w: h for w, h in self._peer_heads.items() if h[1] >= since}
+        return min((height for height, _ in self._peer_heads.values()), default=1 << 62)
 
     def _upload(self, sealed: Sealed) -> None:
         if self.phase in (Phase.JOINING, Phase.LIVE):
@@ -603,6 +625,7 @@ _HANDLERS: dict[type[Any], Callable[[RelaySide, Any], None]] = {
 # Every other frame (PONG, UNSUBSCRIBED) only proves the connection alive.
 
 __all__ = [
+    "DEFAULT_CATCH_UP_WINDOW_MS",
     "DEFAULT_KEEPALIVE_MS",
     "DEFAULT_RESUME_AFTER_MS",
     "Compaction",

@@ -108,7 +108,9 @@ class PadSession(RelaySide):
         from_history: open from the earliest point the relay still holds and
             replay every patch after it, not from the latest snapshot.
         compact: after each snapshot of ours is stored, trim the history at
-            the previous snapshot we verified (editors only; opt-in for now).
+            the previous snapshot we verified, never past a peer heard from within
+            ``catch_up_window_ms`` (editors only; on by default).
+        catch_up_window_ms: how long a peer's announced head holds trims back.
         retention_pct: the older snapshots such a trim keeps, thinned, as a
             percentage of the newest snapshot's bytes (0 keeps none).
     """

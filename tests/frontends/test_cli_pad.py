@@ -501,7 +501,7 @@ def test_compaction_keeps_the_pad_small_and_cat_at_reads_what_is_kept(tmp_path: 
         typed = "".join(chr(0x4E00 + i) for i in range(320))  # patch k makes typed[:k]
 
         async def type_one_by_one() -> None:
-            async with Pad.open(edit, state_dir=tmp_path / "sdk", compact=True) as pad:
+            async with Pad.open(edit, state_dir=tmp_path / "sdk") as pad:
                 await pad.synced(TIMEOUT)
                 for char in typed:
                     await pad.insert(len(pad.text), char)

@@ -1,0 +1,119 @@
+"""Automatic compaction (issue 14): after each snapshot of ours is stored, trim at
+the previous one, but never past a peer that may come back for the patches.
+
+The relay is this test, frame by frame; time is the session's injected clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from test_session import Clock, join, make, sent
+
+import crypto
+from client.relayside import DEFAULT_CATCH_UP_WINDOW_MS
+from client.session import PadSession
+from client.textops import Op
+from wire import frames as f
+
+
+class Relay:
+    """Stores what one session sends: numbers its patches, acknowledges
+    everything, and keeps the trims it receives."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.trims: list[f.Trim] = []
+        self.stored: list[bytes] = []  # the patches, in order
+
+    def answer(self, session: PadSession) -> None:
+        while frames := sent(session):
+            for frame in frames:
+                if isinstance(frame, f.Push):
+                    self.seq += 1
+                    self.stored.append(frame.envelope)
+                    ack = f.Ack(frame.request_id, self.seq, _id(frame.envelope))
+                elif isinstance(frame, f.SnapshotChunk):
+                    if frame.offset + len(frame.data) < frame.total:
+                        continue  # acknowledged once whole
+                    ack = f.Ack(frame.request_id, self.seq, bytes(32))
+                elif isinstance(frame, f.Trim):
+                    self.trims.append(frame)
+                    ack = f.Ack(frame.request_id, self.seq, bytes(32))
+                else:
+                    continue
+                session.receive_frame(f.encode(ack))
+
+
+def _id(envelope: bytes) -> bytes:
+    return hashlib.sha256(envelope).digest()
+
+
+def type_patches(session: PadSession, relay: Relay, count: int, rng: random.Random) -> None:
+    """``count`` patches of 1,000 characters, each acknowledged (snapshots follow)."""
+    for _ in range(count):
+        session.edit((Op(len(session.text), 0, rng.randbytes(500).hex()),))
+        relay.answer(session)
+
+
+def trimmed_at(session: PadSession, trim: f.Trim) -> int:
+    """The height of the patch a trim names."""
+    x = crypto.open_envelope(session.keys, trim.envelope).ref
+    return session.engine.chain.nodes[x].height
+
+
+def test_a_writer_trims_at_its_previous_snapshot_after_each_new_one() -> None:
+    alice, relay = make(Clock(), compact=True), Relay()
+    join(alice)
+    type_patches(alice, relay, 120, random.Random(1))
+    heights = [trimmed_at(alice, trim) for trim in relay.trims]
+    assert len(heights) >= 2, heights
+    assert heights == sorted(heights)
+    assert heights[-1] < alice.engine.head.height
+    made = [height for height, _ in alice.engine.snapshots.verified]
+    assert set(heights) <= set(made)  # only ever at a snapshot it verified
+    assert alice.compacted["sent"] == alice.compacted["stored"] == len(heights)
+
+
+def test_no_trim_past_a_peer_heard_from_within_the_window() -> None:
+    clock = Clock()
+    keys = crypto.PadKeys.generate()
+    alice, bob, relay = make(clock, keys=keys, compact=True), make(clock, keys=keys), Relay()
+    join(alice)
+    join(bob)  # bob announces his head (height 0) when he goes live, then drops away
+    (beacon,) = [x for x in sent(bob, ephemerals=True) if isinstance(x, f.Ephemeral)]
+    alice.receive_frame(f.encode(f.EphemeralRelayed(keys.channel_id, 9, beacon.envelope)))
+    rng = random.Random(2)
+    type_patches(alice, relay, 120, rng)
+    assert len(alice.engine.snapshots.verified) >= 3  # snapshots made, none trimmed at
+    assert relay.trims == []  # bob may come back for every patch since height 0
+    clock.now += DEFAULT_CATCH_UP_WINDOW_MS + 1  # not heard from for the window
+    type_patches(alice, relay, 60, rng)
+    assert relay.trims, "once bob is out of the window, compaction goes on"
+    assert all(trimmed_at(alice, trim) > 0 for trim in relay.trims)
+
+
+def test_a_peer_that_announces_a_higher_head_lets_the_trim_follow_it() -> None:
+    clock = Clock()
+    keys = crypto.PadKeys.generate()
+    alice, bob, relay = make(clock, keys=keys, compact=True), make(clock, keys=keys), Relay()
+    join(alice)
+    join(bob)
+    sent(bob, ephemerals=True)
+    rng = random.Random(3)
+    type_patches(alice, relay, 60, rng)
+    assert relay.trims
+    relay.trims.clear()
+    # bob catches up to height 20 and says so; alice trims no higher from then on
+    for seq, envelope in enumerate(relay.stored[:20], 1):
+        bob.receive_frame(f.encode(f.Broadcast(keys.channel_id, seq, envelope)))
+    clock.now += 2_001  # a moved head is announced at most every 2 s
+    bob.tick()
+    beacons = [x for x in sent(bob, ephemerals=True) if isinstance(x, f.Ephemeral)]
+    assert bob.engine.head.height == 20
+    assert beacons
+    alice.receive_frame(f.encode(f.EphemeralRelayed(keys.channel_id, 9, beacons[-1].envelope)))
+    type_patches(alice, relay, 60, rng)
+    assert relay.trims
+    assert all(trimmed_at(alice, trim) <= 20 for trim in relay.trims)
