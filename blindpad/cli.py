@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "edit": ("client.commands.edit", "edit a pad in $EDITOR, merged with others' changes"),
     "history": ("client.commands.history", "list a pad's patches, authors and sizes"),
     "trim": ("client.commands.trim", "keep the pad as a snapshot; remove the history before it"),
+    "retention": ("client.commands.retention", "show or set how much older history a pad keeps"),
     "view-link": ("client.commands.view_link", "derive the read-only link from an edit link"),
 }
 

@@ -405,6 +405,26 @@ class Engine(Generic[D, P]):
             return None
         return self.snapshots.seal(head, self.auth), self.snapshots.seal_trim(head)
 
+    def set_retention(self, keep_pct: int) -> Sealed | None:
+        """Set the pad's retention record (:mod:`client.snapshots`): compactions
+        keep older snapshots within ``keep_pct`` % of the newest one's bytes.
+
+        Returns:
+            A snapshot of the head carrying the record, to send (``None`` for
+            an empty pad: the record rides its first snapshot).
+
+        Raises:
+            LocalError: a view-only engine.
+        """
+        if not self.writer:
+            raise LocalError("a view link cannot change the pad's retention")
+        known = self.snapshots.retention
+        clock = self.snapshots.clock
+        now = max(clock() if clock is not None else 0, known[1] + 1 if known is not None else 0)
+        self.snapshots.retention = (keep_pct, now)
+        head = self.head
+        return None if head.height == 0 else self.snapshots.seal(head, self.auth)
+
     def load_snapshot(self, data: bytes, seq: int = 0) -> None:
         """Start from a snapshot (a fresh engine only): its patch (number ``seq``) is the root.
 

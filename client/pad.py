@@ -60,6 +60,7 @@ from client.errors import (
 from client.events import Alarm, PadEvent, Peer, Status
 from client.relayside import DEFAULT_RETENTION_PCT
 from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, Phase, wall_clock_ms
+from client.snapshots import MAX_KEEP_PCT
 from client.state import PadState, StateDir, default_name, default_state_dir
 from client.textdiff import diff
 from client.textops import Op, Patch, normalize
@@ -245,7 +246,9 @@ class Pad:
                 ``False`` keeps every patch (until someone else trims).
             retention_pct: how many older snapshots (checkpoints, for history
                 and ``cat --at``) such a trim keeps: thinned, within this
-                percentage of the newest snapshot's bytes; 0 keeps none.
+                percentage of the newest snapshot's bytes; 0 keeps none.  The
+                pad's own setting (:meth:`set_retention`), once an editor
+                made one, takes precedence.
 
         Returns:
             An awaitable async context manager giving the open :class:`Pad`.
@@ -261,7 +264,7 @@ class Pad:
 
         if verify not in ("snapshot", "history"):
             raise ValueError(f"verify must be 'snapshot' or 'history', not {verify!r}")
-        if not 0 <= retention_pct <= 65_535:
+        if not 0 <= retention_pct <= MAX_KEEP_PCT:
             raise ValueError(f"retention_pct must be 0..65535, not {retention_pct!r}")
 
         async def start() -> Pad:
@@ -556,12 +559,7 @@ class Pad:
             PadClosed: the pad was closed.
         """
         async with asyncio.timeout(timeout):
-            while True:  # the history must be loaded and the connection live
-                self._check_open()
-                self._raise_failure()
-                if self._session.ready and self._session.phase is Phase.LIVE:
-                    break
-                await self._changed()
+            await self._until_live()
             job = self._session.trim()
             self._pump()
             while not job.done:
@@ -571,6 +569,52 @@ class Pad:
             raise RelayRefused(job.refused, "the relay did not trim the pad")
         assert job.floor is not None
         return job.floor
+
+    async def set_retention(self, keep_pct: int, timeout: float | None = None) -> None:
+        """Set how much older history this pad keeps, for every editor's compaction.
+
+        Compactions keep older snapshots (checkpoints: ``blindpad history``
+        lists them, ``cat --at`` reads them) whose bytes total at most
+        ``keep_pct`` % of the newest snapshot's; 0 keeps none.  The setting
+        is a record signed by you, carried in a snapshot of the pad (the
+        relay cannot read or change it); the latest one set is in force.
+        Returns once the relay stored that snapshot.
+
+        Raises:
+            ValueError: ``keep_pct`` outside 0..65535.
+            ReadOnly: a view link.
+            RelayRefused: the relay refused the snapshot, or the connection
+                dropped before it was stored (try again).
+            TimeoutError: not done within ``timeout``.
+            PadClosed: the pad was closed.
+        """
+        if type(keep_pct) is not int or not 0 <= keep_pct <= MAX_KEEP_PCT:
+            raise ValueError(f"keep_pct must be an integer 0..{MAX_KEEP_PCT}, not {keep_pct!r}")
+        async with asyncio.timeout(timeout):
+            await self._until_live()
+            job = self._session.set_retention(keep_pct)
+            self._pump()
+            while not job.done:
+                self._check_open()
+                await self._changed()
+        if job.refused is not None:
+            raise RelayRefused(job.refused, "the relay did not store the retention setting")
+
+    @property
+    def retention(self) -> int | None:
+        """The pad's retention setting (``keep_pct``), or ``None`` if it has none
+        (then each editor's ``retention_pct`` applies)."""
+        record = self._session.retention
+        return None if record is None else record[0]
+
+    async def _until_live(self) -> None:
+        """Wait until the history is loaded and the connection live."""
+        while True:
+            self._check_open()
+            self._raise_failure()
+            if self._session.ready and self._session.phase is Phase.LIVE:
+                return
+            await self._changed()
 
     async def set_presence(
         self,

@@ -90,6 +90,26 @@ class Compaction:
         return request.want is Want.TRIM and request.id == self.trim.id
 
 
+@dataclasses.dataclass(slots=True)
+class Upload:
+    """A snapshot the front end waits for (one carrying a new retention record).
+
+    Attributes:
+        snapshot_id: its envelope id (empty: nothing to upload, done).
+        stored: the relay acknowledged it.
+        refused: why it stopped, if it did (a refusal code, or the connection).
+    """
+
+    snapshot_id: bytes
+    stored: bool = False
+    refused: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """Stored, or stopped."""
+        return self.stored or self.refused is not None
+
+
 DEFAULT_KEEPALIVE_MS = 10_000
 #: Older snapshots a compaction keeps, as a percentage of the newest one's bytes.
 DEFAULT_RETENTION_PCT = 100
@@ -161,6 +181,7 @@ class RelaySide:
         self.watchdog = Watchdog(resume_after_ms)
         self.resumes = 0  # re-reads on a live connection (see Watchdog)
         self.compaction: Compaction | None = None
+        self.upload: Upload | None = None  # the snapshot of a retention change, awaited
         self.compact = compact and keys.can_write
         self.retention_pct = retention_pct
         self.catch_up_window_ms = catch_up_window_ms
@@ -359,6 +380,8 @@ class RelaySide:
             else:
                 job.floor = frame.seq
         elif request is not None and request.want is Want.SNAPSHOT:
+            if self.upload is not None and self.upload.snapshot_id == request.id:
+                self.upload.stored = True
             self._compact(request.id)
         elif request is not None and request.id in self._compacting:
             self._compacting.discard(request.id)
@@ -381,6 +404,10 @@ class RelaySide:
             and frame.code != codes.RefuseCode.RATE_LIMITED
         ):
             job.refused = code
+            return
+        upload = self.upload
+        if upload is not None and not upload.done and upload.snapshot_id == request.id:
+            upload.refused = code
             return
         if request.id in self._compacting:  # another editor trimmed past it, or it is disputed
             self._compacting.discard(request.id)
@@ -581,7 +608,13 @@ class RelaySide:
         trim = self.engine.snapshots.seal_trim_at(x_id, height)
         self._compacting.add(trim.id)
         self.compacted["sent"] += 1
-        self._outbox.trim(trim, self.retention_pct)
+        self._outbox.trim(trim, self.keep_pct)
+
+    @property
+    def keep_pct(self) -> int:
+        """The retention compactions use: the pad's record if it has one, else ours."""
+        record = self.engine.snapshots.retention
+        return self.retention_pct if record is None else record[0]
 
     def _lowest_peer_head(self) -> int:
         """The lowest head a peer announced within the catch-up window (else no limit)."""
@@ -606,6 +639,8 @@ class RelaySide:
         self._live_snapshot.reset()
         if self.compaction is not None and not self.compaction.done:
             self.compaction.refused = "the connection dropped"
+        if self.upload is not None and not self.upload.done:
+            self.upload.refused = "the connection dropped"
 
 
 _HANDLERS: dict[type[Any], Callable[[RelaySide, Any], None]] = {
@@ -631,5 +666,6 @@ __all__ = [
     "Compaction",
     "Phase",
     "RelaySide",
+    "Upload",
     "wall_clock_ms",
 ]

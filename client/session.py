@@ -78,7 +78,14 @@ from client.errors import InvalidEdit, NotReady, ReadOnly
 from client.events import ConnectionLost, Failed, PadEvent, Peer
 from client.payload import Sealed
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS
-from client.relayside import DEFAULT_KEEPALIVE_MS, Compaction, Phase, RelaySide, wall_clock_ms
+from client.relayside import (
+    DEFAULT_KEEPALIVE_MS,
+    Compaction,
+    Phase,
+    RelaySide,
+    Upload,
+    wall_clock_ms,
+)
 from client.textops import InvalidPatch, Patch
 from wire import frames as p
 
@@ -303,6 +310,39 @@ class PadSession(RelaySide):
         self.compaction = Compaction(snapshot.id, trim)
         self._upload(snapshot)
         return self.compaction
+
+    def set_retention(self, keep_pct: int) -> Upload:
+        """Set the pad's retention record: compactions (every editor's) keep older
+        snapshots within ``keep_pct`` % of the newest one's bytes.
+
+        The record rides a snapshot of the head, queued now; watch the
+        returned :class:`~client.relayside.Upload` (``stored``, or
+        ``refused``).  An empty pad is done at once (the record rides its
+        first snapshot).
+
+        Raises:
+            ReadOnly: a view link.
+            NotReady: not live, or the history is not loaded yet.
+        """
+        if not self.keys.can_write:
+            raise ReadOnly("a view link cannot change the pad's retention")
+        if self.phase is not Phase.LIVE or not self.ready:
+            raise NotReady("setting the retention needs the pad live and its history loaded")
+        snapshot = self.engine.set_retention(keep_pct)
+        if snapshot is None:
+            self.upload = Upload(b"", stored=True)
+            return self.upload
+        head = self.engine.head
+        self._snapshot_of[snapshot.id] = (head.height, head.id)
+        self.upload = Upload(snapshot.id)
+        self._upload(snapshot)
+        return self.upload
+
+    @property
+    def retention(self) -> tuple[int, int] | None:
+        """The pad's retention record as this session knows it: ``(keep_pct,
+        set_ms)``, or ``None`` (each editor's own default applies)."""
+        return self.engine.snapshots.retention
 
     def flush(self) -> None:
         """Seal the typed work now, even offline, so :meth:`pending` holds it.

@@ -9,12 +9,22 @@ compressed (docs/PROTOCOL.md §6.2)::
     0x01 || json_len u32 || zlib(JSON, level 6)
     JSON = {"height": n, "doc": document, "h": "SHA-256 of doc, hex",
             "peaks": ["hex", ...], "hw": {"session hex": [counter, height], ...},
-            "t": ms}
+            "t": ms, "r": [keep_pct, set_ms]}
 
 A reader inflates at most ``json_len`` bytes (at most :data:`MAX_JSON_BYTES`)
 and requires exactly that many, so a small snapshot cannot expand into a
 large one; content that starts with ``{`` is the plain JSON of before.
 ``t`` is the author's clock when sealing (history shows it).
+
+**The retention record** ``r`` is the pad's retention setting: compactions
+keep older snapshots (checkpoints) within ``keep_pct`` % of the newest
+snapshot's bytes (docs/PROTOCOL.md §6.4, §10.5).  An editor sets it
+(``Pad.set_retention``) with the time ``set_ms`` of its own clock, and every
+snapshot carries the record its maker knows: the one with the latest
+``set_ms`` (ties: the smaller ``keep_pct``) of those it made, loaded or
+checked.  So the record is signed by an editor and stored beside the chain
+in the snapshots the relay keeps anyway; the relay can neither read nor
+forge it.  A pad without one compacts with each session's own default.
 
 ``peaks`` is the Merkle mountain range of the patch ids up to X
 (:mod:`wire.mmr`): a joiner continues it, and a client that verified an
@@ -88,6 +98,34 @@ _LENGTH = struct.Struct(">I")
 #: The high-water table: writer session -> (highest counter, height of that patch).
 HighWater = dict[bytes, tuple[int, int]]
 
+#: A retention record: (keep_pct, set_ms), see the module docstring.
+Retention = tuple[int, int]
+#: The largest ``keep_pct`` (TRIM carries it as u16).
+MAX_KEEP_PCT = 65_535
+
+
+def retention_from_wire(value: object) -> Retention:
+    """A retention record from a snapshot's JSON ``[keep_pct, set_ms]``.
+
+    Raises:
+        InvalidPatch: not two integers in range.
+    """
+    if not isinstance(value, list) or len(value) != 2:
+        raise InvalidPatch("snapshot r must be [keep_pct, set_ms]")
+    pct, when = value
+    if type(pct) is not int or not 0 <= pct <= MAX_KEEP_PCT:
+        raise InvalidPatch(f"snapshot r keep_pct must be 0..{MAX_KEEP_PCT}")
+    if type(when) is not int or not 0 <= when < 2**63:
+        raise InvalidPatch("snapshot r set_ms must be a non-negative integer")
+    return pct, when
+
+
+def newer_retention(a: Retention | None, b: Retention | None) -> Retention | None:
+    """The record in force of two: the later ``set_ms``; on a tie the smaller ``keep_pct``."""
+    if a is None or b is None:
+        return a if b is None else b
+    return max(a, b, key=lambda r: (r[1], -r[0]))
+
 
 @dataclass(frozen=True, slots=True)
 class Contents(Generic[D]):
@@ -98,6 +136,7 @@ class Contents(Generic[D]):
     peaks: mmr.Peaks | None
     hw: HighWater = field(default_factory=dict)
     time: int | None = None  # the author's clock when sealing, ms (a claim)
+    retention: Retention | None = None  # the pad's retention record, if any
 
 
 def pack(body: dict[str, object]) -> bytes:
@@ -170,7 +209,7 @@ def read(doctype: DocType[D, P], content: bytes) -> Contents[D]:
     keys = {"height", "doc", "h"}
     if not isinstance(body, dict) or not keys <= set(body) or set(body) - keys - _OPTIONAL:
         raise InvalidPatch(
-            "snapshot must be an object with keys height, doc, h (and peaks, hw, t)"
+            "snapshot must be an object with keys height, doc, h (and peaks, hw, t, r)"
         )
     height, digest, when = body["height"], body["h"], body.get("t")
     if type(height) is not int or height < 0 or not isinstance(digest, str):
@@ -182,13 +221,14 @@ def read(doctype: DocType[D, P], content: bytes) -> Contents[D]:
     except ValueError as error:
         raise InvalidPatch(f"snapshot peaks: {error}") from error
     hw = hw_from_wire(body.get("hw", {}))
+    retention = retention_from_wire(body["r"]) if "r" in body else None
     doc = doctype.doc_from_wire(body["doc"])
     if doctype.digest(doc).hex() != digest:
         raise InvalidPatch("snapshot hash does not match its document")
-    return Contents(height, doc, peaks, hw, when)
+    return Contents(height, doc, peaks, hw, when, retention)
 
 
-_OPTIONAL = frozenset({"peaks", "hw", "t"})
+_OPTIONAL = frozenset({"peaks", "hw", "t", "r"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +273,7 @@ class Snapshots(Generic[D, P]):
         self.height = 0  # the height of the latest snapshot made, loaded or matched
         self.bytes_since = 0  # sealed bytes of the best chain's patches after it
         self.vouched: tuple[bytes, str] | None = None  # (author key, name) of the one loaded
+        self.retention: Retention | None = None  # the pad's record in force, as we know it
 
     def load(self, data: bytes) -> tuple[bytes, Contents[D]]:
         """Open a snapshot to start from; return its patch and contents.
@@ -248,6 +289,7 @@ class Snapshots(Generic[D, P]):
         self.bytes_since = 0
         self.last_size = len(data)
         self.vouched = (opened.author or b"", opened.author_name or "")
+        self.retention = newer_retention(self.retention, contents.retention)
         return opened.ref, contents
 
     def check(
@@ -295,6 +337,7 @@ class Snapshots(Generic[D, P]):
             self.emit(Alarm(AlarmKind.SNAPSHOT_MISMATCH, problem, opened.id))
             return problem
         self._verified(node)
+        self.retention = newer_retention(self.retention, contents.retention)
         if node.height > self.height:
             self.bytes_since = sum(n.content_size for n in chain.path_after(head, node))
             self.height = node.height
@@ -328,6 +371,8 @@ class Snapshots(Generic[D, P]):
             body["peaks"] = mmr.to_hex(node.peaks)
         if self.clock is not None:
             body["t"] = self.clock()
+        if self.retention is not None:
+            body["r"] = list(self.retention)
         sealed = self.codec.seal(SNAPSHOT, node.id, pack(body))
         self.height = node.height
         self.bytes_since = 0
@@ -347,13 +392,17 @@ class Snapshots(Generic[D, P]):
 __all__ = [
     "CADENCE",
     "HW_WINDOW",
+    "MAX_KEEP_PCT",
     "Contents",
     "HighWater",
+    "Retention",
     "SendSnapshot",
     "Snapshots",
     "hw_from_wire",
     "hw_to_wire",
+    "newer_retention",
     "pack",
     "read",
+    "retention_from_wire",
     "unpack",
 ]

@@ -9,12 +9,16 @@ from __future__ import annotations
 import hashlib
 import random
 
+import pytest
 from test_session import Clock, join, make, sent
 
 import crypto
+from client.doctype import TEXT
+from client.errors import ReadOnly
 from client.relayside import DEFAULT_CATCH_UP_WINDOW_MS
 from client.session import PadSession
-from client.textops import Op
+from client.snapshots import newer_retention, pack, read
+from client.textops import InvalidPatch, Op
 from wire import frames as f
 
 
@@ -26,6 +30,8 @@ class Relay:
         self.seq = 0
         self.trims: list[f.Trim] = []
         self.stored: list[bytes] = []  # the patches, in order
+        self.snapshots: list[tuple[int, bytes]] = []  # (the patch's seq, sealed), in order
+        self._chunks: dict[int, bytes] = {}
 
     def answer(self, session: PadSession) -> None:
         while frames := sent(session):
@@ -35,8 +41,11 @@ class Relay:
                     self.stored.append(frame.envelope)
                     ack = f.Ack(frame.request_id, self.seq, _id(frame.envelope))
                 elif isinstance(frame, f.SnapshotChunk):
-                    if frame.offset + len(frame.data) < frame.total:
+                    data = self._chunks.pop(frame.request_id, b"") + frame.data
+                    if len(data) < frame.total:
+                        self._chunks[frame.request_id] = data
                         continue  # acknowledged once whole
+                    self.snapshots.append((self.seq, data))
                     ack = f.Ack(frame.request_id, self.seq, bytes(32))
                 elif isinstance(frame, f.Trim):
                     self.trims.append(frame)
@@ -117,3 +126,75 @@ def test_a_peer_that_announces_a_higher_head_lets_the_trim_follow_it() -> None:
     type_patches(alice, relay, 60, rng)
     assert relay.trims
     assert all(trimmed_at(alice, trim) <= 20 for trim in relay.trims)
+
+
+def snapshot_with(r: object) -> bytes:
+    return pack({"height": 0, "doc": "", "h": hashlib.sha256(b"").hexdigest(), "r": r})
+
+
+def test_the_retention_record_is_read_strictly_and_the_latest_set_wins() -> None:
+    assert read(TEXT, snapshot_with([0, 5])).retention == (0, 5)
+    assert (
+        read(TEXT, pack({"height": 0, "doc": "", "h": hashlib.sha256(b"").hexdigest()})).retention
+        is None
+    )
+    for bad in (
+        [],
+        [1],
+        [1, 2, 3],
+        [-1, 5],
+        [65_536, 5],
+        [1, -5],
+        ["1", 5],
+        [1.0, 5],
+        {"p": 1},
+        [True, 5],
+    ):
+        with pytest.raises(InvalidPatch):
+            read(TEXT, snapshot_with(bad))
+    assert newer_retention(None, (5, 1)) == (5, 1)
+    assert newer_retention((5, 1), None) == (5, 1)
+    assert newer_retention((5, 1), (100, 2)) == (100, 2)  # the later setting
+    assert newer_retention((100, 2), (5, 1)) == (100, 2)
+    assert newer_retention((100, 2), (5, 2)) == (5, 2)  # a tie: the smaller, either way
+    assert newer_retention((5, 2), (100, 2)) == (5, 2)
+
+
+def test_a_retention_setting_is_carried_by_snapshots_and_followed_by_every_editor() -> None:
+    clock = Clock()
+    keys = crypto.PadKeys.generate()
+    alice, bob, relay = make(clock, keys=keys, compact=True), make(clock, keys=keys), Relay()
+    join(alice)
+    join(bob)
+    sent(bob, ephemerals=True)
+    rng = random.Random(4)
+    type_patches(alice, relay, 60, rng)
+    assert {trim.keep_pct for trim in relay.trims} == {100}  # no setting: the default
+    upload = alice.set_retention(0)
+    assert not upload.done
+    relay.answer(alice)  # the snapshot carrying the record is stored
+    assert upload.stored
+    assert alice.retention is not None
+    assert alice.retention[0] == 0
+    seq, snapshot = relay.snapshots[-1]
+    assert read(TEXT, crypto.open_envelope(keys, snapshot).content).retention == alice.retention
+    relay.trims.clear()
+    type_patches(alice, relay, 60, rng)
+    assert relay.trims
+    assert {trim.keep_pct for trim in relay.trims} == {0}
+    # bob holds the chain up to that snapshot and is shown it live: he follows it too
+    for number, envelope in enumerate(relay.stored[:seq], 1):
+        bob.receive_frame(f.encode(f.Broadcast(keys.channel_id, number, envelope)))
+    assert bob.retention is None
+    live = f.Snapshot(keys.channel_id, seq, f.SNAPSHOT_LIVE, len(snapshot), 0, snapshot)
+    bob.receive_frame(f.encode(live))
+    assert bob.retention == alice.retention
+    assert bob.keep_pct == 0
+
+
+def test_a_view_link_cannot_set_the_retention() -> None:
+    keys = crypto.PadKeys.generate()
+    reader = make(keys=keys.view())
+    join(reader)
+    with pytest.raises(ReadOnly):
+        reader.set_retention(0)

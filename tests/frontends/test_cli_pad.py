@@ -265,7 +265,18 @@ def test_watch_prints_the_text_then_changes_and_presence(relay: str, tmp_path: P
 
 # --- the first hour of a new user (issue 13) --------------------------------------------
 
-COMMANDS = ("new", "cat", "write", "append", "watch", "edit", "history", "view-link", "trim")
+COMMANDS = (
+    "new",
+    "cat",
+    "write",
+    "append",
+    "watch",
+    "edit",
+    "history",
+    "view-link",
+    "trim",
+    "retention",
+)
 
 
 def raw(
@@ -550,5 +561,37 @@ def test_compaction_keeps_the_pad_small_and_cat_at_reads_what_is_kept(tmp_path: 
         ]
         assert marks.count("snapshot") >= 1
         assert marks.count("checkpoint") == len(below)
+
+        # The pad's retention setting: set by one editor, followed by every editor's
+        # compaction (here 0: no checkpoints), shown to a reader.
+        unset = blindpad("retention", view, state=tmp_path)
+        assert (unset.returncode, unset.stdout.split(":")[0]) == (0, "no retention setting")
+        setting = blindpad("retention", edit, "0", state=tmp_path)
+        assert setting.returncode == 0, setting.stderr
+        shown = blindpad("retention", view, state=tmp_path)
+        assert "within 0%" in shown.stdout
+        refused = blindpad("retention", view, "0", state=tmp_path)
+        assert refused.returncode == _common.USAGE  # a view link cannot set it
+
+        async def type_until_compacted() -> str:
+            async with Pad.open(edit, state_dir=tmp_path / "sdk2") as pad:
+                await pad.synced(TIMEOUT)
+                assert pad.retention == 0
+                for char in typed * 4:
+                    await pad.insert(len(pad.text), char)
+                    await pad.synced(TIMEOUT)
+                    if pad.session.debug_state()["compacted"]["stored"] >= 1:
+                        return pad.text
+                raise AssertionError("no compaction after 1,280 more patches")
+
+        text = asyncio.run(type_until_compacted())
+        after = httpx.get(
+            f"{url.rstrip('/')}/v1/channels/{keys.channel_id.hex()}/snapshots",
+            headers={"Authorization": f"Blindpad-Read {keys.read_token.hex()}"},
+            timeout=TIMEOUT,
+        ).json()
+        assert after["floor"] > floor
+        assert [s["seq"] for s in after["snapshots"] if s["seq"] < after["floor"]] == []
+        assert blindpad("cat", view, state=tmp_path).stdout == text
     finally:
         relay.stop()
