@@ -298,10 +298,7 @@ class PadSession(RelaySide):
             ReadOnly: a view link.
             NotReady: not live, or the history is not loaded yet.
         """
-        if not self.keys.can_write:
-            raise ReadOnly("a view link cannot trim the pad")
-        if self.phase is not Phase.LIVE or not self.ready:
-            raise NotReady("trim needs the pad live and its history loaded")
+        self._ready_to_write("trim the pad")
         made = self.engine.compaction()
         if made is None:
             self.compaction = Compaction(b"", Sealed(b"", b""), floor=0)
@@ -324,10 +321,7 @@ class PadSession(RelaySide):
             ReadOnly: a view link.
             NotReady: not live, or the history is not loaded yet.
         """
-        if not self.keys.can_write:
-            raise ReadOnly("a view link cannot change the pad's retention")
-        if self.phase is not Phase.LIVE or not self.ready:
-            raise NotReady("setting the retention needs the pad live and its history loaded")
+        self._ready_to_write("change the pad's retention")
         snapshot = self.engine.set_retention(keep_pct)
         if snapshot is None:
             self.upload = Upload(b"", stored=True)
@@ -337,6 +331,13 @@ class PadSession(RelaySide):
         self.upload = Upload(snapshot.id)
         self._upload(snapshot)
         return self.upload
+
+    def _ready_to_write(self, what: str) -> None:
+        """Raise unless this session may ``what`` now: an edit link, live, history loaded."""
+        if not self.keys.can_write:
+            raise ReadOnly(f"a view link cannot {what}")
+        if self.phase is not Phase.LIVE or not self.ready:
+            raise NotReady(f"to {what}, the pad must be live and its history loaded")
 
     @property
     def retention(self) -> tuple[int, int] | None:

@@ -66,6 +66,18 @@ def type_patches(session: PadSession, relay: Relay, count: int, rng: random.Rand
         relay.answer(session)
 
 
+def pair(clock: Clock, *, quiet: bool = True) -> tuple[PadSession, PadSession, Relay]:
+    """Alice (compacting, answered by the relay) and bob, both live on one pad;
+    ``quiet``: bob's head beacon is dropped (alice never hears it)."""
+    keys = crypto.PadKeys.generate()
+    alice, bob = make(clock, keys=keys, compact=True), make(clock, keys=keys)
+    join(alice)
+    join(bob)
+    if quiet:
+        sent(bob, ephemerals=True)
+    return alice, bob, Relay()
+
+
 def trimmed_at(session: PadSession, trim: f.Trim) -> int:
     """The height of the patch a trim names."""
     x = crypto.open_envelope(session.keys, trim.envelope).ref
@@ -87,10 +99,9 @@ def test_a_writer_trims_at_its_previous_snapshot_after_each_new_one() -> None:
 
 def test_no_trim_past_a_peer_heard_from_within_the_window() -> None:
     clock = Clock()
-    keys = crypto.PadKeys.generate()
-    alice, bob, relay = make(clock, keys=keys, compact=True), make(clock, keys=keys), Relay()
-    join(alice)
-    join(bob)  # bob announces his head (height 0) when he goes live, then drops away
+    alice, bob, relay = pair(clock, quiet=False)
+    keys = alice.keys
+    # bob announced his head (height 0) when he went live, then drops away
     (beacon,) = [x for x in sent(bob, ephemerals=True) if isinstance(x, f.Ephemeral)]
     alice.receive_frame(f.encode(f.EphemeralRelayed(keys.channel_id, 9, beacon.envelope)))
     rng = random.Random(2)
@@ -105,11 +116,8 @@ def test_no_trim_past_a_peer_heard_from_within_the_window() -> None:
 
 def test_a_peer_that_announces_a_higher_head_lets_the_trim_follow_it() -> None:
     clock = Clock()
-    keys = crypto.PadKeys.generate()
-    alice, bob, relay = make(clock, keys=keys, compact=True), make(clock, keys=keys), Relay()
-    join(alice)
-    join(bob)
-    sent(bob, ephemerals=True)
+    alice, bob, relay = pair(clock)
+    keys = alice.keys
     rng = random.Random(3)
     type_patches(alice, relay, 60, rng)
     assert relay.trims
@@ -162,11 +170,8 @@ def test_the_retention_record_is_read_strictly_and_the_latest_set_wins() -> None
 
 def test_a_retention_setting_is_carried_by_snapshots_and_followed_by_every_editor() -> None:
     clock = Clock()
-    keys = crypto.PadKeys.generate()
-    alice, bob, relay = make(clock, keys=keys, compact=True), make(clock, keys=keys), Relay()
-    join(alice)
-    join(bob)
-    sent(bob, ephemerals=True)
+    alice, bob, relay = pair(clock)
+    keys = alice.keys
     rng = random.Random(4)
     type_patches(alice, relay, 60, rng)
     assert {trim.keep_pct for trim in relay.trims} == {100}  # no setting: the default
