@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import dataclasses
 import random as _random
+import time
 from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 from types import TracebackType
@@ -172,6 +173,7 @@ class Pad:
         self.link = link
         self._session = session
         self._state = state
+        self._head_written = -HEAD_EVERY_S  # monotonic seconds of the last head.json write
         self._connector = connector
         self._reconnect = Reconnect(backoff, draw)
         self._url = websocket_url(link.base_url)
@@ -391,6 +393,10 @@ class Pad:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._state is not None:
+            # The log as it is: acknowledged patches an append left in it go.
+            pending, base = self._session.pending(), self._session.pending_base()
+            self._state.write_pending(pending, base, exact=True)
+            self._state.write_head(self._session.last_head, self._session.last_peaks)
             self._state.close()
         for stream in list(self._streams):
             stream.put_nowait(None)
@@ -666,7 +672,10 @@ class Pad:
     def _pump(self) -> None:
         if self._state is not None:
             self._state.write_pending(self._session.pending(), self._session.pending_base())
-            self._state.write_head(self._session.last_head, self._session.last_peaks)
+            now = time.monotonic()
+            if now - self._head_written >= HEAD_EVERY_S:
+                self._head_written = now
+                self._state.write_head(self._session.last_head, self._session.last_peaks)
         for frame in self._session.frames_to_send():
             if self._transport is not None:
                 self._outbox.put_nowait(frame)
@@ -743,6 +752,12 @@ class Pad:
             await asyncio.sleep(min(1.0, max(0.02, wait)))
             self._session.tick()
             self._pump()
+
+
+#: The remembered head (head.json, client.trust) is written at most this often
+#: while typing, and at close: a crash forgets at most this much of it, which
+#: only makes the next rollback check start a little lower.
+HEAD_EVERY_S = 1.0
 
 
 def _open_state(

@@ -21,14 +21,21 @@ left by a process that died with work unacknowledged; the next process
 prefers such a slot and adopts it.
 
 The write-ahead log is what makes a crash lose and duplicate nothing: a
-front end writes :meth:`PadState.write_pending` (whole-file replace: write a
-temporary file, fsync it, rename it over, fsync the directory) *before* it
-sends any of those bytes.  At the next open of that slot the patches are
+front end writes :meth:`PadState.write_pending` *before* it sends any of
+those bytes.  On the typing path that is one append and one fsync: new
+patches that continue the last one logged are appended (a record cut short
+by a crash was never sent and is dropped when read), and an acknowledgement
+alone writes nothing (the acknowledged patches stay at the front of the log
+until it is next written whole, and recovery finds them landed).  The log is
+written whole (write a temporary file, fsync it, rename it over, fsync the
+directory), with a new base, when new patches start elsewhere (someone
+else's patch came between), every :data:`MAX_LOG` patches, and at a clean
+close.  At the next open of that slot the patches are
 handed back to the engine (:meth:`client.engine.Engine.adopt`): those found
 in history count as acknowledged, the rest are resent with the same bytes,
 which the relay deduplicates by id, or merged onto a text the chain no
-longer leads to from them (:mod:`client.recovery`).  The log holds at most the pipeline's
-few patches, so rewriting it whole is cheap and never half-written.
+longer leads to from them (:mod:`client.recovery`).  The log holds at most :data:`MAX_LOG` patches
+plus the pipeline's few, so rewriting it whole is cheap and never half-written.
 
 **Base files.**  The text the logged patches were made on is the whole
 document, so it is written only when the log's first parent changes (an
@@ -45,10 +52,11 @@ what it can recover.
 ``head.json`` is the remembered point of :mod:`client.trust` (the rollback
 and fork checks) and is shared by the slots: a process never writes a lower
 height over a higher one (every value written is a head a process really
-verified on the same line).  It is written without fsync (an operating
-system crash losing the very last update only weakens the check by a few
-patches).  Temporary files carry the process id, so two processes
-replacing one file never write into each other's.
+verified on the same line).  It is written without fsync, and by the SDK
+at most once a second while typing and at close (a crash losing the last
+updates only makes the next check start a few patches lower).  Temporary
+files carry the process id, so two processes replacing one file never write
+into each other's.
 
 :class:`client.errors.StateLocked` is raised only when all
 :data:`MAX_SLOTS` slots are taken.  Where ``fcntl`` does not exist
@@ -58,6 +66,7 @@ replacing one file never write into each other's.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import struct
@@ -75,6 +84,8 @@ _BASE_MAGIC = b"blindpad-base 1\n"
 
 #: How many processes of one user may have one pad open at once.
 MAX_SLOTS = 64
+#: Patches appended to a log before it is written whole again (with a new base).
+MAX_LOG = 64
 
 
 def default_state_dir() -> Path:
@@ -199,6 +210,38 @@ def read_head(path: Path) -> tuple[tuple[int, bytes], mmr.Peaks | None] | None:
     return head, peaks
 
 
+def _unwritten(logged: list[bytes], sealed: list[bytes]) -> list[bytes] | None:
+    """The patches of ``sealed`` not in the log yet, if they can be appended to it
+    (``[]``: none, nothing to write; ``None``: the log must be rewritten).
+
+    Appending keeps the log one chain from its base: ``sealed`` must start
+    with patches the log ends with, and the first new one must have the last
+    logged patch as its parent.
+    """
+    if not sealed:
+        return []
+    if not logged:
+        return None
+    if sealed[0] in logged:
+        kept = len(logged) - logged.index(sealed[0])
+        if logged[-kept:] != sealed[:kept]:
+            return None
+        fresh = sealed[kept:]
+    else:
+        fresh = sealed
+    if fresh and not _continues(logged[-1], fresh[0]):
+        return None
+    return fresh
+
+
+def _continues(last: bytes, new: bytes) -> bool:
+    """Whether the sealed patch ``new`` is made on the sealed patch ``last``."""
+    try:
+        return crypto.parse_header(new).ref == hashlib.sha256(last).digest()
+    except (ValueError, crypto.CryptoError):
+        return False
+
+
 def default_name() -> str:
     """A display name for a new identity: the login name, or ``"anonymous"``."""
     for var in ("BLINDPAD_NAME", "USER", "USERNAME"):
@@ -272,7 +315,10 @@ class PadState:
         self._head: tuple[int, bytes] | None = None
 
     def recovered(self) -> list[bytes]:
-        """The sealed patches a previous run logged and did not see acknowledged."""
+        """The sealed patches a previous run logged and did not see acknowledged
+        (and, before a rewrite, some it did: recovery finds those landed).  A
+        record cut short by a crash while it was appended is dropped: it was
+        never sent."""
         try:
             data = (self.folder / "pending").read_bytes()
         except FileNotFoundError:
@@ -282,6 +328,8 @@ class PadState:
         while at + _LEN.size <= len(data):
             (length,) = _LEN.unpack_from(data, at)
             at += _LEN.size
+            if at + length > len(data):
+                break  # torn by a crash during an append
             out.append(data[at : at + length])
             at += length
         self._pending = out
@@ -305,9 +353,27 @@ class PadState:
                 continue  # damaged: recovery does without it
         return bases
 
-    def write_pending(self, sealed: list[bytes], base: Base[str] | None = None) -> None:
+    def write_pending(
+        self, sealed: list[bytes], base: Base[str] | None = None, *, exact: bool = False
+    ) -> None:
         """Durably record the unacknowledged patches (before sending them), and
-        the text they were made on when its parent changed."""
+        the text they were made on when its parent changed.
+
+        Cheap on the typing path: an acknowledgement alone writes nothing (the
+        log keeps the acknowledged patches before the others, which recovery
+        finds landed), and new patches that continue the last one logged are
+        appended with one fsync, so the base stays the one written.  The whole
+        log and a new base are written when the new patches start elsewhere
+        (someone else's patch came between), every :data:`MAX_LOG` patches,
+        and with ``exact`` (a clean close: the log becomes exactly ``sealed``).
+        """
+        if not exact and not self._stale_bases:
+            fresh = _unwritten(self._pending or [], sealed)
+            if fresh == []:
+                return  # nothing new: what is logged already covers it
+            if fresh is not None and len(self._pending or []) + len(fresh) <= MAX_LOG:
+                self._append(fresh)
+                return
         new_base = base is not None and base.parent != self._base
         if sealed == self._pending and not new_base and not self._stale_bases:
             return
@@ -324,6 +390,14 @@ class PadState:
         elif not sealed:
             self._base, self._stale_bases = None, False
             self._remove_bases(keep=None)
+
+    def _append(self, fresh: list[bytes]) -> None:
+        """Append records to the log and fsync it (no rename: the file exists)."""
+        with open(self.folder / "pending", "ab") as file:
+            file.write(b"".join(_LEN.pack(len(s)) + s for s in fresh))
+            file.flush()
+            os.fsync(file.fileno())
+        self._pending = [*(self._pending or []), *fresh]
 
     def _remove_bases(self, keep: str | None) -> None:
         for path in self.folder.glob("base-*"):
