@@ -29,6 +29,7 @@ from bench import (
     s_storage,
     s_throughput,
     s_trace,
+    s_wal,
     s_year,
 )
 from bench.common import BENCH, ENV_PY, BenchFailure, Result, machine
@@ -45,6 +46,7 @@ SCENARIOS: dict[str, Callable[[int, bool], Result]] = {
     "scaleout": s_scaleout.run,
     "human": s_human.run,
     "year": s_year.run,
+    "wal": s_wal.run,
 }
 
 

@@ -49,7 +49,9 @@ def empty_store_bytes() -> int:
         return store_bytes_on_disk(path)
 
 
-async def _type(url: str, txns: list[dict[str, Any]], state: Path) -> tuple[str, str, float]:
+async def type_txns(
+    url: str, txns: list[dict[str, Any]], state: Path | None
+) -> tuple[str, str, float]:
     """Type every txn as its own patch; return the edit link, the text and the seconds."""
     links = await Pad.create(url)
     started = time.perf_counter()
@@ -77,7 +79,7 @@ def every_keystroke(txns: list[dict[str, Any]], target: str, baseline: int) -> d
         state = folder / "state"
         with relay_process(keep_dir=folder) as server:
             url, path = server.http_url, server.store_path
-            link, text, wall = asyncio.run(_type(url, txns, state))
+            link, text, wall = asyncio.run(type_txns(url, txns, state))
         if text != target:
             raise BenchFailure("every-keystroke storage run did not end on the text")
         at_rest = store_bytes_on_disk(path) - baseline
