@@ -12,6 +12,9 @@ Two layers:
 :class:`BrowserPad` (Pyodide only: the one module that imports ``js``)
     owns the browser's ``WebSocket`` (binary frames, ``create_proxy``
     callbacks) and ``localStorage``: the author key (``blindpad.author``),
+    the name and colour the user chose in the page's "You" menu
+    (``blindpad.profile``, :meth:`BrowserPad.choose`; the generated name
+    and the author key's colour until then),
     the last head seen and the sealed patches not yet acknowledged, per
     channel, written *before* frames are sent and restored on reload (the
     session adopts them), and the text they were made on
@@ -36,8 +39,10 @@ talks to :class:`BrowserPad` with small arguments and JSON strings.
 
 from __future__ import annotations
 
+import colorsys
 import hashlib
 import json
+import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +65,11 @@ BROWSER_PIPELINE = 32
 RECONNECT = Backoff(initial=0.5, factor=2.0, cap=15.0, jitter=0.5)
 _ADJECTIVES = ("Amber", "Brisk", "Calm", "Deft", "Eager", "Fable", "Gentle", "Hazel", "Ivory")
 _ANIMALS = ("Otter", "Heron", "Lynx", "Marten", "Puffin", "Ibex", "Wren", "Koala", "Newt")
+#: The name and colour this browser's user chose (``{"name", "color"}``, ``""``: the default).
+PROFILE_KEY = "blindpad.profile"
+MAX_NAME = 64
+_HEX_COLOR = re.compile(r"#[0-9a-f]{6}")
+_HSL = re.compile(r"hsl\((\d+) (\d+)% (\d+)%\)")
 
 
 def random_name() -> str:
@@ -72,6 +82,42 @@ def color_of(author_hex: str) -> str:
     digest = hashlib.sha256(author_hex.encode()).digest()
     hue = int.from_bytes(digest[:2], "big") * 360 // 65536
     return f"hsl({hue} 70% 42%)"
+
+
+def hex_color(color: str) -> str:
+    """``#rrggbb`` of a colour this module makes: a chosen ``#rrggbb``, or :func:`color_of`'s.
+
+    Example:
+        >>> hex_color("hsl(0 100% 50%)")
+        '#ff0000'
+    """
+    if _HEX_COLOR.fullmatch(color):
+        return color
+    found = _HSL.fullmatch(color)
+    if found is None:
+        raise ValueError(f"not a colour of this module: {color!r}")
+    hue, sat, light = (int(g) for g in found.groups())
+    rgb = colorsys.hls_to_rgb(hue / 360, light / 100, sat / 100)
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgb)
+
+
+def clean_name(name: object) -> str:
+    """A display name as others see it: one line, spaces collapsed, at most 64 code points."""
+    return " ".join(str(name).split())[:MAX_NAME] if isinstance(name, str) else ""
+
+
+def clean_color(color: object) -> str:
+    """A chosen colour as ``#rrggbb`` (lower case), or ``""`` for anything else."""
+    if not isinstance(color, str) or not _HEX_COLOR.fullmatch(color.lower()):
+        return ""
+    return color.lower()
+
+
+def read_profile(stored: Any) -> tuple[str, str]:
+    """The chosen ``(name, color)`` from local storage; ``""`` where the default stands."""
+    if not isinstance(stored, dict):
+        return "", ""
+    return clean_name(stored.get("name", "")), clean_color(stored.get("color", ""))
 
 
 def patch_from_json(ops: list[list[Any]]) -> Patch:
@@ -225,8 +271,11 @@ class BrowserPad:
             token=token,
         )
         self.binding = EditorBinding(self.session)
-        self.color = color_of(self.author.public_key.hex())
-        self.name = self.author.name
+        self.default_color = color_of(self.author.public_key.hex())
+        name, color = read_profile(self.storage.get(PROFILE_KEY))
+        self.chosen = bool(name or color)
+        self.name = name or self.author.name
+        self.color = color or self.default_color
         self.session.set_presence(name=self.name, color=self.color)
         self.reconnect = Reconnect(RECONNECT)
         self._persisted: tuple[list[str], Any] = (list(pending), head)
@@ -476,6 +525,30 @@ class BrowserPad:
         self.name = name
         self.session.set_presence(name=name)
         self.schedule()
+
+    def choose(self, name: str, color: str) -> str:
+        """Show this browser's user as ``name`` in ``color`` (``#rrggbb``), remembered.
+
+        An empty or invalid value stands for the default (the generated name,
+        the colour of the author key); the choice is kept in local storage for
+        every pad this browser opens on this relay.
+
+        Returns:
+            :meth:`profile` after the change.
+        """
+        name, color = clean_name(name), clean_color(color)
+        self.storage.put(PROFILE_KEY, {"name": name, "color": color})
+        self.chosen = bool(name or color)
+        self.name = name or self.author.name
+        self.color = color or self.default_color
+        self.session.set_presence(name=self.name, color=self.color)
+        self.schedule()
+        return self.profile()
+
+    def profile(self) -> str:
+        """JSON ``{"name", "color": "#rrggbb", "chosen"}`` of how others see this tab."""
+        chosen = {"name": self.name, "color": hex_color(self.color), "chosen": self.chosen}
+        return json.dumps(chosen)
 
     def unsaved(self) -> bool:
         """Whether some local edit is not acknowledged yet (leaving would ask first)."""
