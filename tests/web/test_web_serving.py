@@ -94,7 +94,7 @@ def test_page_assets_mime_types_and_lock() -> None:
 def test_asset_names_follow_content(tmp_path: Path) -> None:
     web_dir = tmp_path / "web"
     web_dir.mkdir()
-    for name in ("index.html", "app.js", "style.css"):
+    for name in ("index.html", *web.PAGE_FILES):
         (web_dir / name).write_bytes((DEFAULT_WEB_DIR / name).read_bytes())
     modules = ROOT / "node_modules"
     first = web.build_bundle(web_dir, modules)
@@ -109,7 +109,7 @@ def test_asset_names_follow_content(tmp_path: Path) -> None:
 def test_missing_runtime_refuses_with_the_command(tmp_path: Path) -> None:
     web_dir = tmp_path / "web"
     web_dir.mkdir()
-    for name in ("index.html", "app.js", "style.css"):
+    for name in ("index.html", *web.PAGE_FILES):
         (web_dir / name).write_bytes((DEFAULT_WEB_DIR / name).read_bytes())
     with pytest.raises(web.WebAssetsMissing, match="scripts/setup"):
         create_app(RelayConfig(store_url="memory:", web_dir=web_dir))
