@@ -29,8 +29,11 @@ Two layers:
     :class:`client.transport.Reconnect` policy (jittered exponential
     backoff, as the SDK) and tells the page when the next attempt is.
     Peers not heard from lately, or all of them while we are offline, are
-    drawn as away.  What cannot work (a damaged link, a refused pad) is one
-    line for the page, never a traceback.
+    drawn as away.  The page's history view fetches what the relay keeps
+    (with the read token) and hands the body here: each version is replayed
+    and verified by the CLI's reader (:func:`client.commands._http.replay`).
+    What cannot work (a damaged link, a refused pad) is one line for the
+    page, never a traceback.
 
 Positions here are code points; the UTF-16 offsets of the textarea are
 converted in ``web/app.js``, which never splits a surrogate pair.  The page
@@ -47,7 +50,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import crypto
-from client import textops
+from client import linebreaks, textops
 from client.editor import EditorBinding, end_of
 from client.errors import NotReady, PadError, ReadOnly
 from client.events import Alarm, Failed, Peer
@@ -56,6 +59,8 @@ from client.session import PadSession, Phase
 from client.textops import Op, Patch
 from client.transport import Backoff, Reconnect, websocket_url
 from wire import mmr
+from wire.errors import WireError
+from wire.history import HistoryBody, parse_history
 
 if TYPE_CHECKING:  # pragma: no cover - ``js`` exists only under Pyodide
     from collections.abc import Callable
@@ -291,6 +296,7 @@ class BrowserPad:
         self._sel_sent_ms = 0
         self._messages: list[str] = []
         self._fatal: str | None = None
+        self._kept: HistoryBody | None = None  # the history the page loaded last
         self.connecting = False
         self.connect()
 
@@ -549,6 +555,77 @@ class BrowserPad:
         """JSON ``{"name", "color": "#rrggbb", "chosen"}`` of how others see this tab."""
         chosen = {"name": self.name, "color": hex_color(self.color), "chosen": self.chosen}
         return json.dumps(chosen)
+
+    # --- history: what the relay keeps ------------------------------------
+
+    def history_request(self) -> str:
+        """JSON ``{"snapshots", "history", "authorization"}``: what the page fetches.
+
+        The page GETs the snapshot listing, then the history from the
+        relay's floor (PROTOCOL.md §4), with the read token in the header;
+        it hands the body to :meth:`history_load`.
+        """
+        base = f"{self.link.base_url}/v1/channels/{self.channel}"
+        token = self.link.keys.read_token.hex()
+        return json.dumps(
+            {
+                "snapshots": f"{base}/snapshots",
+                "history": f"{base}/history",
+                "authorization": f"Blindpad-Read {token}",
+            }
+        )
+
+    def history_load(self, data: Any) -> str:
+        """Read a history body; JSON ``{"revisions": [...]}`` oldest first, or ``{"failure"}``.
+
+        Each revision is ``{"seq", "time", "author", "color", "kind"}``:
+        the text after patch ``seq`` (``kind`` ``snapshot`` for the kept
+        snapshot it starts from, ``patch``, or ``unreadable`` for a patch
+        that does not open), the author's clock when sealing (a claim, ms)
+        and the author as this page knows them (present now: their name).
+        """
+        try:
+            body = parse_history(bytes(data.to_bytes() if hasattr(data, "to_bytes") else data))
+        except WireError as error:
+            return json.dumps({"failure": f"The relay sent an unusable history ({error})."})
+        self._kept = body
+        revisions = [self._revision_entry(seq, sealed, "patch") for seq, sealed in body.patches]
+        if body.snapshot is not None:
+            revisions.insert(0, self._revision_entry(*body.snapshot, "snapshot"))
+        return json.dumps({"revisions": revisions})
+
+    def _revision_entry(self, seq: int, sealed: bytes, kind: str) -> dict[str, Any]:
+        from client.commands._http import time_ms  # the CLI's reader: loaded on first use only
+
+        try:
+            opened = crypto.open_envelope(self.link.keys, sealed)
+        except crypto.CryptoError:
+            return {"seq": seq, "time": None, "author": None, "color": None, "kind": "unreadable"}
+        key = opened.author_key.hex()
+        name, color = opened.author_name, color_of(key)
+        if key == self.author.public_key.hex():
+            name, color = self.name, self.color
+        for peer in self.session.peers:
+            if peer.author == key:
+                name, color = peer.name, peer.color or color
+        return {"seq": seq, "time": time_ms(opened), "author": name, "color": color, "kind": kind}
+
+    def revision(self, seq: int) -> str:
+        """JSON ``{"seq", "text"}``: the text after patch ``seq`` as the page shows it.
+
+        Replayed and verified from the loaded history's snapshot (a reader's
+        engine, as ``blindpad cat --at``); ``{"failure"}`` when it cannot be.
+        """
+        from client.commands._common import CommandError
+        from client.commands._http import replay
+
+        if self._kept is None:
+            return json.dumps({"failure": "The history is not loaded."})
+        try:
+            engine, last = replay(self.link, self._kept, "the history's snapshot", upto=seq)
+        except CommandError as error:
+            return json.dumps({"failure": f"This version cannot be shown: {error}."})
+        return json.dumps({"seq": last, "text": linebreaks.shown(engine.view)})
 
     def unsaved(self) -> bool:
         """Whether some local edit is not acknowledged yet (leaving would ask first)."""

@@ -262,6 +262,7 @@ function render(out) {
   }
   if (out.ready) $("loading").hidden = true;
   $("download").hidden = !out.ready;
+  if (!EMBED) $("history-open").hidden = !out.ready;
   $("readonly").hidden = out.writer;
   renderPeople(out.me, out.peers);
   renderOverlay(out.peers);
@@ -580,6 +581,116 @@ function setupLinks(links) {
   wire("copy-view", links.view);
 }
 
+// --- history: a timeline of what the relay keeps ------------------------------
+
+const hist = { revisions: [], seq: null, text: null };
+
+function fmtTime(ms) {
+  if (typeof ms !== "number") return t("historyUnknownTime");
+  return new Date(ms).toLocaleString(STRINGS.lang, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+/** Open the history panel: fetch what the relay keeps (with the read token) and list it. */
+async function openHistory() {
+  if (!pad || stopped) return;
+  $("history").hidden = false;
+  $("history-open").setAttribute("aria-expanded", "true");
+  $("history-restore").disabled = true;
+  $("history-text").value = "";
+  $("history-what").textContent = t("historyLoading");
+  $("history-list").replaceChildren();
+  hist.seq = hist.text = null;
+  try {
+    const req = JSON.parse(pad.history_request());
+    const headers = { Authorization: req.authorization };
+    const listing = await fetch(req.snapshots, { headers, cache: "no-store" });
+    if (!listing.ok) throw new Error(`GET snapshots: ${listing.status}`);
+    const { floor } = await listing.json();
+    const query = floor ? `from=snapshot&at=${floor}` : "since=0";
+    const res = await fetch(`${req.history}?${query}`, { headers, cache: "no-store" });
+    if (!res.ok) throw new Error(`GET history: ${res.status}`);
+    const out = JSON.parse(pad.history_load(new Uint8Array(await res.arrayBuffer())));
+    if (out.failure) throw new Error(out.failure);
+    hist.revisions = out.revisions;
+  } catch (err) {
+    $("history-what").textContent = t("historyFailed", { detail: String(err && err.message ? err.message : err).split("\n")[0] });
+    return;
+  }
+  renderHistory();
+}
+
+function renderHistory() {
+  const items = [...hist.revisions].reverse().map((r) => {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "history-item";
+    b.dataset.seq = r.seq;
+    const values = { seq: r.seq, time: fmtTime(r.time), author: r.author || t("historyUnknownAuthor") };
+    const key = r.kind === "unreadable" ? "historyUnreadable" : r.kind === "snapshot" ? "historySnapshot" : "historyEntry";
+    b.textContent = t(key, values);
+    if (r.color) b.style.borderLeftColor = r.color;
+    b.disabled = r.kind === "unreadable";
+    b.addEventListener("click", () => showRevision(r, b));
+    li.append(b);
+    return li;
+  });
+  $("history-list").replaceChildren(...items);
+  $("history-what").textContent = items.length ? "" : t("historyEmpty");
+  const first = $("history-list").querySelector("button:not([disabled])");
+  if (first) first.focus();
+}
+
+/** A read-only view of the text after one revision (replayed and verified by Python). */
+function showRevision(r, button) {
+  const out = JSON.parse(pad.revision(r.seq));
+  for (const b of document.querySelectorAll(".history-item[aria-current]")) b.removeAttribute("aria-current");
+  button.setAttribute("aria-current", "true");
+  if (out.failure) {
+    $("history-what").textContent = out.failure;
+    $("history-restore").disabled = true;
+    return;
+  }
+  hist.seq = out.seq;
+  hist.text = out.text;
+  $("history-text").value = out.text;
+  $("history-what").textContent = t("historyShowing", { seq: out.seq, time: fmtTime(r.time), author: r.author || t("historyUnknownAuthor") });
+  $("history-restore").disabled = !writer;
+}
+
+/** Restore: one new edit by this user, from the text now to the version's (as shown). */
+function restoreRevision() {
+  if (!pad || stopped || !writer || hist.text === null) return;
+  tick(); // the typing of this frame and remote changes first
+  const d = localDiff(ta.value, hist.text);
+  if (d) {
+    const problem = pad.edit(d[0], d[1], d[2], Date.now());
+    if (problem) {
+      report(problem);
+      setText(pad.reset(), selectionCp());
+      return;
+    }
+    applyPatches([[d]], [d[0] + cpCount(d[2]), d[0] + cpCount(d[2])]);
+    emit("change", { origin: "local", patches: [[d]] });
+  }
+  $("history-what").textContent = t("historyRestored", { seq: hist.seq });
+  schedule();
+  closeHistory();
+}
+
+function closeHistory() {
+  $("history").hidden = true;
+  $("history-open").setAttribute("aria-expanded", "false");
+  $("history-open").focus();
+}
+
+function setupHistory() {
+  $("history-open").addEventListener("click", () => ($("history").hidden ? openHistory() : closeHistory()));
+  $("history-close").addEventListener("click", closeHistory);
+  $("history-restore").addEventListener("click", restoreRevision);
+  $("history").addEventListener("keydown", (e) => e.key === "Escape" && closeHistory());
+}
+
 // --- download, your name and colour -------------------------------------------
 
 /** A file name from the pad's first line (the catalogue's default if it has none). */
@@ -815,6 +926,7 @@ if (EMBED || location.pathname.endsWith("/p/")) {
   $("editor").hidden = false;
   listen();
   setupMenus();
+  setupHistory();
   boot().catch((err) => fail(startFailure(err)));
 } else {
   $("landing").hidden = false;

@@ -49,6 +49,25 @@ globalThis.BLINDPAD_STRINGS = {
   profileDefault: "Use the default",
   profileHint: "Others see this name and colour. It is kept in this browser only.",
 
+  // History (what the relay keeps).
+  history: "History",
+  historyTitle: "History",
+  historyClose: "Close",
+  historyNote: "What the relay keeps of this pad: pick a version to see it; restoring it is a new change, by you.",
+  historyList: "Versions, newest first",
+  historyText: "The text of this version (read only)",
+  historyRestore: "Restore this version",
+  historyLoading: "Reading the history…",
+  historyEmpty: "Nothing kept yet.",
+  historyEntry: "#{seq} · {time} · {author}",
+  historySnapshot: "#{seq} · {time} · {author} (checkpoint)",
+  historyUnreadable: "#{seq} · a change that does not open",
+  historyUnknownTime: "time unknown",
+  historyUnknownAuthor: "someone",
+  historyShowing: "Version #{seq}, {time}, by {author}.",
+  historyRestored: "Version #{seq} restored.",
+  historyFailed: "The history cannot be read ({detail}). Try again in a moment.",
+
   // The status line.
   loadingShort: "Loading…",
   landingStatus: "Encrypted in your browser",

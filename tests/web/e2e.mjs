@@ -380,6 +380,12 @@ async function a11y() {
     found.push(...(await audit(page, `pad, ${menu} open`)));
     await page.keyboard.press("Escape");
   }
+  await page.click("#history-open");
+  await page.waitForSelector("#history-list .history-item", { timeout: WAIT_MS });
+  await page.click("#history-list .history-item");
+  await until(page, async (p) => (await p.$eval("#history-text", (e) => e.value)) !== "" || "empty", "a version shown");
+  found.push(...(await audit(page, "pad, history open")));
+  await page.click("#history-close");
   const view = await ctx.newPage();
   await view.goto(world.links.view);
   await waitState(view, "saved", BOOT_MS);
@@ -389,6 +395,39 @@ async function a11y() {
   check(bad.length === 0, `axe: ${JSON.stringify(bad)}`);
   const minor = found.map((v) => `${v.where}: ${v.id} (${v.impact})`);
   return `axe-core ${JSON.parse(readFileSync(new URL("../../node_modules/axe-core/package.json", import.meta.url))).version}: no serious or critical violation; minor: ${minor.join(", ") || "none"}`;
+}
+
+async function history() {
+  // The relay's history in the page: an earlier version shown read-only, and
+  // restored as a new edit that the other page receives.
+  const { A, B } = world;
+  await converged([A, B]);
+  const before = await value(A);
+  const height = (await A.evaluate(() => window.blindpad.debug())).height;
+  await A.focus("#pad");
+  await A.keyboard.press("Control+End");
+  await A.keyboard.type(" — changed after 🕰️");
+  await A.keyboard.press("Control+Home");
+  await A.keyboard.type("(edited) ");
+  const changed = await converged([A, B]);
+  check(changed !== before, "the text changed");
+  await B.click("#history-open");
+  const item = `#history-list .history-item[data-seq="${height}"]`;
+  await B.waitForSelector(item, { timeout: WAIT_MS });
+  const items = await B.$$eval("#history-list .history-item", (els) => els.map((e) => e.textContent));
+  check(items.length >= 2 && items.every((t) => /^#\d+ · /.test(t)), `a timeline: ${JSON.stringify(items.slice(0, 3))}`);
+  await B.click(item);
+  await until(B, async (p) => (await p.$eval("#history-text", (e) => e.value)) === before || (await p.$eval("#history-text", (e) => e.value)).slice(-40), `version #${height} shown`);
+  check(await B.$eval("#history-text", (e) => e.readOnly), "the version is read-only");
+  check((await value(B)) === changed, "looking at a version changed nothing");
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await B.screenshot({ path: join(ARTIFACTS, "web-history.png") });
+  await B.click("#history-restore");
+  check(await B.$eval("#history", (e) => e.hidden), "restoring closed the panel");
+  await waitValue(A, (v, a) => v === a, before);
+  const text = await converged([A, B]);
+  check(text === before, `restored: ${JSON.stringify(text.slice(-40))}`);
+  return `${items.length} versions listed; #${height} shown read-only and restored, the other page has it`;
 }
 
 async function routed(control) {
@@ -682,7 +721,8 @@ async function diag() {
 }
 
 const SCENARIOS = {
-  converge, caret, ime, surrogate, undo, view, profile, screenshot, small, a11y, offline, netdown, crlf, download, errors,
+  converge, caret, ime, surrogate, undo, view, profile, screenshot, small, a11y, history, offline, netdown, crlf, download,
+  errors,
   reload, snapshotted, network,
 };
 let broken = null;

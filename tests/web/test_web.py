@@ -46,6 +46,7 @@ SCENARIOS = [
     "screenshot",
     "small",
     "a11y",
+    "history",
     "offline",
     "netdown",
     "crlf",
@@ -153,7 +154,14 @@ def test_download_holds_the_exact_text(e2e: dict[str, dict[str, object]], ext: s
 
 
 @pytest.mark.parametrize(
-    "name", ["web-two-pages.png", "web-offline.png", "web-small.png", "web-small-settings.png"]
+    "name",
+    [
+        "web-two-pages.png",
+        "web-offline.png",
+        "web-small.png",
+        "web-small-settings.png",
+        "web-history.png",
+    ],
 )
 def test_screenshot_saved(e2e: dict[str, dict[str, object]], name: str) -> None:
     shot = ARTIFACTS / name
