@@ -420,6 +420,8 @@ async function history() {
   await until(B, async (p) => (await p.$eval("#history-text", (e) => e.value)) === before || (await p.$eval("#history-text", (e) => e.value)).slice(-40), `version #${height} shown`);
   check(await B.$eval("#history-text", (e) => e.readOnly), "the version is read-only");
   check((await value(B)) === changed, "looking at a version changed nothing");
+  await fits(B, 820); // three people and every button in the bar, none off the edge
+  check(await B.$eval("#copy-view", (e) => e.getBoundingClientRect().right <= 820), "the last button of the bar is on screen");
   mkdirSync(ARTIFACTS, { recursive: true });
   await B.screenshot({ path: join(ARTIFACTS, "web-history.png") });
   await B.click("#history-restore");
