@@ -12,6 +12,9 @@ Two layers:
 :class:`BrowserPad` (Pyodide only: the one module that imports ``js``)
     owns the browser's ``WebSocket`` (binary frames, ``create_proxy``
     callbacks) and ``localStorage``: the author key (``blindpad.author``),
+    the name and colour the user chose in the page's "You" menu
+    (``blindpad.profile``, :meth:`BrowserPad.choose`; the generated name
+    and the author key's colour until then),
     the last head seen and the sealed patches not yet acknowledged, per
     channel, written *before* frames are sent and restored on reload (the
     session adopts them), and the text they were made on
@@ -26,8 +29,11 @@ Two layers:
     :class:`client.transport.Reconnect` policy (jittered exponential
     backoff, as the SDK) and tells the page when the next attempt is.
     Peers not heard from lately, or all of them while we are offline, are
-    drawn as away.  What cannot work (a damaged link, a refused pad) is one
-    line for the page, never a traceback.
+    drawn as away.  The page's history view fetches what the relay keeps
+    (with the read token) and hands the body here: each version is replayed
+    and verified by the CLI's reader (:func:`client.commands._http.replay`).
+    What cannot work (a damaged link, a refused pad) is one line for the
+    page, never a traceback.
 
 Positions here are code points; the UTF-16 offsets of the textarea are
 converted in ``web/app.js``, which never splits a surrogate pair.  The page
@@ -36,13 +42,15 @@ talks to :class:`BrowserPad` with small arguments and JSON strings.
 
 from __future__ import annotations
 
+import colorsys
 import hashlib
 import json
+import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
 import crypto
-from client import textops
+from client import linebreaks, textops
 from client.editor import EditorBinding, end_of
 from client.errors import NotReady, PadError, ReadOnly
 from client.events import Alarm, Failed, Peer
@@ -51,6 +59,8 @@ from client.session import PadSession, Phase
 from client.textops import Op, Patch
 from client.transport import Backoff, Reconnect, websocket_url
 from wire import mmr
+from wire.errors import WireError
+from wire.history import HistoryBody, parse_history
 
 if TYPE_CHECKING:  # pragma: no cover - ``js`` exists only under Pyodide
     from collections.abc import Callable
@@ -60,6 +70,11 @@ BROWSER_PIPELINE = 32
 RECONNECT = Backoff(initial=0.5, factor=2.0, cap=15.0, jitter=0.5)
 _ADJECTIVES = ("Amber", "Brisk", "Calm", "Deft", "Eager", "Fable", "Gentle", "Hazel", "Ivory")
 _ANIMALS = ("Otter", "Heron", "Lynx", "Marten", "Puffin", "Ibex", "Wren", "Koala", "Newt")
+#: The name and colour this browser's user chose (``{"name", "color"}``, ``""``: the default).
+PROFILE_KEY = "blindpad.profile"
+MAX_NAME = 64
+_HEX_COLOR = re.compile(r"#[0-9a-f]{6}")
+_HSL = re.compile(r"hsl\((\d+) (\d+)% (\d+)%\)")
 
 
 def random_name() -> str:
@@ -72,6 +87,42 @@ def color_of(author_hex: str) -> str:
     digest = hashlib.sha256(author_hex.encode()).digest()
     hue = int.from_bytes(digest[:2], "big") * 360 // 65536
     return f"hsl({hue} 70% 42%)"
+
+
+def hex_color(color: str) -> str:
+    """``#rrggbb`` of a colour this module makes: a chosen ``#rrggbb``, or :func:`color_of`'s.
+
+    Example:
+        >>> hex_color("hsl(0 100% 50%)")
+        '#ff0000'
+    """
+    if _HEX_COLOR.fullmatch(color):
+        return color
+    found = _HSL.fullmatch(color)
+    if found is None:
+        raise ValueError(f"not a colour of this module: {color!r}")
+    hue, sat, light = (int(g) for g in found.groups())
+    rgb = colorsys.hls_to_rgb(hue / 360, light / 100, sat / 100)
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgb)
+
+
+def clean_name(name: object) -> str:
+    """A display name as others see it: one line, spaces collapsed, at most 64 code points."""
+    return " ".join(str(name).split())[:MAX_NAME] if isinstance(name, str) else ""
+
+
+def clean_color(color: object) -> str:
+    """A chosen colour as ``#rrggbb`` (lower case), or ``""`` for anything else."""
+    if not isinstance(color, str) or not _HEX_COLOR.fullmatch(color.lower()):
+        return ""
+    return color.lower()
+
+
+def read_profile(stored: Any) -> tuple[str, str]:
+    """The chosen ``(name, color)`` from local storage; ``""`` where the default stands."""
+    if not isinstance(stored, dict):
+        return "", ""
+    return clean_name(stored.get("name", "")), clean_color(stored.get("color", ""))
 
 
 def patch_from_json(ops: list[list[Any]]) -> Patch:
@@ -225,8 +276,11 @@ class BrowserPad:
             token=token,
         )
         self.binding = EditorBinding(self.session)
-        self.color = color_of(self.author.public_key.hex())
-        self.name = self.author.name
+        self.default_color = color_of(self.author.public_key.hex())
+        name, color = read_profile(self.storage.get(PROFILE_KEY))
+        self.chosen = bool(name or color)
+        self.name = name or self.author.name
+        self.color = color or self.default_color
         self.session.set_presence(name=self.name, color=self.color)
         self.reconnect = Reconnect(RECONNECT)
         self._persisted: tuple[list[str], Any] = (list(pending), head)
@@ -242,6 +296,7 @@ class BrowserPad:
         self._sel_sent_ms = 0
         self._messages: list[str] = []
         self._fatal: str | None = None
+        self._kept: HistoryBody | None = None  # the history the page loaded last
         self.connecting = False
         self.connect()
 
@@ -476,6 +531,101 @@ class BrowserPad:
         self.name = name
         self.session.set_presence(name=name)
         self.schedule()
+
+    def choose(self, name: str, color: str) -> str:
+        """Show this browser's user as ``name`` in ``color`` (``#rrggbb``), remembered.
+
+        An empty or invalid value stands for the default (the generated name,
+        the colour of the author key); the choice is kept in local storage for
+        every pad this browser opens on this relay.
+
+        Returns:
+            :meth:`profile` after the change.
+        """
+        name, color = clean_name(name), clean_color(color)
+        self.storage.put(PROFILE_KEY, {"name": name, "color": color})
+        self.chosen = bool(name or color)
+        self.name = name or self.author.name
+        self.color = color or self.default_color
+        self.session.set_presence(name=self.name, color=self.color)
+        self.schedule()
+        return self.profile()
+
+    def profile(self) -> str:
+        """JSON ``{"name", "color": "#rrggbb", "chosen"}`` of how others see this tab."""
+        chosen = {"name": self.name, "color": hex_color(self.color), "chosen": self.chosen}
+        return json.dumps(chosen)
+
+    # --- history: what the relay keeps ------------------------------------
+
+    def history_request(self) -> str:
+        """JSON ``{"snapshots", "history", "authorization"}``: what the page fetches.
+
+        The page GETs the snapshot listing, then the history from the
+        relay's floor (PROTOCOL.md §4), with the read token in the header;
+        it hands the body to :meth:`history_load`.
+        """
+        base = f"{self.link.base_url}/v1/channels/{self.channel}"
+        token = self.link.keys.read_token.hex()
+        return json.dumps(
+            {
+                "snapshots": f"{base}/snapshots",
+                "history": f"{base}/history",
+                "authorization": f"Blindpad-Read {token}",
+            }
+        )
+
+    def history_load(self, data: Any) -> str:
+        """Read a history body; JSON ``{"revisions": [...]}`` oldest first, or ``{"failure"}``.
+
+        Each revision is ``{"seq", "time", "author", "color", "kind"}``:
+        the text after patch ``seq`` (``kind`` ``snapshot`` for the kept
+        snapshot it starts from, ``patch``, or ``unreadable`` for a patch
+        that does not open), the author's clock when sealing (a claim, ms)
+        and the author as this page knows them (present now: their name).
+        """
+        try:
+            body = parse_history(bytes(data.to_bytes() if hasattr(data, "to_bytes") else data))
+        except WireError as error:
+            return json.dumps({"failure": f"The relay sent an unusable history ({error})."})
+        self._kept = body
+        revisions = [self._revision_entry(seq, sealed, "patch") for seq, sealed in body.patches]
+        if body.snapshot is not None:
+            revisions.insert(0, self._revision_entry(*body.snapshot, "snapshot"))
+        return json.dumps({"revisions": revisions})
+
+    def _revision_entry(self, seq: int, sealed: bytes, kind: str) -> dict[str, Any]:
+        from client.commands._http import time_ms  # the CLI's reader: loaded on first use only
+
+        try:
+            opened = crypto.open_envelope(self.link.keys, sealed)
+        except crypto.CryptoError:
+            return {"seq": seq, "time": None, "author": None, "color": None, "kind": "unreadable"}
+        key = opened.author_key.hex()
+        name, color = opened.author_name, color_of(key)
+        if key == self.author.public_key.hex():
+            name, color = self.name, self.color
+        for peer in self.session.peers:
+            if peer.author == key:
+                name, color = peer.name, peer.color or color
+        return {"seq": seq, "time": time_ms(opened), "author": name, "color": color, "kind": kind}
+
+    def revision(self, seq: int) -> str:
+        """JSON ``{"seq", "text"}``: the text after patch ``seq`` as the page shows it.
+
+        Replayed and verified from the loaded history's snapshot (a reader's
+        engine, as ``blindpad cat --at``); ``{"failure"}`` when it cannot be.
+        """
+        from client.commands._common import CommandError
+        from client.commands._http import replay
+
+        if self._kept is None:
+            return json.dumps({"failure": "The history is not loaded."})
+        try:
+            engine, last = replay(self.link, self._kept, "the history's snapshot", upto=seq)
+        except CommandError as error:
+            return json.dumps({"failure": f"This version cannot be shown: {error}."})
+        return json.dumps({"seq": last, "text": linebreaks.shown(engine.view)})
 
     def unsaved(self) -> bool:
         """Whether some local edit is not acknowledged yet (leaving would ask first)."""

@@ -21,6 +21,25 @@
 
 const cfg = document.body.dataset;
 const $ = (id) => document.getElementById(id);
+const STRINGS = globalThis.BLINDPAD_STRINGS; // web/strings.js: every word the page shows
+
+/** The catalogue's line `key`, with "{name}" replaced by values.name. */
+function t(key, values = {}) {
+  const line = STRINGS[key];
+  if (line === undefined) throw new Error(`no string ${key} in strings.js`);
+  return line.replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
+}
+
+/** Fill index.html's words in from the catalogue (data-s, data-s-title...). */
+function applyStrings() {
+  document.documentElement.lang = STRINGS.lang;
+  document.title = t("title");
+  for (const el of document.querySelectorAll("[data-s]")) el.textContent = t(el.dataset.s);
+  for (const attr of ["title", "placeholder", "aria-label"]) {
+    const key = `s${attr.replace(/(^|-)(\w)/g, (m, d, c) => c.toUpperCase())}`; // data-s-aria-label -> sAriaLabel
+    for (const el of document.querySelectorAll(`[data-s-${attr}]`)) el.setAttribute(attr, t(el.dataset[key]));
+  }
+}
 const ta = $("pad");
 const overlay = $("overlay");
 
@@ -203,18 +222,18 @@ function history(kind) {
 // --- drawing ------------------------------------------------------------------
 
 const STATUS_TEXT = {
-  connecting: "Connecting…",
-  offline: "Offline — reconnecting…",
-  syncing: "Syncing…",
-  saved: "Saved",
+  connecting: "connecting",
+  offline: "offlineRetrying",
+  syncing: "syncing",
+  saved: "saved",
 };
 
 /** The status line: offline says when the next attempt is. */
 function statusText(out) {
-  if (out.status !== "offline") return STATUS_TEXT[out.status] || out.status;
-  const lead = out.ready ? "Offline" : "Cannot reach the relay";
-  if (out.retryInMs === null) return `${lead} — reconnecting…`;
-  return `${lead} — reconnecting in ${Math.max(1, Math.ceil(out.retryInMs / 1000))} s`;
+  if (out.status !== "offline") return STATUS_TEXT[out.status] ? t(STATUS_TEXT[out.status]) : out.status;
+  const lead = t(out.ready ? "offline" : "unreachable");
+  if (out.retryInMs === null) return t("retrying", { lead });
+  return t("retryingIn", { lead, seconds: Math.max(1, Math.ceil(out.retryInMs / 1000)) });
 }
 
 function setStatus(state, text) {
@@ -242,6 +261,8 @@ function render(out) {
     showAlarm(a);
   }
   if (out.ready) $("loading").hidden = true;
+  $("download").hidden = !out.ready;
+  if (!EMBED) $("history-open").hidden = !out.ready;
   $("readonly").hidden = out.writer;
   renderPeople(out.me, out.peers);
   renderOverlay(out.peers);
@@ -250,16 +271,11 @@ function render(out) {
 
 // The relay was caught lying (client/trust.py): a banner nobody can miss, kept
 // until the page is reloaded. The first such alarm names it (data-kind).
-const ALARM_TEXT = {
-  rollback: "This relay is serving an older version of this pad than this browser saw.",
-  fork: "This relay is showing you a different version of this pad than it showed before (or than it shows others).",
-  withheld: "This relay is holding back changes it has.",
-};
-const ALARM_ADVICE = "Your text stays here. Keep working if you like, copy your text somewhere safe, and try another relay.";
+const ALARM_TEXT = { rollback: "alarmRollback", fork: "alarmFork", withheld: "alarmWithheld" };
 
 function showAlarm(alarm) {
-  const said = ALARM_TEXT[alarm.kind];
-  if (!said) return;
+  if (!ALARM_TEXT[alarm.kind]) return;
+  const said = t(ALARM_TEXT[alarm.kind]);
   let el = $("alarm");
   if (!el) {
     el = document.createElement("div");
@@ -269,7 +285,7 @@ function showAlarm(alarm) {
     el.dataset.kind = alarm.kind;
     const advice = document.createElement("p");
     advice.className = "alarm-advice";
-    advice.textContent = ALARM_ADVICE;
+    advice.textContent = t("alarmAdvice");
     el.append(advice);
     $("bar").after(el);
   }
@@ -290,6 +306,31 @@ function showAlarm(alarm) {
   el.append(detail);
 }
 
+/**
+ * Black or white, whichever contrasts more with `color` (a CSS colour; white
+ * if unknown). One of the two always reaches 4.58:1 (WCAG AA's 4.5), pure
+ * black and white only: with a softer ink, mid-light colours reach neither.
+ */
+function inkOn(color) {
+  let rgb = null;
+  const hex = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color);
+  const hsl = /^hsl\((\d+(?:\.\d+)?) (\d+(?:\.\d+)?)% (\d+(?:\.\d+)?)%\)$/.exec(color);
+  if (hex) {
+    rgb = hex.slice(1).map((h) => parseInt(h, 16) / 255);
+  } else if (hsl) {
+    const [h, s, l] = [Number(hsl[1]), hsl[2] / 100, hsl[3] / 100];
+    const f = (n) => {
+      const k = (n + h / 30) % 12;
+      return l - s * Math.min(l, 1 - l) * Math.max(-1, Math.min(k - 3, 9 - k, 1));
+    };
+    rgb = [f(0), f(8), f(4)];
+  }
+  if (!rgb) return "#fff";
+  const lin = rgb.map((c) => (c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+  const lum = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+  return 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.05 ? "#fff" : "#000";
+}
+
 function initials(name) {
   return name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => [...w][0]).join("").toUpperCase();
 }
@@ -304,16 +345,17 @@ function renderPeople(me, peers) {
   const chips = [{ ...me, you: true }, ...peers].map((p) => {
     const chip = document.createElement("span");
     chip.className = p.away ? "person away" : "person";
-    chip.title = p.you ? `${p.name} (you)` : p.away ? `${p.name} (not heard from lately)` : p.name;
+    chip.title = p.you ? t("personYou", p) : p.away ? t("personAway", p) : p.name;
     const dot = document.createElement("span");
     dot.className = "dot";
     dot.style.background = p.color;
+    dot.style.color = inkOn(p.color);
     dot.textContent = initials(p.name);
     chip.append(dot, p.name);
     if (p.you) {
       const you = document.createElement("span");
       you.className = "you";
-      you.textContent = "(you)";
+      you.textContent = t("you");
       chip.append(you);
     }
     return chip;
@@ -349,6 +391,7 @@ function renderOverlay(peers) {
       const flag = document.createElement("span");
       flag.className = "flag";
       flag.style.background = c.color;
+      flag.style.color = inkOn(c.color);
       flag.textContent = c.name;
       caret.append(flag);
       frag.append(caret);
@@ -382,8 +425,8 @@ function syncOverlay() {
 function internal(err) {
   const text = err && err.message ? err.message : String(err);
   console.error("blindpad: internal error:", text);
-  const last = text.split("\n").filter((l) => l.trim()).slice(-1)[0] || "unknown error";
-  return `Something went wrong in the page (${last.trim().slice(0, 200)}). Reload it; details are in the browser console.`;
+  const last = text.split("\n").filter((l) => l.trim()).slice(-1)[0] || t("unknownError");
+  return t("internal", { detail: last.trim().slice(0, 200) });
 }
 
 /** Show one line under the pad (and log it). */
@@ -397,7 +440,7 @@ function report(text) {
 function fail(text) {
   embed.error = String(text).split("\n")[0];
   emit("error", { message: embed.error });
-  setStatus("error", "Error");
+  setStatus("error", t("error"));
   $("loading-text").textContent = text;
   report(text);
 }
@@ -415,7 +458,7 @@ function creationToken() {
   if (kept) return Promise.resolve(kept);
   $("editor").hidden = true;
   $("token-card").hidden = false;
-  setStatus("token", "Creation token needed");
+  setStatus("token", t("tokenNeeded"));
   $("token").focus();
   return new Promise((resolve) => {
     $("token-form").addEventListener("submit", (e) => {
@@ -437,8 +480,8 @@ function loading(text, percent, until = percent) {
   clearInterval(creep);
   const show = () => {
     const p = Math.round(progress);
-    setStatus("loading", `${text} ${p}%`);
-    $("loading-text").textContent = `${text} ${p}%`;
+    setStatus("loading", t("percent", { text, percent: p }));
+    $("loading-text").textContent = t("percent", { text, percent: p });
     $("progress-bar").style.width = `${p}%`;
   };
   show();
@@ -463,16 +506,16 @@ function loadScript(src) {
 async function boot() {
   const fragment = location.hash.slice(1);
   if (!fragment) {
-    fail("This link has no secret part after '#': ask for the whole link, or create a new pad.");
+    fail(t("noFragment"));
     return;
   }
   // Opening a pad needs no token; a pad this tab created and reloads may still need it.
   const token = fragment === "new" ? await creationToken() : sessionStorage.getItem(TOKEN_KEY) || "";
-  loading("Loading encryption…", 2, 8);
+  loading(t("loadingCrypto"), 2, 8);
   await loadScript(cfg.sodium);
   await loadScript(cfg.sodiumWrappers);
   await globalThis.sodium.ready;
-  loading("Starting Python…", 8, 80);
+  loading(t("loadingPython"), 8, 80);
   const { loadPyodide } = await import(cfg.pyodideMjs);
   const py = await loadPyodide({
     indexURL: new URL(cfg.pyodide, location.href).href,
@@ -480,11 +523,11 @@ async function boot() {
     stdout: (s) => console.log(s),
     stderr: (s) => console.warn(s),
   });
-  loading("Loading blindpad…", 82, 92);
+  loading(t("loadingClient"), 82, 92);
   const errors = [];
   await py.loadPackage("blindpad", { messageCallback: () => {}, errorCallback: (m) => errors.push(m) });
   if (errors.length) throw new Error(`loading the blindpad client failed: ${errors.join("; ")}`);
-  loading("Opening the pad…", 94);
+  loading(t("opening"), 94);
   const browser = py.pyimport("client.browser");
   const base = location.href.split("#")[0].split("?")[0].replace(/\/(p|embed)\/$/, "");
   const readonly = EMBED && params.get("readonly") === "1";
@@ -497,10 +540,13 @@ async function boot() {
   if (embed.name) pad.set_name(embed.name);
   const links = JSON.parse(pad.links());
   if (fragment !== links.fragment) history_replace(links.fragment);
-  if (!EMBED) setupLinks(links);
+  if (!EMBED) {
+    setupLinks(links);
+    setupProfile();
+  }
   clearInterval(creep);
-  setStatus("connecting", STATUS_TEXT.connecting);
-  $("loading-text").textContent = "Connecting to the relay…";
+  setStatus("connecting", t("connecting"));
+  $("loading-text").textContent = t("connectingRelay");
   schedule();
   setInterval(schedule, 1000);
 }
@@ -510,7 +556,7 @@ function startFailure(err) {
   const text = err && err.message ? err.message : String(err);
   if (text.startsWith("could not load") || err instanceof TypeError) {
     console.error("blindpad:", text);
-    return `Cannot reach the relay (${text.split("\n")[0]}). Check your connection, then reload the page.`;
+    return t("cannotReach", { detail: text.split("\n")[0] });
   }
   return internal(err);
 }
@@ -529,14 +575,201 @@ function setupLinks(links) {
       try {
         await navigator.clipboard.writeText(link);
       } catch {
-        window.prompt("Copy this link:", link);
+        window.prompt(t("copyPrompt"), link);
       }
-      button.textContent = "Copied!";
+      button.textContent = t("copied");
       setTimeout(() => (button.textContent = label), 1500);
     });
   };
   wire("copy-edit", links.edit);
   wire("copy-view", links.view);
+}
+
+// --- history: a timeline of what the relay keeps ------------------------------
+
+const hist = { revisions: [], seq: null, text: null };
+
+function fmtTime(ms) {
+  if (typeof ms !== "number") return t("historyUnknownTime");
+  return new Date(ms).toLocaleString(STRINGS.lang, { dateStyle: "medium", timeStyle: "medium" });
+}
+
+/** Open the history panel: fetch what the relay keeps (with the read token) and list it. */
+async function openHistory() {
+  if (!pad || stopped) return;
+  $("history").hidden = false;
+  $("history-open").setAttribute("aria-expanded", "true");
+  $("history-restore").disabled = true;
+  $("history-text").value = "";
+  $("history-what").textContent = t("historyLoading");
+  $("history-list").replaceChildren();
+  hist.seq = hist.text = null;
+  try {
+    const req = JSON.parse(pad.history_request());
+    const headers = { Authorization: req.authorization };
+    const listing = await fetch(req.snapshots, { headers, cache: "no-store" });
+    if (!listing.ok) throw new Error(`GET snapshots: ${listing.status}`);
+    const { floor } = await listing.json();
+    const query = floor ? `from=snapshot&at=${floor}` : "since=0";
+    const res = await fetch(`${req.history}?${query}`, { headers, cache: "no-store" });
+    if (!res.ok) throw new Error(`GET history: ${res.status}`);
+    const out = JSON.parse(pad.history_load(new Uint8Array(await res.arrayBuffer())));
+    if (out.failure) throw new Error(out.failure);
+    hist.revisions = out.revisions;
+  } catch (err) {
+    $("history-what").textContent = t("historyFailed", { detail: String(err && err.message ? err.message : err).split("\n")[0] });
+    return;
+  }
+  renderHistory();
+}
+
+function renderHistory() {
+  const items = [...hist.revisions].reverse().map((r) => {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "history-item";
+    b.dataset.seq = r.seq;
+    const values = { seq: r.seq, time: fmtTime(r.time), author: r.author || t("historyUnknownAuthor") };
+    const key = r.kind === "unreadable" ? "historyUnreadable" : r.kind === "snapshot" ? "historySnapshot" : "historyEntry";
+    b.textContent = t(key, values);
+    if (r.color) b.style.borderLeftColor = r.color;
+    b.disabled = r.kind === "unreadable";
+    b.addEventListener("click", () => showRevision(r, b));
+    li.append(b);
+    return li;
+  });
+  $("history-list").replaceChildren(...items);
+  $("history-what").textContent = items.length ? "" : t("historyEmpty");
+  const first = $("history-list").querySelector("button:not([disabled])");
+  if (first) first.focus();
+}
+
+/** A read-only view of the text after one revision (replayed and verified by Python). */
+function showRevision(r, button) {
+  const out = JSON.parse(pad.revision(r.seq));
+  for (const b of document.querySelectorAll(".history-item[aria-current]")) b.removeAttribute("aria-current");
+  button.setAttribute("aria-current", "true");
+  if (out.failure) {
+    $("history-what").textContent = out.failure;
+    $("history-restore").disabled = true;
+    return;
+  }
+  hist.seq = out.seq;
+  hist.text = out.text;
+  $("history-text").value = out.text;
+  $("history-what").textContent = t("historyShowing", { seq: out.seq, time: fmtTime(r.time), author: r.author || t("historyUnknownAuthor") });
+  $("history-restore").disabled = !writer;
+}
+
+/** Restore: one new edit by this user, from the text now to the version's (as shown). */
+function restoreRevision() {
+  if (!pad || stopped || !writer || hist.text === null) return;
+  tick(); // the typing of this frame and remote changes first
+  const d = localDiff(ta.value, hist.text);
+  if (d) {
+    const problem = pad.edit(d[0], d[1], d[2], Date.now());
+    if (problem) {
+      report(problem);
+      setText(pad.reset(), selectionCp());
+      return;
+    }
+    applyPatches([[d]], [d[0] + cpCount(d[2]), d[0] + cpCount(d[2])]);
+    emit("change", { origin: "local", patches: [[d]] });
+  }
+  $("history-what").textContent = t("historyRestored", { seq: hist.seq });
+  schedule();
+  closeHistory();
+}
+
+function closeHistory() {
+  $("history").hidden = true;
+  $("history-open").setAttribute("aria-expanded", "false");
+  $("history-open").focus();
+}
+
+function setupHistory() {
+  $("history-open").addEventListener("click", () => ($("history").hidden ? openHistory() : closeHistory()));
+  $("history-close").addEventListener("click", closeHistory);
+  $("history-restore").addEventListener("click", restoreRevision);
+  $("history").addEventListener("keydown", (e) => e.key === "Escape" && closeHistory());
+}
+
+// --- download, your name and colour -------------------------------------------
+
+/** A file name from the pad's first line (the catalogue's default if it has none). */
+function fileName(text, ext) {
+  const first = text.split(/\r\n?|\n/).find((l) => l.trim()) || "";
+  const stem = first.normalize("NFKC").replace(/[^\p{L}\p{N} _-]+/gu, " ").trim().replace(/\s+/g, "-");
+  return `${[...stem].slice(0, 48).join("") || t("downloadName")}.${ext}`;
+}
+
+/**
+ * Save the document's own text as a file, built here (a Blob): nothing leaves
+ * the page. The text is the client's, not the textarea's, so every line break
+ * is the document's own (\r\n, lone \r), byte for byte.
+ */
+function download(ext, type) {
+  if (!pad || stopped) return;
+  tick(); // this frame's typing first
+  const text = pad.text();
+  const url = URL.createObjectURL(new Blob([text], { type: `${type};charset=utf-8` }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = fileName(text, ext);
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  closeMenus();
+}
+
+function closeMenus(except = null) {
+  for (const menu of document.querySelectorAll("details.menu[open]")) if (menu !== except) menu.open = false;
+}
+
+function setupMenus() {
+  $("download-txt").addEventListener("click", () => download("txt", "text/plain"));
+  $("download-md").addEventListener("click", () => download("md", "text/markdown"));
+  for (const menu of document.querySelectorAll("details.menu")) {
+    menu.addEventListener("toggle", () => menu.open && closeMenus(menu));
+    menu.addEventListener("keydown", (e) => {
+      if (e.key !== "Escape" || !menu.open) return;
+      menu.open = false;
+      menu.querySelector("summary").focus();
+    });
+  }
+  document.addEventListener("click", (e) => {
+    if (!e.target.closest("details.menu")) closeMenus();
+  });
+}
+
+/** Your name and colour: chosen in the bar, kept in this browser (client/browser.py). */
+function setupProfile() {
+  const menu = $("settings");
+  const fill = () => {
+    const p = JSON.parse(pad.profile());
+    $("profile-name").value = p.name;
+    $("profile-color").value = p.color;
+  };
+  const chosen = (json) => {
+    lastPeopleKey = "";
+    menu.open = false;
+    menu.querySelector("summary").focus();
+    schedule();
+    return json;
+  };
+  menu.hidden = false;
+  menu.addEventListener("toggle", () => {
+    if (!menu.open) return;
+    fill();
+    $("profile-name").focus();
+  });
+  $("profile-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    chosen(pad.choose($("profile-name").value, $("profile-color").value));
+  });
+  $("profile-default").addEventListener("click", () => chosen(pad.choose("", "")));
 }
 
 function listen() {
@@ -686,6 +919,7 @@ window.blindpad = {
   stats: () => ({ ...stats }),
 };
 
+applyStrings();
 if (EMBED) {
   document.body.classList.add("embed");
   document.body.dataset.theme = params.get("theme") === "dark" ? "dark" : "light";
@@ -695,9 +929,11 @@ if (EMBED) {
 if (EMBED || location.pathname.endsWith("/p/")) {
   $("editor").hidden = false;
   listen();
+  setupMenus();
+  setupHistory();
   boot().catch((err) => fail(startFailure(err)));
 } else {
   $("landing").hidden = false;
-  setStatus("saved", "Encrypted in your browser");
+  setStatus("saved", t("landingStatus"));
   $("status").dataset.state = "landing";
 }

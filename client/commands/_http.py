@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 ``GET /v1/channels/{hex}/history?from=snapshot`` returns the latest
-snapshot and the patches after it; :func:`read_text` feeds them to a fresh
+snapshot and the patches after it; :func:`read_text` feeds them (:func:`replay`) to a fresh
 :class:`~client.engine.Engine` (which verifies every envelope, exactly as a
 live session would) and returns its text plus any alarms.  A 404 with the
 code ``UNKNOWN_CHANNEL`` means the relay does not have the pad (``blindpad
@@ -178,7 +178,7 @@ def read_text(
             the one this device verified (then nothing is printed).
     """
     body = fetch(link, "from=snapshot", timeout)
-    engine, _ = _replay(link, body, "the pad's snapshot")
+    engine, _ = replay(link, body, "the pad's snapshot")
     alarms = [e for e in engine.events() if isinstance(e, Alarm)]
     trust = Trust(*remembered) if remembered is not None else Trust(None)
     verdict = trust.caught_up(engine.chain, body.head_seq)
@@ -190,12 +190,13 @@ def read_text(
     return Read(engine.view, alarms, body)
 
 
-def _replay(
+def replay(
     link: crypto.PadLink, body: HistoryBody, what: str, upto: int | None = None
 ) -> tuple[Engine[str, Patch], int]:
     """A reader's engine fed ``body``: its snapshot (``what``, for the error)
     and its patches (those numbered up to ``upto``), each verified as a live
     session would.  Returns the engine and the number of the last patch fed.
+    Sans-I/O: the page's history view (:mod:`client.browser`) uses it too.
 
     Raises:
         CommandError: the snapshot does not verify.
@@ -291,7 +292,7 @@ def read_revision(link: crypto.PadLink, timeout: float, at: int) -> Revision:
         )
     start = before[-1] if before else None
     body = fetch(link, f"from=snapshot&at={start}" if start is not None else "since=0", timeout)
-    engine, shown = _replay(link, body, f"the snapshot at patch {start}", upto=at)
+    engine, shown = replay(link, body, f"the snapshot at patch {start}", upto=at)
     alarms = [e for e in engine.events() if isinstance(e, Alarm)]
     return Revision(shown, engine.view, alarms, shown == at)
 

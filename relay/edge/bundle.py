@@ -66,7 +66,7 @@ SODIUM_FILES = {
     "libsodium.js": "libsodium/dist/modules/libsodium.js",
     "libsodium-wrappers.js": "libsodium-wrappers/dist/modules/libsodium-wrappers.js",
 }
-PAGE_FILES = ("app.js", "style.css")
+PAGE_FILES = ("app.js", "strings.js", "style.css")
 #: Page files a ``web/`` copied from an older checkout may lack (then not served).
 OPTIONAL_PAGE_FILES = ("blindpad-pad.js",)
 MIME = {
@@ -216,7 +216,7 @@ def build_bundle(web_dir: Path, node_modules: Path | None = None) -> WebBundle:
     """Collect the page, the runtime and a freshly built wheel from sources.
 
     Args:
-        web_dir: the ``web/`` directory (``index.html``, ``app.js``, ``style.css``).
+        web_dir: the ``web/`` directory (``index.html`` and :data:`PAGE_FILES`).
         node_modules: where ``pyodide`` and ``libsodium*`` are installed
             (default :func:`node_modules_for`).
 

@@ -8,10 +8,12 @@
 // (BLINDPAD_BOOT_TIMEOUT_MS, default 20 min for a page to boot;
 // BLINDPAD_WAIT_TIMEOUT_MS, default 5 min for anything else); when one
 // trips, the message says what was awaited. BLINDPAD_E2E_CRLF_LINK is a pad
-// the Python SDK wrote with \r\n and lone \r line breaks (the crlf scenario).
+// the Python SDK wrote with \r\n and lone \r line breaks (the crlf scenario;
+// the download scenario saves it after and reports the file's bytes, base64).
+// A scenario returns its detail line, or an object with it and more fields.
 
 import { createHash, createHmac, createPrivateKey, createPublicKey, randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -244,6 +246,39 @@ async function view() {
   return `view page shows ${[...text].length} code points, A's cursor and selection, and cannot edit`;
 }
 
+async function profile() {
+  // Your name and colour: chosen once in the bar, seen by the others, kept on reload.
+  const { B } = world;
+  const ctx = await newContext();
+  const { page: P } = await open(ctx, world.links.edit);
+  const mine = () => P.$eval("#people .person", (e) => e.title);
+  const generated = (await mine()).replace(/ \(you\)$/, "");
+  const name = "Ada Lovelace 🧮";
+  await P.click("#settings > summary");
+  check((await P.$eval("#profile-name", (e) => e.value)) === generated, "the form starts from the generated name");
+  await P.fill("#profile-name", `  ${name} `);
+  await P.$eval("#profile-color", (e) => {
+    e.value = "#118833";
+    e.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+  await P.keyboard.press("Enter");
+  check(!(await P.$eval("#settings", (e) => e.open)), "the menu closed on Enter");
+  const people = (page) => page.$$eval("#people .person:not(.away)", (els) => els.map((e) => [e.title, e.querySelector(".dot").style.background]));
+  const shows = async (page) => (await people(page)).some(([t, bg]) => t === name && bg === "rgb(17, 136, 51)") || JSON.stringify(await people(page));
+  await until(B, shows, "the chosen name and colour in the other page's people list");
+  await P.reload();
+  await waitState(P, "saved", BOOT_MS);
+  await until(P, async () => (await mine()) === `${name} (you)` || (await mine()), "the chosen name kept after a reload");
+  await P.keyboard.press("Control+End"); // a new session: the others see it under the chosen name
+  await until(B, shows, "the reloaded page under its chosen name");
+  await P.click("#settings > summary");
+  check((await P.$eval("#profile-color", (e) => e.value)) === "#118833", "the form shows the chosen colour");
+  await P.click("#profile-default");
+  await until(P, async () => (await mine()) === `${generated} (you)` || (await mine()), `"Use the default" bringing back ${generated}`);
+  await ctx.close();
+  return `"${name}" in #118833 seen by another page, kept on reload; the default is ${generated}`;
+}
+
 async function screenshot() {
   const { A, B } = world;
   await A.focus("#pad");
@@ -275,6 +310,126 @@ async function screenshot() {
   writeFileSync(path, await page.screenshot());
   await page.close();
   return path;
+}
+
+/** Whether the page is no wider than its viewport, and every open menu inside it. */
+async function fits(page, width) {
+  const got = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    body: document.body.scrollWidth,
+    panels: [...document.querySelectorAll("details[open] .menu-panel")].map((p) => {
+      const r = p.getBoundingClientRect();
+      return [Math.floor(r.left), Math.ceil(r.right)];
+    }),
+  }));
+  check(got.scroll <= width && got.body <= width, `wider than ${width} px: ${JSON.stringify(got)}`);
+  check(got.panels.every(([l, r]) => l >= 0 && r <= width), `a menu goes off the screen: ${JSON.stringify(got)}`);
+  return got;
+}
+
+async function small() {
+  // A 360 px phone: no horizontal scroll, with a pad open and people present.
+  const { A } = world;
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+  context.on("request", (r) => requests.push([r.url(), r.headers().referer ?? ""]));
+  const landing = await context.newPage();
+  await landing.goto(RELAY);
+  await waitState(landing, "landing");
+  await fits(landing, 360);
+  await landing.close();
+  const { page: S } = await open(context, world.links.edit);
+  await S.waitForFunction(() => document.querySelectorAll("#people .person:not(.away)").length >= 3, null, { timeout: WAIT_MS });
+  await A.waitForFunction(() => document.querySelectorAll("#people .person:not(.away)").length >= 3, null, { timeout: WAIT_MS });
+  await fits(S, 360);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await S.screenshot({ path: join(ARTIFACTS, "web-small.png") });
+  const sizes = [];
+  for (const menu of ["download", "settings"]) {
+    await S.click(`#${menu} > summary`);
+    sizes.push(await fits(S, 360));
+    await S.screenshot({ path: join(ARTIFACTS, `web-small-${menu}.png`) });
+    await S.keyboard.press("Escape");
+  }
+  const people = await S.$$eval("#people .person", (els) => els.length);
+  await context.close();
+  return `360 × 740: landing and pad (${people} people) fit, scrollWidth ${sizes[0].scroll}; both menus on screen`;
+}
+
+async function a11y() {
+  // axe-core (npm, pinned in package.json) in the page: no serious or critical violation.
+  const source = readFileSync(new URL("../../node_modules/axe-core/axe.min.js", import.meta.url), "utf8");
+  const audit = async (page, where) => {
+    if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(source);
+    const found = await page.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ["violations"] });
+      return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+    });
+    return found.map((v) => ({ where, ...v }));
+  };
+  const ctx = await newContext();
+  const landing = await ctx.newPage();
+  await landing.goto(RELAY);
+  await waitState(landing, "landing");
+  const found = await audit(landing, "landing");
+  await landing.close();
+  const { page } = await open(ctx, world.links.edit);
+  await page.waitForFunction(() => document.querySelectorAll("#people .person").length >= 3, null, { timeout: WAIT_MS });
+  found.push(...(await audit(page, "pad")));
+  for (const menu of ["download", "settings"]) {
+    await page.click(`#${menu} > summary`);
+    found.push(...(await audit(page, `pad, ${menu} open`)));
+    await page.keyboard.press("Escape");
+  }
+  await page.click("#history-open");
+  await page.waitForSelector("#history-list .history-item", { timeout: WAIT_MS });
+  await page.click("#history-list .history-item");
+  await until(page, async (p) => (await p.$eval("#history-text", (e) => e.value)) !== "" || "empty", "a version shown");
+  found.push(...(await audit(page, "pad, history open")));
+  await page.click("#history-close");
+  const view = await ctx.newPage();
+  await view.goto(world.links.view);
+  await waitState(view, "saved", BOOT_MS);
+  found.push(...(await audit(view, "view page")));
+  await ctx.close();
+  const bad = found.filter((v) => v.impact === "serious" || v.impact === "critical");
+  check(bad.length === 0, `axe: ${JSON.stringify(bad)}`);
+  const minor = found.map((v) => `${v.where}: ${v.id} (${v.impact})`);
+  return `axe-core ${JSON.parse(readFileSync(new URL("../../node_modules/axe-core/package.json", import.meta.url))).version}: no serious or critical violation; minor: ${minor.join(", ") || "none"}`;
+}
+
+async function history() {
+  // The relay's history in the page: an earlier version shown read-only, and
+  // restored as a new edit that the other page receives.
+  const { A, B } = world;
+  await converged([A, B]);
+  const before = await value(A);
+  const height = (await A.evaluate(() => window.blindpad.debug())).height;
+  await A.focus("#pad");
+  await A.keyboard.press("Control+End");
+  await A.keyboard.type(" — changed after 🕰️");
+  await A.keyboard.press("Control+Home");
+  await A.keyboard.type("(edited) ");
+  const changed = await converged([A, B]);
+  check(changed !== before, "the text changed");
+  await B.click("#history-open");
+  const item = `#history-list .history-item[data-seq="${height}"]`;
+  await B.waitForSelector(item, { timeout: WAIT_MS });
+  const items = await B.$$eval("#history-list .history-item", (els) => els.map((e) => e.textContent));
+  check(items.length >= 2 && items.every((t) => /^#\d+ · /.test(t)), `a timeline: ${JSON.stringify(items.slice(0, 3))}`);
+  await B.click(item);
+  await until(B, async (p) => (await p.$eval("#history-text", (e) => e.value)) === before || (await p.$eval("#history-text", (e) => e.value)).slice(-40), `version #${height} shown`);
+  check(await B.$eval("#history-text", (e) => e.readOnly), "the version is read-only");
+  check((await value(B)) === changed, "looking at a version changed nothing");
+  await fits(B, 820); // three people and every button in the bar, none off the edge
+  check(await B.$eval("#copy-view", (e) => e.getBoundingClientRect().right <= 820), "the last button of the bar is on screen");
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await B.screenshot({ path: join(ARTIFACTS, "web-history.png") });
+  await B.click("#history-restore");
+  check(await B.$eval("#history", (e) => e.hidden), "restoring closed the panel");
+  await waitValue(A, (v, a) => v === a, before);
+  const text = await converged([A, B]);
+  check(text === before, `restored: ${JSON.stringify(text.slice(-40))}`);
+  return `${items.length} versions listed; #${height} shown read-only and restored, the other page has it`;
 }
 
 async function routed(control) {
@@ -371,6 +526,26 @@ async function crlf() {
   const text = await F.evaluate(() => window.blindpad.text());
   await ctx.close();
   return `the page held ${JSON.stringify(text)}`;
+}
+
+async function download() {
+  // The crlf pad as the SDK will read it after the run: saved as .txt and .md,
+  // built in the page (a blob: URL, no request to the relay).
+  const ctx = await newContext();
+  const { page } = await open(ctx, process.env.BLINDPAD_E2E_CRLF_LINK);
+  const before = requests.length;
+  const files = {};
+  for (const ext of ["txt", "md"]) {
+    await page.click("#download > summary");
+    const [saved] = await Promise.all([page.waitForEvent("download", { timeout: WAIT_MS }), page.click(`#download-${ext}`)]);
+    const bytes = readFileSync(await saved.path());
+    files[ext] = { name: saved.suggestedFilename(), base64: bytes.toString("base64") };
+  }
+  const made = requests.slice(before).map(([url]) => url);
+  check(made.every((url) => url.startsWith("blob:")), `the download made a request: ${JSON.stringify(made)}`);
+  await ctx.close();
+  const names = Object.values(files).map((f) => f.name);
+  return { detail: `saved ${names.join(" and ")}, no request to the relay`, files };
 }
 
 async function errors() {
@@ -519,7 +694,9 @@ async function snapshottedOnce(run) {
 }
 
 async function network() {
-  const outside = requests.filter(([url]) => !url.startsWith(`${ORIGIN}/`) && !url.startsWith("data:"));
+  // A download is a blob: URL of this origin: built in the page, it goes nowhere.
+  const local = (url) => url.startsWith(`${ORIGIN}/`) || url.startsWith("data:") || url.startsWith(`blob:${ORIGIN}/`);
+  const outside = requests.filter(([url]) => !local(url));
   check(outside.length === 0, `requests outside ${ORIGIN}: ${JSON.stringify(outside.slice(0, 5))}`);
   const leaks = requests.filter(([url, ref]) => [...secrets].some((s) => url.includes(s) || ref.includes(s)));
   check(leaks.length === 0, `a request carried a link secret: ${JSON.stringify(leaks.slice(0, 3))}`);
@@ -546,7 +723,9 @@ async function diag() {
 }
 
 const SCENARIOS = {
-  converge, caret, ime, surrogate, undo, view, screenshot, offline, netdown, crlf, errors, reload, snapshotted, network,
+  converge, caret, ime, surrogate, undo, view, profile, screenshot, small, a11y, history, offline, netdown, crlf, download,
+  errors,
+  reload, snapshotted, network,
 };
 let broken = null;
 for (const [name, run] of Object.entries(SCENARIOS)) {
@@ -557,7 +736,8 @@ for (const [name, run] of Object.entries(SCENARIOS)) {
     result = { scenario: name, ok: false, detail: `not run: ${broken} failed first` };
   } else {
     try {
-      result = { scenario: name, ok: true, detail: await run() };
+      const got = await run();
+      result = { scenario: name, ok: true, ...(typeof got === "string" ? { detail: got } : got) };
     } catch (err) {
       result = { scenario: name, ok: false, detail: `${String(err && err.stack ? err.stack : err).slice(0, 2000)}\n${await diag()}` };
       if (name === "converge") broken = name;

@@ -15,6 +15,7 @@ only a hang guard (``BLINDPAD_E2E_TIMEOUT_S``, default 60 min).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -41,10 +42,15 @@ SCENARIOS = [
     "surrogate",
     "undo",
     "view",
+    "profile",
     "screenshot",
+    "small",
+    "a11y",
+    "history",
     "offline",
     "netdown",
     "crlf",
+    "download",
     "errors",
     "reload",
     "snapshotted",
@@ -57,7 +63,7 @@ def _missing() -> str | None:
         return f"{CHROMIUM} is not installed (run scripts/setup as root: apt-get install chromium)"
     if shutil.which("node") is None:
         return "node is not installed"
-    for package in ("playwright-core", "pyodide", "libsodium-wrappers"):
+    for package in ("playwright-core", "pyodide", "libsodium-wrappers", "axe-core"):
         if not (ROOT / "node_modules" / package).is_dir():
             return f"node_modules/{package} is missing (run scripts/setup)"
     return None
@@ -133,7 +139,30 @@ def test_crlf_pad_keeps_its_line_breaks(e2e: dict[str, dict[str, object]]) -> No
     assert e2e["crlf-python"]["text"] == CRLF_TYPED
 
 
-@pytest.mark.parametrize("name", ["web-two-pages.png", "web-offline.png"])
+@pytest.mark.parametrize("ext", ["txt", "md"])
+def test_download_holds_the_exact_text(e2e: dict[str, dict[str, object]], ext: str) -> None:
+    """The file the page saved is the pad's text as the SDK reads it, byte for byte."""
+    assert e2e["download"]["ok"], e2e["download"]["detail"]
+    files = e2e["download"]["files"]
+    assert isinstance(files, dict)
+    saved = base64.b64decode(files[ext]["base64"])
+    assert saved == str(e2e["crlf-python"]["text"]).encode("utf-8")
+    assert b"\r\nline" in saved  # CRLF kept
+    assert b"CR\rend" in saved  # a lone CR kept
+    assert "😀".encode() in saved
+    assert files[ext]["name"] == f"line-1.{ext}"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "web-two-pages.png",
+        "web-offline.png",
+        "web-small.png",
+        "web-small-settings.png",
+        "web-history.png",
+    ],
+)
 def test_screenshot_saved(e2e: dict[str, dict[str, object]], name: str) -> None:
     shot = ARTIFACTS / name
     assert shot.is_file()

@@ -23,7 +23,15 @@ from relay_support import ROOT, running_relay
 
 import crypto
 from client import linebreaks, textops
-from client.browser import color_of, edit_refused, failure_text
+from client.browser import (
+    clean_color,
+    clean_name,
+    color_of,
+    edit_refused,
+    failure_text,
+    hex_color,
+    read_profile,
+)
 from client.editor import EditorBinding, _Step, _through
 from client.errors import InvalidEdit, ReadOnly
 from client.events import Failed, TextChanged
@@ -86,7 +94,7 @@ def test_page_assets_mime_types_and_lock() -> None:
 def test_asset_names_follow_content(tmp_path: Path) -> None:
     web_dir = tmp_path / "web"
     web_dir.mkdir()
-    for name in ("index.html", "app.js", "style.css"):
+    for name in ("index.html", *web.PAGE_FILES):
         (web_dir / name).write_bytes((DEFAULT_WEB_DIR / name).read_bytes())
     modules = ROOT / "node_modules"
     first = web.build_bundle(web_dir, modules)
@@ -101,7 +109,7 @@ def test_asset_names_follow_content(tmp_path: Path) -> None:
 def test_missing_runtime_refuses_with_the_command(tmp_path: Path) -> None:
     web_dir = tmp_path / "web"
     web_dir.mkdir()
-    for name in ("index.html", "app.js", "style.css"):
+    for name in ("index.html", *web.PAGE_FILES):
         (web_dir / name).write_bytes((DEFAULT_WEB_DIR / name).read_bytes())
     with pytest.raises(web.WebAssetsMissing, match="scripts/setup"):
         create_app(RelayConfig(store_url="memory:", web_dir=web_dir))
@@ -200,6 +208,29 @@ def test_colours_are_stable_and_distinct() -> None:
     assert color_of("aa" * 32) == color_of("aa" * 32)
     assert len({color_of(f"{i:064x}") for i in range(20)}) > 10
     assert json.dumps(color_of("00" * 32)).startswith('"hsl(')
+
+
+def test_a_chosen_name_and_colour_are_cleaned_as_stored() -> None:
+    """What the page's "You" menu stores: one line of at most 64 code points, #rrggbb."""
+    assert clean_name("  Ada \n Lovelace 🧮 ") == "Ada Lovelace 🧮"
+    assert clean_name("é" * 100) == "é" * 64
+    assert clean_name(None) == ""
+    assert clean_color("#11AA33") == "#11aa33"
+    for bad in ("red", "#fff", "#11aa33;x", "url(x)", 7):
+        assert clean_color(bad) == ""
+    assert read_profile({"name": " Ada ", "color": "#11aa33"}) == ("Ada", "#11aa33")
+    assert read_profile({"name": "", "color": "nope"}) == ("", "")
+    assert read_profile("damaged") == ("", "")
+
+
+def test_hex_color_of_the_default_colours() -> None:
+    """The colour input needs #rrggbb; the default is color_of's hsl()."""
+    assert hex_color("hsl(0 100% 50%)") == "#ff0000"
+    assert hex_color("hsl(120 100% 25%)") == "#008000"
+    assert hex_color("#11aa33") == "#11aa33"
+    assert all(len(hex_color(color_of(f"{i:064x}"))) == 7 for i in range(50))
+    with pytest.raises(ValueError, match="not a colour"):
+        hex_color("rebeccapurple")
 
 
 def _page(binding: EditorBinding, shown: str) -> str:
