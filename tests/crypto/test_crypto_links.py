@@ -138,8 +138,8 @@ def test_a_json_link_names_its_document_type_and_round_trips() -> None:
 def test_the_checksum_covers_the_document_type() -> None:
     link = str(PadLink(BASE, PadKeys.from_edit_secret(bytes(range(32))), "json"))
     plain = str(PadLink(BASE, PadKeys.from_edit_secret(bytes(range(32)))))
+    body, checksum = plain.rsplit(".", 1)
     with pytest.raises(InvalidLink, match="checksum"):
-        body, checksum = plain.rsplit(".", 1)
         parse_link(f"{body}.json.{checksum}")  # a text link's checksum, with a type added
     with pytest.raises(InvalidLink, match="5"):
         parse_link(link.replace(".json.", ".yaml."))
