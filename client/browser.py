@@ -483,7 +483,8 @@ class BrowserPad:
 
     def text(self) -> str:
         """The document's text, line breaks as they are (the page shows them as ``\\n``)."""
-        return self.session.text
+        text: str = self.session.text
+        return text
 
     def reset(self) -> str:
         """Drop the undelivered changes and return the whole text as shown (the page resyncs)."""

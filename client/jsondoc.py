@@ -115,14 +115,31 @@ _MAX_DOC_INT = 2**4000
 _MAX_INDEX = 2**31
 
 __all__ = [
+    "ADD",
+    "DELETE",
+    "INSERT",
     "JSON",
+    "MOVE",
+    "SET",
+    "TEXT",
+    "InvalidPatch",
     "JOp",
     "JsonType",
     "Patch",
     "Path",
+    "apply",
     "canonical",
+    "check_op",
     "check_value",
+    "compose",
+    "diff",
+    "from_wire",
     "get",
+    "invert",
+    "same",
+    "simplify",
+    "to_wire",
+    "transform",
 ]
 
 
