@@ -442,7 +442,7 @@ class Pad:
             WrongDocType: a JSON pad (read :attr:`value`).
         """
         if self.kind != "text":
-            raise WrongDocType(f"this is a {self.kind} pad: read pad.value, not pad.text")
+            raise WrongDocType(f"this is a {self.kind.upper()} pad: read pad.value, not pad.text")
         text: str = self._session.text
         return text
 
