@@ -86,8 +86,9 @@ form (``t``, :func:`client.textops.to_wire`).  Decoding is strict: anything
 else, a no-op operation included, raises :class:`InvalidPatch`.  The document
 goes on the wire as ``{"json": value}``, so a text snapshot or patch never
 reads as JSON or the reverse.  ``digest`` is SHA-256 of the canonical JSON
-(sorted keys, no spaces, UTF-8); ``size`` counts the values in the tree
-(O(size): a JSON document keeps no running count).
+(sorted keys, no spaces, UTF-8); ``size`` counts the values in the tree: a
+full count once, then kept up to date by ``apply`` from each operation
+(O(patch)) for the last few documents it made.
 """
 
 from __future__ import annotations
@@ -360,10 +361,61 @@ def _apply_op(doc: object, op: JOp) -> object:
 
 
 def apply(doc: object, patch: Patch) -> object:
-    """The document after ``patch``; raises :class:`InvalidPatch` if it does not apply."""
+    """The document after ``patch``; raises :class:`InvalidPatch` if it does not apply.
+
+    The result's node count (:meth:`JsonType.size`) is kept beside it, worked
+    out from the operations, so the size check on every patch costs O(patch),
+    not O(document)."""
+    size = size_of(doc)
     for op in patch:
+        size += _size_change(doc, op)
         doc = _apply_op(doc, op)
+    _remember(doc, size)
     return doc
+
+
+#: Node counts of recent documents, by id (the entry holds the document, so
+#: the id cannot be reused while it is there); the least recently used go first.
+_SIZES: dict[int, tuple[object, int]] = {}
+_SIZES_KEPT = 16
+
+
+def _remember(doc: object, size: int) -> None:
+    if type(doc) is dict or type(doc) is list:
+        _SIZES.pop(id(doc), None)
+        _SIZES[id(doc)] = (doc, size)
+        if len(_SIZES) > _SIZES_KEPT:
+            del _SIZES[next(iter(_SIZES))]
+
+
+def size_of(doc: object) -> int:
+    """The number of values in ``doc`` (containers included): remembered for
+    documents :func:`apply` made, else counted (and remembered)."""
+    known = _SIZES.get(id(doc))
+    if known is not None and known[0] is doc:
+        _remember(doc, known[1])  # recently used: kept longer
+        return known[1]
+    size = _count(doc)
+    _remember(doc, size)
+    return size
+
+
+def _size_change(doc: object, op: JOp) -> int:
+    if op.kind == SET:
+        old = 0
+        if not op.path:
+            old = size_of(doc)
+        else:
+            parent = get(doc, op.path[:-1])
+            key = op.path[-1]
+            if (type(parent) is dict and key in parent) or type(parent) is list:
+                old = _count(_child(parent, key))
+        return _count(op.arg) - old
+    if op.kind == DELETE:
+        return -_count(get(doc, op.path))
+    if op.kind == INSERT:
+        return _count(op.arg)
+    return 0
 
 
 # --- invert, compose, simplify -------------------------------------------------
@@ -672,7 +724,7 @@ class JsonType:
         return {}
 
     def size(self, doc: object) -> int:
-        return _count(doc)
+        return size_of(doc)
 
     def digest(self, doc: object) -> bytes:
         return hashlib.sha256(canonical(doc).encode("utf-8")).digest()

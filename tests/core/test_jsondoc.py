@@ -56,6 +56,15 @@ def test_invert_undoes(rng: random.Random) -> None:
 
 @settings(max_examples=200)
 @given(st.randoms(use_true_random=False))
+def test_the_size_apply_keeps_is_the_node_count(rng: random.Random) -> None:
+    doc = gen_doc(rng)
+    for _ in range(4):
+        doc = JSON.apply(doc, gen_patch(rng, doc, rng.randint(1, 4)))
+        assert JSON.size(doc) == j._count(json.loads(json.dumps(doc)))  # a fresh object: counted
+
+
+@settings(max_examples=200)
+@given(st.randoms(use_true_random=False))
 def test_compose_is_sequential_apply(rng: random.Random) -> None:
     doc = gen_doc(rng)
     a = gen_patch(rng, doc)
