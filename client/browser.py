@@ -43,9 +43,11 @@ from typing import TYPE_CHECKING, Any
 
 import crypto
 from client import textops
+from client.doctype import named
 from client.editor import EditorBinding, end_of
 from client.errors import NotReady, PadError, ReadOnly
 from client.events import Alarm, Failed, Peer
+from client.jsonview import JsonView
 from client.recovery import Base
 from client.session import PadSession, Phase
 from client.textops import Op, Patch
@@ -201,6 +203,9 @@ class BrowserPad:
         token: bytes = b"",
     ) -> None:
         js = _js()
+        json_pad = link.doctype == "json"
+        if json_pad and link.is_edit:
+            link = link.view_link()  # no structured editor yet: shown read-only
         self.schedule = schedule
         self.storage = _Storage(js.localStorage)
         self.author = load_author(self.storage)
@@ -223,8 +228,11 @@ class BrowserPad:
             recovered_bases=_read_base(self.storage.get(f"blindpad.base.{self.channel}")),
             create=self.creating,
             token=token,
+            doctype=named(link.doctype),
         )
-        self.binding = EditorBinding(self.session)
+        self.binding: EditorBinding | JsonView = (
+            JsonView(self.session) if json_pad else EditorBinding(self.session)
+        )
         self.color = color_of(self.author.public_key.hex())
         self.name = self.author.name
         self.session.set_presence(name=self.name, color=self.color)
