@@ -210,7 +210,7 @@ async def _methods(url: str) -> None:
         assert b.value == want
 
 
-def test_a_json_pad_reopens_from_snapshot_history_and_state(tmp_path: Path) -> None:
+def test_a_json_pad_reopens_from_snapshot_history_state_and_a_trim(tmp_path: Path) -> None:
     with running_relay() as relay:
         asyncio.run(_reopen(relay.url, tmp_path))
 
@@ -231,7 +231,11 @@ async def _reopen(url: str, tmp_path: Path) -> None:
         assert v.vouched is not None  # opened from a snapshot, verified against its digest
     async with opener(links.view_link, verify="history") as h:
         assert canonical(h.value) == want
-    async with opener(links.edit_link, state_dir=tmp_path) as again:
+    async with opener(links.edit_link, state_dir=tmp_path, compact=True) as again:
         assert canonical(again.value) == want
         await again.add(["items", 0, "n"], 1)
         await again.synced(TIMEOUT)
+        await again.trim(TIMEOUT)  # the owner trim: a snapshot at the head, history gone
+        want = canonical(again.value)
+    async with opener(links.view_link, verify="history") as after:
+        assert canonical(after.value) == want  # the earliest point kept is the trim's snapshot
