@@ -615,6 +615,10 @@ class Pad:
         item to where it is does nothing.  Raises as :meth:`set`."""
         if from_index == to_index and type(from_index) is int:
             self._need_json()
+            try:  # nothing to send, but the item must exist
+                jsondoc.get(self._session.text, (*_as_path(list_path), from_index))
+            except jsondoc.InvalidPatch as error:
+                raise InvalidEdit(str(error)) from error
             return
         self._json_edit(jsondoc.MOVE, [*_as_path(list_path), from_index], to_index)
 

@@ -180,6 +180,7 @@ async def _methods(url: str) -> None:
             lambda: a.add(["list", 0], 0.5),
             lambda: a.insert_item(["list"], 9, 0),
             lambda: a.move_item(["list"], 0, 3),
+            lambda: a.move_item(["list"], 7, 7),
             lambda: a.delete_at([]),
             lambda: a.edit_text(["name"], 9, insert="x"),
             lambda: a.set("name", 1),  # type: ignore[arg-type]
