@@ -78,54 +78,61 @@ Laws that do **not** hold (do not build on them):
 - The set-vs-set tie-break is by value, not by time: a later set can lose to
   an earlier concurrent one.
 
-Wire form (JSON): a patch is a list of operations, each a list
-``[kind, path, arg]`` (``["d", path]`` for a delete) with ``path`` a list of
-strings and non-negative integers; ``arg`` is the value (``s``, ``i``), the
-target index (``m``), the integer to add (``a``) or the text patch's wire
-form (``t``, :func:`client.textops.to_wire`).  Decoding is strict: anything
-else, a no-op operation included, raises :class:`InvalidPatch`.  The document
-goes on the wire as ``{"json": value}``, so a text snapshot or patch never
-reads as JSON or the reverse.  ``digest`` is SHA-256 of the canonical JSON
-(sorted keys, no spaces, UTF-8); ``size`` counts the values in the tree: a
-full count once, then kept up to date by ``apply`` from each operation
-(O(patch)) for the last few documents it made.
+Operations, their checks and their wire form are in :mod:`client.jsonpatch`
+(re-exported here); PROTOCOL.md §6.6 gives the wire form exactly.  The
+document goes on the wire as ``{"json": value}``, so a text snapshot or
+patch never reads as JSON or the reverse.  ``digest`` is SHA-256 of the
+canonical JSON (sorted keys, no spaces, UTF-8); ``size`` counts the values in
+the tree: a full count once, then kept up to date by ``apply`` from each
+operation (O(patch)) for the last few documents it made.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
-from dataclasses import dataclass
-from typing import TypeAlias
 
-from client import textdiff, textops, textpatch
-from client.textops import InvalidPatch
-
-Key: TypeAlias = "str | int"
-Path: TypeAlias = "tuple[str | int, ...]"
-
-SET, DELETE, INSERT, MOVE, ADD, TEXT = "s", "d", "i", "m", "a", "t"
-KINDS = (SET, DELETE, INSERT, MOVE, ADD, TEXT)
-
-#: Deepest nesting of values and longest path accepted (deeper input is invalid).
-MAX_DEPTH = 64
-#: Largest integer magnitude in a patch (values, deltas); documents allow sums.
-MAX_INT = 2**1000
-_MAX_DOC_INT = 2**4000
-_MAX_INDEX = 2**31
+from client import textdiff, textops
+from client.jsonpatch import (
+    ADD,
+    DELETE,
+    INSERT,
+    KINDS,
+    MAX_DEPTH,
+    MAX_DOC_INT,
+    MAX_INT,
+    MOVE,
+    SET,
+    TEXT,
+    InvalidPatch,
+    JOp,
+    Key,
+    Patch,
+    Path,
+    canonical,
+    check_op,
+    check_value,
+    effective,
+    from_wire,
+    op_to_wire,
+    same,
+    to_wire,
+)
 
 __all__ = [
     "ADD",
     "DELETE",
     "INSERT",
     "JSON",
+    "KINDS",
+    "MAX_DEPTH",
+    "MAX_INT",
     "MOVE",
     "SET",
     "TEXT",
     "InvalidPatch",
     "JOp",
     "JsonType",
+    "Key",
     "Patch",
     "Path",
     "apply",
@@ -134,137 +141,17 @@ __all__ = [
     "check_value",
     "compose",
     "diff",
+    "effective",
     "from_wire",
     "get",
     "invert",
+    "op_to_wire",
     "same",
     "simplify",
+    "size_of",
     "to_wire",
     "transform",
 ]
-
-
-@dataclass(frozen=True, eq=True)
-class JOp:
-    """One operation: ``kind`` (see the module docstring), ``path``, ``arg``."""
-
-    kind: str
-    path: Path
-    arg: object = None
-
-
-Patch: TypeAlias = "tuple[JOp, ...]"
-
-
-def canonical(value: object) -> str:
-    """Canonical JSON: sorted keys, no spaces, non-ASCII kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def same(a: object, b: object) -> bool:
-    """Equality that tells ``1``, ``1.0`` and ``True`` apart (as the digest does)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        assert isinstance(b, dict)
-        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
-    if isinstance(a, list):
-        assert isinstance(b, list)
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
-# --- validation ------------------------------------------------------------
-
-
-def check_value(value: object, *, limit: int = MAX_INT, depth: int = 0) -> None:
-    """Raise :class:`InvalidPatch` unless ``value`` is a JSON value blindpad accepts."""
-    if depth > MAX_DEPTH:
-        raise InvalidPatch(f"value nested deeper than {MAX_DEPTH}")
-    if value is None or type(value) is bool:
-        return
-    if type(value) is int:
-        if abs(value) > limit:
-            raise InvalidPatch("integer out of range")
-    elif type(value) is float:
-        if not math.isfinite(value):
-            raise InvalidPatch("a JSON number must be finite")
-    elif type(value) is str:
-        _check_str(value)
-    elif type(value) is list:
-        for item in value:
-            check_value(item, limit=limit, depth=depth + 1)
-    elif type(value) is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                raise InvalidPatch("object keys must be strings")
-            _check_str(key)
-            check_value(item, limit=limit, depth=depth + 1)
-    else:
-        raise InvalidPatch(f"not a JSON value: {type(value).__name__}")
-
-
-def _check_str(text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidPatch("string contains a lone surrogate") from None
-
-
-def _check_path(path: object) -> Path:
-    if type(path) is not list and type(path) is not tuple:
-        raise InvalidPatch("a path must be a list")
-    if len(path) > MAX_DEPTH:
-        raise InvalidPatch(f"path longer than {MAX_DEPTH}")
-    for key in path:
-        if type(key) is str:
-            _check_str(key)
-        elif type(key) is int:
-            if not 0 <= key < _MAX_INDEX:
-                raise InvalidPatch(f"list index out of range: {key}")
-        else:
-            raise InvalidPatch("path items must be strings or non-negative integers")
-    return tuple(path)
-
-
-def check_op(op: JOp) -> JOp:
-    """Raise :class:`InvalidPatch` unless ``op`` is a well-formed, effective operation."""
-    path, arg = _check_path(op.path), op.arg
-    kind = op.kind
-    if kind in (DELETE, INSERT, MOVE) and not path:
-        raise InvalidPatch(f"{kind!r} needs a non-empty path")
-    if kind in (INSERT, MOVE) and type(path[-1]) is not int:
-        raise InvalidPatch(f"{kind!r} needs a list index last in its path")
-    if kind in (SET, INSERT):
-        check_value(arg)
-    elif kind == DELETE:
-        if arg is not None:
-            raise InvalidPatch("a delete takes no argument")
-    elif kind == MOVE:
-        if type(arg) is not int or not 0 <= arg < _MAX_INDEX:
-            raise InvalidPatch("a move's target must be a non-negative integer")
-        if arg == path[-1]:
-            raise InvalidPatch("a move to where the item is changes nothing")
-    elif kind == ADD:
-        if type(arg) is not int or arg == 0 or abs(arg) > MAX_INT:
-            raise InvalidPatch("add takes a non-zero integer in range")
-    elif kind == TEXT:
-        if not isinstance(arg, tuple) or not arg:
-            raise InvalidPatch("a text edit takes a non-empty text patch")
-        textpatch.validate(arg)
-    else:
-        raise InvalidPatch(f"unknown operation kind {kind!r}")
-    return JOp(kind, path, arg)
-
-
-def _effective(op: JOp) -> bool:
-    if op.kind == MOVE:
-        return op.arg != op.path[-1]
-    if op.kind == ADD:
-        return op.arg != 0
-    if op.kind == TEXT:
-        return bool(op.arg)
-    return True
 
 
 # --- apply -------------------------------------------------------------------
@@ -464,13 +351,13 @@ def compose(first: Patch, then: Patch) -> Patch:
             else last.arg + head.arg  # type: ignore[operator]
         )
         middle = JOp(head.kind, head.path, merged)
-        return first[:-1] + ((middle,) if _effective(middle) else ()) + then[1:]
+        return first[:-1] + ((middle,) if effective(middle) else ()) + then[1:]
     return first + then
 
 
 def simplify(patch: Patch, doc: object) -> Patch:
     """``patch`` without no-op operations, and empty if it changes nothing."""
-    kept = tuple(op for op in patch if _effective(op))
+    kept = tuple(op for op in patch if effective(op))
     return () if same(apply(doc, kept), doc) else kept
 
 
@@ -663,48 +550,7 @@ def diff(old: object, new: object, *, words: bool = False) -> Patch:
     """A patch turning ``old`` into ``new``: per key, per item, text diffs in strings."""
     out: list[JOp] = []
     _diff(old, new, (), out, words)
-    return tuple(op for op in out if _effective(op))
-
-
-# --- wire ------------------------------------------------------------------------
-
-
-def _op_to_wire(op: JOp) -> list[object]:
-    path: list[object] = list(op.path)
-    if op.kind == DELETE:
-        return [DELETE, path]
-    if op.kind == TEXT:
-        return [TEXT, path, textops.to_wire(op.arg)]  # type: ignore[arg-type]
-    return [op.kind, path, op.arg]
-
-
-def to_wire(patch: Patch) -> list[list[object]]:
-    """The JSON form of a patch (see the module docstring)."""
-    return [_op_to_wire(op) for op in patch]
-
-
-def _op_from_wire(item: object, index: int) -> JOp:
-    if type(item) is not list or not item or type(item[0]) is not str:
-        raise InvalidPatch(f"op {index}: expected [kind, path, ...]")
-    kind = item[0]
-    if kind not in KINDS:
-        raise InvalidPatch(f"op {index}: unknown kind {kind!r}")
-    if len(item) != (2 if kind == DELETE else 3):
-        raise InvalidPatch(f"op {index}: wrong number of fields for {kind!r}")
-    arg = item[2] if kind != DELETE else None
-    if kind == TEXT:
-        arg = textops.from_wire(arg)
-    try:
-        return check_op(JOp(kind, _check_path(item[1]), arg))
-    except InvalidPatch as error:
-        raise InvalidPatch(f"op {index}: {error}") from None
-
-
-def from_wire(data: object) -> Patch:
-    """The inverse of :func:`to_wire`; raises :class:`InvalidPatch` on any bad input."""
-    if type(data) is not list:
-        raise InvalidPatch("a JSON patch must be a list of operations")
-    return tuple(_op_from_wire(item, index) for index, item in enumerate(data))
+    return tuple(op for op in out if effective(op))
 
 
 def _count(value: object) -> int:
@@ -769,7 +615,7 @@ class JsonType:
         pieces: list[Patch] = []
         start, used = 0, 0
         for index, op in enumerate(patch):
-            cost = len(canonical(_op_to_wire(op))) + 2
+            cost = len(canonical(op_to_wire(op))) + 2
             if index > start and used + cost > budget:
                 pieces.append(patch[start:index])
                 start, used = index, 0
@@ -793,7 +639,7 @@ class JsonType:
         if type(data) is not dict or list(data) != ["json"]:
             raise InvalidPatch('a JSON document travels as {"json": value}')
         value = data["json"]
-        check_value(value, limit=_MAX_DOC_INT)
+        check_value(value, limit=MAX_DOC_INT)
         return value
 
 
