@@ -24,6 +24,7 @@ from bench import (
     s_concurrent,
     s_edit_cost,
     s_human,
+    s_json,
     s_open,
     s_scaleout,
     s_storage,
@@ -47,6 +48,7 @@ SCENARIOS: dict[str, Callable[[int, bool], Result]] = {
     "human": s_human.run,
     "year": s_year.run,
     "wal": s_wal.run,
+    "json": s_json.run,
 }
 
 

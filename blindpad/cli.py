@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "relay": ("relay.cli", "run the content-blind relay (and serve the web page)"),
     "new": ("client.commands.new", "create a pad; print its edit link, then its view link"),
-    "cat": ("client.commands.cat", "print a pad's text"),
+    "cat": ("client.commands.cat", "print a pad's text (a JSON pad's value as JSON)"),
+    "set": ("client.commands.set", "set the value at a path in a JSON pad"),
     "write": ("client.commands.write", "replace a pad's text with a file or stdin"),
     "append": ("client.commands.append", "append text to a pad"),
     "watch": ("client.commands.watch", "print changes and who is present as they happen"),

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         ReadOnly,
         RelayRefused,
         StateLocked,
+        WrongDocType,
     )
     from client.events import (
         Acked,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         Status,
         StatusChanged,
         TextChanged,
+        ValueChanged,
     )
     from client.pad import Backoff, Pad, PadLinks
     from client.session import PadSession
@@ -65,6 +67,7 @@ _HOMES = {
             "ReadOnly",
             "RelayRefused",
             "StateLocked",
+            "WrongDocType",
         ],
         "client.errors",
     ),
@@ -84,6 +87,7 @@ _HOMES = {
             "Status",
             "StatusChanged",
             "TextChanged",
+            "ValueChanged",
         ],
         "client.events",
     ),
@@ -132,4 +136,6 @@ __all__ = [
     "Status",
     "StatusChanged",
     "TextChanged",
+    "ValueChanged",
+    "WrongDocType",
 ]

@@ -51,9 +51,11 @@ from typing import TYPE_CHECKING, Any
 
 import crypto
 from client import linebreaks, textops
+from client.doctype import named
 from client.editor import EditorBinding, end_of
 from client.errors import NotReady, PadError, ReadOnly
 from client.events import Alarm, Failed, Peer
+from client.jsonview import JsonView
 from client.recovery import Base
 from client.session import PadSession, Phase
 from client.textops import Op, Patch
@@ -252,6 +254,9 @@ class BrowserPad:
         token: bytes = b"",
     ) -> None:
         js = _js()
+        json_pad = link.doctype == "json"
+        if json_pad and link.is_edit:
+            link = link.view_link()  # no structured editor yet: shown read-only
         self.schedule = schedule
         self.storage = _Storage(js.localStorage)
         self.author = load_author(self.storage)
@@ -274,8 +279,11 @@ class BrowserPad:
             recovered_bases=_read_base(self.storage.get(f"blindpad.base.{self.channel}")),
             create=self.creating,
             token=token,
+            doctype=named(link.doctype),
         )
-        self.binding = EditorBinding(self.session)
+        self.binding: EditorBinding | JsonView = (
+            JsonView(self.session) if json_pad else EditorBinding(self.session)
+        )
         self.default_color = color_of(self.author.public_key.hex())
         name, color = read_profile(self.storage.get(PROFILE_KEY))
         self.chosen = bool(name or color)
@@ -633,7 +641,8 @@ class BrowserPad:
 
     def text(self) -> str:
         """The document's text, line breaks as they are (the page shows them as ``\\n``)."""
-        return self.session.text
+        text: str = self.session.text
+        return text
 
     def reset(self) -> str:
         """Drop the undelivered changes and return the whole text as shown (the page resyncs)."""

@@ -22,7 +22,7 @@ The laws a document type must satisfy (the engine relies on each):
 from __future__ import annotations
 
 import hashlib
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from client import textdiff, textops
 from client.textops import InvalidPatch
@@ -30,7 +30,7 @@ from client.textops import InvalidPatch
 D = TypeVar("D")
 P = TypeVar("P")
 
-__all__ = ["TEXT", "DocType", "InvalidPatch", "TextType"]
+__all__ = ["TEXT", "DocType", "InvalidPatch", "TextType", "named"]
 
 
 class DocType(Protocol[D, P]):
@@ -224,3 +224,13 @@ class TextType:
 
 #: The text document type.
 TEXT = TextType()
+
+
+def named(name: str) -> DocType[Any, Any]:
+    """The document type a link names (:attr:`crypto.PadLink.doctype`):
+    ``"json"`` is :data:`client.jsondoc.JSON`, anything else plain text."""
+    if name == "json":
+        from client.jsondoc import JSON
+
+        return JSON
+    return TEXT

@@ -8,6 +8,7 @@ Every error the SDK raises is a :class:`PadError`.  The tree::
     ├── NotReady            an edit before the pad's history was loaded
     ├── InvalidEdit         a bad edit argument: wrong type, out of range, lone surrogate,
     │                       malformed patch (also a ValueError; client/validate.py)
+    ├── WrongDocType        a text method on a JSON pad or the reverse (also a TypeError)
     ├── PadClosed           the pad was closed (aclose, or a fatal failure)
     ├── StateLocked         every slot of this pad's state directory is in use
     ├── ConnectionFailed    the relay could not be reached in time (open, synced)
@@ -54,6 +55,11 @@ class InvalidEdit(PadError, ValueError):
     not a ``str`` or has a lone surrogate, and a patch that is not a
     canonical tuple of ``Op`` (then the ``InvalidPatch`` is the ``__cause__``).
     """
+
+
+class WrongDocType(PadError, TypeError):
+    """A method of one document type on a pad of another: ``pad.text`` or
+    ``insert`` on a JSON pad, ``pad.value`` or ``set`` on a text pad."""
 
 
 class PadClosed(PadError):
@@ -140,4 +146,5 @@ __all__ = [
     "ReadOnly",
     "RelayRefused",
     "StateLocked",
+    "WrongDocType",
 ]

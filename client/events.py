@@ -83,6 +83,21 @@ class TextChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ValueChanged:
+    """Someone else's edit changed a JSON pad's value at ``path``.
+
+    One event per operation, in order; ``path`` is as the operation named
+    it, in the value before it (:mod:`client.jsondoc`), and ``kind`` is the
+    operation (``"s"`` set, ``"d"`` delete, ``"i"`` insert, ``"m"`` move,
+    ``"a"`` add, ``"t"`` text edit).  Read :attr:`client.Pad.value` for
+    the value now.
+    """
+
+    path: tuple[str | int, ...]
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class Acked:
     """The relay stored one of our patches (``id``)."""
 
@@ -168,6 +183,7 @@ def retry_hint(retry_after_ms: int) -> str:
 
 PadEvent = (
     TextChanged
+    | ValueChanged
     | Acked
     | StatusChanged
     | PeerJoined
@@ -194,4 +210,5 @@ __all__ = [
     "Status",
     "StatusChanged",
     "TextChanged",
+    "ValueChanged",
 ]

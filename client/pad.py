@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import random as _random
 import time
@@ -49,14 +50,18 @@ from types import TracebackType
 from typing import Any
 
 import crypto
+from client import jsondoc
+from client.doctype import TEXT, DocType
 from client.errors import (
     BadLink,
     ConnectionFailed,
     Distrusted,
+    InvalidEdit,
     PadClosed,
     PadNotFound,
     ProtocolError,
     RelayRefused,
+    WrongDocType,
 )
 from client.events import Alarm, PadEvent, Peer, Status
 from client.relayside import DEFAULT_RETENTION_PCT
@@ -64,7 +69,7 @@ from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, Phase, wall_
 from client.snapshots import MAX_KEEP_PCT
 from client.state import PadState, StateDir, default_name, default_state_dir
 from client.textdiff import diff
-from client.textops import Op, Patch, normalize
+from client.textops import InvalidPatch, Op, Patch, normalize
 from client.transport import (
     Backoff,
     Connector,
@@ -148,6 +153,18 @@ class _EventStream:
         """Stop receiving events."""
         if self._queue in self._pad._streams:
             self._pad._streams.remove(self._queue)
+
+
+#: A place in a JSON pad: ``str`` keys into objects, ``int`` indices into lists.
+JsonPath = list[str | int] | tuple[str | int, ...]
+
+
+def _as_path(path: object) -> jsondoc.Path:
+    if not isinstance(path, list | tuple):
+        raise InvalidEdit(
+            f"a path is a list of str keys and int indices, not {type(path).__name__}"
+        )
+    return tuple(path)
 
 
 class Pad:
@@ -272,6 +289,7 @@ class Pad:
         async def start() -> Pad:
             parsed = parse(link)
             state, who = _open_state(parsed, state_dir, name, author)
+            doctype: DocType[Any, Any] = jsondoc.JSON if parsed.doctype == "json" else TEXT
             session = PadSession(
                 parsed.keys,
                 who,
@@ -287,6 +305,7 @@ class Pad:
                 from_history=verify == "history",
                 compact=compact,
                 retention_pct=retention_pct,
+                doctype=doctype,
             )
             if connector is None:
                 from client.transport import WebsocketsConnector
@@ -319,11 +338,16 @@ class Pad:
         token: bytes = b"",
         open_timeout: float = 30.0,
         retry_first_connect: bool = True,
+        kind: str = "text",
     ) -> PadLinks:
         """Make a new pad on a relay (the secret is made here, never sent).
 
         Args:
             relay_url: the relay's base URL, e.g. ``"https://pads.example.org"``.
+            kind: ``"text"`` (the default) or ``"json"``: a JSON pad holds a
+                JSON value (``{}`` at first) that merges by structure
+                (:mod:`client.jsondoc`).  The links name the kind, so every
+                client opens the pad as what it is.
             connector: opens transports (default: websockets).
             token: the relay's channel-creation token, if it has one.
             open_timeout: seconds to wait for the relay.
@@ -337,8 +361,10 @@ class Pad:
             ConnectionFailed: the relay could not be reached.
             RelayRefused: the relay refused to create the pad.
         """
+        if kind not in ("text", "json"):
+            raise ValueError(f"kind must be 'text' or 'json', not {kind!r}")
         try:
-            link = crypto.PadLink.new(relay_url.rstrip("/"))
+            link = crypto.PadLink.new(relay_url.rstrip("/"), doctype=kind)
         except crypto.InvalidLink as error:
             raise BadLink(str(error)) from error
         opening = cls.open(
@@ -413,9 +439,32 @@ class Pad:
     # --- reading ------------------------------------------------------------
 
     @property
+    def kind(self) -> str:
+        """``"text"`` or ``"json"``: the document type the link names."""
+        return self.link.doctype
+
+    @property
     def text(self) -> str:
-        """The text as this user sees it (including edits not yet acknowledged)."""
-        return self._session.text
+        """The text as this user sees it (including edits not yet acknowledged).
+
+        Raises:
+            WrongDocType: a JSON pad (read :attr:`value`).
+        """
+        if self.kind != "text":
+            raise WrongDocType(f"this is a {self.kind.upper()} pad: read pad.value, not pad.text")
+        text: str = self._session.text
+        return text
+
+    @property
+    def value(self) -> Any:
+        """A JSON pad's value as this user sees it (a copy: edit through
+        :meth:`set` and the other JSON methods).
+
+        Raises:
+            WrongDocType: a text pad (read :attr:`text`).
+        """
+        self._need_json()
+        return copy.deepcopy(self._session.text)
 
     @property
     def status(self) -> Status:
@@ -543,6 +592,82 @@ class Pad:
         self._check_open()
         self._edit(check_patch(len(self.text), patch))
 
+    # --- writing a JSON pad --------------------------------------------------
+
+    async def set(self, path: JsonPath, value: Any) -> None:
+        """Set the value at ``path`` (a list of ``str`` keys and ``int`` indices):
+        create or replace an object's key or a list's item; ``[]`` is the root.
+
+        Concurrent edits merge by structure (:mod:`client.jsondoc`): edits at
+        other keys or items survive; a concurrent delete of the place wins.
+
+        Raises:
+            WrongDocType: a text pad.
+            InvalidEdit: a bad path (no such container, wrong index type), or
+                a value that is not JSON (NaN, a lone surrogate, a non-str key...).
+            PadClosed, ReadOnly: as for :meth:`insert`.
+        """
+        self._json_edit(jsondoc.SET, path, value)
+
+    async def delete_at(self, path: JsonPath) -> None:
+        """Delete the key or list item at ``path`` (raises as :meth:`set`)."""
+        self._json_edit(jsondoc.DELETE, path, None)
+
+    async def insert_item(self, list_path: JsonPath, index: int, value: Any) -> None:
+        """Insert ``value`` into the list at ``list_path`` so it lands at ``index``
+        (``0..len``); raises as :meth:`set`."""
+        self._json_edit(jsondoc.INSERT, [*_as_path(list_path), index], value)
+
+    async def move_item(self, list_path: JsonPath, from_index: int, to_index: int) -> None:
+        """Move the item at ``from_index`` of the list at ``list_path`` so it lands
+        at ``to_index``; concurrent edits inside the item follow it.  Moving an
+        item to where it is does nothing.  Raises as :meth:`set`."""
+        if from_index == to_index and type(from_index) is int:
+            self._need_json()
+            try:  # nothing to send, but the item must exist
+                jsondoc.get(self._session.text, (*_as_path(list_path), from_index))
+            except jsondoc.InvalidPatch as error:
+                raise InvalidEdit(str(error)) from error
+            return
+        self._json_edit(jsondoc.MOVE, [*_as_path(list_path), from_index], to_index)
+
+    async def add(self, path: JsonPath, number: int) -> None:
+        """Add the integer ``number`` to the integer at ``path`` (concurrent adds
+        sum up; floats are refused: their sums depend on order).  Raises as
+        :meth:`set`."""
+        if number == 0 and type(number) is int:
+            self._need_json()
+            return
+        self._json_edit(jsondoc.ADD, path, number)
+
+    async def edit_text(self, path: JsonPath, pos: int, delete: int = 0, insert: str = "") -> None:
+        """Edit the string at ``path``: delete ``delete`` code points at ``pos``
+        and insert ``insert`` there.  Concurrent edits of the same string merge
+        as text edits do (:mod:`client.textops`).  Raises as :meth:`set`, and
+        :class:`InvalidEdit` for a range outside the string."""
+        self._need_json()
+        if not delete and not insert:
+            return
+        try:
+            patch = normalize([Op(pos, delete, insert)])
+        except InvalidPatch as error:
+            raise InvalidEdit(str(error)) from error
+        self._json_edit(jsondoc.TEXT, path, patch)
+
+    def _need_json(self) -> None:
+        if self.kind != "json":
+            raise WrongDocType(f"this is a {self.kind} pad: the path methods are for JSON pads")
+
+    def _json_edit(self, kind: str, path: JsonPath, arg: Any) -> None:
+        self._need_json()
+        self._check_open()
+        try:
+            op = jsondoc.check_op(jsondoc.JOp(kind, _as_path(path), arg))
+            jsondoc.apply(self._session.text, (op,))
+        except jsondoc.InvalidPatch as error:
+            raise InvalidEdit(str(error)) from error
+        self._edit((op,))
+
     async def trim(self, timeout: float | None = None) -> int:
         """Owner trim: keep the pad as a snapshot at the relay's head and remove
         the history before it (the relay's storage shrinks to about the text).
@@ -638,7 +763,7 @@ class Pad:
         self._session.set_presence(name=name, color=color, cursor=cursor)
         self._pump()
 
-    def _edit(self, patch: Patch) -> None:
+    def _edit(self, patch: Any) -> None:
         self._check_open()
         if patch:
             self._session.edit(patch)

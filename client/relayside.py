@@ -27,7 +27,7 @@ from client.connection import (
     Want,
     Watchdog,
 )
-from client.doctype import TEXT
+from client.doctype import TEXT, DocType
 from client.engine import (
     Base,
     Committed,
@@ -48,11 +48,11 @@ from client.events import (
     Status,
     StatusChanged,
     TextChanged,
+    ValueChanged,
 )
 from client.joining import Joining
 from client.payload import SESSION_LEN
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Beacon, Presence
-from client.textops import Patch
 from client.trust import SUSPECT
 from crypto.backend import RandomFn, default_random
 from wire import codes
@@ -150,7 +150,7 @@ class RelaySide:
         last_head: tuple[int, bytes] | None = None,
         last_peaks: tuple[bytes, ...] | None = None,
         recovered: Iterable[bytes] = (),
-        recovered_bases: Iterable[Base[str]] = (),
+        recovered_bases: Iterable[Base[Any]] = (),
         token: bytes = b"",
         create: bool = True,
         random: RandomFn = default_random,
@@ -160,7 +160,9 @@ class RelaySide:
         compact: bool = True,
         retention_pct: int = DEFAULT_RETENTION_PCT,
         catch_up_window_ms: int = DEFAULT_CATCH_UP_WINDOW_MS,
+        doctype: DocType[Any, Any] = TEXT,
     ) -> None:
+        self.doctype = doctype
         self.keys = keys
         self.author = author
         self.clock = clock
@@ -168,9 +170,9 @@ class RelaySide:
         self._random = random
         self._pipeline = pipeline
         self.engine = self._new_engine()
-        self._rejoining: str | None = None  # the text shown while a trim is caught up with
-        self._rejoin_base = ""  # the text shown when the rejoin began
-        self._rejoin_edits: list[Patch] = []  # edits made meanwhile, on the text shown
+        self._rejoining: Any = None  # the document shown while a trim is caught up with
+        self._rejoin_base: Any = doctype.empty()  # the document shown when the rejoin began
+        self._rejoin_edits: list[Any] = []  # edits made meanwhile, on the document shown
         self.phase = Phase.OFFLINE
         self.token = token
         self.welcome: p.Welcome | None = None
@@ -212,9 +214,9 @@ class RelaySide:
         self._forked: set[str] = set()  # peers already named in a fork alarm
         self._distrust: Alarm | None = None  # the last alarm that made the pad suspect
 
-    def _new_engine(self) -> Engine[str, Patch]:
-        engine: Engine[str, Patch] = Engine(
-            TEXT,
+    def _new_engine(self) -> Engine[Any, Any]:
+        engine: Engine[Any, Any] = Engine(
+            self.doctype,
             CryptoCodec(self.keys, self.author, self._random),
             writer=self.keys.can_write,
             pipeline=self._pipeline,
@@ -265,17 +267,29 @@ class RelaySide:
         """The rejoin is caught up: carry the edits made meanwhile onto the new
         text (across the change from the text shown when it began) and take
         the front end from what it shows to the result in one change."""
-        shown, base, edits = self._rejoining or "", self._rejoin_base, self._rejoin_edits
-        self._rejoining, self._rejoin_base, self._rejoin_edits = None, "", []
+        doc = self.doctype
+        shown = doc.empty() if self._rejoining is None else self._rejoining
+        base, edits = self._rejoin_base, self._rejoin_edits
+        self._rejoining, self._rejoin_base, self._rejoin_edits = None, doc.empty(), []
         if edits and self.engine.writer:
-            work = TEXT.identity()
+            work = doc.identity()
             for patch in edits:
-                work = TEXT.compose(work, patch)
-            arrived = TEXT.merge_diff(base, self.engine.view)
-            self.engine.edit(TEXT.transform(work, arrived))
-        moved = TEXT.merge_diff(shown, self.engine.view)
-        if not TEXT.is_identity(moved):
-            self._events.append(TextChanged(tuple(moved)))
+                work = doc.compose(work, patch)
+            arrived = doc.merge_diff(base, self.engine.view)
+            self.engine.edit(doc.transform(work, arrived))
+        moved = doc.merge_diff(shown, self.engine.view)
+        if not doc.is_identity(moved):
+            self._changed_by(moved, cursors=False)
+
+    def _changed_by(self, patch: Any, *, cursors: bool = True) -> None:
+        """Report someone else's change: text ops for text, one event per
+        operation (with its path) for JSON."""
+        if self.doctype is TEXT:
+            if cursors:
+                self.presence.move_cursors(patch)
+            self._events.append(TextChanged(tuple(patch)))
+        else:
+            self._events.extend(ValueChanged(op.path, op.kind) for op in patch)
 
     @property
     def status(self) -> Status:
@@ -527,8 +541,7 @@ class RelaySide:
                     self._snapshot_of[event.sealed.id] = (node.height, node.id)
                 self._upload(event.sealed)
             elif isinstance(event, RemoteChange):
-                self.presence.move_cursors(event.patch)
-                self._events.append(TextChanged(tuple(event.patch)))
+                self._changed_by(event.patch)
             elif isinstance(event, Committed):
                 self._events.append(Acked(event.id))
             elif isinstance(event, Alarm):  # the engine's alarms are the SDK's

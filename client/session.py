@@ -86,7 +86,7 @@ from client.relayside import (
     Upload,
     wall_clock_ms,
 )
-from client.textops import InvalidPatch, Patch
+from client.textops import InvalidPatch
 from wire import frames as p
 
 
@@ -120,14 +120,17 @@ class PadSession(RelaySide):
         catch_up_window_ms: how long a peer's announced head holds trims back.
         retention_pct: the older snapshots such a trim keeps, thinned, as a
             percentage of the newest snapshot's bytes (0 keeps none).
+        doctype: the document type (:data:`client.doctype.TEXT`, or
+            :data:`client.jsondoc.JSON` for a JSON pad).
     """
 
     # --- reading state -----------------------------------------------------
 
     @property
-    def text(self) -> str:
-        """The user's view of the text (while a trim is caught up with, what was
-        shown before it: see :meth:`RelaySide._rejoin`)."""
+    def text(self) -> Any:
+        """The user's view of the document: the text, or a JSON pad's value
+        (while a trim is caught up with, what was shown before it: see
+        :meth:`RelaySide._rejoin`)."""
         return self.engine.view if self._rejoining is None else self._rejoining
 
     @property
@@ -211,7 +214,7 @@ class PadSession(RelaySide):
             return list(self._join.unadopted)
         return [sealed.data for sealed in self.engine.unacknowledged()]
 
-    def pending_base(self) -> Base[str] | None:
+    def pending_base(self) -> Base[Any] | None:
         """The text :meth:`pending` was made on (persist it when its parent changes)."""
         if self._join.unadopted:
             return None  # the recovered log's bases stay as they are on disk
@@ -259,7 +262,7 @@ class PadSession(RelaySide):
 
     # --- local actions -----------------------------------------------------
 
-    def edit(self, patch: Patch) -> None:
+    def edit(self, patch: Any) -> None:
         """Apply a local edit on :attr:`text` and send it when possible.
 
         Raises:
@@ -271,11 +274,12 @@ class PadSession(RelaySide):
             raise ReadOnly("this pad was opened with a view link, which cannot write")
         if self._rejoining is not None:  # caught up with a trim: kept, applied once caught up
             try:
-                self._rejoining = TEXT.apply(self._rejoining, patch)
+                self._rejoining = self.doctype.apply(self._rejoining, patch)
             except InvalidPatch as error:
                 raise InvalidEdit(str(error)) from error
             self._rejoin_edits.append(patch)
-            self.presence.move_cursors(patch)
+            if self.doctype is TEXT:
+                self.presence.move_cursors(patch)
             return
         if not self._join.synced_once:
             raise NotReady("the pad's history is not loaded yet")
@@ -283,7 +287,8 @@ class PadSession(RelaySide):
             self.engine.edit(patch)
         except LocalError as error:
             raise InvalidEdit(str(error)) from error
-        self.presence.move_cursors(patch)
+        if self.doctype is TEXT:
+            self.presence.move_cursors(patch)
         self._flush()
         self._drain()
 

@@ -72,10 +72,11 @@ import os
 import struct
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import crypto
 from client.errors import StateLocked
+from client.jsondoc import JSON, canonical
 from client.recovery import Base
 from wire import mmr
 
@@ -335,9 +336,11 @@ class PadState:
         self._pending = out
         return out
 
-    def recovered_bases(self) -> list[Base[str]]:
-        """The base texts beside the log (at most two: see the module docstring)."""
-        bases: list[Base[str]] = []
+    def recovered_bases(self) -> list[Base[Any]]:
+        """The base texts beside the log (at most two: see the module docstring);
+        a JSON pad's base is its value (a ``"doctype": "json"`` header, then
+        ``{"json": value}``)."""
+        bases: list[Base[Any]] = []
         for path in sorted(self.folder.glob("base-*")):
             if path.name.endswith(".tmp"):
                 continue
@@ -348,13 +351,16 @@ class PadState:
                 line, _, text = data[len(_BASE_MAGIC) :].partition(b"\n")
                 head = json.loads(line)
                 parent = bytes.fromhex(head["parent"])
-                bases.append(Base(parent, int(head["height"]), text.decode("utf-8")))
+                doc: object = text.decode("utf-8")
+                if head.get("doctype") == "json":
+                    doc = JSON.doc_from_wire(json.loads(text))
+                bases.append(Base(parent, int(head["height"]), doc))
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # damaged: recovery does without it
         return bases
 
     def write_pending(
-        self, sealed: list[bytes], base: Base[str] | None = None, *, exact: bool = False
+        self, sealed: list[bytes], base: Base[Any] | None = None, *, exact: bool = False
     ) -> None:
         """Durably record the unacknowledged patches (before sending them), and
         the text they were made on when its parent changed.
@@ -378,8 +384,14 @@ class PadState:
         if sealed == self._pending and not new_base and not self._stale_bases:
             return
         if base is not None and new_base:
-            head = json.dumps({"parent": base.parent.hex(), "height": base.height}).encode()
-            body = _BASE_MAGIC + head + b"\n" + base.doc.encode("utf-8")
+            fields: dict[str, object] = {"parent": base.parent.hex(), "height": base.height}
+            if isinstance(base.doc, str):
+                doc = base.doc.encode("utf-8")
+            else:
+                fields["doctype"] = "json"
+                doc = canonical(JSON.doc_to_wire(base.doc)).encode("utf-8")
+            head = json.dumps(fields).encode()
+            body = _BASE_MAGIC + head + b"\n" + doc
             write_atomic(self.folder / f"base-{base.parent.hex()}", body, mode=0o600)
         data = b"".join(_LEN.pack(len(s)) + s for s in sealed)
         write_atomic(self.folder / "pending", data)

@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-A link is ``<relay base URL>/p/#1.<type>.<payload>.<checksum>``:
+A link is ``<relay base URL>/p/#1.<type>.<payload>.<checksum>``, or
+``1.<type>.<payload>.<doctype>.<checksum>`` for a pad that is not plain text:
 
 - everything secret is in the **fragment** (after ``#``), which browsers
   never send to a server, so the relay that serves ``/p/`` never sees it;
@@ -10,8 +11,9 @@ A link is ``<relay base URL>/p/#1.<type>.<payload>.<checksum>``:
 - ``type`` is ``e`` (edit: payload is the 32-byte edit secret) or ``v``
   (view: payload is ``sym_key || verify_key``, 64 bytes);
 - ``payload`` is unpadded base64url (43 characters for ``e``, 86 for ``v``);
+- ``doctype`` (absent for text) names the document type: ``json``;
 - ``checksum`` is 8 lowercase hex digits: the first 4 bytes of
-  ``SHA-256(b"blindpad/v1/link/" || "1.<type>.<payload>")``. It exists only
+  ``SHA-256(b"blindpad/v1/link/" || "1.<type>.<payload>[.<doctype>]")``. It exists only
   to catch typos and truncation with a clear message; it is no security
   measure (the payload is right beside it).
 
@@ -38,6 +40,9 @@ _EDIT, _VIEW = "e", "v"
 _PAYLOAD_CHARS = {_EDIT: 43, _VIEW: 86}
 _B64URL = frozenset(string.ascii_letters + string.digits + "-_")
 _CHECKSUM_LABEL = b"blindpad/v1/link/"
+#: The document types a link can name besides plain text (the default).
+TEXT = "text"
+DOCTYPES = frozenset({"json"})
 
 
 def _b64encode(raw: bytes) -> str:
@@ -67,14 +72,18 @@ class PadLink:
 
     base_url: str
     keys: PadKeys
+    doctype: str = TEXT
 
     @classmethod
-    def new(cls, base_url: str, *, random: RandomFn = default_random) -> PadLink:
+    def new(
+        cls, base_url: str, *, random: RandomFn = default_random, doctype: str = TEXT
+    ) -> PadLink:
         """Return the edit link of a brand-new pad on a relay.
 
         Args:
             base_url: the relay's base URL, e.g. ``"https://relay.example"``.
             random: source of the 32-byte edit secret.
+            doctype: ``"text"`` or a member of :data:`DOCTYPES`.
 
         Returns:
             An edit link.
@@ -82,7 +91,9 @@ class PadLink:
         Raises:
             InvalidLink: ``base_url`` is not an http(s) URL without ``#`` or ``?``.
         """
-        return cls(_check_base_url(base_url), PadKeys.generate(random=random))
+        if doctype != TEXT and doctype not in DOCTYPES:
+            raise InvalidLink(f"unknown document type {doctype!r}")
+        return cls(_check_base_url(base_url), PadKeys.generate(random=random), doctype)
 
     @property
     def is_edit(self) -> bool:
@@ -95,14 +106,16 @@ class PadLink:
         Returns:
             A view link on the same relay.
         """
-        return PadLink(self.base_url, self.keys.view())
+        return PadLink(self.base_url, self.keys.view(), self.doctype)
 
     def fragment(self) -> str:
-        """Return the part after ``#``: ``1.<e|v>.<payload>.<checksum>``."""
+        """Return the part after ``#``: ``1.<e|v>.<payload>[.<doctype>].<checksum>``."""
         if self.keys.edit_secret is not None:
             body = f"{LINK_VERSION}.{_EDIT}.{_b64encode(self.keys.edit_secret)}"
         else:
             body = f"{LINK_VERSION}.{_VIEW}.{_b64encode(self.keys.sym_key + self.keys.verify_key)}"
+        if self.doctype != TEXT:
+            body = f"{body}.{self.doctype}"
         return f"{body}.{_checksum(body)}"
 
     def __str__(self) -> str:
@@ -136,16 +149,20 @@ def parse_link(text: str) -> PadLink:
     if not before.endswith(PATH):
         raise InvalidLink(f"link path must end in {PATH!r} before the '#', got {before!r}")
     base = _check_base_url(before[: -len(PATH)])
-    return PadLink(base, _parse_fragment(fragment))
+    keys, doctype = _parse_fragment(fragment)
+    return PadLink(base, keys, doctype)
 
 
-def _parse_fragment(fragment: str) -> PadKeys:
+def _parse_fragment(fragment: str) -> tuple[PadKeys, str]:
     fields = fragment.split(".")
+    doctype = TEXT
+    if len(fields) == 5 and fields[3] in DOCTYPES:
+        doctype = fields.pop(3)
     if len(fields) != 4:
         hint = "truncated?" if len(fields) < 4 else "extra '.'?"
         raise InvalidLink(
-            f"link fragment must be version.type.payload.checksum (4 fields), "
-            f"found {len(fields)} ({hint})"
+            f"link fragment must be version.type.payload.checksum (4 fields, or 5 with "
+            f"a document type before the checksum), found {len(fields)} ({hint})"
         )
     version, kind, payload, checksum = fields
     if version != LINK_VERSION:
@@ -153,12 +170,12 @@ def _parse_fragment(fragment: str) -> PadKeys:
     if kind not in _PAYLOAD_CHARS:
         raise InvalidLink(f"link type must be 'e' (edit) or 'v' (view), got {kind!r}")
     raw = _decode_payload(kind, payload)
-    body = f"{version}.{kind}.{payload}"
+    body = f"{version}.{kind}.{payload}" + (f".{doctype}" if doctype != TEXT else "")
     if checksum != _checksum(body):
         raise InvalidLink("link checksum does not match: the link was mistyped or damaged")
     if kind == _EDIT:
-        return PadKeys.from_edit_secret(raw)
-    return PadKeys.from_view(raw[:32], raw[32:])
+        return PadKeys.from_edit_secret(raw), doctype
+    return PadKeys.from_view(raw[:32], raw[32:]), doctype
 
 
 def _decode_payload(kind: str, payload: str) -> bytes:

@@ -32,11 +32,12 @@ import random
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from vectors.check_chain import SimRelay, VectorCodec, header
 
 from client import textops
-from client.doctype import TEXT
+from client.doctype import TEXT, DocType
 from client.engine import (
     PATCH,
     Alarm,
@@ -46,7 +47,6 @@ from client.engine import (
     SendPatch,
     SendSnapshot,
 )
-from client.textops import Patch
 
 _ALPHABET = [
     chr(c)
@@ -124,7 +124,7 @@ class Oracle:
 class Session:
     """One simulated client: an engine plus what it has not yet processed."""
 
-    def __init__(self, number: int, engine: Engine[str, Patch]) -> None:
+    def __init__(self, number: int, engine: Engine[Any, Any]) -> None:
         self.number = number
         self.engine = engine
         self.inbox: deque[tuple[str, object, object]] = deque()
@@ -169,11 +169,15 @@ _SESSIONS = itertools.count(1)
 
 
 def make_engine(
-    author: int, rng: random.Random, hash_every: int, max_orphans: int = 1024
-) -> Engine[str, Patch]:
+    author: int,
+    rng: random.Random,
+    hash_every: int,
+    max_orphans: int = 1024,
+    doctype: DocType[Any, Any] = TEXT,
+) -> Engine[Any, Any]:
     """An engine with random per-session settings; ``hash_every`` is per channel."""
     return Engine(
-        TEXT,
+        doctype,
         FakeCodec(author),
         pipeline=rng.choice([1, 2, 4, 8]),
         hash_every=hash_every,
@@ -190,20 +194,25 @@ def make_engine(
 class RelayWorld:
     """Mode (a): sessions around one ordering relay."""
 
+    doctype: DocType[Any, Any] = TEXT
+
     def __init__(self, seed: int, sessions: int, edits: int) -> None:
         self.rng = random.Random(seed)
         self.oracle = Oracle(alphabet=self.rng.sample(_ALPHABET, len(_ALPHABET)))
         self.hash_every = self.rng.choice([1, 4, 64])
         self.relay = SimRelay()
-        self.sessions = [
-            Session(n, make_engine(n, self.rng, self.hash_every)) for n in range(sessions)
-        ]
+        self.sessions = [self.session(n) for n in range(sessions)]
         self.edits_left = edits
         self.max_sessions = sessions + self.rng.randint(0, 2)
         self.ack_loss = self.rng.choice([0.0, 0.05, 0.3])
         self.typing = self.rng.choice([0.05, 0.2, 0.4])  # share of steps that are edits
         self.invalid_patches = 0
         self.reconnects = 0
+
+    def session(self, number: int) -> Session:
+        return Session(
+            number, make_engine(number, self.rng, self.hash_every, doctype=self.doctype)
+        )
 
     def run(self) -> None:
         while self.edits_left > 0:
@@ -295,13 +304,11 @@ class RelayWorld:
         session.drain()
 
     def join(self) -> None:
-        number = len(self.sessions)
-        engine = make_engine(number, self.rng, self.hash_every)
+        session = self.session(len(self.sessions))
         start = 0
         if self.relay.snapshots and self.rng.random() < 0.8:
             start, data = self.relay.snapshots[-1]
-            engine.load_snapshot(data, start)
-        session = Session(number, engine)
+            session.engine.load_snapshot(data, start)
         session.inbox.extend(self.relay.since(start))
         self.sessions.append(session)
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import textwrap
@@ -59,6 +60,7 @@ from client.errors import (
     PadNotFound,
     ReadOnly,
     RelayRefused,
+    WrongDocType,
 )
 from client.events import retry_hint
 
@@ -257,6 +259,11 @@ def describe(error: BaseException) -> tuple[int, str]:
     """The exit code and the one-line message for a failure."""
     if isinstance(error, CommandError):
         return error.code, str(error)
+    if isinstance(error, WrongDocType):
+        return USAGE, (
+            "this is a JSON pad, and this command edits text: use `blindpad set` "
+            "(and `blindpad cat` to read it)"
+        )
     if isinstance(error, BadLink | ReadOnly):
         return USAGE, str(error)
     if isinstance(error, PadNotFound):
@@ -291,6 +298,14 @@ def run(name: str, coro: Coroutine[Any, Any, int], args: argparse.Namespace | No
         return execute(name, args, work)
     finally:
         coro.close()  # never awaited if asyncio.run could not start: no warning
+
+
+def shown(doc: Any, kind: str) -> str:
+    """What ``cat`` prints: a text exactly, a JSON pad's value as indented JSON."""
+    if kind == "text":
+        text: str = doc
+        return text
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def fail(name: str, message: str, code: int) -> int:

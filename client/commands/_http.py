@@ -19,16 +19,16 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import crypto
 from client import snapshots
 from client.codec import CryptoCodec
 from client.commands._common import NOT_FOUND, REACH_HINT, CommandError
-from client.doctype import TEXT
+from client.doctype import TEXT, DocType, named
 from client.engine import Alarm, AlarmKind, Engine
 from client.errors import Distrusted
-from client.textops import InvalidPatch, Patch
+from client.textops import InvalidPatch
 from client.trust import SUSPECT, Trust, Verdict
 from wire import mmr
 from wire.errors import WireError as ProtocolViolation
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 class Read:
     """What a history read produced."""
 
-    text: str
+    text: Any  # the text, or a JSON pad's value
     alarms: list[Alarm]
     body: HistoryBody
 
@@ -192,7 +192,7 @@ def read_text(
 
 def replay(
     link: crypto.PadLink, body: HistoryBody, what: str, upto: int | None = None
-) -> tuple[Engine[str, Patch], int]:
+) -> tuple[Engine[Any, Any], int]:
     """A reader's engine fed ``body``: its snapshot (``what``, for the error)
     and its patches (those numbered up to ``upto``), each verified as a live
     session would.  Returns the engine and the number of the last patch fed.
@@ -202,7 +202,8 @@ def replay(
         CommandError: the snapshot does not verify.
     """
     author = crypto.Author.generate("reader")
-    engine: Engine[str, Patch] = Engine(TEXT, CryptoCodec(link.keys, author), writer=False)
+    doctype = named(link.doctype)
+    engine: Engine[Any, Any] = Engine(doctype, CryptoCodec(link.keys, author), writer=False)
     engine.chain.fast_forward = True
     last = 0
     if body.snapshot is not None:
@@ -260,7 +261,7 @@ class Revision:
     """The text after patch ``seq`` and what it was read from."""
 
     seq: int
-    text: str
+    text: Any  # the text, or a JSON pad's value
     alarms: list[Alarm]
     exact: bool  # False: ``seq`` is the nearest kept revision before the one asked for
 
@@ -301,19 +302,19 @@ def sealed_time_ms(link: crypto.PadLink, sealed: bytes) -> int | None:
     """The author's clock when sealing a patch or snapshot (``t``), or None
     (see :func:`time_ms`)."""
     try:
-        return time_ms(crypto.open_envelope(link.keys, sealed))
+        return time_ms(crypto.open_envelope(link.keys, sealed), named(link.doctype))
     except crypto.CryptoError:
         return None
 
 
-def time_ms(opened: crypto.Opened) -> int | None:
+def time_ms(opened: crypto.Opened, doctype: DocType[Any, Any] = TEXT) -> int | None:
     """The author's clock when sealing an opened patch or snapshot (``t``), or None.
 
     A claim, never checked: history shows it, ``cat --at TIME`` goes by it.
     """
     if opened.kind is crypto.Kind.SNAPSHOT:
         try:
-            return snapshots.read(TEXT, opened.content).time
+            return snapshots.read(doctype, opened.content).time
         except InvalidPatch:
             return None
     try:

@@ -1,4 +1,5 @@
-"""``blindpad cat LINK``: print a pad's text exactly (over HTTP: no websocket)."""
+"""``blindpad cat LINK``: print a pad's text exactly, or a JSON pad's value as
+JSON (over HTTP: no websocket)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
     read = read_text(link, args.timeout, remembered)
     for alarm in read.alarms:
         print(f"blindpad cat: warning: {alarm.kind.value}: {alarm.detail}", file=sys.stderr)
-    sys.stdout.write(read.text)
+    sys.stdout.write(c.shown(read.text, link.doctype))
     sys.stdout.flush()
     return c.OK
 
@@ -41,7 +42,7 @@ def _run_at(link: crypto.PadLink, args: argparse.Namespace) -> int:
         )
     for alarm in revision.alarms:
         print(f"blindpad cat: warning: {alarm.kind.value}: {alarm.detail}", file=sys.stderr)
-    sys.stdout.write(revision.text)
+    sys.stdout.write(c.shown(revision.text, link.doctype))
     sys.stdout.flush()
     return c.OK
 
@@ -63,7 +64,8 @@ def main(argv: list[str]) -> int:
     """Run ``blindpad cat``."""
     parser = c.parser(
         "cat",
-        "Print the pad's text exactly as stored (no newline added). Every patch is "
+        "Print the pad's text exactly as stored (no newline added), or a JSON pad's "
+        "value as JSON (indented, keys sorted, one newline at the end). Every patch is "
         "verified; problems are reported on stderr.",
         pad_options=False,
     )

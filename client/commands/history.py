@@ -13,12 +13,13 @@ from client.commands import _common as c
 def _describe(link: crypto.PadLink, sealed: bytes) -> tuple[str, str, str]:
     """(author name, key fingerprint, time) of one sealed patch or snapshot."""
     from client.commands._http import time_ms
+    from client.doctype import named
 
     try:
         opened = crypto.open_envelope(link.keys, sealed)
     except crypto.CryptoError as error:
         return "(invalid)", type(error).__name__, "-"
-    when = time_ms(opened)
+    when = time_ms(opened, named(link.doctype))
     shown = "-" if when is None else datetime.fromtimestamp(when / 1000, UTC)
     return (
         opened.author_name or "(no name)",

@@ -1,4 +1,4 @@
-"""``blindpad new [--relay URL] [--token T]``: make a pad; print its edit link, then its view link.
+"""``blindpad new [--relay URL] [--token T] [--json]``: make a pad; print its links.
 
 A relay started with ``--create-token`` lets only holders of that token create
 pads: give it with ``--token`` or ``$BLINDPAD_CREATE_TOKEN`` (the option wins).
@@ -16,10 +16,12 @@ from client.commands import _common as c
 TOKEN_ENV = "BLINDPAD_CREATE_TOKEN"
 
 
-async def _new(relay: str, timeout: float, token: bytes) -> int:
+async def _new(relay: str, timeout: float, token: bytes, kind: str) -> int:
     from client.pad import Pad
 
-    links = await Pad.create(relay, open_timeout=timeout, retry_first_connect=False, token=token)
+    links = await Pad.create(
+        relay, open_timeout=timeout, retry_first_connect=False, token=token, kind=kind
+    )
     print(links.edit_link)
     print(links.view_link, flush=True)
     return c.OK
@@ -27,7 +29,8 @@ async def _new(relay: str, timeout: float, token: bytes) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV, "")
-    return c.run("new", _new(args.relay, args.timeout, token.encode()), args)
+    kind = "json" if args.json else "text"
+    return c.run("new", _new(args.relay, args.timeout, token.encode(), kind), args)
 
 
 def main(argv: list[str]) -> int:
@@ -43,6 +46,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--token",
         help=f"the relay's creation token, if it has one (default: ${TOKEN_ENV})",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="make a JSON pad (a JSON value that merges by structure; edit it with "
+        "`blindpad set`), not a text pad",
     )
     args = parser.parse_args(argv)
     return c.execute("new", args, lambda: _run(args))

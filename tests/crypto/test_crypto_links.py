@@ -122,3 +122,24 @@ def test_every_single_character_change_is_caught(edit: PadLink) -> None:
 def test_invalid_link_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="link is empty"):
         parse_link("")
+
+
+def test_a_json_link_names_its_document_type_and_round_trips() -> None:
+    link = PadLink(BASE, PadKeys.from_edit_secret(bytes(range(32))), "json")
+    text = str(link)
+    assert text.split("#")[1].split(".")[3] == "json"
+    assert parse_link(text) == link
+    assert parse_link(str(link.view_link())).doctype == "json"
+    plain = PadLink(BASE, PadKeys.from_edit_secret(bytes(range(32))))
+    assert str(plain).count(".") == str(link).count(".") - 1  # text links are unchanged
+    assert parse_link(str(plain)).doctype == "text"
+
+
+def test_the_checksum_covers_the_document_type() -> None:
+    link = str(PadLink(BASE, PadKeys.from_edit_secret(bytes(range(32))), "json"))
+    plain = str(PadLink(BASE, PadKeys.from_edit_secret(bytes(range(32)))))
+    body, checksum = plain.rsplit(".", 1)
+    with pytest.raises(InvalidLink, match="checksum"):
+        parse_link(f"{body}.json.{checksum}")  # a text link's checksum, with a type added
+    with pytest.raises(InvalidLink, match="5"):
+        parse_link(link.replace(".json.", ".yaml."))

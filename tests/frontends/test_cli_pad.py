@@ -595,3 +595,50 @@ def test_compaction_keeps_the_pad_small_and_cat_at_reads_what_is_kept(tmp_path: 
         assert blindpad("cat", view, state=tmp_path).stdout == text
     finally:
         relay.stop()
+
+
+def test_a_json_pad_from_the_command_line(relay: str, tmp_path: Path) -> None:
+    made = blindpad("new", "--json", "--relay", relay, state=tmp_path)
+    assert made.returncode == 0, made.stderr
+    edit, view = made.stdout.splitlines()
+    assert ".json." in edit
+    assert ".json." in view
+    assert blindpad("cat", view, state=tmp_path).stdout == "{}\n"
+    steps = [
+        ("[]", '{"items": [1, 2], "title": "plan"}'),
+        ('["items", 1]', '{"done": true}'),
+        ('["owner"]', '"ü😀"'),
+    ]
+    for path, value in steps:
+        result = blindpad("set", edit, path, value, state=tmp_path)
+        assert result.returncode == 0, result.stderr
+    shown = blindpad("cat", view, state=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    want = {"items": [1, {"done": True}], "owner": "ü😀", "title": "plan"}
+    assert json.loads(shown.stdout) == want
+    assert shown.stdout == json.dumps(want, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert blindpad("history", view, state=tmp_path).returncode == 0
+
+
+def test_bad_json_input_is_one_line_and_exit_code_2(relay: str, tmp_path: Path) -> None:
+    made = blindpad("new", "--json", "--relay", relay, state=tmp_path)
+    edit, view = made.stdout.splitlines()
+    text_edit, _ = new_pad(relay, tmp_path)
+    cases = [
+        (("set", edit, "items", "1"), "PATH is not JSON"),
+        (("set", edit, '{"a": 1}', "1"), "PATH must be a JSON array"),
+        (("set", edit, '["a", -1]', "1"), "PATH must be a JSON array"),
+        (("set", edit, '["a"]', "{nope"), "VALUE is not JSON"),
+        (("set", edit, '["a"]', "NaN"), "cannot set"),
+        (("set", edit, '["missing", "b"]', "1"), "cannot set"),
+        (("set", view, '["a"]', "1"), "view link"),
+        (("set", text_edit, '["a"]', "1"), "text pad"),
+        (("append", edit, "x"), "JSON pad"),
+    ]
+    for args, said in cases:
+        result = blindpad(*args, state=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert said in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+    assert blindpad("cat", view, state=tmp_path).stdout == "{}\n"

@@ -35,6 +35,7 @@ const WHEELS = join(ROOT, ".cache", "pyodide-wheels");
 const CORE_TESTS = [
   "core/test_textops.py",
   "core/test_doctype.py",
+  "core/test_jsondoc.py",
   "core/test_engine.py",
   "core/test_recovery.py",
   "core/test_sim.py",
@@ -46,7 +47,7 @@ const CORE_TESTS = [
   "crypto/test_crypto_links.py",
   "wire/test_wire.py",
 ];
-const SUPPORT = ["conftest.py", "sim.py"];
+const SUPPORT = ["conftest.py", "sim.py", "jsongen.py"];
 const PYTEST_INI = `[pytest]
 addopts = -q -p no:cacheprovider --strict-markers
 filterwarnings = error
