@@ -4,7 +4,11 @@ Theory of operation
 -------------------
 Every connection owns one FIFO bounded in frames and in bytes, its
 :class:`Outbox`. A single writer task per connection drains it onto the
-websocket. Frames produced by the connection's own requests wait for room
+websocket.  A frame offered while the FIFO is empty and the writer idle is
+written at once by whoever offers it (:meth:`Outbox.attach`: the fan-out
+loop of a broadcast writes to each receiver's socket as a bare broadcaster
+does, with no task to wake per receiver); the FIFO holds only what cannot go
+yet.  Frames produced by the connection's own requests wait for room
 (``await put``: backpressure on that client only); frames produced by
 *other* connections (broadcasts, peer notices) never wait: if the FIFO is
 full the connection is failed with SLOW_CONSUMER (close code 4004) and the
@@ -68,6 +72,17 @@ class Outbox:
         self.failure: ProtocolViolation | None = None
         self.flush_before_failure = True
         self.stopped = False
+        self._direct: Callable[[bytes], bool] | None = None
+
+    def attach(self, direct: Callable[[bytes], bool]) -> None:
+        """Write offers at once while nothing is queued.
+
+        Args:
+            direct: called with a frame offered into an empty FIFO; it writes
+                the frame (or starts writing it) and returns True, or returns
+                False when the writer is busy and the frame must wait its turn.
+        """
+        self._direct = direct
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -96,6 +111,8 @@ class Outbox:
                 "outgoing queue overflow; reconnect and resume since your last seq",
             )
             self.fail(violation, flush=False)
+            return
+        if not self._frames and self._direct is not None and self._direct(frame):
             return
         self._frames.append(frame)
         self.bytes += len(frame)
