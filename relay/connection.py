@@ -395,14 +395,11 @@ class Connection:
             self._pushes and self.push_bytes + size > bound
         ):
             await asyncio.wait({self._pushes[0]})
-        store = self.relay.store
-        # Tasks start in creation order, so appends reach the store in order:
+        # Tasks take their first step in creation order and each hands its
+        # append to the store in that step, so appends reach the store in order:
         # a push parented on one still in flight finds it as the head.
-        append = asyncio.create_task(
-            store.append(header.channel_id, patch_id, header.ref, frame.envelope)
-        )
         previous = self._pushes[-1] if self._pushes else None
-        task = asyncio.create_task(self._complete_push(frame, header, state, append, previous))
+        task = asyncio.create_task(self._complete_push(frame, header, state, patch_id, previous))
         self._pushes.append(task)
         self.push_bytes += size
 
@@ -426,24 +423,30 @@ class Connection:
         frame: frames.Push,
         header: Header,
         state: ChannelState,
-        append: asyncio.Task[AppendResult],
+        patch_id: bytes,
         previous: asyncio.Task[None] | None,
     ) -> None:
-        """Answer one push once it is durable (after the pushes sent before it)."""
+        """Store one push and answer it once durable (after the pushes sent before it)."""
         try:
-            result = await append
-            if previous is not None:
+            result = await self.relay.store.append(
+                header.channel_id, patch_id, header.ref, frame.envelope
+            )
+            if previous is not None and not previous.done():
                 await asyncio.wait({previous})
-            await self._answer_push(frame, header, state, result)
+            await self._answer_push(frame, header, state, patch_id, result)
         except Exception:
             log.exception("internal error completing a push on connection %d", self.id)
             failure = ProtocolViolation(ErrorCode.INTERNAL, "internal relay error")
             self.outbox.fail(failure, flush=True)
 
     async def _answer_push(
-        self, frame: frames.Push, header: Header, state: ChannelState, result: AppendResult
+        self,
+        frame: frames.Push,
+        header: Header,
+        state: ChannelState,
+        patch_id: bytes,
+        result: AppendResult,
     ) -> None:
-        patch_id = envelope_id(frame.envelope)
         if result.outcome is AppendOutcome.STALE:
             await self._refuse(frame.request_id, RefuseCode.STALE, 0, result.head)
             return
