@@ -27,7 +27,10 @@ A push goes through the checks in exactly the order DESIGN.md gives:
 5. parent is head, atomically with 6. in :meth:`relay.store.Store.append`
    (else REFUSE STALE with the head; nothing stored);
 6. durable store;
-7. ACK, delivered in seq order through the pusher's subscription;
+7. ACK, delivered in seq order through the pusher's subscription; flagged
+   CONTENDED when this process refused another connection's push as STALE
+   while the head was the patch before (PROTOCOL.md §13.3: the winner yields
+   a turn);
 8. broadcast to the channel's other subscribers.
 
 Reading needs the pad's read token (PROTOCOL.md §3.3): a SUBSCRIBE whose
@@ -431,13 +434,25 @@ class Connection:
             result = await self.relay.store.append(
                 header.channel_id, patch_id, header.ref, frame.envelope
             )
+            # Noted as the store answers (in its order), not after the wait below.
+            flags = self._contention(state, result)
             if previous is not None and not previous.done():
                 await asyncio.wait({previous})
-            await self._answer_push(frame, header, state, patch_id, result)
+            await self._answer_push(frame, header, state, patch_id, result, flags)
         except Exception:
             log.exception("internal error completing a push on connection %d", self.id)
             failure = ProtocolViolation(ErrorCode.INTERNAL, "internal relay error")
             self.outbox.fail(failure, flush=True)
+
+    def _contention(self, state: ChannelState, result: AppendResult) -> int:
+        """Note a STALE refusal; the ACK flags of a stored patch (PROTOCOL.md §13.3:
+        CONTENDED when another connection was refused since the previous head)."""
+        if result.outcome is AppendOutcome.STALE:
+            state.refused_stale(result.head.seq, self.id)
+        elif result.outcome is AppendOutcome.APPENDED and state.contended(result.seq, self.id):
+            self.relay.metrics.contended += 1
+            return frames.ACK_CONTENDED
+        return 0
 
     async def _answer_push(
         self,
@@ -446,11 +461,12 @@ class Connection:
         state: ChannelState,
         patch_id: bytes,
         result: AppendResult,
+        flags: int,
     ) -> None:
         if result.outcome is AppendOutcome.STALE:
             await self._refuse(frame.request_id, RefuseCode.STALE, 0, result.head)
             return
-        ack = frames.encode(frames.Ack(frame.request_id, result.seq, patch_id))
+        ack = frames.encode(frames.Ack(frame.request_id, result.seq, patch_id, flags))
         if result.outcome is AppendOutcome.DUPLICATE:
             await self.outbox.put(ack)
             return

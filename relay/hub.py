@@ -258,6 +258,11 @@ class ChannelState:
     none missing below it: where a fill from the store starts when other relay
     processes commit (:mod:`relay.cluster`); ``wanted`` is the highest seq
     known to be committed, where that fill ends.
+
+    ``stale_head`` and ``stale_from``: the connections whose pushes this
+    process refused as STALE while the head was ``stale_head`` (PROTOCOL.md
+    §13.3: the next patch stored, if another connection's, is ACKed
+    CONTENDED).
     """
 
     verify_key: bytes
@@ -267,6 +272,19 @@ class ChannelState:
     offered: int = 0
     wanted: int = 0
     subscribers: dict[int, Subscription] = dataclasses.field(default_factory=dict)
+    stale_head: int = -1
+    stale_from: set[int] = dataclasses.field(default_factory=set)
+
+    def refused_stale(self, head_seq: int, connection_id: int) -> None:
+        """A push of ``connection_id`` was refused STALE, the head at ``head_seq``."""
+        if head_seq != self.stale_head:
+            self.stale_head, self.stale_from = head_seq, set()
+        self.stale_from.add(connection_id)
+
+    def contended(self, seq: int, connection_id: int) -> bool:
+        """Whether patch ``seq``, stored for ``connection_id``, won a race: a push
+        of another connection was refused STALE while the head was ``seq - 1``."""
+        return self.stale_head == seq - 1 and bool(self.stale_from - {connection_id})
 
 
 class Hub:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vectors import make_chain, runner
+from vectors import make_chain, make_frames, runner
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
 
 def test_every_vector_passes_under_cpython() -> None:
     counts = runner.run(VECTORS)
-    assert set(counts) == {"chain", "crypto", "text"}
+    assert set(counts) == {"chain", "crypto", "frames", "text"}
     assert all(count > 0 for count in counts.values())
 
 
 def test_chain_vectors_are_what_the_generator_writes() -> None:
     assert (VECTORS / "chain.jsonl").read_text(encoding="utf-8") == make_chain.render()
+
+
+def test_frame_vectors_are_what_the_generator_writes() -> None:
+    assert (VECTORS / "frames.jsonl").read_text(encoding="utf-8") == make_frames.render()

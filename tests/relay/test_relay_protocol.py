@@ -565,3 +565,40 @@ def test_origin_checked_against_public_url() -> None:
             assert isinstance(f.decode(await ws.recv()), f.Welcome)
 
     run(scenario, public_url="https://pads.example")
+
+
+def test_an_ack_that_won_over_another_connections_refused_push_is_contended() -> None:
+    """PROTOCOL.md §13.3: CONTENDED marks the first patch stored after another
+    connection was refused STALE at that head; not the loser's, not later ones,
+    not after a refusal of one's own push."""
+
+    async def scenario(relay: RelayHandle) -> None:
+        pad = Pad()
+        async with Client.connect(relay) as a, Client.connect(relay) as b:
+            await a.subscribe(pad)
+            await b.subscribe(pad)
+            first, id1 = pad.patch(ZERO, b"a1")
+            assert _acked(await a.push(first)) == (1, id1, 0)
+            late, _ = pad.patch(ZERO, b"b1")
+            refused = await b.push(late)
+            assert isinstance(refused, f.Refuse)
+            assert (refused.code, refused.head_seq) == (RefuseCode.STALE, 1)
+            second, id2 = pad.patch(id1, b"a2")
+            assert _acked(await a.push(second)) == (2, id2, f.ACK_CONTENDED)
+            third, id3 = pad.patch(id2, b"a3")
+            assert _acked(await a.push(third)) == (3, id3, 0)  # nobody refused at seq 2
+            mine, _ = pad.patch(ZERO, b"a-stale")
+            assert isinstance(await a.push(mine), f.Refuse)  # a's own refusal
+            fourth, id4 = pad.patch(id3, b"a4")
+            assert _acked(await a.push(fourth)) == (4, id4, 0)
+            again, _ = pad.patch(ZERO, b"b-stale")
+            assert isinstance(await b.push(again), f.Refuse)
+            rebased, id5 = pad.patch(id4, b"b2")  # the refused one lands next
+            assert _acked(await b.push(rebased)) == (5, id5, 0)
+
+    run(scenario)
+
+
+def _acked(answer: f.Ack | f.Refuse) -> tuple[int, bytes, int]:
+    assert isinstance(answer, f.Ack), answer
+    return answer.seq, answer.id, answer.flags
