@@ -24,13 +24,13 @@ A push goes through the checks in exactly the order DESIGN.md gives:
 3. limits: rate (retry-after), patch size, subscription, pad size, channel
    quota, total storage;
 4. the channel signature (crypto.verify_channel_signature);
+   then the turn (PROTOCOL.md §13.3): while another connection has waited
+   longer for a patch of its to land, REFUSE YIELD (send the same bytes again
+   after retry_after_ms), so a writer refused STALE is not outrun forever;
 5. parent is head, atomically with 6. in :meth:`relay.store.Store.append`
    (else REFUSE STALE with the head; nothing stored);
 6. durable store;
-7. ACK, delivered in seq order through the pusher's subscription; flagged
-   CONTENDED when this process refused another connection's push as STALE
-   while the head was the patch before (PROTOCOL.md §13.3: the winner yields
-   a turn);
+7. ACK, delivered in seq order through the pusher's subscription;
 8. broadcast to the channel's other subscribers.
 
 Reading needs the pad's read token (PROTOCOL.md §3.3): a SUBSCRIBE whose
@@ -102,6 +102,11 @@ _Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral | frames.Dispute
 #: The requests this relay serves (a client frame type it does not serve is fatal
 #: PROTOCOL, as an unknown type is).
 _Served = frames.Subscribe | frames.Unsubscribe | frames.Push | _Upload | frames.ProofRequest
+
+#: Turns (PROTOCOL.md §13.3): a push refused YIELD is sent again this much later,
+#: and a connection that pushed nothing for TURN_QUIET_SECONDS waits no more.
+YIELD_RETRY_MS = 20
+TURN_QUIET_SECONDS = 0.5
 
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
@@ -384,12 +389,17 @@ class Connection:
         patch_id = envelope_id(frame.envelope)
         try:
             state = self._check_push(frame, header)
+            if not state.take_turn(self.id, self.relay.clock(), TURN_QUIET_SECONDS):
+                raise _Refusal(RefuseCode.YIELD, retry_after_ms=YIELD_RETRY_MS)
         except _Refusal:
             # Dedupe comes before every other check: a resend after a lost ack
             # is acked with its original seq even if it fails a check now.
             known = await self.relay.store.lookup(header.channel_id, patch_id)
             if known is None:
                 raise
+            landed = self.relay.hub.channels.get(header.channel_id)
+            if landed is not None:
+                landed.landed(self.id)
             await self.outbox.put(frames.encode(frames.Ack(frame.request_id, known, patch_id)))
             return
         size = len(frame.envelope)
@@ -434,25 +444,13 @@ class Connection:
             result = await self.relay.store.append(
                 header.channel_id, patch_id, header.ref, frame.envelope
             )
-            # Noted as the store answers (in its order), not after the wait below.
-            flags = self._contention(state, result)
             if previous is not None and not previous.done():
                 await asyncio.wait({previous})
-            await self._answer_push(frame, header, state, patch_id, result, flags)
+            await self._answer_push(frame, header, state, patch_id, result)
         except Exception:
             log.exception("internal error completing a push on connection %d", self.id)
             failure = ProtocolViolation(ErrorCode.INTERNAL, "internal relay error")
             self.outbox.fail(failure, flush=True)
-
-    def _contention(self, state: ChannelState, result: AppendResult) -> int:
-        """Note a STALE refusal; the ACK flags of a stored patch (PROTOCOL.md §13.3:
-        CONTENDED when another connection was refused since the previous head)."""
-        if result.outcome is AppendOutcome.STALE:
-            state.refused_stale(result.head.seq, self.id)
-        elif result.outcome is AppendOutcome.APPENDED and state.contended(result.seq, self.id):
-            self.relay.metrics.contended += 1
-            return frames.ACK_CONTENDED
-        return 0
 
     async def _answer_push(
         self,
@@ -461,12 +459,12 @@ class Connection:
         state: ChannelState,
         patch_id: bytes,
         result: AppendResult,
-        flags: int,
     ) -> None:
         if result.outcome is AppendOutcome.STALE:
             await self._refuse(frame.request_id, RefuseCode.STALE, 0, result.head)
             return
-        ack = frames.encode(frames.Ack(frame.request_id, result.seq, patch_id, flags))
+        state.landed(self.id)
+        ack = frames.encode(frames.Ack(frame.request_id, result.seq, patch_id))
         if result.outcome is AppendOutcome.DUPLICATE:
             await self.outbox.put(ack)
             return

@@ -258,11 +258,6 @@ class ChannelState:
     none missing below it: where a fill from the store starts when other relay
     processes commit (:mod:`relay.cluster`); ``wanted`` is the highest seq
     known to be committed, where that fill ends.
-
-    ``stale_head`` and ``stale_from``: the connections whose pushes this
-    process refused as STALE while the head was ``stale_head`` (PROTOCOL.md
-    §13.3: the next patch stored, if another connection's, is ACKed
-    CONTENDED).
     """
 
     verify_key: bytes
@@ -272,19 +267,29 @@ class ChannelState:
     offered: int = 0
     wanted: int = 0
     subscribers: dict[int, Subscription] = dataclasses.field(default_factory=dict)
-    stale_head: int = -1
-    stale_from: set[int] = dataclasses.field(default_factory=set)
+    #: Turns (PROTOCOL.md §13.3): connection -> (when its first push since its
+    #: last patch landed was seen, when its last push was seen), in seconds.
+    waiting: dict[int, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
-    def refused_stale(self, head_seq: int, connection_id: int) -> None:
-        """A push of ``connection_id`` was refused STALE, the head at ``head_seq``."""
-        if head_seq != self.stale_head:
-            self.stale_head, self.stale_from = head_seq, set()
-        self.stale_from.add(connection_id)
+    def take_turn(self, connection_id: int, now: float, quiet: float) -> bool:
+        """Record a push of a new patch; whether it may go to the store now.
 
-    def contended(self, seq: int, connection_id: int) -> bool:
-        """Whether patch ``seq``, stored for ``connection_id``, won a race: a push
-        of another connection was refused STALE while the head was ``seq - 1``."""
-        return self.stale_head == seq - 1 and bool(self.stale_from - {connection_id})
+        Turns are first come, first served: a connection waits from its first
+        push after its last patch landed until a patch of its lands
+        (:meth:`landed`), and a push goes ahead only when no other connection
+        has waited longer.  A connection that pushed nothing for ``quiet``
+        seconds waits no more (it went away or gave up its work).
+        """
+        for other, (_, seen) in list(self.waiting.items()):
+            if now - seen > quiet:
+                del self.waiting[other]
+        first = self.waiting.get(connection_id, (now, now))[0]
+        self.waiting[connection_id] = (first, now)
+        return not any(since < first for since, _ in self.waiting.values())
+
+    def landed(self, connection_id: int) -> None:
+        """A patch of ``connection_id`` is stored: its turn is over."""
+        self.waiting.pop(connection_id, None)
 
 
 class Hub:
@@ -313,6 +318,7 @@ class Hub:
         if state is None or connection_id not in state.subscribers:
             return
         state.subscribers.pop(connection_id).close()
+        state.landed(connection_id)  # nobody waits for a connection that left
         self.notify(channel_id, frames.encode(frames.PeerLeft(channel_id, connection_id)))
         if not state.subscribers:
             del self.channels[channel_id]

@@ -31,7 +31,6 @@ Exposed (besides ``process_*``, ``python_gc_*`` and ``python_info``):
 ``blindpad_connections_accepted``      connections accepted (counter)
 ``blindpad_messages_in`` / ``_out``    frames received (label ``type``) / sent
 ``blindpad_refusals`` / ``_errors``    refusals (``reason``) / fatal errors (``code``)
-``blindpad_contended_acks``            ACKs flagged CONTENDED (the pusher yields)
 ``blindpad_channels``, ...             store gauges, read at scrape time
 ``blindpad_node``, ``blindpad_bus_up``  relays sharing a store: this node, whether
                                        hints flow (0 = polling the store)
@@ -114,7 +113,6 @@ class Metrics:
     connections_total: int = 0
     frames_in: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     frames_out: int = 0
-    contended: int = 0
     refusals: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     batch_counts: list[int] = dataclasses.field(default_factory=lambda: [0] * len(BATCH_BUCKETS))
@@ -196,9 +194,6 @@ class _Counters(Collector):
         )
         yield _labelled("blindpad_messages_in", "Frames received.", "type", m.frames_in)
         yield _labelled("blindpad_refusals", "Refusals.", "reason", m.refusals)
-        yield CounterMetricFamily(
-            "blindpad_contended_acks", "ACKs flagged CONTENDED.", value=m.contended
-        )
         yield _labelled("blindpad_errors", "Fatal errors.", "code", m.errors)
         buckets = [(str(b), c) for b, c in zip(BATCH_BUCKETS, m.batch_counts, strict=True)]
         yield HistogramMetricFamily(

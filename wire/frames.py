@@ -16,8 +16,8 @@ and :func:`decode` are total inverses: ``decode(encode(f)) == f`` for every
 valid frame, and :func:`decode` raises :class:`FrameError` for any byte string
 that is not exactly one valid frame (unknown type, short, long, length prefix
 disagreeing with the size, a non-UTF-8 error message, an unknown SUBSCRIBE
-start mode, an unknown SNAPSHOT or ACK flag).  :func:`encode` raises
-:class:`FrameError` for a field out of range.
+start mode).  :func:`encode` raises :class:`FrameError` for a field out of
+range.
 
 This one codec serves both ends.  The relay accepts only what clients send
 (:func:`decode_client`); a client accepts only what relays send
@@ -86,10 +86,6 @@ class SubscribeFrom(enum.IntEnum):
 #: disputed by an editor (a joiner does not open from it).
 SNAPSHOT_LIVE: Final = 0x01
 SNAPSHOT_DISPUTED: Final = 0x02
-
-#: ACK flags: since the channel's previous head the relay refused a push of
-#: another connection as STALE; the pusher yields a turn (PROTOCOL.md §13.3).
-ACK_CONTENDED: Final = 0x01
 
 
 # --- client to relay -------------------------------------------------------------
@@ -250,17 +246,11 @@ class Broadcast:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Ack:
-    """Request ``request_id`` is durably stored as number ``seq`` with id ``id``.
-
-    ``flags`` :data:`ACK_CONTENDED`: the push beat another connection's, which
-    the relay refused as STALE since the channel's previous head; send no new
-    patch on this channel until another connection's BROADCAST arrives or
-    ``yield_ms`` passes (PROTOCOL.md §13.3).  Other bits are a PROTOCOL error."""
+    """Request ``request_id`` is durably stored as number ``seq`` with id ``id``."""
 
     request_id: int
     seq: int
     id: bytes
-    flags: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -401,7 +391,7 @@ _SPECS: Final[dict[FrameType, _Spec]] = {
     FrameType.HISTORY: _spec(History, "32sQ", True),
     FrameType.HISTORY_END: _spec(HistoryEnd, "I32sQ32s"),
     FrameType.BROADCAST: _spec(Broadcast, "32sQ", True),
-    FrameType.ACK: _spec(Ack, "IQ32sB"),
+    FrameType.ACK: _spec(Ack, "IQ32s"),
     FrameType.REFUSE: _spec(Refuse, "IHIQ32s"),
     FrameType.EPHEMERAL_RELAYED: _spec(EphemeralRelayed, "32sQ", True),
     FrameType.PEER_JOINED: _spec(PeerJoined, "32sQ"),
@@ -528,8 +518,6 @@ def _build(kind: FrameType, spec: _Spec, values: list[Any]) -> Frame:
             raise FrameError(f"SUBSCRIBE: unknown start mode {values[2]}") from None
     if kind is FrameType.SNAPSHOT and values[2] & ~(SNAPSHOT_LIVE | SNAPSHOT_DISPUTED):
         raise FrameError(f"SNAPSHOT: unknown flags 0x{values[2]:02x}")
-    if kind is FrameType.ACK and values[3] & ~ACK_CONTENDED:
-        raise FrameError(f"ACK: unknown flags 0x{values[3]:02x}")
     if kind is FrameType.PROOF and len(values[3]) % mmr.NODE_LEN:
         raise FrameError(f"PROOF: nodes are not a whole number of {mmr.NODE_LEN}-byte nodes")
     if kind is FrameType.ERROR:

@@ -56,13 +56,19 @@ def _reject(case: str, data: bytes) -> Record:
     }
 
 
+def _snapshot_flag(flags: int) -> bytes:
+    data = bytearray(f.encode(f.Snapshot(ID, 3, 0, 10, 4, b"chunk")))
+    data[1 + 32 + 8] = flags
+    return bytes(data)
+
+
 def records() -> list[Record]:
     """Every vector, in file order."""
     ack = f.encode(f.Ack(7, 9, ID))
     return [
-        _encode("ACK, no flags", f.Ack(7, 9, ID)),
-        _encode("ACK, CONTENDED", f.Ack(7, 9, ID, f.ACK_CONTENDED)),
+        _encode("ACK", f.Ack(7, 9, ID)),
         _encode("REFUSE STALE with the head", f.Refuse(8, 9, 0, 10, HEAD)),
+        _encode("REFUSE YIELD with retry_after_ms", f.Refuse(8, 31, 20, 0, bytes(32))),
         _encode("BROADCAST", f.Broadcast(ID, 11, b"sealed")),
         _encode("HISTORY_END", f.HistoryEnd(1, ID, 11, HEAD)),
         _encode("PUSH", f.Push(12, b"sealed")),
@@ -70,9 +76,9 @@ def records() -> list[Record]:
             "SNAPSHOT, LIVE and DISPUTED",
             f.Snapshot(ID, 3, f.SNAPSHOT_LIVE | f.SNAPSHOT_DISPUTED, 10, 4, b"chunk"),
         ),
-        _reject("ACK with an unknown flag", ack[:-1] + b"\x02"),
-        _reject("ACK without its flags byte (before CONTENDED)", ack[:-1]),
+        _reject("ACK one byte short", ack[:-1]),
         _reject("ACK with a trailing byte", ack + b"\x00"),
+        _reject("SNAPSHOT with an unknown flag", _snapshot_flag(0x04)),
     ]
 
 

@@ -30,7 +30,6 @@ EXAMPLES: list[f.Frame] = [
     f.HistoryEnd(1, ID, 5, ID),
     f.Broadcast(ID, 2, b"y"),
     f.Ack(1, 2, ID),
-    f.Ack(1, 2, ID, f.ACK_CONTENDED),
     f.Refuse(1, 1, 0, 5, ID),
     f.EphemeralRelayed(ID, 4, b"z"),
     f.PeerJoined(ID, 4),
@@ -68,15 +67,6 @@ def test_each_end_accepts_only_the_other_ends_frames(frame: f.Frame) -> None:
 
 def test_every_type_has_an_example() -> None:
     assert {f.frame_type(x) for x in EXAMPLES} == set(f.FrameType)
-
-
-def test_ack_carries_the_contended_flag_in_its_last_byte() -> None:
-    plain, contended = f.encode(f.Ack(7, 9, ID)), f.encode(f.Ack(7, 9, ID, f.ACK_CONTENDED))
-    assert len(plain) == 1 + 4 + 8 + 32 + 1
-    assert plain[:-1] == contended[:-1]
-    assert (plain[-1], contended[-1]) == (0, 1)
-    with pytest.raises(f.FrameError, match="ACK: unknown flags 0x02"):
-        f.decode(plain[:-1] + b"\x02")
 
 
 def test_encode_rejects_bad_fields() -> None:
