@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,18 @@ from client import Pad, textops
 
 #: Quick mode types this many keystrokes of each small trace.
 QUICK_KEYSTROKES = 3_000
+
+
+def traces(result: Result, quick: bool) -> Iterator[tuple[str, list[dict[str, Any]], str]]:
+    """``(name, txns, final text)`` of each trace a scenario types (quick: the small
+    traces' first :data:`QUICK_KEYSTROKES`); an absent trace is noted in ``result``."""
+    for name in s_trace.QUICK_TRACES if quick else TRACE_NAMES:
+        trace = load_trace(name)
+        if trace is None:
+            result.note(f"trace {name} is absent: skipped")
+            continue
+        txns = trace["txns"][:QUICK_KEYSTROKES] if quick else trace["txns"]
+        yield name, txns, s_trace.target_text(txns)
 
 
 def empty_store_bytes() -> int:
@@ -105,14 +118,7 @@ def run(runs: int, quick: bool) -> Result:
     rows = []
     baseline = empty_store_bytes()
     result.data["empty_store_bytes"] = baseline
-    names = s_trace.QUICK_TRACES if quick else TRACE_NAMES
-    for name in names:
-        trace = load_trace(name)
-        if trace is None:
-            result.note(f"trace {name} is absent: skipped")
-            continue
-        txns = trace["txns"][:QUICK_KEYSTROKES] if quick else trace["txns"]
-        target = s_trace.target_text(txns)
+    for name, txns, target in traces(result, quick):
         text_bytes = len(target.encode("utf-8"))
         worst = every_keystroke(txns, target, baseline)
         fast = s_trace.CACHE.get(name) or [s_trace.blindpad_run(name, txns, target)]

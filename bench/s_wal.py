@@ -16,22 +16,15 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench import s_trace
-from bench.common import TRACE_NAMES, BenchFailure, Result, load_trace, relay_process, table
-from bench.s_storage import QUICK_KEYSTROKES, type_txns
+from bench.common import BenchFailure, Result, relay_process, table
+from bench.s_storage import traces, type_txns
 
 
 def run(runs: int, quick: bool) -> Result:
     """Each trace typed with and without a state directory, alternating."""
     result = Result("wal")
     rows = []
-    for name in s_trace.QUICK_TRACES if quick else TRACE_NAMES:
-        trace = load_trace(name)
-        if trace is None:
-            result.note(f"trace {name} is absent: skipped")
-            continue
-        txns = trace["txns"][:QUICK_KEYSTROKES] if quick else trace["txns"]
-        target = s_trace.target_text(txns)
+    for name, txns, target in traces(result, quick):
         times: dict[str, list[float]] = {"state": [], "none": []}
         with (
             tempfile.TemporaryDirectory(prefix="bench-wal-") as tmp,
