@@ -53,7 +53,7 @@ import crypto
 from client import linebreaks, textops
 from client.doctype import named
 from client.editor import EditorBinding, end_of
-from client.errors import NotReady, PadError, ReadOnly
+from client.errors import InvalidEdit, NotReady, PadError, ReadOnly
 from client.events import Alarm, Failed, Peer
 from client.jsonview import JsonView
 from client.recovery import Base
@@ -254,9 +254,7 @@ class BrowserPad:
         token: bytes = b"",
     ) -> None:
         js = _js()
-        json_pad = link.doctype == "json"
-        if json_pad and link.is_edit:
-            link = link.view_link()  # no structured editor yet: shown read-only
+        self.json_pad = link.doctype == "json"  # shown read-only; edited by the embed API
         self.schedule = schedule
         self.storage = _Storage(js.localStorage)
         self.author = load_author(self.storage)
@@ -282,7 +280,7 @@ class BrowserPad:
             doctype=named(link.doctype),
         )
         self.binding: EditorBinding | JsonView = (
-            JsonView(self.session) if json_pad else EditorBinding(self.session)
+            JsonView(self.session) if self.json_pad else EditorBinding(self.session)
         )
         self.default_color = color_of(self.author.public_key.hex())
         name, color = read_profile(self.storage.get(PROFILE_KEY))
@@ -426,6 +424,37 @@ class BrowserPad:
         self._pump(wake=False)
         return ""
 
+    def json_edit(self, method: str, args_json: str, anchor: int, head: int) -> str:
+        """One edit by path on a JSON pad (the embed API's ``set``...: ``method`` of
+        :data:`client.jsondoc.EDITS`, ``args_json`` the arguments, path first).
+
+        Returns JSON: ``{"problem": one line}`` when refused, else ``{"problem":
+        null, "op": {"kind", "path"} | null, "value", "patches", "sel"}``: the
+        value now, and the patches and selection that bring the shown text up
+        to date.
+        """
+        if not isinstance(self.binding, JsonView):
+            return json.dumps(
+                {"problem": "this is a text pad: the path methods are for JSON pads"}
+            )
+        try:
+            args = json.loads(args_json)
+            if not isinstance(args, list):
+                raise InvalidEdit("the arguments must be a list")
+            op, patches, sel = self.binding.edit(method, args, (anchor, head))
+        except PadError as error:
+            return json.dumps({"problem": str(error)})
+        if self.session.phase is not Phase.LIVE:
+            self.session.flush()  # the write-ahead log holds offline work too
+        self._pump(wake=False)
+        out = {"problem": None, "op": op, "value": self.session.text}
+        out.update(patches=[patch_to_json(p) for p in patches], sel=list(sel) if sel else None)
+        return json.dumps(out)
+
+    def value(self) -> str:
+        """A JSON pad's value as JSON (the embed API's ``getValue``)."""
+        return json.dumps(self.session.text if self.json_pad else None)
+
     def tick(self, anchor: int, head: int, composing: bool, now_ms: int) -> str:
         """One animation frame: take remote changes, send presence; JSON for the page."""
         self.session.tick()
@@ -438,6 +467,10 @@ class BrowserPad:
                 self._sent_ready = True
                 anchor = head = 0
             patches, sel = self.binding.take_changes((anchor, head))
+            if isinstance(self.binding, JsonView):
+                ops = self.binding.take_ops()
+                if ops or out["reset"] is not None:  # the embed API's change event
+                    out["json"] = {"value": self.session.text, "ops": ops}
             out["patches"] = [patch_to_json(p) for p in patches]
             out["sel"] = list(sel) if sel is not None else None
             self._sel = sel
@@ -475,6 +508,8 @@ class BrowserPad:
             fatal=self._fatal,
             ready=self._sent_ready,
             writer=self.link.is_edit,
+            kind="json" if self.json_pad else "text",
+            editable=self.link.is_edit and not self.json_pad,
             peers=[self._peer_json(peer, now_ms) for peer in self.session.peers],
             me={"name": self.name, "color": self.color},
             messages=messages,

@@ -121,6 +121,7 @@ from client.jsonpatch import (
 __all__ = [
     "ADD",
     "DELETE",
+    "EDITS",
     "INSERT",
     "JSON",
     "KINDS",
@@ -146,6 +147,7 @@ __all__ = [
     "get",
     "invert",
     "op_to_wire",
+    "path_edit",
     "same",
     "simplify",
     "size_of",
@@ -551,6 +553,74 @@ def diff(old: object, new: object, *, words: bool = False) -> Patch:
     out: list[JOp] = []
     _diff(old, new, (), out, words)
     return tuple(op for op in out if effective(op))
+
+
+# --- path edits ------------------------------------------------------------------
+
+#: The edits a program makes by path, as the SDK (``Pad.set``...) and the
+#: embed API (``set``...) name them, with the arguments after the path.
+EDITS: dict[str, tuple[str, ...]] = {
+    "set": ("value",),
+    "delete_at": (),
+    "insert_item": ("index", "value"),
+    "move_item": ("from_index", "to_index"),
+    "add": ("number",),
+    "edit_text": ("pos", "delete", "insert"),
+}
+
+
+def path_edit(doc: object, method: str, path: object, *args: object) -> JOp | None:
+    """The checked operation for one edit by path on ``doc`` (see :data:`EDITS`),
+    or ``None`` for an edit that changes nothing (a move to where the item is,
+    an add of 0, an empty text edit: the place must still be right for a move).
+
+    ``path`` is a list or tuple of ``str`` keys and ``int`` indices; for
+    ``insert_item`` and ``move_item`` it names the list.  ``edit_text`` takes
+    ``pos`` and optionally ``delete`` (default 0) and ``insert`` (default "").
+
+    Raises:
+        InvalidPatch: an unknown method, wrong arguments, a bad path or value,
+            or an edit that does not fit ``doc`` (one line saying why).
+    """
+    if method not in EDITS:
+        raise InvalidPatch(f"unknown edit {method!r}: one of {', '.join(EDITS)}")
+    if not isinstance(path, list | tuple):
+        raise InvalidPatch(
+            f"a path is a list of str keys and int indices, not {type(path).__name__}"
+        )
+    place: Path = tuple(path)
+    if method == "edit_text" and 1 <= len(args) < 3:
+        args = (*args, *(0, "")[len(args) - 1 :])  # delete=0, insert="" by default
+    if len(args) != len(EDITS[method]):
+        names = ", ".join(("path", *EDITS[method]))
+        raise InvalidPatch(f"{method} takes ({names}), not {len(args) + 1} arguments")
+    op: JOp
+    if method == "set":
+        op = JOp(SET, place, args[0])
+    elif method == "delete_at":
+        op = JOp(DELETE, place, None)
+    elif method == "insert_item":
+        op = JOp(INSERT, (*place, args[0]), args[1])  # type: ignore[arg-type]
+    elif method == "move_item":
+        op = JOp(MOVE, (*place, args[0]), args[1])  # type: ignore[arg-type]
+        if args[0] == args[1] and type(args[0]) is int:
+            get(doc, op.path)  # nothing to do, but the item must be there
+            return None
+    elif method == "add":
+        if args[0] == 0 and type(args[0]) is int:
+            return None
+        op = JOp(ADD, place, args[0])
+    else:
+        pos, delete, insert = args
+        if not delete and not insert:
+            return None
+        try:
+            op = JOp(TEXT, place, textops.normalize([textops.Op(pos, delete, insert)]))  # type: ignore[arg-type]
+        except InvalidPatch as error:
+            raise InvalidPatch(f"edit_text: {error}") from error
+    op = check_op(op)
+    apply(doc, (op,))
+    return op
 
 
 def _count(value: object) -> int:

@@ -69,7 +69,7 @@ from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, Phase, wall_
 from client.snapshots import MAX_KEEP_PCT
 from client.state import PadState, StateDir, default_name, default_state_dir
 from client.textdiff import diff
-from client.textops import InvalidPatch, Op, Patch, normalize
+from client.textops import Op, Patch, normalize
 from client.transport import (
     Backoff,
     Connector,
@@ -157,14 +157,6 @@ class _EventStream:
 
 #: A place in a JSON pad: ``str`` keys into objects, ``int`` indices into lists.
 JsonPath = list[str | int] | tuple[str | int, ...]
-
-
-def _as_path(path: object) -> jsondoc.Path:
-    if not isinstance(path, list | tuple):
-        raise InvalidEdit(
-            f"a path is a list of str keys and int indices, not {type(path).__name__}"
-        )
-    return tuple(path)
 
 
 class Pad:
@@ -607,66 +599,50 @@ class Pad:
                 a value that is not JSON (NaN, a lone surrogate, a non-str key...).
             PadClosed, ReadOnly: as for :meth:`insert`.
         """
-        self._json_edit(jsondoc.SET, path, value)
+        self._json_edit("set", path, value)
 
     async def delete_at(self, path: JsonPath) -> None:
         """Delete the key or list item at ``path`` (raises as :meth:`set`)."""
-        self._json_edit(jsondoc.DELETE, path, None)
+        self._json_edit("delete_at", path)
 
     async def insert_item(self, list_path: JsonPath, index: int, value: Any) -> None:
         """Insert ``value`` into the list at ``list_path`` so it lands at ``index``
         (``0..len``); raises as :meth:`set`."""
-        self._json_edit(jsondoc.INSERT, [*_as_path(list_path), index], value)
+        self._json_edit("insert_item", list_path, index, value)
 
     async def move_item(self, list_path: JsonPath, from_index: int, to_index: int) -> None:
         """Move the item at ``from_index`` of the list at ``list_path`` so it lands
         at ``to_index``; concurrent edits inside the item follow it.  Moving an
         item to where it is does nothing.  Raises as :meth:`set`."""
-        if from_index == to_index and type(from_index) is int:
-            self._need_json()
-            try:  # nothing to send, but the item must exist
-                jsondoc.get(self._session.text, (*_as_path(list_path), from_index))
-            except jsondoc.InvalidPatch as error:
-                raise InvalidEdit(str(error)) from error
-            return
-        self._json_edit(jsondoc.MOVE, [*_as_path(list_path), from_index], to_index)
+        self._json_edit("move_item", list_path, from_index, to_index)
 
     async def add(self, path: JsonPath, number: int) -> None:
         """Add the integer ``number`` to the integer at ``path`` (concurrent adds
         sum up; floats are refused: their sums depend on order).  Raises as
         :meth:`set`."""
-        if number == 0 and type(number) is int:
-            self._need_json()
-            return
-        self._json_edit(jsondoc.ADD, path, number)
+        self._json_edit("add", path, number)
 
     async def edit_text(self, path: JsonPath, pos: int, delete: int = 0, insert: str = "") -> None:
         """Edit the string at ``path``: delete ``delete`` code points at ``pos``
         and insert ``insert`` there.  Concurrent edits of the same string merge
         as text edits do (:mod:`client.textops`).  Raises as :meth:`set`, and
         :class:`InvalidEdit` for a range outside the string."""
+        self._json_edit("edit_text", path, pos, delete, insert)
+
+    def _json_edit(self, method: str, path: JsonPath, *args: Any) -> None:
+        """One edit by path (:func:`client.jsondoc.path_edit`, shared with the embed API)."""
         self._need_json()
-        if not delete and not insert:
-            return
+        self._check_open()
         try:
-            patch = normalize([Op(pos, delete, insert)])
-        except InvalidPatch as error:
+            op = jsondoc.path_edit(self._session.text, method, path, *args)
+        except jsondoc.InvalidPatch as error:
             raise InvalidEdit(str(error)) from error
-        self._json_edit(jsondoc.TEXT, path, patch)
+        if op is not None:
+            self._edit((op,))
 
     def _need_json(self) -> None:
         if self.kind != "json":
             raise WrongDocType(f"this is a {self.kind} pad: the path methods are for JSON pads")
-
-    def _json_edit(self, kind: str, path: JsonPath, arg: Any) -> None:
-        self._need_json()
-        self._check_open()
-        try:
-            op = jsondoc.check_op(jsondoc.JOp(kind, _as_path(path), arg))
-            jsondoc.apply(self._session.text, (op,))
-        except jsondoc.InvalidPatch as error:
-            raise InvalidEdit(str(error)) from error
-        self._edit((op,))
 
     async def trim(self, timeout: float | None = None) -> int:
         """Owner trim: keep the pad as a snapshot at the relay's head and remove

@@ -48,7 +48,9 @@ let shadow = ""; // the textarea's value as Python last knew it
 let composing = false;
 let scheduled = false;
 let lastOverlayKey = "";
-let writer = false;
+let writer = false; // the link can write (the embed API may edit)
+let editable = false; // the user may type in the textarea (a writer of a text pad)
+let jsonPad = false; // a JSON pad: shown read-only as formatted JSON
 let stopped = false; // a fatal failure was shown: no more ticks
 const EMBED = location.pathname.endsWith("/embed/");
 const params = new URLSearchParams(location.search);
@@ -195,12 +197,18 @@ function tickInner(now) {
     const out = JSON.parse(pad.tick(a, h, composing, now));
     if (out.reset !== null) {
       writer = out.writer;
-      ta.readOnly = !writer;
+      editable = out.editable;
+      jsonPad = out.kind === "json";
+      ta.readOnly = !editable;
       setText(out.reset, [0, 0]);
-      emit("change", { origin: "reset", patches: [], text: out.reset });
+      if (!jsonPad) emit("change", { origin: "reset", patches: [], text: out.reset });
     } else if (out.patches.length) {
       applyPatches(out.patches, out.sel);
-      emit("change", { origin: "remote", patches: out.patches });
+      if (!jsonPad) emit("change", { origin: "remote", patches: out.patches });
+    }
+    if (out.json) {
+      const origin = out.reset !== null ? "reset" : "remote";
+      emit("change", { origin, value: out.json.value, ops: out.json.ops });
     }
     render(out);
   } catch (err) {
@@ -209,7 +217,7 @@ function tickInner(now) {
 }
 
 function history(kind) {
-  if (!pad || composing || !writer) return;
+  if (!pad || composing || !editable) return;
   tick();
   const out = JSON.parse(pad[kind](Date.now()));
   if (out.patches.length) {
@@ -254,7 +262,7 @@ function render(out) {
   noteStatus(out.status);
   if (out.ready && !embed.ready) {
     embed.ready = true;
-    emit("ready", { writer: out.writer });
+    emit("ready", { writer: out.writer, kind: out.kind });
   }
   for (const a of out.alarms) {
     emit("alarm", a);
@@ -263,7 +271,8 @@ function render(out) {
   if (out.ready) $("loading").hidden = true;
   $("download").hidden = !out.ready;
   if (!EMBED) $("history-open").hidden = !out.ready;
-  $("readonly").hidden = out.writer;
+  $("readonly").hidden = out.editable;
+  $("readonly").textContent = t(out.kind === "json" ? "jsonReadOnly" : "viewOnly");
   renderPeople(out.me, out.peers);
   renderOverlay(out.peers);
   for (const m of out.messages) report(m);
@@ -659,12 +668,12 @@ function showRevision(r, button) {
   hist.text = out.text;
   $("history-text").value = out.text;
   $("history-what").textContent = t("historyShowing", { seq: out.seq, time: fmtTime(r.time), author: r.author || t("historyUnknownAuthor") });
-  $("history-restore").disabled = !writer;
+  $("history-restore").disabled = !editable;
 }
 
 /** Restore: one new edit by this user, from the text now to the version's (as shown). */
 function restoreRevision() {
-  if (!pad || stopped || !writer || hist.text === null) return;
+  if (!pad || stopped || !editable || hist.text === null) return;
   tick(); // the typing of this frame and remote changes first
   const d = localDiff(ta.value, hist.text);
   if (d) {
@@ -800,7 +809,7 @@ function listen() {
     if (e.inputType === "historyUndo" || e.inputType === "historyRedo") {
       e.preventDefault();
       history(e.inputType === "historyUndo" ? "undo" : "redo");
-    } else if (!writer) {
+    } else if (!editable) {
       e.preventDefault();
     }
   });
@@ -844,7 +853,7 @@ function noteStatus(status) {
 
 /** Apply one API edit, [pos, delete, insert] in code points of the text as shown. */
 function apiEdit(pos, del, ins) {
-  if (!pad || stopped || !embed.ready) throw new Error("the pad is not ready");
+  needKind("text");
   if (!writer) throw new Error("this is a view link: it cannot change the pad");
   tick(); // take the user's typing and remote changes first
   const length = cpCount(ta.value);
@@ -863,6 +872,39 @@ function apiEdit(pos, del, ins) {
   schedule();
 }
 
+/** Throw unless the pad is open and of `kind` ("text" or "json"). */
+function needKind(kind) {
+  if (!pad || stopped || !embed.ready) throw new Error("the pad is not ready");
+  if (kind === "text" && jsonPad) throw new Error("this is a JSON pad: use getValue and the path methods");
+  if (kind === "json" && !jsonPad) throw new Error("this is a text pad: the path methods are for JSON pads");
+}
+
+/** JSON text of `args`, refusing what JSON cannot hold instead of changing it. */
+function jsonArgs(args) {
+  return JSON.stringify(args, (key, v) => {
+    if (v === undefined) throw new Error(`${key === "" ? "an argument" : `"${key}"`} is missing (undefined is not JSON)`);
+    if (typeof v === "number" && !Number.isFinite(v)) throw new Error(`${v} is not a JSON number`);
+    if (typeof v === "function" || typeof v === "symbol") throw new Error(`a ${typeof v} is not JSON`);
+    return v;
+  });
+}
+
+/** Apply one API edit by path to a JSON pad (method of client.jsondoc.EDITS). */
+function apiJson(method, args) {
+  needKind("json");
+  if (!writer) throw new Error("this is a view link: it cannot change the pad");
+  while (args.length && args.at(-1) === undefined) args.pop(); // arguments left out
+  tick(); // remote changes first
+  const [a, h] = selectionCp();
+  const out = JSON.parse(pad.json_edit(method, jsonArgs(args), a, h));
+  if (out.problem) throw new Error(out.problem);
+  if (!out.op) return;
+  noteStatus(pad.status());
+  if (out.patches.length) applyPatches(out.patches, out.sel);
+  emit("change", { origin: "local", value: out.value, ops: [out.op] });
+  schedule();
+}
+
 const COMMANDS = {
   hello(options = {}) {
     if (typeof options.name === "string" && options.name) COMMANDS.setName(options.name);
@@ -870,19 +912,20 @@ const COMMANDS = {
     lastPeopleKey = "";
     schedule();
     if (embed.status) emit("status", { status: embed.status });
-    if (embed.ready) emit("ready", { writer });
+    if (embed.ready) emit("ready", { writer, kind: jsonPad ? "json" : "text" });
     if (embed.error) emit("error", { message: embed.error });
     return { ready: embed.ready };
   },
   getText() {
-    if (!pad || !embed.ready) throw new Error("the pad is not ready");
+    needKind("text");
     tick();
     return ta.value;
   },
   insert: (pos, text) => apiEdit(pos, 0, text),
   delete: (pos, count) => apiEdit(pos, count, ""),
   replace(text) {
-    if (pad && embed.ready) tick();
+    needKind("text");
+    tick();
     const d = localDiff(ta.value, String(text).replace(/\r\n?/g, "\n"));
     if (d) apiEdit(d[0], d[1], d[2]);
   },
@@ -891,6 +934,17 @@ const COMMANDS = {
     if (pad) pad.set_name(embed.name);
   },
   focus: () => ta.focus(),
+  getValue() {
+    needKind("json");
+    tick();
+    return JSON.parse(pad.value());
+  },
+  set: (...args) => apiJson("set", args),
+  deleteAt: (...args) => apiJson("delete_at", args),
+  insertItem: (...args) => apiJson("insert_item", args),
+  moveItem: (...args) => apiJson("move_item", args),
+  add: (...args) => apiJson("add", args),
+  editText: (...args) => apiJson("edit_text", args),
 };
 
 function onCommand(e) {

@@ -41,6 +41,14 @@
     replace(text) { return this.#call("replace", text); }
     setName(name) { return this.#call("setName", name); }
     focus() { return this.#call("focus"); }
+    // JSON pads (docs/EMBED.md): a path is an array of string keys and integer indices.
+    getValue() { return this.#call("getValue"); }
+    set(path, value) { return this.#call("set", path, value); }
+    deleteAt(path) { return this.#call("deleteAt", path); }
+    insertItem(listPath, index, value) { return this.#call("insertItem", listPath, index, value); }
+    moveItem(listPath, from, to) { return this.#call("moveItem", listPath, from, to); }
+    add(path, number) { return this.#call("add", path, number); }
+    editText(path, pos, del = 0, text = "") { return this.#call("editText", path, pos, del, text); }
 
     connectedCallback() {
       window.addEventListener("message", this.#listener);

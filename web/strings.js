@@ -29,6 +29,7 @@ globalThis.BLINDPAD_STRINGS = {
   // The bar.
   brandTitle: "blindpad: the relay cannot read this pad",
   viewOnly: "View only",
+  jsonReadOnly: "JSON pad: read-only here",
   people: "People here",
   you: "(you)",
   personYou: "{name} (you)",

@@ -311,3 +311,55 @@ def test_size_digest_and_empty() -> None:
     assert JSON.digest({"a": 1}) != JSON.digest({"a": 1.0}) != JSON.digest({"a": True})
     with pytest.raises(InvalidPatch):
         JSON.doc_from_wire("text")  # a text snapshot never reads as JSON
+
+
+# --- edits by path (the SDK's and the embed API's, one function) ----------------
+
+
+def test_each_edit_by_path_makes_its_operation() -> None:
+    doc = {"t": "ab", "n": 1, "l": ["x", "y", "z"]}
+    cases = [
+        ("set", ["k"], (True,), JOp("s", ("k",), True)),
+        ("delete_at", ("t",), (), JOp("d", ("t",), None)),
+        ("insert_item", ["l"], (3, {"a": 1}), JOp("i", ("l", 3), {"a": 1})),
+        ("move_item", ["l"], (0, 2), JOp("m", ("l", 0), 2)),
+        ("add", ["n"], (-5,), JOp("a", ("n",), -5)),
+        ("edit_text", ["t"], (1,), None),  # delete 0, insert "": nothing
+        ("edit_text", ["t"], (1, 1), JOp("t", ("t",), (Op(1, 1, ""),))),
+        ("edit_text", ["t"], (2, 0, "c"), JOp("t", ("t",), (Op(2, 0, "c"),))),
+        ("move_item", ["l"], (1, 1), None),
+        ("add", ["n"], (0,), None),
+    ]
+    for method, path, args, want in cases:
+        assert set(j.EDITS) >= {method}
+        assert j.path_edit(doc, method, path, *args) == want, method
+    assert doc == {"t": "ab", "n": 1, "l": ["x", "y", "z"]}  # never changed in place
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "args", "says"),
+    [
+        ("rename", [], (), "unknown edit 'rename'"),
+        ("set", "a", (1,), "a path is a list"),
+        ("set", ["a"], (), r"set takes \(path, value\), not 1 arguments"),
+        ("delete_at", ["a"], (1,), r"delete_at takes \(path\), not 2"),
+        ("set", ["a", "b"], (1,), "no key 'a'"),
+        ("set", ["t"], (float("nan"),), "must be finite"),
+        ("insert_item", ["l"], (9, 1), "past the end"),
+        ("insert_item", ["l"], (True, 1), "strings or non-negative integers"),
+        ("move_item", ["l"], (7, 7), "no item 7"),
+        ("move_item", ["l"], (0, 3), "outside a list"),
+        ("add", ["t"], (1,), "add needs an integer"),
+        ("add", ["n"], (1.5,), "non-zero integer"),
+        ("edit_text", ["t"], (5, 1), "past the document end"),
+        ("edit_text", ["n"], (0, 0, "x"), "needs a string"),
+        ("edit_text", ["t"], ("0", 0, "x"), "edit_text"),
+    ],
+)
+def test_a_bad_edit_by_path_says_why_in_one_line(
+    method: str, path: object, args: tuple[object, ...], says: str
+) -> None:
+    doc = {"t": "ab", "n": 1, "l": ["x"]}
+    with pytest.raises(InvalidPatch, match=says) as caught:
+        j.path_edit(doc, method, path, *args)
+    assert "\n" not in str(caught.value)

@@ -1,6 +1,6 @@
 // <blindpad-pad> on another origin, in Debian's Chromium driven by playwright-core.
 //
-// Usage: node tests/web/embed.mjs RELAY_URL HOST_OK HOST_BAD LINK
+// Usage: node tests/web/embed.mjs RELAY_URL HOST_OK HOST_BAD LINK JSON_LINK
 //   HOST_OK and HOST_BAD serve docs/embed-example.html (as /host.html) filled
 //   in with RELAY_URL and LINK; the relay lists HOST_OK in --embed-origins only.
 // Prints one JSON line per scenario ({"scenario", "ok", "detail", ...});
@@ -14,12 +14,17 @@
 //   readonly a second element with `readonly` and `theme="dark"` reads but
 //            cannot write; one with another relay's link is refused at once,
 //            one with a damaged link fires `error` and rejects `ready`
+//   json     two elements (two browser contexts) on a JSON pad the SDK made:
+//            getValue, set, insertItem, moveItem, add, editText, deleteAt;
+//            local and remote change events carry the value; errors are one
+//            line (a text call on a JSON pad, a missing key, NaN, a missing
+//            argument); the frame shows formatted JSON read-only
 //   blocked  on HOST_BAD the relay's CSP refuses the frame: Chromium reports
 //            the frame-ancestors violation and `ready` never resolves
 
 import { chromium } from "playwright-core";
 
-const [, , RELAY, HOST_OK, HOST_BAD, LINK] = process.argv;
+const [, , RELAY, HOST_OK, HOST_BAD, LINK, JSON_LINK] = process.argv;
 const BOOT_MS = Number(process.env.BLINDPAD_BOOT_TIMEOUT_MS ?? 180_000);
 const WAIT_MS = Number(process.env.BLINDPAD_WAIT_TIMEOUT_MS ?? 30_000);
 const HOST_TEXT = "from the host ";
@@ -170,6 +175,76 @@ async function readonly() {
   return { detail: `readonly: writer false, write refused (${result.write}); a foreign link refused` };
 }
 
+async function jsonPad() {
+  // Two elements on the JSON pad, each in its own browser context (own identity).
+  const make = async () => {
+    const { page } = await open(HOST_OK);
+    const info = await page.evaluate(async ([link, ms]) => {
+      const el = document.createElement("blindpad-pad");
+      el.id = "json";
+      el.setAttribute("link", link);
+      window.__jsonEvents = [];
+      for (const type of ["change", "ready"]) el.addEventListener(type, (e) => window.__jsonEvents.push({ type, detail: e.detail }));
+      document.body.append(el);
+      const guard = new Promise((_, reject) => setTimeout(() => reject(new Error("json ready: hang guard")), ms));
+      return Promise.race([el.ready, guard]);
+    }, [JSON_LINK, BOOT_MS]);
+    return { page, info };
+  };
+  const a = await make();
+  const b = await make();
+  check(a.info.writer === true && a.info.kind === "json", `ready says a writable JSON pad: ${JSON.stringify(a.info)}`);
+  const call = (side, method, ...args) => side.page.evaluate(([m, xs]) => {
+    const el = document.getElementById("json");
+    return el[m](...xs).then((value) => ({ value }), (e) => ({ error: e.message }));
+  }, [method, args]);
+  const sorted = (v) => (v && typeof v === "object" ? JSON.stringify(v, Object.keys(v).sort()) : JSON.stringify(v));
+  const start = await call(a, "getValue");
+  const initial = { count: 1, items: ["a", "b"], title: "from python" };
+  check(sorted(start.value) === sorted(initial), `getValue reads what the SDK wrote: ${JSON.stringify(start)}`);
+  for (const [method, ...args] of [["set", ["done"], false], ["insertItem", ["items"], 2, "c"], ["moveItem", ["items"], 0, 2],
+    ["add", ["count"], 41], ["editText", ["title"], 0, 0, "hello "], ["set", ["gone"], { x: [1] }], ["deleteAt", ["gone"]],
+    ["set", ["done"], true]]) {
+    const r = await call(a, method, ...args);
+    check(!("error" in r), `${method} ${JSON.stringify(args)}: ${r.error}`);
+  }
+  const want = { count: 42, done: true, items: ["b", "c", "a"], title: "hello from python" };
+  const mine = await call(a, "getValue");
+  check(sorted(mine.value) === sorted(want), `the value after the edits: ${JSON.stringify(mine)}`);
+  const local = await a.page.evaluate(() => window.__jsonEvents.filter((e) => e.type === "change" && e.detail.origin === "local"));
+  check(local.length === 8 && sorted(local.at(-1).detail.value) === sorted(want) && local[2].detail.ops[0].kind === "m",
+    `a local change event per edit, with the value and the op: ${JSON.stringify(local.slice(-2))}`);
+  const refusals = [await call(a, "getText"), await call(a, "set", ["nope", "x"], 1), await call(a, "set", ["x"], NaN),
+    await call(a, "set", ["x"]), await call(a, "moveItem", ["items"], 5, 0)];
+  const lines = refusals.map((r) => r.error || "accepted");
+  check(lines[0].includes("JSON pad") && lines[1].includes("no key") && lines[2].includes("not a JSON number")
+    && lines[3].includes("set takes") && lines[4].includes("no item"), `refusals are one line each: ${JSON.stringify(lines)}`);
+  check(lines.every((l) => !l.includes("\n") && !l.includes("Traceback")), `no tracebacks: ${JSON.stringify(lines)}`);
+  await until(async () => {
+    const v = (await call(b, "getValue")).value;
+    return sorted(v) === sorted(want) || v;
+  }, "the second element sees the first one's edits");
+  const remote = await b.page.evaluate(() => window.__jsonEvents.filter((e) => e.type === "change" && e.detail.origin === "remote"));
+  check(remote.length > 0 && remote.some((e) => e.detail.ops.some((op) => op.kind === "m" && op.path.join() === "items,0")),
+    `remote change events carry the ops: ${JSON.stringify(remote.slice(0, 3))}`);
+  check((await call(b, "add", ["count"], 1)).value === null, "the second element adds one");
+  await until(async () => {
+    const v = (await call(a, "getValue")).value;
+    return v.count === 43 || v;
+  }, "the first element sees the second one's add");
+  const frame = a.page.frames().find((f) => f.url().startsWith(`${RELAY}embed/`) && f.url().includes(JSON_LINK.split("#")[1]));
+  const shown = await frame.evaluate(() => ({ text: document.getElementById("pad").value, ro: document.getElementById("pad").readOnly,
+    badge: document.getElementById("readonly").textContent }));
+  check(shown.ro && JSON.parse(shown.text).count === 43 && shown.text.includes('\n  "count": 43,') && shown.badge.includes("JSON"),
+    `the frame shows formatted JSON, read-only: ${JSON.stringify(shown)}`);
+  const textSide = await a.page.evaluate(() =>
+    document.querySelector("blindpad-pad").getValue().then(() => "accepted", (e) => e.message));
+  check(textSide.includes("text pad"), `getValue on a text pad is refused: ${textSide}`);
+  await a.page.context().close();
+  await b.page.context().close();
+  return { detail: `8 edits by path, refusals: ${lines.join(" | ")}; the second element saw ${remote.length} remote changes` };
+}
+
 async function blocked() {
   const { page, log } = await open(HOST_BAD);
   const headers = [];
@@ -187,7 +262,7 @@ async function blocked() {
   return { detail: `refused: ${violation.slice(0, 160)}` };
 }
 
-const SCENARIOS = { api, page, readonly, blocked };
+const SCENARIOS = { api, page, readonly, json: jsonPad, blocked };
 for (const [name, run] of Object.entries(SCENARIOS)) {
   const started = Date.now();
   let result;

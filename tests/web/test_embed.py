@@ -141,9 +141,22 @@ async def _create(url: str) -> str:
     return links.edit_link
 
 
+async def _create_json(url: str) -> str:
+    links = await Pad.create(url, kind="json")
+    async with Pad.open(links.edit_link, state_dir=None) as pad:
+        await pad.set([], {"title": "from python", "items": ["a", "b"], "count": 1})
+        await pad.synced()
+    return links.edit_link
+
+
 async def _read(link: str) -> str:
     async with Pad.open(link, state_dir=None) as pad:
         return pad.text
+
+
+async def _read_json(link: str) -> object:
+    async with Pad.open(link, state_dir=None) as pad:
+        return pad.value
 
 
 @pytest.fixture(scope="module")
@@ -162,12 +175,13 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, ob
         assert relay.proc.stdout is not None
         startup = relay.proc.stdout.readline()
         link = asyncio.run(_create(relay.handle.url))
+        json_link = asyncio.run(_create_json(relay.handle.url))
         base = relay.handle.url.rstrip("/")
         filled = EXAMPLE.read_text().replace(PLACEHOLDER_LINK, link)
         page.append(filled.replace("https://relay.example", base).encode())
         try:
             run = subprocess.run(
-                ["node", "tests/web/embed.mjs", relay.handle.url, ok, bad, link],
+                ["node", "tests/web/embed.mjs", relay.handle.url, ok, bad, link, json_link],
                 cwd=ROOT,
                 env=os.environ,
                 capture_output=True,
@@ -178,7 +192,10 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, ob
         except subprocess.TimeoutExpired:
             pytest.fail(f"tests/web/embed.mjs hung: no exit after {HANG_GUARD_S:g} s")
         after = asyncio.run(_read(link))
-    results: dict[str, dict[str, object]] = {"sdk": {"text": after, "startup": startup}}
+        value = asyncio.run(_read_json(json_link))
+    results: dict[str, dict[str, object]] = {
+        "sdk": {"text": after, "value": value, "startup": startup}
+    }
     for line in run.stdout.splitlines():
         if line.startswith("{"):
             result = json.loads(line)
@@ -203,3 +220,14 @@ def test_relay_said_who_may_embed(embedded: dict[str, dict[str, object]]) -> Non
     startup = str(embedded["sdk"]["startup"])
     assert startup.startswith("blindpad relay embedding: pages of http://127.0.0.1:")
     assert startup.rstrip().endswith("may embed")
+
+
+def test_sdk_sees_what_two_elements_did_to_a_json_pad(
+    embedded: dict[str, dict[str, object]],
+) -> None:
+    assert embedded["sdk"]["value"] == {
+        "count": 43,
+        "done": True,
+        "items": ["b", "c", "a"],
+        "title": "hello from python",
+    }

@@ -6,7 +6,7 @@ import pytest
 
 import crypto
 from client import textops
-from client.errors import ReadOnly
+from client.errors import InvalidEdit, ReadOnly
 from client.events import ValueChanged
 from client.jsondoc import JSON, JOp
 from client.jsonview import JsonView, formatted
@@ -43,3 +43,34 @@ def test_the_view_shows_formatted_json_and_follows_changes() -> None:
     assert not view.can_undo
     with pytest.raises(ReadOnly):
         view.local_edit(textops.normalize([(0, 0, "x")]), 0)
+    assert view.take_ops() == [{"kind": "s", "path": ["b"]}, {"kind": "s", "path": ["a"]}]
+    assert view.take_ops() == []
+
+
+def test_an_edit_by_path_changes_the_value_and_the_shown_text() -> None:
+    view = JsonView(_joined(crypto.PadKeys.generate()))
+    view.reset()
+    op, patches, _ = view.edit("set", [["list"], [1, 2]], (0, 0))
+    assert op == {"kind": "s", "path": ["list"]}
+    assert view.session.text == {"list": [1, 2]}
+    assert textops.apply("{}", patches[0]) == formatted({"list": [1, 2]})
+    op, patches, _ = view.edit("move_item", [["list"], 0, 1], None)
+    assert op == {"kind": "m", "path": ["list", 0]}
+    assert view.session.text == {"list": [2, 1]}
+    assert view.edit("add", [["list", 0], 0], None) == (None, [], None)  # changes nothing
+    assert view.session.pending()  # sealed and queued for the relay
+    assert view.take_ops() == []  # our own edits are not someone else's
+    with pytest.raises(InvalidEdit, match="no key 'nope'"):
+        view.edit("set", [["nope", "x"], 1], None)
+    with pytest.raises(InvalidEdit, match="set takes"):
+        view.edit("set", [["x"]], None)
+    with pytest.raises(InvalidEdit, match="needs a path"):
+        view.edit("delete_at", [], None)
+    assert view.session.text == {"list": [2, 1]}
+
+
+def test_a_view_link_cannot_edit_by_path() -> None:
+    view = JsonView(_joined(crypto.PadKeys.generate().view()))
+    view.reset()
+    with pytest.raises(ReadOnly):
+        view.edit("set", [["a"], 1], None)
