@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 
+from client.textdiff import diff
 from client.textops import Op, Patch, apply, normalize
 
 _PAIR = re.compile("\r\n")
@@ -82,11 +83,25 @@ def edit_to_doc(doc: str, patch: Patch, breaks: LineBreaks | None = None) -> Pat
     ops = []
     for op in patch:
         start, end = breaks.to_doc(op.pos), breaks.to_doc(op.pos + op.delete)
-        insert = op.insert
-        if doc[start - 1 : start] == "\r" and (insert or doc[end : end + 1]).startswith("\n"):
-            insert = "\r" + insert  # keep the lone \r's break apart from the \n
-        ops.append(Op(start, end - start, insert))
+        if op.insert and "\r" in doc[start:end]:
+            # A replace over \r breaks: what it puts back the same (the page's
+            # edits at two places in one frame arrive as one op spanning the
+            # text between them; so does a replace of the whole text) keeps
+            # the document's own breaks, so only what changed is touched.
+            for sub in diff(shown(doc[start:end]), op.insert):
+                ops.append(_one(doc, breaks, Op(op.pos + sub.pos, sub.delete, sub.insert)))
+        else:
+            ops.append(_one(doc, breaks, op))
     return normalize(ops)
+
+
+def _one(doc: str, breaks: LineBreaks, op: Op) -> Op:
+    """One op of the shown text as the same op of ``doc``."""
+    start, end = breaks.to_doc(op.pos), breaks.to_doc(op.pos + op.delete)
+    insert = op.insert
+    if doc[start - 1 : start] == "\r" and (insert or doc[end : end + 1]).startswith("\n"):
+        insert = "\r" + insert  # keep the lone \r's break apart from the \n
+    return Op(start, end - start, insert)
 
 
 def change_to_shown(doc: str, patch: Patch, breaks: LineBreaks | None = None) -> Patch:

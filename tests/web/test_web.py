@@ -33,8 +33,9 @@ CHROMIUM = os.environ.get("BLINDPAD_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 HANG_GUARD_S = float(os.environ.get("BLINDPAD_E2E_TIMEOUT_S", 3600))
 CRLF_TEXT = "line 1 😀\r\nline 2\r\nlone CR\rend\r\n"
-# What the crlf scenario types: "typed ✓" at the end, Enter after "line".
-CRLF_TYPED = "line 1 😀\r\nline\n 2\r\nlone CR\rend\r\ntyped ✓"
+# What the crlf scenario types: "typed ✓" at the end, Enter after "line",
+# then "," after "lone" and "!" at the end in one frame.
+CRLF_TYPED = "line 1 😀\r\nline\n 2\r\nlone, CR\rend\r\ntyped ✓!"
 SCENARIOS = [
     "converge",
     "caret",

@@ -22,7 +22,7 @@ import pytest
 from relay_support import ROOT, running_relay
 
 import crypto
-from client import linebreaks, textops
+from client import linebreaks, textdiff, textops
 from client.browser import (
     clean_color,
     clean_name,
@@ -267,6 +267,51 @@ def test_a_newline_typed_after_a_lone_cr_stays_a_second_break() -> None:
     assert b.session.text == "a\r\r\nb"  # two breaks in the document, as on the page
 
 
+def test_two_edits_in_one_frame_keep_the_breaks_between_them() -> None:
+    # The page takes one diff per frame: typing at the end and an Enter in the
+    # middle before the next frame arrive as one replace of all between them.
+    # That span's \r\n and lone \r were shown the same and must stay (a
+    # browser run once saved every break after the Enter as a bare \n).
+    doc = "line 1 😀\r\nline 2\r\nlone CR\rend\r\n"
+    b = _binding(doc)
+    shown = b.reset()
+    new = shown.replace("line 2", "line\n 2") + "typed ✓"
+    start = shown.index(" 2")
+    b.local_edit(textops.normalize([(start, len(shown) - start, new[start:])]), 1_000)
+    assert b.session.text == "line 1 😀\r\nline\n 2\r\nlone CR\rend\r\ntyped ✓"
+
+
+def test_a_replace_over_line_breaks_touches_only_what_it_changes() -> None:
+    rng = random.Random(11)
+    pieces = ["\r", "\n", "\r\n", "a", "b", "😀"]
+    for _ in range(3000):
+        doc = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        shown = linebreaks.shown(doc)
+        new = shown
+        for _ in range(rng.randint(1, 3)):  # a few edits, taken as one replace
+            at = rng.randint(0, len(new))
+            cut = rng.randint(0, min(2, len(new) - at))
+            new = (
+                new[:at]
+                + "".join(rng.choice("\nx😀") for _ in range(rng.randint(0, 2)))
+                + new[at + cut :]
+            )
+        head = 0
+        while head < min(len(shown), len(new)) and shown[head] == new[head]:
+            head += 1
+        tail = 0
+        while tail < min(len(shown), len(new)) - head and shown[-1 - tail] == new[-1 - tail]:
+            tail += 1
+        one = textops.normalize([(head, len(shown) - head - tail, new[head : len(new) - tail])])
+        after = textops.apply(doc, linebreaks.edit_to_doc(doc, one))
+        assert linebreaks.shown(after) == new
+        # Every break the smallest edit leaves alone keeps its \r.
+        gone = sum(
+            shown[op.pos : op.pos + op.delete].count("\n") for op in textdiff.diff(shown, new)
+        )
+        assert after.count("\r") >= doc.count("\r") - gone, (doc, new, after)
+
+
 def test_remote_changes_reach_the_page_in_its_line_breaks() -> None:
     b = _binding("x\r\ny")
     shown = b.reset()
@@ -292,10 +337,11 @@ def test_line_break_mapping_round_trips_on_random_documents() -> None:
         edit = textops.normalize([(start, end - start, insert)])
         after = textops.apply(doc, linebreaks.edit_to_doc(doc, edit))
         assert linebreaks.shown(after) == textops.apply(shown, edit)
-        if edit:  # nothing outside the edited span changed
-            first = linebreaks.edit_to_doc(doc, edit)[0]
+        ops = linebreaks.edit_to_doc(doc, edit)
+        if ops:  # nothing outside the edited span changed (a no-op edit: nothing at all)
+            first, last = ops[0], ops[-1]
             assert after[: first.pos] == doc[: first.pos]
-            assert after.endswith(doc[first.pos + first.delete :])
+            assert after.endswith(doc[last.pos + last.delete :])
         change = textops.normalize([(rng.randint(0, len(doc)), 0, rng.choice(pieces))])
         moved = linebreaks.change_to_shown(doc, change)
         assert textops.apply(shown, moved) == linebreaks.shown(textops.apply(doc, change))
