@@ -50,12 +50,12 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import crypto
-from client import linebreaks, textops
+from client import linebreaks, textdiff, textops
 from client.doctype import named
 from client.editor import EditorBinding, end_of
 from client.errors import InvalidEdit, NotReady, PadError, ReadOnly
 from client.events import Alarm, Failed, Peer
-from client.jsonview import JsonView
+from client.jsonview import JsonView, formatted
 from client.recovery import Base
 from client.session import PadSession, Phase
 from client.textops import Op, Patch
@@ -654,7 +654,9 @@ class BrowserPad:
         return {"seq": seq, "time": time_ms(opened), "author": name, "color": color, "kind": kind}
 
     def revision(self, seq: int) -> str:
-        """JSON ``{"seq", "text"}``: the text after patch ``seq`` as the page shows it.
+        """JSON ``{"seq", "text", "compare"}``: the text after patch ``seq`` as the
+        page shows it, and how the text now differs from it
+        (:func:`client.textdiff.compare`: ``[kind, text or count]`` segments).
 
         Replayed and verified from the loaded history's snapshot (a reader's
         engine, as ``blindpad cat --at``); ``{"failure"}`` when it cannot be.
@@ -668,7 +670,9 @@ class BrowserPad:
             engine, last = replay(self.link, self._kept, "the history's snapshot", upto=seq)
         except CommandError as error:
             return json.dumps({"failure": f"This version cannot be shown: {error}."})
-        return json.dumps({"seq": last, "text": linebreaks.shown(engine.view)})
+        show = formatted if self.json_pad else linebreaks.shown  # as the pad is shown
+        then, now = show(engine.view), show(self.session.text)
+        return json.dumps({"seq": last, "text": then, "compare": textdiff.compare(then, now)})
 
     def unsaved(self) -> bool:
         """Whether some local edit is not acknowledged yet (leaving would ask first)."""

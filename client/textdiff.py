@@ -30,7 +30,7 @@ from collections.abc import Callable
 from client.textpatch import Patch
 from client.textstream import Builder, Comp, DiffStats, components, run_len, suffix_len
 
-__all__ = ["diff", "diff_words"]
+__all__ = ["Segment", "compare", "diff", "diff_words"]
 
 # Myers' algorithm gives up past this much work and the differing middle is
 # diffed by lines instead (or becomes one replace). A unit of work is one diagonal probe, or
@@ -282,3 +282,46 @@ def _myers_path(rounds: list[dict[int, tuple[int, int]]], b: str, k: int) -> lis
         k = from_k
     backwards.reverse()
     return backwards
+
+
+#: One piece of a comparison for people: ``("=", text)`` the same on both
+#: sides, ``("-", text)`` only in the old text, ``("+", text)`` only in the
+#: new, ``("~", count)`` that many code points the same, not shown.
+Segment = tuple[str, str | int]
+
+
+def compare(old: str, new: str, context: int = 120) -> list[Segment]:
+    """``old`` against ``new`` as segments a reader can follow (a history view).
+
+    Words are kept whole (:func:`diff_words`).  Of text the same on both
+    sides, only ``context`` code points are kept beside each change (all of
+    it when that is shorter than what it would save); the rest is one
+    ``("~", count)``.  Joining the ``=`` and ``-`` texts gives ``old`` back
+    where nothing was folded, and the ``=`` and ``+`` texts give ``new``.
+    """
+    out: list[Segment] = []
+
+    def same(start: int, end: int, first: bool, last: bool) -> None:
+        head = 0 if first else context  # kept after the previous change
+        tail = 0 if last else context  # kept before the next change
+        if end - start <= head + tail + context:
+            if end > start:
+                out.append(("=", old[start:end]))
+            return
+        if head:
+            out.append(("=", old[start : start + head]))
+        out.append(("~", end - start - head - tail))
+        if tail:
+            out.append(("=", old[end - tail : end]))
+
+    at = 0
+    patch = diff_words(old, new)
+    for k, op in enumerate(patch):
+        same(at, op.pos, k == 0, False)
+        if op.delete:
+            out.append(("-", old[op.pos : op.pos + op.delete]))
+        if op.insert:
+            out.append(("+", op.insert))
+        at = op.pos + op.delete
+    same(at, len(old), not patch, True)
+    return out

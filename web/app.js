@@ -609,6 +609,9 @@ async function openHistory() {
   $("history").hidden = false;
   $("history-open").setAttribute("aria-expanded", "true");
   $("history-restore").disabled = true;
+  $("history-compare").disabled = true;
+  showCompare(false);
+  $("history-diff").replaceChildren();
   $("history-text").value = "";
   $("history-what").textContent = t("historyLoading");
   $("history-list").replaceChildren();
@@ -662,6 +665,7 @@ function showRevision(r, button) {
   if (out.failure) {
     $("history-what").textContent = out.failure;
     $("history-restore").disabled = true;
+    $("history-compare").disabled = true;
     return;
   }
   hist.seq = out.seq;
@@ -669,6 +673,44 @@ function showRevision(r, button) {
   $("history-text").value = out.text;
   $("history-what").textContent = t("historyShowing", { seq: out.seq, time: fmtTime(r.time), author: r.author || t("historyUnknownAuthor") });
   $("history-restore").disabled = !editable;
+  $("history-compare").disabled = false;
+  renderCompare(out.compare);
+}
+
+/**
+ * The text now against the version shown (segments of client.textdiff.compare):
+ * removed text in <del>, added in <ins>, long unchanged stretches folded.
+ * Built with text nodes only: the pad's text is never parsed as HTML.
+ */
+function renderCompare(segments) {
+  let added = 0;
+  let removed = 0;
+  const nodes = segments.map(([kind, value]) => {
+    if (kind === "~") {
+      const fold = document.createElement("span");
+      fold.className = "fold";
+      fold.textContent = t("historyFolded", { count: value });
+      return fold;
+    }
+    if (kind === "=") return document.createTextNode(value);
+    const el = document.createElement(kind === "+" ? "ins" : "del");
+    el.textContent = value;
+    if (kind === "+") added += cpCount(value);
+    else removed += cpCount(value);
+    return el;
+  });
+  const summary = document.createElement("p");
+  summary.className = "fine";
+  summary.textContent = added || removed ? t("historyChanged", { added, removed }) : t("historyNoChange");
+  $("history-diff").replaceChildren(summary, ...nodes);
+  showCompare($("history-compare").getAttribute("aria-pressed") === "true");
+}
+
+/** Show the comparison (true) or the version's text (false). */
+function showCompare(on) {
+  $("history-compare").setAttribute("aria-pressed", String(on));
+  $("history-diff").hidden = !on;
+  $("history-text").hidden = on;
 }
 
 /** Restore: one new edit by this user, from the text now to the version's (as shown). */
@@ -701,6 +743,15 @@ function setupHistory() {
   $("history-open").addEventListener("click", () => ($("history").hidden ? openHistory() : closeHistory()));
   $("history-close").addEventListener("click", closeHistory);
   $("history-restore").addEventListener("click", restoreRevision);
+  $("history-compare").addEventListener("click", () => {
+    const on = $("history-compare").getAttribute("aria-pressed") !== "true";
+    if (on && hist.seq !== null) {
+      tick(); // against the text as it is now
+      const out = JSON.parse(pad.revision(hist.seq));
+      if (!out.failure) renderCompare(out.compare);
+    }
+    showCompare(on);
+  });
   $("history").addEventListener("keydown", (e) => e.key === "Escape" && closeHistory());
 }
 

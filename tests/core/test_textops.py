@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client.textdiff import _DIFF_BUDGET, _diff, diff
+from client.textdiff import _DIFF_BUDGET, _diff, compare, diff
 from client.textops import (
     InvalidPatch,
     Op,
@@ -736,3 +736,26 @@ def test_vector_checker_catches_mismatch() -> None:
 def test_vectors_are_reproducible() -> None:
     maker = _load("make_text")
     assert maker.render().encode("utf-8") == (VECTORS / "text.jsonl").read_bytes()
+
+
+# --- compare: the history view's "compare with now" ----------------------------
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="ab \n😀", max_size=40), st.text(alphabet="ab \n😀", max_size=40))
+def test_compare_gives_back_both_texts(old: str, new: str) -> None:
+    segments = compare(old, new, context=10**6)  # nothing folded
+    assert "".join(str(v) for k, v in segments if k in "=-") == old
+    assert "".join(str(v) for k, v in segments if k in "=+") == new
+    assert all(k in "=-+" and v for k, v in segments)
+
+
+def test_compare_folds_what_is_far_from_a_change() -> None:
+    old = "a" * 1000 + " x " + "b" * 1000
+    segments = compare(old, "a" * 1000 + " y " + "b" * 1000, context=10)
+    assert segments[0] == ("~", 991)
+    assert segments[-1] == ("~", 991)
+    assert [k for k, _ in segments] == ["~", "=", "-", "+", "=", "~"]
+    assert compare("same", "same") == [("=", "same")]
+    assert compare("x" * 500, "x" * 500, context=10) == [("~", 500)]
+    assert compare("", "new") == [("+", "new")]

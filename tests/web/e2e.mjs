@@ -420,9 +420,25 @@ async function history() {
   await until(B, async (p) => (await p.$eval("#history-text", (e) => e.value)) === before || (await p.$eval("#history-text", (e) => e.value)).slice(-40), `version #${height} shown`);
   check(await B.$eval("#history-text", (e) => e.readOnly), "the version is read-only");
   check((await value(B)) === changed, "looking at a version changed nothing");
+  mkdirSync(ARTIFACTS, { recursive: true });
+  // Compare with now: the edits made since are marked, nothing else is.
+  await B.click("#history-compare");
+  const diff = await B.$eval("#history-diff", (e) => ({
+    hidden: e.hidden,
+    ins: [...e.querySelectorAll("ins")].map((n) => n.textContent),
+    del: [...e.querySelectorAll("del")].map((n) => n.textContent),
+    summary: e.querySelector("p").textContent,
+    textHidden: document.getElementById("history-text").hidden,
+  }));
+  check(!diff.hidden && diff.textHidden && diff.del.length === 0 && diff.ins.join("|") === "(edited) | — changed after 🕰️",
+    `compare marks the two edits since: ${JSON.stringify(diff)}`);
+  const added = [...diff.ins.join("")].length;
+  check(diff.summary.includes(`${added} characters added, 0 removed`), `a summary line: ${diff.summary}`);
+  await B.screenshot({ path: join(ARTIFACTS, "web-history-compare.png") });
+  await B.click("#history-compare");
+  check(!(await B.$eval("#history-text", (e) => e.hidden)), "the version's text is back");
   await fits(B, 820); // three people and every button in the bar, none off the edge
   check(await B.$eval("#copy-view", (e) => e.getBoundingClientRect().right <= 820), "the last button of the bar is on screen");
-  mkdirSync(ARTIFACTS, { recursive: true });
   await B.screenshot({ path: join(ARTIFACTS, "web-history.png") });
   await B.click("#history-restore");
   check(await B.$eval("#history", (e) => e.hidden), "restoring closed the panel");

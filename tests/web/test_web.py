@@ -162,6 +162,7 @@ def test_download_holds_the_exact_text(e2e: dict[str, dict[str, object]], ext: s
         "web-small.png",
         "web-small-settings.png",
         "web-history.png",
+        "web-history-compare.png",
     ],
 )
 def test_screenshot_saved(e2e: dict[str, dict[str, object]], name: str) -> None:
