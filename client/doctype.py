@@ -46,6 +46,12 @@ class DocType(Protocol[D, P]):
         """A cheap (O(1)) size, carried in every patch as an integrity check."""
         ...
 
+    def size_change(self, patch: P) -> int | None:
+        """How much ``patch`` changes :meth:`size`, when that does not depend on
+        the document (``None`` when it does): lets a writer seal the pieces of
+        a large edit without building the document after each one."""
+        ...
+
     def digest(self, doc: D) -> bytes:
         """A collision-resistant hash of the whole document (O(size))."""
         ...
@@ -128,6 +134,9 @@ class TextType:
 
     def size(self, doc: str) -> int:
         return len(doc)
+
+    def size_change(self, patch: textops.Patch) -> int:
+        return sum(len(op.insert) - op.delete for op in patch)
 
     def digest(self, doc: str) -> bytes:
         return hashlib.sha256(doc.encode("utf-8", "surrogatepass")).digest()

@@ -639,6 +639,9 @@ class JsonType:
     def empty(self) -> object:
         return {}
 
+    def size_change(self, patch: Patch) -> None:
+        return None  # a delete's change is the size of what it deletes
+
     def size(self, doc: object) -> int:
         return size_of(doc)
 

@@ -191,10 +191,23 @@ class Outbox(Generic[D, P]):
         if len(pieces) == 1 and self.doctype.is_identity(rest):
             self._seal(head, self.open, view)  # the usual case: the whole open patch
         else:
+            # A large edit in pieces: the document after each piece is built
+            # only where a digest is due (or its size depends on it), the
+            # pieces in between composed; so sealing stays linear in the edit
+            # instead of one whole-document splice per piece.
             doc = self._tip(auth)
+            size = self.doctype.size(doc)
+            behind = self.doctype.identity()  # sealed since ``doc`` was built
             for piece in pieces:
-                doc = self.doctype.apply(doc, piece)
-                self._seal(head, piece, doc)
+                change = self.doctype.size_change(piece)
+                height = head.height + len(self.inflight) + 1
+                if change is None or height % self.hash_every == 0:
+                    doc = self.doctype.apply(doc, self.doctype.compose(behind, piece))
+                    behind, size = self.doctype.identity(), self.doctype.size(doc)
+                    self._seal(head, piece, doc)
+                else:
+                    behind, size = self.doctype.compose(behind, piece), size + change
+                    self._seal(head, piece, None, size)
         self.open = rest
         if self.doctype.is_identity(rest):
             self.carried = None  # the squashed work is all in the new patches
@@ -205,12 +218,14 @@ class Outbox(Generic[D, P]):
             doc = self.doctype.apply(doc, own.payload.patch)
         return doc
 
-    def _seal(self, head: Node[Payload[P]], patch: P, result: D) -> None:
+    def _seal(
+        self, head: Node[Payload[P]], patch: P, result: D | None, size: int | None = None
+    ) -> None:
         height = head.height + len(self.inflight) + 1
         now = self.clock() if self.clock is not None else None
         self.counter += 1  # never two patches under one (session, counter)
         stamp = (self.session, self.counter)
-        payload = claim(self.doctype, patch, result, height, self.hash_every, now, stamp)
+        payload = claim(self.doctype, patch, result, height, self.hash_every, now, stamp, size)
         parent = self.inflight[-1].sealed.id if self.inflight else head.id
         sealed = self.codec.seal(PATCH, parent, encode(self.doctype, payload))
         self.inflight.append(Own(sealed, parent, payload))

@@ -173,17 +173,27 @@ def decode(doctype: DocType[D, P], content: bytes) -> Payload[P]:
 def claim(
     doctype: DocType[D, P],
     patch: P,
-    result: D,
+    result: D | None,
     height: int,
     hash_every: int,
     time: int | None,
     stamp: tuple[bytes, int] | None = None,
+    size: int | None = None,
 ) -> Payload[P]:
     """The payload an author seals: ``patch``, producing ``result`` at ``height``
-    (``stamp``: the writer session and its counter for this patch)."""
-    digest = doctype.digest(result) if height % hash_every == 0 else None
+    (``stamp``: the writer session and its counter for this patch).
+
+    ``result`` may be ``None`` when ``size`` (its size) is given and no
+    digest is due at ``height``."""
+    if result is None:
+        if size is None or height % hash_every == 0:
+            raise ValueError("claim needs the result for a digest, or its size")
+        digest = None
+    else:
+        digest = doctype.digest(result) if height % hash_every == 0 else None
+        size = doctype.size(result)
     session, counter = stamp if stamp is not None else (None, None)
-    return Payload(patch, doctype.size(result), digest, time, session, counter)
+    return Payload(patch, size, digest, time, session, counter)
 
 
 def integrity_problem(

@@ -281,6 +281,27 @@ def test_large_edits_are_split_under_the_patch_limit() -> None:
     assert not alarms(b)
 
 
+def test_the_pieces_of_a_large_edit_claim_the_right_sizes_and_digests() -> None:
+    # The writer builds the document only where a digest is due, adding up
+    # sizes in between (Outbox.seal_open): a wrong claim would be an alarm at b.
+    a, b = engine(1, max_patch_bytes=300, pipeline=64, hash_every=3), engine(2, hash_every=3)
+    a.edit(insert(0, "base text 😀\n" * 20))
+    a.flush()
+    base = sent(a)
+    for seq, p in enumerate(base, 1):
+        a.acked(header(p)[0])
+        b.receive(p, seq)
+    wide = textops.normalize([(5, 4, "é" * 700), (100, 30, ""), (200, 0, "中" * 500)])
+    a.edit(wide)
+    a.flush()
+    patches = sent(a)
+    assert len(patches) > 9  # several digest heights crossed
+    for seq, p in enumerate(patches, len(base) + 1):
+        b.receive(p, seq)
+    assert b.view == a.view
+    assert not alarms(b)
+
+
 def test_misuse_is_a_local_error() -> None:
     reader = Engine(TEXT, FakeCodec(1), writer=False)
     with pytest.raises(LocalError, match="read-only"):
