@@ -25,6 +25,7 @@ from bench import (
     s_edit_cost,
     s_human,
     s_json,
+    s_large,
     s_open,
     s_scaleout,
     s_storage,
@@ -48,6 +49,7 @@ SCENARIOS: dict[str, Callable[[int, bool], Result]] = {
     "human": s_human.run,
     "year": s_year.run,
     "wal": s_wal.run,
+    "large": s_large.run,
     "json": s_json.run,
 }
 
