@@ -303,6 +303,7 @@ class BrowserPad:
         self._messages: list[str] = []
         self._fatal: str | None = None
         self._kept: HistoryBody | None = None  # the history the page loaded last
+        self._checkpoints: dict[int, HistoryBody] = {}  # older checkpoints, by seq
         self.connecting = False
         self.connect()
 
@@ -627,15 +628,28 @@ class BrowserPad:
         that does not open), the author's clock when sealing (a claim, ms)
         and the author as this page knows them (present now: their name).
         """
-        try:
-            body = parse_history(bytes(data.to_bytes() if hasattr(data, "to_bytes") else data))
-        except WireError as error:
-            return json.dumps({"failure": f"The relay sent an unusable history ({error})."})
+        body = _history_body(data, "history")
+        if isinstance(body, str):
+            return json.dumps({"failure": body})
         self._kept = body
+        self._checkpoints = {}
         revisions = [self._revision_entry(seq, sealed, "patch") for seq, sealed in body.patches]
         if body.snapshot is not None:
             revisions.insert(0, self._revision_entry(*body.snapshot, "snapshot"))
         return json.dumps({"revisions": revisions})
+
+    def history_checkpoint(self, data: Any) -> str:
+        """Read the history body of a checkpoint kept below the relay's floor
+        (``?from=snapshot&at=SEQ``); JSON: its revision entry (``kind``
+        ``checkpoint``), or ``{"failure"}``.  Call after :meth:`history_load`."""
+        body = _history_body(data, "checkpoint")
+        if isinstance(body, str):
+            return json.dumps({"failure": body})
+        if body.snapshot is None:
+            return json.dumps({"failure": "The relay sent no checkpoint."})
+        seq, sealed = body.snapshot
+        self._checkpoints[seq] = body
+        return json.dumps(self._revision_entry(seq, sealed, "checkpoint"))
 
     def _revision_entry(self, seq: int, sealed: bytes, kind: str) -> dict[str, Any]:
         from client.commands._http import time_ms  # the CLI's reader: loaded on first use only
@@ -664,10 +678,11 @@ class BrowserPad:
         from client.commands._common import CommandError
         from client.commands._http import replay
 
-        if self._kept is None:
+        body = self._checkpoints.get(seq, self._kept)
+        if body is None:
             return json.dumps({"failure": "The history is not loaded."})
         try:
-            engine, last = replay(self.link, self._kept, "the history's snapshot", upto=seq)
+            engine, last = replay(self.link, body, "the history's snapshot", upto=seq)
         except CommandError as error:
             return json.dumps({"failure": f"This version cannot be shown: {error}."})
         show = formatted if self.json_pad else linebreaks.shown  # as the pad is shown
@@ -734,6 +749,14 @@ def failure_text(event: Failed, *, creating: bool = False) -> str:
     if known is not None:
         return f"{known}{event.retry_hint()} ({event.code})."
     return f"The relay refused: {event.message} ({event.code}). Reload the page to try again."
+
+
+def _history_body(data: Any, what: str) -> HistoryBody | str:
+    """A history body the page fetched (bytes or a JS buffer), or one line why not."""
+    try:
+        return parse_history(bytes(data.to_bytes() if hasattr(data, "to_bytes") else data))
+    except WireError as error:
+        return f"The relay sent an unusable {what} ({error})."
 
 
 def edit_refused(error: PadError) -> str:

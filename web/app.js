@@ -621,13 +621,20 @@ async function openHistory() {
     const headers = { Authorization: req.authorization };
     const listing = await fetch(req.snapshots, { headers, cache: "no-store" });
     if (!listing.ok) throw new Error(`GET snapshots: ${listing.status}`);
-    const { floor } = await listing.json();
+    const { floor, snapshots } = await listing.json();
     const query = floor ? `from=snapshot&at=${floor}` : "since=0";
     const res = await fetch(`${req.history}?${query}`, { headers, cache: "no-store" });
     if (!res.ok) throw new Error(`GET history: ${res.status}`);
     const out = JSON.parse(pad.history_load(new Uint8Array(await res.arrayBuffer())));
     if (out.failure) throw new Error(out.failure);
-    hist.revisions = out.revisions;
+    // The checkpoints kept from before the trimmed history: each a whole text.
+    const older = [];
+    for (const { seq } of snapshots.filter((x) => x.seq < floor)) {
+      const one = await fetch(`${req.history}?from=snapshot&at=${seq}`, { headers, cache: "no-store" });
+      const entry = one.ok ? JSON.parse(pad.history_checkpoint(new Uint8Array(await one.arrayBuffer()))) : null;
+      older.push(entry && !entry.failure ? entry : { seq, time: null, author: null, color: null, kind: "unreadable" });
+    }
+    hist.revisions = [...older, ...out.revisions];
   } catch (err) {
     $("history-what").textContent = t("historyFailed", { detail: String(err && err.message ? err.message : err).split("\n")[0] });
     return;
@@ -643,7 +650,7 @@ function renderHistory() {
     b.className = "history-item";
     b.dataset.seq = r.seq;
     const values = { seq: r.seq, time: fmtTime(r.time), author: r.author || t("historyUnknownAuthor") };
-    const key = r.kind === "unreadable" ? "historyUnreadable" : r.kind === "snapshot" ? "historySnapshot" : "historyEntry";
+    const key = { unreadable: "historyUnreadable", snapshot: "historySnapshot", checkpoint: "historyCheckpoint" }[r.kind] || "historyEntry";
     b.textContent = t(key, values);
     if (r.color) b.style.borderLeftColor = r.color;
     b.disabled = r.kind === "unreadable";

@@ -67,6 +67,7 @@ globalThis.BLINDPAD_STRINGS = {
   historyEmpty: "Nothing kept yet.",
   historyEntry: "#{seq} · {time} · {author}",
   historySnapshot: "#{seq} · {time} · {author} (checkpoint)",
+  historyCheckpoint: "#{seq} · {time} · {author} (older checkpoint: the history around it is gone)",
   historyUnreadable: "#{seq} · a change that does not open",
   historyUnknownTime: "time unknown",
   historyUnknownAuthor: "someone",

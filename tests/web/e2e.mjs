@@ -448,6 +448,26 @@ async function history() {
   return `${items.length} versions listed; #${height} shown read-only and restored, the other page has it`;
 }
 
+async function checkpoints() {
+  // A checkpoint kept from before the relay's trimmed floor is listed in the
+  // history, marked as such, and shown as the whole text it holds.
+  const ckpt = JSON.parse(process.env.BLINDPAD_E2E_CHECKPOINT || "null");
+  check(ckpt, "BLINDPAD_E2E_CHECKPOINT is not set");
+  const ctx = await newContext();
+  const { page } = await open(ctx, ckpt.link);
+  await page.click("#history-open");
+  const item = `#history-list .history-item[data-seq="${ckpt.seq}"]`;
+  await page.waitForSelector(item, { timeout: WAIT_MS });
+  const label = await page.$eval(item, (e) => e.textContent);
+  check(label.includes("older checkpoint"), `the checkpoint is marked: ${label}`);
+  const seqs = await page.$$eval("#history-list .history-item", (els) => els.map((e) => Number(e.dataset.seq)));
+  check(seqs.some((x) => x > ckpt.seq + 1), `the kept history after the floor is listed too: ${seqs.slice(0, 5)}`);
+  await page.click(item);
+  await until(page, async (p) => (await p.$eval("#history-text", (e) => e.value)) === ckpt.text || "not yet", `checkpoint #${ckpt.seq} shown`);
+  await ctx.close();
+  return `checkpoint #${ckpt.seq} listed among ${seqs.length} versions and shown (${ckpt.text.length} characters)`;
+}
+
 async function routed(control) {
   const context = await newContext();
   await context.routeWebSocket(/\/ws$/, (ws) => {
@@ -748,7 +768,8 @@ async function diag() {
 }
 
 const SCENARIOS = {
-  converge, caret, ime, surrogate, undo, view, profile, screenshot, small, a11y, history, offline, netdown, crlf, download,
+  converge, caret, ime, surrogate, undo, view, profile, screenshot, small, a11y, history, checkpoints, offline, netdown, crlf,
+  download,
   errors,
   reload, snapshotted, network,
 };

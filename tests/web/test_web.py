@@ -26,7 +26,9 @@ import pytest
 from relay_support import RelayProcess
 from reliability_profile import sized
 
+import crypto
 from client import Pad
+from client.commands import _http
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("BLINDPAD_CHROMIUM", "/usr/bin/chromium")
@@ -48,6 +50,7 @@ SCENARIOS = [
     "small",
     "a11y",
     "history",
+    "checkpoints",
     "offline",
     "netdown",
     "crlf",
@@ -78,6 +81,28 @@ async def _write_crlf_pad(url: str) -> str:
     return links.edit_link
 
 
+async def _write_checkpointed_pad(url: str) -> tuple[str, int, str]:
+    """A pad whose relay keeps a checkpoint below its trimmed floor: typed one
+    character a patch, compacting (the default) under a generous retention,
+    until the listing shows one.  Returns the link, that checkpoint's patch
+    number and the text there."""
+    links = await Pad.create(url)
+    link = crypto.parse_link(links.view_link)
+    typed = ""
+    async with Pad.open(links.edit_link, state_dir=None) as pad:
+        await pad.set_retention(1000)
+        while len(typed) < 3000:
+            for _ in range(20):
+                typed += chr(0x4E00 + len(typed))
+                await pad.insert(len(pad.text), typed[-1])
+                await pad.synced()
+            listing = await asyncio.to_thread(_http.kept, link, 30)
+            below = [x for x in listing.snapshots if x < listing.floor]
+            if below:
+                return links.edit_link, below[-1], typed[: below[-1]]
+    pytest.fail(f"no checkpoint below the floor after {len(typed)} patches")
+
+
 async def _read_pad(link: str) -> str:
     async with Pad.open(link, state_dir=None) as pad:
         return pad.text
@@ -93,12 +118,16 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]
     relay = RelayProcess("--store", f"sqlite:///{store}")
     try:
         crlf_link = asyncio.run(_write_crlf_pad(relay.handle.url))
+        ckpt_link, ckpt_seq, ckpt_text = asyncio.run(_write_checkpointed_pad(relay.handle.url))
         run = subprocess.run(
             ["node", "tests/web/e2e.mjs", relay.handle.url, str(ARTIFACTS)],
             cwd=ROOT,
             env={
                 **os.environ,
                 "BLINDPAD_E2E_CRLF_LINK": crlf_link,
+                "BLINDPAD_E2E_CHECKPOINT": json.dumps(
+                    {"link": ckpt_link, "seq": ckpt_seq, "text": ckpt_text}
+                ),
                 # The reliability suite's browser case (docs/RELIABILITY.md).
                 "BLINDPAD_E2E_SNAPSHOTTED_RUNS": str(sized("browser_recovery_runs", 3, 100)),
             },
