@@ -11,6 +11,8 @@ hooks (:class:`relay.edge.faults.Faults`) are injected here.
 Each websocket connection runs two tasks: the *reader* (this endpoint) feeds
 binary messages one at a time to :class:`relay.connection.Connection`; the
 *writer* drains the connection's :class:`relay.hub.Outbox` onto the socket.
+A frame offered to an empty Outbox while nothing is being written skips the
+queue and the writer task: whoever offers it writes it (``_Writer.direct``).
 A fatal condition, whoever detects it (a bad frame in the reader, an
 overflow in another connection's broadcast), ends in the writer: it sends
 ``ERROR(code, message)`` and closes with close code ``4000 + code``.  When the
@@ -25,9 +27,9 @@ import contextlib
 import dataclasses
 import logging
 import mimetypes
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -287,7 +289,9 @@ async def serve_websocket(
     relay.metrics.connections += 1
     relay.metrics.connections_total += 1
     pushes: dict[int, float] = {}  # request id -> when read (push -> ACK latency)
-    writer = asyncio.create_task(_write(websocket, outbox, relay, conn.id, pushes))
+    sender = _Writer(websocket, outbox, relay, conn.id, pushes)
+    outbox.attach(sender.direct)
+    writer = asyncio.create_task(sender.run())
     try:
         await _read(websocket, conn, outbox, pushes)
     finally:
@@ -327,27 +331,120 @@ async def _read(
             outbox.fail(ProtocolViolation(ErrorCode.INTERNAL, "internal relay error"), flush=True)
 
 
-async def _write(
-    websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: int, pushes: dict[int, float]
-) -> None:
-    close_after = relay.faults.close_after
-    sent = 0
-    try:
-        while (frame := await outbox.next()) is not None:
-            await websocket.send_bytes(frame)
-            sent += 1
-            relay.metrics.frames_out += 1
-            if frame[0] in _ANSWERS and pushes:  # request id: bytes 1-4 of ACK and REFUSE
-                outcome = _ANSWERS[frame[0]]
-                relay.metrics.answer_sent(pushes, int.from_bytes(frame[1:5]), outcome)
-            if close_after is not None and close_after(cid, sent):
-                outbox.fail(ProtocolViolation(ErrorCode.FAULT_INJECTED, "fault"), flush=False)
-                await websocket.close(code=ErrorCode.FAULT_INJECTED.close_code)
+class _Writer:
+    """Writes one connection's frames onto its websocket, in the Outbox's order.
+
+    A frame offered while the Outbox is empty and nothing is being written
+    goes out at once, from whichever task offered it (:meth:`direct`): the
+    send is started in place and, when the socket cannot take it (uvicorn's
+    flow control), finished by a task, as asyncio 3.12's eager tasks do.
+    Everything else waits in the Outbox for :meth:`run`, the writer task,
+    which writes a direct send still in flight first.  A fatal condition
+    ends here: ``ERROR(code, message)`` and the close code ``4000 + code``.
+    """
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        outbox: Outbox,
+        relay: RelayState,
+        cid: int,
+        pushes: dict[int, float],
+    ) -> None:
+        self._ws = websocket
+        self._outbox = outbox
+        self._relay = relay
+        self._cid = cid
+        self._pushes = pushes
+        self._sent = 0
+        self._busy = False  # a send is under way (the writer's or a direct one)
+        self._finishing: asyncio.Task[None] | None = None
+        self._fault_close = False
+
+    def direct(self, frame: bytes) -> bool:
+        """Write ``frame`` now if nothing else is being written (see Outbox.attach)."""
+        if self._busy:
+            return False
+        send = self._ws.send_bytes(frame)
+        try:
+            waiting = send.send(None)
+        except StopIteration:
+            self._count(frame)
+            return True
+        except Exception:  # the peer is gone; the reader sees the disconnect
+            self._outbox.stop()
+            return True
+        self._busy = True
+        self._finishing = asyncio.create_task(self._finish(send, waiting, frame))
+        return True
+
+    async def _finish(self, send: Coroutine[Any, Any, None], waiting: Any, frame: bytes) -> None:
+        """Drive a send that had to wait (``waiting``: what it yielded) to its end."""
+        try:
+            while True:
+                try:
+                    if waiting is None:
+                        await asyncio.sleep(0)
+                    else:
+                        await waiting
+                except asyncio.CancelledError:
+                    send.close()
+                    raise
+                except Exception:
+                    pass  # the send sees the same outcome when it resumes
+                try:
+                    waiting = send.send(None)
+                except StopIteration:
+                    break
+            self._count(frame)
+        except Exception:  # the peer is gone
+            self._outbox.stop()
+        finally:
+            self._busy = False
+            self._finishing = None
+
+    def _count(self, frame: bytes) -> None:
+        self._sent += 1
+        relay = self._relay
+        relay.metrics.frames_out += 1
+        if frame[0] in _ANSWERS and self._pushes:  # request id: bytes 1-4 of ACK and REFUSE
+            outcome = _ANSWERS[frame[0]]
+            relay.metrics.answer_sent(self._pushes, int.from_bytes(frame[1:5]), outcome)
+        close_after = relay.faults.close_after
+        if close_after is not None and close_after(self._cid, self._sent):
+            self._fault_close = True
+            self._outbox.fail(ProtocolViolation(ErrorCode.FAULT_INJECTED, "fault"), flush=False)
+
+    async def _settle(self) -> None:
+        """Wait for a direct send still in flight."""
+        finishing = self._finishing
+        if finishing is not None:
+            await asyncio.wait({finishing})
+
+    async def run(self) -> None:
+        """Drain the Outbox until it stops or fails (the writer task)."""
+        outbox = self._outbox
+        try:
+            while (frame := await outbox.next()) is not None:
+                await self._settle()
+                self._busy = True
+                try:
+                    await self._ws.send_bytes(frame)
+                finally:
+                    self._busy = False
+                self._count(frame)
+            await self._settle()
+            if self._fault_close:
+                await self._ws.close(code=ErrorCode.FAULT_INJECTED.close_code)
                 return
-        failure = outbox.failure
-        if failure is not None and not outbox.stopped:
-            relay.metrics.errors[failure.code.name] += 1
-            await websocket.send_bytes(frames.encode(frames.Error(failure.code, failure.message)))
-            await websocket.close(code=failure.code.close_code)
-    except Exception:  # the peer is gone; the reader sees the disconnect
-        outbox.stop()
+            failure = outbox.failure
+            if failure is not None and not outbox.stopped:
+                self._relay.metrics.errors[failure.code.name] += 1
+                error = frames.Error(failure.code, failure.message)
+                await self._ws.send_bytes(frames.encode(error))
+                await self._ws.close(code=failure.code.close_code)
+        except Exception:  # the peer is gone; the reader sees the disconnect
+            outbox.stop()
+        finally:
+            if self._finishing is not None:
+                self._finishing.cancel()
