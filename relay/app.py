@@ -336,11 +336,15 @@ class _Writer:
 
     A frame offered while the Outbox is empty and nothing is being written
     goes out at once, from whichever task offered it (:meth:`direct`): the
-    send is started in place and, when the socket cannot take it (uvicorn's
-    flow control), finished by a task, as asyncio 3.12's eager tasks do.
-    Everything else waits in the Outbox for :meth:`run`, the writer task,
-    which writes a direct send still in flight first.  A fatal condition
-    ends here: ``ERROR(code, message)`` and the close code ``4000 + code``.
+    send coroutine takes its first step in place, as asyncio 3.12's eager
+    tasks do.  Uvicorn's send completes in that step unless the socket's
+    buffer is over its high-water mark; then it yields a future, and a task
+    (:meth:`_finish`) finishes the send the way a task would have, and the
+    Outbox keeps further frames until it is done.  Everything else waits in
+    the Outbox for :meth:`run`, the writer task.  So one frame at most is
+    outside the Outbox's byte bound, as when the writer task holds one, and
+    frames leave in the order offered.  A fatal condition ends here:
+    ``ERROR(code, message)`` and the close code ``4000 + code``.
     """
 
     def __init__(
@@ -357,13 +361,14 @@ class _Writer:
         self._cid = cid
         self._pushes = pushes
         self._sent = 0
-        self._busy = False  # a send is under way (the writer's or a direct one)
-        self._finishing: asyncio.Task[None] | None = None
+        self._writing = False  # the writer task holds a frame taken from the Outbox
+        self._stalled: Coroutine[Any, Any, None] | None = None  # a direct send that waits
+        self._finishing: asyncio.Task[None] | None = None  # the task finishing it
         self._fault_close = False
 
     def direct(self, frame: bytes) -> bool:
         """Write ``frame`` now if nothing else is being written (see Outbox.attach)."""
-        if self._busy:
+        if self._writing or self._stalled is not None:
             return False
         send = self._ws.send_bytes(frame)
         try:
@@ -374,33 +379,38 @@ class _Writer:
         except Exception:  # the peer is gone; the reader sees the disconnect
             self._outbox.stop()
             return True
-        self._busy = True
+        if waiting is not None:
+            # What Task.__step does with a future a coroutine yields: without
+            # it, the future refuses to be awaited again ("await wasn't used
+            # with future") and the send never finishes.
+            waiting._asyncio_future_blocking = False
+        self._stalled = send
         self._finishing = asyncio.create_task(self._finish(send, waiting, frame))
         return True
 
     async def _finish(self, send: Coroutine[Any, Any, None], waiting: Any, frame: bytes) -> None:
-        """Drive a send that had to wait (``waiting``: what it yielded) to its end."""
+        """Drive a direct send that yielded ``waiting`` (a future, or None) to its end."""
         try:
             while True:
-                try:
-                    if waiting is None:
-                        await asyncio.sleep(0)
-                    else:
-                        await waiting
-                except asyncio.CancelledError:
-                    send.close()
-                    raise
-                except Exception:
-                    pass  # the send sees the same outcome when it resumes
+                if waiting is None:
+                    await asyncio.sleep(0)
+                else:
+                    # The send sees the future's outcome itself when it resumes.
+                    await asyncio.wait({waiting})
                 try:
                     waiting = send.send(None)
                 except StopIteration:
                     break
+                if waiting is not None:
+                    waiting._asyncio_future_blocking = False
             self._count(frame)
-        except Exception:  # the peer is gone
+        except asyncio.CancelledError:
+            send.close()
+            raise
+        except Exception:  # the peer is gone; the reader sees the disconnect
             self._outbox.stop()
         finally:
-            self._busy = False
+            self._stalled = None
             self._finishing = None
 
     def _count(self, frame: bytes) -> None:
@@ -426,12 +436,13 @@ class _Writer:
         outbox = self._outbox
         try:
             while (frame := await outbox.next()) is not None:
-                await self._settle()
-                self._busy = True
+                # Taken from the Outbox: no direct send may overtake it now.
+                self._writing = True
                 try:
+                    await self._settle()
                     await self._ws.send_bytes(frame)
                 finally:
-                    self._busy = False
+                    self._writing = False
                 self._count(frame)
             await self._settle()
             if self._fault_close:
@@ -448,3 +459,5 @@ class _Writer:
         finally:
             if self._finishing is not None:
                 self._finishing.cancel()
+            if self._stalled is not None:  # cancelled before it could take a step
+                self._stalled.close()
