@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -22,8 +23,10 @@ def run(scenario: Callable[[RelayHandle], Awaitable[None]], **config: object) ->
     """Run ``scenario`` against a fresh in-memory relay."""
     faults = config.pop("faults", None)
     assert faults is None or isinstance(faults, Faults)
+    clock = config.pop("clock", None)
+    assert clock is None or callable(clock)
     cfg = RelayConfig(store_url="memory:", web_dir=None, **config)  # type: ignore[arg-type]
-    with running_relay(cfg, faults=faults) as relay:
+    with running_relay(cfg, faults=faults, clock=clock) as relay:
         asyncio.run(scenario(relay))
 
 
@@ -570,7 +573,9 @@ def test_origin_checked_against_public_url() -> None:
 
 def test_a_writer_refused_stale_goes_first_and_the_others_yield() -> None:
     """PROTOCOL.md §13.3: turns, first come first served; YIELD is answered before
-    the store, a resend of a stored patch is still ACKed, and leaving ends a wait."""
+    the store, a resend of a stored patch is still ACKed, and leaving ends a wait.
+    The relay's clock is a counter (a millisecond per reading), so no wait ends by
+    going quiet however slowly the machine runs the scenario."""
 
     async def scenario(relay: RelayHandle) -> None:
         pad = Pad()
@@ -603,7 +608,8 @@ def test_a_writer_refused_stale_goes_first_and_the_others_yield() -> None:
             fifth, id5 = pad.patch(id4, b"c5")
             assert _acked(await c.push(fifth)) == (5, id5)
 
-    run(scenario)
+    readings = itertools.count()
+    run(scenario, clock=lambda: next(readings) / 1000)
 
 
 def _acked(answer: f.Ack | f.Refuse) -> tuple[int, bytes]:
