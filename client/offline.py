@@ -31,7 +31,7 @@ Format (version 1), the same bytes in the SDK's state directory (the file
     {"height": n, "id": hex, "seq": n, "h": hex, "peaks": [hex, ...],
      "hw": {session hex: [counter, height]}, "r": [keep_pct, set_ms],
      "doctype": "json"}\\n
-    the document: a text as UTF-8, a JSON pad's value as canonical JSON
+    the document: a text as UTF-8, a JSON pad's wire form ``{"json": value}`` as canonical JSON
 
 ``peaks``, ``hw`` (empty), ``r`` and ``doctype`` (text) may be absent; ``h``
 is the document type's digest of the document (:meth:`DocType.digest`).
