@@ -23,6 +23,23 @@ Two layers:
     merged onto whatever the pad holds by then, snapshots and trims included
     (:mod:`client.recovery`).  Edits typed while offline are sealed at once
     too (:meth:`PadSession.flush`), so a reload while offline loses nothing.
+
+    **IndexedDB** (database ``blindpad``, object store ``pads``; the page
+    reads and writes it, :func:`start` and the ``persist`` callback) holds,
+    per pad, the same write-ahead log and head (key ``<channel>/log``:
+    ``{"gen", "pending", "head"}``), its base (``<channel>/base``) and the
+    pad's **local copy** (``<channel>/copy``: the last verified text and
+    head, :mod:`client.offline`'s format, written at most every
+    :data:`COPY_EVERY_MS`, when the socket drops, and when the page hides).
+    Local storage stays the synchronous write-ahead log (IndexedDB is
+    asynchronous: a tab closed within a write could lose it); each log
+    write bumps a generation number in both (``blindpad.gen.<channel>``), and
+    at start the newer of the two is adopted, so a log only IndexedDB holds
+    (local storage full) is not lost either, and pads kept in local storage
+    by an older page are taken over as they are.  When the first connection
+    fails and the pad has a local copy its log fits, the pad opens from it
+    (:meth:`PadSession.restore`): shown, editable, "offline", synced once
+    the relay answers.
     It uses the session's public surface only.  When the socket drops, the
     browser goes offline, or the session says the relay stopped answering
     (:attr:`PadSession.stalled`), it waits the delay of the shared
@@ -50,15 +67,16 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import crypto
-from client import linebreaks, textdiff, textops
+from client import linebreaks, offline, textdiff, textops
 from client.doctype import named
 from client.editor import EditorBinding, end_of
 from client.errors import InvalidEdit, NotReady, PadError, ReadOnly
 from client.events import Alarm, Failed, Peer
 from client.jsonview import JsonView, formatted
+from client.offline import LocalCopy
 from client.recovery import Base
 from client.session import PadSession, Phase
-from client.textops import Op, Patch
+from client.textops import InvalidPatch, Op, Patch
 from client.transport import Backoff, Reconnect, websocket_url
 from wire import mmr
 from wire.errors import WireError
@@ -68,6 +86,9 @@ if TYPE_CHECKING:  # pragma: no cover - ``js`` exists only under Pyodide
     from collections.abc import Callable
 
 PRESENCE_MIN_INTERVAL_MS = 60
+#: The local copy (the whole text) goes to IndexedDB at most this often while
+#: the head moves (and when the socket drops, and when the page hides).
+COPY_EVERY_MS = 5_000
 BROWSER_PIPELINE = 32
 RECONNECT = Backoff(initial=0.5, factor=2.0, cap=15.0, jitter=0.5)
 _ADJECTIVES = ("Amber", "Brisk", "Calm", "Deft", "Eager", "Fable", "Gentle", "Hazel", "Ivory")
@@ -209,6 +230,26 @@ def _read_head(stored: Any) -> tuple[tuple[int, bytes] | None, mmr.Peaks | None]
     return head, peaks
 
 
+def _read_stored(stored: str) -> dict[str, Any]:
+    """What the page read from IndexedDB for this pad: ``{"log", "base", "copy"}``,
+    each the JSON a ``persist`` call wrote (a damaged one is left out)."""
+    try:
+        raw = json.loads(stored) if stored else {}
+    except ValueError:
+        return {}
+    parts: dict[str, Any] = {}
+    for part, value in raw.items() if isinstance(raw, dict) else ():
+        try:
+            parts[part] = json.loads(value) if isinstance(value, str) else None
+        except ValueError:
+            continue
+    return parts
+
+
+def _gen(value: Any) -> int:
+    return value if type(value) is int else 0
+
+
 def load_author(storage: _Storage) -> crypto.Author:
     """The browser's author identity, created on the first visit."""
     stored = storage.get("blindpad.author")
@@ -252,6 +293,8 @@ class BrowserPad:
         *,
         create: bool = False,
         token: bytes = b"",
+        persist: Callable[[str, str], None] | None = None,
+        stored: str = "",
     ) -> None:
         js = _js()
         self.json_pad = link.doctype == "json"  # shown read-only; edited by the embed API
@@ -261,8 +304,19 @@ class BrowserPad:
         self.link = link
         self.channel = self.link.keys.channel_id.hex()
         head = self.storage.get(f"blindpad.head.{self.channel}")
-        last_head, last_peaks = _read_head(head)
         pending = self.storage.get(f"blindpad.pending.{self.channel}") or []
+        base_stored = self.storage.get(f"blindpad.base.{self.channel}")
+        self.persist = persist
+        idb = _read_stored(stored)
+        log: dict[str, Any] = idb["log"] if isinstance(idb.get("log"), dict) else {}
+        self._gen = _gen(self.storage.get(f"blindpad.gen.{self.channel}"))
+        if _gen(log.get("gen")) > self._gen and isinstance(log.get("pending"), list):
+            # Local storage missed writes IndexedDB has (full, or cleared): take IndexedDB's.
+            self._gen = _gen(log.get("gen"))
+            pending, head = log["pending"], log.get("head", head)
+            base_stored = idb.get("base", base_stored)
+        last_head, last_peaks = _read_head(head)
+        self._copy = self._read_copy(idb.get("copy"), link)
         created_key = f"blindpad.created.{self.channel}"
         if create:
             self.storage.put(created_key, True)
@@ -274,7 +328,7 @@ class BrowserPad:
             last_head=last_head,
             last_peaks=last_peaks,
             recovered=[bytes.fromhex(h) for h in pending],
-            recovered_bases=_read_base(self.storage.get(f"blindpad.base.{self.channel}")),
+            recovered_bases=_read_base(base_stored),
             create=self.creating,
             token=token,
             doctype=named(link.doctype),
@@ -304,8 +358,46 @@ class BrowserPad:
         self._fatal: str | None = None
         self._kept: HistoryBody | None = None  # the history the page loaded last
         self._checkpoints: dict[int, HistoryBody] = {}  # older checkpoints, by seq
+        self.opened_offline = False  # opened from the local copy (the relay did not answer)
+        self._copy_height: int | None = None  # the height of the copy stored last
+        self._copy_at = 0  # epoch ms of that write
         self.connecting = False
         self.connect()
+
+    @staticmethod
+    def _read_copy(stored: Any, link: crypto.PadLink) -> LocalCopy | None:
+        if not isinstance(stored, str):
+            return None
+        try:
+            return offline.decode(named(link.doctype), stored.encode("utf-8"))
+        except (InvalidPatch, ValueError):
+            return None  # damaged: this pad needs the relay to open
+
+    def _open_offline(self) -> None:
+        """The relay did not answer before the pad loaded: open from the local copy."""
+        copy, self._copy = self._copy, None
+        if copy is not None and not self.session.ready and self.session.restore(copy):
+            self.opened_offline = True
+            self._copy_height = copy.height
+
+    def keep_copy(self, now_ms: int = 0, *, force: bool = True) -> None:
+        """Hand the local copy to the page for IndexedDB, if the session has a
+        new clean one (``force``: now; else at most every :data:`COPY_EVERY_MS`)."""
+        if self.persist is None or (not force and now_ms - self._copy_at < COPY_EVERY_MS):
+            return
+        copy = self.session.local_copy()
+        if copy is None or copy.height == self._copy_height:
+            return
+        self._copy_height, self._copy_at = copy.height, now_ms
+        data = offline.encode(named(self.link.doctype), copy).decode("utf-8")
+        self._store("copy", data)
+
+    def _store(self, part: str, value: Any) -> None:
+        if self.persist is not None:
+            try:
+                self.persist(f"{self.channel}/{part}", json.dumps(value))
+            except Exception as error:  # a JsException: the page's store failed
+                self.storage.error = f"IndexedDB unusable: {error}"
 
     # --- the socket --------------------------------------------------------
 
@@ -355,6 +447,9 @@ class BrowserPad:
             proxy.destroy()
         self._proxies = []
         self.session.disconnected(reason)
+        if not self.session.ready:
+            self._open_offline()
+        self.keep_copy(self.session.clock())
         if self._fatal is None and self.session.phase is not Phase.CLOSED:
             delay = self.reconnect.ended(live=self._live_here)
             self._retry_at = self.session.clock() + int(delay * 1000)
@@ -396,12 +491,17 @@ class BrowserPad:
             # The whole text: written when the log's first parent changes only.
             body = {"parent": base.parent.hex(), "height": base.height, "text": base.doc}
             self.storage.put(f"blindpad.base.{self.channel}", body)
+            self._store("base", body)
             self._base_parent = base.parent
         if (pending, head_json) != self._persisted:
+            self._gen += 1
             self.storage.put(f"blindpad.pending.{self.channel}", pending)
             if head_json is not None:
                 self.storage.put(f"blindpad.head.{self.channel}", head_json)
+            self.storage.put(f"blindpad.gen.{self.channel}", self._gen)
+            self._store("log", {"gen": self._gen, "pending": pending, "head": head_json})
             self._persisted = (pending, head_json)
+        self.keep_copy(self.session.clock(), force=False)
         frames = self.session.frames_to_send()
         if frames and self._socket is not None and not self.connecting:
             ffi = _ffi()
@@ -768,18 +868,34 @@ def edit_refused(error: PadError) -> str:
     return f"That edit could not be applied ({error}); the text was reloaded."
 
 
+def channel_of(base_url: str, fragment: str) -> str:
+    """The channel id (hex) of the pad ``fragment`` names, ``""`` for a new or
+    damaged one: the page reads that pad's IndexedDB records before :func:`start`."""
+    if fragment == "new":
+        return ""
+    try:
+        return crypto.parse_link(f"{base_url}/p/#{fragment}").keys.channel_id.hex()
+    except crypto.InvalidLink:
+        return ""
+
+
 def start(
     base_url: str,
     fragment: str,
     schedule: Callable[[], None],
     token: str = "",
     readonly: bool = False,
+    persist: Callable[[str, str], None] | None = None,
+    stored: str = "",
 ) -> BrowserPad | Unopened:
     """Open the pad of ``fragment`` on the relay at ``base_url`` (called by ``web/app.js``).
 
     ``token`` is the relay's creation token the page asked for (``""``: none).
     ``readonly`` opens an edit link as its view link (an embedding page's
     ``readonly`` attribute): this tab then holds no write key at all.
+    ``persist(key, json)`` writes one IndexedDB record of this pad (see the
+    module docstring); ``stored`` is JSON ``{"log", "base", "copy"}`` of the
+    records the page read (``""``: none, or no IndexedDB).
 
     Returns:
         The open pad, or :class:`Unopened` with one line for the page when the
@@ -797,4 +913,11 @@ def start(
             f"This link cannot be opened: {error}. Copy the whole link again, "
             "everything after '#' included."
         )
-    return BrowserPad(link, schedule, create=fragment == "new", token=token.encode())
+    return BrowserPad(
+        link,
+        schedule,
+        create=fragment == "new",
+        token=token.encode(),
+        persist=persist,
+        stored=stored,
+    )

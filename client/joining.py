@@ -47,9 +47,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import crypto
+from client import offline
 from client.connection import Outbox, Request, SnapshotChunks, Want
 from client.engine import Base, Engine, LocalError
 from client.events import AlarmKind
+from client.offline import LocalCopy
 from client.textops import InvalidPatch, Patch
 from client.trust import OK, DescentProof, Trust, Verdict
 from wire import frames as p
@@ -276,6 +278,31 @@ class Joining:
         end (empty once adopted): until then they *are* the write-ahead log, and
         a front end that persisted anything else would erase them."""
         return self._recovered or []
+
+    def restore(self, copy: LocalCopy) -> bool:
+        """Start from this device's local copy instead of the relay's history
+        (:mod:`client.offline`): the catch-up counts as done, and the next
+        SUBSCRIBE resumes *since* the copy's sequence number.  The previous
+        run's log is adopted at once when it fits the copy
+        (:func:`client.offline.fits`).
+
+        Returns:
+            False (and nothing changed) when the engine is not fresh, or the
+            log was made on a later head than the copy's.
+        """
+        engine = self.engine
+        fresh = not self.synced_once and len(engine.chain.nodes) == 1 and engine.saved
+        recovered = self._recovered or []
+        if not fresh or not offline.fits(recovered, copy.id):
+            return False
+        engine.replica.load(copy.id, copy.height, copy.doc, copy.peaks, copy.hw)
+        engine.last_seq = copy.seq
+        engine.snapshots.retention = copy.retention
+        remembered = self.trust.remembered
+        if copy.height > 0 and (remembered is None or remembered[0] < copy.height):
+            self.trust = Trust((copy.height, copy.id), copy.peaks)
+        self.live()
+        return True
 
     def live(self) -> bool:
         """The catch-up is over; True the first time (the write-ahead log was adopted)."""

@@ -195,6 +195,11 @@ class Pad:
         self._retry_first_connect = retry_first_connect
         self._connections = 0  # transports opened so far
         self._unreachable = False  # the first connection failed and retrying was off
+        self._failed_attempts = 0  # connection attempts that never opened
+        self._copy_written = -COPY_EVERY_S  # monotonic seconds of the last local copy written
+        self._no_copy = False  # offline was asked for, and no usable local copy was found
+        #: True when the pad opened from its local copy (``offline=True``), not the relay.
+        self.opened_offline = False
         self.last_error = ""
         self.alarms: list[Alarm] = []  # every alarm since opening (the last 1000)
 
@@ -221,6 +226,7 @@ class Pad:
         verify: str = "snapshot",
         compact: bool = True,
         retention_pct: int = DEFAULT_RETENTION_PCT,
+        offline: bool = False,
     ) -> _Opening:
         """Open a pad: ``async with Pad.open(link) as pad`` or ``pad = await Pad.open(link)``.
 
@@ -260,6 +266,16 @@ class Pad:
                 percentage of the newest snapshot's bytes; 0 keeps none.  The
                 pad's own setting (:meth:`set_retention`), once an editor
                 made one, takes precedence.
+            offline: open without the relay when the state directory holds
+                this pad's local copy (its last verified text and head,
+                :mod:`client.offline`) and the write-ahead log fits it: the
+                pad opens from it (:attr:`opened_offline`), waits for the
+                relay at most until the first connection attempt fails (or
+                ``open_timeout``), and if it is not reached stays
+                ``offline``, takes edits (written ahead) and syncs them once
+                the relay answers (reconnecting as always).  Without a usable
+                copy it opens as usual.  Off by default: a dead relay then
+                fails fast.
 
         Returns:
             An awaitable async context manager giving the open :class:`Pad`.
@@ -268,7 +284,8 @@ class Pad:
             BadLink: the link is damaged.
             StateLocked: all slots of this pad's state are in use (64 processes).
             ConnectionFailed: the history could not be loaded in ``open_timeout``,
-                or the first connection failed and ``retry_first_connect`` is false.
+                or the first connection failed and ``retry_first_connect`` is false
+                (with ``offline``: and there was no local copy to open from).
             PadNotFound: the relay does not have this pad (and ``create`` is false).
             RelayRefused: the relay refused to serve the pad (token, limits).
         """
@@ -305,6 +322,10 @@ class Pad:
                 conn: Connector = WebsocketsConnector()
             else:
                 conn = connector
+            restored = False
+            if offline and state is not None:
+                copy = state.read_copy(doctype)
+                restored = copy is not None and session.restore(copy)
             draw = _random.Random(seed).random
             delays = backoff or Backoff()
             pad = cls(
@@ -316,6 +337,9 @@ class Pad:
                 draw=draw,
                 retry_first_connect=retry_first_connect,
             )
+            pad.opened_offline = restored
+            if offline and not restored:
+                pad._no_copy = state is not None
             await pad._start(open_timeout)
             return pad
 
@@ -374,6 +398,9 @@ class Pad:
 
     async def _start(self, open_timeout: float) -> None:
         self._tasks = [asyncio.create_task(self._run()), asyncio.create_task(self._tick())]
+        if self.opened_offline:
+            await self._start_offline(open_timeout)
+            return
         try:
             async with asyncio.timeout(open_timeout):
                 while not self._session.ready:
@@ -386,6 +413,7 @@ class Pad:
             raise ConnectionFailed(
                 f"could not load the pad from {self.link.base_url} in {open_timeout:g} s"
                 + (f" ({self.last_error})" if self.last_error else "")
+                + self._no_copy_note()
             ) from None
         except BaseException:
             await self.aclose()
@@ -395,7 +423,33 @@ class Pad:
             self._raise_failure()
             raise ConnectionFailed(
                 f"cannot reach the relay at {self.link.base_url} ({self.last_error})"
+                + self._no_copy_note()
             )
+
+    def _no_copy_note(self) -> str:
+        if not self._no_copy:
+            return ""
+        return (
+            "; no local copy of this pad to open offline (open it once with the relay "
+            "reachable; unsent edits stay in the state directory)"
+        )
+
+    async def _start_offline(self, open_timeout: float) -> None:
+        """Opened from the local copy: give the relay until the first attempt fails
+        (or ``open_timeout``) to answer, and stay offline if it does not."""
+        try:
+            async with asyncio.timeout(open_timeout):
+                while self._session.phase is not Phase.LIVE and not self._failed_attempts:
+                    self._raise_failure()
+                    if self._tasks[0].done():
+                        break
+                    await self._changed()
+                self._raise_failure()
+        except TimeoutError:
+            pass  # offline: the connection loop goes on trying
+        except BaseException:
+            await self.aclose()
+            raise
 
     async def aclose(self) -> None:
         """Close the pad: say goodbye, stop reconnecting, release the state directory."""
@@ -415,6 +469,7 @@ class Pad:
             pending, base = self._session.pending(), self._session.pending_base()
             self._state.write_pending(pending, base, exact=True)
             self._state.write_head(self._session.last_head, self._session.last_peaks)
+            self._keep_copy()
             self._state.close()
         for stream in list(self._streams):
             stream.put_nowait(None)
@@ -777,6 +832,9 @@ class Pad:
             if now - self._head_written >= HEAD_EVERY_S:
                 self._head_written = now
                 self._state.write_head(self._session.last_head, self._session.last_peaks)
+            if now - self._copy_written >= COPY_EVERY_S:
+                self._copy_written = now
+                self._keep_copy()
         for frame in self._session.frames_to_send():
             if self._transport is not None:
                 self._outbox.put_nowait(frame)
@@ -788,10 +846,18 @@ class Pad:
         self._wake.set()
         self._wake = asyncio.Event()
 
+    def _keep_copy(self) -> None:
+        """Write the local copy (:mod:`client.offline`) if the session has a clean one."""
+        copy = self._session.local_copy()
+        if self._state is not None and copy is not None:
+            self._state.write_copy(self._session.doctype, copy)
+
     async def _run(self) -> None:
         while not self._closed:
             live = await self._connect_once()
-            if not self._connections and not self._retry_first_connect:
+            if self.opened_offline:
+                pass  # opened from the local copy: keep trying, whatever happened
+            elif not self._connections and not self._retry_first_connect:
                 self._unreachable = True
                 self._pump()
                 return
@@ -813,6 +879,8 @@ class Pad:
             transport = await self._connector.connect(self._url)
         except TransportClosed as error:
             self.last_error = str(error)
+            self._failed_attempts += 1
+            self._pump()
             return False
         self._connections += 1
         self._transport = transport
@@ -838,6 +906,7 @@ class Pad:
             with contextlib.suppress(Exception):
                 await transport.close()
         self._session.disconnected(reason)
+        self._keep_copy()  # going offline: the next open without the relay starts here
         self._pump()
         return reached
 
@@ -854,6 +923,10 @@ class Pad:
             self._session.tick()
             self._pump()
 
+
+#: The local copy (the whole document, :mod:`client.offline`) is written at most
+#: this often while the head moves, when the connection drops, and at close.
+COPY_EVERY_S = 10.0
 
 #: The remembered head (head.json, client.trust) is written at most this often
 #: while typing, and at close: a crash forgets at most this much of it, which

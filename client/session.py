@@ -77,6 +77,7 @@ from client.doctype import TEXT
 from client.engine import Base, LocalError
 from client.errors import InvalidEdit, NotReady, ReadOnly
 from client.events import ConnectionLost, Failed, PadEvent, Peer
+from client.offline import LocalCopy
 from client.payload import Sealed
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS
 from client.relayside import (
@@ -87,6 +88,7 @@ from client.relayside import (
     Upload,
     wall_clock_ms,
 )
+from client.snapshots import HW_WINDOW
 from client.textops import InvalidPatch
 from wire import frames as p
 
@@ -214,6 +216,38 @@ class PadSession(RelaySide):
         if self._join.unadopted:
             return list(self._join.unadopted)
         return [sealed.data for sealed in self.engine.unacknowledged()]
+
+    def local_copy(self) -> LocalCopy | None:
+        """Where this session stands, verified, to keep for an open without the
+        relay (:mod:`client.offline`); ``None`` while that is not known
+        cleanly (history not loaded, a gap or orphans below the head, a
+        rejoin under way, a head that is not the last sequence number seen)."""
+        engine = self.engine
+        clean = self.ready and self._rejoining is None and not engine.gap
+        if not clean or engine.last_seq != engine.height:
+            return None
+        head = engine.head
+        hw = {s: v for s, v in engine.replica.hw.items() if v[1] > head.height - HW_WINDOW}
+        retention = engine.snapshots.retention
+        return LocalCopy(
+            head.height, head.id, engine.last_seq, engine.auth, head.peaks, hw, retention
+        )
+
+    def restore(self, copy: LocalCopy) -> bool:
+        """Open from a local copy (:mod:`client.offline`), before :meth:`connected`:
+        :attr:`ready` at once, edits accepted (sealed with :meth:`flush` while
+        offline), and the first connection resumes *since* the copy.
+
+        Returns:
+            False when the copy cannot be used (the session already loaded
+            the pad, or its write-ahead log was made on a later head: then
+            the relay must be reached first).
+        """
+        if self.phase is not Phase.OFFLINE or not self._join.restore(copy):
+            return False
+        self._drain()
+        self._update_status()
+        return True
 
     def pending_base(self) -> Base[Any] | None:
         """The text :meth:`pending` was made on (persist it when its parent changes)."""

@@ -6,6 +6,7 @@ Layout (default root: :func:`default_state_dir`)::
 
     ROOT/author.json                   the user's identity (crypto.Author.to_json), mode 0600
     ROOT/pads/<channel hex>/head.json  the highest head verified: {"height", "id", "peaks"}
+    ROOT/pads/<channel hex>/copy       the last verified document and its head (client.offline)
     ROOT/pads/<channel hex>/lock       slot 0: held with fcntl.flock while a process uses it
     ROOT/pads/<channel hex>/pending    slot 0's sealed, unacknowledged patches (write-ahead log)
     ROOT/pads/<channel hex>/base-<id>  the text they were made on, after patch <id> (hex)
@@ -75,8 +76,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import crypto
+from client import offline
+from client.doctype import DocType, InvalidPatch
 from client.errors import StateLocked
 from client.jsondoc import JSON, canonical
+from client.offline import LocalCopy
 from client.recovery import Base
 from wire import mmr
 
@@ -314,6 +318,7 @@ class PadState:
         self._base: bytes | None = None  # the parent of the base file written last
         self._stale_bases = True  # a previous run's base files may lie beside the log
         self._head: tuple[int, bytes] | None = None
+        self._copy_height: int | None = None  # the height of the copy written last
 
     def recovered(self) -> list[bytes]:
         """The sealed patches a previous run logged and did not see acknowledged
@@ -447,6 +452,32 @@ class PadState:
         body = json.dumps(fields).encode()
         write_atomic(self.pad_folder / "head.json", body, durable=False)
         self._head = head
+
+    def read_copy(self, doctype: DocType[Any, Any]) -> LocalCopy | None:
+        """The pad's local copy (:mod:`client.offline`), or ``None`` if there is
+        none or it is damaged (then the pad needs the relay to open)."""
+        try:
+            return offline.decode(doctype, (self.pad_folder / "copy").read_bytes())
+        except (OSError, InvalidPatch):
+            return None
+
+    def write_copy(self, doctype: DocType[Any, Any], copy: LocalCopy) -> None:
+        """Keep the verified document for an open without the relay (never a
+        lower height over what another slot wrote; atomic, mode 0600, no fsync:
+        a crash keeps the previous copy, which the log still fits or the
+        relay completes)."""
+        path = self.pad_folder / "copy"
+        if copy.height == self._copy_height:
+            return
+        try:
+            with open(path, "rb") as file:
+                stored = offline.height_of(file.readline() + file.readline())
+        except OSError:
+            stored = None
+        if stored is not None and stored > copy.height:
+            return
+        write_atomic(path, offline.encode(doctype, copy), durable=False, mode=0o600)
+        self._copy_height = copy.height
 
     def close(self) -> None:
         """Release the lock."""

@@ -512,6 +512,92 @@ function loadScript(src) {
   });
 }
 
+// --- offline: the service worker and the pad's IndexedDB records ---------------
+
+// One object store, "pads": per pad "<channel>/log" (the write-ahead log and
+// head, mirrored from localStorage), "<channel>/base" (the text it was made
+// on) and "<channel>/copy" (the last verified text and head). Python decides
+// what to write (client/browser.py); here each key's latest value is written,
+// in order, one transaction at a time.
+const idb = { db: null, latest: new Map(), writing: false, written: 0, error: null };
+
+function idbOpen() {
+  if (idb.db) return Promise.resolve(idb.db);
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open("blindpad", 1);
+    req.onupgradeneeded = () => req.result.createObjectStore("pads");
+    req.onsuccess = () => resolve((idb.db = req.result));
+    req.onerror = () => reject(req.error);
+  });
+}
+
+/** This pad's records, as the JSON Python's start() reads ("" if none or unreadable). */
+async function idbRead(channel) {
+  if (!channel || !globalThis.indexedDB) return "";
+  try {
+    const db = await idbOpen();
+    const parts = ["log", "base", "copy"];
+    const values = await new Promise((resolve, reject) => {
+      const store = db.transaction("pads", "readonly").objectStore("pads");
+      const out = new Array(parts.length);
+      let left = parts.length;
+      parts.forEach((part, i) => {
+        const req = store.get(`${channel}/${part}`);
+        req.onsuccess = () => {
+          out[i] = req.result;
+          if (--left === 0) resolve(out);
+        };
+        req.onerror = () => reject(req.error);
+      });
+    });
+    const found = {};
+    parts.forEach((part, i) => typeof values[i] === "string" && (found[part] = values[i]));
+    return JSON.stringify(found);
+  } catch (err) {
+    console.warn("blindpad: IndexedDB unreadable:", err);
+    return "";
+  }
+}
+
+/** Called by Python: keep `value` (JSON) under `key`; written soon, latest wins. */
+function persist(key, value) {
+  idb.latest.set(key, value);
+  if (!idb.writing) idbFlush();
+}
+
+async function idbFlush() {
+  idb.writing = true;
+  try {
+    const db = await idbOpen();
+    while (idb.latest.size) {
+      const batch = [...idb.latest];
+      idb.latest.clear();
+      await new Promise((resolve, reject) => {
+        const tx = db.transaction("pads", "readwrite");
+        const store = tx.objectStore("pads");
+        for (const [key, value] of batch) store.put(value, key);
+        tx.oncomplete = resolve;
+        tx.onerror = () => reject(tx.error);
+        tx.onabort = () => reject(tx.error);
+      });
+      idb.written += batch.length;
+    }
+  } catch (err) {
+    idb.error = String(err && err.message ? err.message : err);
+    console.warn("blindpad: IndexedDB write failed:", err);
+  } finally {
+    idb.writing = false;
+  }
+}
+
+/** The service worker caches the page and its runtime, so a pad opened once opens offline. */
+function registerWorker(base) {
+  if (EMBED || !("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.register(`${base}/sw.js`, { scope: `${base}/` }).catch((err) => {
+    console.warn("blindpad: no service worker (the page needs the relay to open):", err);
+  });
+}
+
 async function boot() {
   const fragment = location.hash.slice(1);
   if (!fragment) {
@@ -540,7 +626,8 @@ async function boot() {
   const browser = py.pyimport("client.browser");
   const base = location.href.split("#")[0].split("?")[0].replace(/\/(p|embed)\/$/, "");
   const readonly = EMBED && params.get("readonly") === "1";
-  const opened = browser.start(base, fragment, schedule, token, readonly);
+  const stored = await idbRead(browser.channel_of(base, fragment));
+  const opened = browser.start(base, fragment, schedule, token, readonly, persist, stored);
   if (opened.failure) {
     fail(opened.failure);
     return;
@@ -553,6 +640,7 @@ async function boot() {
     setupLinks(links);
     setupProfile();
   }
+  registerWorker(base);
   clearInterval(creep);
   setStatus("connecting", t("connecting"));
   $("loading-text").textContent = t("connectingRelay");
@@ -884,6 +972,11 @@ function listen() {
     }
   });
   window.addEventListener("hashchange", () => location.reload());
+  // Leaving: the local copy goes to IndexedDB now (it is otherwise written every few seconds).
+  window.addEventListener("pagehide", () => pad && !stopped && pad.keep_copy(Date.now()));
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden" && pad && !stopped) pad.keep_copy(Date.now());
+  });
   window.addEventListener("offline", () => pad && !stopped && (pad.went_offline(), schedule()));
   window.addEventListener("online", () => pad && !stopped && (pad.retry_now(), schedule()));
 }
@@ -1029,6 +1122,15 @@ window.blindpad = {
   unsaved: () => (pad ? pad.unsaved() : null),
   debug: () => (pad ? JSON.parse(pad.debug()) : null),
   stats: () => ({ ...stats }),
+  offline: () => ({
+    opened: pad ? pad.opened_offline : null,
+    channel: pad ? pad.channel : null,
+    worker: !!navigator.serviceWorker?.controller,
+    stored: idb.written,
+    writing: idb.writing || idb.latest.size > 0,
+    error: idb.error,
+  }),
+  records: async (channel) => JSON.parse((await idbRead(channel)) || "{}"),
 };
 
 applyStrings();

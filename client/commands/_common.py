@@ -34,6 +34,9 @@ Exit codes (the same for every command)::
           command, text that is not UTF-8, no editor found
     3     no such pad on this relay (a mistyped address or      check the link; `blindpad
           port, or a pad made on another relay)                 new` creates pads
+    4     done offline (``--offline``, relay unreachable): the   nothing: the next command
+          change is kept in the state directory, not on the     that reaches the relay
+          relay yet; ``cat`` printed this device's copy         sends it
     70    internal error (a bug in blindpad)                    rerun with --debug, report it
     130   interrupted (Ctrl-C)
     141   the output was closed early (``| head``): quiet
@@ -65,6 +68,7 @@ from client.errors import (
 from client.events import retry_hint
 
 OK, FAILED, USAGE, NOT_FOUND, INTERNAL, INTERRUPTED, CLOSED_OUTPUT = 0, 1, 2, 3, 70, 130, 141
+OFFLINE = 4
 
 #: The exit-code table, as shown at the end of every ``--help``.
 EXIT_CODES_HELP = """\
@@ -74,6 +78,8 @@ exit codes:
   2    bad usage; nothing was sent (arguments, damaged link, view link for writing,
        text not UTF-8, no editor)
   3    no such pad on this relay (check the link; only `blindpad new` creates pads)
+  4    done offline (--offline, relay unreachable): kept in the state directory,
+       sent by the next command that reaches the relay; cat printed the local copy
   70   internal error: rerun with --debug (or BLINDPAD_DEBUG=1) and report it
   130  interrupted
   141  output closed early (e.g. piped into `head`)"""
@@ -102,6 +108,10 @@ class CommandError(Exception):
         self.code = code
 
 
+class RelayUnreachable(CommandError):
+    """Nothing answered at the link's address (``cat --offline`` then reads the local copy)."""
+
+
 class _Formatter(argparse.HelpFormatter):
     """Wraps the description, keeps the epilog's table as written."""
 
@@ -111,8 +121,11 @@ class _Formatter(argparse.HelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
-def parser(name: str, description: str, *, pad_options: bool = True) -> argparse.ArgumentParser:
-    """An argument parser for ``blindpad NAME``: --debug always; --state-dir... for pads."""
+def parser(
+    name: str, description: str, *, pad_options: bool = True, offline: bool = False
+) -> argparse.ArgumentParser:
+    """An argument parser for ``blindpad NAME``: --debug always; --state-dir... for pads;
+    ``--offline`` for the commands that can work from the local copy."""
     result = argparse.ArgumentParser(
         prog=f"blindpad {name}",
         description=description,
@@ -145,6 +158,14 @@ def parser(name: str, description: str, *, pad_options: bool = True) -> argparse
             help="open from the latest snapshot (default; its author vouches for the text "
             "before it) or replay and check every patch the relay still holds (history)",
         )
+    if offline:
+        result.add_argument(
+            "--offline",
+            action="store_true",
+            help="if the relay is unreachable, work on this device's copy of the pad (kept "
+            "since it was last opened here) and exit 4; the change is sent by the next "
+            "command that reaches the relay",
+        )
     return result
 
 
@@ -161,6 +182,8 @@ def open_options(args: argparse.Namespace, *, remember_name: bool = True) -> dic
         "retry_first_connect": False,
         "verify": args.verify,
     }
+    if getattr(args, "offline", False):
+        options["offline"] = True
     if args.no_state:
         options["state_dir"] = None
     elif args.state_dir is not None:
@@ -324,6 +347,23 @@ def progress_done() -> None:
     """Clear the progress line."""
     if sys.stderr.isatty():
         print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+async def saved_or_kept(name: str, pad: Any, timeout: float) -> int:
+    """After a change: wait for the relay's ack (:func:`wait_saved`, exit 0), or,
+    for a pad opened from its local copy while the relay is unreachable, say in
+    one line that the change is kept for later (exit :data:`OFFLINE`)."""
+    from client.events import Status
+
+    if pad.opened_offline and pad.status is Status.OFFLINE:
+        print(
+            f"blindpad {name}: offline: the relay is unreachable; the change is kept in "
+            "the state directory and sent by the next command that reaches the relay",
+            file=sys.stderr,
+        )
+        return OFFLINE
+    await wait_saved(pad, timeout)
+    return OK
 
 
 async def wait_saved(pad: Any, timeout: float) -> None:

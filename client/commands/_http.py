@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import crypto
 from client import snapshots
 from client.codec import CryptoCodec
-from client.commands._common import NOT_FOUND, REACH_HINT, CommandError
+from client.commands._common import NOT_FOUND, REACH_HINT, CommandError, RelayUnreachable
 from client.doctype import TEXT, DocType, named
 from client.engine import Alarm, AlarmKind, Engine
 from client.errors import Distrusted
@@ -137,7 +137,7 @@ def _get(link: crypto.PadLink, url: str, timeout: float) -> httpx.Response:
         token = link.keys.read_token.hex()
         return httpx.get(url, timeout=timeout, headers={"Authorization": f"Blindpad-Read {token}"})
     except httpx.HTTPError as error:
-        raise CommandError(
+        raise RelayUnreachable(
             f"cannot reach the relay at {link.base_url} ({error}): {REACH_HINT}"
         ) from error
 

@@ -12,8 +12,7 @@ async def _append(link: str, text: str, options: dict[str, object], timeout: flo
 
     async with Pad.open(link, **options) as pad:  # type: ignore[arg-type]
         await pad.insert(len(pad.text), text)
-        await c.wait_saved(pad, timeout)
-    return c.OK
+        return await c.saved_or_kept("append", pad, timeout)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -28,6 +27,7 @@ def main(argv: list[str]) -> int:
         "append",
         "Append TEXT, or standard input when TEXT is left out (exactly, no newline "
         "added), and wait for the relay's ack.",
+        offline=True,
     )
     parser.add_argument("link", help="the pad's edit link")
     parser.add_argument("text", nargs="?", help="the text to add (default: stdin, UTF-8)")

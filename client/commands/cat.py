@@ -19,12 +19,39 @@ def _run(args: argparse.Namespace) -> int:
     if args.at is not None:
         return _run_at(link, args)
     remembered = StateDir(default_state_dir()).remembered(link.keys.channel_id)
-    read = read_text(link, args.timeout, remembered)
+    try:
+        read = read_text(link, args.timeout, remembered)
+    except c.RelayUnreachable:
+        if not args.offline:
+            raise
+        return c.run("cat", _local_copy(str(link), args.timeout), args)
     for alarm in read.alarms:
         print(f"blindpad cat: warning: {alarm.kind.value}: {alarm.detail}", file=sys.stderr)
     sys.stdout.write(c.shown(read.text, link.doctype))
     sys.stdout.flush()
     return c.OK
+
+
+async def _local_copy(link: str, timeout: float) -> int:
+    """``--offline`` with the relay unreachable: print this device's copy of the pad,
+    with the edits made here and not sent yet (exit 4)."""
+    from client.events import Status
+    from client.pad import Pad
+
+    options = {"offline": True, "retry_first_connect": False, "open_timeout": timeout}
+    async with Pad.open(link, **options) as pad:  # type: ignore[arg-type]
+        doc = pad.text if pad.kind == "text" else pad.value
+        offline = pad.opened_offline and pad.status is Status.OFFLINE
+    sys.stdout.write(c.shown(doc, pad.kind))
+    sys.stdout.flush()
+    if not offline:  # the relay answered after all: this is its text
+        return c.OK
+    print(
+        "blindpad cat: offline: the relay is unreachable; this is this device's copy "
+        "(as last verified here, with edits made here and not sent yet)",
+        file=sys.stderr,
+    )
+    return c.OFFLINE
 
 
 def _run_at(link: crypto.PadLink, args: argparse.Namespace) -> int:
@@ -79,5 +106,11 @@ def main(argv: list[str]) -> int:
         "kept checkpoint (said on stderr)",
     )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds (30)")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="if the relay is unreachable, print this device's copy of the pad (kept since "
+        "it was last opened here, with unsent edits) and exit 4",
+    )
     args = parser.parse_args(argv)
     return c.execute("cat", args, lambda: _run(args))

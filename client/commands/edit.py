@@ -71,8 +71,7 @@ async def _edit(link: str, options: dict[str, object], editor: list[str], timeou
             return c.OK
         theirs = diff(base, pad.text)
         await pad.apply(transform(mine, theirs))
-        await c.wait_saved(pad, timeout)
-    return c.OK
+        return await c.saved_or_kept("edit", pad, timeout)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -87,6 +86,7 @@ def main(argv: list[str]) -> int:
         "edit",
         "Open the pad's text in $VISUAL or $EDITOR (default vi); on exit, apply your "
         "changes rebased over what others changed meanwhile.",
+        offline=True,
     )
     parser.add_argument("link", help="the pad's edit link")
     args = parser.parse_args(argv)

@@ -13,8 +13,7 @@ async def _write(link: str, text: str, options: dict[str, object], timeout: floa
 
     async with Pad.open(link, **options) as pad:  # type: ignore[arg-type]
         await pad.replace(text)
-        await c.wait_saved(pad, timeout)
-    return c.OK
+        return await c.saved_or_kept("write", pad, timeout)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -30,6 +29,7 @@ def main(argv: list[str]) -> int:
         "write",
         "Replace the pad's text with FILE (or standard input; UTF-8) as a minimal diff; "
         "exit once the relay has acknowledged it.",
+        offline=True,
     )
     parser.add_argument("link", help="the pad's edit link")
     parser.add_argument("file", nargs="?", type=Path, help="the new text (default: stdin)")

@@ -67,6 +67,8 @@ SODIUM_FILES = {
     "libsodium-wrappers.js": "libsodium-wrappers/dist/modules/libsodium-wrappers.js",
 }
 PAGE_FILES = ("app.js", "strings.js", "style.css")
+#: The service worker's template (served at ``/sw.js``, not under ``/assets/``).
+SERVICE_WORKER = "sw.js"
 #: Page files a ``web/`` copied from an older checkout may lack (then not served).
 OPTIONAL_PAGE_FILES = ("blindpad-pad.js",)
 MIME = {
@@ -125,11 +127,15 @@ class WebBundle:
         assets: URL path -> asset.
         urls: template name (``app.js``, ``pyodide``, ``lock``...) -> URL path.
         html: ``index.html`` with the placeholders filled in.
+        service_worker: ``web/sw.js`` as written (its ``{{cache}}`` and
+            ``{{precache}}`` are the server's to fill), or None for a bundle
+            without one (an older packaged page).
     """
 
     assets: dict[str, Asset]
     urls: dict[str, str]
     html: bytes
+    service_worker: bytes | None = None
 
     @property
     def size(self) -> int:
@@ -263,7 +269,9 @@ def build_bundle(web_dir: Path, node_modules: Path | None = None) -> WebBundle:
 
     template = (web_dir / "index.html").read_text(encoding="utf-8")
     html = _PLACEHOLDER.sub(lambda m: urls.get(m.group(1), m.group(0)), template)
-    return WebBundle(assets=assets, urls=urls, html=html.encode())
+    worker = web_dir / SERVICE_WORKER
+    service_worker = worker.read_bytes() if worker.is_file() else None
+    return WebBundle(assets=assets, urls=urls, html=html.encode(), service_worker=service_worker)
 
 
 def gzip_bytes(data: bytes, level: int = 9) -> bytes:
@@ -285,6 +293,8 @@ def write_bundle(bundle: WebBundle, out: Path) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / "index.html").write_bytes(bundle.html)
+    if bundle.service_worker is not None:
+        (out / SERVICE_WORKER).write_bytes(bundle.service_worker)
     entries: dict[str, dict[str, str | None]] = {}
     for url, asset in sorted(bundle.assets.items()):
         data, encoding = asset.read(), asset.encoding
@@ -328,12 +338,16 @@ def load_bundle(folder: Path) -> WebBundle:
             for url, e in manifest["assets"].items()
         }
         html = (folder / "index.html").read_bytes()
+        worker = folder / SERVICE_WORKER
+        service_worker = worker.read_bytes() if worker.is_file() else None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WebAssetsMissing(f"the packaged web page in {folder} is unusable: {exc}") from exc
     absent = [str(a.path) for a in assets.values() if a.path is None or not a.path.is_file()]
     if absent:
         raise WebAssetsMissing(f"the packaged web page lacks {', '.join(absent[:3])}")
-    return WebBundle(assets=assets, urls=dict(manifest["urls"]), html=html)
+    return WebBundle(
+        assets=assets, urls=dict(manifest["urls"]), html=html, service_worker=service_worker
+    )
 
 
 def write_packaged(root: Path, out: Path) -> WebBundle:

@@ -20,7 +20,12 @@ the app is created) or from the folder a wheel carries
   obey.  Every other page keeps ``frame-ancestors 'none'``;
 * ``GET /embed/v1/blindpad-pad.js`` is the ``<blindpad-pad>`` element, at a
   stable URL (``v1``: its message protocol), ``no-cache`` so an upgrade
-  reaches hosts at once.
+  reaches hosts at once;
+* ``GET /sw.js`` is the service worker (``web/sw.js``, scope ``/``,
+  ``no-cache``): it precaches ``/``, ``/p/`` and every asset into a cache
+  named by :func:`cache_name` (the protocol version and a hash of the asset
+  URLs, which carry their contents' hashes), so a pad opened once opens with
+  the relay stopped, and an upgrade is a new cache (docs/PROTOCOL.md §15.3).
 
 Compression: a compressible asset is sent ``Content-Encoding: gzip`` to a
 client whose ``Accept-Encoding`` allows gzip, and decoded to one that does not
@@ -42,6 +47,8 @@ but no ``app.js`` is served as plain static files.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import zlib
 from collections.abc import AsyncIterator
 from html import escape as html_escape
@@ -70,6 +77,7 @@ from relay.edge.bundle import (
     load_bundle,
     node_modules_for,
 )
+from wire.frames import PROTOCOL_VERSION
 
 __all__ = [
     "IMMUTABLE",
@@ -85,9 +93,11 @@ __all__ = [
     "WebBundle",
     "accepts_gzip",
     "build_bundle",
+    "cache_name",
     "embed_origin",
     "node_modules_for",
     "routes",
+    "service_worker",
 ]
 
 #: Where a wheel carries the page (written by ``setup.py``; absent in a checkout).
@@ -209,6 +219,21 @@ def _page_headers(frame_ancestors: str) -> dict[str, str]:
     }
 
 
+def cache_name(bundle: WebBundle) -> str:
+    """The service worker's cache: ``blindpad-p<protocol>-<hash of the asset URLs>``."""
+    digest = hashlib.sha256("\n".join(sorted(bundle.assets)).encode()).hexdigest()[:16]
+    return f"blindpad-p{PROTOCOL_VERSION}-{digest}"
+
+
+def service_worker(bundle: WebBundle) -> bytes | None:
+    """``/sw.js``: the bundle's template with its cache name and precache list."""
+    if bundle.service_worker is None:
+        return None
+    precache = json.dumps(["/", "/p/", *sorted(bundle.assets)])
+    script = bundle.service_worker.replace(b"{{cache}}", cache_name(bundle).encode())
+    return script.replace(b"{{precache}}", precache.encode())
+
+
 def _serve(bundle: WebBundle, token_required: bool, embed_origins: tuple[str, ...]) -> list[Route]:
     # The page asks for the creation token before creating a pad, only where one is needed.
     html = bundle.html.replace(TOKEN_PLACEHOLDER, b"required" if token_required else b"")
@@ -248,11 +273,25 @@ def _serve(bundle: WebBundle, token_required: bool, embed_origins: tuple[str, ..
         response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
         return response
 
+    worker = service_worker(bundle)
+
+    async def worker_script(request: Request) -> Response:
+        del request
+        if worker is None:
+            return http.error(404, "NOT_FOUND", "this relay's page has no service worker")
+        headers = {
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "Service-Worker-Allowed": "/",
+        }
+        return Response(worker, media_type=MIME[".js"], headers=headers)
+
     return [
         Route("/", page),
         Route("/p/", page),
         Route("/embed/", embed_page),
         Route(EMBED_SCRIPT_URL, embed_script),
+        Route("/sw.js", worker_script),
         Route("/assets/{rest:path}", asset),
     ]
 

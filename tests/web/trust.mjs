@@ -14,6 +14,14 @@
 //   {"cmd": "look"}                    what the page shows now
 //   {"cmd": "shot", "path": PNG}       a screenshot of the page
 //   {"cmd": "close"}                   close the profile (the browser)
+//   {"cmd": "cached"}                  until the service worker controls the page and
+//                                      IndexedDB holds the pad's log and local copy at its head
+//   {"cmd": "reload"}                  reload the page (from the service worker's cache
+//                                      when the relay is down) and wait for it to boot
+//   {"cmd": "offline", "text": T}      until the pad is open from its local copy, "offline",
+//                                      showing T
+//   {"cmd": "append", "text": T}       type T at the end, one letter at a time, each taken
+//                                      by the client (not waiting for the relay)
 // Waits poll the page's own state, never a fixed sleep, with a hang guard only
 // (BLINDPAD_BOOT_TIMEOUT_MS, default 20 min for a page to boot;
 // BLINDPAD_WAIT_TIMEOUT_MS, default 5 min for anything else) that says what hung.
@@ -157,6 +165,50 @@ const COMMANDS = {
     };
   },
   look,
+  async cached() {
+    await until(async () => {
+      const seen = await page.evaluate(async () => {
+        const info = window.blindpad.offline();
+        const records = info.channel ? await window.blindpad.records(info.channel) : {};
+        const copy = typeof records.copy === "string" ? JSON.parse(records.copy) : "";
+        const header = copy ? JSON.parse(copy.split("\n")[1]) : null;
+        const names = await caches.keys();
+        return { ...info, names, height: window.blindpad.debug().height, copyHeight: header && header.height, log: !!records.log };
+      });
+      const done = seen.worker && !seen.writing && seen.log && seen.copyHeight === seen.height && seen.names.length === 1;
+      return done || seen;
+    }, "the service worker in control, one cache, and the pad's log and copy in IndexedDB");
+    return { ...(await look()), offline: await page.evaluate(() => window.blindpad.offline()) };
+  },
+  async reload() {
+    await page.reload();
+    await until(async () => {
+      const ready = await page.evaluate(() => !!(window.blindpad && window.blindpad.debug())).catch(() => false);
+      return ready || "not booted";
+    }, "page boot after a reload (Pyodide and the client)", BOOT_MS);
+    return {};
+  },
+  async offline({ text }) {
+    await until(async () => {
+      const seen = await look().catch((e) => ({ navigating: String(e) }));
+      const writable = await page.$eval("#pad", (t) => !t.readOnly).catch(() => false);
+      return (seen.state === "offline" && seen.text === text && seen.client === text && writable) || { ...seen, writable };
+    }, `status offline, editable, with the text ${JSON.stringify(text)}`, BOOT_MS);
+    return { ...(await look()), offline: await page.evaluate(() => window.blindpad.offline()) };
+  },
+  async append({ text }) {
+    for (const letter of text) {
+      const before = await page.evaluate(() => window.blindpad.text());
+      await page.focus("#pad");
+      await page.$eval("#pad", (t) => t.setSelectionRange(t.value.length, t.value.length));
+      await page.keyboard.type(letter);
+      await until(async () => {
+        const now = await page.evaluate(() => window.blindpad.text());
+        return now === before + letter || now;
+      }, `the client to take ${JSON.stringify(letter)}`);
+    }
+    return look();
+  },
   async shot({ path }) {
     await page.screenshot({ path });
     return {};
