@@ -562,8 +562,10 @@ class BrowserPad:
         if self.session.stalled:
             self._lost("the relay stopped answering")
         out: dict[str, Any] = {"patches": [], "sel": None, "reset": None}
-        if not composing and anchor >= 0:
-            if self.session.ready and not self._sent_ready:
+        # Nothing is shown before the history is loaded: the first change
+        # the page (and an embedding host) sees is the reset to the whole text.
+        if not composing and anchor >= 0 and self.session.ready:
+            if not self._sent_ready:
                 out["reset"] = self.binding.reset()
                 self._sent_ready = True
                 anchor = head = 0

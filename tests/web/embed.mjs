@@ -224,9 +224,13 @@ async function jsonPad() {
     const v = (await call(b, "getValue")).value;
     return sorted(v) === sorted(want) || v;
   }, "the second element sees the first one's edits");
-  const remote = await b.page.evaluate(() => window.__jsonEvents.filter((e) => e.type === "change" && e.detail.origin === "remote"));
-  check(remote.length > 0 && remote.some((e) => e.detail.ops.some((op) => op.kind === "m" && op.path.join() === "items,0")),
-    `remote change events carry the ops: ${JSON.stringify(remote.slice(0, 3))}`);
+  const changes = await b.page.evaluate(() => window.__jsonEvents.filter((e) => e.type === "change"));
+  check(changes[0].detail.origin === "reset" && changes.every((e) => Array.isArray(e.detail.ops) && "value" in e.detail),
+    `the first change is the reset, and every change carries the value and the ops: ${JSON.stringify(changes.slice(0, 2))}`);
+  const remote = changes.filter((e) => e.detail.origin === "remote");
+  check(remote.length > 0 && remote.every((e) => Array.isArray(e.detail.ops))
+    && remote.some((e) => e.detail.ops.some((op) => op.kind === "m" && op.path.join() === "items,0")),
+    `remote change events carry the ops: ${JSON.stringify(remote)}`);
   check((await call(b, "add", ["count"], 1)).value === null, "the second element adds one");
   await until(async () => {
     const v = (await call(a, "getValue")).value;

@@ -205,7 +205,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, ob
     return results
 
 
-@pytest.mark.parametrize("scenario", ["api", "page", "readonly", "blocked"])
+@pytest.mark.parametrize("scenario", ["api", "page", "readonly", "json", "blocked"])
 def test_embedded(embedded: dict[str, dict[str, object]], scenario: str) -> None:
     result = embedded.get(scenario)
     assert result is not None, f"scenario {scenario} did not report"
