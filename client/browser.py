@@ -488,6 +488,9 @@ class BrowserPad:
             head_json = [head[0], head[1].hex(), mmr.to_hex(peaks) if peaks is not None else None]
         base = self.session.pending_base()
         if base is not None and base.parent != self._base_parent:
+            # The log moves to a new base: the copy goes there first, so a tab
+            # closed right after still has a copy the log fits (14.1).
+            self.keep_copy(self.session.clock())
             # The whole text: written when the log's first parent changes only.
             body = {"parent": base.parent.hex(), "height": base.height, "text": base.doc}
             self.storage.put(f"blindpad.base.{self.channel}", body)

@@ -827,7 +827,11 @@ class Pad:
 
     def _pump(self) -> None:
         if self._state is not None:
-            self._state.write_pending(self._session.pending(), self._session.pending_base())
+            self._state.write_pending(
+                self._session.pending(),
+                self._session.pending_base(),
+                before_base=lambda: self._keep_copy(durable=True),
+            )
             now = time.monotonic()
             if now - self._head_written >= HEAD_EVERY_S:
                 self._head_written = now
@@ -846,11 +850,17 @@ class Pad:
         self._wake.set()
         self._wake = asyncio.Event()
 
-    def _keep_copy(self) -> None:
-        """Write the local copy (:mod:`client.offline`) if the session has a clean one."""
+    def _keep_copy(self, *, durable: bool = False) -> None:
+        """Write the local copy (:mod:`client.offline`) if the session has a clean one.
+
+        ``durable``: the log is about to move to a new base (its first patch
+        made on a later head): the copy is written at that head first, so a
+        crash right after still leaves a copy the log fits (an open without
+        the relay needs both).
+        """
         copy = self._session.local_copy()
         if self._state is not None and copy is not None:
-            self._state.write_copy(self._session.doctype, copy)
+            self._state.write_copy(self._session.doctype, copy, durable=durable)
 
     async def _run(self) -> None:
         while not self._closed:

@@ -72,6 +72,7 @@ import json
 import os
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -365,7 +366,12 @@ class PadState:
         return bases
 
     def write_pending(
-        self, sealed: list[bytes], base: Base[Any] | None = None, *, exact: bool = False
+        self,
+        sealed: list[bytes],
+        base: Base[Any] | None = None,
+        *,
+        exact: bool = False,
+        before_base: Callable[[], None] | None = None,
     ) -> None:
         """Durably record the unacknowledged patches (before sending them), and
         the text they were made on when its parent changed.
@@ -377,6 +383,8 @@ class PadState:
         log and a new base are written when the new patches start elsewhere
         (someone else's patch came between), every :data:`MAX_LOG` patches,
         and with ``exact`` (a clean close: the log becomes exactly ``sealed``).
+        ``before_base`` is called just before a new base is written (the
+        SDK keeps its local copy there, so the log never moves past it).
         """
         if not exact and not self._stale_bases:
             fresh = _unwritten(self._pending or [], sealed)
@@ -389,6 +397,8 @@ class PadState:
         if sealed == self._pending and not new_base and not self._stale_bases:
             return
         if base is not None and new_base:
+            if before_base is not None:
+                before_base()
             fields: dict[str, object] = {"parent": base.parent.hex(), "height": base.height}
             if isinstance(base.doc, str):
                 doc = base.doc.encode("utf-8")
@@ -461,11 +471,14 @@ class PadState:
         except (OSError, InvalidPatch):
             return None
 
-    def write_copy(self, doctype: DocType[Any, Any], copy: LocalCopy) -> None:
+    def write_copy(
+        self, doctype: DocType[Any, Any], copy: LocalCopy, *, durable: bool = False
+    ) -> None:
         """Keep the verified document for an open without the relay (never a
-        lower height over what another slot wrote; atomic, mode 0600, no fsync:
-        a crash keeps the previous copy, which the log still fits or the
-        relay completes)."""
+        lower height over what another slot wrote; atomic, mode 0600).  Without
+        ``durable`` there is no fsync: a crash keeps the previous copy, which
+        the log still fits (a copy is written durably before the log moves to
+        a new base) or the relay completes."""
         path = self.pad_folder / "copy"
         if copy.height == self._copy_height:
             return
@@ -476,7 +489,7 @@ class PadState:
             stored = None
         if stored is not None and stored > copy.height:
             return
-        write_atomic(path, offline.encode(doctype, copy), durable=False, mode=0o600)
+        write_atomic(path, offline.encode(doctype, copy), durable=durable, mode=0o600)
         self._copy_height = copy.height
 
     def close(self) -> None:

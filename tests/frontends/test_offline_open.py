@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -228,6 +229,43 @@ def test_a_relay_that_returns_without_the_stored_head_is_a_rollback(tmp_path: Pa
                 assert pad.distrust.kind in (AlarmKind.ROLLBACK, AlarmKind.FORK)
                 assert pad.status is not Status.SAVED
                 assert pad.text.endswith("d")  # the offline work is still here
+
+    asyncio.run(main())
+
+
+def test_a_crash_after_someone_else_typed_still_opens_offline_with_the_work(
+    tmp_path: Path,
+) -> None:
+    """The log moved to a later head (someone else's patch came between) and
+    the process died before its periodic copy: the copy written before the
+    log's new base still fits it, so the pad opens offline with the work."""
+    state, crashed = tmp_path / "state", tmp_path / "crashed"
+    unacked: list[bool] = []
+
+    async def main() -> None:
+        faults = Faults(drop_ack=lambda _: bool(unacked))
+        async with relay_for(tmp_path, faults) as relay:
+            links = await Pad.create(relay.url)
+            async with opener(links.edit_link, state_dir=state) as pad:
+                await type_at_end(pad, "one")
+                await pad.synced(TIMEOUT)
+                async with opener(links.edit_link) as other:
+                    await type_at_end(other, " two")
+                    await other.synced(TIMEOUT)
+                await until(lambda: pad.text == "one two", pad)
+                unacked.append(True)  # stored, never acknowledged: stays in the log
+                await type_at_end(pad, " three")
+                shutil.copytree(state, crashed)  # what a crash right now leaves on disk
+            await relay.stop()
+            async with offline_opener(links.edit_link, crashed) as pad:
+                assert pad.opened_offline
+                assert pad.text == "one two three"
+                unacked.clear()
+                await relay.start()
+                await pad.synced(TIMEOUT)
+                assert pad.text == "one two three"
+            async with opener(links.view_link) as reader:
+                assert reader.text == "one two three"
 
     asyncio.run(main())
 
