@@ -197,7 +197,9 @@ class Pad:
         self._unreachable = False  # the first connection failed and retrying was off
         self._failed_attempts = 0  # connection attempts that never opened
         self._copy_written = -COPY_EVERY_S  # monotonic seconds of the last local copy written
-        self._no_copy = False  # offline was asked for, and no usable local copy was found
+        # offline was asked for, and there was no local copy ("none") or the
+        # write-ahead log was made on a later head than the copy's ("stale")
+        self._no_copy: str | None = None
         #: True when the pad opened from its local copy (``offline=True``), not the relay.
         self.opened_offline = False
         self.last_error = ""
@@ -338,8 +340,8 @@ class Pad:
                 retry_first_connect=retry_first_connect,
             )
             pad.opened_offline = restored
-            if offline and not restored:
-                pad._no_copy = state is not None
+            if offline and not restored and state is not None:
+                pad._no_copy = "stale" if copy is not None else "none"
             await pad._start(open_timeout)
             return pad
 
@@ -427,12 +429,17 @@ class Pad:
             )
 
     def _no_copy_note(self) -> str:
-        if not self._no_copy:
-            return ""
-        return (
-            "; no local copy of this pad to open offline (open it once with the relay "
-            "reachable; unsent edits stay in the state directory)"
-        )
+        if self._no_copy == "stale":
+            return (
+                "; this device's copy of the pad is older than its unsent edits, "
+                "so it cannot open offline (the edits stay in the state directory)"
+            )
+        if self._no_copy == "none":
+            return (
+                "; no local copy of this pad to open offline (open it once with the "
+                "relay reachable; unsent edits stay in the state directory)"
+            )
+        return ""
 
     async def _start_offline(self, open_timeout: float) -> None:
         """Opened from the local copy: give the relay until the first attempt fails

@@ -270,6 +270,36 @@ def test_a_crash_after_someone_else_typed_still_opens_offline_with_the_work(
     asyncio.run(main())
 
 
+def test_a_copy_older_than_the_log_is_refused_with_one_line_saying_so(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    unacked: list[bool] = []
+
+    async def main() -> None:
+        faults = Faults(drop_ack=lambda _: bool(unacked))
+        async with relay_for(tmp_path, faults) as relay:
+            links = await Pad.create(relay.url)
+            async with opener(links.edit_link, state_dir=state) as pad:
+                await type_at_end(pad, "one")
+                await pad.synced(TIMEOUT)
+                copy = next((state / "pads").iterdir()) / "copy"
+                old = copy.read_bytes()  # the copy at the head of "one"
+                async with opener(links.edit_link) as other:
+                    await type_at_end(other, " two")
+                    await other.synced(TIMEOUT)
+                await until(lambda: pad.text == "one two", pad)
+                unacked.append(True)
+                await type_at_end(pad, " three")
+                stale = tmp_path / "stale"
+                shutil.copytree(state, stale)
+            await relay.stop()
+            (next((stale / "pads").iterdir()) / "copy").write_bytes(old)
+            with pytest.raises(ConnectionFailed, match="older than its unsent edits"):
+                async with offline_opener(links.edit_link, stale):
+                    pass
+
+    asyncio.run(main())
+
+
 # --- the format ------------------------------------------------------------------------
 
 
