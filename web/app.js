@@ -251,7 +251,11 @@ function setStatus(state, text) {
 }
 
 function render(out) {
+  const online = out.status === "syncing" || out.status === "saved";
+  if (online && !upgrade.online) checkForUpgrade();
+  upgrade.online = online;
   if (out.fatal) {
+    checkForUpgrade(); // VERSION_MISMATCH above all: a newer page may be waiting
     stopped = true;
     // A refused creation token is asked for again on the next new pad.
     if (out.fatal.includes("CREATE_TOKEN_REQUIRED")) sessionStorage.removeItem(TOKEN_KEY);
@@ -591,11 +595,41 @@ async function idbFlush() {
 }
 
 /** The service worker caches the page and its runtime, so a pad opened once opens offline. */
+const upgrade = { registration: null, online: false, reloading: false };
+const UPGRADE_KEY = "blindpad.upgraded-at";
+const UPGRADE_LOOP_MS = 60_000; // a second upgrade this soon after one: say so, do not loop
+
 function registerWorker(base) {
   if (EMBED || !("serviceWorker" in navigator)) return;
-  navigator.serviceWorker.register(`${base}/sw.js`, { scope: `${base}/` }).catch((err) => {
-    console.warn("blindpad: no service worker (the page needs the relay to open):", err);
+  // A page the worker already controlled that sees another worker take over
+  // is running an older build than the relay's (docs/PROTOCOL.md §15.3).
+  let controlled = !!navigator.serviceWorker.controller;
+  navigator.serviceWorker.addEventListener("controllerchange", () => {
+    if (controlled) reloadIntoNewBuild();
+    controlled = true;
   });
+  navigator.serviceWorker
+    .register(`${base}/sw.js`, { scope: `${base}/` })
+    .then((registration) => (upgrade.registration = registration))
+    .catch((err) => console.warn("blindpad: no service worker (the page needs the relay to open):", err));
+}
+
+/** The relay answered (or refused the page): ask whether it serves a newer build. */
+function checkForUpgrade() {
+  if (upgrade.registration) upgrade.registration.update().catch(() => {}); // offline again: next time
+}
+
+function reloadIntoNewBuild() {
+  if (upgrade.reloading) return;
+  const last = Number(sessionStorage.getItem(UPGRADE_KEY) || 0);
+  if (Date.now() - last < UPGRADE_LOOP_MS) {
+    report(t("outOfDate"));
+    return;
+  }
+  upgrade.reloading = true;
+  sessionStorage.setItem(UPGRADE_KEY, String(Date.now()));
+  if (pad && !composing) tick(); // the typing not yet taken goes into the write-ahead log first
+  location.reload();
 }
 
 async function boot() {

@@ -84,6 +84,7 @@ globalThis.BLINDPAD_STRINGS = {
   saved: "Saved",
   offline: "Offline",
   unreachable: "Cannot reach the relay",
+  outOfDate: "This page is out of date: reload it",
   retrying: "{lead} — reconnecting…",
   retryingIn: "{lead} — reconnecting in {seconds} s",
   error: "Error",

@@ -15,6 +15,7 @@ does when Chromium or the npm packages are missing.  Hang guards only.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from test_web_trust import SDK_GUARD_S, Browser, Relay, browser, relay, sdk_pad
 from client import Pad
 
 __all__ = ["browser", "relay"]  # the fixtures, shared with test_web_trust
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_service_worker_is_served_with_its_cache_and_precache(
@@ -88,3 +91,37 @@ def test_a_pad_opened_once_opens_with_the_relay_stopped_and_syncs_after(
             return reader.text
 
     assert asyncio.run(main()) == "[other] shared page 😀 offline ✈!"
+
+
+def test_a_page_left_open_across_a_relay_upgrade_reloads_once_into_the_new_build(
+    relay: Relay, browser: Browser, tmp_path: Path
+) -> None:
+    """§15.3: the relay comes back serving another build (here: one changed
+    stylesheet, so new asset URLs and a new service worker); the open page
+    asks its worker to update when it reconnects, the new worker takes over,
+    and the page reloads itself once into the new build, keeping the pad."""
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "web", site / "web")
+    (site / "node_modules").symlink_to(ROOT / "node_modules")
+    with (site / "web" / "style.css").open("a", encoding="utf-8") as css:
+        css.write("\n/* the next build */\n")
+
+    async def main() -> str:
+        links = await Pad.create(relay.url, open_timeout=SDK_GUARD_S)
+        await browser.step("launch", "start Chromium", profile=str(tmp_path / "profile"))
+        await browser.step("open", "open the pad", url=links.edit_link)
+        await browser.step("type", "type in the page", text="before ")
+        old = (await browser.step("cached", "the page under its service worker"))["build"]
+        relay.stop()
+        relay.start(None, "--web-dir", str(site / "web"))
+        seen = await browser.step(
+            "upgraded", "the page reloaded into the new build", text="before ", **{"from": old}
+        )
+        assert seen["loads"] == 2, seen  # exactly one reload, no loop
+        assert not seen["message"], seen["message"]
+        await browser.step("type", "type in the new build", text="after")
+        await browser.step("close", "close Chromium")
+        async with sdk_pad(links.view_link) as reader:
+            return reader.text
+
+    assert asyncio.run(main()) == "before after"

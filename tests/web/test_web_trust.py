@@ -90,12 +90,12 @@ class Relay:
         self.log: IO[str] = (folder / "relay.log").open("a")
         self.proc: RelayProcess | None = None
 
-    def start(self, port: int | None = None) -> str:
-        """Start (on ``port``, default the fixed one); return its URL."""
+    def start(self, port: int | None = None, *args: str) -> str:
+        """Start (on ``port``, default the fixed one; ``args``: more options); return its URL."""
         assert self.proc is None
         port = self.port if port is None else port
         self.proc = RelayProcess(
-            "--store", f"sqlite:///{self.db}", "--port", str(port), stderr=self.log
+            "--store", f"sqlite:///{self.db}", "--port", str(port), *args, stderr=self.log
         )
         assert self.proc.handle.url == f"http://127.0.0.1:{port}/", self.proc.handle.url
         return self.proc.handle.url

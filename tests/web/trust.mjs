@@ -22,6 +22,10 @@
 //                                      showing T
 //   {"cmd": "append", "text": T}       type T at the end, one letter at a time, each taken
 //                                      by the client (not waiting for the relay)
+//   {"cmd": "upgraded", "from": B, "text": T}
+//                                      until the page has reloaded itself into a build
+//                                      other than B (its stylesheet's hashed URL) and is
+//                                      saved with T; also how many loads the page made
 // Waits poll the page's own state, never a fixed sleep, with a hang guard only
 // (BLINDPAD_BOOT_TIMEOUT_MS, default 20 min for a page to boot;
 // BLINDPAD_WAIT_TIMEOUT_MS, default 5 min for anything else) that says what hung.
@@ -38,7 +42,9 @@ let page = null;
 
 // Installed in every page: every status the page shows, in order, and when the banner came.
 function recordStatuses() {
-  window.__trust = { statuses: [], mark: 0, alarmAt: null };
+  const loads = Number(sessionStorage.getItem("__trust.loads") || 0) + 1; // this tab's page loads
+  sessionStorage.setItem("__trust.loads", String(loads));
+  window.__trust = { statuses: [], mark: 0, alarmAt: null, loads };
   const start = () => {
     const status = document.getElementById("status");
     if (!status) return void setTimeout(start, 20);
@@ -78,6 +84,7 @@ function look() {
       state: $("status").dataset.state,
       status: $("status").textContent,
       message: $("message").hidden ? "" : $("message").textContent,
+      build: document.querySelector("link[rel=stylesheet]").getAttribute("href"), // content-hashed
       banner: banner
         ? {
             kind: banner.dataset.kind,
@@ -195,6 +202,13 @@ const COMMANDS = {
       return (seen.state === "offline" && seen.text === text && seen.client === text && writable) || { ...seen, writable };
     }, `status offline, editable, with the text ${JSON.stringify(text)}`, BOOT_MS);
     return { ...(await look()), offline: await page.evaluate(() => window.blindpad.offline()) };
+  },
+  async upgraded({ from, text }) {
+    await until(async () => {
+      const seen = await look().catch((e) => ({ navigating: String(e) }));
+      return (seen.build && seen.build !== from && seen.state === "saved" && seen.text === text) || seen;
+    }, `the page reloaded into a build other than ${from}, saved with ${JSON.stringify(text)}`, BOOT_MS);
+    return { ...(await look()), loads: await page.evaluate(() => window.__trust.loads) };
   },
   async append({ text }) {
     for (const letter of text) {
