@@ -567,7 +567,7 @@ class BrowserPad:
         out: dict[str, Any] = {"patches": [], "sel": None, "reset": None}
         # Nothing is shown before the history is loaded: the first change
         # the page (and an embedding host) sees is the reset to the whole text.
-        if not composing and anchor >= 0 and self.session.ready:
+        if not composing and anchor >= 0 and (self._sent_ready or self.session.ready):
             if not self._sent_ready:
                 out["reset"] = self.binding.reset()
                 self._sent_ready = True

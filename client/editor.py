@@ -75,6 +75,7 @@ class EditorBinding:
     _redo: list[_Step] = field(default_factory=list)
     _events: list[PadEvent] = field(default_factory=list)
     _groupable: bool = False
+    _shown: bool = False  # the page has the whole text (:meth:`reset`): every change counts
 
     def events(self) -> list[PadEvent]:
         """Take the session events seen by the binding (alarms, failures, status)."""
@@ -86,7 +87,7 @@ class EditorBinding:
         for event in self.session.events():
             if isinstance(event, TextChanged):
                 patch: Patch = tuple(event.ops)
-                if not self.session.ready:
+                if not self._shown:
                     continue  # the page gets the whole text once the history is in
                 self._undelivered.append(patch)
                 self._undo = _through(self._undo, patch)
@@ -99,6 +100,7 @@ class EditorBinding:
         """Drop the undelivered changes; the whole text as the page shows it."""
         self._absorb()
         self._undelivered.clear()
+        self._shown = True
         self._doc = self.session.text
         return linebreaks.shown(self._doc)
 

@@ -268,6 +268,7 @@ class RelaySide:
         text (across the change from the text shown when it began) and take
         the front end from what it shows to the result in one change."""
         doc = self.doctype
+        self._drain()  # the catch-up's changes (the recovered work too), untold: see below
         shown = doc.empty() if self._rejoining is None else self._rejoining
         base, edits = self._rejoin_base, self._rejoin_edits
         self._rejoining, self._rejoin_base, self._rejoin_edits = None, doc.empty(), []
@@ -541,7 +542,11 @@ class RelaySide:
                     self._snapshot_of[event.sealed.id] = (node.height, node.id)
                 self._upload(event.sealed)
             elif isinstance(event, RemoteChange):
-                self._changed_by(event.patch)
+                # While a trim is caught up with, the front end shows (and
+                # :attr:`text` is) what was shown before it; the catch-up's
+                # own changes are told at its end, as one (:meth:`_rejoined`).
+                if self._rejoining is None:
+                    self._changed_by(event.patch)
             elif isinstance(event, Committed):
                 self._events.append(Acked(event.id))
             elif isinstance(event, Alarm):  # the engine's alarms are the SDK's
