@@ -18,9 +18,10 @@ import asyncio
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
-from test_web_trust import SDK_GUARD_S, Browser, Relay, browser, relay, sdk_pad
+from test_web_trust import SDK_GUARD_S, Browser, Relay, browser, relay, sdk_pad, type_patches
 
 from client import Pad
 
@@ -125,3 +126,75 @@ def test_a_page_left_open_across_a_relay_upgrade_reloads_once_into_the_new_build
             return reader.text
 
     assert asyncio.run(main()) == "before after"
+
+
+def test_a_relay_trimmed_past_the_copy_while_the_page_was_away_keeps_its_offline_work(
+    relay: Relay, browser: Browser, tmp_path: Path
+) -> None:
+    """The page opens from its copy with the relay down; meanwhile someone
+    else wrote and trimmed past that copy.  Back online, the page rejoins
+    from the relay's snapshot and merges its offline work onto it."""
+    profile = str(tmp_path / "profile")
+
+    async def main() -> str:
+        links = await Pad.create(relay.url, open_timeout=SDK_GUARD_S)
+        await browser.step("launch", "start Chromium", profile=profile)
+        await browser.step("open", "open the pad", url=links.edit_link)
+        await browser.step("type", "type in the page", text="kept ")
+        await browser.step("cached", "the page cached and its copy stored")
+        await browser.step("close", "close Chromium")
+        async with sdk_pad(links.edit_link) as other:  # while the page is away
+            await other.insert(0, "theirs ")
+            await other.synced(SDK_GUARD_S)
+            await other.trim(SDK_GUARD_S)
+        relay.stop()
+        await browser.step("launch", "start Chromium again, same profile", profile=profile)
+        await browser.step("open", "open the pad with the relay stopped", url=links.edit_link)
+        await browser.step("offline", "the pad open from its local copy", text="kept ")
+        await browser.step("append", "type while offline", text="mine")
+        relay.start()
+        seen = await browser.step("saved", "synced after the restart", text="theirs kept mine")
+        assert not seen["banner"], seen["banner"]  # a trim is no rollback
+        await browser.step("close", "close Chromium")
+        async with sdk_pad(links.view_link) as reader:
+            return reader.text
+
+    assert asyncio.run(main()) == "theirs kept mine"
+
+
+def test_a_relay_back_from_an_old_backup_after_an_offline_open_raises_rollback(
+    relay: Relay, browser: Browser, tmp_path: Path
+) -> None:
+    """The page's copy is at height 6; the relay returns from a backup at 3.
+    The page opened offline says rollback, never "saved", and keeps the
+    offline work on screen."""
+    profile = str(tmp_path / "profile")
+
+    async def main() -> dict[str, Any]:
+        links = await Pad.create(relay.url, open_timeout=SDK_GUARD_S)
+        async with sdk_pad(links.edit_link) as pad:
+            await type_patches(pad, "abc")
+        relay.stop()
+        relay.backup()  # 3 patches
+        relay.start()
+        await browser.step("launch", "start Chromium", profile=profile)
+        await browser.step("open", "open the pad", url=links.edit_link)
+        await browser.step("type", "type in the page", text="def")
+        await browser.step("cached", "the page cached and its copy stored")
+        await browser.step("close", "close Chromium")
+        relay.stop()
+        relay.restore()  # back to 3 patches
+        await browser.step("launch", "start Chromium again, same profile", profile=profile)
+        await browser.step("open", "open the pad with the relay stopped", url=links.edit_link)
+        await browser.step("offline", "the pad open from its local copy", text="abcdef")
+        await browser.step("append", "type while offline", text="!")
+        await browser.step("mark", "watch the status from here")
+        relay.start()
+        seen = await browser.step("alarm", "the rollback banner")
+        await browser.step("close", "close Chromium")
+        return seen
+
+    seen = asyncio.run(main())
+    assert seen["banner"]["kind"] == "rollback", seen["banner"]
+    assert "saved" not in seen["statuses"], seen["statuses"]
+    assert seen["text"] == "abcdef!", seen["text"]  # the offline work is still shown
