@@ -605,42 +605,44 @@ function registerWorker(base) {
 // copy of Python's memory taken right after those imports takes a fraction of
 // one. The first visit (a cold boot) takes that copy itself, after importing
 // the client and BEFORE anything of a pad (link, keys, author, text, stored
-// records) reaches Python, and keeps it, gzipped, in this browser's Cache
+// records) reaches Python, and keeps it (about 30 MB) in this browser's Cache
 // Storage, in the cache named by the build id (body data-build: the service
 // worker's cache name, a hash of every asset URL, each carrying its content's
-// hash: Pyodide and our wheel included). An upgrade is a new build id, so an
-// old snapshot is never found (and the service worker deletes its cache).
-// Later visits restore from it; any failure there falls back to the cold boot,
-// with one console line. <html data-boot> says which path this page took
-// ("snapshot" or "cold"); <html data-snapshot> what became of taking one
-// ("stored", "failed", "off").
+// hash: Pyodide and our wheel included), once the pad is ready and the page
+// idle. An upgrade is a new build id, so an old snapshot is never found (and
+// the service worker deletes its cache). Later visits restore from it; any
+// failure there falls back to the cold boot, with one console line.
+// <html data-boot> says which path this page took ("snapshot" or "cold");
+// <html data-snapshot> what became of taking one ("stored", "failed", "off").
 const SNAPSHOT_URL = `${location.origin}/startup-snapshot.bin`;
+// What the snapshot has imported: the page and what it imports later (a restored
+// page imports from memory; its files come back in the background).
+const SNAPSHOT_IMPORTS = [
+  "client.browser", "client.jsondoc", "client.engine", "client.recovery", "client.commands._http", "crypto._sodium",
+];
 const snapshot = {
   build: /^blindpad-[\w-]+$/.test(cfg.build || "") ? cfg.build : "",
-  reading: null, // the promise of the stored bytes (or null), started first thing
+  found: null, // the promise of the stored snapshot (a Response, or null), looked up first thing
   taken: null, // the bytes, from the cold boot until the pad is ready, then stored
 };
 
 function canSnapshot() {
-  return !!snapshot.build && "caches" in globalThis && "CompressionStream" in globalThis;
+  return !!snapshot.build && "caches" in globalThis;
 }
 
-/** This build's snapshot (a Uint8Array), or null when there is none or it cannot be read. */
-async function readSnapshot() {
+/** This build's snapshot (a Response to read), or null when there is none or it cannot be read. */
+async function findSnapshot() {
   if (!canSnapshot()) return null;
   try {
     const cache = await caches.open(snapshot.build);
-    const found = await cache.match(SNAPSHOT_URL);
-    if (!found) return null;
-    const plain = found.body.pipeThrough(new DecompressionStream("gzip"));
-    return new Uint8Array(await new Response(plain).arrayBuffer());
+    return (await cache.match(SNAPSHOT_URL)) || null;
   } catch (err) {
     console.warn("blindpad: the start-up snapshot is unreadable, starting afresh:", errLine(err));
     return null;
   }
 }
 
-/** Keep the snapshot taken at this cold boot (gzipped), once the pad is ready and the page idle. */
+/** Keep the snapshot taken at this cold boot, once the pad is ready and the page idle. */
 function storeSnapshot() {
   const bytes = snapshot.taken;
   if (!bytes) return;
@@ -648,10 +650,8 @@ function storeSnapshot() {
   const later = globalThis.requestIdleCallback || ((f) => setTimeout(f, 1000));
   later(async () => {
     try {
-      const gzipped = new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"));
-      const body = await new Response(gzipped).blob();
       const cache = await caches.open(snapshot.build);
-      await cache.put(SNAPSHOT_URL, new Response(body, { headers: { "Content-Type": "application/octet-stream" } }));
+      await cache.put(SNAPSHOT_URL, new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
       document.documentElement.dataset.snapshot = "stored";
     } catch (err) {
       document.documentElement.dataset.snapshot = "failed";
@@ -670,21 +670,21 @@ async function dropSnapshot() {
 
 const errLine = (err) => String(err && err.message ? err.message : err).split("\n")[0];
 
-/** Python restored from this build's snapshot, or null (then boot cold). */
-async function restorePython(loadPyodide, options, saved) {
+/** Python restored from this build's snapshot (`bytes`: a promise), or null (then boot cold). */
+async function restorePython(loadPyodide, options, bytes) {
   let py;
   try {
-    py = await loadPyodide({ ...options, _loadSnapshot: saved });
-    // Our files again (the snapshot holds Python's memory, not the file system),
-    // for what the client imports later; the modules imported are already in memory.
-    await loadClient(py);
+    py = await loadPyodide({ ...options, _loadSnapshot: bytes });
     // Each restore draws its own numbers (the snapshot froze `random`'s state).
-    py.runPython("import random; random.seed()");
+    py.runPython("import random; random.seed(); import client.browser");
   } catch (err) {
     console.warn("blindpad: the start-up snapshot did not restore, starting afresh:", errLine(err));
     dropSnapshot();
     return null;
   }
+  // The snapshot holds Python's memory, not its files: our wheel's files come
+  // back meanwhile (for tracebacks; every module the page imports is in memory).
+  loadClient(py).catch((err) => console.warn("blindpad: the client's files did not load:", errLine(err)));
   return py;
 }
 
@@ -696,8 +696,8 @@ async function startPython(loadPyodide) {
     stdout: (s) => console.log(s),
     stderr: (s) => console.warn(s),
   };
-  const saved = await snapshot.reading;
-  const restored = saved && (await restorePython(loadPyodide, options, saved));
+  const found = await snapshot.found;
+  const restored = found && (await restorePython(loadPyodide, options, found.arrayBuffer()));
   if (restored) {
     document.documentElement.dataset.boot = "snapshot";
     return restored;
@@ -712,7 +712,7 @@ async function startPython(loadPyodide) {
   }
   try {
     // Nothing of a pad has reached Python yet: only the stdlib and our modules.
-    py.runPython("import client.browser");
+    py.runPython(`import ${SNAPSHOT_IMPORTS.join(", ")}`);
     snapshot.taken = takeSnapshot(py);
   } catch (err) {
     document.documentElement.dataset.snapshot = "failed";
@@ -757,16 +757,19 @@ async function boot() {
     fail(t("noFragment"));
     return;
   }
-  snapshot.reading = readSnapshot(); // meanwhile
+  snapshot.found = findSnapshot(); // meanwhile
+  idbOpen().catch(() => {}); // likewise (idbRead reports a failure)
   // Opening a pad needs no token; a pad this tab created and reloads may still need it.
   const token = fragment === "new" ? await creationToken() : sessionStorage.getItem(TOKEN_KEY) || "";
-  loading(t("loadingCrypto"), 2, 8);
-  await loadScript(cfg.sodium);
-  await loadScript(cfg.sodiumWrappers);
-  await globalThis.sodium.ready;
-  loading(t("loadingPython"), 8, 80);
-  const { loadPyodide } = await import(cfg.pyodideMjs);
-  const py = await startPython(loadPyodide);
+  loading(t("loadingPython"), 2, 80);
+  // libsodium and Python load side by side: Python binds to sodium only when the pad opens.
+  const sodium = (async () => {
+    await loadScript(cfg.sodium);
+    await loadScript(cfg.sodiumWrappers);
+    await globalThis.sodium.ready;
+  })();
+  const python = import(cfg.pyodideMjs).then(({ loadPyodide }) => startPython(loadPyodide));
+  const [py] = await Promise.all([python, sodium]);
   loading(t("opening"), 94);
   const browser = py.pyimport("client.browser");
   const base = location.href.split("#")[0].split("?")[0].replace(/\/(p|embed)\/$/, "");
