@@ -6,8 +6,10 @@
 // then A types KEYSTROKES characters one at a time and, for each, we time
 // from the key press to the character showing in B's textarea (keystroke to
 // remote display, through Pyodide, libsodium, the relay and back), then a
-// new tab in B's context opens the link again (warm cache). The page's
-// own counters give the longest main-thread block spent in Python per frame.
+// new tab in B's context opens the link again (warm cache: once B kept its
+// start-up snapshot, <html data-snapshot>, so the new tab restores Python from
+// it; <html data-boot> says which path it took). The page's own counters give
+// the longest main-thread block spent in Python per frame.
 // Prints one JSON line per run.
 
 import { chromium } from "playwright-core";
@@ -61,11 +63,18 @@ try {
     const statsB = await b.page.evaluate(() => window.blindpad.stats());
     const same = (await a.page.$eval("#pad", (t) => t.value)) ===
       (await b.page.$eval("#pad", (t) => t.value));
+    // B's start-up snapshot kept (a page without one says nothing: waits for nothing).
+    await b.page.waitForFunction(
+      () => !document.documentElement.dataset.boot || !!document.documentElement.dataset.snapshot,
+      null,
+      { timeout: BOOT_MS, polling: 50 },
+    );
     // A second visit in B's context (its HTTP cache warm): a new tab on the link.
     const c = await boot(ctxB, link);
+    const warmPath = await c.page.evaluate(() => document.documentElement.dataset.boot || "cold");
     await c.page.close();
     console.log(JSON.stringify({
-      run, boot_ms: a.ms, boot_b_ms: b.ms, boot_warm_ms: c.ms, latencies, converged: same,
+      run, boot_ms: a.ms, boot_b_ms: b.ms, boot_warm_ms: c.ms, warm_path: warmPath, latencies, converged: same,
       worst_frame_ms: Math.max(stats.worst, statsB.worst),
     }));
     await ctxA.close();

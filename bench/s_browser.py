@@ -3,7 +3,9 @@
 ``bench/browser.mjs`` (playwright-core) opens two pages on one pad in fresh
 browser contexts against a real relay (SQLite): the time from navigation to
 the status "saved" (Pyodide, our wheel and libsodium booting, history
-loaded), the same for a new tab on the link with the browser's cache warm,
+loaded), the same for a new tab on the link with the browser's cache warm
+(restoring Python from the start-up snapshot page B kept; the table says
+how many warm boots took that path),
 then, keystroke by keystroke, the time from a key press in page A to the
 character showing in page B (through Python under Pyodide, libsodium, the
 relay and back), and the longest time Python held the main thread in one
@@ -63,6 +65,10 @@ def run(runs: int, quick: bool) -> Result:
                 [
                     "navigation -> saved, a new tab on the link (warm HTTP cache)",
                     summary([r["boot_warm_ms"] for r in rows]),
+                ],
+                [
+                    "warm boots restored from the start-up snapshot",
+                    f"{sum(r.get('warm_path') == 'snapshot' for r in rows)} of {len(rows)}",
                 ],
                 ["keystroke in A -> shown in B, median", percentile(latencies, 0.5)],
                 ["keystroke in A -> shown in B, p99", percentile(latencies, 0.99)],

@@ -5,7 +5,9 @@ Python calls into this module. Bytes cross the bridge as fresh ``Uint8Array``
 copies (``to_js``) and come back with ``.to_bytes()``; a bad MAC makes
 ``crypto_secretbox_open_easy`` throw, which arrives as ``JsException`` and is
 re-raised as :class:`~crypto.errors.DecryptionFailed`. ``js`` and ``pyodide``
-exist only under Pyodide, so they are imported through :mod:`importlib`.
+exist only under Pyodide, so they are imported through :mod:`importlib`;
+``globalThis.sodium`` is bound when the first backend is made, never at
+import.
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ from typing import Any
 
 from .errors import BackendUnavailable, DecryptionFailed
 
-_js: Any = importlib.import_module("js")
 _ffi: Any = importlib.import_module("pyodide.ffi")
-_sodium: Any = getattr(_js, "sodium", None)
-if _sodium is None:  # pragma: no cover - only reachable under a misconfigured Pyodide
-    raise BackendUnavailable("globalThis.sodium is not set: load libsodium-wrappers first")
+#: ``globalThis.sodium``, bound by the first :class:`SodiumBackend`, not at import:
+#: the page snapshots Python's memory after importing the client, and a
+#: snapshot may hold no JavaScript object (``web/app.js``).
+_sodium: Any = None
+
+
+def _bind() -> None:
+    global _sodium
+    if _sodium is None:
+        _sodium = getattr(importlib.import_module("js"), "sodium", None)
+    if _sodium is None:  # pragma: no cover - only reachable under a misconfigured Pyodide
+        raise BackendUnavailable("globalThis.sodium is not set: load libsodium-wrappers first")
 
 
 def _u8(data: bytes) -> Any:
@@ -37,6 +47,9 @@ class SodiumBackend:
     """:class:`crypto.backend.Backend` over libsodium-wrappers (wasm) in Pyodide."""
 
     name = "libsodium-wrappers"
+
+    def __init__(self) -> None:
+        _bind()
 
     def secretbox_seal(self, key: bytes, nonce: bytes, plaintext: bytes) -> bytes:
         """See :meth:`crypto.backend.Backend.secretbox_seal`."""

@@ -266,6 +266,7 @@ function render(out) {
   noteStatus(out.status);
   if (out.ready && !embed.ready) {
     embed.ready = true;
+    storeSnapshot(); // taken at a cold boot: kept now that the pad is up
     emit("ready", { writer: out.writer, kind: out.kind });
   }
   for (const a of out.alarms) {
@@ -632,30 +633,177 @@ function reloadIntoNewBuild() {
   location.reload();
 }
 
+// --- the start-up snapshot (docs/SECURITY.md, "The start-up snapshot") ---------
+//
+// Starting CPython and importing the client takes seconds of CPU; restoring a
+// copy of Python's memory taken right after those imports takes a fraction of
+// one. The first visit (a cold boot) takes that copy itself, after importing
+// the client and BEFORE anything of a pad (link, keys, author, text, stored
+// records) reaches Python, and keeps it (about 30 MB) in this browser's Cache
+// Storage, in the cache named by the build id (body data-build: the service
+// worker's cache name, a hash of every asset URL, each carrying its content's
+// hash: Pyodide and our wheel included), once the pad is ready and the page
+// idle. An upgrade is a new build id, so an old snapshot is never found (and
+// the service worker deletes its cache). Later visits restore from it; any
+// failure there falls back to the cold boot, with one console line.
+// <html data-boot> says which path this page took ("snapshot" or "cold");
+// <html data-snapshot> what became of taking one ("stored", "failed", "off").
+const SNAPSHOT_URL = `${location.origin}/startup-snapshot.bin`;
+// What the snapshot has imported: the page and what it imports later (a restored
+// page imports from memory; its files come back in the background).
+const SNAPSHOT_IMPORTS = [
+  "client.browser", "client.jsondoc", "client.engine", "client.recovery", "client.commands._http", "crypto._sodium",
+];
+const snapshot = {
+  build: /^blindpad-[\w-]+$/.test(cfg.build || "") ? cfg.build : "",
+  found: null, // the promise of the stored snapshot (a Response, or null), looked up first thing
+  taken: null, // the bytes, from the cold boot until the pad is ready, then stored
+};
+
+function canSnapshot() {
+  return !!snapshot.build && "caches" in globalThis;
+}
+
+/** This build's snapshot (a Response to read), or null when there is none or it cannot be read. */
+async function findSnapshot() {
+  if (!canSnapshot()) return null;
+  try {
+    const cache = await caches.open(snapshot.build);
+    return (await cache.match(SNAPSHOT_URL)) || null;
+  } catch (err) {
+    console.warn("blindpad: the start-up snapshot is unreadable, starting afresh:", errLine(err));
+    return null;
+  }
+}
+
+/** Keep the snapshot taken at this cold boot, once the pad is ready and the page idle. */
+function storeSnapshot() {
+  const bytes = snapshot.taken;
+  if (!bytes) return;
+  snapshot.taken = null;
+  const later = globalThis.requestIdleCallback || ((f) => setTimeout(f, 1000));
+  later(async () => {
+    try {
+      const cache = await caches.open(snapshot.build);
+      await cache.put(SNAPSHOT_URL, new Response(bytes, { headers: { "Content-Type": "application/octet-stream" } }));
+      document.documentElement.dataset.snapshot = "stored";
+    } catch (err) {
+      document.documentElement.dataset.snapshot = "failed";
+      console.warn("blindpad: could not keep the start-up snapshot:", errLine(err));
+    }
+  }, { timeout: 5000 });
+}
+
+async function dropSnapshot() {
+  try {
+    await (await caches.open(snapshot.build)).delete(SNAPSHOT_URL);
+  } catch {
+    // nothing kept, nothing to drop
+  }
+}
+
+const errLine = (err) => String(err && err.message ? err.message : err).split("\n")[0];
+
+/** Python restored from this build's snapshot (`bytes`: a promise), or null (then boot cold). */
+async function restorePython(loadPyodide, options, bytes) {
+  let py;
+  try {
+    py = await loadPyodide({ ...options, _loadSnapshot: bytes });
+    // Each restore draws its own numbers (the snapshot froze `random`'s state).
+    py.runPython("import random; random.seed(); import client.browser");
+  } catch (err) {
+    console.warn("blindpad: the start-up snapshot did not restore, starting afresh:", errLine(err));
+    dropSnapshot();
+    return null;
+  }
+  // The snapshot holds Python's memory, not its files: our wheel's files come
+  // back meanwhile (for tracebacks; every module the page imports is in memory).
+  loadClient(py).catch((err) => console.warn("blindpad: the client's files did not load:", errLine(err)));
+  return py;
+}
+
+/** Boot Python and import the client: from the snapshot when there is one, else cold. */
+async function startPython(loadPyodide) {
+  const options = {
+    indexURL: new URL(cfg.pyodide, location.href).href,
+    lockFileURL: new URL(cfg.lock, location.href).href,
+    stdout: (s) => console.log(s),
+    stderr: (s) => console.warn(s),
+  };
+  const found = await snapshot.found;
+  const restored = found && (await restorePython(loadPyodide, options, found.arrayBuffer()));
+  if (restored) {
+    document.documentElement.dataset.boot = "snapshot";
+    return restored;
+  }
+  document.documentElement.dataset.boot = "cold";
+  const py = await loadPyodide(options);
+  loading(t("loadingClient"), 82, 92);
+  await loadClient(py);
+  if (!canSnapshot()) {
+    document.documentElement.dataset.snapshot = "off";
+    return py;
+  }
+  try {
+    // Nothing of a pad has reached Python yet: only the stdlib and our modules.
+    py.runPython(`import ${SNAPSHOT_IMPORTS.join(", ")}`);
+    snapshot.taken = takeSnapshot(py);
+  } catch (err) {
+    document.documentElement.dataset.snapshot = "failed";
+    console.warn("blindpad: no start-up snapshot:", errLine(err));
+  }
+  return py;
+}
+
+/**
+ * Python's memory now, as Pyodide's makeMemorySnapshot gives it. Pyodide
+ * takes one only from an interpreter started for it (`_makeSnapshot`), whose
+ * `js` module goes through a recording proxy that breaks the page's own calls
+ * (`js.localStorage`: "Illegal invocation"); so this interpreter, started as
+ * usual, is allowed to for this one synchronous call. Python must then hold
+ * no JavaScript object but Pyodide's own (the client binds to `js` only when a
+ * pad opens), and the package list must look empty: it is set again after a
+ * restore, by loading our wheel (which also puts its files back).
+ */
+function takeSnapshot(py) {
+  const config = py._api.config;
+  const loaded = py.loadedPackages;
+  const kept = { ...loaded };
+  for (const name of Object.keys(loaded)) delete loaded[name];
+  config._makeSnapshot = true;
+  try {
+    return py.makeMemorySnapshot();
+  } finally {
+    config._makeSnapshot = false;
+    Object.assign(loaded, kept);
+  }
+}
+
+async function loadClient(py) {
+  const errors = [];
+  await py.loadPackage("blindpad", { messageCallback: () => {}, errorCallback: (m) => errors.push(m) });
+  if (errors.length) throw new Error(`loading the blindpad client failed: ${errors.join("; ")}`);
+}
+
 async function boot() {
   const fragment = location.hash.slice(1);
   if (!fragment) {
     fail(t("noFragment"));
     return;
   }
+  snapshot.found = findSnapshot(); // meanwhile
+  idbOpen().catch(() => {}); // likewise (idbRead reports a failure)
   // Opening a pad needs no token; a pad this tab created and reloads may still need it.
   const token = fragment === "new" ? await creationToken() : sessionStorage.getItem(TOKEN_KEY) || "";
-  loading(t("loadingCrypto"), 2, 8);
-  await loadScript(cfg.sodium);
-  await loadScript(cfg.sodiumWrappers);
-  await globalThis.sodium.ready;
-  loading(t("loadingPython"), 8, 80);
-  const { loadPyodide } = await import(cfg.pyodideMjs);
-  const py = await loadPyodide({
-    indexURL: new URL(cfg.pyodide, location.href).href,
-    lockFileURL: new URL(cfg.lock, location.href).href,
-    stdout: (s) => console.log(s),
-    stderr: (s) => console.warn(s),
-  });
-  loading(t("loadingClient"), 82, 92);
-  const errors = [];
-  await py.loadPackage("blindpad", { messageCallback: () => {}, errorCallback: (m) => errors.push(m) });
-  if (errors.length) throw new Error(`loading the blindpad client failed: ${errors.join("; ")}`);
+  loading(t("loadingPython"), 2, 80);
+  // libsodium and Python load side by side: Python binds to sodium only when the pad opens.
+  const sodium = (async () => {
+    await loadScript(cfg.sodium);
+    await loadScript(cfg.sodiumWrappers);
+    await globalThis.sodium.ready;
+  })();
+  const python = import(cfg.pyodideMjs).then(({ loadPyodide }) => startPython(loadPyodide));
+  const [py] = await Promise.all([python, sodium]);
   loading(t("opening"), 94);
   const browser = py.pyimport("client.browser");
   const base = location.href.split("#")[0].split("?")[0].replace(/\/(p|embed)\/$/, "");

@@ -107,7 +107,6 @@ globalThis.BLINDPAD_STRINGS = {
   padHeading: "Pad",
   padLabel: "Pad text",
   placeholder: "Start typing…",
-  loadingCrypto: "Loading encryption…",
   loadingPython: "Starting Python…",
   loadingClient: "Loading blindpad…",
   opening: "Opening the pad…",

@@ -26,6 +26,9 @@ the app is created) or from the folder a wheel carries
   named by :func:`cache_name` (the protocol version and a hash of the asset
   URLs, which carry their contents' hashes), so a pad opened once opens with
   the relay stopped, and an upgrade is a new cache (docs/PROTOCOL.md §15.3).
+  The page learns that name too (``data-build``): it keeps its start-up
+  snapshot of Python in that cache, so an upgrade drops it with the rest
+  (docs/SECURITY.md, "The start-up snapshot").
 
 Compression: a compressible asset is sent ``Content-Encoding: gzip`` to a
 client whose ``Accept-Encoding`` allows gzip, and decoded to one that does not
@@ -107,6 +110,9 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 TOKEN_PLACEHOLDER = b"{{create-token}}"
 #: Filled when the page is served: the origins allowed to embed (space-separated).
 EMBED_PLACEHOLDER = b"{{embed-origins}}"
+#: Filled when the page is served: :func:`cache_name`, the id of this build of
+#: the page and its runtime (the page keys its start-up snapshot by it).
+BUILD_PLACEHOLDER = b"{{build}}"
 #: The stable URL of the embed script, and the bundle file it serves.
 EMBED_SCRIPT_URL, EMBED_SCRIPT = "/embed/v1/blindpad-pad.js", "blindpad-pad.js"
 _CSP = (
@@ -237,6 +243,7 @@ def service_worker(bundle: WebBundle) -> bytes | None:
 def _serve(bundle: WebBundle, token_required: bool, embed_origins: tuple[str, ...]) -> list[Route]:
     # The page asks for the creation token before creating a pad, only where one is needed.
     html = bundle.html.replace(TOKEN_PLACEHOLDER, b"required" if token_required else b"")
+    html = html.replace(BUILD_PLACEHOLDER, cache_name(bundle).encode())
     listed = " ".join(embed_origins)
     embed_html = html.replace(EMBED_PLACEHOLDER, html_escape(listed).encode())
     html = html.replace(EMBED_PLACEHOLDER, b"")

@@ -44,6 +44,9 @@ def test_the_service_worker_is_served_with_its_cache_and_precache(
         assert url in script.text
     for asset in {a for a in page.split('"') if a.startswith("/assets/")}:
         assert f'"{asset}' in script.text, asset
+    # The page keys its start-up snapshot by the same build id (web/app.js).
+    cache = script.text.split('const CACHE = "')[1].split('"')[0]
+    assert f'data-build="{cache}"' in page
     source = tmp_path / "sw.js"
     source.write_text(script.text, "utf-8")
     checked = subprocess.run(

@@ -26,6 +26,16 @@
 //                                      until the page has reloaded itself into a build
 //                                      other than B (its stylesheet's hashed URL) and is
 //                                      saved with T; also how many loads the page made
+//   {"cmd": "tab", "url": LINK}        open LINK in a new tab of the profile (then the page
+//                                      commands act on it) and wait for it to boot
+//   {"cmd": "use", "index": N}         the page commands act on tab N from now on
+//   {"cmd": "snapshotted"}             until the page kept its start-up snapshot
+//   {"cmd": "peek"}                    the kept snapshot: its size and which of this page's
+//                                      secrets (the link's fragment, the text, every
+//                                      blindpad.* value in localStorage and its JSON
+//                                      strings) it holds
+//   {"cmd": "spoil"}                   replace the kept snapshot by bytes that are none
+//   {"cmd": "console"}                 the console lines of this tab that start "blindpad:"
 // Waits poll the page's own state, never a fixed sleep, with a hang guard only
 // (BLINDPAD_BOOT_TIMEOUT_MS, default 20 min for a page to boot;
 // BLINDPAD_WAIT_TIMEOUT_MS, default 5 min for anything else) that says what hung.
@@ -39,6 +49,8 @@ const TICKS_AFTER_ALARM = 5; // status redraws watched once the banner shows (th
 
 let context = null;
 let page = null;
+let tabs = [];
+const consoleLines = new Map(); // page -> its "blindpad: ..." console lines
 
 // Installed in every page: every status the page shows, in order, and when the banner came.
 function recordStatuses() {
@@ -58,6 +70,21 @@ function recordStatuses() {
     note();
   };
   start();
+}
+
+function watchConsole(p) {
+  consoleLines.set(p, []);
+  p.on("console", (m) => {
+    if (["error", "warning"].includes(m.type())) console.error("console:", m.text());
+    if (m.text().startsWith("blindpad:")) consoleLines.get(p).push(m.text());
+  });
+}
+
+async function booted(what) {
+  await until(async () => {
+    const ready = await page.evaluate(() => !!(window.blindpad && window.blindpad.debug())).catch(() => false);
+    return ready || "not booted";
+  }, what, BOOT_MS);
 }
 
 /** Poll until `probe()` is true (the page's own state, never a fixed sleep). */
@@ -95,6 +122,8 @@ function look() {
           }
         : null,
       debug: window.blindpad.debug(),
+      boot: document.documentElement.dataset.boot ?? null,
+      snapshot: document.documentElement.dataset.snapshot ?? null,
       stored: Object.fromEntries(
         Object.keys(localStorage).filter((k) => k.startsWith("blindpad.head.")).map((k) => [k, JSON.parse(localStorage.getItem(k))]),
       ),
@@ -128,13 +157,78 @@ const COMMANDS = {
   },
   async open({ url }) {
     page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (m) => ["error", "warning"].includes(m.type()) && console.error("console:", m.text()));
+    watchConsole(page);
+    tabs = [page];
     await page.goto(url);
-    await until(async () => {
-      const ready = await page.evaluate(() => !!(window.blindpad && window.blindpad.debug())).catch(() => false);
-      return ready || "not booted";
-    }, "page boot (Pyodide and the client)", BOOT_MS);
+    await booted("page boot (Pyodide and the client)");
     return {};
+  },
+  async tab({ url }) {
+    page = await context.newPage();
+    watchConsole(page);
+    tabs.push(page);
+    await page.goto(url);
+    await booted(`boot of tab ${tabs.length - 1}`);
+    return {};
+  },
+  async use({ index }) {
+    page = tabs[index];
+    return {};
+  },
+  async snapshotted() {
+    await until(async () => {
+      const state = await page.evaluate(() => document.documentElement.dataset.snapshot ?? "not yet");
+      if (state === "failed" || state === "off") throw new Error(`no start-up snapshot: ${state}`);
+      return state === "stored" || state;
+    }, "start-up snapshot kept (<html data-snapshot>)");
+    return look();
+  },
+  async peek() {
+    return page.evaluate(async () => {
+      const cache = await caches.open(document.body.dataset.build);
+      const kept = await cache.match(`${location.origin}/startup-snapshot.bin`);
+      if (!kept) return { size: null, holds: [] };
+      const bytes = new Uint8Array(await kept.arrayBuffer());
+      const secrets = { fragment: location.hash.slice(1), text: document.getElementById("pad").value };
+      for (const key of Object.keys(localStorage).filter((k) => k.startsWith("blindpad."))) {
+        secrets[key] = localStorage.getItem(key);
+      }
+      // Each secret, and each of its JSON string values but a "format" tag (a
+      // constant of the code), as UTF-8 (how CPython holds a str).
+      const needles = [];
+      for (const [name, value] of Object.entries(secrets)) {
+        needles.push([name, value]);
+        try {
+          const parsed = JSON.parse(value);
+          if (parsed && typeof parsed === "object") {
+            for (const [k, v] of Object.entries(parsed)) {
+              if (typeof v === "string" && v.length >= 8 && k !== "format") needles.push([`${name}.${k}`, v]);
+            }
+          }
+        } catch {
+          // not JSON: the value itself is the needle
+        }
+      }
+      // Byte for byte, both sides read as one-byte characters (a native search).
+      const latin = new TextDecoder("latin1");
+      const hay = latin.decode(bytes);
+      const enc = new TextEncoder();
+      const holds = needles
+        .filter(([, value]) => value.length >= 8 && hay.includes(latin.decode(enc.encode(value))))
+        .map(([name]) => name);
+      return { size: bytes.length, searched: needles.map(([name]) => name), holds };
+    });
+  },
+  async spoil() {
+    await page.evaluate(async () => {
+      const cache = await caches.open(document.body.dataset.build);
+      const junk = new Uint8Array(1 << 20).fill(7);
+      await cache.put(`${location.origin}/startup-snapshot.bin`, new Response(junk));
+    });
+    return {};
+  },
+  async console() {
+    return { lines: consoleLines.get(page) ?? [] };
   },
   async saved({ text }) {
     await saved(text, BOOT_MS);
@@ -230,6 +324,7 @@ const COMMANDS = {
   async close() {
     await context.close();
     context = page = null;
+    tabs = [];
     return {};
   },
 };
