@@ -167,9 +167,9 @@ class Outbox(Generic[D, P]):
 
     # --- sealing and sending ---------------------------------------------
 
-    def seal_open(self, head: Node[Payload[P]], auth: D, view: D) -> None:
-        """Seal the whole open patch on ``head`` (whose document is ``auth``);
-        ``view`` is the document after all the work."""
+    def seal_open(self, head: Node[Payload[P]], auth: Callable[[], D], view: D) -> None:
+        """Seal the whole open patch on ``head`` (whose document is ``auth()``, asked
+        only when needed); ``view`` is the document after all the work."""
         if self.held:
             return
         if self.doctype.is_identity(self.open):
@@ -195,7 +195,7 @@ class Outbox(Generic[D, P]):
             # only where a digest is due (or its size depends on it), the
             # pieces in between composed; so sealing stays linear in the edit
             # instead of one whole-document splice per piece.
-            doc = self._tip(auth)
+            doc = self._tip(auth())
             size = self.doctype.size(doc)
             behind = self.doctype.identity()  # sealed since ``doc`` was built
             for piece in pieces:

@@ -349,15 +349,16 @@ class Snapshots(Generic[D, P]):
         if (node.height, node.id) not in self.verified:
             self.verified = sorted([*self.verified, (node.height, node.id)])[-8:]
 
-    def maybe_make(self, node: Node[Payload[P]], doc: D, *, own: bool) -> None:
-        """``node`` was just applied, producing ``doc``: snapshot it if it is time.
+    def maybe_make(self, node: Node[Payload[P]], doc: Callable[[], D], *, own: bool) -> None:
+        """``node`` was just applied, producing ``doc()``: snapshot it if it is time
+        (``doc`` is asked only then).
 
         ``own``: the node is one of ours (its author snapshots first).
         """
         threshold = max(self.min_bytes, CADENCE * self.last_size)
         if not self.writer or self.bytes_since < threshold * (1 if own else 2):
             return
-        self.emit(SendSnapshot(self.seal(node, doc), node.id))
+        self.emit(SendSnapshot(self.seal(node, doc()), node.id))
 
     def seal(self, node: Node[Payload[P]], doc: D) -> Sealed:
         """Seal the snapshot of ``doc``, the document after ``node`` (it restarts the count)."""
