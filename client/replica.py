@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from client.chain import Chain, DeepFork, Node, Pending
-from client.doctype import DocType, InvalidPatch
+from client.doctype import DocType, InvalidPatch, compose_all
 from client.events import Alarm, AlarmKind
 from client.outbox import Outbox, Own
 from client.payload import Payload, integrity_problem
@@ -394,22 +394,20 @@ class Replica(Generic[D, P]):
     def _committed(self, node: Node[Payload[P]]) -> None:
         self.outbox.committed(node.id)
         self.emit(Committed(node.id))
-        # While more of our patches are in flight (a large edit landing piece
-        # by piece) the document is still growing by our own work: wait as any
-        # writer does (twice the threshold), the run's last piece snapshots it.
-        self.snapshots.maybe_make(node, lambda: self.auth, own=not self.outbox.inflight)
+        self.snapshots.maybe_make(node, lambda: self.auth, own=True, ahead=self._ahead_bytes)
+
+    def _ahead_bytes(self, limit: int) -> bool:
+        """Whether our own patches still in flight (they land next) exceed ``limit``
+        sealed bytes (counted only that far: a large edit is many patches)."""
+        total = 0
+        for own in self.outbox.inflight:
+            total += len(own.sealed.data)
+            if total > limit:
+                return True
+        return False
 
     def _alarm(self, kind: AlarmKind, detail: str, patch_id: bytes | None = None) -> None:
         self.emit(Alarm(kind, detail, patch_id))
 
 
-def compose_all(doctype: DocType[D, P], patches: list[P]) -> P:
-    """``patches`` composed, in pairs (so a run of inserts is not copied once per patch)."""
-    while len(patches) > 1:
-        pairs = zip(patches[::2], patches[1::2], strict=False)
-        odd = [patches[-1]] if len(patches) % 2 else []
-        patches = [doctype.compose(a, b) for a, b in pairs] + odd
-    return patches[0] if patches else doctype.identity()
-
-
-__all__ = ["Committed", "RemoteChange", "Replica", "Reverted", "compose_all"]
+__all__ = ["Committed", "RemoteChange", "Replica", "Reverted"]
