@@ -54,7 +54,8 @@ class Node(Generic[P]):
 
     ``patch`` is ``None`` for an invalid patch: it holds its place in the chain
     (others may build on it) but changes nothing.  ``inverse`` is set while the
-    node is applied to the authoritative document, so it can be reverted.
+    node is applied to the authoritative document, so it can be reverted
+    (for our own patch it may be owed a while: see ``Replica.settle``).
     """
 
     id: bytes

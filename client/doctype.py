@@ -30,7 +30,7 @@ from client.textops import InvalidPatch
 D = TypeVar("D")
 P = TypeVar("P")
 
-__all__ = ["TEXT", "DocType", "InvalidPatch", "TextType", "named"]
+__all__ = ["TEXT", "DocType", "InvalidPatch", "TextType", "compose_all", "named"]
 
 
 class DocType(Protocol[D, P]):
@@ -229,6 +229,15 @@ class TextType:
         if not isinstance(data, str):
             raise InvalidPatch(f"a text document must be a string, not {type(data).__name__}")
         return data
+
+
+def compose_all(doctype: DocType[D, P], patches: list[P]) -> P:
+    """``patches`` composed, in pairs: a run of inserts is not copied once per patch."""
+    while len(patches) > 1:
+        pairs = zip(patches[::2], patches[1::2], strict=False)
+        odd = [patches[-1]] if len(patches) % 2 else []
+        patches = [doctype.compose(a, b) for a, b in pairs] + odd
+    return patches[0] if patches else doctype.identity()
 
 
 #: The text document type.

@@ -293,7 +293,7 @@ class Engine(Generic[D, P]):
         patches never handed out may still be folded together (see
         :mod:`client.outbox`), so the write-ahead log holds every edit.
         """
-        self.outbox.seal_open(self.head, self.auth, self.view)
+        self.outbox.seal_open(self.head, lambda: self.auth, self.view)
         if send:
             self.outbox.release()
 
@@ -308,6 +308,7 @@ class Engine(Generic[D, P]):
             return
         self._note_seq(seq)
         if opened.kind == SNAPSHOT:
+            self.replica.settle(opened.ref)  # the check walks back through inverses
             self.snapshots.check(opened, self.chain, self.head, self.auth, len(data))
             return
         if opened.kind != PATCH:
@@ -331,6 +332,7 @@ class Engine(Generic[D, P]):
         if opened.kind != SNAPSHOT:
             self._alarm(AlarmKind.UNREADABLE, f"unexpected envelope kind {opened.kind}")
             return None
+        self.replica.settle(opened.ref)  # the check walks back through inverses
         problem = self.snapshots.check(opened, self.chain, self.head, self.auth, len(data))
         node = self.chain.nodes.get(opened.ref)
         if problem is None or node is None:

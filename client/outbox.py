@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from client.chain import Node
-from client.doctype import DocType
+from client.doctype import DocType, compose_all
 from client.payload import PATCH, Codec, Payload, Sealed, claim, encode
 
 if TYPE_CHECKING:
@@ -167,9 +167,9 @@ class Outbox(Generic[D, P]):
 
     # --- sealing and sending ---------------------------------------------
 
-    def seal_open(self, head: Node[Payload[P]], auth: D, view: D) -> None:
-        """Seal the whole open patch on ``head`` (whose document is ``auth``);
-        ``view`` is the document after all the work."""
+    def seal_open(self, head: Node[Payload[P]], auth: Callable[[], D], view: D) -> None:
+        """Seal the whole open patch on ``head`` (whose document is ``auth()``, asked
+        only when needed); ``view`` is the document after all the work."""
         if self.held:
             return
         if self.doctype.is_identity(self.open):
@@ -195,18 +195,19 @@ class Outbox(Generic[D, P]):
             # only where a digest is due (or its size depends on it), the
             # pieces in between composed; so sealing stays linear in the edit
             # instead of one whole-document splice per piece.
-            doc = self._tip(auth)
+            doc = self._tip(auth())
             size = self.doctype.size(doc)
-            behind = self.doctype.identity()  # sealed since ``doc`` was built
+            behind: list[P] = []  # sealed since ``doc`` was built
             for piece in pieces:
                 change = self.doctype.size_change(piece)
                 height = head.height + len(self.inflight) + 1
                 if change is None or height % self.hash_every == 0:
-                    doc = self.doctype.apply(doc, self.doctype.compose(behind, piece))
-                    behind, size = self.doctype.identity(), self.doctype.size(doc)
+                    doc = self.doctype.apply(doc, compose_all(self.doctype, [*behind, piece]))
+                    behind, size = [], self.doctype.size(doc)
                     self._seal(head, piece, doc)
                 else:
-                    behind, size = self.doctype.compose(behind, piece), size + change
+                    behind.append(piece)
+                    size += change
                     self._seal(head, piece, None, size)
         self.open = rest
         if self.doctype.is_identity(rest):

@@ -199,22 +199,27 @@ def claim(
 def integrity_problem(
     doctype: DocType[D, P],
     payload: Payload[P],
-    doc: D,
+    doc: D | None,
     height: int,
     hash_every: int,
     ours: bool,
+    size: int | None = None,
 ) -> str | None:
     """What is wrong with ``payload``'s claims about ``doc``, the document it produced.
 
     ``ours``: the payload is one we sealed, whose hash we computed from that
-    very text (so it is not computed again).  ``None`` if nothing is wrong.
+    very text (so it is not computed again); then ``doc`` may be ``None`` and
+    ``size`` its size instead.  ``None`` if nothing is wrong.
     """
-    if doctype.size(doc) != payload.size:
-        return f"size mismatch: patch says {payload.size}, result has {doctype.size(doc)}"
+    if doc is None and (size is None or not ours):
+        raise ValueError("integrity_problem needs the document, or the size of our own")
+    actual = doctype.size(doc) if doc is not None else size
+    if actual != payload.size:
+        return f"size mismatch: patch says {payload.size}, result has {actual}"
     if height % hash_every == 0:
         if payload.digest is None:
             return f"missing document hash at height {height}"
-        if not ours and doctype.digest(doc) != payload.digest:
+        if not ours and doc is not None and doctype.digest(doc) != payload.digest:
             return f"document hash mismatch at height {height}"
     return None
 

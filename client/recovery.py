@@ -263,6 +263,7 @@ def adopt(engine: Engine[D, P], pending: list[Own[P]], bases: list[Base[D]]) -> 
         work = doc.identity()
         for own in pending:
             work = doc.compose(work, own.payload.patch)
+        engine.replica.settle()  # ``inverse`` below tells an applied patch
         for step in engine.chain.path_after(engine.head, node):
             if step.patch is not None and step.inverse is not None:
                 work = doc.transform(work, step.patch.patch)

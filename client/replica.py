@@ -16,7 +16,8 @@ node, keeping that invariant:
 
 * **own patch applied** (the usual acknowledgement): if it is the first
   in-flight patch, it simply moves from ``U`` to ``auth``; nothing is
-  transformed and the view does not change (the *fast path*).  Otherwise
+  transformed and the view does not change (the *fast path*, see below for
+  how ``auth`` follows without a splice per patch).  Otherwise
   ``U := simplify(compose(invert(p), U))``: the view still does not change.
 * **someone else's patch X applied**: ``U := transform(U, X)``; the view
   changes by ``transform(X, U)`` (reported as a :class:`RemoteChange`).
@@ -28,6 +29,22 @@ Whenever a step leaves the fast path, the in-flight patches can no longer land
 (their parents are off the head): the outbox squashes them into the open
 patch, to be sealed afresh on the new head.  How the work crosses a patch,
 exactly and across fork switches, is :mod:`client.rebase`'s business.
+
+**Deferred acknowledgements.**  A large edit is sealed into many patches;
+applying each one's acknowledgement to ``auth`` would be one whole-document
+splice per patch (quadratic in the edit).  So on the fast path our own patch
+is not applied at once: it joins ``ahead`` (:meth:`Replica.auth` applies
+them, composed, in one splice when something asks), and when it was the last
+of our work ``auth`` simply becomes the view, which is that document.  Its
+size claim is checked from the sizes (:meth:`DocType.size_change`), as every
+reader checks it; its hash we computed when sealing (as for every own patch).
+Its inverse, which needs the document before it, is computed at once when
+that document is at hand (the first of a run), else owed: a *window* keeps
+the document before the run and its nodes, and :meth:`Replica.settle`
+replays it when an inverse is needed (reverting it in a fork switch, walking
+back to check a snapshot); a window whose nodes all left the chain is
+dropped.  Nothing is ever owed for someone else's patch: it needs ``auth``,
+which is then built first.
 
 Applying a node checks its integrity claims (:mod:`client.payload`); a node
 that fails is invalid: ``node.patch`` becomes ``None``, the same verdict on
@@ -43,7 +60,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from client.chain import Chain, DeepFork, Node, Pending
-from client.doctype import DocType, InvalidPatch
+from client.doctype import DocType, InvalidPatch, compose_all
 from client.events import Alarm, AlarmKind
 from client.outbox import Outbox, Own
 from client.payload import Payload, integrity_problem
@@ -109,11 +126,47 @@ class Replica(Generic[D, P]):
         self.rebaser = Rebaser(doctype)
         self.chain: Chain[Payload[P]] = Chain(max_orphans=max_orphans, max_depth=max_depth)
         self.head: Node[Payload[P]] = self.chain.best
-        self.auth: D = doctype.empty()
-        self.view: D = self.auth
+        self._auth: D = doctype.empty()  # ``auth`` before the patches in ``_ahead``
+        self._ahead: list[Node[Payload[P]]] = []  # own nodes landed, not yet applied
+        self._size = 0  # doctype.size(auth), while ``_ahead`` is not empty
+        # Own nodes whose inverse is owed: (the document before nodes[0], nodes).
+        self._windows: list[tuple[D, list[Node[Payload[P]]]]] = []
+        self._window: list[Node[Payload[P]]] | None = None  # the one ``_ahead`` extends
+        self.view: D = self._auth
         # The high-water table of the best chain: writer session -> (its highest
         # counter, the height of that patch).  See client.snapshots.
         self.hw: dict[bytes, tuple[int, int]] = {}
+
+    @property
+    def auth(self) -> D:
+        """The authoritative document (our landed patches applied now, if deferred)."""
+        if self._ahead:
+            patches = [node.patch.patch for node in self._ahead if node.patch is not None]
+            self._auth = self.doctype.apply(self._auth, compose_all(self.doctype, patches))
+            self._ahead, self._window = [], None
+        return self._auth
+
+    @auth.setter
+    def auth(self, doc: D) -> None:
+        self._auth, self._ahead, self._window = doc, [], None
+
+    def settle(self, since: bytes | None = None) -> None:
+        """Compute the inverses still owed (with ``since``: only if one is owed
+        on the best chain after that patch)."""
+        if since is not None:
+            node = self.chain.nodes.get(since)
+            if node is None or not node.on_chain:
+                return
+            if all(nodes[-1].height <= node.height for _, nodes in self._windows):
+                return
+        for base, nodes in self._windows:
+            doc = base
+            for step in nodes:
+                assert step.patch is not None  # deferred nodes are valid ones
+                if step.inverse is None:
+                    step.inverse = Payload(self.doctype.invert(step.patch.patch, doc), 0, None)
+                doc = self.doctype.apply(doc, step.patch.patch)
+        self._windows, self._window = [], None
 
     def load(
         self,
@@ -136,6 +189,7 @@ class Replica(Generic[D, P]):
         )
         self.head = self.chain.best
         self.auth = self.view = doc
+        self._windows = []
         self.hw = dict(hw or {})
 
     def add(self, patch_id: bytes, parent: bytes, payload: Payload[P] | None, size: int) -> None:
@@ -179,6 +233,8 @@ class Replica(Generic[D, P]):
             self._alarm(AlarmKind.DEEP_FORK, str(error), target.id)
             self.chain.best = self.head
             return
+        if revert:
+            self.settle()  # reverting needs every inverse
         steps = 0
         if not revert:
             while steps < len(forward) and self._fast_forward(forward[steps]):
@@ -188,12 +244,16 @@ class Replica(Generic[D, P]):
         self.head = target
         self.chain.prune()
         self.rebaser.prune(self.chain.nodes)
+        self._windows = [w for w in self._windows if w[1][-1].id in self.chain.nodes]
 
     def _fast_forward(self, node: Node[Payload[P]]) -> bool:
         """Apply our own first in-flight patch; False if ``node`` is not that patch."""
         own = self.outbox.landed(node.id)
         if own is None:
             return False
+        if own.payload is node.patch and self._defer(node, own.payload):
+            self._committed(node)
+            return True
         # With nothing else uncommitted the new authoritative text *is* the
         # view: share it instead of splicing the same change into a copy.
         result = self.view if self.outbox.empty else None
@@ -206,6 +266,36 @@ class Replica(Generic[D, P]):
         self.outbox.supersede(own)
         self.outbox.squash()
         self.outbox.open = work
+        return True
+
+    def _defer(self, node: Node[Payload[P]], payload: Payload[P]) -> bool:
+        """Land our own ``payload`` (the one we sealed) without applying it yet;
+        False (nothing done) when its size change depends on the document or
+        its claims are wrong: then it is applied as any other patch."""
+        change = self.doctype.size_change(payload.patch)
+        if change is None:
+            return False
+        size = (self._size if self._ahead else self.doctype.size(self._auth)) + change
+        claims = integrity_problem(
+            self.doctype, payload, None, node.height, self.hash_every, True, size=size
+        )
+        if claims is not None:
+            return False
+        node.on_chain = True
+        self.snapshots.bytes_since += node.content_size
+        self._high_water(node, payload)
+        if not self._ahead:
+            node.inverse = Payload(self.doctype.invert(payload.patch, self._auth), 0, None)
+        else:
+            if self._window is None:
+                self._window = list(self._ahead)
+                self._windows.append((self._auth, self._window))
+            self._window.append(node)
+        if self.outbox.empty:
+            self.auth = self.view  # nothing else uncommitted: the view *is* that document
+        else:
+            self._ahead.append(node)
+            self._size = size
         return True
 
     def _slow_path(self, revert: list[Node[Payload[P]]], forward: list[Node[Payload[P]]]) -> None:
@@ -238,7 +328,7 @@ class Replica(Generic[D, P]):
             else:
                 step = node.patch.patch
                 work, seen = self.rebaser.cross(node.id, work, origin, step, forward=True)
-                self.snapshots.maybe_make(node, self.auth, own=False)
+                self.snapshots.maybe_make(node, lambda: self.auth, own=False)
                 self.outbox.contended()  # someone else is writing: see Outbox.depth
             delta = doc.compose(delta, seen)
         self.outbox.open = work
@@ -263,11 +353,7 @@ class Replica(Generic[D, P]):
         payload = node.patch
         if payload is None:
             return None
-        if payload.session is not None and payload.counter is not None:
-            before = self.hw.get(payload.session)
-            node.hw_undo = (payload.session, before)
-            if before is None or payload.counter > before[0]:
-                self.hw[payload.session] = (payload.counter, node.height)
+        self._high_water(node, payload)
         try:
             produced = self.doctype.apply(self.auth, payload.patch) if result is None else result
             problem = integrity_problem(
@@ -283,6 +369,13 @@ class Replica(Generic[D, P]):
         node.inverse = inverse
         self.auth = produced
         return inverse
+
+    def _high_water(self, node: Node[Payload[P]], payload: Payload[P]) -> None:
+        if payload.session is not None and payload.counter is not None:
+            before = self.hw.get(payload.session)
+            node.hw_undo = (payload.session, before)
+            if before is None or payload.counter > before[0]:
+                self.hw[payload.session] = (payload.counter, node.height)
 
     def _unapply_node(self, node: Node[Payload[P]]) -> None:
         node.on_chain = False
@@ -301,7 +394,17 @@ class Replica(Generic[D, P]):
     def _committed(self, node: Node[Payload[P]]) -> None:
         self.outbox.committed(node.id)
         self.emit(Committed(node.id))
-        self.snapshots.maybe_make(node, self.auth, own=True)
+        self.snapshots.maybe_make(node, lambda: self.auth, own=True, ahead=self._ahead_bytes)
+
+    def _ahead_bytes(self, limit: int) -> bool:
+        """Whether our own patches still in flight (they land next) exceed ``limit``
+        sealed bytes (counted only that far: a large edit is many patches)."""
+        total = 0
+        for own in self.outbox.inflight:
+            total += len(own.sealed.data)
+            if total > limit:
+                return True
+        return False
 
     def _alarm(self, kind: AlarmKind, detail: str, patch_id: bytes | None = None) -> None:
         self.emit(Alarm(kind, detail, patch_id))

@@ -44,7 +44,9 @@ chain's patches since the latest snapshot (applying a patch adds its size,
 reverting it takes it back).  The author of X makes one when they reach
 :data:`CADENCE` times the sealed size of the latest snapshot made or loaded
 (at least ``min_bytes``); any writer makes one at twice that, in case the
-author is gone.  Seeing someone else's matching snapshot restarts the count
+author is gone.  Nobody makes one while its own patches still in flight
+exceed a snapshot's worth: they land next (a large edit), and the last
+of them is snapshotted instead.  Seeing someone else's matching snapshot restarts the count
 from its patch.  Tied to the snapshot's own size, the history between two
 snapshots costs about what a snapshot costs, which is what keeps a compacted
 pad (:mod:`client.relayside`: trim at the previous snapshot) a few snapshots
@@ -349,15 +351,29 @@ class Snapshots(Generic[D, P]):
         if (node.height, node.id) not in self.verified:
             self.verified = sorted([*self.verified, (node.height, node.id)])[-8:]
 
-    def maybe_make(self, node: Node[Payload[P]], doc: D, *, own: bool) -> None:
-        """``node`` was just applied, producing ``doc``: snapshot it if it is time.
+    def maybe_make(
+        self,
+        node: Node[Payload[P]],
+        doc: Callable[[], D],
+        *,
+        own: bool,
+        ahead: Callable[[int], bool] = lambda _: False,
+    ) -> None:
+        """``node`` was just applied, producing ``doc()``: snapshot it if it is time
+        (``doc`` is asked only then).
 
         ``own``: the node is one of ours (its author snapshots first).
+        ``ahead(n)``: whether our own patches in flight behind it exceed ``n``
+        sealed bytes; while they alone exceed a snapshot's worth, a snapshot now would be
+        outgrown before it served anyone: the author waits for them (the last
+        of a large edit is snapshotted, not each step of its growth).
         """
         threshold = max(self.min_bytes, CADENCE * self.last_size)
         if not self.writer or self.bytes_since < threshold * (1 if own else 2):
             return
-        self.emit(SendSnapshot(self.seal(node, doc), node.id))
+        if ahead(threshold):
+            return
+        self.emit(SendSnapshot(self.seal(node, doc()), node.id))
 
     def seal(self, node: Node[Payload[P]], doc: D) -> Sealed:
         """Seal the snapshot of ``doc``, the document after ``node`` (it restarts the count)."""
