@@ -233,68 +233,69 @@ def test_a_relay_that_returns_without_the_stored_head_is_a_rollback(tmp_path: Pa
     asyncio.run(main())
 
 
+async def crash_after_someone_else_typed(
+    relay: Relay, unacked: list[bool], state: Path, crashed: Path
+) -> tuple[str, str, bytes]:
+    """We type "one" (acknowledged), someone else " two", we " three" (stored,
+    never acknowledged: ``unacked`` on), then the process dies: ``crashed`` is
+    what it leaves on disk.  Returns the edit and view links, and the copy as
+    it was before " two" (older than the log at the crash)."""
+    links = await Pad.create(relay.url)
+    async with opener(links.edit_link, state_dir=state) as pad:
+        await type_at_end(pad, "one")
+        await pad.synced(TIMEOUT)
+        before = (next((state / "pads").iterdir()) / "copy").read_bytes()
+        async with opener(links.edit_link) as other:
+            await type_at_end(other, " two")
+            await other.synced(TIMEOUT)
+        await until(lambda: pad.text == "one two", pad)
+        unacked.append(True)  # stored, never acknowledged: stays in the log
+        await type_at_end(pad, " three")
+        shutil.copytree(state, crashed)  # what a crash right now leaves on disk
+    return links.edit_link, links.view_link, before
+
+
 def test_a_crash_after_someone_else_typed_still_opens_offline_with_the_work(
     tmp_path: Path,
 ) -> None:
     """The log moved to a later head (someone else's patch came between) and
     the process died before its periodic copy: the copy written before the
     log's new base still fits it, so the pad opens offline with the work."""
-    state, crashed = tmp_path / "state", tmp_path / "crashed"
     unacked: list[bool] = []
 
     async def main() -> None:
-        faults = Faults(drop_ack=lambda _: bool(unacked))
-        async with relay_for(tmp_path, faults) as relay:
-            links = await Pad.create(relay.url)
-            async with opener(links.edit_link, state_dir=state) as pad:
-                await type_at_end(pad, "one")
-                await pad.synced(TIMEOUT)
-                async with opener(links.edit_link) as other:
-                    await type_at_end(other, " two")
-                    await other.synced(TIMEOUT)
-                await until(lambda: pad.text == "one two", pad)
-                unacked.append(True)  # stored, never acknowledged: stays in the log
-                await type_at_end(pad, " three")
-                shutil.copytree(state, crashed)  # what a crash right now leaves on disk
+        async with relay_for(tmp_path, Faults(drop_ack=lambda _: bool(unacked))) as relay:
+            crashed = tmp_path / "crashed"
+            edit, view, _ = await crash_after_someone_else_typed(
+                relay, unacked, tmp_path / "state", crashed
+            )
             await relay.stop()
-            async with offline_opener(links.edit_link, crashed) as pad:
+            async with offline_opener(edit, crashed) as pad:
                 assert pad.opened_offline
                 assert pad.text == "one two three"
                 unacked.clear()
                 await relay.start()
                 await pad.synced(TIMEOUT)
                 assert pad.text == "one two three"
-            async with opener(links.view_link) as reader:
+            async with opener(view) as reader:
                 assert reader.text == "one two three"
 
     asyncio.run(main())
 
 
 def test_a_copy_older_than_the_log_is_refused_with_one_line_saying_so(tmp_path: Path) -> None:
-    state = tmp_path / "state"
     unacked: list[bool] = []
 
     async def main() -> None:
-        faults = Faults(drop_ack=lambda _: bool(unacked))
-        async with relay_for(tmp_path, faults) as relay:
-            links = await Pad.create(relay.url)
-            async with opener(links.edit_link, state_dir=state) as pad:
-                await type_at_end(pad, "one")
-                await pad.synced(TIMEOUT)
-                copy = next((state / "pads").iterdir()) / "copy"
-                old = copy.read_bytes()  # the copy at the head of "one"
-                async with opener(links.edit_link) as other:
-                    await type_at_end(other, " two")
-                    await other.synced(TIMEOUT)
-                await until(lambda: pad.text == "one two", pad)
-                unacked.append(True)
-                await type_at_end(pad, " three")
-                stale = tmp_path / "stale"
-                shutil.copytree(state, stale)
+        async with relay_for(tmp_path, Faults(drop_ack=lambda _: bool(unacked))) as relay:
+            crashed = tmp_path / "crashed"
+            edit, _, before = await crash_after_someone_else_typed(
+                relay, unacked, tmp_path / "state", crashed
+            )
             await relay.stop()
-            (next((stale / "pads").iterdir()) / "copy").write_bytes(old)
+            (next((crashed / "pads").iterdir()) / "copy").write_bytes(before)
             with pytest.raises(ConnectionFailed, match="older than its unsent edits"):
-                async with offline_opener(links.edit_link, stale):
+                async with offline_opener(edit, crashed):
                     pass
 
     asyncio.run(main())

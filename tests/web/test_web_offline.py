@@ -131,6 +131,23 @@ def test_a_page_left_open_across_a_relay_upgrade_reloads_once_into_the_new_build
     assert asyncio.run(main()) == "before after"
 
 
+async def visit_and_leave(browser: Browser, profile: str, link: str, text: str) -> None:
+    """A first visit: open ``link``, type ``text``, wait until the page is cached
+    and its copy stored, and close the browser."""
+    await browser.step("launch", "start Chromium", profile=profile)
+    await browser.step("open", "open the pad", url=link)
+    await browser.step("type", "type in the page", text=text)
+    await browser.step("cached", "the page cached and its copy stored")
+    await browser.step("close", "close Chromium")
+
+
+async def come_back_offline(browser: Browser, profile: str, link: str, shown: str) -> None:
+    """The relay is down: the same profile opens ``link`` from its copy, showing ``shown``."""
+    await browser.step("launch", "start Chromium again, same profile", profile=profile)
+    await browser.step("open", "open the pad with the relay stopped", url=link)
+    await browser.step("offline", "the pad open from its local copy", text=shown)
+
+
 def test_a_relay_trimmed_past_the_copy_while_the_page_was_away_keeps_its_offline_work(
     relay: Relay, browser: Browser, tmp_path: Path
 ) -> None:
@@ -141,19 +158,13 @@ def test_a_relay_trimmed_past_the_copy_while_the_page_was_away_keeps_its_offline
 
     async def main() -> str:
         links = await Pad.create(relay.url, open_timeout=SDK_GUARD_S)
-        await browser.step("launch", "start Chromium", profile=profile)
-        await browser.step("open", "open the pad", url=links.edit_link)
-        await browser.step("type", "type in the page", text="kept ")
-        await browser.step("cached", "the page cached and its copy stored")
-        await browser.step("close", "close Chromium")
+        await visit_and_leave(browser, profile, links.edit_link, "kept ")
         async with sdk_pad(links.edit_link) as other:  # while the page is away
             await other.insert(0, "theirs ")
             await other.synced(SDK_GUARD_S)
             await other.trim(SDK_GUARD_S)
         relay.stop()
-        await browser.step("launch", "start Chromium again, same profile", profile=profile)
-        await browser.step("open", "open the pad with the relay stopped", url=links.edit_link)
-        await browser.step("offline", "the pad open from its local copy", text="kept ")
+        await come_back_offline(browser, profile, links.edit_link, "kept ")
         await browser.step("append", "type while offline", text="mine")
         relay.start()
         seen = await browser.step("saved", "synced after the restart", text="theirs kept mine")
@@ -180,16 +191,10 @@ def test_a_relay_back_from_an_old_backup_after_an_offline_open_raises_rollback(
         relay.stop()
         relay.backup()  # 3 patches
         relay.start()
-        await browser.step("launch", "start Chromium", profile=profile)
-        await browser.step("open", "open the pad", url=links.edit_link)
-        await browser.step("type", "type in the page", text="def")
-        await browser.step("cached", "the page cached and its copy stored")
-        await browser.step("close", "close Chromium")
+        await visit_and_leave(browser, profile, links.edit_link, "def")
         relay.stop()
         relay.restore()  # back to 3 patches
-        await browser.step("launch", "start Chromium again, same profile", profile=profile)
-        await browser.step("open", "open the pad with the relay stopped", url=links.edit_link)
-        await browser.step("offline", "the pad open from its local copy", text="abcdef")
+        await come_back_offline(browser, profile, links.edit_link, "abcdef")
         await browser.step("append", "type while offline", text="!")
         await browser.step("mark", "watch the status from here")
         relay.start()
