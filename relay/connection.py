@@ -104,7 +104,8 @@ _Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral | frames.Dispute
 _Served = frames.Subscribe | frames.Unsubscribe | frames.Push | _Upload | frames.ProofRequest
 
 #: Turns (PROTOCOL.md §13.3): a push refused YIELD is sent again this much later,
-#: and a connection that pushed nothing for TURN_QUIET_SECONDS waits no more.
+#: and a connection that pushed nothing for TURN_QUIET_SECONDS holds nobody back
+#: (it keeps its place for when it pushes again).
 YIELD_RETRY_MS = 20
 TURN_QUIET_SECONDS = 0.5
 

@@ -276,16 +276,21 @@ class ChannelState:
 
         Turns are first come, first served: a connection waits from its first
         push after its last patch landed until a patch of its lands
-        (:meth:`landed`), and a push goes ahead only when no other connection
-        has waited longer.  A connection that pushed nothing for ``quiet``
-        seconds waits no more (it went away or gave up its work).
+        (:meth:`landed`) or it leaves, and a push goes ahead unless another
+        connection has waited longer and pushed within the last ``quiet``
+        seconds.  A connection that pushed nothing for that long holds nobody
+        back (it went away, or waits for a head it lacks) but keeps its place:
+        when it pushes again it goes ahead of those that came after it.  So
+        the longest waiter is never refused, whenever its pushes come; had a
+        quiet one lost its place instead, writers whose resends each came
+        later than ``quiet`` after their last, with another's push between,
+        would each find a "longer" waiter every time and be refused for ever.
         """
-        for other, (_, seen) in list(self.waiting.items()):
-            if now - seen > quiet:
-                del self.waiting[other]
         first = self.waiting.get(connection_id, (now, now))[0]
         self.waiting[connection_id] = (first, now)
-        return not any(since < first for since, _ in self.waiting.values())
+        return not any(
+            since < first and now - seen <= quiet for since, seen in self.waiting.values()
+        )
 
     def landed(self, connection_id: int) -> None:
         """A patch of ``connection_id`` is stored: its turn is over."""

@@ -478,8 +478,8 @@ class RaceWorld:
     ``latency_ms``) plus jitter per message.  The relay orders pushes as they
     arrive and refuses stale parents.  With ``turns`` it also keeps turns as
     :mod:`relay.hub` does: a session refused STALE is *owed* a turn until a
-    patch of its lands (or it pushes nothing for ``quiet_ms``); a push of a
-    new patch while a session refused earlier is owed is refused YIELD, and
+    patch of its lands; a push of a new patch while a session refused earlier
+    is owed, and pushed within the last ``quiet_ms``, is refused YIELD, and
     its session sends the very same bytes again ``retry_ms`` later (as after
     RATE_LIMITED), owed a turn from then on itself.  :attr:`landed` records
     when each stored patch was stored and whose it was.
@@ -585,12 +585,13 @@ class RaceWorld:
         """Whether a push of ``n`` must yield to a session that has waited longer."""
         if not self.turns or patch_id in self.relay.seq_of:
             return False
-        for other, (_, seen) in list(self._waiting.items()):
-            if self.now - seen > self.quiet_ms:
-                del self._waiting[other]  # it went quiet: owed nothing any more
         first = self._waiting.get(n, (self.now, self.now))[0]
         self._waiting[n] = (first, self.now)
-        return any(since < first for since, _ in self._waiting.values())
+        # One quiet for quiet_ms holds nobody back, but keeps its place.
+        return any(
+            since < first and self.now - seen <= self.quiet_ms
+            for since, seen in self._waiting.values()
+        )
 
     def _push(self, n: int, data: bytes) -> None:
         patch_id = header(data)[0]

@@ -612,6 +612,50 @@ def test_a_writer_refused_stale_goes_first_and_the_others_yield() -> None:
     run(scenario, clock=lambda: next(readings) / 1000)
 
 
+def test_the_longest_waiter_goes_ahead_however_late_its_resends_come() -> None:
+    """PROTOCOL.md §13.3: a writer quiet for longer than the quiet period holds
+    nobody back but keeps its place.  Three writers each come back later than
+    that (a client that resends on its next tick, a slow link), staggered so
+    that someone else always pushed meanwhile: when going quiet cost a writer
+    its place, each push found a writer that had pushed since and "waited
+    longer", and every push was refused YIELD for ever (the crash suite hung so,
+    issue 15).  The clock moves only when the scenario moves it."""
+    now = [0.0]
+
+    async def scenario(relay: RelayHandle) -> None:
+        pad = Pad()
+        async with (
+            Client.connect(relay) as a,
+            Client.connect(relay) as b,
+            Client.connect(relay) as c,
+        ):
+            for client in (a, b, c):
+                await client.subscribe(pad)
+            first, id1 = pad.patch(ZERO, b"a1")
+            assert _acked(await a.push(first)) == (1, id1)
+            late, _ = pad.patch(ZERO, b"b1")
+            assert _refused(await b.push(late)) == (RefuseCode.STALE, 1)  # b waits from 0.0
+            now[0] = 0.3
+            c1, _ = pad.patch(id1, b"c1")
+            assert _refused(await c.push(c1)) == (RefuseCode.YIELD, 20)  # c waits from 0.3
+            now[0] = 0.6  # b quiet for longer than 0.5 s: it holds nobody back
+            a2, _ = pad.patch(id1, b"a2")
+            assert _refused(await a.push(a2)) == (RefuseCode.YIELD, 20)  # c pushed at 0.3
+            now[0] = 1.0  # b again, 1 s after its last push; a pushed at 0.6
+            rebased, id2 = pad.patch(id1, b"b1 again")
+            assert _acked(await b.push(rebased)) == (2, id2)  # b has waited longest
+            now[0] = 1.3
+            assert _refused(await c.push(c1)) == (RefuseCode.STALE, 2)  # c next, stale
+            c2, id3 = pad.patch(id2, b"c1 again")
+            assert _acked(await c.push(c2)) == (3, id3)
+            now[0] = 1.6
+            assert _refused(await a.push(a2)) == (RefuseCode.STALE, 3)  # then a
+            a3, id4 = pad.patch(id3, b"a2 again")
+            assert _acked(await a.push(a3)) == (4, id4)
+
+    run(scenario, clock=lambda: now[0])
+
+
 def _acked(answer: f.Ack | f.Refuse) -> tuple[int, bytes]:
     assert isinstance(answer, f.Ack), answer
     return answer.seq, answer.id
