@@ -4,8 +4,11 @@ Both servers run as separate processes; the load generator is one node
 process with ``ws`` clients (bench/loadgen.mjs).  For blindpad the sender
 pushes real sealed patches (pre-sealed in a chain, each parented on the one
 before, so every push is accepted in order) with up to ``WINDOW`` pushes in
-flight; receivers are subscribed clients counting BROADCAST frames.  The
-ceiling server gets 200-byte messages.  Reported: delivered messages per
+flight; receivers are subscribed clients counting BROADCAST frames.  Two
+ceilings (bench/ceiling_server.py): the bare broadcaster gets 200-byte
+messages; the verifying one gets the same sealed patches as the relay
+(``u32 index || envelope``) and checks each one's channel signature before
+broadcasting it, the least a content-blind relay must do.  Reported: delivered messages per
 second, p50/p99 ack and delivery latency, and the server's CPU seconds per
 delivered message (from /proc).  A run that does not deliver everything, or
 gets any REFUSE, is a failure.
@@ -40,9 +43,18 @@ from crypto.envelope import Kind, envelope_id
 from wire import frames as f
 
 WINDOW = 64
+#: ceiling = the bare broadcaster; ceiling-verify = the same plus one Ed25519
+#: verify per push (the relay's own check, on the relay's own envelopes);
 #: blindpad = the relay as deployed (SQLite, synchronous=FULL); blindpad-memory =
 #: the same relay on its in-memory store, to separate durability from the rest.
-KINDS = ["ceiling", "blindpad", "blindpad-memory"]
+KINDS = ["ceiling", "ceiling-verify", "blindpad", "blindpad-memory"]
+#: The ratios reported: (numerator, denominator).
+RATIOS = [
+    ("blindpad", "ceiling-verify"),
+    ("blindpad", "ceiling"),
+    ("blindpad-memory", "ceiling-verify"),
+    ("ceiling-verify", "ceiling"),
+]
 PAYLOAD = 200
 
 
@@ -52,18 +64,25 @@ def _write_frames(path: Path, frames: list[bytes]) -> None:
             out.write(struct.pack(">I", len(frame)) + frame)
 
 
-def _blindpad_channel(
-    url: str, receivers: int, count: int, folder: Path, n: int, rurls: Sequence[str] = ()
-) -> dict[str, Any]:
+def _chain(count: int) -> tuple[crypto.PadKeys, list[bytes]]:
+    """A pad's keys and ``count`` sealed one-keystroke patches, each on the one before."""
     keys = crypto.PadKeys.generate()
     author = crypto.Author.generate("load")
     parent = bytes(32)
-    frames = []
+    envelopes = []
     for i in range(count):
         content = json.dumps({"o": [[i, 0, "x"]], "n": i + 1}, separators=(",", ":")).encode()
         env = crypto.seal(keys, author, Kind.PATCH, parent, content)
         parent = envelope_id(env)
-        frames.append(f.encode(f.Push(i + 1, env)))
+        envelopes.append(env)
+    return keys, envelopes
+
+
+def _blindpad_channel(
+    url: str, receivers: int, count: int, folder: Path, n: int, rurls: Sequence[str] = ()
+) -> dict[str, Any]:
+    keys, envelopes = _chain(count)
+    frames = [f.encode(f.Push(i + 1, env)) for i, env in enumerate(envelopes)]
     path = folder / f"ch{n}.bin"
     _write_frames(path, frames)
     hello = f.encode(f.Hello(f.PROTOCOL_VERSION, b"")).hex()
@@ -86,6 +105,15 @@ def _ceiling_channel(url: str, receivers: int, count: int, folder: Path, n: int)
     path = folder / f"ch{n}.bin"
     _write_frames(path, frames)
     return {"url": f"{url}/{n}", "receivers": receivers, "count": count, "payloads": str(path)}
+
+
+def _verify_channel(url: str, receivers: int, count: int, folder: Path, n: int) -> dict[str, Any]:
+    keys, envelopes = _chain(count)
+    frames = [struct.pack(">I", i) + env for i, env in enumerate(envelopes)]
+    path = folder / f"ch{n}.bin"
+    _write_frames(path, frames)
+    room = f"{url.removesuffix('/ws')}/wsv/{keys.verify_key.hex()}"
+    return {"url": room, "receivers": receivers, "count": count, "payloads": str(path)}
 
 
 def _drive(servers: Sequence[Server], spec: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -154,8 +182,9 @@ def one(kind: str, shape: tuple[int, int], count: int) -> dict[str, Any]:
             wait_port(port, proc)
             server = Server(proc, port)
             url = f"ws://127.0.0.1:{port}/ws"
-            chans = [_ceiling_channel(url, clients - 1, count, folder, n) for n in range(channels)]
-            spec = {"mode": kind, "window": WINDOW, "timeout_s": 300, "channels": chans}
+            build = _verify_channel if kind == "ceiling-verify" else _ceiling_channel
+            chans = [build(url, clients - 1, count, folder, n) for n in range(channels)]
+            spec = {"mode": "ceiling", "window": WINDOW, "timeout_s": 300, "channels": chans}
             return _drive([server], spec, folder)
         finally:
             stop_process(proc)
@@ -193,17 +222,18 @@ def run(runs: int, quick: bool) -> Result:
                     summary([x["cpu_us_per_msg"] for x in r]),
                 ]
             )
-        for kind in KINDS[1:]:
+        for top, bottom in RATIOS:
             ratios = [
                 b["msgs_per_s"] / c["msgs_per_s"]
-                for b, c in zip(raw[kind], raw["ceiling"], strict=True)
+                for b, c in zip(raw[top], raw[bottom], strict=True)
             ]
-            result.data[name][f"ratio_{kind}_over_ceiling"] = summary(ratios)
-            rows.append([name, f"ratio {kind}/ceiling", summary(ratios), "", "", "", "", ""])
+            result.data[name][f"ratio_{top}_over_{bottom}"] = summary(ratios)
+            rows.append([name, f"ratio {top}/{bottom}", summary(ratios), "", "", "", "", ""])
     result.tables.append(
         table(
             f"Relay throughput (delivered messages/s; window {WINDOW} in flight; ceiling "
-            f"payload {PAYLOAD} B, blindpad = real sealed one-keystroke patches ~300 B)",
+            f"payload {PAYLOAD} B; ceiling-verify and blindpad: real sealed one-keystroke"
+            " patches ~300 B)",
             [
                 "shape",
                 "server",

@@ -32,6 +32,7 @@ from wire import frames as f
 
 STALE = 1
 RATE_LIMITED = 2
+YIELD = 31  # PROTOCOL.md §13.3: a writer that waited longer goes first; resend later
 CHUNK = 192 * 1024
 
 
@@ -219,7 +220,7 @@ class Session:
                 engine.acked(frame.id, frame.seq)
         elif isinstance(frame, f.Refuse):
             what, pid, data = self._pending.pop(frame.request_id, ("?", b"", b""))
-            if frame.code == RATE_LIMITED and data:
+            if frame.code in (RATE_LIMITED, YIELD) and data:
                 self.rate_limited += 1
                 await asyncio.sleep(frame.retry_after_ms / 1000)
                 self._pending[frame.request_id] = (what, pid, data)

@@ -936,9 +936,17 @@ class Pad:
     async def _tick(self) -> None:
         while not self._closed:
             wait = (self._session.next_deadline_ms() - self._session.clock()) / 1000
-            await asyncio.sleep(min(1.0, max(0.02, wait)))
+            if wait > 0:
+                # Sleep until the next deadline, but not through a change: a
+                # frame may bring it forward (REFUSE YIELD asks for the push
+                # again in 20 ms; a sleep already under way could last a second).
+                changed = self._wake
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), min(1.0, wait))
+                    continue
             self._session.tick()
             self._pump()
+            await asyncio.sleep(0.02)  # ticks at most this often
 
 
 #: The local copy (the whole document, :mod:`client.offline`) is written at most

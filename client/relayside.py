@@ -434,7 +434,7 @@ class RelaySide:
         if request.want is Want.SUBSCRIBE and frame.code == codes.RefuseCode.HISTORY_TRIMMED:
             self._rejoin()
             return
-        if frame.code == codes.RefuseCode.RATE_LIMITED:
+        if frame.code in (codes.RefuseCode.RATE_LIMITED, codes.RefuseCode.YIELD):
             due = self.clock() + max(1, frame.retry_after_ms)
             self._outbox.retry_at(due, frame.request_id, request)
         elif request.want is Want.PATCH and (

@@ -33,7 +33,8 @@ the write-ahead log when the front end calls :meth:`PadSession.flush`; they
 are sent, or rebased onto the new head, once LIVE.
 
 Refusals: STALE goes to :meth:`Engine.refused` (squash and rebase);
-RATE_LIMITED re-sends the very same bytes after ``retry_after_ms``; anything
+RATE_LIMITED and YIELD (another writer's turn, PROTOCOL.md §13.3) re-send the
+very same bytes after ``retry_after_ms``; anything
 else on a write cannot be fixed by retrying and is reported as
 :class:`~client.events.Failed` (and kept in :attr:`PadSession.failure`).
 

@@ -11,6 +11,8 @@ hooks (:class:`relay.edge.faults.Faults`) are injected here.
 Each websocket connection runs two tasks: the *reader* (this endpoint) feeds
 binary messages one at a time to :class:`relay.connection.Connection`; the
 *writer* drains the connection's :class:`relay.hub.Outbox` onto the socket.
+A frame offered to an empty Outbox while nothing is being written skips the
+queue and the writer task: whoever offers it writes it (``_Writer.direct``).
 A fatal condition, whoever detects it (a bad frame in the reader, an
 overflow in another connection's broadcast), ends in the writer: it sends
 ``ERROR(code, message)`` and closes with close code ``4000 + code``.  When the
@@ -25,9 +27,9 @@ import contextlib
 import dataclasses
 import logging
 import mimetypes
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -287,7 +289,9 @@ async def serve_websocket(
     relay.metrics.connections += 1
     relay.metrics.connections_total += 1
     pushes: dict[int, float] = {}  # request id -> when read (push -> ACK latency)
-    writer = asyncio.create_task(_write(websocket, outbox, relay, conn.id, pushes))
+    sender = _Writer(websocket, outbox, relay, conn.id, pushes)
+    outbox.attach(sender.direct)
+    writer = asyncio.create_task(sender.run())
     try:
         await _read(websocket, conn, outbox, pushes)
     finally:
@@ -327,27 +331,133 @@ async def _read(
             outbox.fail(ProtocolViolation(ErrorCode.INTERNAL, "internal relay error"), flush=True)
 
 
-async def _write(
-    websocket: WebSocket, outbox: Outbox, relay: RelayState, cid: int, pushes: dict[int, float]
-) -> None:
-    close_after = relay.faults.close_after
-    sent = 0
-    try:
-        while (frame := await outbox.next()) is not None:
-            await websocket.send_bytes(frame)
-            sent += 1
-            relay.metrics.frames_out += 1
-            if frame[0] in _ANSWERS and pushes:  # request id: bytes 1-4 of ACK and REFUSE
-                outcome = _ANSWERS[frame[0]]
-                relay.metrics.answer_sent(pushes, int.from_bytes(frame[1:5]), outcome)
-            if close_after is not None and close_after(cid, sent):
-                outbox.fail(ProtocolViolation(ErrorCode.FAULT_INJECTED, "fault"), flush=False)
-                await websocket.close(code=ErrorCode.FAULT_INJECTED.close_code)
+class _Writer:
+    """Writes one connection's frames onto its websocket, in the Outbox's order.
+
+    A frame offered while the Outbox is empty and nothing is being written
+    goes out at once, from whichever task offered it (:meth:`direct`): the
+    send coroutine takes its first step in place, as asyncio 3.12's eager
+    tasks do.  Uvicorn's send completes in that step unless the socket's
+    buffer is over its high-water mark; then it yields a future, and a task
+    (:meth:`_finish`) finishes the send the way a task would have, and the
+    Outbox keeps further frames until it is done.  Everything else waits in
+    the Outbox for :meth:`run`, the writer task.  So one frame at most is
+    outside the Outbox's byte bound, as when the writer task holds one, and
+    frames leave in the order offered.  A fatal condition ends here:
+    ``ERROR(code, message)`` and the close code ``4000 + code``.
+    """
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        outbox: Outbox,
+        relay: RelayState,
+        cid: int,
+        pushes: dict[int, float],
+    ) -> None:
+        self._ws = websocket
+        self._outbox = outbox
+        self._relay = relay
+        self._cid = cid
+        self._pushes = pushes
+        self._sent = 0
+        self._writing = False  # the writer task holds a frame taken from the Outbox
+        self._stalled: Coroutine[Any, Any, None] | None = None  # a direct send that waits
+        self._finishing: asyncio.Task[None] | None = None  # the task finishing it
+        self._fault_close = False
+
+    def direct(self, frame: bytes) -> bool:
+        """Write ``frame`` now if nothing else is being written (see Outbox.attach)."""
+        if self._writing or self._stalled is not None:
+            return False
+        send = self._ws.send_bytes(frame)
+        try:
+            waiting = send.send(None)
+        except StopIteration:
+            self._count(frame)
+            return True
+        except Exception:  # the peer is gone; the reader sees the disconnect
+            self._outbox.stop()
+            return True
+        if waiting is not None:
+            # What Task.__step does with a future a coroutine yields: without
+            # it, the future refuses to be awaited again ("await wasn't used
+            # with future") and the send never finishes.
+            waiting._asyncio_future_blocking = False
+        self._stalled = send
+        self._finishing = asyncio.create_task(self._finish(send, waiting, frame))
+        return True
+
+    async def _finish(self, send: Coroutine[Any, Any, None], waiting: Any, frame: bytes) -> None:
+        """Drive a direct send that yielded ``waiting`` (a future, or None) to its end."""
+        try:
+            while True:
+                if waiting is None:
+                    await asyncio.sleep(0)
+                else:
+                    # The send sees the future's outcome itself when it resumes.
+                    await asyncio.wait({waiting})
+                try:
+                    waiting = send.send(None)
+                except StopIteration:
+                    break
+                if waiting is not None:
+                    waiting._asyncio_future_blocking = False
+            self._count(frame)
+        except asyncio.CancelledError:
+            send.close()
+            raise
+        except Exception:  # the peer is gone; the reader sees the disconnect
+            self._outbox.stop()
+        finally:
+            self._stalled = None
+            self._finishing = None
+
+    def _count(self, frame: bytes) -> None:
+        self._sent += 1
+        relay = self._relay
+        relay.metrics.frames_out += 1
+        if frame[0] in _ANSWERS and self._pushes:  # request id: bytes 1-4 of ACK and REFUSE
+            outcome = _ANSWERS[frame[0]]
+            relay.metrics.answer_sent(self._pushes, int.from_bytes(frame[1:5]), outcome)
+        close_after = relay.faults.close_after
+        if close_after is not None and close_after(self._cid, self._sent):
+            self._fault_close = True
+            self._outbox.fail(ProtocolViolation(ErrorCode.FAULT_INJECTED, "fault"), flush=False)
+
+    async def _settle(self) -> None:
+        """Wait for a direct send still in flight."""
+        finishing = self._finishing
+        if finishing is not None:
+            await asyncio.wait({finishing})
+
+    async def run(self) -> None:
+        """Drain the Outbox until it stops or fails (the writer task)."""
+        outbox = self._outbox
+        try:
+            while (frame := await outbox.next()) is not None:
+                # Taken from the Outbox: no direct send may overtake it now.
+                self._writing = True
+                try:
+                    await self._settle()
+                    await self._ws.send_bytes(frame)
+                finally:
+                    self._writing = False
+                self._count(frame)
+            await self._settle()
+            if self._fault_close:
+                await self._ws.close(code=ErrorCode.FAULT_INJECTED.close_code)
                 return
-        failure = outbox.failure
-        if failure is not None and not outbox.stopped:
-            relay.metrics.errors[failure.code.name] += 1
-            await websocket.send_bytes(frames.encode(frames.Error(failure.code, failure.message)))
-            await websocket.close(code=failure.code.close_code)
-    except Exception:  # the peer is gone; the reader sees the disconnect
-        outbox.stop()
+            failure = outbox.failure
+            if failure is not None and not outbox.stopped:
+                self._relay.metrics.errors[failure.code.name] += 1
+                error = frames.Error(failure.code, failure.message)
+                await self._ws.send_bytes(frames.encode(error))
+                await self._ws.close(code=failure.code.close_code)
+        except Exception:  # the peer is gone; the reader sees the disconnect
+            outbox.stop()
+        finally:
+            if self._finishing is not None:
+                self._finishing.cancel()
+            if self._stalled is not None:  # cancelled before it could take a step
+                self._stalled.close()

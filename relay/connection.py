@@ -24,6 +24,9 @@ A push goes through the checks in exactly the order DESIGN.md gives:
 3. limits: rate (retry-after), patch size, subscription, pad size, channel
    quota, total storage;
 4. the channel signature (crypto.verify_channel_signature);
+   then the turn (PROTOCOL.md §13.3): while another connection has waited
+   longer for a patch of its to land, REFUSE YIELD (send the same bytes again
+   after retry_after_ms), so a writer refused STALE is not outrun forever;
 5. parent is head, atomically with 6. in :meth:`relay.store.Store.append`
    (else REFUSE STALE with the head; nothing stored);
 6. durable store;
@@ -99,6 +102,12 @@ _Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral | frames.Dispute
 #: The requests this relay serves (a client frame type it does not serve is fatal
 #: PROTOCOL, as an unknown type is).
 _Served = frames.Subscribe | frames.Unsubscribe | frames.Push | _Upload | frames.ProofRequest
+
+#: Turns (PROTOCOL.md §13.3): a push refused YIELD is sent again this much later,
+#: and a connection that pushed nothing for TURN_QUIET_SECONDS holds nobody back
+#: (it keeps its place for when it pushes again).
+YIELD_RETRY_MS = 20
+TURN_QUIET_SECONDS = 0.5
 
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
@@ -381,12 +390,17 @@ class Connection:
         patch_id = envelope_id(frame.envelope)
         try:
             state = self._check_push(frame, header)
+            if not state.take_turn(self.id, self.relay.clock(), TURN_QUIET_SECONDS):
+                raise _Refusal(RefuseCode.YIELD, retry_after_ms=YIELD_RETRY_MS)
         except _Refusal:
             # Dedupe comes before every other check: a resend after a lost ack
             # is acked with its original seq even if it fails a check now.
             known = await self.relay.store.lookup(header.channel_id, patch_id)
             if known is None:
                 raise
+            landed = self.relay.hub.channels.get(header.channel_id)
+            if landed is not None:
+                landed.landed(self.id)
             await self.outbox.put(frames.encode(frames.Ack(frame.request_id, known, patch_id)))
             return
         size = len(frame.envelope)
@@ -395,14 +409,11 @@ class Connection:
             self._pushes and self.push_bytes + size > bound
         ):
             await asyncio.wait({self._pushes[0]})
-        store = self.relay.store
-        # Tasks start in creation order, so appends reach the store in order:
+        # Tasks take their first step in creation order and each hands its
+        # append to the store in that step, so appends reach the store in order:
         # a push parented on one still in flight finds it as the head.
-        append = asyncio.create_task(
-            store.append(header.channel_id, patch_id, header.ref, frame.envelope)
-        )
         previous = self._pushes[-1] if self._pushes else None
-        task = asyncio.create_task(self._complete_push(frame, header, state, append, previous))
+        task = asyncio.create_task(self._complete_push(frame, header, state, patch_id, previous))
         self._pushes.append(task)
         self.push_bytes += size
 
@@ -426,27 +437,34 @@ class Connection:
         frame: frames.Push,
         header: Header,
         state: ChannelState,
-        append: asyncio.Task[AppendResult],
+        patch_id: bytes,
         previous: asyncio.Task[None] | None,
     ) -> None:
-        """Answer one push once it is durable (after the pushes sent before it)."""
+        """Store one push and answer it once durable (after the pushes sent before it)."""
         try:
-            result = await append
-            if previous is not None:
+            result = await self.relay.store.append(
+                header.channel_id, patch_id, header.ref, frame.envelope
+            )
+            if previous is not None and not previous.done():
                 await asyncio.wait({previous})
-            await self._answer_push(frame, header, state, result)
+            await self._answer_push(frame, header, state, patch_id, result)
         except Exception:
             log.exception("internal error completing a push on connection %d", self.id)
             failure = ProtocolViolation(ErrorCode.INTERNAL, "internal relay error")
             self.outbox.fail(failure, flush=True)
 
     async def _answer_push(
-        self, frame: frames.Push, header: Header, state: ChannelState, result: AppendResult
+        self,
+        frame: frames.Push,
+        header: Header,
+        state: ChannelState,
+        patch_id: bytes,
+        result: AppendResult,
     ) -> None:
-        patch_id = envelope_id(frame.envelope)
         if result.outcome is AppendOutcome.STALE:
             await self._refuse(frame.request_id, RefuseCode.STALE, 0, result.head)
             return
+        state.landed(self.id)
         ack = frames.encode(frames.Ack(frame.request_id, result.seq, patch_id))
         if result.outcome is AppendOutcome.DUPLICATE:
             await self.outbox.put(ack)

@@ -4,7 +4,11 @@ Theory of operation
 -------------------
 Every connection owns one FIFO bounded in frames and in bytes, its
 :class:`Outbox`. A single writer task per connection drains it onto the
-websocket. Frames produced by the connection's own requests wait for room
+websocket.  A frame offered while the FIFO is empty and the writer idle is
+written at once by whoever offers it (:meth:`Outbox.attach`: the fan-out
+loop of a broadcast writes to each receiver's socket as a bare broadcaster
+does, with no task to wake per receiver); the FIFO holds only what cannot go
+yet.  Frames produced by the connection's own requests wait for room
 (``await put``: backpressure on that client only); frames produced by
 *other* connections (broadcasts, peer notices) never wait: if the FIFO is
 full the connection is failed with SLOW_CONSUMER (close code 4004) and the
@@ -68,6 +72,17 @@ class Outbox:
         self.failure: ProtocolViolation | None = None
         self.flush_before_failure = True
         self.stopped = False
+        self._direct: Callable[[bytes], bool] | None = None
+
+    def attach(self, direct: Callable[[bytes], bool]) -> None:
+        """Write offers at once while nothing is queued.
+
+        Args:
+            direct: called with a frame offered into an empty FIFO; it writes
+                the frame (or starts writing it) and returns True, or returns
+                False when the writer is busy and the frame must wait its turn.
+        """
+        self._direct = direct
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -96,6 +111,8 @@ class Outbox:
                 "outgoing queue overflow; reconnect and resume since your last seq",
             )
             self.fail(violation, flush=False)
+            return
+        if not self._frames and self._direct is not None and self._direct(frame):
             return
         self._frames.append(frame)
         self.bytes += len(frame)
@@ -250,6 +267,34 @@ class ChannelState:
     offered: int = 0
     wanted: int = 0
     subscribers: dict[int, Subscription] = dataclasses.field(default_factory=dict)
+    #: Turns (PROTOCOL.md §13.3): connection -> (when its first push since its
+    #: last patch landed was seen, when its last push was seen), in seconds.
+    waiting: dict[int, tuple[float, float]] = dataclasses.field(default_factory=dict)
+
+    def take_turn(self, connection_id: int, now: float, quiet: float) -> bool:
+        """Record a push of a new patch; whether it may go to the store now.
+
+        Turns are first come, first served: a connection waits from its first
+        push after its last patch landed until a patch of its lands
+        (:meth:`landed`) or it leaves, and a push goes ahead unless another
+        connection has waited longer and pushed within the last ``quiet``
+        seconds.  A connection that pushed nothing for that long holds nobody
+        back (it went away, or waits for a head it lacks) but keeps its place:
+        when it pushes again it goes ahead of those that came after it.  So
+        the longest waiter is never refused, whenever its pushes come; had a
+        quiet one lost its place instead, writers whose resends each came
+        later than ``quiet`` after their last, with another's push between,
+        would each find a "longer" waiter every time and be refused for ever.
+        """
+        first = self.waiting.get(connection_id, (now, now))[0]
+        self.waiting[connection_id] = (first, now)
+        return not any(
+            since < first and now - seen <= quiet for since, seen in self.waiting.values()
+        )
+
+    def landed(self, connection_id: int) -> None:
+        """A patch of ``connection_id`` is stored: its turn is over."""
+        self.waiting.pop(connection_id, None)
 
 
 class Hub:
@@ -278,6 +323,7 @@ class Hub:
         if state is None or connection_id not in state.subscribers:
             return
         state.subscribers.pop(connection_id).close()
+        state.landed(connection_id)  # nobody waits for a connection that left
         self.notify(channel_id, frames.encode(frames.PeerLeft(channel_id, connection_id)))
         if not state.subscribers:
             del self.channels[channel_id]

@@ -26,6 +26,7 @@ that promise is for the authors still alive at the end.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import json
 import random
@@ -462,3 +463,153 @@ class MeshWorld:
         contents = {header(data)[0]: data for data in self.sent}
         voided = {s.number: inserted_by(contents[i] for i in s.reverted) for s in alive}
         self.oracle.verify(first.view, alive={s.number for s in alive}, voided=voided)
+
+
+# --- mode (c): typists racing for one relay -------------------------------------
+
+
+class RaceWorld:
+    """Mode (c): ``n`` sessions typing as fast as they can into one relay, on links
+    with latency, in simulated time: PROTOCOL.md §13.3's turns.
+
+    Each session types one character every ``type_ms`` and flushes (the engine
+    seals and sends as its pipeline allows).  Every link delivers in order
+    after a delay: a base latency per session (drawn once from
+    ``latency_ms``) plus jitter per message.  The relay orders pushes as they
+    arrive and refuses stale parents.  With ``turns`` it also keeps turns as
+    :mod:`relay.hub` does: a session refused STALE is *owed* a turn until a
+    patch of its lands; a push of a new patch while a session refused earlier
+    is owed, and pushed within the last ``quiet_ms``, is refused YIELD, and
+    its session sends the very same bytes again ``retry_ms`` later (as after
+    RATE_LIMITED), owed a turn from then on itself.  :attr:`landed` records
+    when each stored patch was stored and whose it was.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        sessions: int,
+        *,
+        turns: bool = True,
+        type_ms: float = 1.0,
+        latency_ms: tuple[float, float] = (0.2, 5.0),
+        jitter_ms: float = 0.5,
+        quiet_ms: float = 1000.0,
+        retry_ms: float = 20.0,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.now = 0.0
+        self.turns = turns
+        self.type_ms = type_ms
+        self.jitter_ms = jitter_ms
+        self.quiet_ms = quiet_ms
+        self.retry_ms = retry_ms
+        self.relay = SimRelay()
+        self.engines = [
+            Engine(
+                TEXT,
+                FakeCodec(n),
+                pipeline=4,
+                hash_every=64,
+                session=next(_SESSIONS).to_bytes(8, "big"),
+            )
+            for n in range(sessions)
+        ]
+        self.latency = [self.rng.uniform(*latency_ms) for _ in range(sessions)]
+        # Per link, when its last message arrives: links deliver in order.
+        self._up = [0.0] * sessions
+        self._down = [0.0] * sessions
+        self._events: list[tuple[float, int, tuple[object, ...]]] = []
+        self._order = itertools.count()
+        self.author_of: dict[bytes, int] = {}
+        self.landed: list[tuple[float, int]] = []  # (when, author) per stored patch
+        self.yields = 0  # pushes refused YIELD
+        # Waiting for a turn: session -> (first push since its last landed, last push).
+        self._waiting: dict[int, tuple[float, float]] = {}
+
+    def run(self, duration_ms: float) -> None:
+        """Type for ``duration_ms`` of simulated time."""
+        for n in range(len(self.engines)):
+            self._at(self.rng.uniform(0, self.type_ms), ("type", n))
+        while self._events and self._events[0][0] <= duration_ms:
+            self.now, _, event = heapq.heappop(self._events)
+            self._handle(event)
+
+    def shares(self, window_ms: float, duration_ms: float) -> list[list[int]]:
+        """Patches stored per author in each whole window of ``window_ms``."""
+        counts = [[0] * len(self.engines) for _ in range(int(duration_ms // window_ms))]
+        for when, author in self.landed:
+            index = int(when // window_ms)
+            if index < len(counts):
+                counts[index][author] += 1
+        return counts
+
+    def _at(self, when: float, event: tuple[object, ...]) -> None:
+        heapq.heappush(self._events, (when, next(self._order), event))
+
+    def _send(self, links: list[float], n: int, event: tuple[object, ...]) -> None:
+        arrive = max(links[n], self.now + self.latency[n] + self.rng.uniform(0, self.jitter_ms))
+        links[n] = arrive
+        self._at(arrive, event)
+
+    def _handle(self, event: tuple[object, ...]) -> None:
+        kind, n, *rest = event
+        assert isinstance(n, int)
+        engine = self.engines[n]
+        if kind == "type":
+            engine.edit(textops.normalize([(0, 0, "x")]))
+            self._at(self.now + self.type_ms, ("type", n))
+        elif kind == "push":
+            assert isinstance(rest[0], bytes)
+            self._push(n, rest[0])
+            return
+        elif kind == "yield":  # the very same bytes again, later
+            self._at(self.now + self.retry_ms, ("resend", n, rest[0]))
+            return
+        elif kind == "resend":
+            self._send(self._up, n, ("push", n, rest[0]))
+            return
+        elif kind == "ack":
+            engine.acked(rest[0], rest[1])  # type: ignore[arg-type]
+        elif kind == "refuse":
+            engine.refused(rest[0], rest[1])  # type: ignore[arg-type]
+        else:
+            engine.receive(rest[0], rest[1])  # type: ignore[arg-type]
+        engine.flush()
+        for sent in engine.events():
+            if isinstance(sent, SendPatch):
+                self.author_of[sent.sealed.id] = n
+                self._send(self._up, n, ("push", n, sent.sealed.data))
+
+    def _yields(self, n: int, patch_id: bytes) -> bool:
+        """Whether a push of ``n`` must yield to a session that has waited longer."""
+        if not self.turns or patch_id in self.relay.seq_of:
+            return False
+        first = self._waiting.get(n, (self.now, self.now))[0]
+        self._waiting[n] = (first, self.now)
+        # One quiet for quiet_ms holds nobody back, but keeps its place.
+        return any(
+            since < first and self.now - seen <= self.quiet_ms
+            for since, seen in self._waiting.values()
+        )
+
+    def _push(self, n: int, data: bytes) -> None:
+        patch_id = header(data)[0]
+        if self._yields(n, patch_id):
+            self.yields += 1
+            self._send(self._down, n, ("yield", n, data))
+            return
+        head = len(self.relay.log)
+        verdict, patch_id, detail = self.relay.push(data)
+        if verdict == "refuse":
+            self._send(self._down, n, ("refuse", n, patch_id, detail))
+            return
+        assert isinstance(detail, int)
+        self._waiting.pop(n, None)  # a patch of n's is stored: its turn is over
+        self._send(self._down, n, ("ack", n, patch_id, detail))
+        if detail <= head:  # a resend of a stored patch: acked again
+            return
+        self.landed.append((self.now, self.author_of[patch_id]))
+        for other in range(len(self.engines)):
+            if other != n:
+                self._send(self._down, other, ("patch", other, data, detail))

@@ -55,6 +55,7 @@ class RefuseCode(enum.IntEnum):
     CREATE_RATE_LIMITED = 24
     DISPUTE_TOO_LARGE = 29
     SNAPSHOT_DISPUTED = 30
+    YIELD = 31
 
 
 class ErrorCode(enum.IntEnum):

@@ -418,6 +418,72 @@ def test_the_sdk_resends_the_same_bytes_over_a_new_transport() -> None:
     asyncio.run(main())
 
 
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to the next timer whenever nothing is ready,
+    so a test reads the SDK's timing on a clock it owns, however slow the machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        select = self._selector.select  # type: ignore[attr-defined]
+
+        def jump(timeout: float | None = None) -> Any:
+            ready = select(0)
+            if not ready:
+                if timeout is None:
+                    raise AssertionError("hung: nothing ready and no timer set")
+                self.now += timeout
+            return ready
+
+        self._selector.select = jump  # type: ignore[attr-defined]
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_the_sdk_resends_a_yielded_push_when_asked_not_on_its_next_idle_tick() -> None:
+    """REFUSE YIELD asks for the same bytes again in retry_after_ms (20 ms): the
+    SDK's timer wakes for it, rather than when a sleep begun before the refusal
+    (up to a second) ends.  Resends a second apart each, from three idle
+    writers, were what kept the relay's turns refusing all of them (issue 15)."""
+    loop = VirtualTimeLoop()
+
+    async def main() -> float:
+        connector = MemoryConnector()
+        link = crypto.PadLink.new("http://relay.invalid")
+        opening = Pad.open(
+            link,
+            state_dir=None,
+            connector=connector,
+            clock=lambda: int(loop.time() * 1000),
+            backoff=PadBackoff(0.001, jitter=0),
+        )
+        start = asyncio.create_task(_opened(opening))
+        relay = await connector.relay_ends.get()
+        await _serve_join(relay, 0)
+        pad = await start
+        await asyncio.sleep(0.5)  # the SDK's timer now sleeps towards its next deadline
+        await pad.insert(0, "x")
+        push = await _next_push(relay)
+        refused = loop.time()
+        yielded = f.Refuse(push.request_id, RefuseCode.YIELD, 20, 0, f.ZERO_ID)
+        await relay.send(f.encode(yielded))
+        again = await _next_push(relay)
+        assert again.envelope == push.envelope
+        waited = loop.time() - refused
+        patch_id = hashlib.sha256(push.envelope).digest()
+        await relay.send(f.encode(f.Ack(again.request_id, 1, patch_id)))
+        await pad.synced(timeout=300)
+        await pad.aclose()
+        return waited
+
+    try:
+        waited = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert 0.02 <= waited < 0.1, waited  # virtual seconds: 20 ms, as asked
+
+
 def test_a_refused_subscription_is_fatal_a_refused_patch_is_not() -> None:
     session = make()
     session.connected()

@@ -1,4 +1,5 @@
-"""The many-session simulator, in both worlds, under the exact oracle (see tests/sim.py).
+"""The many-session simulator, in its three worlds (see tests/sim.py): the exact
+oracle in the first two, fairness under the relay's turns in the third.
 
 ``BLINDPAD_SIM_SEEDS=N`` runs N seeded scenarios per world instead of 500.
 The first fifth of the seeds (at least 100) run 8 sessions with 200 or more
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from sim import MeshWorld, RelayWorld
+from sim import MeshWorld, RaceWorld, RelayWorld
 
 SEEDS = int(os.environ.get("BLINDPAD_SIM_SEEDS", "500"))
 BIG = max(100, SEEDS // 5)
@@ -52,3 +53,32 @@ def test_worlds_exercise_what_they_claim() -> None:
     heights = {s.engine.height for s in mesh.alive}
     assert len(heights) == 1
     assert len(mesh.sent) > heights.pop()
+
+
+@pytest.mark.parametrize(
+    ("sessions", "seed", "latency_ms"),
+    [
+        (8, 0, (0.2, 5.0)),
+        (8, 1, (0.2, 5.0)),
+        (4, 0, (0.2, 5.0)),
+        (4, 1, (0.2, 5.0)),
+        (2, 0, (1.0, 2.5)),
+        (2, 1, (1.0, 2.5)),
+        (2, 2, (1.0, 2.5)),
+    ],
+)
+def test_under_turns_every_typist_lands_a_fair_share(
+    sessions: int, seed: int, latency_ms: tuple[float, float]
+) -> None:
+    """PROTOCOL.md §13.3: ``n`` typists at full speed, links whose one-way latency
+    is drawn per session (up to 25 times apart for 4 and 8 typists): in every
+    second of simulated time every typist lands at least 1/(2n) of the patches.
+    Two typists need round trips within 3 times of each other: under contention
+    a session has one patch at the relay at a time, so the nearer one lands one
+    patch per round trip of its own while the farther one's is on its way."""
+    world = RaceWorld(seed, sessions, latency_ms=latency_ms)
+    world.run(2000)
+    for window in world.shares(1000, 2000):
+        assert sum(window) > 0
+        assert min(window) * 2 * sessions >= sum(window), window
+    assert world.yields > 0

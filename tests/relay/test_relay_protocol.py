@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -22,8 +23,10 @@ def run(scenario: Callable[[RelayHandle], Awaitable[None]], **config: object) ->
     """Run ``scenario`` against a fresh in-memory relay."""
     faults = config.pop("faults", None)
     assert faults is None or isinstance(faults, Faults)
+    clock = config.pop("clock", None)
+    assert clock is None or callable(clock)
     cfg = RelayConfig(store_url="memory:", web_dir=None, **config)  # type: ignore[arg-type]
-    with running_relay(cfg, faults=faults) as relay:
+    with running_relay(cfg, faults=faults, clock=clock) as relay:
         asyncio.run(scenario(relay))
 
 
@@ -375,10 +378,11 @@ def test_every_refusal_code() -> None:
         async with Client.connect(relay) as c:
             wrong = bytes(32)
             await last(await c.subscribe(pad, read_token=wrong), RefuseCode.UNKNOWN_CHANNEL)
-        assert len(seen) == len(RefuseCode) - 5
+        assert len(seen) == len(RefuseCode) - 6
 
-    # HISTORY_TRIMMED, RATE_LIMITED, CHANNEL_QUOTA, STORAGE_FULL, CREATE_RATE_LIMITED have
-    # their own tests (the last in test_relay_hardening.py).
+    # HISTORY_TRIMMED, RATE_LIMITED, CHANNEL_QUOTA, STORAGE_FULL, CREATE_RATE_LIMITED and
+    # YIELD have their own tests (CREATE_RATE_LIMITED in test_relay_hardening.py, YIELD
+    # in test_a_writer_refused_stale_goes_first_and_the_others_yield below).
     limits = small_limits(
         max_frame_bytes=8192,
         max_patch_bytes=2500,
@@ -565,3 +569,99 @@ def test_origin_checked_against_public_url() -> None:
             assert isinstance(f.decode(await ws.recv()), f.Welcome)
 
     run(scenario, public_url="https://pads.example")
+
+
+def test_a_writer_refused_stale_goes_first_and_the_others_yield() -> None:
+    """PROTOCOL.md §13.3: turns, first come first served; YIELD is answered before
+    the store, a resend of a stored patch is still ACKed, and leaving ends a wait.
+    The relay's clock is a counter (a millisecond per reading), so no wait ends by
+    going quiet however slowly the machine runs the scenario."""
+
+    async def scenario(relay: RelayHandle) -> None:
+        pad = Pad()
+        async with Client.connect(relay) as a, Client.connect(relay) as b:
+            await a.subscribe(pad)
+            await b.subscribe(pad)
+            first, id1 = pad.patch(ZERO, b"a1")
+            assert _acked(await a.push(first)) == (1, id1)
+            late, _ = pad.patch(ZERO, b"b1")
+            assert _refused(await b.push(late)) == (RefuseCode.STALE, 1)  # b waits now
+            second, _ = pad.patch(id1, b"a2")
+            assert _refused(await a.push(second)) == (RefuseCode.YIELD, 20)  # b first
+            assert _refused(await a.push(second)) == (RefuseCode.YIELD, 20)  # still
+            rebased, id2b = pad.patch(id1, b"b1 again")
+            assert _acked(await b.push(rebased)) == (2, id2b)  # b's turn
+            nxt, _ = pad.patch(id2b, b"b2")
+            assert _refused(await b.push(nxt)) == (RefuseCode.YIELD, 20)  # a waited since
+            assert _refused(await a.push(second)) == (RefuseCode.STALE, 2)  # a goes, stale
+            mine, id3 = pad.patch(id2b, b"a2 again")
+            assert _acked(await a.push(mine)) == (3, id3)
+            after, id4 = pad.patch(id3, b"b3")
+            assert _acked(await b.push(after)) == (4, id4)  # b has waited since b2
+            more, _ = pad.patch(id3, b"a4")
+            assert _refused(await a.push(more)) == (RefuseCode.STALE, 4)  # a waits now
+            last, _ = pad.patch(id4, b"b5")
+            assert _refused(await b.push(last)) == (RefuseCode.YIELD, 20)
+            assert _acked(await b.push(after)) == (4, id4)  # dedupe comes first
+        async with Client.connect(relay) as c:  # a and b left: nobody waits for them
+            await c.subscribe(pad)
+            fifth, id5 = pad.patch(id4, b"c5")
+            assert _acked(await c.push(fifth)) == (5, id5)
+
+    readings = itertools.count()
+    run(scenario, clock=lambda: next(readings) / 1000)
+
+
+def test_the_longest_waiter_goes_ahead_however_late_its_resends_come() -> None:
+    """PROTOCOL.md §13.3: a writer quiet for longer than the quiet period holds
+    nobody back but keeps its place.  Three writers each come back later than
+    that (a client that resends on its next tick, a slow link), staggered so
+    that someone else always pushed meanwhile: when going quiet cost a writer
+    its place, each push found a writer that had pushed since and "waited
+    longer", and every push was refused YIELD for ever (the crash suite hung so,
+    issue 15).  The clock moves only when the scenario moves it."""
+    now = [0.0]
+
+    async def scenario(relay: RelayHandle) -> None:
+        pad = Pad()
+        async with (
+            Client.connect(relay) as a,
+            Client.connect(relay) as b,
+            Client.connect(relay) as c,
+        ):
+            for client in (a, b, c):
+                await client.subscribe(pad)
+            first, id1 = pad.patch(ZERO, b"a1")
+            assert _acked(await a.push(first)) == (1, id1)
+            late, _ = pad.patch(ZERO, b"b1")
+            assert _refused(await b.push(late)) == (RefuseCode.STALE, 1)  # b waits from 0.0
+            now[0] = 0.3
+            c1, _ = pad.patch(id1, b"c1")
+            assert _refused(await c.push(c1)) == (RefuseCode.YIELD, 20)  # c waits from 0.3
+            now[0] = 0.6  # b quiet for longer than 0.5 s: it holds nobody back
+            a2, _ = pad.patch(id1, b"a2")
+            assert _refused(await a.push(a2)) == (RefuseCode.YIELD, 20)  # c pushed at 0.3
+            now[0] = 1.0  # b again, 1 s after its last push; a pushed at 0.6
+            rebased, id2 = pad.patch(id1, b"b1 again")
+            assert _acked(await b.push(rebased)) == (2, id2)  # b has waited longest
+            now[0] = 1.3
+            assert _refused(await c.push(c1)) == (RefuseCode.STALE, 2)  # c next, stale
+            c2, id3 = pad.patch(id2, b"c1 again")
+            assert _acked(await c.push(c2)) == (3, id3)
+            now[0] = 1.6
+            assert _refused(await a.push(a2)) == (RefuseCode.STALE, 3)  # then a
+            a3, id4 = pad.patch(id3, b"a2 again")
+            assert _acked(await a.push(a3)) == (4, id4)
+
+    run(scenario, clock=lambda: now[0])
+
+
+def _acked(answer: f.Ack | f.Refuse) -> tuple[int, bytes]:
+    assert isinstance(answer, f.Ack), answer
+    return answer.seq, answer.id
+
+
+def _refused(answer: f.Ack | f.Refuse) -> tuple[int, int]:
+    assert isinstance(answer, f.Refuse), answer
+    stale = answer.code == RefuseCode.STALE
+    return answer.code, answer.head_seq if stale else answer.retry_after_ms
