@@ -299,6 +299,7 @@ class BrowserPad:
         js = _js()
         self.json_pad = link.doctype == "json"  # shown read-only; edited by the embed API
         self.schedule = schedule
+        self._wake_deadline = 0  # the session deadline a timer will tick for (epoch ms)
         self.storage = _Storage(js.localStorage)
         self.author = load_author(self.storage)
         self.link = link
@@ -582,7 +583,19 @@ class BrowserPad:
             self._sel = sel
             self._maybe_send_presence(now_ms)
         self._pump(wake=False)
+        self._wake_at_deadline()
         return json.dumps(self._state(out, now_ms))
+
+    def _wake_at_deadline(self) -> None:
+        """Ask for a tick when the session next has something to do, if that is
+        sooner than the page's once-a-second tick (a push refused YIELD is
+        asked for again in 20 ms, not a second later)."""
+        deadline = self.session.next_deadline_ms()
+        wait = deadline - self.session.clock()
+        if not 0 < wait < 1000 or deadline == self._wake_deadline:
+            return
+        self._wake_deadline = deadline
+        _js().setTimeout(_ffi().create_once_callable(self.schedule), wait)
 
     def _maybe_send_presence(self, now_ms: int) -> None:
         if self._sel == self._sel_sent or not self.session.ready:
