@@ -254,8 +254,10 @@ async function profile() {
   const mine = () => P.$eval("#people .person", (e) => e.title);
   const generated = (await mine()).replace(/ \(you\)$/, "");
   const name = "Ada Lovelace 🧮";
+  // The menu fills its form on its toggle event, a task after the click: wait for it.
+  const field = (id) => P.$eval(id, (e) => e.value);
   await P.click("#settings > summary");
-  check((await P.$eval("#profile-name", (e) => e.value)) === generated, "the form starts from the generated name");
+  await until(P, async () => (await field("#profile-name")) === generated || (await field("#profile-name")), "the form starts from the generated name");
   await P.fill("#profile-name", `  ${name} `);
   await P.$eval("#profile-color", (e) => {
     e.value = "#118833";
@@ -272,7 +274,7 @@ async function profile() {
   await P.keyboard.press("Control+End"); // a new session: the others see it under the chosen name
   await until(B, shows, "the reloaded page under its chosen name");
   await P.click("#settings > summary");
-  check((await P.$eval("#profile-color", (e) => e.value)) === "#118833", "the form shows the chosen colour");
+  await until(P, async () => (await field("#profile-color")) === "#118833" || (await field("#profile-color")), "the form shows the chosen colour");
   await P.click("#profile-default");
   await until(P, async () => (await mine()) === `${generated} (you)` || (await mine()), `"Use the default" bringing back ${generated}`);
   await ctx.close();
