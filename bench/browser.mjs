@@ -5,11 +5,18 @@
 // (navigation to status "saved" = boot time), page B opens its edit link;
 // then A types KEYSTROKES characters one at a time and, for each, we time
 // from the key press to the character showing in B's textarea (keystroke to
-// remote display, through Pyodide, libsodium, the relay and back), then a
+// remote display, through Pyodide, libsodium, the relay and back) twice:
+// from outside (node's clock around the CDP key press and a poll of B on its
+// animation frames: adds the CDP round trips and up to a frame of polling)
+// and from inside the pages (A's beforeinput listener and the moment B's page
+// writes the textarea, both on the shared wall clock `performance.timeOrigin
+// + performance.now()`; B writes it in an animation frame, so it is painted
+// in that frame); keystrokes come 50-99 ms apart, then a
 // new tab in B's context opens the link again (warm cache: once B kept its
 // start-up snapshot, <html data-snapshot>, so the new tab restores Python from
 // it; <html data-boot> says which path it took). The page's own counters give
-// the longest main-thread block spent in Python per frame.
+// the longest main-thread block spent in Python per frame; its performance
+// marks (blindpad:*, ms after navigation) say where a boot's time went.
 // Prints one JSON line per run.
 
 import { chromium } from "playwright-core";
@@ -36,7 +43,44 @@ async function boot(context, url) {
     null,
     { timeout: BOOT_MS, polling: 20 },
   );
-  return { page, ms: performance.now() - started };
+  const marks = await page.evaluate(() =>
+    Object.fromEntries(
+      performance.getEntriesByType("mark")
+        .filter((m) => m.name.startsWith("blindpad:"))
+        .map((m) => [m.name.slice(9), Math.round(m.startTime)]),
+    ),
+  );
+  return { page, ms: performance.now() - started, marks };
+}
+
+/** Page A: the wall-clock time of each key's `beforeinput` in its textarea (the
+ * first event a typed character raises: CDP types these characters as text, no keydown). */
+function timeKeys() {
+  window.__keyAt = null;
+  document.querySelector("#pad").addEventListener(
+    "beforeinput", () => (window.__keyAt = performance.timeOrigin + performance.now()), true,
+  );
+}
+
+/** Page B: the wall-clock time the page first writes a textarea value holding `window.__want`. */
+function timeShown() {
+  const ta = document.querySelector("#pad");
+  const proto = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, "value");
+  window.__want = null;
+  window.__shownAt = null;
+  Object.defineProperty(ta, "value", {
+    configurable: true,
+    get() {
+      return proto.get.call(this);
+    },
+    set(v) {
+      proto.set.call(this, v);
+      if (window.__want !== null && v.includes(window.__want)) {
+        window.__shownAt = performance.timeOrigin + performance.now();
+        window.__want = null;
+      }
+    },
+  });
 }
 
 try {
@@ -47,9 +91,13 @@ try {
     const link = await a.page.evaluate(() => window.blindpad.links().edit);
     const b = await boot(ctxB, link);
     await a.page.focus("#pad");
+    await a.page.evaluate(timeKeys);
+    await b.page.evaluate(timeShown);
     const latencies = [];
+    const inPage = [];
     for (let i = 0; i < Number(KEYS); i++) {
       const char = String.fromCharCode(0x4e00 + run * 1000 + i); // unique per keystroke
+      await b.page.evaluate((c) => (window.__want = c), char);
       const t0 = performance.now();
       await a.page.keyboard.type(char);
       await b.page.waitForFunction(
@@ -58,6 +106,10 @@ try {
         { timeout: 30_000, polling: "raf" },
       );
       latencies.push(performance.now() - t0);
+      const keyAt = await a.page.evaluate(() => window.__keyAt);
+      const shownAt = await b.page.evaluate(() => window.__shownAt);
+      inPage.push(shownAt - keyAt);
+      await new Promise((r) => setTimeout(r, 50 + ((i * 37) % 50))); // a typist's pause, not locked to frames
     }
     const stats = await a.page.evaluate(() => window.blindpad.stats());
     const statsB = await b.page.evaluate(() => window.blindpad.stats());
@@ -74,7 +126,8 @@ try {
     const warmPath = await c.page.evaluate(() => document.documentElement.dataset.boot || "cold");
     await c.page.close();
     console.log(JSON.stringify({
-      run, boot_ms: a.ms, boot_b_ms: b.ms, boot_warm_ms: c.ms, warm_path: warmPath, latencies, converged: same,
+      run, boot_ms: a.ms, boot_b_ms: b.ms, boot_warm_ms: c.ms, warm_path: warmPath, latencies, in_page: inPage,
+      marks: { a: a.marks, b: b.marks, warm: c.marks }, converged: same,
       worst_frame_ms: Math.max(stats.worst, statsB.worst),
     }));
     await ctxA.close();

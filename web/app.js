@@ -175,11 +175,13 @@ function flushLocal(now) {
 }
 
 const stats = { ticks: 0, ms: 0, worst: 0 };
+let lastTick = 0;
 function tick() {
   scheduled = false;
   if (!pad || stopped) return;
   const now = Date.now();
   const t0 = performance.now();
+  lastTick = t0;
   try {
     tickInner(now);
   } finally {
@@ -244,7 +246,16 @@ function statusText(out) {
   return t("retryingIn", { lead, seconds: Math.max(1, Math.ceil(out.retryInMs / 1000)) });
 }
 
+/** A start-up milestone on the page's performance timeline (bench/browser.mjs reads them). */
+const marked = new Set();
+function mark(name) {
+  if (marked.has(name)) return;
+  marked.add(name);
+  performance.mark(`blindpad:${name}`);
+}
+
 function setStatus(state, text) {
+  mark(state);
   const el = $("status");
   el.dataset.state = state;
   el.textContent = text;
@@ -709,6 +720,7 @@ async function restorePython(loadPyodide, options, bytes) {
   let py;
   try {
     py = await loadPyodide({ ...options, _loadSnapshot: bytes });
+    mark("python");
     // Each restore draws its own numbers (the snapshot froze `random`'s state).
     py.runPython("import random; random.seed(); import client.browser");
   } catch (err) {
@@ -738,8 +750,10 @@ async function startPython(loadPyodide) {
   }
   document.documentElement.dataset.boot = "cold";
   const py = await loadPyodide(options);
+  mark("python");
   loading(t("loadingClient"), 82, 92);
   await loadClient(py);
+  mark("client");
   if (!canSnapshot()) {
     document.documentElement.dataset.snapshot = "off";
     return py;
@@ -747,7 +761,9 @@ async function startPython(loadPyodide) {
   try {
     // Nothing of a pad has reached Python yet: only the stdlib and our modules.
     py.runPython(`import ${SNAPSHOT_IMPORTS.join(", ")}`);
+    mark("imported");
     snapshot.taken = takeSnapshot(py);
+    mark("snapshot-taken");
   } catch (err) {
     document.documentElement.dataset.snapshot = "failed";
     console.warn("blindpad: no start-up snapshot:", errLine(err));
@@ -786,6 +802,7 @@ async function loadClient(py) {
 }
 
 async function boot() {
+  mark("boot");
   const fragment = location.hash.slice(1);
   if (!fragment) {
     fail(t("noFragment"));
@@ -801,9 +818,14 @@ async function boot() {
     await loadScript(cfg.sodium);
     await loadScript(cfg.sodiumWrappers);
     await globalThis.sodium.ready;
+    mark("sodium");
   })();
-  const python = import(cfg.pyodideMjs).then(({ loadPyodide }) => startPython(loadPyodide));
+  const python = import(cfg.pyodideMjs).then(({ loadPyodide }) => {
+    mark("pyodide-module");
+    return startPython(loadPyodide);
+  });
   const [py] = await Promise.all([python, sodium]);
+  mark("python-ready");
   loading(t("opening"), 94);
   const browser = py.pyimport("client.browser");
   const base = location.href.split("#")[0].split("?")[0].replace(/\/(p|embed)\/$/, "");
@@ -815,6 +837,7 @@ async function boot() {
     return;
   }
   pad = opened;
+  mark("opened");
   if (embed.name) pad.set_name(embed.name);
   const links = JSON.parse(pad.links());
   if (fragment !== links.fragment) history_replace(links.fragment);
@@ -1109,8 +1132,15 @@ function setupProfile() {
   $("profile-default").addEventListener("click", () => chosen(pad.choose("", "")));
 }
 
+/** A typed character leaves at once when the page is idle (no tick in the last
+ * frame); in a burst, the frame loop batches as before. */
+function typed() {
+  if (!composing && performance.now() - lastTick > 16) tick();
+  else schedule();
+}
+
 function listen() {
-  ta.addEventListener("input", schedule);
+  ta.addEventListener("input", typed);
   ta.addEventListener("compositionstart", () => (composing = true));
   ta.addEventListener("compositionend", () => {
     composing = false;
