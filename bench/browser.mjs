@@ -14,7 +14,8 @@
 // in that frame); keystrokes come 50-99 ms apart, then a
 // new tab in B's context opens the link again (warm cache: once B kept its
 // start-up snapshot, <html data-snapshot>, so the new tab restores Python from
-// it; <html data-boot> says which path it took). The page's own counters give
+// it, or from the relay's when it serves one; <html data-boot> says which
+// path each boot took: "cold", "served" (the relay's snapshot) or "snapshot"). The page's own counters give
 // the longest main-thread block spent in Python per frame; its performance
 // marks (blindpad:*, ms after navigation) say where a boot's time went.
 // Prints one JSON line per run.
@@ -50,7 +51,8 @@ async function boot(context, url) {
         .map((m) => [m.name.slice(9), Math.round(m.startTime)]),
     ),
   );
-  return { page, ms: performance.now() - started, marks };
+  const path = await page.evaluate(() => document.documentElement.dataset.boot || "cold");
+  return { page, ms: performance.now() - started, marks, path };
 }
 
 /** Page A: the wall-clock time of each key's `beforeinput` in its textarea (the
@@ -123,10 +125,10 @@ try {
     );
     // A second visit in B's context (its HTTP cache warm): a new tab on the link.
     const c = await boot(ctxB, link);
-    const warmPath = await c.page.evaluate(() => document.documentElement.dataset.boot || "cold");
+    const warmPath = c.path;
     await c.page.close();
     console.log(JSON.stringify({
-      run, boot_ms: a.ms, boot_b_ms: b.ms, boot_warm_ms: c.ms, warm_path: warmPath, latencies, in_page: inPage,
+      run, boot_ms: a.ms, boot_b_ms: b.ms, boot_warm_ms: c.ms, warm_path: warmPath, paths: [a.path, b.path], latencies, in_page: inPage,
       marks: { a: a.marks, b: b.marks, warm: c.marks }, converged: same,
       worst_frame_ms: Math.max(stats.worst, statsB.worst),
     }));

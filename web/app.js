@@ -648,7 +648,11 @@ function reloadIntoNewBuild() {
 //
 // Starting CPython and importing the client takes seconds of CPU; restoring a
 // copy of Python's memory taken right after those imports takes a fraction of
-// one. The first visit (a cold boot) takes that copy itself, after importing
+// one. The relay makes that copy when it builds this page (Node, the same
+// Pyodide and wheel: relay/edge/snapshot.py) and names it in body
+// data-snapshot-url; a visit that holds no snapshot of its own restores from
+// it (<html data-boot="served">). Where the relay has none, or it does not
+// restore, the visit is a cold boot, which takes the copy itself, after importing
 // the client and BEFORE anything of a pad (link, keys, author, text, stored
 // records) reaches Python, and keeps it (about 30 MB) in this browser's Cache
 // Storage, in the cache named by the build id (body data-build: the service
@@ -657,11 +661,13 @@ function reloadIntoNewBuild() {
 // idle. An upgrade is a new build id, so an old snapshot is never found (and
 // the service worker deletes its cache). Later visits restore from it; any
 // failure there falls back to the cold boot, with one console line.
-// <html data-boot> says which path this page took ("snapshot" or "cold");
-// <html data-snapshot> what became of taking one ("stored", "failed", "off").
+// <html data-boot> says which path this page took ("snapshot", "served" or
+// "cold"); <html data-snapshot> what became of taking one ("stored", "failed",
+// "off", or "served": none taken).
 const SNAPSHOT_URL = `${location.origin}/startup-snapshot.bin`;
 // What the snapshot has imported: the page and what it imports later (a restored
-// page imports from memory; its files come back in the background).
+// page imports from memory; its files come back in the background). The same
+// list as relay/edge/snapshot.py's STARTUP_IMPORTS (a test compares them).
 const SNAPSHOT_IMPORTS = [
   "client.browser", "client.jsondoc", "client.engine", "client.recovery", "client.commands._http", "crypto._sodium",
 ];
@@ -715,8 +721,12 @@ async function dropSnapshot() {
 
 const errLine = (err) => String(err && err.message ? err.message : err).split("\n")[0];
 
-/** Python restored from this build's snapshot (`bytes`: a promise), or null (then boot cold). */
-async function restorePython(loadPyodide, options, bytes) {
+/**
+ * Python restored from a snapshot of this build (`bytes`: a promise), or null
+ * (then boot cold). `own`: this browser's (dropped when it does not restore),
+ * else the relay's.
+ */
+async function restorePython(loadPyodide, options, bytes, own) {
   let py;
   try {
     py = await loadPyodide({ ...options, _loadSnapshot: bytes });
@@ -724,14 +734,34 @@ async function restorePython(loadPyodide, options, bytes) {
     // Each restore draws its own numbers (the snapshot froze `random`'s state).
     py.runPython("import random; random.seed(); import client.browser");
   } catch (err) {
-    console.warn("blindpad: the start-up snapshot did not restore, starting afresh:", errLine(err));
-    dropSnapshot();
+    const whose = own ? "the start-up snapshot" : "the relay's start-up snapshot";
+    console.warn(`blindpad: ${whose} did not restore, starting afresh:`, errLine(err));
+    if (own) dropSnapshot();
     return null;
   }
-  // The snapshot holds Python's memory, not its files: our wheel's files come
-  // back meanwhile (for tracebacks; every module the page imports is in memory).
-  loadClient(py).catch((err) => console.warn("blindpad: the client's files did not load:", errLine(err)));
+  restoreFiles(py);
   return py;
+}
+
+/**
+ * The snapshot holds Python's memory, not its files: our wheel's files come
+ * back once the page is idle (for tracebacks; every module the page imports is
+ * in memory). Not with loadPackage: its Python would hold the main thread for
+ * half a second while the pad opens.
+ */
+function restoreFiles(py) {
+  const later = globalThis.requestIdleCallback || ((f) => setTimeout(f, 1000));
+  later(async () => {
+    try {
+      const response = await fetch(cfg.wheel);
+      if (!response.ok) throw new Error(`${cfg.wheel}: ${response.status}`);
+      const site = py.runPython("import sysconfig; sysconfig.get_paths()['purelib']");
+      py.unpackArchive(await response.arrayBuffer(), "wheel", { extractDir: site });
+      mark("files");
+    } catch (err) {
+      console.warn("blindpad: the client's files did not load:", errLine(err));
+    }
+  }, { timeout: 5000 });
 }
 
 /** Boot Python and import the client: from the snapshot when there is one, else cold. */
@@ -743,10 +773,17 @@ async function startPython(loadPyodide) {
     stderr: (s) => console.warn(s),
   };
   const found = await snapshot.found;
-  const restored = found && (await restorePython(loadPyodide, options, found.arrayBuffer()));
+  const restored = found && (await restorePython(loadPyodide, options, found.arrayBuffer(), true));
   if (restored) {
     document.documentElement.dataset.boot = "snapshot";
     return restored;
+  }
+  // None of this browser's: the relay's, made when it built this page (relay/edge/snapshot.py).
+  const served = !found && cfg.snapshotUrl && (await restorePython(loadPyodide, options, fetchServed(), false));
+  if (served) {
+    document.documentElement.dataset.boot = "served";
+    document.documentElement.dataset.snapshot = "served"; // nothing of our own to take
+    return served;
   }
   document.documentElement.dataset.boot = "cold";
   const py = await loadPyodide(options);
@@ -778,8 +815,8 @@ async function startPython(loadPyodide) {
  * (`js.localStorage`: "Illegal invocation"); so this interpreter, started as
  * usual, is allowed to for this one synchronous call. Python must then hold
  * no JavaScript object but Pyodide's own (the client binds to `js` only when a
- * pad opens), and the package list must look empty: it is set again after a
- * restore, by loading our wheel (which also puts its files back).
+ * pad opens), and the package list must look empty (a restored page loads
+ * no package: `restoreFiles` unpacks our wheel's files).
  */
 function takeSnapshot(py) {
   const config = py._api.config;
@@ -793,6 +830,13 @@ function takeSnapshot(py) {
     config._makeSnapshot = false;
     Object.assign(loaded, kept);
   }
+}
+
+/** The relay's start-up snapshot (a promise of its bytes). */
+async function fetchServed() {
+  const response = await fetch(cfg.snapshotUrl);
+  if (!response.ok) throw new Error(`could not load ${cfg.snapshotUrl}: ${response.status}`);
+  return response.arrayBuffer();
 }
 
 async function loadClient(py) {

@@ -26,6 +26,8 @@ What the bundle holds (nothing from another origin, ever):
                                 wheels next to the lock)
 ``assets/<name>.<h>.<ext>``     libsodium UMD scripts and ``web/`` files
                                 (``blindpad-pad.js`` also at a stable URL)
+``assets/startup-<h>.bin``      the page's start-up snapshot (gzip only;
+                                :mod:`relay.edge.snapshot`), when one is made
 ==============================  ==============================================
 
 Compression: text-like assets (JavaScript, wasm, JSON, CSS) are *compressible*.
@@ -51,6 +53,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from relay.edge.snapshot import startup_snapshot
 from relay.edge.wheel import DIST_NAME, PACKAGES, build_wheel, project_version
 
 #: Fetches the npm runtime (Pyodide, libsodium-wrappers) into ``node_modules``.
@@ -218,13 +221,17 @@ def _wheel() -> tuple[str, bytes]:
         return path.name, path.read_bytes()
 
 
-def build_bundle(web_dir: Path, node_modules: Path | None = None) -> WebBundle:
+def build_bundle(
+    web_dir: Path, node_modules: Path | None = None, *, snapshot: bool = True
+) -> WebBundle:
     """Collect the page, the runtime and a freshly built wheel from sources.
 
     Args:
         web_dir: the ``web/`` directory (``index.html`` and :data:`PAGE_FILES`).
         node_modules: where ``pyodide`` and ``libsodium*`` are installed
             (default :func:`node_modules_for`).
+        snapshot: add the page's start-up snapshot (:mod:`relay.edge.snapshot`)
+            when it can be made.
 
     Returns:
         The bundle to serve (nothing compressed yet).
@@ -257,6 +264,14 @@ def build_bundle(web_dir: Path, node_modules: Path | None = None) -> WebBundle:
     assets[client + "pyodide-lock.json"] = Asset("application/json", data=lock)
     urls["lock"] = client + "pyodide-lock.json"
     urls["wheel"] = client + wheel_name
+
+    # Python's memory after importing the client, for first visits (snapshot.py).
+    urls["snapshot"] = ""
+    made = startup_snapshot(modules, pyodide_hash.encode(), wheel) if snapshot else None
+    if made is not None:
+        url = "/assets/" + made.name.removesuffix(".gz")  # startup-<key>.bin
+        assets[url] = Asset(media_type(url), data=made.read_bytes(), encoding="gzip")
+        urls["snapshot"] = url
 
     files = {**sodium, **{name: web_dir / name for name in PAGE_FILES}}
     files |= {n: web_dir / n for n in OPTIONAL_PAGE_FILES if (web_dir / n).is_file()}
@@ -369,6 +384,8 @@ def write_packaged(root: Path, out: Path) -> WebBundle:
             f"no web page at {web_dir}: build the relay's wheel from a checkout "
             "(python -m build --wheel), not from an sdist"
         )
-    bundle = build_bundle(web_dir, root / "node_modules")
+    # No start-up snapshot: it would double the wheel (7 MB); such a relay's
+    # first visits boot Python cold, and each browser then keeps its own.
+    bundle = build_bundle(web_dir, root / "node_modules", snapshot=False)
     write_bundle(bundle, out)
     return bundle

@@ -19,6 +19,10 @@ user would see:
 * a snapshot made under another build id (the relay upgraded: another page)
   is ignored: a cold boot.
 
+These are the tests of the browser's own snapshot, so their relays serve none
+of their own (``BLINDPAD_STARTUP_SNAPSHOT=off``); the relay's is tested in
+``test_web_served.py``.
+
 Skips, saying why, as ``test_web.py`` does when Chromium or the npm packages
 are missing. No timing assertions; hang guards only.
 """
@@ -36,11 +40,18 @@ from relay_support import ROOT, RelayProcess
 from test_web_trust import SDK_GUARD_S, Browser, Relay, browser, relay, sdk_pad
 
 from client import Pad
+from relay.edge import snapshot
 from relay.edge.bundle import NODE_MODULES_ENV
 
 __all__ = ["browser", "relay"]  # the fixtures, shared with test_web_trust
 
 TEXT = "zebra quartz 7f3a9c "  # found nowhere in Python's memory by chance
+
+
+@pytest.fixture(autouse=True)
+def _no_served_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relays these tests start serve no start-up snapshot (before ``relay``)."""
+    monkeypatch.setenv(snapshot.ENV, "off")
 
 
 def build_of(url: str) -> str:
