@@ -91,6 +91,9 @@ def startup_snapshot(modules: Path, runtime: bytes, wheel: bytes) -> Path | None
     """
     if disabled():
         return None
+    if not SCRIPT.is_file():
+        _say(f"{SCRIPT} is missing")
+        return None
     folder = modules / CACHE
     path = folder / f"startup-{snapshot_key(runtime, wheel)}.bin.gz"
     if path.is_file():
