@@ -75,6 +75,7 @@ from client.events import Alarm, Failed, Peer
 from client.jsonview import JsonView, formatted
 from client.offline import LocalCopy
 from client.recovery import Base
+from client.rope import plain
 from client.session import PadSession, Phase
 from client.textops import InvalidPatch, Op, Patch
 from client.transport import Backoff, Reconnect, websocket_url
@@ -493,7 +494,7 @@ class BrowserPad:
             # closed right after still has a copy the log fits (14.1).
             self.keep_copy(self.session.clock())
             # The whole text: written when the log's first parent changes only.
-            body = {"parent": base.parent.hex(), "height": base.height, "text": base.doc}
+            body = {"parent": base.parent.hex(), "height": base.height, "text": plain(base.doc)}
             self.storage.put(f"blindpad.base.{self.channel}", body)
             self._store("base", body)
             self._base_parent = base.parent
@@ -804,7 +805,7 @@ class BrowserPad:
         except CommandError as error:
             return json.dumps({"failure": f"This version cannot be shown: {error}."})
         show = formatted if self.json_pad else linebreaks.shown  # as the pad is shown
-        then, now = show(engine.view), show(self.session.text)
+        then, now = show(plain(engine.view)), show(self.session.text)
         return json.dumps({"seq": last, "text": then, "compare": textdiff.compare(then, now)})
 
     def unsaved(self) -> bool:

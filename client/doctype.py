@@ -25,6 +25,7 @@ import hashlib
 from typing import Any, Protocol, TypeVar
 
 from client import textdiff, textops
+from client.rope import Rope
 from client.textops import InvalidPatch
 
 D = TypeVar("D")
@@ -124,21 +125,32 @@ class DocType(Protocol[D, P]):
         ...
 
 
+#: A text document: a ``str``, or the :class:`Rope` that edits make of it.
+Text = str | Rope
+
+
 class TextType:
-    """Plain Unicode text; positions are code points (see :mod:`client.textops`)."""
+    """Plain Unicode text; positions are code points (see :mod:`client.textops`).
+
+    Documents are ``str`` or :class:`client.rope.Rope` (what :meth:`apply`
+    returns: an edit costs the same however long the text is); both read the
+    same, and ``str(doc)`` is the text.
+    """
 
     name = "text"
 
-    def empty(self) -> str:
+    def empty(self) -> Text:
         return ""
 
-    def size(self, doc: str) -> int:
+    def size(self, doc: Text) -> int:
         return len(doc)
 
     def size_change(self, patch: textops.Patch) -> int:
         return sum(len(op.insert) - op.delete for op in patch)
 
-    def digest(self, doc: str) -> bytes:
+    def digest(self, doc: Text) -> bytes:
+        if isinstance(doc, Rope):
+            return doc.digest()  # chunk by chunk: the same value, no whole copy
         return hashlib.sha256(doc.encode("utf-8", "surrogatepass")).digest()
 
     def identity(self) -> textops.Patch:
@@ -147,26 +159,27 @@ class TextType:
     def is_identity(self, patch: textops.Patch) -> bool:
         return not patch
 
-    def apply(self, doc: str, patch: textops.Patch) -> str:
-        return textops.apply(doc, patch)
+    def apply(self, doc: Text, patch: textops.Patch) -> Text:
+        textops.check(patch, len(doc))
+        return Rope.of(doc).apply(patch)
 
     def compose(self, first: textops.Patch, then: textops.Patch) -> textops.Patch:
         return textops.compose(first, then)
 
-    def invert(self, patch: textops.Patch, doc: str) -> textops.Patch:
+    def invert(self, patch: textops.Patch, doc: Text) -> textops.Patch:
         return textops.invert(patch, doc)
 
     def transform(self, patch: textops.Patch, over: textops.Patch) -> textops.Patch:
         return textops.transform(patch, over)
 
-    def simplify(self, patch: textops.Patch, doc: str) -> textops.Patch:
+    def simplify(self, patch: textops.Patch, doc: Text) -> textops.Patch:
         return textops.simplify(patch, doc)
 
-    def diff(self, old: str, new: str) -> textops.Patch:
-        return textdiff.diff(old, new)
+    def diff(self, old: Text, new: Text) -> textops.Patch:
+        return textdiff.diff(str(old), str(new))
 
-    def merge_diff(self, old: str, new: str) -> textops.Patch:
-        return textdiff.diff_words(old, new)
+    def merge_diff(self, old: Text, new: Text) -> textops.Patch:
+        return textdiff.diff_words(str(old), str(new))
 
     def separate(self, patch: textops.Patch) -> tuple[textops.Patch, textops.Patch]:
         removals = tuple(textops.Op(op.pos, op.delete, "") for op in patch if op.delete)
@@ -222,10 +235,10 @@ class TextType:
     def patch_from_wire(self, data: object) -> textops.Patch:
         return textops.from_wire(data)
 
-    def doc_to_wire(self, doc: str) -> object:
-        return doc
+    def doc_to_wire(self, doc: Text) -> object:
+        return str(doc)
 
-    def doc_from_wire(self, data: object) -> str:
+    def doc_from_wire(self, data: object) -> Text:
         if not isinstance(data, str):
             raise InvalidPatch(f"a text document must be a string, not {type(data).__name__}")
         return data

@@ -47,6 +47,7 @@ from typing import Any
 import crypto
 from client.doctype import DocType, InvalidPatch
 from client.jsondoc import canonical
+from client.rope import plain
 from client.snapshots import HighWater, Retention, hw_from_wire, retention_from_wire
 from wire import mmr
 
@@ -90,8 +91,8 @@ def encode(doctype: DocType[Any, Any], copy: LocalCopy) -> bytes:
         fields["hw"] = {s.hex(): [c, h] for s, (c, h) in sorted(copy.hw.items())}
     if copy.retention is not None:
         fields["r"] = list(copy.retention)
-    if isinstance(copy.doc, str):
-        body = copy.doc.encode("utf-8")
+    if isinstance(text := plain(copy.doc), str):
+        body = text.encode("utf-8")
     else:
         fields["doctype"] = "json"
         body = canonical(doctype.doc_to_wire(copy.doc)).encode("utf-8")

@@ -504,10 +504,18 @@ class Pad:
         Raises:
             WrongDocType: a JSON pad (read :attr:`value`).
         """
-        if self.kind != "text":
-            raise WrongDocType(f"this is a {self.kind.upper()} pad: read pad.value, not pad.text")
+        self._text_pad()
         text: str = self._session.text
         return text
+
+    def _text_pad(self) -> None:
+        if self.kind != "text":
+            raise WrongDocType(f"this is a {self.kind.upper()} pad: read pad.value, not pad.text")
+
+    def _length(self) -> int:
+        """``len(self.text)`` without building the text (a long one is a rope)."""
+        self._text_pad()
+        return self._session.text_length
 
     @property
     def value(self) -> Any:
@@ -600,7 +608,7 @@ class Pad:
             ReadOnly: a view link.
         """
         self._check_open()
-        check_edit(len(self.text), pos=pos, text=text)
+        check_edit(self._length(), pos=pos, text=text)
         self._edit(normalize([Op(pos, 0, text)]))
 
     async def delete(self, pos: int, count: int) -> None:
@@ -614,7 +622,7 @@ class Pad:
             ReadOnly: a view link.
         """
         self._check_open()
-        check_edit(len(self.text), pos=pos, count=count)
+        check_edit(self._length(), pos=pos, count=count)
         self._edit(normalize([Op(pos, count, "")]))
 
     async def replace(self, text: str) -> None:
@@ -629,7 +637,7 @@ class Pad:
             ReadOnly: a view link.
         """
         self._check_open()
-        check_edit(len(self.text), text=text)
+        check_edit(self._length(), text=text)
         self._edit(diff(self._session.text, text))
 
     async def apply(self, patch: Patch) -> None:
@@ -644,7 +652,7 @@ class Pad:
             ReadOnly: a view link.
         """
         self._check_open()
-        self._edit(check_patch(len(self.text), patch))
+        self._edit(check_patch(self._length(), patch))
 
     # --- writing a JSON pad --------------------------------------------------
 

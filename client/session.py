@@ -88,6 +88,7 @@ from client.relayside import (
     Upload,
     wall_clock_ms,
 )
+from client.rope import plain
 from client.snapshots import HW_WINDOW
 from client.textops import InvalidPatch
 from wire import frames as p
@@ -134,7 +135,12 @@ class PadSession(RelaySide):
         """The user's view of the document: the text, or a JSON pad's value
         (while a trim is caught up with, what was shown before it: see
         :meth:`RelaySide._rejoin`)."""
-        return self.engine.view if self._rejoining is None else self._rejoining
+        return plain(self.engine.view if self._rejoining is None else self._rejoining)
+
+    @property
+    def text_length(self) -> int:
+        """``len(text)`` of a text pad without building the text."""
+        return len(self.engine.view if self._rejoining is None else self._rejoining)
 
     @property
     def ready(self) -> bool:

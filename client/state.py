@@ -83,6 +83,7 @@ from client.errors import StateLocked
 from client.jsondoc import JSON, canonical
 from client.offline import LocalCopy
 from client.recovery import Base
+from client.rope import plain
 from wire import mmr
 
 _LEN = struct.Struct(">I")
@@ -400,8 +401,8 @@ class PadState:
             if before_base is not None:
                 before_base()
             fields: dict[str, object] = {"parent": base.parent.hex(), "height": base.height}
-            if isinstance(base.doc, str):
-                doc = base.doc.encode("utf-8")
+            if isinstance(text := plain(base.doc), str):
+                doc = text.encode("utf-8")
             else:
                 fields["doctype"] = "json"
                 doc = canonical(JSON.doc_to_wire(base.doc)).encode("utf-8")

@@ -82,9 +82,13 @@ concurrent *insert* there lands after it (its anchor lies past the op's).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from client.textpatch import InvalidPatch, Op, Patch, check, check_op, from_wire, to_wire, validate
 from client.textstream import Builder, Reader, components, prefix_len, suffix_len, width
+
+if TYPE_CHECKING:
+    from client.rope import Rope
 
 __all__ = [
     "InvalidPatch",
@@ -208,7 +212,7 @@ def compose(a: Patch, b: Patch) -> Patch:
     return out.patch()
 
 
-def invert(patch: Patch, doc: str) -> Patch:
+def invert(patch: Patch, doc: str | Rope) -> Patch:
     """The patch that undoes ``patch``.
 
     Args:
@@ -231,7 +235,7 @@ def invert(patch: Patch, doc: str) -> Patch:
     return tuple(result)
 
 
-def simplify(patch: Patch, doc: str) -> Patch:
+def simplify(patch: Patch, doc: str | Rope) -> Patch:
     """Drop remove-then-reinsert of the same text.
 
     Each op loses the longest common prefix, then the longest common suffix,

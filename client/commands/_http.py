@@ -28,6 +28,7 @@ from client.commands._common import NOT_FOUND, REACH_HINT, CommandError, RelayUn
 from client.doctype import TEXT, DocType, named
 from client.engine import Alarm, AlarmKind, Engine
 from client.errors import Distrusted
+from client.rope import plain
 from client.textops import InvalidPatch
 from client.trust import SUSPECT, Trust, Verdict
 from wire import mmr
@@ -187,7 +188,7 @@ def read_text(
     if verdict.kind in SUSPECT:
         distrusted = Distrusted(verdict.kind.value if verdict.kind else "", verdict.detail)
         raise CommandError(str(distrusted))
-    return Read(engine.view, alarms, body)
+    return Read(plain(engine.view), alarms, body)
 
 
 def replay(
@@ -295,7 +296,7 @@ def read_revision(link: crypto.PadLink, timeout: float, at: int) -> Revision:
     body = fetch(link, f"from=snapshot&at={start}" if start is not None else "since=0", timeout)
     engine, shown = replay(link, body, f"the snapshot at patch {start}", upto=at)
     alarms = [e for e in engine.events() if isinstance(e, Alarm)]
-    return Revision(shown, engine.view, alarms, shown == at)
+    return Revision(shown, plain(engine.view), alarms, shown == at)
 
 
 def sealed_time_ms(link: crypto.PadLink, sealed: bytes) -> int | None:

@@ -34,6 +34,7 @@ const WHEELS = join(ROOT, ".cache", "pyodide-wheels");
 // package stay CPython-only.
 const CORE_TESTS = [
   "core/test_textops.py",
+  "core/test_rope.py",
   "core/test_doctype.py",
   "core/test_jsondoc.py",
   "core/test_engine.py",

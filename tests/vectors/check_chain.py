@@ -169,7 +169,11 @@ def session(spec: dict[str, Any]) -> dict[str, Any]:
             drain(n)
         else:
             raise ValueError(f"unknown step {action!r}")
-    return {"texts": [e.view for e in engines], "head": relay.head.hex(), "log": len(relay.log)}
+    return {
+        "texts": [str(e.view) for e in engines],
+        "head": relay.head.hex(),
+        "log": len(relay.log),
+    }
 
 
 def check(record: dict[str, Any]) -> None:
