@@ -18,18 +18,24 @@ import io
 import json
 import os
 import pstats
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import crypto
 from bench.codec import CryptoCodec
 from bench.common import BenchFailure, Result, summary, table
 from client import textops
-from client.doctype import TEXT
+from client.doctype import TEXT, Text
 from client.engine import SNAPSHOT, Engine, SendPatch
 from wire import frames as f
 
-SIZES = {"1 KB": 1_000, "100 KB": 100_000, "1 MB": 1_000_000, "10 MB": 10_000_000}
+ROOT = Path(__file__).resolve().parent.parent
+
+SIZES = {"1 KB": 1_000, "10 KB": 10_000, "100 KB": 100_000, "1 MB": 1_000_000, "10 MB": 10_000_000}
 WORDS = "the quick brown fox jumps over a lazy dog while blind relays forward sealed bytes\n"
 
 
@@ -38,14 +44,14 @@ def make_doc(size: int) -> str:
     return (WORDS * (size // len(WORDS) + 1))[:size]
 
 
-def _pair(doc: str) -> tuple[Engine[str, Any], Engine[str, Any], CryptoCodec, CryptoCodec]:
+def _pair(doc: str) -> tuple[Engine[Text, Any], Engine[Text, Any], CryptoCodec, CryptoCodec]:
     keys = crypto.PadKeys.generate()
     a = CryptoCodec(keys, crypto.Author.generate("typist"))
     b = CryptoCodec(keys, crypto.Author.generate("watcher"))
     body = {"height": 0, "doc": doc, "h": hashlib.sha256(doc.encode()).hexdigest()}
     snap = a.seal(SNAPSHOT, os.urandom(32), json.dumps(body, separators=(",", ":")).encode())
-    typist: Engine[str, Any] = Engine(TEXT, a, pipeline=4)
-    watcher: Engine[str, Any] = Engine(TEXT, b, writer=False)
+    typist: Engine[Text, Any] = Engine(TEXT, a, pipeline=4)
+    watcher: Engine[Text, Any] = Engine(TEXT, b, writer=False)
     typist.load_snapshot(snap.data)
     watcher.load_snapshot(snap.data)
     a.seal_ns = a.open_ns = b.seal_ns = b.open_ns = 0
@@ -94,9 +100,10 @@ def one_size(size: int, edits: int, profile: bool = False) -> dict[str, Any]:
     patch = textops.normalize([(size // 2, 0, "x")])
     other = textops.normalize([(size // 3, 1, "yz")])
     reps = 20 if size >= 1_000_000 else 200
+    held = TEXT.apply(doc, ())  # the document as the engine holds it (a rope)
     t = time.perf_counter_ns()
     for _ in range(reps):
-        TEXT.apply(doc, patch)
+        TEXT.apply(held, patch)
     splice = (time.perf_counter_ns() - t) / reps / 1e3
     t = time.perf_counter_ns()
     for _ in range(max(2, reps // 10)):
@@ -178,8 +185,54 @@ def run(runs: int, quick: bool) -> Result:
             rows,
         )
     )
+    pyodide = _under_pyodide(edits)
+    if isinstance(pyodide, str):
+        result.note(pyodide)
+    else:
+        small, large = pyodide
+        result.tables.append(
+            table(
+                f"The same under Pyodide (Node, libsodium-wrappers; one run x {edits} edits; "
+                "µs per edit, median)",
+                ["document", "local edit -> sealed PUSH", "BROADCAST -> applied text"],
+                [
+                    ["10 KB", small["local_us"], small["remote_us"]],
+                    ["10 MB", large["local_us"], large["remote_us"]],
+                    [
+                        "10 MB ÷ 10 KB",
+                        large["local_us"] / small["local_us"],
+                        large["remote_us"] / small["remote_us"],
+                    ],
+                ],
+            )
+        )
     profile = raw["10 MB"][0].get("profile_remote", "")
-    result.data = {"edits_per_run": edits, "sizes": SIZES, "runs": raw}
+    result.data = {"edits_per_run": edits, "sizes": SIZES, "runs": raw, "pyodide": pyodide}
     if profile:
         result.note("cProfile of the remote path at 10 MB (top by tottime):\n" + profile)
     return result
+
+
+def _under_pyodide(edits: int) -> tuple[dict[str, Any], dict[str, Any]] | str:
+    """``one_size`` at 10 KB and 10 MB under Pyodide (bench/pyodide_edit_cost.mjs),
+    or one line saying why not."""
+    script = Path(__file__).with_name("pyodide_edit_cost.mjs")
+    if shutil.which("node") is None or not (ROOT / "node_modules" / "pyodide").is_dir():
+        return "Pyodide: skipped (no node, or node_modules/pyodide missing: scripts/setup)"
+    from relay.edge.wheel import build_wheel  # not in the wheel Pyodide runs this module from
+
+    with tempfile.TemporaryDirectory(prefix="blindpad-bench-wheel-") as tmp:
+        wheel = build_wheel(Path(tmp))
+        done = subprocess.run(
+            ["node", str(script), str(wheel), str(edits)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+            cwd=ROOT,
+        )
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or len(rows) != 2:
+        lines = [line for line in done.stderr.splitlines() if "Error" in line] or ["?"]
+        return f"Pyodide: failed ({lines[-1][:300]})"
+    return rows[0], rows[1]

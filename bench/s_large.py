@@ -33,7 +33,7 @@ import crypto
 from bench.codec import CryptoCodec
 from bench.common import BenchFailure, Result, percentile, relay_process, summary, table
 from client import Pad
-from client.doctype import TEXT
+from client.doctype import TEXT, Text
 from client.engine import Engine, SendPatch
 from client.textops import normalize
 from wire import frames as f
@@ -84,7 +84,7 @@ async def _sdk(url: str, text: str) -> tuple[float, float, int, list[float]]:
 
 def _sealed(keys: crypto.PadKeys, text: str) -> list[bytes]:
     """``text`` sealed as one insert by an engine with its default patch limit."""
-    engine: Engine[str, object] = Engine(
+    engine: Engine[Text, object] = Engine(
         TEXT,  # type: ignore[arg-type]
         CryptoCodec(keys, crypto.Author.generate("bench")),
         pipeline=1 << 20,

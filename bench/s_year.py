@@ -30,7 +30,7 @@ from bench.codec import CryptoCodec
 from bench.common import BenchFailure, Result, relay_process, store_bytes_on_disk, table
 from bench.s_storage import empty_store_bytes
 from client import Pad, textops
-from client.doctype import TEXT
+from client.doctype import TEXT, Text
 from client.engine import Engine, SendPatch, SendSnapshot
 from relay.store import AppendOutcome, open_store
 
@@ -50,7 +50,7 @@ async def write_year(path: Path, n: int, seed: int = 1) -> tuple[crypto.PadKeys,
     store = open_store(f"sqlite:///{path}")
     await store.open()
     keys = crypto.PadKeys.generate()
-    typist: Engine[str, Any] = Engine(
+    typist: Engine[Text, Any] = Engine(
         TEXT, CryptoCodec(keys, crypto.Author.generate("typist")), pipeline=1
     )
     pending: list[Any] = []
@@ -95,7 +95,7 @@ async def write_year(path: Path, n: int, seed: int = 1) -> tuple[crypto.PadKeys,
             if len(pending) >= WINDOW:
                 await drain()
         await drain()
-        return keys, typist.view, snapshots
+        return keys, str(typist.view), snapshots
     finally:
         await store.close()
 

@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 import crypto
 from bench.codec import CryptoCodec
-from client.doctype import TEXT
+from client.doctype import TEXT, Text
 from client.engine import Alarm, Engine, RemoteChange, SendPatch, SendSnapshot
 from wire import frames as f
 
@@ -52,7 +52,7 @@ class Session:
         self.ws = ws
         self.keys = keys
         self.codec = CryptoCodec(keys, author)
-        self.engine: Engine[str, Any] = Engine(TEXT, self.codec, writer=writer, pipeline=pipeline)
+        self.engine: Engine[Text, Any] = Engine(TEXT, self.codec, writer=writer, pipeline=pipeline)
         self.snapshots = snapshots
         self._req = 0
         self._pending: dict[int, tuple[str, bytes, bytes]] = {}  # req -> (what, id, frame)
