@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from client.doctype import DocType, InvalidPatch
-from client.rope import Rope
 
 D = TypeVar("D")
 P = TypeVar("P")
@@ -115,16 +114,8 @@ class Payload(Generic[P]):
 
 
 def dumps(obj: object) -> bytes:
-    """Compact UTF-8 JSON, as every sealed content is written (a rope as its text)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_text).encode(
-        "utf-8"
-    )
-
-
-def _text(obj: object) -> str:
-    if isinstance(obj, Rope):
-        return str(obj)
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+    """Compact UTF-8 JSON, as every sealed content is written."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def encode(doctype: DocType[D, P], payload: Payload[P]) -> bytes:

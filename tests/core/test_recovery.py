@@ -70,7 +70,7 @@ def snapshot_of(e: Engine[str, Patch]) -> bytes:
     returning writer which of its logged patches landed)."""
     body = {
         "height": e.height,
-        "doc": e.auth,
+        "doc": TEXT.doc_to_wire(e.auth),
         "h": TEXT.digest(e.auth).hex(),
         "hw": snapshots.hw_to_wire(e.replica.hw, e.height),
     }
