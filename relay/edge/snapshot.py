@@ -115,7 +115,8 @@ def startup_snapshot(modules: Path, runtime: bytes, wheel: bytes) -> Path | None
         partial.write_bytes(gzip.compress(data, compresslevel=6, mtime=0))
         os.replace(partial, path)  # atomic: relays starting together agree
     except (OSError, subprocess.SubprocessError, ValueError) as error:
-        _say(str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__)
+        said = str(error).strip()
+        _say(said.splitlines()[-1] if said else type(error).__name__)
         return None
     _forget_others(folder, path)
     return path
