@@ -249,9 +249,11 @@ class Engine(Generic[D, P]):
         carried it (:mod:`client.recovery`).
 
         A front end keeps them in its write-ahead log with :meth:`log_base`
-        (and hands both to :meth:`adopt` after a restart); the open patch is
-        not among them.
+        (and hands both to :meth:`adopt` after a restart).  Asking seals the
+        open patch first (nothing is handed out to send), so the log holds
+        every edit made so far.
         """
+        self.outbox.seal_open(self.head, lambda: self.auth, self.view)
         return self.outbox.unacknowledged()
 
     def log_base(self) -> Base[D] | None:
@@ -287,12 +289,20 @@ class Engine(Generic[D, P]):
         self.view = view
 
     def flush(self, *, send: bool = True) -> None:
-        """Seal the open patch into in-flight patches (all of it: the log holds every edit).
+        """Seal the open patch into in-flight patches and hand them out, when they can go.
 
-        ``send=False`` (offline) seals without handing anything out to send:
-        patches never handed out may still be folded together (see
-        :mod:`client.outbox`), so the write-ahead log holds every edit.
+        Online (``send``), the open patch is sealed when a patch sealed now
+        would be sent at once (:attr:`Outbox.room`); while the pipeline is
+        full, edits stay in the open patch and leave composed, sealed once,
+        when an acknowledgement makes room: one seal for a burst of edits
+        instead of one per edit.  ``send=False`` (offline) seals all of it
+        without handing anything out.  Either way the write-ahead log misses
+        no edit: :meth:`unacknowledged` seals the open patch before answering.
         """
+        if send:
+            self.outbox.release()
+            if not self.outbox.room:
+                return
         self.outbox.seal_open(self.head, lambda: self.auth, self.view)
         if send:
             self.outbox.release()

@@ -5,10 +5,13 @@ Theory of operation
 Local edits compose into the **open** patch.  :meth:`Outbox.seal_open` seals
 it, all of it, into **in-flight** patches, each parented on the one before,
 the first on the head; an open patch too large for one envelope
-(``max_patch_bytes``) is split into several.  Sealing at once is what makes
-every edit durable as soon as it is made: the front end's write-ahead log
-holds the in-flight patches (:meth:`Outbox.unacknowledged`), so a crash right
-after an edit returns loses nothing (issue 11's crash suite).
+(``max_patch_bytes``) is split into several.  The engine seals when a patch
+sealed now would be sent at once (:attr:`Outbox.room`), and whenever the
+write-ahead log is read (:meth:`client.engine.Engine.unacknowledged`): so a
+burst typed while the pipeline is full leaves as one patch, sealed once,
+when an acknowledgement makes room, and yet the front end's log holds every
+edit as soon as it is made, so a crash right after an edit returns loses
+nothing (issue 11's crash suite).
 The in-flight patches followed by the open patch are the uncommitted work
 ``U`` (:meth:`Outbox.uncommitted`), which the engine keeps mapping its
 authoritative document to the view.
@@ -16,11 +19,10 @@ authoritative document to the view.
 Sealed is not sent: :meth:`Outbox.release` hands out :class:`SendPatch`
 events, at most :attr:`Outbox.depth` patches at the relay at once (see there
 why that is 1 under contention).  When the pipeline is full, the open patch
-(``pipeline`` patches) is folded into the last sealed patch if that one was
-never handed out (offline, or beyond the depth), so typing past the pipeline
-re-seals one patch rather than sealing a patch per keystroke.  Sealing is
-limited neither by the pipeline nor by the depth: they bound only what is
-handed out.  After a reconnect :meth:`Outbox.resend` hands them out again, same bytes, same ids.
+is folded into the last sealed patch if that one was never handed out (the
+log sealed it, offline, or beyond the depth), so typing past the pipeline
+re-seals one patch rather than adding a patch per keystroke.  After a
+reconnect :meth:`Outbox.resend` hands them out again, same bytes, same ids.
 
 When our first in-flight patch lands as the next node of the chain, it simply
 leaves (:meth:`Outbox.landed`).  Whenever anything else happens (someone
@@ -165,6 +167,13 @@ class Outbox(Generic[D, P]):
         """
         return self.pipeline if self._calm >= 4 * self.pipeline else 1
 
+    @property
+    def room(self) -> bool:
+        """True when a patch sealed now would be sent at once: every sealed patch
+        was handed out, fewer than :attr:`depth` are at the relay, and no
+        refusal waits for a head we lack."""
+        return self.awaiting is None and self._sent == len(self.inflight) < self.depth
+
     # --- sealing and sending ---------------------------------------------
 
     def seal_open(self, head: Node[Payload[P]], auth: Callable[[], D], view: D) -> None:
@@ -180,10 +189,10 @@ class Outbox(Generic[D, P]):
             # which never left this process, so the log still holds every edit.
             last = self.inflight.pop()
             self.open = self.doctype.compose(last.payload.patch, self.open)
-        # Everything typed is sealed at once, past the pipeline and while a
-        # refusal waits for a head we lack: the write-ahead log then holds
-        # every edit as soon as it is made.  The pipeline and the depth limit
-        # only what is handed out (:meth:`release`).
+        # All of it is sealed, past the pipeline and while a refusal waits
+        # for a head we lack (the engine asks only when it can be sent or the
+        # log is read): the pipeline and the depth limit only what is handed
+        # out (:meth:`release`).
         # Characters per piece: up to 4 bytes of UTF-8 each, and room for the
         # payload's framing (size, hash, brackets: under 128 bytes).
         budget = max(1, (self.max_patch_bytes - 128) // 4)

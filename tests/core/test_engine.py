@@ -57,17 +57,38 @@ def test_pipeline_sends_up_to_k_and_what_is_typed_past_it_folds_into_one_patch()
         a.flush()
     first, second = sent(a)
     assert header(second)[2] == header(first)[0]  # pipelined: parented on the previous
-    assert a.open == ()  # sealed for the write-ahead log, not sent
-    *_, folded = a.unacknowledged()
+    assert a.open == insert(2, "cd")  # past the pipeline: kept open, not sealed per edit
+    *_, folded = a.unacknowledged()  # reading the log seals it, sending nothing
+    assert a.open == ()
+    assert sent(a) == []
     assert header(folded.data)[2] == header(second)[0]
-    assert len(a.unacknowledged()) == 3  # c and d folded into one patch past the pipeline
+    assert len(a.unacknowledged()) == 3  # c and d in one patch past the pipeline
+    a.edit(insert(4, "e"))
+    a.flush()
+    assert len(a.unacknowledged()) == 3  # e folded into it: it never left
     a.acked(header(first)[0], 1)
     a.flush()
     (third,) = sent(a)
     assert header(third)[2] == header(second)[0]
-    assert a.view == "abcd"
+    assert a.view == "abcde"
     assert a.auth == "a"
     assert not a.saved
+
+
+def test_a_burst_past_the_pipeline_is_sealed_once_when_room_comes() -> None:
+    a = engine(1, pipeline=1)
+    for i in range(100):
+        a.edit(insert(i, "x"))
+        a.flush()
+    (first,) = sent(a)
+    assert a.outbox.counter == 1  # 99 edits typed while it was away: none sealed yet
+    a.acked(header(first)[0], 1)
+    a.flush()
+    (second,) = sent(a)
+    assert a.outbox.counter == 2  # the 99 leave as one patch, sealed once
+    a.acked(header(second)[0], 2)
+    assert a.saved
+    assert a.auth == "x" * 100
 
 
 def test_refusal_squashes_unacknowledged_work_onto_the_new_head() -> None:

@@ -106,7 +106,7 @@ def test_three_way_recovery_keeps_every_offline_character_once(
         a.receive(data, relay.seq[header(data)[0]])
     for _ in range(typed):  # A types offline: sealed and logged, never acknowledged
         a.edit(random_edit(rng, a.view, a_chars))
-        a.flush()
+        a.flush(send=False)
     a.events()
     log, base = [s.data for s in a.unacknowledged()], a.log_base()
     assert base is not None
@@ -147,9 +147,12 @@ def test_a_squash_keeps_the_superseded_patches_logged_until_their_work_is_sealed
     base = a.log_base()
     a.events()
     a.refused(header(logged[0])[0], b"\x07" * 32)  # a head we do not hold yet
-    assert [s.data for s in a.unacknowledged()] == logged  # nothing acknowledged: kept
+    # Nothing acknowledged: the log keeps them (as it stands, before reading it seals)
+    assert [s.data for s in a.outbox.unacknowledged()] == logged
     assert a.log_base() == base
-    a.flush()  # sealed again on the head we hold, for the log only: nothing is sent
+    a.flush()  # it waits for that head: nothing is sealed or sent
+    assert [s.data for s in a.outbox.unacknowledged()] == logged
+    # Reading the log seals the work again on the head we hold, for the log only
     assert not [ev for ev in a.events() if isinstance(ev, SendPatch)]
     assert _recovered([s.data for s in a.unacknowledged()], a.log_base(), 4) == "mine"
     b.edit(textops.normalize([(0, 0, "B")]))
@@ -268,8 +271,10 @@ def test_typing_online_past_a_full_pipeline_is_in_the_log_when_edit_returns() ->
         a.flush()
     sent = [ev for ev in a.events() if isinstance(ev, SendPatch)]
     assert len(sent) == 2  # the relay still sees at most the pipeline
+    assert a.open == textops.normalize([(2, 0, "cdef")])  # waits for room, unsealed
+    log = [s.data for s in a.unacknowledged()]  # reading the log seals it
     assert a.open == ()
-    log = [s.data for s in a.unacknowledged()]
+    assert not [ev for ev in a.events() if isinstance(ev, SendPatch)]
     assert _recovered(log, a.log_base(), 2) == "abcdef"
 
 
@@ -295,8 +300,8 @@ def test_typing_while_a_refusal_waits_for_an_unknown_head_is_in_the_log() -> Non
         a.edit(textops.normalize([(i, 0, char)]))
         a.flush()
     assert not [ev for ev in a.events() if isinstance(ev, SendPatch)]  # nothing sent
+    log = [s.data for s in a.unacknowledged()]  # reading the log seals what waits
     assert a.open == ()
-    log = [s.data for s in a.unacknowledged()]
     assert _recovered(log, a.log_base(), 2) == "abcd"
 
 

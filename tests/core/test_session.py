@@ -297,15 +297,15 @@ def test_a_silent_relay_is_pinged_then_the_session_says_it_stalled() -> None:
     assert session.status is Status.OFFLINE
 
 
-def test_offline_edits_are_sealed_on_flush_for_the_write_ahead_log() -> None:
+def test_offline_edits_are_sealed_for_the_write_ahead_log() -> None:
     session = make()
     join(session)
     session.disconnected()
     session.edit((Op(0, 0, "offline"),))
     assert session.unsaved
-    assert session.pending() == []
+    (sealed,) = session.pending()  # reading the log seals what was typed
     session.flush()
-    (sealed,) = session.pending()
+    assert session.pending() == [sealed]  # nothing new to seal
     assert sent(session) == []  # nothing goes out while offline
     join(session, head=(0, f.ZERO_ID))
     (push,) = [frame for frame in sent(session) if isinstance(frame, f.Push)]
