@@ -164,7 +164,7 @@ class TextType:
         return Rope.of(doc).apply(patch)
 
     def compose(self, first: textops.Patch, then: textops.Patch) -> textops.Patch:
-        return textops.compose(first, then)
+        return textops.compose_checked(first, then)  # checked where they came in
 
     def invert(self, patch: textops.Patch, doc: Text) -> textops.Patch:
         return textops.invert(patch, doc)

@@ -154,6 +154,20 @@ class Rope:
         this text's coordinates, each within it (the caller checks)."""
         if not ops:
             return self
+        if len(ops) == 1 and self._chunks:  # a keystroke: one chunk spliced, if it stays one
+            op = ops[0]
+            index = min(bisect_right(self._ends, op.pos), len(self._chunks) - 1)
+            begin = self._ends[index - 1] if index else 0
+            chunk, at = self._chunks[index], op.pos - begin
+            if at + op.delete <= len(chunk):
+                spliced = chunk[:at] + op.insert + chunk[at + op.delete :]
+                small = len(spliced) < MAX_CHUNK // 4 and len(self._chunks) > 1
+                if spliced and not small and len(spliced) <= MAX_CHUNK:
+                    return Rope((*self._chunks[:index], spliced, *self._chunks[index + 1 :]))
+        return self._rebuilt(ops)
+
+    def _rebuilt(self, ops: Sequence[_Op]) -> Rope:
+        """:meth:`apply` in general: the runs of chunks the ops touch, rebuilt."""
         if not self._chunks:
             return Rope(_cut("".join(op.insert for op in ops)))
         # Each operation's run of chunks, runs that meet merged: every run is

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -108,3 +109,24 @@ def test_chunks_that_deletions_shrink_merge_instead_of_piling_up() -> None:
         piece = piece.apply(textops.normalize([(k + 1, block - 1, "")]))
     assert str(piece) == "abcdefghijklmnop"
     assert len(list(piece.chunks())) <= 2  # not 16 chunks of one character
+
+
+@given(st.data())
+def test_a_keystroke_cuts_the_chunks_as_the_general_rebuild_does(data: st.DataObject) -> None:
+    """The one-op path (one chunk spliced) leaves the very chunks the general
+    rebuild leaves, so the shape of a text never depends on the path taken;
+    a tiny chunk size makes every case reachable."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(rope, "MAX_CHUNK", 8)
+        piece = Rope.of(data.draw(TEXTS))
+        for _ in range(4):
+            at = data.draw(st.integers(0, len(piece)))
+            delete = data.draw(st.integers(0, min(6, len(piece) - at)))
+            insert = data.draw(st.text(ALPHABET, max_size=6))
+            if not (delete or insert):
+                continue
+            op = (textops.Op(at, delete, insert),)
+            quick, general = piece.apply(op), piece._rebuilt(op)
+            assert list(quick.chunks()) == list(general.chunks())
+            assert str(quick) == textops.apply(str(piece), op)
+            piece = quick

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from client import textops
 from client.textdiff import _DIFF_BUDGET, _diff, compare, diff
 from client.textops import (
     InvalidPatch,
@@ -261,6 +262,23 @@ def test_compose_is_associative(data: st.DataObject) -> None:
     c = data.draw(patches(apply(apply(doc, a), b)))
     left, right = compose(compose(a, b), c), compose(a, compose(b, c))
     assert apply(doc, left) == apply(doc, right) == apply(apply(apply(doc, a), b), c)
+
+
+@settings(max_examples=1000)
+@given(st.data())
+def test_composing_one_op_equals_the_general_composition(data: st.DataObject) -> None:
+    """The keystroke path (one op onto a patch) gives exactly what the
+    component-by-component composition gives: same ops, same canonical form."""
+    doc, a = data.draw(doc_and_patch())
+    mid = apply(doc, a)
+    start = data.draw(st.integers(0, len(mid)))
+    delete = data.draw(st.integers(0, len(mid) - start))
+    b = normalize([(start, delete, data.draw(TEXTS))])
+    if b:  # an empty op normalizes away
+        assert textops._compose_one(a, b[0]) == textops._compose_streams(a, b)
+    assert compose(a, b) == textops._compose_streams(a, b)
+    check(compose(a, b), len(doc))
+    assert apply(doc, compose(a, b)) == apply(mid, b)
 
 
 def test_compose_cancels_inserted_text() -> None:
