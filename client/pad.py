@@ -69,7 +69,7 @@ from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, Phase, wall_
 from client.snapshots import MAX_KEEP_PCT
 from client.state import PadState, StateDir, default_name, default_state_dir
 from client.textdiff import diff
-from client.textops import Op, Patch, normalize
+from client.textops import Op, Patch
 from client.transport import (
     Backoff,
     Connector,
@@ -188,6 +188,10 @@ class Pad:
         self._url = websocket_url(link.base_url)
         self._streams: list[asyncio.Queue[PadEvent | None]] = []
         self._wake = asyncio.Event()
+        # The ticker (:meth:`_tick`) sleeps until this (session clock, ms);
+        # :meth:`_pump` wakes it through ``_tick_wake`` if something falls due sooner.
+        self._tick_until = 0
+        self._tick_wake = asyncio.Event()
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._transport: Transport | None = None
         self._closed = False
@@ -609,7 +613,7 @@ class Pad:
         """
         self._check_open()
         check_edit(self._length(), pos=pos, text=text)
-        self._edit(normalize([Op(pos, 0, text)]))
+        self._edit((Op(pos, 0, text),) if text else ())  # checked: canonical as it is
 
     async def delete(self, pos: int, count: int) -> None:
         """Delete ``count`` code points at ``pos``.
@@ -623,7 +627,7 @@ class Pad:
         """
         self._check_open()
         check_edit(self._length(), pos=pos, count=count)
-        self._edit(normalize([Op(pos, count, "")]))
+        self._edit((Op(pos, count, ""),) if count else ())  # checked: canonical as it is
 
     async def replace(self, text: str) -> None:
         """Make the text ``text`` with a minimal diff (large changes are split).
@@ -815,7 +819,7 @@ class Pad:
             self._session.edit(patch)
             if self._session.phase is not Phase.LIVE:
                 self._session.flush()  # sealed offline too, so the log holds it
-            self._pump()
+            self._pump(typed=True)
 
     # --- the machinery --------------------------------------------------------
 
@@ -840,7 +844,12 @@ class Pad:
     async def _changed(self) -> None:
         await self._wake.wait()
 
-    def _pump(self) -> None:
+    def _pump(self, *, typed: bool = False) -> None:
+        """Log, send and tell what the session has for us.
+
+        ``typed``: after a local edit, which can bring a deadline forward only
+        by sending something (the watchdog starts waiting for its answer).
+        """
         if self._state is not None:
             self._state.write_pending(
                 self._session.pending(),
@@ -854,7 +863,8 @@ class Pad:
             if now - self._copy_written >= COPY_EVERY_S:
                 self._copy_written = now
                 self._keep_copy()
-        for frame in self._session.frames_to_send():
+        frames = self._session.frames_to_send()
+        for frame in frames:
             if self._transport is not None:
                 self._outbox.put_nowait(frame)
         for event in self._session.events():
@@ -864,6 +874,8 @@ class Pad:
                 stream.put_nowait(event)
         self._wake.set()
         self._wake = asyncio.Event()
+        if (frames or not typed) and self._session.next_deadline_ms() < self._tick_until:
+            self._tick_wake.set()  # something is due before the ticker would wake
 
     def _keep_copy(self, *, durable: bool = False) -> None:
         """Write the local copy (:mod:`client.offline`) if the session has a clean one.
@@ -945,13 +957,19 @@ class Pad:
         while not self._closed:
             wait = (self._session.next_deadline_ms() - self._session.clock()) / 1000
             if wait > 0:
-                # Sleep until the next deadline, but not through a change: a
-                # frame may bring it forward (REFUSE YIELD asks for the push
-                # again in 20 ms; a sleep already under way could last a second).
-                changed = self._wake
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), min(1.0, wait))
+                # Sleep until the next deadline, unless a change brings it
+                # forward (REFUSE YIELD asks for the push again in 20 ms; a
+                # sleep already under way could last a second): :meth:`_pump`
+                # wakes us then, and only then (not on every keystroke).
+                self._tick_until = self._session.clock() + int(min(1.0, wait) * 1000)
+                self._tick_wake.clear()
+                try:
+                    await asyncio.wait_for(self._tick_wake.wait(), min(1.0, wait))
                     continue
+                except TimeoutError:
+                    pass
+                finally:
+                    self._tick_until = 0
             self._session.tick()
             self._pump()
             await asyncio.sleep(0.02)  # ticks at most this often

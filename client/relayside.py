@@ -532,8 +532,14 @@ class RelaySide:
         if self.phase is Phase.LIVE and self.keys.can_write:
             self.engine.flush()
 
-    def _drain(self) -> None:
-        for event in self.engine.events():
+    def _drain(self, *, typed: bool = False) -> None:
+        """Act on the engine's events, then watch the relay and update the status.
+
+        ``typed``: after a local edit.  One that made no event (nothing sealed
+        or sent) changes nothing the watchdog looks at, so it is not asked.
+        """
+        events = self.engine.events()
+        for event in events:
             if isinstance(event, SendPatch):
                 self._push(event.sealed)
             elif isinstance(event, SendSnapshot):
@@ -551,7 +557,8 @@ class RelaySide:
                 self._events.append(Acked(event.id))
             elif isinstance(event, Alarm):  # the engine's alarms are the SDK's
                 self._events.append(event)
-        self._watch()
+        if events or not typed:
+            self._watch()
         self._update_status()
 
     def _push(self, sealed: Sealed) -> None:

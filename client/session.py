@@ -28,9 +28,10 @@ patches recovered from a previous process's write-ahead log are handed to
 history count as acknowledged, the rest are resent with the same bytes, or
 probed and merged; :attr:`PadSession.ready` waits for that); on later
 reconnects every in-flight patch is resent (:meth:`Engine.resend`).
-Offline edits stay in the engine's open patch, or are sealed at once for
-the write-ahead log when the front end calls :meth:`PadSession.flush`; they
-are sent, or rebased onto the new head, once LIVE.
+Edits stay in the engine's open patch until a patch can be sent or the
+write-ahead log is read (:meth:`PadSession.pending` seals them first, and
+:meth:`PadSession.flush` seals them offline); they are sent, or rebased onto
+the new head, once LIVE.
 
 Refusals: STALE goes to :meth:`Engine.refused` (squash and rebase);
 RATE_LIMITED and YIELD (another writer's turn, PROTOCOL.md §13.3) re-send the
@@ -216,8 +217,10 @@ class PadSession(RelaySide):
     def pending(self) -> list[bytes]:
         """The sealed patches not yet acknowledged, oldest first (the write-ahead log).
 
-        Before the history is loaded, the previous run's log (``recovered``)
-        as it was: it is adopted only then, and must survive a crash until.
+        What was typed and not yet sealed is sealed first (nothing is sent),
+        so the log holds every edit.  Before the history is loaded, the
+        previous run's log (``recovered``) as it was: it is adopted only then,
+        and must survive a crash until.
         """
         if self._join.unadopted:
             return list(self._join.unadopted)
@@ -331,7 +334,7 @@ class PadSession(RelaySide):
         if self.doctype is TEXT:
             self.presence.move_cursors(patch)
         self._flush()
-        self._drain()
+        self._drain(typed=True)
 
     def trim(self) -> Compaction:
         """Owner trim: snapshot the pad at the relay's head, then trim its history there.
