@@ -161,7 +161,7 @@ def blindpad_run(name: str, txns: list[dict[str, Any]], target: str) -> dict[str
     }
 
 
-def pycrdt_run(name: str, limit: int, target: str) -> dict[str, Any]:
+def pycrdt_run(name: str, limit: int, target: str, timeout: float = TIMEOUT) -> dict[str, Any]:
     """One end-to-end pycrdt-websocket run (server and clients in bench/.env)."""
     path = trace_path(name)
     assert path is not None
@@ -182,7 +182,7 @@ def pycrdt_run(name: str, limit: int, target: str) -> dict[str, Any]:
             wait_port(port, server)
             url = f"ws://127.0.0.1:{port}/bench"
             watcher = subprocess.Popen(
-                [str(ENV_PY), script, "watch", url, str(target_file), str(TIMEOUT)],
+                [str(ENV_PY), script, "watch", url, str(target_file), str(timeout)],
                 stdout=subprocess.PIPE,
                 text=True,
             )
