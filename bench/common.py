@@ -260,6 +260,22 @@ def relay_process(
                 proc.stderr.close()
 
 
+def new_pad(server: Server) -> str:
+    """A new pad on ``server``, made with ``blindpad new`` (the CLI users run): its edit link."""
+    made = subprocess.run(
+        [sys.executable, "-m", "blindpad", "new", "--relay", server.http_url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    if made.returncode != 0:
+        raise BenchFailure(f"blindpad new failed: {made.stderr.strip()}")
+    return made.stdout.split()[0]
+
+
 def store_bytes_on_disk(path: Path | None) -> int:
     """Bytes of a SQLite store and its WAL/SHM files."""
     if path is None:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, BenchFailure, Result, relay_process, table
+from bench.common import ROOT, BenchFailure, Result, new_pad, relay_process, table
 
 TYPISTS = 8
 DURATION = 30.0
@@ -74,18 +74,7 @@ asyncio.run(main(a[1], int(a[2]), float(a[3]), float(a[4]), a[5]))
 def _run(duration: float) -> dict[str, Any]:
     with relay_process(None) as server, tempfile.TemporaryDirectory(prefix="bench-fair-") as tmp:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        made = subprocess.run(
-            [sys.executable, "-m", "blindpad", "new", "--relay", server.http_url],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-        if made.returncode != 0:
-            raise BenchFailure(f"blindpad new failed: {made.stderr.strip()}")
-        link = made.stdout.split()[0]
+        link = new_pad(server)
         start = time.time() + 5.0  # every process opened by then
         outs = [Path(tmp) / f"t{i}.json" for i in range(TYPISTS)]
         procs = [

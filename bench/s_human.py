@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, BenchFailure, Result, percentile, relay_process, table
+from bench.common import ROOT, BenchFailure, Result, new_pad, percentile, relay_process, table
 
 TYPISTS = 8
 RATE = 10.0  # keys per second per typist
@@ -100,18 +100,7 @@ def _run(duration: float) -> dict[str, Any]:
     total = keys_each * TYPISTS
     with relay_process(None) as server, tempfile.TemporaryDirectory(prefix="bench-hp-") as tmp:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        made = subprocess.run(
-            [sys.executable, "-m", "blindpad", "new", "--relay", server.http_url],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-        if made.returncode != 0:
-            raise BenchFailure(f"blindpad new failed: {made.stderr.strip()}")
-        link = made.stdout.split()[0]
+        link = new_pad(server)
         start = time.time() + 5.0  # every process opened by then
         outs = [Path(tmp) / f"t{i}.json" for i in range(TYPISTS)]
         procs = [
