@@ -183,6 +183,11 @@ class Engine(Generic[D, P]):
         return self.outbox.depth
 
     @property
+    def others_writing(self) -> bool:
+        """Whether other writers' patches are landing among ours (``Outbox.others_writing``)."""
+        return self.outbox.others_writing
+
+    @property
     def awaited_head(self) -> bytes | None:
         """The head a refusal named that we do not hold yet, or ``None``.
 

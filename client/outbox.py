@@ -165,7 +165,12 @@ class Outbox(Generic[D, P]):
         back after ``4 * pipeline`` of our own patches land with nobody
         else's in between.
         """
-        return self.pipeline if self._calm >= 4 * self.pipeline else 1
+        return 1 if self.others_writing else self.pipeline
+
+    @property
+    def others_writing(self) -> bool:
+        """Whether other sessions' patches landed among our last ``4 * pipeline``."""
+        return self._calm < 4 * self.pipeline
 
     @property
     def room(self) -> bool:

@@ -63,7 +63,7 @@ from client.errors import (
     RelayRefused,
     WrongDocType,
 )
-from client.events import Alarm, PadEvent, Peer, Status
+from client.events import Acked, Alarm, PadEvent, Peer, Status
 from client.relayside import DEFAULT_RETENTION_PCT
 from client.session import DEFAULT_PRESENCE_TIMEOUT_MS, PadSession, Phase, wall_clock_ms
 from client.snapshots import MAX_KEEP_PCT
@@ -192,6 +192,7 @@ class Pad:
         # :meth:`_pump` wakes it through ``_tick_wake`` if something falls due sooner.
         self._tick_until = 0
         self._tick_wake = asyncio.Event()
+        self._unlanded = 0  # edits typed since one of our patches last landed
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._transport: Transport | None = None
         self._closed = False
@@ -604,6 +605,13 @@ class Pad:
     async def insert(self, pos: int, text: str) -> None:
         """Insert ``text`` at code point ``pos`` (returns at once; see :meth:`synced`).
 
+        Every write returns at once, unless the pad is live, others are
+        writing too, and :data:`BACKLOG` edits were typed since one of ours
+        last landed: then it waits (its edit already made) until one lands,
+        the pad goes offline, fails or is closed.  A person never gets near
+        that; a program writing as fast as it can beside others is held to
+        what the relay takes.
+
         Raises:
             PadClosed: the pad was closed.
             InvalidEdit: ``pos`` is not an ``int`` (``bool`` is refused) or is
@@ -613,7 +621,7 @@ class Pad:
         """
         self._check_open()
         check_edit(self._length(), pos=pos, text=text)
-        self._edit((Op(pos, 0, text),) if text else ())  # checked: canonical as it is
+        await self._edit((Op(pos, 0, text),) if text else ())  # checked: canonical as it is
 
     async def delete(self, pos: int, count: int) -> None:
         """Delete ``count`` code points at ``pos``.
@@ -627,7 +635,7 @@ class Pad:
         """
         self._check_open()
         check_edit(self._length(), pos=pos, count=count)
-        self._edit((Op(pos, count, ""),) if count else ())  # checked: canonical as it is
+        await self._edit((Op(pos, count, ""),) if count else ())  # checked: canonical as it is
 
     async def replace(self, text: str) -> None:
         """Make the text ``text`` with a minimal diff (large changes are split).
@@ -642,7 +650,7 @@ class Pad:
         """
         self._check_open()
         check_edit(self._length(), text=text)
-        self._edit(diff(self._session.text, text))
+        await self._edit(diff(self._session.text, text))
 
     async def apply(self, patch: Patch) -> None:
         """Apply a canonical patch (:mod:`client.textops`) to the current text.
@@ -656,7 +664,7 @@ class Pad:
             ReadOnly: a view link.
         """
         self._check_open()
-        self._edit(check_patch(self._length(), patch))
+        await self._edit(check_patch(self._length(), patch))
 
     # --- writing a JSON pad --------------------------------------------------
 
@@ -673,37 +681,37 @@ class Pad:
                 a value that is not JSON (NaN, a lone surrogate, a non-str key...).
             PadClosed, ReadOnly: as for :meth:`insert`.
         """
-        self._json_edit("set", path, value)
+        await self._json_edit("set", path, value)
 
     async def delete_at(self, path: JsonPath) -> None:
         """Delete the key or list item at ``path`` (raises as :meth:`set`)."""
-        self._json_edit("delete_at", path)
+        await self._json_edit("delete_at", path)
 
     async def insert_item(self, list_path: JsonPath, index: int, value: Any) -> None:
         """Insert ``value`` into the list at ``list_path`` so it lands at ``index``
         (``0..len``); raises as :meth:`set`."""
-        self._json_edit("insert_item", list_path, index, value)
+        await self._json_edit("insert_item", list_path, index, value)
 
     async def move_item(self, list_path: JsonPath, from_index: int, to_index: int) -> None:
         """Move the item at ``from_index`` of the list at ``list_path`` so it lands
         at ``to_index``; concurrent edits inside the item follow it.  Moving an
         item to where it is does nothing.  Raises as :meth:`set`."""
-        self._json_edit("move_item", list_path, from_index, to_index)
+        await self._json_edit("move_item", list_path, from_index, to_index)
 
     async def add(self, path: JsonPath, number: int) -> None:
         """Add the integer ``number`` to the integer at ``path`` (concurrent adds
         sum up; floats are refused: their sums depend on order).  Raises as
         :meth:`set`."""
-        self._json_edit("add", path, number)
+        await self._json_edit("add", path, number)
 
     async def edit_text(self, path: JsonPath, pos: int, delete: int = 0, insert: str = "") -> None:
         """Edit the string at ``path``: delete ``delete`` code points at ``pos``
         and insert ``insert`` there.  Concurrent edits of the same string merge
         as text edits do (:mod:`client.textops`).  Raises as :meth:`set`, and
         :class:`InvalidEdit` for a range outside the string."""
-        self._json_edit("edit_text", path, pos, delete, insert)
+        await self._json_edit("edit_text", path, pos, delete, insert)
 
-    def _json_edit(self, method: str, path: JsonPath, *args: Any) -> None:
+    async def _json_edit(self, method: str, path: JsonPath, *args: Any) -> None:
         """One edit by path (:func:`client.jsondoc.path_edit`, shared with the embed API)."""
         self._need_json()
         self._check_open()
@@ -712,7 +720,7 @@ class Pad:
         except jsondoc.InvalidPatch as error:
             raise InvalidEdit(str(error)) from error
         if op is not None:
-            self._edit((op,))
+            await self._edit((op,))
 
     def _need_json(self) -> None:
         if self.kind != "json":
@@ -813,13 +821,27 @@ class Pad:
         self._session.set_presence(name=name, color=color, cursor=cursor)
         self._pump()
 
-    def _edit(self, patch: Any) -> None:
+    async def _edit(self, patch: Any) -> None:
         self._check_open()
         if patch:
             self._session.edit(patch)
             if self._session.phase is not Phase.LIVE:
                 self._session.flush()  # sealed offline too, so the log holds it
             self._pump(typed=True)
+            self._unlanded += 1
+            # Backpressure: live, others writing too, and BACKLOG edits typed
+            # since one of ours last landed: wait for one to land (or for the
+            # pad to go offline, fail or close).  Every other writer rebases
+            # all our unlanded work over each of its patches and we all of
+            # theirs: unbounded, that cost outgrows the typing (bench `fair`).
+            while (
+                self._unlanded > BACKLOG
+                and self._session.others_writing
+                and self._session.phase is Phase.LIVE
+                and self._session.failure is None
+                and not self._closed
+            ):
+                await self._changed()
 
     # --- the machinery --------------------------------------------------------
 
@@ -868,6 +890,8 @@ class Pad:
             if self._transport is not None:
                 self._outbox.put_nowait(frame)
         for event in self._session.events():
+            if isinstance(event, Acked):
+                self._unlanded = 0
             if isinstance(event, Alarm):
                 self.alarms = [*self.alarms[-999:], event]
             for stream in self._streams:
@@ -974,6 +998,11 @@ class Pad:
             self._pump()
             await asyncio.sleep(0.02)  # ticks at most this often
 
+
+#: A live pad's write waits (backpressure) once this many edits were typed
+#: since one of its patches last landed, until one lands: a person never gets
+#: near it; a program typing as fast as it can is held to what the relay takes.
+BACKLOG = 1024
 
 #: The local copy (the whole document, :mod:`client.offline`) is written at most
 #: this often while the head moves, when the connection drops, and at close.

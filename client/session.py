@@ -394,6 +394,11 @@ class PadSession(RelaySide):
         set_ms)``, or ``None`` (each editor's own default applies)."""
         return self.engine.snapshots.retention
 
+    @property
+    def others_writing(self) -> bool:
+        """Whether other writers' patches are landing among ours just now."""
+        return self.engine.others_writing
+
     def flush(self) -> None:
         """Seal the typed work now, even offline, so :meth:`pending` holds it.
 

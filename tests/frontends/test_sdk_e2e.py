@@ -22,6 +22,7 @@ import httpx
 import pytest
 from relay_support import Client, RelayHandle, free_port, running_relay
 
+import client.pad
 import crypto
 from client import (
     AlarmKind,
@@ -547,5 +548,89 @@ def test_two_processes_of_one_user_share_a_state_dir_and_a_dead_ones_slot_is_ado
                     await resident.synced(TIMEOUT)
                     await until(lambda: resident.text == adopter.text == ">abcdef", resident)
                 assert left.stat().st_size == 0  # adopted, acknowledged, cleared
+
+        asyncio.run(main())
+
+
+class HoldingPushes:
+    """Holds the PUSH frames (type 0x04) it is given while ``held`` is set; sends
+    them, in order, when :meth:`release` is called."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.kept: list[bytes] = []
+        self.inner: Transport | None = None
+
+    async def connect(self, url: str) -> Transport:
+        self.inner = await WebsocketsConnector().connect(url)
+        return self  # type: ignore[return-value]
+
+    async def send(self, data: bytes) -> None:
+        assert self.inner is not None
+        if self.held and data[0] == 0x04:
+            self.kept.append(data)
+        else:
+            await self.inner.send(data)
+
+    async def recv(self) -> bytes:
+        assert self.inner is not None
+        return await self.inner.recv()
+
+    async def close(self) -> None:
+        assert self.inner is not None
+        await self.inner.close()
+
+    async def release(self) -> None:
+        self.held = False
+        assert self.inner is not None
+        for data in self.kept:
+            await self.inner.send(data)
+        self.kept.clear()
+
+
+def test_a_live_writer_far_ahead_of_the_relay_waits_for_its_work_to_land(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Backpressure (issue 15): with others writing, past BACKLOG edits since
+    one of ours last landed, a write waits until one lands; the edit is
+    applied meanwhile, nothing is lost, and the wait ends when the relay
+    catches up (or the pad closes).  Alone, a writer never waits."""
+    monkeypatch.setattr(client.pad, "BACKLOG", 3)
+    holding = HoldingPushes()
+    with running_relay() as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            async with (
+                opener(links.edit_link, connector=holding) as pad,
+                opener(links.edit_link) as other,
+            ):
+                holding.held = True
+                for i in range(5):  # alone: never waits, even past the backlog
+                    await asyncio.wait_for(pad.insert(i, "a"), TIMEOUT)  # a hang guard
+                await holding.release()
+                await pad.synced(TIMEOUT)
+                await other.insert(0, "b")  # someone else writes
+                await until(lambda: pad.text == "baaaaa", pad)
+                holding.held = True
+                for i in range(3):
+                    await pad.insert(i, "x")  # returns at once: within the backlog
+                waiting = asyncio.create_task(pad.insert(3, "y"))
+                for _ in range(50):
+                    await asyncio.sleep(0)
+                assert not waiting.done()  # nothing of ours can land: its push is held
+                assert pad.text == "xxxybaaaaa"  # the edit is in, only the caller waits
+                await holding.release()
+                await asyncio.wait_for(waiting, TIMEOUT)  # a hang guard
+                await pad.synced(TIMEOUT)
+                await until(lambda: other.text == pad.text == "xxxybaaaaa", pad, other)
+                holding.held = True
+                for _ in range(3):
+                    await pad.insert(0, "z")
+                closing = asyncio.create_task(pad.insert(0, "w"))
+                for _ in range(50):
+                    await asyncio.sleep(0)
+                assert not closing.done()
+            await asyncio.wait_for(closing, TIMEOUT)  # closing the pad ends the wait
 
         asyncio.run(main())
