@@ -985,10 +985,11 @@ class Pad:
                 # forward (REFUSE YIELD asks for the push again in 20 ms; a
                 # sleep already under way could last a second): :meth:`_pump`
                 # wakes us then, and only then (not on every keystroke).
-                self._tick_until = self._session.clock() + int(min(1.0, wait) * 1000)
+                sleep = min(1.0, wait)
+                self._tick_until = self._session.clock() + int(sleep * 1000)
                 self._tick_wake.clear()
                 try:
-                    await asyncio.wait_for(self._tick_wake.wait(), min(1.0, wait))
+                    await asyncio.wait_for(self._tick_wake.wait(), sleep)
                     continue
                 except TimeoutError:
                     pass
@@ -1000,8 +1001,9 @@ class Pad:
 
 
 #: A live pad's write waits (backpressure) once this many edits were typed
-#: since one of its patches last landed, until one lands: a person never gets
-#: near it; a program typing as fast as it can is held to what the relay takes.
+#: since one of its patches last landed while others' patches land among its
+#: own, until one lands: a person never gets near it; a program typing as fast
+#: as it can beside other writers is held to what the relay takes.
 BACKLOG = 1024
 
 #: The local copy (the whole document, :mod:`client.offline`) is written at most
