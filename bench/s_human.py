@@ -5,9 +5,14 @@ SDK users run, default options but no state directory) on one relay as
 deployed (SQLite, synchronous=FULL; the bench raises only the per-address
 limits, see bench/common.py) and type ``RATE`` keys a second, each key at a
 random place in the text, for ``DURATION`` s (``QUICK_DURATION`` with
-``--quick``), all starting at one instant.  Every key is a distinct code point
-of the private use area, so any process can tell whose key it sees and when
-it was typed (``time.time()`` on one machine).
+``--quick``), all starting at one instant.  Two timings, each its own run:
+*independent* (each key at a random moment of its own 1/``RATE`` slot, drawn
+per typist, as people typing side by side are not in step) and *lock-step*
+(every typist's k-th key at the same instant: eight keys at once, ten times a
+second, the worst case for a linear chain, where each of the eight must see
+the ones before it land and rebase onto them before its own can land).
+Every key is a distinct code point of the private use area, so any process
+can tell whose key it sees and when it was typed (``time.time()`` on one machine).
 
 Wire bytes: every typist counts the websocket message bytes it sends and
 receives (the SDK's transport, wrapped in the typist process); reported per
@@ -56,7 +61,7 @@ async def recv(self):
     return data
 transport.WebsocketsTransport.send, transport.WebsocketsTransport.recv = send, recv
 
-async def main(link, index, rate, start, keys, first, out, total):
+async def main(link, index, rate, start, keys, first, out, total, lockstep):
     pad = await Pad.open(link, state_dir=None)
     typed, saved, seen = {}, [], {}
     rng = random.Random(index)
@@ -70,8 +75,9 @@ async def main(link, index, rate, start, keys, first, out, total):
                     seen[ch] = now
     watcher = asyncio.create_task(watch())
     await asyncio.sleep(max(0.0, start - time.time()))
+    timing = random.Random(1000 + index)
     for k in range(keys):
-        due = start + k / rate
+        due = start + (k + (0.0 if lockstep else timing.random())) / rate
         await asyncio.sleep(max(0.0, due - time.time()))
         key = mine(k)
         t0 = time.time()
@@ -91,11 +97,13 @@ async def main(link, index, rate, start, keys, first, out, total):
     await pad.aclose()
 
 a = sys.argv
-asyncio.run(main(a[1], int(a[2]), float(a[3]), float(a[4]), int(a[5]), int(a[6]), a[7], int(a[8])))
+link, index, rate, start, keys, first, out, total, lockstep = a[1:10]
+asyncio.run(main(link, int(index), float(rate), float(start), int(keys), int(first), out,
+                 int(total), lockstep == "1"))
 """
 
 
-def _run(duration: float) -> dict[str, Any]:
+def _run(duration: float, lockstep: bool) -> dict[str, Any]:
     keys_each = int(duration * RATE)
     total = keys_each * TYPISTS
     with relay_process(None) as server, tempfile.TemporaryDirectory(prefix="bench-hp-") as tmp:
@@ -107,7 +115,7 @@ def _run(duration: float) -> dict[str, Any]:
             subprocess.Popen(
                 [
                     *(sys.executable, "-c", TYPIST, link, str(i), str(RATE), str(start)),
-                    *(str(keys_each), str(FIRST), str(outs[i]), str(total)),
+                    *(str(keys_each), str(FIRST), str(outs[i]), str(total), str(int(lockstep))),
                 ],
                 env=env,
                 cwd=ROOT,
@@ -133,6 +141,7 @@ def _run(duration: float) -> dict[str, Any]:
     ]
     keys = len(typed)
     return {
+        "timing": "lock-step" if lockstep else "independent",
         "keys": keys,
         "out_bytes_per_key": sum(r["out"] for r in results) / keys,
         "wire_bytes_per_key": sum(r["out"] + r["in"] for r in results) / keys,
@@ -145,14 +154,15 @@ def _run(duration: float) -> dict[str, Any]:
 
 
 def run(runs: int, quick: bool) -> Result:
-    """``runs`` runs of ``TYPISTS`` typists at ``RATE`` keys/s."""
+    """``runs`` runs of ``TYPISTS`` typists at ``RATE`` keys/s, each timing in turn."""
     result = Result("human")
     duration = QUICK_DURATION if quick else DURATION
-    raw = [_run(duration) for _ in range(runs)]
+    raw = [_run(duration, lockstep) for _ in range(runs) for lockstep in (False, True)]
     result.data["runs"] = raw
     rows = [
         [
-            str(i + 1),
+            str(i // 2 + 1),
+            r["timing"],
             str(r["keys"]),
             f"{r['saved_p50_ms']:.1f}",
             f"{r['saved_p99_ms']:.1f}",
@@ -170,6 +180,7 @@ def run(runs: int, quick: bool) -> Result:
             " (client.Pad), one SQLite relay on loopback",
             [
                 "run",
+                "timing",
                 "keys",
                 "key→saved p50 ms",
                 "p99 ms",
