@@ -73,7 +73,7 @@ from __future__ import annotations
 from typing import Any
 
 from client.codec import CryptoCodec
-from client.connection import Request, Want
+from client.connection import Want
 from client.doctype import TEXT
 from client.engine import Base, LocalError
 from client.errors import InvalidEdit, NotReady, ReadOnly
@@ -399,10 +399,6 @@ class PadSession(RelaySide):
         """Whether other writers' patches are landing among ours just now."""
         return self.engine.others_writing
 
-    def _moot(self, request: Request) -> bool:
-        """A retry of a patch sealed again since (its bytes are stale): not sent."""
-        return request.want is Want.PATCH and self.engine.outbox.superseded(request.id)
-
     def flush(self) -> None:
         """Seal the typed work now, even offline, so :meth:`pending` holds it.
 
@@ -435,7 +431,7 @@ class PadSession(RelaySide):
     def tick(self) -> None:
         """Do what is due: rate-limit retries, peer expiry, heartbeat, keepalive."""
         now = self.clock()
-        self._outbox.due(now, self._moot)
+        self._outbox.due(now)
         self._events += self.presence.expire(now)
         mine = self.presence.mine
         heartbeat = mine is not None and self.presence.heartbeat_due(now)

@@ -24,10 +24,9 @@ A push goes through the checks in exactly the order DESIGN.md gives:
 3. limits: rate (retry-after), patch size, subscription, pad size, channel
    quota, total storage;
 4. the channel signature (crypto.verify_channel_signature);
-   then the turn (PROTOCOL.md §13.3): while another connection refused STALE
-   has waited longer for a patch of its to land, REFUSE YIELD (send the same
-   bytes again after retry_after_ms), so a writer that lost a race is not
-   outrun for ever;
+   then the turn (PROTOCOL.md §13.3): while another connection has waited
+   longer for a patch of its to land, REFUSE YIELD (send the same bytes again
+   after retry_after_ms), so a writer refused STALE is not outrun forever;
 5. parent is head, atomically with 6. in :meth:`relay.store.Store.append`
    (else REFUSE STALE with the head; nothing stored);
 6. durable store;
@@ -463,7 +462,6 @@ class Connection:
         result: AppendResult,
     ) -> None:
         if result.outcome is AppendOutcome.STALE:
-            state.refused_stale(self.id)
             await self._refuse(frame.request_id, RefuseCode.STALE, 0, result.head)
             return
         state.landed(self.id)

@@ -51,12 +51,6 @@ from relay.errors import ProtocolViolation
 from wire import frames
 from wire.codes import ErrorCode
 
-#: Turns (PROTOCOL.md §13.3): a waiting connection is owed a turn once this many
-#: of its pushes were refused STALE in one wait.  One lost race is the common
-#: fate of writers who happen to type at once, and their next push lands; only
-#: a writer outrun again and again needs the others held back for it.
-OWED_AFTER = 2
-
 
 class Outbox:
     """A bounded FIFO of encoded frames for one connection.
@@ -276,54 +270,31 @@ class ChannelState:
     #: Turns (PROTOCOL.md §13.3): connection -> (when its first push since its
     #: last patch landed was seen, when its last push was seen), in seconds.
     waiting: dict[int, tuple[float, float]] = dataclasses.field(default_factory=dict)
-    #: Waiting connections -> how many of their pushes were refused STALE since
-    #: their wait began; from ``OWED_AFTER`` on they are owed a turn.
-    refusals: dict[int, int] = dataclasses.field(default_factory=dict)
-    #: The waiting connections owed a turn.
-    owed: set[int] = dataclasses.field(default_factory=set)
 
     def take_turn(self, connection_id: int, now: float, quiet: float) -> bool:
         """Record a push of a new patch; whether it may go to the store now.
 
-        A connection waits from its first push after its last patch landed
-        until a patch of its lands (:meth:`landed`) or it leaves.  One that
-        lost ``OWED_AFTER`` races meanwhile (:meth:`refused_stale`) is *owed*
-        a turn, and turns are first come, first served among them: a push
-        goes ahead unless an owed connection has waited longer and pushed
-        within the last ``quiet`` seconds.  Writers that are not outrun again
-        and again hold nobody back: at human pace, writers whose keys collide
-        now and then do not wait for each other's round trips.  An owed
-        connection that pushed nothing for ``quiet`` holds nobody back (it
-        went away, or waits for a head it lacks) but keeps its place: when
-        it pushes again it goes ahead of those that came after it.  So the
-        longest owed waiter is never refused, whenever its pushes come; had a
+        Turns are first come, first served: a connection waits from its first
+        push after its last patch landed until a patch of its lands
+        (:meth:`landed`) or it leaves, and a push goes ahead unless another
+        connection has waited longer and pushed within the last ``quiet``
+        seconds.  A connection that pushed nothing for that long holds nobody
+        back (it went away, or waits for a head it lacks) but keeps its place:
+        when it pushes again it goes ahead of those that came after it.  So
+        the longest waiter is never refused, whenever its pushes come; had a
         quiet one lost its place instead, writers whose resends each came
         later than ``quiet`` after their last, with another's push between,
         would each find a "longer" waiter every time and be refused for ever.
         """
         first = self.waiting.get(connection_id, (now, now))[0]
         self.waiting[connection_id] = (first, now)
-        waiting = self.waiting
         return not any(
-            waiting[other][0] < first and now - waiting[other][1] <= quiet
-            for other in self.owed
-            if other != connection_id
+            since < first and now - seen <= quiet for since, seen in self.waiting.values()
         )
-
-    def refused_stale(self, connection_id: int) -> None:
-        """A push of ``connection_id`` lost a race (STALE); after ``OWED_AFTER``
-        such losses in one wait it is owed a turn."""
-        if connection_id in self.waiting:
-            lost = self.refusals.get(connection_id, 0) + 1
-            self.refusals[connection_id] = lost
-            if lost >= OWED_AFTER:
-                self.owed.add(connection_id)
 
     def landed(self, connection_id: int) -> None:
         """A patch of ``connection_id`` is stored: its turn is over."""
         self.waiting.pop(connection_id, None)
-        self.refusals.pop(connection_id, None)
-        self.owed.discard(connection_id)
 
 
 class Hub:

@@ -49,11 +49,6 @@ from client.engine import (
     SendSnapshot,
 )
 
-#: As the relay's ``relay.hub.OWED_AFTER`` (this module runs under Pyodide, where
-#: the relay package does not; tests/relay/test_relay_protocol.py checks that
-#: the two agree): a session is owed a turn after this many STALE refusals.
-OWED_AFTER = 2
-
 _ALPHABET = [
     chr(c)
     for block in (range(0x1F300, 0x1F5FF), range(0x20000, 0x2A6DF), range(0x4E00, 0x9FFF))
@@ -482,13 +477,11 @@ class RaceWorld:
     after a delay: a base latency per session (drawn once from
     ``latency_ms``) plus jitter per message.  The relay orders pushes as they
     arrive and refuses stale parents.  With ``turns`` it also keeps turns as
-    :mod:`relay.hub` does: a session that waits for a patch of its to land
-    (from its first push since its last landed) and was refused STALE
-    ``OWED_AFTER`` times meanwhile is *owed* a turn until a patch of its lands;
-    a push of a new patch while a session owed a turn waited longer, and
-    pushed within the last ``quiet_ms``, is refused YIELD, and its session
-    sends the very same bytes again ``retry_ms`` later (as after RATE_LIMITED),
-    waiting from then on itself.  :attr:`landed` records
+    :mod:`relay.hub` does: a session refused STALE is *owed* a turn until a
+    patch of its lands; a push of a new patch while a session refused earlier
+    is owed, and pushed within the last ``quiet_ms``, is refused YIELD, and
+    its session sends the very same bytes again ``retry_ms`` later (as after
+    RATE_LIMITED), owed a turn from then on itself.  :attr:`landed` records
     when each stored patch was stored and whose it was.
     """
 
@@ -533,8 +526,6 @@ class RaceWorld:
         self.yields = 0  # pushes refused YIELD
         # Waiting for a turn: session -> (first push since its last landed, last push).
         self._waiting: dict[int, tuple[float, float]] = {}
-        self._lost: dict[int, int] = {}  # waiting sessions -> pushes refused STALE since
-        self._owed: set[int] = set()  # waiting sessions owed a turn
 
     def run(self, duration_ms: float) -> None:
         """Type for ``duration_ms`` of simulated time."""
@@ -596,12 +587,10 @@ class RaceWorld:
             return False
         first = self._waiting.get(n, (self.now, self.now))[0]
         self._waiting[n] = (first, self.now)
-        # Only a session owed a turn holds others back; one quiet for quiet_ms
-        # holds nobody back, but keeps its place.
+        # One quiet for quiet_ms holds nobody back, but keeps its place.
         return any(
-            self._waiting[m][0] < first and self.now - self._waiting[m][1] <= self.quiet_ms
-            for m in self._owed
-            if m != n
+            since < first and self.now - seen <= self.quiet_ms
+            for since, seen in self._waiting.values()
         )
 
     def _push(self, n: int, data: bytes) -> None:
@@ -613,16 +602,10 @@ class RaceWorld:
         head = len(self.relay.log)
         verdict, patch_id, detail = self.relay.push(data)
         if verdict == "refuse":
-            if n in self._waiting:  # it lost a race: owed a turn from OWED_AFTER on
-                self._lost[n] = self._lost.get(n, 0) + 1
-                if self._lost[n] >= OWED_AFTER:
-                    self._owed.add(n)
             self._send(self._down, n, ("refuse", n, patch_id, detail))
             return
         assert isinstance(detail, int)
         self._waiting.pop(n, None)  # a patch of n's is stored: its turn is over
-        self._lost.pop(n, None)
-        self._owed.discard(n)
         self._send(self._down, n, ("ack", n, patch_id, detail))
         if detail <= head:  # a resend of a stored patch: acked again
             return

@@ -572,12 +572,10 @@ def test_origin_checked_against_public_url() -> None:
 
 
 def test_a_writer_refused_stale_goes_first_and_the_others_yield() -> None:
-    """PROTOCOL.md §13.3: a writer whose pushes lost two races (STALE) in one wait
-    is owed a turn, and owed turns go first come first served; one lost race,
-    or being held back (YIELD), owes nothing; YIELD is answered before the
-    store, a resend of a stored patch is still ACKed, and leaving ends a wait.
-    The relay's clock is a counter (a millisecond per reading), so no wait ends
-    by going quiet however slowly the machine runs the scenario."""
+    """PROTOCOL.md §13.3: turns, first come first served; YIELD is answered before
+    the store, a resend of a stored patch is still ACKed, and leaving ends a wait.
+    The relay's clock is a counter (a millisecond per reading), so no wait ends by
+    going quiet however slowly the machine runs the scenario."""
 
     async def scenario(relay: RelayHandle) -> None:
         pad = Pad()
@@ -587,54 +585,41 @@ def test_a_writer_refused_stale_goes_first_and_the_others_yield() -> None:
             first, id1 = pad.patch(ZERO, b"a1")
             assert _acked(await a.push(first)) == (1, id1)
             late, _ = pad.patch(ZERO, b"b1")
-            assert _refused(await b.push(late)) == (RefuseCode.STALE, 1)  # b lost once
-            second, id2 = pad.patch(id1, b"a2")
-            assert _acked(await a.push(second)) == (2, id2)  # one lost race owes nothing
-            assert _refused(await b.push(late)) == (RefuseCode.STALE, 2)  # twice: b is owed
-            third, _ = pad.patch(id2, b"a3")
-            assert _refused(await a.push(third)) == (RefuseCode.YIELD, 20)  # b first
-            assert _refused(await a.push(third)) == (RefuseCode.YIELD, 20)  # still
-            rebased, id3 = pad.patch(id2, b"b1 again")
-            assert _acked(await b.push(rebased)) == (3, id3)  # b's turn
-            nxt, id4 = pad.patch(id3, b"b2")
-            assert _acked(await b.push(nxt)) == (4, id4)  # a was held back, not outrun
-            assert _refused(await a.push(third)) == (RefuseCode.STALE, 4)  # now it is
-            assert _refused(await a.push(third)) == (RefuseCode.STALE, 4)  # twice: owed
-            after, _ = pad.patch(id4, b"b3")
-            assert _refused(await b.push(after)) == (RefuseCode.YIELD, 20)  # a is owed
-            assert _acked(await b.push(nxt)) == (4, id4)  # dedupe comes first
-            mine, id5 = pad.patch(id4, b"a3 again")
-            assert _acked(await a.push(mine)) == (5, id5)
-            assert _refused(await b.push(after)) == (RefuseCode.STALE, 5)
-            assert _refused(await b.push(after)) == (RefuseCode.STALE, 5)  # b is owed now
+            assert _refused(await b.push(late)) == (RefuseCode.STALE, 1)  # b waits now
+            second, _ = pad.patch(id1, b"a2")
+            assert _refused(await a.push(second)) == (RefuseCode.YIELD, 20)  # b first
+            assert _refused(await a.push(second)) == (RefuseCode.YIELD, 20)  # still
+            rebased, id2b = pad.patch(id1, b"b1 again")
+            assert _acked(await b.push(rebased)) == (2, id2b)  # b's turn
+            nxt, _ = pad.patch(id2b, b"b2")
+            assert _refused(await b.push(nxt)) == (RefuseCode.YIELD, 20)  # a waited since
+            assert _refused(await a.push(second)) == (RefuseCode.STALE, 2)  # a goes, stale
+            mine, id3 = pad.patch(id2b, b"a2 again")
+            assert _acked(await a.push(mine)) == (3, id3)
+            after, id4 = pad.patch(id3, b"b3")
+            assert _acked(await b.push(after)) == (4, id4)  # b has waited since b2
+            more, _ = pad.patch(id3, b"a4")
+            assert _refused(await a.push(more)) == (RefuseCode.STALE, 4)  # a waits now
+            last, _ = pad.patch(id4, b"b5")
+            assert _refused(await b.push(last)) == (RefuseCode.YIELD, 20)
+            assert _acked(await b.push(after)) == (4, id4)  # dedupe comes first
         async with Client.connect(relay) as c:  # a and b left: nobody waits for them
             await c.subscribe(pad)
-            sixth, id6 = pad.patch(id5, b"c6")
-            assert _acked(await c.push(sixth)) == (6, id6)
+            fifth, id5 = pad.patch(id4, b"c5")
+            assert _acked(await c.push(fifth)) == (5, id5)
 
     readings = itertools.count()
     run(scenario, clock=lambda: next(readings) / 1000)
 
 
-def test_the_simulator_keeps_turns_as_the_relay_does() -> None:
-    """tests/sim.py's RaceWorld (it runs under Pyodide, without the relay package)
-    owes a turn after as many lost races as the relay."""
-    import sim
-
-    from relay.hub import OWED_AFTER
-
-    assert sim.OWED_AFTER == OWED_AFTER
-
-
 def test_the_longest_waiter_goes_ahead_however_late_its_resends_come() -> None:
-    """PROTOCOL.md §13.3: an owed writer quiet for longer than the quiet period
-    holds nobody back but keeps its place.  Two writers owed turns each come
-    back later than that (a client that resends on its next tick, a slow
-    link), staggered so that the other one always pushed meanwhile: when
-    going quiet cost a writer its place, each push found a writer that had
-    pushed since and "waited longer", and every push was refused YIELD for
-    ever (the crash suite hung so, issue 15).  The clock moves only when the
-    scenario moves it."""
+    """PROTOCOL.md §13.3: a writer quiet for longer than the quiet period holds
+    nobody back but keeps its place.  Three writers each come back later than
+    that (a client that resends on its next tick, a slow link), staggered so
+    that someone else always pushed meanwhile: when going quiet cost a writer
+    its place, each push found a writer that had pushed since and "waited
+    longer", and every push was refused YIELD for ever (the crash suite hung so,
+    issue 15).  The clock moves only when the scenario moves it."""
     now = [0.0]
 
     async def scenario(relay: RelayHandle) -> None:
@@ -649,24 +634,22 @@ def test_the_longest_waiter_goes_ahead_however_late_its_resends_come() -> None:
             first, id1 = pad.patch(ZERO, b"a1")
             assert _acked(await a.push(first)) == (1, id1)
             late, _ = pad.patch(ZERO, b"b1")
-            assert _refused(await b.push(late)) == (RefuseCode.STALE, 1)
-            assert _refused(await b.push(late)) == (RefuseCode.STALE, 1)  # b owed from 0.0
+            assert _refused(await b.push(late)) == (RefuseCode.STALE, 1)  # b waits from 0.0
+            now[0] = 0.3
+            c1, _ = pad.patch(id1, b"c1")
+            assert _refused(await c.push(c1)) == (RefuseCode.YIELD, 20)  # c waits from 0.3
             now[0] = 0.6  # b quiet for longer than 0.5 s: it holds nobody back
-            c1, _ = pad.patch(ZERO, b"c1")
-            assert _refused(await c.push(c1)) == (RefuseCode.STALE, 1)
-            assert _refused(await c.push(c1)) == (RefuseCode.STALE, 1)  # c owed from 0.6
-            now[0] = 0.7
             a2, _ = pad.patch(id1, b"a2")
-            assert _refused(await a.push(a2)) == (RefuseCode.YIELD, 20)  # c pushed at 0.6
-            now[0] = 1.2  # b again, 1.2 s after its last push; c pushed at 0.6
+            assert _refused(await a.push(a2)) == (RefuseCode.YIELD, 20)  # c pushed at 0.3
+            now[0] = 1.0  # b again, 1 s after its last push; a pushed at 0.6
             rebased, id2 = pad.patch(id1, b"b1 again")
             assert _acked(await b.push(rebased)) == (2, id2)  # b has waited longest
             now[0] = 1.3
-            assert _refused(await a.push(a2)) == (RefuseCode.STALE, 2)  # c is quiet
-            now[0] = 1.9  # c again, 1.3 s after its last push; a pushed at 1.3
+            assert _refused(await c.push(c1)) == (RefuseCode.STALE, 2)  # c next, stale
             c2, id3 = pad.patch(id2, b"c1 again")
-            assert _acked(await c.push(c2)) == (3, id3)  # c has waited longer than a
-            now[0] = 2.0
+            assert _acked(await c.push(c2)) == (3, id3)
+            now[0] = 1.6
+            assert _refused(await a.push(a2)) == (RefuseCode.STALE, 3)  # then a
             a3, id4 = pad.patch(id3, b"a2 again")
             assert _acked(await a.push(a3)) == (4, id4)
 
