@@ -89,6 +89,14 @@ class DocType(Protocol[D, P]):
         """A small patch turning ``old`` into ``new``."""
         ...
 
+    def rediff(self, old: D, patch: P) -> P:
+        """A small patch with the effect of ``patch`` on ``old``: the minimal one
+        where it is found within the diff's budget, else ``patch`` simplified
+        (:meth:`simplify`), never a coarse replace of a whole range: rebased
+        over a concurrent patch, such a replace keeps its copy of the range
+        beside what the other patch kept, and the text doubles."""
+        ...
+
     def merge_diff(self, old: D, new: D) -> P:
         """A patch turning ``old`` into ``new`` that keeps inserted and removed
         units whole, for three-way merges (:mod:`client.recovery`)."""
@@ -177,6 +185,10 @@ class TextType:
 
     def diff(self, old: Text, new: Text) -> textops.Patch:
         return textdiff.diff(str(old), str(new))
+
+    def rediff(self, old: Text, patch: textops.Patch) -> textops.Patch:
+        found = textdiff.diff_or_none(str(old), str(self.apply(old, patch)))
+        return found if found is not None else textops.simplify(patch, old)
 
     def merge_diff(self, old: Text, new: Text) -> textops.Patch:
         return textdiff.diff_words(str(old), str(new))

@@ -672,6 +672,9 @@ class JsonType:
     def diff(self, old: object, new: object) -> Patch:
         return diff(old, new)
 
+    def rediff(self, old: object, patch: Patch) -> Patch:
+        return self.diff(old, self.apply(old, patch))
+
     def merge_diff(self, old: object, new: object) -> Patch:
         return diff(old, new, words=True)
 

@@ -103,7 +103,11 @@ class Rebaser(Generic[D, P]):
         work = doc.compose(doc.invert(additions, middle), work)
         # The copy we put back may have drifted from where the patch adds it
         # (a fork switch moves it); a minimal diff finds them to be the same.
-        return doc.diff(auth, doc.apply(auth, work)), seen
+        # Past the diff's budget (much work scattered over a long text) the
+        # work is only simplified: a coarse diff would replace the whole range
+        # between the first and last change, and two such replaces rebased over
+        # each other keep both copies (full-speed typists doubled their text).
+        return doc.rediff(auth, work), seen
 
     def prune(self, kept: Mapping[bytes, object]) -> None:
         """Forget the records of nodes the chain no longer keeps."""

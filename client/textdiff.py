@@ -30,7 +30,7 @@ from collections.abc import Callable
 from client.textpatch import Patch
 from client.textstream import Builder, Comp, DiffStats, components, run_len, suffix_len
 
-__all__ = ["Segment", "compare", "diff", "diff_words"]
+__all__ = ["Segment", "compare", "diff", "diff_or_none", "diff_words"]
 
 # Myers' algorithm gives up past this much work and the differing middle is
 # diffed by lines instead (or becomes one replace). A unit of work is one diagonal probe, or
@@ -59,6 +59,14 @@ def diff(old: str, new: str) -> Patch:
         A canonical patch ``p`` with ``apply(old, p) == new``.
     """
     return _diff(old, new, _DIFF_BUDGET, DiffStats())
+
+
+def diff_or_none(old: str, new: str) -> Patch | None:
+    """:func:`diff` when its search stays within the budget, so the patch is
+    minimal; ``None`` when it would be coarse (a replace of a whole range)."""
+    stats = DiffStats()
+    patch = _diff(old, new, _DIFF_BUDGET, stats, coarse=False)
+    return None if stats.capped else patch
 
 
 def _diff(old: str, new: str, budget: int, stats: DiffStats, *, coarse: bool = True) -> Patch:
