@@ -39,6 +39,7 @@ const CORE_TESTS = [
   "core/test_jsondoc.py",
   "core/test_engine.py",
   "core/test_recovery.py",
+  "core/test_rebase.py",
   "core/test_sim.py",
   "core/test_vectors.py",
   "core/test_mmr.py",
