@@ -72,9 +72,12 @@ class Rebaser(Generic[D, P]):
             # Minimal diffs between the actual views: a composed patch would
             # delete and re-add the recorded text, and an edit made since
             # would then miss the "new" copy.
+            # (Past the diff's budget only simplified: a coarse replace on
+            # each side would keep both copies, see land_own.)
             recorded = doc.apply(origin, here)
-            since = doc.diff(recorded, doc.apply(origin, work))
-            bridge = doc.diff(recorded, doc.apply(doc.apply(origin, step), there))
+            back = doc.invert(here, origin)  # from the recorded view to origin
+            since = doc.rediff(recorded, doc.compose(back, work))
+            bridge = doc.rediff(recorded, doc.compose(back, doc.compose(step, there)))
         rebased = doc.compose(there, doc.transform(since, bridge))
         seen = doc.transform(bridge, since)
         record = (work, rebased) if forward else (rebased, work)

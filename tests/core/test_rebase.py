@@ -57,3 +57,25 @@ def test_below_the_budget_the_landing_still_finds_the_minimal_patch() -> None:
     rest, _ = Rebaser(TEXT).land_own(auth, ours, textops.invert(ours, base), work)
 
     assert rest == more
+
+
+def test_crossing_a_node_again_under_much_scattered_work_keeps_every_edit_once() -> None:
+    """A fork switch crosses someone's node forward and then back: the second
+    crossing diffs the views it recorded.  With work scattered over a long
+    text both diffs ran past the budget, became replaces of nearly the whole
+    text, and rebased over each other kept both copies."""
+    rng = random.Random(7)
+    origin = "".join(rng.choice("abcdefgh") for _ in range(60_000))
+    theirs = _scattered(rng, len(origin), 800, "F")  # someone else's node
+    ours = _scattered(rng, len(origin), 800, "W")
+    rebaser = Rebaser(TEXT)
+    across, _ = rebaser.cross(b"n", ours, origin, theirs, forward=True)
+    after = textops.apply(origin, theirs)
+    more = _scattered(rng, len(textops.apply(after, across)), 800, "X")  # typed since
+    back = textops.invert(theirs, origin)  # the fork switch reverts their node
+
+    work, _ = rebaser.cross(b"n", textops.compose(across, more), after, back, forward=False)
+
+    text = textops.apply(origin, work)
+    assert (text.count("F"), text.count("W"), text.count("X")) == (0, 800, 800)
+    assert len(text) == len(origin) + 1600
