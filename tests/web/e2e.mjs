@@ -35,9 +35,14 @@ const browser = await chromium.launch({
   ],
 });
 
+/** Note every request `context` makes in `requests`. */
+function recordRequests(context) {
+  context.on("request", (r) => requests.push([r.url(), r.headers().referer ?? "", r.serviceWorker() !== null]));
+}
+
 async function newContext() {
   const context = await browser.newContext({ viewport: { width: 820, height: 560 } });
-  context.on("request", (r) => requests.push([r.url(), r.headers().referer ?? "", r.serviceWorker() !== null]));
+  recordRequests(context);
   context.on("weberror", (e) => console.error("page error:", e.error().message));
   return context;
 }
@@ -333,7 +338,7 @@ async function small() {
   // A 360 px phone: no horizontal scroll, with a pad open and people present.
   const { A } = world;
   const context = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
-  context.on("request", (r) => requests.push([r.url(), r.headers().referer ?? "", r.serviceWorker() !== null]));
+  recordRequests(context);
   const landing = await context.newPage();
   await landing.goto(RELAY);
   await waitState(landing, "landing");
