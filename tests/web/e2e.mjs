@@ -585,6 +585,11 @@ async function download() {
   // built in the page (a blob: URL, no request to the relay).
   const ctx = await newContext();
   const { page } = await open(ctx, process.env.BLINDPAD_E2E_CRLF_LINK);
+  // A page restored from a start-up snapshot fetches the client's wheel once
+  // idle (restoreFiles in web/app.js): its own request, which a busy machine
+  // may delay until the download. Wait for it before counting.
+  const filesBack = () => document.documentElement.dataset.boot === "cold" || performance.getEntriesByName("blindpad:files").length > 0;
+  await until(page, async (p) => (await p.evaluate(filesBack)) || "still loading", "the page's background load of the client's files");
   const before = requests.length;
   const files = {};
   for (const ext of ["txt", "md"]) {
