@@ -118,6 +118,9 @@ DEFAULT_RETENTION_PCT = 100
 DEFAULT_CATCH_UP_WINDOW_MS = 600_000
 #: A session whose head moved announces it (a head beacon) at most this often.
 BEACON_EVERY_MS = 2_000
+#: A snapshot found due waits for our patches in flight to land before it is
+#: sealed and sent (RelaySide._send_snapshots), but no longer than this.
+SNAPSHOT_WAIT_MS = 2_000
 #: How long a live session waits on the relay without progress before it re-reads.
 DEFAULT_RESUME_AFTER_MS = 15_000
 
@@ -189,6 +192,10 @@ class RelaySide:
         self.catch_up_window_ms = catch_up_window_ms
         self._peer_heads: dict[str, tuple[int, int]] = {}  # who -> (height, heard at ms)
         self._snapshot_of: dict[bytes, tuple[int, bytes]] = {}  # our snapshot id -> (height, X)
+        # Snapshots the engine found due, sealed and sent by a tick once every
+        # edit is acknowledged (:meth:`_send_snapshots`), and when they were.
+        self._snapshots_due: list[SendSnapshot] = []
+        self._snapshots_due_ms = 0
         self.compacted = {"sent": 0, "stored": 0, "refused": 0}  # trims after our snapshots
         self._compacting: set[bytes] = set()  # trim envelope ids sent, unanswered
         self._outbox = Outbox()
@@ -543,10 +550,9 @@ class RelaySide:
             if isinstance(event, SendPatch):
                 self._push(event.sealed)
             elif isinstance(event, SendSnapshot):
-                node = self.engine.chain.nodes.get(event.of)
-                if node is not None:
-                    self._snapshot_of[event.sealed.id] = (node.height, node.id)
-                self._upload(event.sealed)
+                if not self._snapshots_due:
+                    self._snapshots_due_ms = self.clock()
+                self._snapshots_due.append(event)
             elif isinstance(event, RemoteChange):
                 # While a trim is caught up with, the front end shows (and
                 # :attr:`text` is) what was shown before it; the catch-up's
@@ -646,6 +652,34 @@ class RelaySide:
         since = self.clock() - self.catch_up_window_ms
         self._peer_heads = {w: h for w, h in self._peer_heads.items() if h[1] >= since}
         return min((height for height, _ in self._peer_heads.values()), default=1 << 62)
+
+    def _snapshot_deadline_ms(self) -> int | None:
+        """When :meth:`_send_snapshots` has a snapshot to send, if any."""
+        if not self._snapshots_due:
+            return None
+        if self.engine.saved:
+            return self.clock()
+        return self._snapshots_due_ms + SNAPSHOT_WAIT_MS
+
+    def _send_snapshots(self, *, now: bool = False) -> None:
+        """Seal and send the snapshots found due, once every edit is acknowledged
+        (``now``: at once, as the session closes).
+
+        Sealing one takes long for a large document (about a second at 10 MB:
+        its wire form, digest and compression).  It waits until our patches
+        in flight have landed, so that their acknowledgements, and "saved",
+        are not held up behind it; while edits keep coming it waits at most
+        :data:`SNAPSHOT_WAIT_MS`.
+        """
+        deadline = self._snapshot_deadline_ms()
+        if deadline is None or (deadline > self.clock() and not now):
+            return
+        due, self._snapshots_due = self._snapshots_due, []
+        for event in due:
+            node = self.engine.chain.nodes.get(event.of)
+            if node is not None:
+                self._snapshot_of[event.sealed.id] = (node.height, node.id)
+            self._upload(event.sealed)
 
     def _upload(self, sealed: Sealed) -> None:
         if self.phase in (Phase.JOINING, Phase.LIVE):

@@ -299,7 +299,8 @@ class PadSession(RelaySide):
         self._update_status()
 
     def close(self) -> None:
-        """Say goodbye to peers (if live) and stop."""
+        """Send a snapshot found due, say goodbye to peers (if live) and stop."""
+        self._send_snapshots(now=True)
         if self.phase is Phase.LIVE and self.presence.mine is not None:
             self._send_ephemeral({"bye": True})
         self.phase = Phase.CLOSED
@@ -429,8 +430,9 @@ class PadSession(RelaySide):
             self._announce()
 
     def tick(self) -> None:
-        """Do what is due: rate-limit retries, peer expiry, heartbeat, keepalive."""
+        """Do what is due: a snapshot, rate-limit retries, peer expiry, heartbeat, keepalive."""
         now = self.clock()
+        self._send_snapshots()
         self._outbox.due(now)
         self._events += self.presence.expire(now)
         mine = self.presence.mine
@@ -449,6 +451,7 @@ class PadSession(RelaySide):
             self.presence.next_deadline_ms(),
             self.watchdog.next_deadline_ms(),
             self._next_beacon_ms(),
+            self._snapshot_deadline_ms(),
         ]
         if self.phase in (Phase.JOINING, Phase.LIVE):
             deadlines.append(self.keepalive.next_deadline_ms())

@@ -233,12 +233,29 @@ def read(doctype: DocType[D, P], content: bytes) -> Contents[D]:
 _OPTIONAL = frozenset({"peaks", "hw", "t", "r"})
 
 
-@dataclass(frozen=True, slots=True)
 class SendSnapshot:
-    """Send this sealed snapshot of the document after patch ``of``."""
+    """Send the snapshot of the document after patch ``of``.
 
-    sealed: Sealed
-    of: bytes
+    It is sealed when first asked for (:attr:`sealed`): sealing a large
+    document takes long (its wire form, digest and compression: about a
+    second at 10 MB), so a session seals it once idle, not on the path of
+    the acknowledgement that made it due.
+    """
+
+    __slots__ = ("_seal", "_sealed", "of")
+
+    def __init__(self, of: bytes, seal: Callable[[], Sealed]) -> None:
+        self.of = of
+        self._seal: Callable[[], Sealed] | None = seal
+        self._sealed: Sealed | None = None
+
+    @property
+    def sealed(self) -> Sealed:
+        """The sealed snapshot (sealed now, the first time)."""
+        if self._sealed is None:
+            assert self._seal is not None
+            self._sealed, self._seal = self._seal(), None
+        return self._sealed
 
 
 class Snapshots(Generic[D, P]):
@@ -373,28 +390,41 @@ class Snapshots(Generic[D, P]):
             return
         if ahead(threshold):
             return
-        self.emit(SendSnapshot(self.seal(node, doc()), node.id))
+        self.emit(SendSnapshot(node.id, self._prepare(node, doc())))
 
     def seal(self, node: Node[Payload[P]], doc: D) -> Sealed:
         """Seal the snapshot of ``doc``, the document after ``node`` (it restarts the count)."""
-        body: dict[str, object] = {
-            "height": node.height,
-            "doc": self.doctype.doc_to_wire(doc),
-            "h": self.doctype.digest(doc).hex(),
-            "hw": hw_to_wire(self.hw(), node.height),
-        }
-        if node.peaks is not None:
-            body["peaks"] = mmr.to_hex(node.peaks)
-        if self.clock is not None:
-            body["t"] = self.clock()
-        if self.retention is not None:
-            body["r"] = list(self.retention)
-        sealed = self.codec.seal(SNAPSHOT, node.id, pack(body))
+        return self._prepare(node, doc)()
+
+    def _prepare(self, node: Node[Payload[P]], doc: D) -> Callable[[], Sealed]:
+        """Count a snapshot of ``doc``, the document after ``node``, as made (it
+        restarts the count) and return what seals it: the costly part, which
+        may come later (documents are values: ``doc`` stays as it is)."""
+        hw = hw_to_wire(self.hw(), node.height)
+        when = self.clock() if self.clock is not None else None
+        retention = self.retention
         self.height = node.height
         self.bytes_since = 0
-        self.last_size = len(sealed.data)
         self._verified(node)
-        return sealed
+
+        def seal() -> Sealed:
+            body: dict[str, object] = {
+                "height": node.height,
+                "doc": self.doctype.doc_to_wire(doc),
+                "h": self.doctype.digest(doc).hex(),
+                "hw": hw,
+            }
+            if node.peaks is not None:
+                body["peaks"] = mmr.to_hex(node.peaks)
+            if when is not None:
+                body["t"] = when
+            if retention is not None:
+                body["r"] = list(retention)
+            sealed = self.codec.seal(SNAPSHOT, node.id, pack(body))
+            self.last_size = len(sealed.data)
+            return sealed
+
+        return seal
 
     def seal_trim(self, node: Node[Payload[P]]) -> Sealed:
         """Seal a trim at ``node`` (kind 4, content ``{"height": n}``, PROTOCOL.md §6.4)."""

@@ -34,7 +34,7 @@ class Relay:
         self._chunks: dict[int, bytes] = {}
 
     def answer(self, session: PadSession) -> None:
-        while frames := sent(session):
+        while frames := sent(session) or self._tick(session):
             for frame in frames:
                 if isinstance(frame, f.Push):
                     self.seq += 1
@@ -53,6 +53,13 @@ class Relay:
                 else:
                     continue
                 session.receive_frame(f.encode(ack))
+
+    @staticmethod
+    def _tick(session: PadSession) -> list[object]:
+        """Nothing left to answer: what the session sends at its next tick (a
+        snapshot found due goes once every patch is acknowledged)."""
+        session.tick()
+        return sent(session)
 
 
 def _id(envelope: bytes) -> bytes:

@@ -28,6 +28,7 @@ from client.events import (
 )
 from client.pad import Backoff as PadBackoff
 from client.pad import Pad
+from client.relayside import SNAPSHOT_WAIT_MS
 from client.session import PadSession, Phase
 from client.textops import Op
 from client.transport import Backoff, MemoryTransport, Reconnect
@@ -229,6 +230,7 @@ def test_large_snapshots_are_uploaded_in_chunks_and_joiners_load_them() -> None:
     for seq, push in enumerate(pushes, 1):
         patch_id = hashlib.sha256(push.envelope).digest()
         session.receive_frame(f.encode(f.Ack(push.request_id, seq, patch_id)))
+    session.tick()  # a snapshot found due goes at the tick after "saved"
     chunks = [frame for frame in sent(session) if isinstance(frame, f.SnapshotChunk)]
     assert len(chunks) > 1
     assert all(len(f.encode(c)) <= 4096 for c in chunks)
@@ -244,6 +246,58 @@ def test_large_snapshots_are_uploaded_in_chunks_and_joiners_load_them() -> None:
     )
     assert joiner.text == text
     assert joiner.phase is Phase.LIVE
+
+
+def _ack_all(session: PadSession, pushes: list[Any], first_seq: int) -> None:
+    for seq, push in enumerate(pushes, first_seq):
+        patch_id = hashlib.sha256(push.envelope).digest()
+        session.receive_frame(f.encode(f.Ack(push.request_id, seq, patch_id)))
+
+
+def test_a_snapshot_is_sealed_at_the_tick_after_saved_not_on_the_acknowledgement() -> None:
+    """Sealing a snapshot of a large text takes long (a second at 10 MB): the
+    acknowledgement that makes one due says "saved" without it, and the next
+    tick seals and sends it."""
+    clock = Clock()
+    session = make(clock, keepalive_ms=10**12)
+    join(session)
+    session.edit((Op(0, 0, os.urandom(20_000).hex()),))  # 40 KB: several patches
+    pushes = sent(session)
+    assert len(pushes) > 1
+    _ack_all(session, pushes, 1)
+    assert session.status is Status.SAVED
+    assert not [x for x in sent(session) if isinstance(x, f.SnapshotChunk)]
+    assert session.next_deadline_ms() <= clock.now  # the ticker is asked at once
+    session.tick()
+    chunks = [x for x in sent(session) if isinstance(x, f.SnapshotChunk)]
+    assert chunks
+    assert sum(len(c.data) for c in chunks) == chunks[0].total
+
+
+def test_a_snapshot_due_while_edits_keep_coming_waits_at_most_snapshot_wait_ms() -> None:
+    clock = Clock()
+    session = make(clock, keepalive_ms=10**12)
+    join(session)
+    session.edit((Op(0, 0, os.urandom(20_000).hex()),))
+    pushes = sent(session)
+    *first, last = pushes
+    _ack_all(session, first, 1)
+    session.edit((Op(0, 0, "k"),))  # typed on: our patches stay in flight
+    _ack_all(session, [last], len(pushes))  # the snapshot falls due here
+    (typed,) = sent(session)
+    assert session.status is Status.SYNCING
+    clock.now += SNAPSHOT_WAIT_MS - 1
+    session.tick()
+    assert sent(session) == []
+    assert session.next_deadline_ms() <= clock.now + 1
+    clock.now += 1
+    session.tick()
+    chunks = sent(session)
+    assert chunks
+    assert all(isinstance(x, f.SnapshotChunk) for x in chunks)
+    assert session.status is Status.SYNCING  # the typed key is still in flight
+    _ack_all(session, [typed], len(pushes) + 1)
+    assert session.status is Status.SAVED
 
 
 def test_a_bad_snapshot_alarms_and_falls_back_to_the_whole_history() -> None:

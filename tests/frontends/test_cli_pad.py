@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -517,6 +518,12 @@ def test_compaction_keeps_the_pad_small_and_cat_at_reads_what_is_kept(tmp_path: 
                 for char in typed:
                     await pad.insert(len(pad.text), char)
                     await pad.synced(TIMEOUT)
+                # A snapshot found due goes at a tick once saved, or 2 s on: this
+                # loop gives the ticker no turn between a key's "saved" and the next.
+                deadline = time.monotonic() + TIMEOUT
+                while not pad.session.debug_state()["compacted"]["stored"]:
+                    assert time.monotonic() < deadline, "hung: no compaction stored (hang guard)"
+                    await asyncio.sleep(0.05)
                 compacted = pad.session.debug_state()["compacted"]
                 assert compacted["sent"] >= 1
                 assert compacted["stored"] >= 1
