@@ -66,6 +66,13 @@ def join(session: PadSession, *, head: tuple[int, bytes] = (0, f.ZERO_ID)) -> li
     return frames
 
 
+def _ack_all(session: PadSession, pushes: list[Any], first_seq: int) -> None:
+    """Acknowledge ``pushes`` in order, numbering them from ``first_seq``."""
+    for seq, push in enumerate(pushes, first_seq):
+        patch_id = hashlib.sha256(push.envelope).digest()
+        session.receive_frame(f.encode(f.Ack(push.request_id, seq, patch_id)))
+
+
 def make(clock: Clock | None = None, **options: Any) -> PadSession:
     keys = options.pop("keys", None) or crypto.PadKeys.generate()
     return PadSession(keys, crypto.Author.generate("tester"), clock=clock or Clock(), **options)
@@ -227,9 +234,7 @@ def test_large_snapshots_are_uploaded_in_chunks_and_joiners_load_them() -> None:
     text = os.urandom(10_000).hex()  # compresses to half: still several chunks
     session.edit((Op(0, 0, text),))
     pushes = sent(session)
-    for seq, push in enumerate(pushes, 1):
-        patch_id = hashlib.sha256(push.envelope).digest()
-        session.receive_frame(f.encode(f.Ack(push.request_id, seq, patch_id)))
+    _ack_all(session, pushes, 1)
     session.tick()  # a snapshot found due goes at the tick after "saved"
     chunks = [frame for frame in sent(session) if isinstance(frame, f.SnapshotChunk)]
     assert len(chunks) > 1
@@ -246,12 +251,6 @@ def test_large_snapshots_are_uploaded_in_chunks_and_joiners_load_them() -> None:
     )
     assert joiner.text == text
     assert joiner.phase is Phase.LIVE
-
-
-def _ack_all(session: PadSession, pushes: list[Any], first_seq: int) -> None:
-    for seq, push in enumerate(pushes, first_seq):
-        patch_id = hashlib.sha256(push.envelope).digest()
-        session.receive_frame(f.encode(f.Ack(push.request_id, seq, patch_id)))
 
 
 def test_a_snapshot_is_sealed_at_the_tick_after_saved_not_on_the_acknowledgement() -> None:
