@@ -32,7 +32,7 @@ from wire import frames as f
 
 STALE = 1
 RATE_LIMITED = 2
-YIELD = 31  # PROTOCOL.md §13.3: a writer that waited longer goes first; resend later
+YIELD = 31  # PROTOCOL.md §13.3: a writer we outran goes first; resend later
 CHUNK = 192 * 1024
 
 

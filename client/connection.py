@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
+from collections.abc import Callable
 
 from client.engine import Sealed
 from wire import frames as p
@@ -128,12 +129,14 @@ class Outbox:
         """Send ``request``'s frames again at ``due_ms`` (after RATE_LIMITED)."""
         self._retries.append((due_ms, req, request))
 
-    def due(self, now_ms: int) -> None:
-        """Queue again the retries that are due."""
+    def due(self, now_ms: int, moot: Callable[[Request], bool] | None = None) -> None:
+        """Queue again the retries that are due, but those ``moot`` says need no
+        answer any more (a patch sealed again since: its bytes would be stale)."""
         due = [r for r in self._retries if r[0] <= now_ms]
         self._retries = [r for r in self._retries if r[0] > now_ms]
         for _, req, request in due:
-            self.request(req, request)
+            if moot is None or not moot(request):
+                self.request(req, request)
 
     def next_retry_ms(self) -> int | None:
         """When the next retry is due, if any."""

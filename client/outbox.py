@@ -294,6 +294,11 @@ class Outbox(Generic[D, P]):
         self.squash()
         return True
 
+    def superseded(self, patch_id: bytes) -> bool:
+        """Whether ``patch_id`` is ours and its work was sealed again since (its
+        parent is no longer the head: sending its bytes again is moot)."""
+        return patch_id in self._superseded
+
     def supersede(self, own: Own[P]) -> None:
         """Remember ``own`` by id, should it land after all."""
         self._superseded[own.sealed.id] = own

@@ -73,7 +73,7 @@ from __future__ import annotations
 from typing import Any
 
 from client.codec import CryptoCodec
-from client.connection import Want
+from client.connection import Request, Want
 from client.doctype import TEXT
 from client.engine import Base, LocalError
 from client.errors import InvalidEdit, NotReady, ReadOnly
@@ -400,6 +400,10 @@ class PadSession(RelaySide):
         """Whether other writers' patches are landing among ours just now."""
         return self.engine.others_writing
 
+    def _moot(self, request: Request) -> bool:
+        """A retry of a patch sealed again since (its bytes are stale): not sent."""
+        return request.want is Want.PATCH and self.engine.outbox.superseded(request.id)
+
     def flush(self) -> None:
         """Seal the typed work now, even offline, so :meth:`pending` holds it.
 
@@ -433,7 +437,7 @@ class PadSession(RelaySide):
         """Do what is due: a snapshot, rate-limit retries, peer expiry, heartbeat, keepalive."""
         now = self.clock()
         self._send_snapshots()
-        self._outbox.due(now)
+        self._outbox.due(now, self._moot)
         self._events += self.presence.expire(now)
         mine = self.presence.mine
         heartbeat = mine is not None and self.presence.heartbeat_due(now)

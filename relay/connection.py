@@ -24,9 +24,10 @@ A push goes through the checks in exactly the order DESIGN.md gives:
 3. limits: rate (retry-after), patch size, subscription, pad size, channel
    quota, total storage;
 4. the channel signature (crypto.verify_channel_signature);
-   then the turn (PROTOCOL.md §13.3): while another connection has waited
-   longer for a patch of its to land, REFUSE YIELD (send the same bytes again
-   after retry_after_ms), so a writer refused STALE is not outrun forever;
+   then the turn (PROTOCOL.md §13.3, :class:`wire.turns.Turns`): while a
+   writer this connection outran still waits for a patch of its to land,
+   REFUSE YIELD (send the same bytes again after retry_after_ms), so nobody
+   laps a writer it outran;
 5. parent is head, atomically with 6. in :meth:`relay.store.Store.append`
    (else REFUSE STALE with the head; nothing stored);
 6. durable store;
@@ -105,7 +106,7 @@ _Served = frames.Subscribe | frames.Unsubscribe | frames.Push | _Upload | frames
 
 #: Turns (PROTOCOL.md §13.3): a push refused YIELD is sent again this much later,
 #: and a connection that pushed nothing for TURN_QUIET_SECONDS holds nobody back
-#: (it keeps its place for when it pushes again).
+#: (it is still owed when it pushes again).
 YIELD_RETRY_MS = 20
 TURN_QUIET_SECONDS = 0.5
 
@@ -390,7 +391,7 @@ class Connection:
         patch_id = envelope_id(frame.envelope)
         try:
             state = self._check_push(frame, header)
-            if not state.take_turn(self.id, self.relay.clock(), TURN_QUIET_SECONDS):
+            if not state.turns.push(self.id, self.relay.clock(), TURN_QUIET_SECONDS):
                 raise _Refusal(RefuseCode.YIELD, retry_after_ms=YIELD_RETRY_MS)
         except _Refusal:
             # Dedupe comes before every other check: a resend after a lost ack
@@ -400,7 +401,7 @@ class Connection:
                 raise
             landed = self.relay.hub.channels.get(header.channel_id)
             if landed is not None:
-                landed.landed(self.id)
+                landed.turns.landed(self.id, fresh=False)
             await self.outbox.put(frames.encode(frames.Ack(frame.request_id, known, patch_id)))
             return
         size = len(frame.envelope)
@@ -462,11 +463,13 @@ class Connection:
         result: AppendResult,
     ) -> None:
         if result.outcome is AppendOutcome.STALE:
+            state.turns.stale(self.id)
             await self._refuse(frame.request_id, RefuseCode.STALE, 0, result.head)
             return
-        state.landed(self.id)
+        duplicate = result.outcome is AppendOutcome.DUPLICATE
+        state.turns.landed(self.id, fresh=not duplicate)
         ack = frames.encode(frames.Ack(frame.request_id, result.seq, patch_id))
-        if result.outcome is AppendOutcome.DUPLICATE:
+        if duplicate:
             await self.outbox.put(ack)
             return
         size = len(frame.envelope)

@@ -50,6 +50,7 @@ from collections.abc import Callable
 from relay.errors import ProtocolViolation
 from wire import frames
 from wire.codes import ErrorCode
+from wire.turns import Turns
 
 
 class Outbox:
@@ -267,34 +268,8 @@ class ChannelState:
     offered: int = 0
     wanted: int = 0
     subscribers: dict[int, Subscription] = dataclasses.field(default_factory=dict)
-    #: Turns (PROTOCOL.md §13.3): connection -> (when its first push since its
-    #: last patch landed was seen, when its last push was seen), in seconds.
-    waiting: dict[int, tuple[float, float]] = dataclasses.field(default_factory=dict)
-
-    def take_turn(self, connection_id: int, now: float, quiet: float) -> bool:
-        """Record a push of a new patch; whether it may go to the store now.
-
-        Turns are first come, first served: a connection waits from its first
-        push after its last patch landed until a patch of its lands
-        (:meth:`landed`) or it leaves, and a push goes ahead unless another
-        connection has waited longer and pushed within the last ``quiet``
-        seconds.  A connection that pushed nothing for that long holds nobody
-        back (it went away, or waits for a head it lacks) but keeps its place:
-        when it pushes again it goes ahead of those that came after it.  So
-        the longest waiter is never refused, whenever its pushes come; had a
-        quiet one lost its place instead, writers whose resends each came
-        later than ``quiet`` after their last, with another's push between,
-        would each find a "longer" waiter every time and be refused for ever.
-        """
-        first = self.waiting.get(connection_id, (now, now))[0]
-        self.waiting[connection_id] = (first, now)
-        return not any(
-            since < first and now - seen <= quiet for since, seen in self.waiting.values()
-        )
-
-    def landed(self, connection_id: int) -> None:
-        """A patch of ``connection_id`` is stored: its turn is over."""
-        self.waiting.pop(connection_id, None)
+    #: Turns (PROTOCOL.md §13.3) among this process's connections.
+    turns: Turns = dataclasses.field(default_factory=Turns)
 
 
 class Hub:
@@ -323,7 +298,7 @@ class Hub:
         if state is None or connection_id not in state.subscribers:
             return
         state.subscribers.pop(connection_id).close()
-        state.landed(connection_id)  # nobody waits for a connection that left
+        state.turns.left(connection_id)  # nobody waits for a connection that left
         self.notify(channel_id, frames.encode(frames.PeerLeft(channel_id, connection_id)))
         if not state.subscribers:
             del self.channels[channel_id]

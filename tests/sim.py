@@ -48,6 +48,7 @@ from client.engine import (
     SendPatch,
     SendSnapshot,
 )
+from wire.turns import Turns
 
 _ALPHABET = [
     chr(c)
@@ -476,12 +477,11 @@ class RaceWorld:
     seals and sends as its pipeline allows).  Every link delivers in order
     after a delay: a base latency per session (drawn once from
     ``latency_ms``) plus jitter per message.  The relay orders pushes as they
-    arrive and refuses stale parents.  With ``turns`` it also keeps turns as
-    :mod:`relay.hub` does: a session refused STALE is *owed* a turn until a
-    patch of its lands; a push of a new patch while a session refused earlier
-    is owed, and pushed within the last ``quiet_ms``, is refused YIELD, and
-    its session sends the very same bytes again ``retry_ms`` later (as after
-    RATE_LIMITED), owed a turn from then on itself.  :attr:`landed` records
+    arrive and refuses stale parents.  With ``turns`` it also keeps turns with
+    the relay's own code (:class:`wire.turns.Turns`): a push of a session that
+    outran another still waiting (and pushing within the last ``quiet_ms``) is
+    refused YIELD, and its session sends the very same bytes again
+    ``retry_ms`` later (as after RATE_LIMITED).  :attr:`landed` records
     when each stored patch was stored and whose it was.
     """
 
@@ -524,8 +524,7 @@ class RaceWorld:
         self.author_of: dict[bytes, int] = {}
         self.landed: list[tuple[float, int]] = []  # (when, author) per stored patch
         self.yields = 0  # pushes refused YIELD
-        # Waiting for a turn: session -> (first push since its last landed, last push).
-        self._waiting: dict[int, tuple[float, float]] = {}
+        self._turns = Turns()  # the relay's very rule
 
     def run(self, duration_ms: float) -> None:
         """Type for ``duration_ms`` of simulated time."""
@@ -582,16 +581,10 @@ class RaceWorld:
                 self._send(self._up, n, ("push", n, sent.sealed.data))
 
     def _yields(self, n: int, patch_id: bytes) -> bool:
-        """Whether a push of ``n`` must yield to a session that has waited longer."""
+        """Whether a push of ``n`` must yield to a session it outran (wire.turns)."""
         if not self.turns or patch_id in self.relay.seq_of:
             return False
-        first = self._waiting.get(n, (self.now, self.now))[0]
-        self._waiting[n] = (first, self.now)
-        # One quiet for quiet_ms holds nobody back, but keeps its place.
-        return any(
-            since < first and self.now - seen <= self.quiet_ms
-            for since, seen in self._waiting.values()
-        )
+        return not self._turns.push(n, self.now, self.quiet_ms)
 
     def _push(self, n: int, data: bytes) -> None:
         patch_id = header(data)[0]
@@ -602,10 +595,11 @@ class RaceWorld:
         head = len(self.relay.log)
         verdict, patch_id, detail = self.relay.push(data)
         if verdict == "refuse":
+            self._turns.stale(n)
             self._send(self._down, n, ("refuse", n, patch_id, detail))
             return
         assert isinstance(detail, int)
-        self._waiting.pop(n, None)  # a patch of n's is stored: its turn is over
+        self._turns.landed(n, fresh=detail > head)
         self._send(self._down, n, ("ack", n, patch_id, detail))
         if detail <= head:  # a resend of a stored patch: acked again
             return

@@ -48,6 +48,7 @@ const CORE_TESTS = [
   "crypto/test_crypto_envelope.py",
   "crypto/test_crypto_links.py",
   "wire/test_wire.py",
+  "wire/test_turns.py",
 ];
 const SUPPORT = ["conftest.py", "sim.py", "jsongen.py"];
 const PYTEST_INI = `[pytest]

@@ -571,56 +571,14 @@ def test_origin_checked_against_public_url() -> None:
     run(scenario, public_url="https://pads.example")
 
 
-def test_a_writer_refused_stale_goes_first_and_the_others_yield() -> None:
-    """PROTOCOL.md §13.3: turns, first come first served; YIELD is answered before
-    the store, a resend of a stored patch is still ACKed, and leaving ends a wait.
-    The relay's clock is a counter (a millisecond per reading), so no wait ends by
-    going quiet however slowly the machine runs the scenario."""
-
-    async def scenario(relay: RelayHandle) -> None:
-        pad = Pad()
-        async with Client.connect(relay) as a, Client.connect(relay) as b:
-            await a.subscribe(pad)
-            await b.subscribe(pad)
-            first, id1 = pad.patch(ZERO, b"a1")
-            assert _acked(await a.push(first)) == (1, id1)
-            late, _ = pad.patch(ZERO, b"b1")
-            assert _refused(await b.push(late)) == (RefuseCode.STALE, 1)  # b waits now
-            second, _ = pad.patch(id1, b"a2")
-            assert _refused(await a.push(second)) == (RefuseCode.YIELD, 20)  # b first
-            assert _refused(await a.push(second)) == (RefuseCode.YIELD, 20)  # still
-            rebased, id2b = pad.patch(id1, b"b1 again")
-            assert _acked(await b.push(rebased)) == (2, id2b)  # b's turn
-            nxt, _ = pad.patch(id2b, b"b2")
-            assert _refused(await b.push(nxt)) == (RefuseCode.YIELD, 20)  # a waited since
-            assert _refused(await a.push(second)) == (RefuseCode.STALE, 2)  # a goes, stale
-            mine, id3 = pad.patch(id2b, b"a2 again")
-            assert _acked(await a.push(mine)) == (3, id3)
-            after, id4 = pad.patch(id3, b"b3")
-            assert _acked(await b.push(after)) == (4, id4)  # b has waited since b2
-            more, _ = pad.patch(id3, b"a4")
-            assert _refused(await a.push(more)) == (RefuseCode.STALE, 4)  # a waits now
-            last, _ = pad.patch(id4, b"b5")
-            assert _refused(await b.push(last)) == (RefuseCode.YIELD, 20)
-            assert _acked(await b.push(after)) == (4, id4)  # dedupe comes first
-        async with Client.connect(relay) as c:  # a and b left: nobody waits for them
-            await c.subscribe(pad)
-            fifth, id5 = pad.patch(id4, b"c5")
-            assert _acked(await c.push(fifth)) == (5, id5)
-
-    readings = itertools.count()
-    run(scenario, clock=lambda: next(readings) / 1000)
-
-
-def test_the_longest_waiter_goes_ahead_however_late_its_resends_come() -> None:
-    """PROTOCOL.md §13.3: a writer quiet for longer than the quiet period holds
-    nobody back but keeps its place.  Three writers each come back later than
-    that (a client that resends on its next tick, a slow link), staggered so
-    that someone else always pushed meanwhile: when going quiet cost a writer
-    its place, each push found a writer that had pushed since and "waited
-    longer", and every push was refused YIELD for ever (the crash suite hung so,
-    issue 15).  The clock moves only when the scenario moves it."""
-    now = [0.0]
+def test_nobody_laps_a_writer_it_outran() -> None:
+    """PROTOCOL.md §13.3 (wire.turns): a writer that outran another (its patch
+    made the other's push stale) is refused YIELD until that one lands; a
+    writer that outran nobody is not held back; one held back for a writer
+    that then lands was outran by it in turn; YIELD is answered before the
+    store, a resend of a stored patch is still ACKed, and leaving ends a wait.
+    The relay's clock is a counter (a millisecond per reading), so nobody goes
+    quiet however slowly the machine runs the scenario."""
 
     async def scenario(relay: RelayHandle) -> None:
         pad = Pad()
@@ -631,27 +589,67 @@ def test_the_longest_waiter_goes_ahead_however_late_its_resends_come() -> None:
         ):
             for client in (a, b, c):
                 await client.subscribe(pad)
-            first, id1 = pad.patch(ZERO, b"a1")
-            assert _acked(await a.push(first)) == (1, id1)
-            late, _ = pad.patch(ZERO, b"b1")
-            assert _refused(await b.push(late)) == (RefuseCode.STALE, 1)  # b waits from 0.0
-            now[0] = 0.3
-            c1, _ = pad.patch(id1, b"c1")
-            assert _refused(await c.push(c1)) == (RefuseCode.YIELD, 20)  # c waits from 0.3
-            now[0] = 0.6  # b quiet for longer than 0.5 s: it holds nobody back
+            a1, id1 = pad.patch(ZERO, b"a1")
+            assert _acked(await a.push(a1)) == (1, id1)
+            b1, _ = pad.patch(ZERO, b"b1")
+            assert _refused(await b.push(b1)) == (RefuseCode.STALE, 1)  # a outran b
             a2, _ = pad.patch(id1, b"a2")
-            assert _refused(await a.push(a2)) == (RefuseCode.YIELD, 20)  # c pushed at 0.3
-            now[0] = 1.0  # b again, 1 s after its last push; a pushed at 0.6
-            rebased, id2 = pad.patch(id1, b"b1 again")
-            assert _acked(await b.push(rebased)) == (2, id2)  # b has waited longest
-            now[0] = 1.3
-            assert _refused(await c.push(c1)) == (RefuseCode.STALE, 2)  # c next, stale
-            c2, id3 = pad.patch(id2, b"c1 again")
-            assert _acked(await c.push(c2)) == (3, id3)
-            now[0] = 1.6
-            assert _refused(await a.push(a2)) == (RefuseCode.STALE, 3)  # then a
-            a3, id4 = pad.patch(id3, b"a2 again")
-            assert _acked(await a.push(a3)) == (4, id4)
+            assert _refused(await a.push(a2)) == (RefuseCode.YIELD, 20)  # b first
+            assert _refused(await a.push(a2)) == (RefuseCode.YIELD, 20)  # still
+            c2, id2 = pad.patch(id1, b"c2")
+            assert _acked(await c.push(c2)) == (2, id2)  # c outran nobody: not held
+            assert _refused(await b.push(pad.patch(id1, b"b1")[0])) == (RefuseCode.STALE, 2)
+            b3, id3 = pad.patch(id2, b"b1 again")
+            assert _acked(await b.push(b3)) == (3, id3)  # b lands: a may go again...
+            b4, _ = pad.patch(id3, b"b4")
+            assert _refused(await b.push(b4)) == (RefuseCode.YIELD, 20)  # ...and b waits for a
+            assert _refused(await a.push(a2)) == (RefuseCode.STALE, 3)  # b and c outran a
+            c4, _ = pad.patch(id3, b"c4")
+            assert _refused(await c.push(c4)) == (RefuseCode.YIELD, 20)
+            a4, id4 = pad.patch(id3, b"a2 again")
+            assert _acked(await a.push(a4)) == (4, id4)
+            assert _refused(await b.push(b4)) == (RefuseCode.STALE, 4)
+            assert _acked(await b.push(b3)) == (3, id3)  # dedupe comes first
+            a5, _ = pad.patch(id4, b"a5")
+            assert _refused(await a.push(a5)) == (RefuseCode.YIELD, 20)  # c waits (b: ACKed)
+        async with Client.connect(relay) as d:  # the others left: nobody waits for them
+            await d.subscribe(pad)
+            d5, id5 = pad.patch(id4, b"d5")
+            assert _acked(await d.push(d5)) == (5, id5)
+
+    readings = itertools.count()
+    run(scenario, clock=lambda: next(readings) / 1000)
+
+
+def test_a_quiet_writer_holds_nobody_back_but_is_still_owed() -> None:
+    """PROTOCOL.md §13.3: a writer that pushed nothing for longer than the quiet
+    period (0.5 s) holds nobody back (it went away, or waits for a head it
+    lacks), but once it pushes again, whoever outran it waits for it again.
+    The clock moves only when the scenario moves it."""
+    now = [0.0]
+
+    async def scenario(relay: RelayHandle) -> None:
+        pad = Pad()
+        async with Client.connect(relay) as a, Client.connect(relay) as b:
+            for client in (a, b):
+                await client.subscribe(pad)
+            a1, id1 = pad.patch(ZERO, b"a1")
+            assert _acked(await a.push(a1)) == (1, id1)
+            b1, _ = pad.patch(ZERO, b"b1")
+            assert _refused(await b.push(b1)) == (RefuseCode.STALE, 1)  # a outran b
+            now[0] = 0.3
+            a2, id2 = pad.patch(id1, b"a2")
+            assert _refused(await a.push(a2)) == (RefuseCode.YIELD, 20)  # b pushed at 0
+            now[0] = 0.6
+            assert _acked(await a.push(a2)) == (2, id2)  # b quiet for 0.6 s
+            now[0] = 1.5
+            assert _refused(await b.push(pad.patch(id1, b"b1")[0])) == (RefuseCode.STALE, 2)
+            now[0] = 1.9
+            a3, _ = pad.patch(id2, b"a3")
+            assert _refused(await a.push(a3)) == (RefuseCode.YIELD, 20)  # b is back
+            b2, id3 = pad.patch(id2, b"b1 again")
+            assert _acked(await b.push(b2)) == (3, id3)
+            assert _refused(await a.push(a3)) == (RefuseCode.STALE, 3)
 
     run(scenario, clock=lambda: now[0])
 
