@@ -18,6 +18,16 @@ from wire.turns import Turns
 QUIET = 0.5
 
 
+def _one_outran_two() -> Turns:
+    """1 lands at time 0; a push of 2's made before it is refused STALE."""
+    turns = Turns()
+    assert turns.push(1, 0.0, QUIET)
+    turns.landed(1)
+    assert turns.push(2, 0.0, QUIET)
+    turns.stale(2)
+    return turns
+
+
 def test_the_winner_waits_for_the_loser_and_a_bystander_does_not() -> None:
     turns = Turns()
     assert turns.push(1, 0.0, QUIET)
@@ -38,11 +48,7 @@ def test_the_winner_waits_for_the_loser_and_a_bystander_does_not() -> None:
 
 
 def test_a_quiet_loser_holds_nobody_back_until_it_pushes_again() -> None:
-    turns = Turns()
-    turns.push(1, 0.0, QUIET)
-    turns.landed(1)
-    turns.push(2, 0.0, QUIET)
-    turns.stale(2)
+    turns = _one_outran_two()
     assert not turns.push(1, QUIET, QUIET)
     assert turns.push(1, QUIET + 0.01, QUIET)  # 2 pushed nothing for longer than QUIET
     turns.push(2, 1.0, QUIET)
@@ -50,11 +56,7 @@ def test_a_quiet_loser_holds_nobody_back_until_it_pushes_again() -> None:
 
 
 def test_a_resend_found_stored_ends_a_wait_without_outrunning_anyone() -> None:
-    turns = Turns()
-    turns.push(1, 0.0, QUIET)
-    turns.landed(1)
-    turns.push(2, 0.0, QUIET)
-    turns.stale(2)
+    turns = _one_outran_two()
     turns.push(1, 0.01, QUIET)  # refused: 1 waits, held back for 2
     turns.landed(2, fresh=False)
     assert turns.waiting() == {1}
@@ -63,11 +65,7 @@ def test_a_resend_found_stored_ends_a_wait_without_outrunning_anyone() -> None:
 
 
 def test_leaving_ends_a_wait_and_forgets_the_writer() -> None:
-    turns = Turns()
-    turns.push(1, 0.0, QUIET)
-    turns.landed(1)
-    turns.push(2, 0.0, QUIET)
-    turns.stale(2)
+    turns = _one_outran_two()
     turns.left(2)
     assert turns.push(1, 0.01, QUIET)
     turns.left(1)
