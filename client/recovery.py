@@ -41,7 +41,9 @@ loaded, before any local edit, with the log a previous process left:
 2. if the parent of the first other one is the head, they are sent again
    byte for byte (the relay acknowledges a copy it already stored);
 3. if that parent is on the best chain, the work is transformed across the
-   patches after it, exactly as live work is;
+   patches after it, exactly as live work is, unless the chain holds a
+   later patch of a logged patch's writer session (the logged one was
+   superseded and its work landed sealed again: case 4 tells what is left);
 4. otherwise a snapshot was loaded past the parent, or history before it
    was trimmed, and the chain cannot say which of them landed.  The
    snapshot's high-water table can (:mod:`client.snapshots`): every logged
@@ -259,7 +261,7 @@ def adopt(engine: Engine[D, P], pending: list[Own[P]], bases: list[Base[D]]) -> 
         engine.view = doc.apply(engine.auth, engine.uncommitted())
         return landed
     node = engine.chain.nodes.get(pending[0].parent)
-    if node is not None and node.on_chain:
+    if node is not None and node.on_chain and not _resealed(engine.replica.hw, pending):
         work = doc.identity()
         for own in pending:
             work = doc.compose(work, own.payload.patch)
@@ -280,6 +282,20 @@ def adopt(engine: Engine[D, P], pending: list[Own[P]], bases: list[Base[D]]) -> 
     for probe in recovery.probes():
         engine.emit(SendPatch(probe))
     return landed
+
+
+def _resealed(hw: HighWater, pending: list[Own[P]]) -> bool:
+    """Whether a later patch of a logged patch's session is on the chain: the
+    logged one was superseded and its work landed sealed again, so only the
+    high-water table (case 4) can tell what is left to take back."""
+    for own in pending:
+        session, counter = own.payload.session, own.payload.counter
+        if session is None or counter is None:
+            continue
+        entry = hw.get(session)
+        if entry is not None and entry[0] >= counter:
+            return True
+    return False
 
 
 def probed(engine: Engine[D, P], patch_id: bytes, *, stored: bool) -> None:

@@ -334,3 +334,35 @@ def test_three_way_never_splits_a_word_they_inserted(seed: int) -> None:
 @settings(max_examples=500)
 def test_diff_words_turns_old_into_new(old: str, new: str) -> None:
     assert textops.apply(old, diff_words(old, new)) == new
+
+
+def test_a_stale_log_whose_work_landed_resealed_is_not_taken_back_twice() -> None:
+    """A log that still holds a superseded patch whose work landed under another
+    id (sealed again by the same writer session after a squash) must not be
+    merged again: the chain's high-water table says the session's later patch
+    landed, which carries it.  The SDK writes the log before it sends, so this
+    log should never be left behind; recovery does not rely on that."""
+    relay, b = Relay(), engine(2)
+    b.edit(textops.normalize([(0, 0, "base ")]))
+    relay.serve(b)
+    a = engine(1)
+    a.receive(relay.log[0], 1)
+    a.edit(textops.normalize([(5, 0, "mine")]))
+    a.flush()
+    stale_log, stale_base = [s.data for s in a.unacknowledged()], a.log_base()
+    assert stale_base is not None
+    a.events()
+    b.edit(textops.normalize([(0, 0, "B")]))
+    relay.serve(b)  # B lands first: a's patch is refused, squashed, sealed again
+    a.receive(relay.log[1], 2)
+    relay.serve(a)
+    assert a.view == "Bbase mine"
+    assert a.saved
+    joined = engine(1)
+    for data in relay.log:
+        joined.receive(data, relay.seq[header(data)[0]])
+    joined.adopt(stale_log, [stale_base])
+    alarms = relay.serve(joined)
+    assert not alarms
+    assert joined.view == "Bbase mine"
+    assert joined.saved
