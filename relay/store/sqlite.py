@@ -357,15 +357,18 @@ class SQLiteStore:
         if self._batch_observer is not None:
             self._batch_observer([op.channel for op in batch])
         writes = [op for op in batch if op.write]
+        reads = [op for op in batch if not op.write]
         write_results = self._commit(conn, writes) if writes else []
-        read_results = [self._attempt(conn, op, read=True) for op in batch if not op.write]
-        for op, result in zip(writes, write_results, strict=True):
-            op.loop.call_soon_threadsafe(_settle, op.future, result)
+        read_results = [self._attempt(conn, op, read=True) for op in reads]
         if writes and self._observer is not None:
             writes[0].loop.call_soon_threadsafe(self._observer, len(writes))
-        reads = [op for op in batch if not op.write]
-        for op, result in zip(reads, read_results, strict=True):
-            op.loop.call_soon_threadsafe(_settle, op.future, result)
+        # One wake-up of each waiting loop per batch, not one per operation:
+        # each call_soon_threadsafe writes to the loop's self-pipe.
+        settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object]]] = {}
+        for op, result in zip([*writes, *reads], [*write_results, *read_results], strict=True):
+            settled.setdefault(op.loop, []).append((op.future, result))
+        for loop, outcomes in settled.items():
+            loop.call_soon_threadsafe(_settle_all, outcomes)
         return running
 
     def _commit(self, conn: sqlite3.Connection, writes: list[_Op]) -> list[object]:
@@ -543,13 +546,15 @@ class SQLiteStore:
         return Membership("", 0)
 
 
-def _settle(future: asyncio.Future[Any], result: object) -> None:
-    if future.done():
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+def _settle_all(outcomes: list[tuple[asyncio.Future[Any], object]]) -> None:
+    """Resolve the futures of a batch, in order (on their loop)."""
+    for future, result in outcomes:
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 # --- operations (run on the writer thread) -----------------------------------------
