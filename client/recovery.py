@@ -191,8 +191,7 @@ class Recovery(Generic[D, P]):
             return None
         stored = 0
         for session, counter in known:
-            entry = hw.get(session)
-            if entry is None or entry[0] < counter:
+            if not _landed_by_table(hw, session, counter):
                 break
             stored += 1
         self.stored, self.done = stored, True
@@ -288,14 +287,19 @@ def _resealed(hw: HighWater, pending: list[Own[P]]) -> bool:
     """Whether a later patch of a logged patch's session is on the chain: the
     logged one was superseded and its work landed sealed again, so only the
     high-water table (case 4) can tell what is left to take back."""
-    for own in pending:
-        session, counter = own.payload.session, own.payload.counter
-        if session is None or counter is None:
-            continue
-        entry = hw.get(session)
-        if entry is not None and entry[0] >= counter:
-            return True
-    return False
+    return any(
+        own.payload.session is not None
+        and own.payload.counter is not None
+        and _landed_by_table(hw, own.payload.session, own.payload.counter)
+        for own in pending
+    )
+
+
+def _landed_by_table(hw: HighWater, session: bytes, counter: int) -> bool:
+    """Whether the patch ``(session, counter)`` landed, or was squashed into a
+    later patch of its session that did, by the high-water table ``hw``."""
+    entry = hw.get(session)
+    return entry is not None and entry[0] >= counter
 
 
 def probed(engine: Engine[D, P], patch_id: bytes, *, stored: bool) -> None:

@@ -362,8 +362,9 @@ class SQLiteStore:
         read_results = [self._attempt(conn, op, read=True) for op in reads]
         if writes and self._observer is not None:
             writes[0].loop.call_soon_threadsafe(self._observer, len(writes))
-        # One wake-up of each waiting loop per batch, not one per operation:
-        # each call_soon_threadsafe writes to the loop's self-pipe.
+        # The futures are resolved with one wake-up of each waiting loop per
+        # batch (besides the observer's), not one per operation: each
+        # call_soon_threadsafe writes to the loop's self-pipe.
         settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object]]] = {}
         for op, result in zip([*writes, *reads], [*write_results, *read_results], strict=True):
             settled.setdefault(op.loop, []).append((op.future, result))
