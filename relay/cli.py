@@ -9,7 +9,8 @@ Four argparse subcommands, each with its own ``--help``; without one,
 :class:`relay.limits.Limits` field is an option named after it,
 ``--max-frame-bytes`` and so on), binds the listening socket itself (so
 ``--port 0`` picks a free port and the printed URL is the real one), serves
-the app with uvicorn (``ws="websockets-sansio"``), and once the app has
+the app with uvicorn (its sans-I/O websocket protocol with corked writes,
+:mod:`relay.corked`), and once the app has
 started prints one flushed line::
 
     blindpad relay listening on http://127.0.0.1:8765/ (store: sqlite:///./blindpad.sqlite3)
@@ -335,20 +336,26 @@ def uvicorn_config(
             whatever ``log_level`` says): client address, method, path, status.
 
     Returns:
-        A config using the websockets sans-I/O implementation; messages over
+        A config using the websockets sans-I/O implementation, its writes
+        corked (:mod:`relay.corked`); messages over
         ``max_frame_bytes + 64 KiB`` are cut by uvicorn (close 1009), smaller
         oversize ones get the relay's own FRAME_TOO_LARGE error.
     """
     import uvicorn
 
+    from relay.corked import CorkedWebSocketProtocol
+
     config = uvicorn.Config(
         app,  # type: ignore[arg-type]
-        ws="websockets-sansio",
+        ws=CorkedWebSocketProtocol,
         lifespan="on",
         log_level=log_level,
         ws_max_size=limits.max_frame_bytes + 64 * 1024,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
+        # Every frame is ciphertext, which does not compress: permessage-deflate
+        # (which browsers offer) would only cost CPU on both ends.
+        ws_per_message_deflate=False,
         access_log=access_log,
         proxy_headers=False,  # the relay believes X-Forwarded-For only from --trusted-proxies
     )
