@@ -7,9 +7,11 @@ One dedicated thread owns the only connection (stdlib :mod:`sqlite3`, WAL,
 submit *operations* (plain functions of the connection) on a queue and await
 a future.  The thread takes whatever is queued (up to ``batch_max``), runs the
 batch's writes inside one ``BEGIN IMMEDIATE ... COMMIT`` -- one fsync for the
-whole batch -- each write in its own SAVEPOINT so one failing write cannot
-spoil its neighbours, and only *after* the commit resolves the writers'
-futures.  So an acknowledgement, which the relay sends after the future
+whole batch -- and only *after* the commit resolves the writers' futures.
+An append, the hot write, is one INSERT: the thread keeps each channel's
+head in memory (:class:`_Heads`) and writes the channels row once per batch.
+Every other write runs in its own SAVEPOINT so one failing write cannot
+spoil its neighbours (an append cannot half-fail: one statement).  So an acknowledgement, which the relay sends after the future
 resolves, always follows durability.  The batch's reads run after the commit,
 each in its own read transaction (a consistent snapshot under WAL).
 
@@ -17,9 +19,9 @@ Operations wait in a :class:`FairQueue`: one lane per channel, batches
 taken round-robin across lanes and bounded in bytes (``batch_max_bytes``),
 so a channel pushing large patches at its rate limit delays only itself.
 
-Compare-and-append is atomic because only this thread writes: the dedupe
-check, the head comparison and the insert of one :meth:`append` run inside the
-same transaction.  ``PRAGMA user_version`` is the schema version; a database
+Compare-and-append is atomic because only this thread writes: the head
+comparison, the dedupe check and the insert of one :meth:`append` run inside
+the same transaction.  ``PRAGMA user_version`` is the schema version; a database
 with a newer version is refused at :meth:`open` with :class:`SchemaTooNew`,
 a schema-1 database holding pads with :class:`SchemaTooOld` (an empty one is
 recreated as schema 3), and a file another relay process holds with
@@ -155,6 +157,9 @@ class _Op:
     loop: asyncio.AbstractEventLoop
     channel: bytes | None = None
     size: int = 0
+    #: An append's (channel_id, patch_id, parent_id, envelope): run by :class:`_Heads`
+    #: instead of ``fn``.
+    append: tuple[bytes, bytes, bytes, bytes] | None = None
 
 
 _STOP = object()
@@ -233,6 +238,7 @@ class SQLiteStore:
         self._thread: threading.Thread | None = None
         self._observer: Callable[[int], None] | None = None
         self._lock: str | None = None
+        self._heads = _Heads()  # the writer thread's
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -373,11 +379,20 @@ class SQLiteStore:
         return running
 
     def _commit(self, conn: sqlite3.Connection, writes: list[_Op]) -> list[object]:
+        heads = self._heads
         try:
             conn.execute("BEGIN IMMEDIATE")
-            results = [self._attempt(conn, op, read=False) for op in writes]
+            results: list[object] = []
+            for op in writes:
+                if op.append is not None:
+                    results.append(heads.append(conn, *op.append))
+                else:
+                    heads.write_moved(conn)  # the row as this write expects to find it
+                    results.append(self._attempt(conn, op, read=False))
+            heads.write_moved(conn)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            heads.forget()
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             failure = StoreError(f"commit failed: {exc}")
@@ -437,12 +452,13 @@ class SQLiteStore:
         self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
     ) -> AppendResult:
         """See :meth:`relay.store.base.Store.append`."""
-        return await self._submit(
-            lambda c: _append(c, channel_id, patch_id, parent_id, envelope),
-            write=True,
-            channel=channel_id,
-            size=len(envelope),
-        )
+        if self._thread is None:
+            raise StoreError("the SQLite store is not open")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AppendResult] = loop.create_future()
+        work = (channel_id, patch_id, parent_id, envelope)
+        self._queue.put(_Op(_no_fn, True, future, loop, channel_id, len(envelope), work))
+        return await future
 
     async def lookup(self, channel_id: bytes, patch_id: bytes) -> int | None:
         """See :meth:`relay.store.base.Store.lookup`."""
@@ -611,24 +627,80 @@ def _lookup(c: sqlite3.Connection, channel_id: bytes, patch_id: bytes) -> int | 
     return None if row is None else _lookup_ch(c, row.ch, patch_id)
 
 
-def _append(
-    c: sqlite3.Connection, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
-) -> AppendResult:
-    row = _require(c, channel_id)
-    head = row.info.head
-    known = _lookup_ch(c, row.ch, patch_id)
-    if known is not None:
-        return AppendResult(AppendOutcome.DUPLICATE, known, head)
-    if parent_id != head.id:
-        return AppendResult(AppendOutcome.STALE, 0, head)
-    seq = head.seq + 1
-    c.execute("INSERT INTO patches VALUES (?, ?, ?, ?)", (row.ch, seq, patch_id, envelope))
-    c.execute(
-        "UPDATE channels SET head_seq = ?, head_id = ?, stored_bytes = stored_bytes + ?,"
-        " pad_bytes = pad_bytes + ? WHERE ch = ?",
-        (seq, patch_id, len(envelope), len(envelope), row.ch),
-    )
-    return AppendResult(AppendOutcome.APPENDED, seq, Head(seq, patch_id))
+def _no_fn(c: sqlite3.Connection) -> None:
+    raise AssertionError("an append runs through _Heads")  # pragma: no cover
+
+
+class _Heads:
+    """The writer thread's appends: each channel's head kept in memory between batches.
+
+    Only the writer thread writes, and only an append moves a head, so the
+    ``(ch, head)`` read from a channel's row stays true until the next append,
+    which updates it here.  An append whose parent is the head cannot be a
+    duplicate (a stored patch with that parent would sit after the head), so
+    the common append is one INSERT, with no read at all; the channel's row
+    (head, byte counts) is written once per batch (:meth:`write_moved`),
+    before any other write of the batch and before the COMMIT.  A failed
+    commit forgets everything: the rows are read again.
+    """
+
+    #: Channels whose heads are kept (the whole cache is dropped past it).
+    LIMIT = 65_536
+
+    def __init__(self) -> None:
+        self._rows: dict[bytes, tuple[int, Head]] = {}
+        self._moved: dict[int, tuple[Head, int]] = {}  # ch -> (new head, bytes added)
+
+    def append(
+        self,
+        c: sqlite3.Connection,
+        channel_id: bytes,
+        patch_id: bytes,
+        parent_id: bytes,
+        envelope: bytes,
+    ) -> AppendResult | StoreError:
+        """Compare and append (see :meth:`relay.store.base.Store.append`).
+
+        An SQL error is raised (it fails the whole batch); an unknown channel
+        is returned as the operation's outcome.
+        """
+        cached = self._rows.get(channel_id)
+        if cached is None:
+            row = _row(c, channel_id)
+            if row is None:
+                return UnknownChannel(channel_id.hex())
+            if len(self._rows) >= self.LIMIT:
+                self._rows.clear()
+            cached = self._rows[channel_id] = (row.ch, row.info.head)
+        ch, head = cached
+        if parent_id != head.id:
+            known = _lookup_ch(c, ch, patch_id)
+            if known is not None:
+                return AppendResult(AppendOutcome.DUPLICATE, known, head)
+            return AppendResult(AppendOutcome.STALE, 0, head)
+        seq = head.seq + 1
+        c.execute("INSERT INTO patches VALUES (?, ?, ?, ?)", (ch, seq, patch_id, envelope))
+        moved = Head(seq, patch_id)
+        self._rows[channel_id] = (ch, moved)
+        before = self._moved.get(ch)
+        self._moved[ch] = (moved, len(envelope) + (before[1] if before else 0))
+        return AppendResult(AppendOutcome.APPENDED, seq, moved)
+
+    def write_moved(self, c: sqlite3.Connection) -> None:
+        """Write the heads and byte counts appends moved since the last call."""
+        if not self._moved:
+            return
+        c.executemany(
+            "UPDATE channels SET head_seq = ?, head_id = ?, stored_bytes = stored_bytes + ?,"
+            " pad_bytes = pad_bytes + ? WHERE ch = ?",
+            [(h.seq, h.id, n, n, ch) for ch, (h, n) in self._moved.items()],
+        )
+        self._moved.clear()
+
+    def forget(self) -> None:
+        """Drop everything kept (after a rollback)."""
+        self._rows.clear()
+        self._moved.clear()
 
 
 def _put_snapshot(

@@ -241,6 +241,33 @@ def test_pipelined_appends_commit_in_submission_order(make_store: Callable[[], S
     run(make_store, body)
 
 
+def test_a_snapshot_committed_among_appends_counts_each_byte_once(
+    make_store: Callable[[], Store],
+) -> None:
+    """Appends before and after a snapshot in one group commit: the pad's bytes are
+    the snapshot's plus those of the patches after it, each counted once (the
+    SQLite store writes the head its appends moved before any other write)."""
+
+    async def body(store: Store) -> None:
+        await store.create_channel(CH, KEY, READ)
+        envelopes = [b"e%d" % i + bytes(i) for i in range(1, 6)]
+        parents = [ZERO, *(pid(i) for i in range(1, 5))]
+        appends = [store.append(CH, pid(i + 1), parents[i], envelopes[i]) for i in range(5)]
+        snapshot = b"S" * 40
+        await asyncio.gather(*appends[:2])
+        results = await asyncio.gather(
+            appends[2], store.put_snapshot(CH, pid(2), b"s" * 32, snapshot), *appends[3:]
+        )
+        assert results[1] == 2
+        info = await store.channel(CH)
+        assert info is not None
+        assert info.head == Head(5, pid(5))
+        assert info.pad_bytes == len(snapshot) + sum(len(e) for e in envelopes[2:])
+        assert info.stored_bytes == len(snapshot) + sum(len(e) for e in envelopes)
+
+    run(make_store, body)
+
+
 def test_appends_committed_together_are_settled_one_by_one(
     make_store: Callable[[], Store],
 ) -> None:
