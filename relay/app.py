@@ -40,6 +40,7 @@ from relay import http
 from relay.bus import check_spec, open_bus
 from relay.cluster import POLL_SECONDS, Cluster
 from relay.connection import Connection, RelayState
+from relay.corked import FRAMED_SEND
 from relay.edge import web
 from relay.edge.faults import Faults
 from relay.errors import ProtocolViolation
@@ -365,11 +366,17 @@ class _Writer:
         self._stalled: Coroutine[Any, Any, None] | None = None  # a direct send that waits
         self._finishing: asyncio.Task[None] | None = None  # the task finishing it
         self._fault_close = False
+        extension = websocket.scope.get("extensions", {}).get(FRAMED_SEND, {})
+        #: The server's direct send (relay.corked), or None: every frame goes the ASGI way.
+        self._framed: Callable[[bytes], bool] | None = extension.get("send")
 
     def direct(self, frame: bytes) -> bool:
         """Write ``frame`` now if nothing else is being written (see Outbox.attach)."""
         if self._writing or self._stalled is not None:
             return False
+        if self._framed is not None and self._framed(frame):
+            self._count(frame)
+            return True
         send = self._ws.send_bytes(frame)
         try:
             waiting = send.send(None)
@@ -440,7 +447,8 @@ class _Writer:
                 self._writing = True
                 try:
                     await self._settle()
-                    await self._ws.send_bytes(frame)
+                    if self._framed is None or not self._framed(frame):
+                        await self._ws.send_bytes(frame)
                 finally:
                     self._writing = False
                 self._count(frame)

@@ -27,9 +27,17 @@ does).  Any ASGI server serves the app; this one only packs its writes.
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+#: The ASGI scope extension through which the relay's writer sends a binary
+#: message straight to the transport: ``scope["extensions"][FRAMED_SEND]["send"]``
+#: is :meth:`CorkedWebSocketProtocol.send_framed`.  Absent under other servers;
+#: the relay then sends every message the ASGI way.
+FRAMED_SEND = "blindpad.framed_send"
 
 #: Bytes buffered before a write goes out within the turn (asyncio's default
 #: write high-water mark is 64 KiB).
@@ -103,9 +111,47 @@ class CorkedTransport:
 
 
 class CorkedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """Uvicorn's sans-I/O websocket protocol, writing through a :class:`CorkedTransport`."""
+    """Uvicorn's sans-I/O websocket protocol, writing through a :class:`CorkedTransport`,
+    with a direct send for the relay's hot path (:data:`FRAMED_SEND`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Wrap the transport, then set up as uvicorn does."""
         corked = CorkedTransport(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(cast(asyncio.Transport, corked))
+
+    def handle_connect(self, event: Any) -> None:
+        """Set up the ASGI scope as uvicorn does, offering :data:`FRAMED_SEND` in it."""
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # None: the handshake was refused
+            scope["extensions"][FRAMED_SEND] = {"send": self.send_framed}
+
+    def send_framed(self, payload: bytes) -> bool:
+        """Write ``payload`` as one binary message now, or return False to have the caller
+        send it the ASGI way (the connection is not open, is closing, or its transport
+        pushes back: uvicorn's own send then waits or fails as it should).
+
+        The bytes are those uvicorn's send would write (a server's frames are not
+        masked, and no extension is negotiated: permessage-deflate is off), minus
+        the layers between: ASGI message, Starlette's checks, uvicorn's send
+        coroutine and websockets' frame object.
+        """
+        if (
+            self.close_sent
+            or self.disconnected
+            or not self.writable.is_set()
+            or self.conn.state is not State.OPEN
+            or self.conn.extensions
+            or self.conn.expect_continuation_frame
+        ):
+            return False
+        size = len(payload)
+        if size < 126:
+            head = bytes((0x82, size))
+        elif size < 1 << 16:
+            head = struct.pack("!BBH", 0x82, 126, size)
+        else:
+            head = struct.pack("!BBQ", 0x82, 127, size)
+        self.transport.write(head)
+        self.transport.write(payload)
+        return True

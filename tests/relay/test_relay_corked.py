@@ -1,10 +1,16 @@
-"""The corked transport: a loop turn's writes leave in one write, in order, before a close."""
+"""The corked transport: a loop turn's writes leave in one write, in order, before a
+close; and the direct send's frames, read back by a real websocket client."""
 
 from __future__ import annotations
 
 import asyncio
 
+from relay_support import Client, Pad, RelayHandle, running_relay
+
+from relay.app import RelayConfig
 from relay.corked import FLUSH_BYTES, CorkedTransport
+from relay.limits import Limits
+from wire import frames as f
 
 
 class Recorder:
@@ -101,3 +107,28 @@ def test_a_close_never_overtakes_data_and_an_abort_drops_it() -> None:
         assert real.events == [("abort", b"")]
 
     asyncio.run(main())
+
+
+def test_frames_of_every_length_form_reach_a_subscriber_intact_through_the_direct_send() -> None:
+    """Through a real relay (which sends broadcasts with CorkedWebSocketProtocol.send_framed):
+    payloads under 126 bytes, under 64 KiB and over it use the three length forms of
+    RFC 6455; the subscriber's websocket library reads each one back byte for byte,
+    with permessage-deflate declined although the client offers it."""
+
+    async def main(handle: RelayHandle) -> None:
+        async with Client.connect(handle) as writer, Client.connect(handle) as reader:
+            assert writer.ws.protocol.extensions == []  # offered by the client, declined
+            pad = Pad()
+            await writer.subscribe(pad)
+            await reader.subscribe(pad)
+            parent = bytes(32)
+            for size in (1, 200, 70_000):
+                envelope, parent = pad.patch(parent, b"p" * size)
+                await writer.send(f.Push(writer.request_id(), envelope))
+                await writer.expect(f.Ack)
+                got = await reader.expect(f.Broadcast)
+                assert got.envelope == envelope
+
+    limits = Limits(max_patch_bytes=128 * 1024)
+    with running_relay(RelayConfig(store_url="memory:", web_dir=None, limits=limits)) as handle:
+        asyncio.run(main(handle))

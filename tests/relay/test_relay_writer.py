@@ -1,14 +1,19 @@
 """The connection writer's direct sends (relay.app._Writer) against a socket that
 applies flow control as uvicorn's does: ``send`` waits while the socket is not
 writable.  No network and no clock: the socket is a fake whose writability the
-test switches."""
+test switches.  Every test runs twice: the ASGI way only, and with the server's
+direct send (relay.corked.FRAMED_SEND), which declines while not writable."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import pytest
 
 from relay.app import _Writer
 from relay.connection import RelayState
+from relay.corked import FRAMED_SEND
 from relay.errors import ProtocolViolation
 from relay.hub import Outbox
 from relay.limits import Limits
@@ -21,11 +26,22 @@ class FlowControlledSocket:
     """What _Writer needs of a Starlette WebSocket; ``send_bytes`` waits, as
     uvicorn's send does, while ``writable`` is clear."""
 
+    #: Whether sockets offer the direct send (set per test by the ``framed`` fixture).
+    framed = False
+
     def __init__(self) -> None:
         self.writable = asyncio.Event()
         self.writable.set()
         self.sent: list[bytes] = []
         self.closed: int | None = None
+        extensions = {FRAMED_SEND: {"send": self.send_framed}} if self.framed else {}
+        self.scope: dict[str, Any] = {"extensions": extensions}
+
+    def send_framed(self, data: bytes) -> bool:
+        if not self.writable.is_set():
+            return False
+        self.sent.append(data)
+        return True
 
     async def send_bytes(self, data: bytes) -> None:
         await self.writable.wait()
@@ -41,6 +57,11 @@ def writer(outbox: Outbox) -> tuple[FlowControlledSocket, asyncio.Task[None]]:
     sender = _Writer(socket, outbox, relay, 1, {})  # type: ignore[arg-type]
     outbox.attach(sender.direct)
     return socket, asyncio.create_task(sender.run())
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["asgi", "framed"])
+def framed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FlowControlledSocket, "framed", request.param)
 
 
 async def settle() -> None:
