@@ -121,13 +121,18 @@ class Limits:
 
 BASE_BYTES = 64 * MIB  # interpreter, code, SQLite page cache, empty relay (measured 42-62 MiB)
 HISTORY_PAGE_BYTES = 256 * KIB  # a SUBSCRIBE's history is read and sent in pages this large
+#: What waits to be written to one socket beside the outgoing queue: a loop turn's
+#: corked writes (below relay.corked.FLUSH_BYTES, 64 KiB) and the transport's
+#: buffer up to its high-water mark (64 KiB), past which sending waits.
+WRITE_BUFFER_BYTES = 128 * KIB
 
 
 def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
     """The relay's worst-case memory under ``limits``: PROTOCOL.md §5.3's formula.
 
-    ``M = base + C * (Q + f + P + I + S) + U + R * H``: per connection its
-    outgoing queue in bytes (Q) plus the one frame always admitted (f), its
+    ``M = base + C * (Q + f + W + P + I + S) + U + R * H``: per connection its
+    outgoing queue in bytes (Q) plus the one frame always admitted (f), what
+    waits to be written to its socket (W, :data:`WRITE_BUFFER_BYTES`), its
     unanswered pushes (P), one incoming message being read (I) and the history
     read answering its SUBSCRIBE while it is sent (S: one chunk of the
     snapshot read and encoded, and one page of patches, which ends with the
@@ -142,6 +147,7 @@ def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
     per_connection = (
         limits.outgoing_queue_bytes
         + limits.max_frame_bytes
+        + WRITE_BUFFER_BYTES
         + limits.push_bytes_in_flight
         + limits.max_frame_bytes
         + 64 * KIB
