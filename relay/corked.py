@@ -27,6 +27,7 @@ does).  Any ASGI server serves the app; this one only packs its writes.
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from typing import Any, cast
 
@@ -42,6 +43,25 @@ FRAMED_SEND = "blindpad.framed_send"
 #: Bytes buffered before a write goes out within the turn (asyncio's default
 #: write high-water mark is 64 KiB).
 FLUSH_BYTES = 64 * 1024
+
+
+def no_delay(transport: asyncio.BaseTransport) -> None:
+    """Set TCP_NODELAY on ``transport``'s socket, if it is a TCP one.
+
+    asyncio sets it on accepted sockets only when the listening socket was
+    made with ``proto=IPPROTO_TCP``; one made as ``socket(AF_INET,
+    SOCK_STREAM)`` (proto 0, as the relay's tests and many launchers make
+    theirs) leaves Nagle's algorithm on.  Then a small write that follows
+    another before the peer has acknowledged it waits for that
+    acknowledgement, which the peer delays by up to 40 ms: a REFUSE after a
+    BROADCAST, or a frame after a flush, arrives tens of milliseconds late.
+    Corking sends one segment per turn, but the next turn's may follow
+    within a round trip, so the relay turns it off itself.
+    """
+    sock = transport.get_extra_info("socket")
+    tcp = sock is not None and sock.type == socket.SOCK_STREAM
+    if tcp and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class CorkedTransport:
@@ -115,7 +135,8 @@ class CorkedWebSocketProtocol(WebSocketsSansIOProtocol):
     with a direct send for the relay's hot path (:data:`FRAMED_SEND`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Wrap the transport, then set up as uvicorn does."""
+        """Turn Nagle's algorithm off, wrap the transport, then set up as uvicorn does."""
+        no_delay(transport)
         corked = CorkedTransport(cast(asyncio.Transport, transport), self.loop)
         super().connection_made(cast(asyncio.Transport, corked))
 

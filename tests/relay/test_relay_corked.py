@@ -4,11 +4,13 @@ close; and the direct send's frames, read back by a real websocket client."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from relay_support import Client, Pad, RelayHandle, running_relay
 
 from relay.app import RelayConfig
-from relay.corked import FLUSH_BYTES, CorkedTransport
+from relay.cli import _bind
+from relay.corked import FLUSH_BYTES, CorkedTransport, no_delay
 from relay.limits import Limits
 from wire import frames as f
 
@@ -132,3 +134,47 @@ def test_frames_of_every_length_form_reach_a_subscriber_intact_through_the_direc
     limits = Limits(max_patch_bytes=128 * 1024)
     with running_relay(RelayConfig(store_url="memory:", web_dir=None, limits=limits)) as handle:
         asyncio.run(main(handle))
+
+
+async def nodelay_of_a_connection_to(listener: socket.socket, fix: bool) -> bool:
+    """Accept one connection on ``listener`` with asyncio; whether its socket has
+    TCP_NODELAY (after :func:`no_delay` if ``fix``)."""
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Future[asyncio.BaseTransport] = loop.create_future()
+
+    class Accept(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            accepted.set_result(transport)
+
+    server = await loop.create_server(Accept, sock=listener)
+    _, client = await asyncio.open_connection(*listener.getsockname()[:2])
+    transport = await accepted
+    if fix:
+        no_delay(transport)
+    sock = transport.get_extra_info("socket")
+    nodelay = bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    client.close()
+    transport.close()
+    server.close()
+    await server.wait_closed()
+    return nodelay
+
+
+def test_the_relay_turns_nagle_off_on_sockets_asyncio_leaves_it_on() -> None:
+    """A listening socket made without proto=IPPROTO_TCP (the test harness's, many
+    launchers') gives accepted sockets on which asyncio leaves Nagle's algorithm
+    on, and no_delay (CorkedWebSocketProtocol.connection_made) turns it off; on the
+    relay's own listening socket (relay.cli._bind) asyncio turns it off itself."""
+
+    def plain() -> socket.socket:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        return listener
+
+    async def main() -> None:
+        assert not await nodelay_of_a_connection_to(plain(), fix=False)  # the trap
+        assert await nodelay_of_a_connection_to(plain(), fix=True)
+        assert await nodelay_of_a_connection_to(_bind("127.0.0.1", 0), fix=False)
+
+    asyncio.run(main())
