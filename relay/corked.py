@@ -20,6 +20,12 @@ waits for I/O.  The buffer is flushed at once when it reaches
 ``pause_writing`` back-pressure still trips as it would have) and before the
 transport is closed or half-closed, so a close never overtakes data.
 
+The protocol also turns Nagle's algorithm off on its socket (:func:`no_delay`):
+asyncio leaves it on when the listening socket was made with protocol 0,
+and then a segment that follows another within a round trip waits for the
+peer's delayed acknowledgement (issue 15: 8 typists at human pace went from
+a key -> saved p99 of 116-236 ms to 22 ms when it was turned off).
+
 Run uvicorn with ``ws=CorkedWebSocketProtocol`` (:func:`relay.cli.uvicorn_config`
 does).  Any ASGI server serves the app; this one only packs its writes.
 """
