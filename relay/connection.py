@@ -106,9 +106,10 @@ _Served = frames.Subscribe | frames.Unsubscribe | frames.Push | _Upload | frames
 
 #: Turns (PROTOCOL.md §13.3): a push refused YIELD is sent again this much later,
 #: and a connection that pushed nothing for TURN_QUIET_SECONDS holds nobody back
-#: (it is still owed when it pushes again).
+#: (it is still owed when it pushes again).  Long enough for a rebase on a busy
+#: machine: at 0.5 s a slow writer's gaps let a fast one lap it until it starved.
 YIELD_RETRY_MS = 20
-TURN_QUIET_SECONDS = 0.5
+TURN_QUIET_SECONDS = 2.0
 
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4

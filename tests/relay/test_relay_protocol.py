@@ -12,6 +12,7 @@ from relay_support import TIMEOUT, Client, Pad, RelayHandle, running_relay, smal
 
 from crypto.envelope import Kind, envelope_id
 from relay.app import RelayConfig
+from relay.connection import TURN_QUIET_SECONDS
 from relay.edge.faults import Faults
 from wire import frames as f
 from wire.codes import ErrorCode, RefuseCode
@@ -623,10 +624,11 @@ def test_nobody_laps_a_writer_it_outran() -> None:
 
 def test_a_quiet_writer_holds_nobody_back_but_is_still_owed() -> None:
     """PROTOCOL.md §13.3: a writer that pushed nothing for longer than the quiet
-    period (0.5 s) holds nobody back (it went away, or waits for a head it
-    lacks), but once it pushes again, whoever outran it waits for it again.
-    The clock moves only when the scenario moves it."""
+    period (TURN_QUIET_SECONDS) holds nobody back (it went away, or waits for a
+    head it lacks), but once it pushes again, whoever outran it waits for it
+    again.  The clock moves only when the scenario moves it."""
     now = [0.0]
+    quiet = TURN_QUIET_SECONDS
 
     async def scenario(relay: RelayHandle) -> None:
         pad = Pad()
@@ -637,14 +639,14 @@ def test_a_quiet_writer_holds_nobody_back_but_is_still_owed() -> None:
             assert _acked(await a.push(a1)) == (1, id1)
             b1, _ = pad.patch(ZERO, b"b1")
             assert _refused(await b.push(b1)) == (RefuseCode.STALE, 1)  # a outran b
-            now[0] = 0.3
+            now[0] = 0.6 * quiet
             a2, id2 = pad.patch(id1, b"a2")
             assert _refused(await a.push(a2)) == (RefuseCode.YIELD, 20)  # b pushed at 0
-            now[0] = 0.6
-            assert _acked(await a.push(a2)) == (2, id2)  # b quiet for 0.6 s
-            now[0] = 1.5
+            now[0] = 1.2 * quiet
+            assert _acked(await a.push(a2)) == (2, id2)  # b quiet for longer
+            now[0] = 3 * quiet
             assert _refused(await b.push(pad.patch(id1, b"b1")[0])) == (RefuseCode.STALE, 2)
-            now[0] = 1.9
+            now[0] = 3.8 * quiet
             a3, _ = pad.patch(id2, b"a3")
             assert _refused(await a.push(a3)) == (RefuseCode.YIELD, 20)  # b is back
             b2, id3 = pad.patch(id2, b"b1 again")
