@@ -381,9 +381,11 @@ class SQLiteStore:
         settled: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object]]] = {}
         for op, result in zip([*writes, *reads], [*write_results, *read_results], strict=True):
             settled.setdefault(op.loop, []).append((op.future, result))
-        observing = writes[0].loop if writes and self._observer is not None else None
+        observer = self._observer if writes else None
         for loop, outcomes in settled.items():
-            observed = (self._observer, len(writes)) if loop is observing else None
+            observed = None
+            if observer is not None and loop is writes[0].loop:
+                observed = (observer, len(writes))
             loop.call_soon_threadsafe(_settle_all, outcomes, observed)
         return running
 
@@ -394,7 +396,10 @@ class SQLiteStore:
             results: list[object] = []
             for op in writes:
                 if op.append is not None:
-                    results.append(heads.append(conn, *op.append))
+                    try:
+                        results.append(heads.append(conn, *op.append))
+                    except StoreError as exc:  # an SQL error fails the whole batch
+                        results.append(exc)
                 else:
                     heads.write_moved(conn)  # the row as this write expects to find it
                     results.append(self._attempt(conn, op, read=False))
@@ -461,6 +466,8 @@ class SQLiteStore:
         self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
     ) -> AppendResult:
         """See :meth:`relay.store.base.Store.append`."""
+        # Not through _submit with a closure: that cost about 7 % of delivered
+        # msg/s at 500 x 2 (three alternating runs each; not told apart further).
         if self._thread is None:
             raise StoreError("the SQLite store is not open")
         loop = asyncio.get_running_loop()
@@ -574,12 +581,13 @@ class SQLiteStore:
 
 def _settle_all(
     outcomes: list[tuple[asyncio.Future[Any], object]],
-    observed: tuple[Callable[[int], None] | None, int] | None = None,
+    observed: tuple[Callable[[int], None], int] | None = None,
 ) -> None:
     """Tell the commit observer the batch's size, if ``observed`` says so, then resolve
     the batch's futures in order (on their loop)."""
-    if observed is not None and observed[0] is not None:
-        observed[0](observed[1])
+    if observed is not None:
+        observer, size = observed
+        observer(size)
     for future, result in outcomes:
         if future.done():
             continue
@@ -646,6 +654,15 @@ def _no_fn(c: sqlite3.Connection) -> None:
     raise AssertionError("an append runs through _Heads")  # pragma: no cover
 
 
+def _bulk(c: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    """Run ``sql`` over ``rows`` (4 values each) as few statements: its ``{values}``
+    becomes ``(?,?,?,?),...`` for up to :data:`_BULK_ROWS` rows at a time."""
+    for start in range(0, len(rows), _BULK_ROWS):
+        part = rows[start : start + _BULK_ROWS]
+        values = ",".join(["(?,?,?,?)"] * len(part))
+        c.execute(sql.format(values=values), [x for row in part for x in row])
+
+
 class _Heads:
     """The writer thread's appends: heads kept in memory, rows written in bulk.
 
@@ -678,19 +695,18 @@ class _Heads:
         patch_id: bytes,
         parent_id: bytes,
         envelope: bytes,
-    ) -> AppendResult | StoreError:
+    ) -> AppendResult:
         """Compare and append (see :meth:`relay.store.base.Store.append`).
 
-        An SQL error is raised (it fails the whole batch); an unknown channel
-        is returned as the operation's outcome.
+        Raises:
+            UnknownChannel: no such channel (the operation's own outcome).
+            sqlite3.Error: it fails the whole batch.
         """
         cached = self._heads.get(channel_id)
         if cached is None:
-            row = _row(c, channel_id)
-            if row is None:
-                return UnknownChannel(channel_id.hex())
             if len(self._heads) >= self.LIMIT:
                 self._heads.clear()
+            row = _require(c, channel_id)
             cached = self._heads[channel_id] = (row.ch, row.info.head)
         ch, head = cached
         if parent_id != head.id:
@@ -711,23 +727,16 @@ class _Heads:
 
     def write_moved(self, c: sqlite3.Connection) -> None:
         """Insert the patches appended since the last call and move their channels' rows."""
-        rows = self._rows_out
-        for start in range(0, len(rows), _BULK_ROWS):
-            chunk = rows[start : start + _BULK_ROWS]
-            values = ",".join(["(?,?,?,?)"] * len(chunk))
-            c.execute(f"INSERT INTO patches VALUES {values}", [x for r in chunk for x in r])
-        rows.clear()
+        _bulk(c, "INSERT INTO patches VALUES {values}", self._rows_out)
+        self._rows_out.clear()
         self._ids_out.clear()
-        heads = [(ch, h.seq, h.id, n) for ch, (h, n) in self._moved.items()]
-        for start in range(0, len(heads), _BULK_ROWS):
-            part = heads[start : start + _BULK_ROWS]
-            values = ",".join(["(?,?,?,?)"] * len(part))
-            c.execute(
-                "UPDATE channels SET head_seq = m.column2, head_id = m.column3,"
-                " stored_bytes = stored_bytes + m.column4, pad_bytes = pad_bytes + m.column4"
-                f" FROM (VALUES {values}) AS m WHERE channels.ch = m.column1",
-                [x for r in part for x in r],
-            )
+        _bulk(
+            c,
+            "UPDATE channels SET head_seq = m.column2, head_id = m.column3,"
+            " stored_bytes = stored_bytes + m.column4, pad_bytes = pad_bytes + m.column4"
+            " FROM (VALUES {values}) AS m WHERE channels.ch = m.column1",
+            [(ch, h.seq, h.id, n) for ch, (h, n) in self._moved.items()],
+        )
         self._moved.clear()
 
     def forget(self) -> None:
