@@ -207,6 +207,7 @@ class PadSession(RelaySide):
             "last_seq": engine.last_seq,
             "height": engine.height,
             "snapshot": engine.snapshots.height,  # of the latest snapshot made, loaded or seen
+            "due": len(self._snapshots_due),  # snapshots made, waiting for a tick to send them
             "uploading": self._outbox.unanswered(Want.SNAPSHOT),  # snapshots not yet stored
             "compacted": dict(self.compacted),  # trims after our snapshots: sent/stored/refused
             "recovering": engine.recovering,

@@ -501,6 +501,25 @@ def test_a_link_to_a_relay_without_the_pad_is_refused_not_shown_empty(
     assert (empty.returncode, empty.stdout) == (0, "")  # a new pad exists, and is empty
 
 
+async def settled(pad: Pad) -> None:
+    """Wait until what the pad's ticker has to send is sent and answered: the
+    snapshots found due and the compactions after them.
+
+    A snapshot found due goes at a tick once saved (or 2 s on), and a loop that
+    awaits ``synced`` after each key gives the ticker no turn while saved: with
+    a fast relay, such a loop could type a thousand keys and send no snapshot.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        state = pad.session.debug_state()
+        done = state["compacted"]
+        answered = done["sent"] == done["stored"] + done["refused"]
+        if answered and not state["due"] and not state["uploading"]:
+            return
+        assert time.monotonic() < deadline, f"hung: snapshots or compactions unanswered {state!r}"
+        await asyncio.sleep(0.02)
+
+
 def test_compaction_keeps_the_pad_small_and_cat_at_reads_what_is_kept(tmp_path: Path) -> None:
     """An editor's client compacts by default: the relay keeps the newest snapshots, a
     short tail and thinned checkpoints; history lists them; cat --at prints any kept
@@ -518,12 +537,7 @@ def test_compaction_keeps_the_pad_small_and_cat_at_reads_what_is_kept(tmp_path: 
                 for char in typed:
                     await pad.insert(len(pad.text), char)
                     await pad.synced(TIMEOUT)
-                # A snapshot found due goes at a tick once saved, or 2 s on: this
-                # loop gives the ticker no turn between a key's "saved" and the next.
-                deadline = time.monotonic() + TIMEOUT
-                while not pad.session.debug_state()["compacted"]["stored"]:
-                    assert time.monotonic() < deadline, "hung: no compaction stored (hang guard)"
-                    await asyncio.sleep(0.05)
+                await settled(pad)
                 compacted = pad.session.debug_state()["compacted"]
                 assert compacted["sent"] >= 1
                 assert compacted["stored"] >= 1
@@ -587,6 +601,7 @@ def test_compaction_keeps_the_pad_small_and_cat_at_reads_what_is_kept(tmp_path: 
                 for char in typed * 4:
                     await pad.insert(len(pad.text), char)
                     await pad.synced(TIMEOUT)
+                    await settled(pad)
                     if pad.session.debug_state()["compacted"]["stored"] >= 1:
                         return pad.text
                 raise AssertionError("no compaction after 1,280 more patches")
