@@ -142,6 +142,21 @@ def test_the_startup_line_masks_a_store_password() -> None:
     assert redacted("sqlite:///./blindpad.sqlite3") == "sqlite:///./blindpad.sqlite3"
 
 
+def test_a_serving_relay_collects_young_garbage_less_often_and_skips_what_startup_made() -> None:
+    """The relay's collector setting (relay.cli.tune_gc; its effect on throughput is
+    in bench/RESULTS.md), in a process of its own: it changes the interpreter's state."""
+    script = (
+        "import gc; from relay.cli import GC_YOUNG_THRESHOLD, tune_gc\n"
+        "before = gc.get_threshold(); tune_gc(); after = gc.get_threshold()\n"
+        "print(before[1:] == after[1:], after[0] == GC_YOUNG_THRESHOLD > before[0],"
+        " gc.get_freeze_count() > 1000)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert (shown.returncode, shown.stdout.split()) == (0, ["True", "True", "True"]), shown.stderr
+
+
 def _to_schema_1(store: str) -> None:
     """Turn a store that ``seed`` wrote into one that says it holds protocol-1 pads
     (schema 1): a channel and schema version 1 are what the relay refuses it by."""
