@@ -196,7 +196,7 @@ def envelope_id(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-def verify_channel_signature(data: bytes, verify_key: bytes) -> None:
+def verify_channel_signature(data: bytes, verify_key: bytes, header: Header | None = None) -> None:
     """Check an envelope's channel signature, as the relay does before storing it.
 
     The caller must also check ``channel_id_for(verify_key) == header.channel_id``
@@ -205,13 +205,15 @@ def verify_channel_signature(data: bytes, verify_key: bytes) -> None:
     Args:
         data: the sealed envelope.
         verify_key: the channel's 32-byte Ed25519 verify key.
+        header: ``parse_header(data)``, if the caller has it already.
 
     Raises:
         MalformedEnvelope: the layout is invalid, or the envelope is an
             ephemeral (ephemerals carry no channel signature).
         BadChannelSignature: the signature does not verify.
     """
-    header = parse_header(data)
+    if header is None:
+        header = parse_header(data)
     if not header.signed:
         raise MalformedEnvelope("ephemerals carry no channel signature")
     end = HEADER_LEN + header.body_len

@@ -370,9 +370,9 @@ class Connection:
             raise _Refusal(RefuseCode.STORAGE_FULL)
 
     @staticmethod
-    def _signature(envelope: bytes, state: ChannelState) -> None:
+    def _signature(envelope: bytes, state: ChannelState, header: Header | None = None) -> None:
         try:
-            verify_channel_signature(envelope, state.verify_key)
+            verify_channel_signature(envelope, state.verify_key, header)
         except crypto.BadChannelSignature:
             raise _Refusal(RefuseCode.BAD_SIGNATURE) from None
         except crypto.MalformedEnvelope:
@@ -431,7 +431,7 @@ class Connection:
             raise _Refusal(RefuseCode.PATCH_TOO_LARGE)
         state = self._channel(header.channel_id)
         self._quotas(state, len(frame.envelope), pad=True)
-        self._signature(frame.envelope, state)
+        self._signature(frame.envelope, state, header)
         return state
 
     async def _complete_push(

@@ -369,10 +369,12 @@ class _Spec:
     cls: type[Frame]
     fixed: struct.Struct
     variable: bool
+    names: tuple[str, ...]  # the class's fields in order (dataclasses.fields is slow)
 
 
 def _spec(cls: type[Frame], fixed: str, variable: bool = False) -> _Spec:
-    return _Spec(cls, struct.Struct(">" + fixed), variable)
+    names = tuple(field.name for field in dataclasses.fields(cls))
+    return _Spec(cls, struct.Struct(">" + fixed), variable, names)
 
 
 _SPECS: Final[dict[FrameType, _Spec]] = {
@@ -426,7 +428,7 @@ def encode(frame: Frame) -> bytes:
     """
     kind = frame_type(frame)
     spec = _SPECS[kind]
-    values = [getattr(frame, f.name) for f in dataclasses.fields(frame)]
+    values = [getattr(frame, name) for name in spec.names]
     fixed = values[:-1] if spec.variable else values
     for value in fixed:
         if isinstance(value, bytes) and len(value) != ID_SIZE:
