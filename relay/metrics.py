@@ -42,6 +42,7 @@ patches``                              they brought
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import time
@@ -51,7 +52,6 @@ from typing import TYPE_CHECKING, Any, cast
 from prometheus_client import (
     CollectorRegistry,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
@@ -94,6 +94,43 @@ FANOUT_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024)
 QUEUE_BUCKETS = (0, 1, 4, 16, 64, 256, 1024, 4096)
 
 
+class Tally:
+    """A histogram kept as plain counts per label value, read at scrape time.
+
+    prometheus_client's ``Histogram`` takes a lock and walks its buckets on
+    every observation; the relay observes on its event loop only, a few
+    times per push, so a bisect and two additions do.
+    """
+
+    def __init__(self, name: str, help_text: str, bounds: tuple[float, ...], label: str = ""):
+        self.name, self.help, self.bounds, self.label = name, help_text, bounds, label
+        self._counts: dict[str, list[int]] = {}  # per label value: one per bound, then +Inf
+        self._sums: dict[str, float] = {}
+
+    def observe(self, value: float, label: str = "") -> None:
+        """Count ``value`` (under ``label``'s value, for a labelled tally)."""
+        counts = self._counts.get(label)
+        if counts is None:
+            counts = self._counts[label] = [0] * (len(self.bounds) + 1)
+            self._sums[label] = 0.0
+        counts[bisect.bisect_left(self.bounds, value)] += 1
+        self._sums[label] += value
+
+    def family(self) -> HistogramMetricFamily:
+        """The counts so far as a metric family (cumulative buckets, as exposed)."""
+        labels = [self.label] if self.label else None
+        family = HistogramMetricFamily(self.name, self.help, labels=labels)
+        for key, counts in sorted(self._counts.items()):
+            running, buckets = 0, []
+            for bound, count in zip(
+                [*map(repr, map(float, self.bounds)), "+Inf"], counts, strict=True
+            ):
+                running += count
+                buckets.append((bound, running))
+            family.add_metric([key] if self.label else [], buckets, self._sums[key])
+        return family
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Gauges:
     """Values read at scrape time (from the store and the hub)."""
@@ -115,35 +152,30 @@ class Metrics:
     frames_out: int = 0
     refusals: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-    batch_counts: list[int] = dataclasses.field(default_factory=lambda: [0] * len(BATCH_BUCKETS))
-    batch_sum: int = 0
-    batch_total: int = 0
     clock: Callable[[], float] = time.perf_counter
     cluster: Cluster | None = None
     registry: CollectorRegistry = dataclasses.field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.push_ack = Histogram(
+        self.push_ack = Tally(
             "blindpad_push_ack_seconds",
             "From reading a PUSH to writing its ACK or REFUSE.",
-            ["outcome"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            label="outcome",
         )
-        self.store_append = Histogram(
+        self.store_append = Tally(
             "blindpad_store_append_seconds",
             "From handing an append to the store to its durability "
             "(group-commit wait, commit, fsync).",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
         )
-        self.fanout = Histogram(
+        self.fanout = Tally(
             "blindpad_broadcast_fanout",
             "Subscribers offered each committed patch (the author's ACK included).",
-            buckets=FANOUT_BUCKETS,
-            registry=r,
+            FANOUT_BUCKETS,
         )
+        self.batch = Tally("blindpad_commit_batch_size", "Writes per group commit.", BATCH_BUCKETS)
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
@@ -152,11 +184,7 @@ class Metrics:
 
     def observe_batch(self, size: int) -> None:
         """Record one group commit of ``size`` writes."""
-        self.batch_total += 1
-        self.batch_sum += size
-        for i, bound in enumerate(BATCH_BUCKETS):
-            if size <= bound:
-                self.batch_counts[i] += 1
+        self.batch.observe(size)
 
     def push_received(self, pending: dict[int, float], request_id: int) -> None:
         """A PUSH with ``request_id`` was read (``pending`` is the connection's)."""
@@ -166,7 +194,7 @@ class Metrics:
         """The ACK or REFUSE of ``request_id`` was written; observe its latency."""
         started = pending.pop(request_id, None)
         if started is not None:
-            self.push_ack.labels(outcome).observe(self.clock() - started)
+            self.push_ack.observe(self.clock() - started, outcome)
 
     def exposition(self, gauges: Gauges) -> bytes:
         """The text exposition, with ``gauges`` read at this scrape."""
@@ -195,13 +223,8 @@ class _Counters(Collector):
         yield _labelled("blindpad_messages_in", "Frames received.", "type", m.frames_in)
         yield _labelled("blindpad_refusals", "Refusals.", "reason", m.refusals)
         yield _labelled("blindpad_errors", "Fatal errors.", "code", m.errors)
-        buckets = [(str(b), c) for b, c in zip(BATCH_BUCKETS, m.batch_counts, strict=True)]
-        yield HistogramMetricFamily(
-            "blindpad_commit_batch_size",
-            "Writes per group commit.",
-            buckets=[*buckets, ("+Inf", m.batch_total)],
-            sum_value=m.batch_sum,
-        )
+        for tally in (m.push_ack, m.store_append, m.fanout, m.batch):
+            yield tally.family()
         if m.cluster is not None:
             yield from _cluster(m.cluster)
         if m._scrape is not None:

@@ -81,3 +81,20 @@ def test_access_log_option(tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert '"GET /healthz HTTP/1.1" 200' in out  # uvicorn's access log goes to stdout
+
+
+def test_a_tally_counts_a_value_equal_to_a_bound_in_that_bucket_and_keeps_labels_apart() -> None:
+    from relay.metrics import Tally
+
+    tally = Tally("t_seconds", "A test.", (1, 2), label="outcome")
+    for value, outcome in [(1, "ack"), (1.5, "ack"), (3, "ack"), (0.5, "refuse")]:
+        tally.observe(value, outcome)
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in tally.family().samples}
+    ack = (("outcome", "ack"),)
+    assert [got[("t_seconds_bucket", (("le", le), *ack))] for le in ("1.0", "2.0", "+Inf")] == [
+        1,
+        2,
+        3,
+    ]
+    assert (got[("t_seconds_count", ack)], got[("t_seconds_sum", ack)]) == (3, 5.5)
+    assert got[("t_seconds_bucket", (("le", "1.0"), ("outcome", "refuse")))] == 1
