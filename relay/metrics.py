@@ -42,6 +42,7 @@ patches``                              they brought
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import collections
 import dataclasses
@@ -63,6 +64,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+
+from relay.store.base import append_soon
 
 if TYPE_CHECKING:
     from relay.cluster import Cluster
@@ -313,8 +316,14 @@ class TimedStore:
         self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
     ) -> AppendResult:
         """See :meth:`relay.store.Store.append`; timed."""
+        return await self.append_soon(channel_id, patch_id, parent_id, envelope)
+
+    def append_soon(
+        self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
+    ) -> asyncio.Future[AppendResult]:
+        """See :func:`relay.store.append_soon`; timed."""
         started = self._metrics.clock()
-        try:
-            return await self._store.append(channel_id, patch_id, parent_id, envelope)
-        finally:
-            self._metrics.store_append.observe(self._metrics.clock() - started)
+        outcome = append_soon(self._store, channel_id, patch_id, parent_id, envelope)
+        observe = self._metrics.store_append.observe
+        outcome.add_done_callback(lambda _: observe(self._metrics.clock() - started))
+        return outcome

@@ -42,6 +42,7 @@ from relay.store.base import (
     StoreStats,
     UnknownChannel,
     UnknownPatch,
+    append_soon,
     snapshot_parts,
 )
 from relay.store.lockfile import StoreLocked
@@ -116,6 +117,7 @@ __all__ = [
     "StoredSnapshot",
     "UnknownChannel",
     "UnknownPatch",
+    "append_soon",
     "open_store",
     "snapshot_parts",
     "sqlite_path",

@@ -74,9 +74,10 @@ stands for that).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Protocol
 
 from wire.frames import ZERO_ID
@@ -436,6 +437,24 @@ class Store(Protocol):
         """
 
 
+def append_soon(
+    store: Store, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
+) -> asyncio.Future[AppendResult]:
+    """Hand an append to ``store`` now and return its outcome to come.
+
+    Appends handed over one after another reach the store in that order.  A
+    backend with a queue of its own (SQLite) offers ``append_soon`` and
+    returns its future without a task; any other runs :meth:`Store.append`
+    as a task, whose first step (taken in creation order) hands it over.
+    """
+    soon: Callable[[bytes, bytes, bytes, bytes], asyncio.Future[AppendResult]] | None
+    soon = getattr(store, "append_soon", None)
+    if soon is not None:
+        outcome: asyncio.Future[AppendResult] = soon(channel_id, patch_id, parent_id, envelope)
+        return outcome
+    return asyncio.ensure_future(store.append(channel_id, patch_id, parent_id, envelope))
+
+
 __all__ = [
     "SCHEMA_VERSION",
     "AppendOutcome",
@@ -456,6 +475,7 @@ __all__ = [
     "StoredSnapshot",
     "UnknownChannel",
     "UnknownPatch",
+    "append_soon",
     "protocol_one_message",
     "snapshot_parts",
 ]

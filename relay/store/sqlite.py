@@ -240,7 +240,10 @@ class SQLiteStore:
         self.path = path
         self._batch_max = batch_max
         self._batch_max_bytes = batch_max_bytes
-        self._queue: queue.SimpleQueue[_Op | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Op | list[_Op] | object] = queue.SimpleQueue()
+        #: Appends of this loop turn, handed to the writer together at its end
+        #: (:meth:`_hand_over`): one wake-up of the writer per turn, not per push.
+        self._turn: list[_Op] = []
         self._pending = FairQueue()
         self._stopping = False
         self._batch_observer: Callable[[list[bytes | None]], None] | None = None
@@ -277,6 +280,7 @@ class SQLiteStore:
         """Commit what is queued, stop the thread, close the connection."""
         if self._thread is None:
             return
+        self._hand_over()
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join)
         self._thread = None
@@ -362,6 +366,9 @@ class SQLiteStore:
                 self._stopping = True
             elif isinstance(item, _Op):
                 self._pending.add(item)
+            elif isinstance(item, list):
+                for op in item:
+                    self._pending.add(op)
 
     def _serve_batch(self, conn: sqlite3.Connection) -> bool:
         self._fill()
@@ -437,6 +444,7 @@ class SQLiteStore:
             raise StoreError("the SQLite store is not open")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self._hand_over()  # the appends before it go first
         self._queue.put(_Op(fn, write, future, loop, channel, size))
         return await future
 
@@ -466,6 +474,13 @@ class SQLiteStore:
         self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
     ) -> AppendResult:
         """See :meth:`relay.store.base.Store.append`."""
+        return await self.append_soon(channel_id, patch_id, parent_id, envelope)
+
+    def append_soon(
+        self, channel_id: bytes, patch_id: bytes, parent_id: bytes, envelope: bytes
+    ) -> asyncio.Future[AppendResult]:
+        """Queue an append now and return its outcome to come (see
+        :func:`relay.store.base.append_soon`): the relay's pushes need no task."""
         # Not through _submit with a closure: that cost about 7 % of delivered
         # msg/s at 500 x 2 (three alternating runs each; not told apart further).
         if self._thread is None:
@@ -473,8 +488,18 @@ class SQLiteStore:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[AppendResult] = loop.create_future()
         work = (channel_id, patch_id, parent_id, envelope)
-        self._queue.put(_Op(_no_fn, True, future, loop, channel_id, len(envelope), work))
-        return await future
+        if not self._turn:
+            loop.call_soon(self._hand_over)
+        self._turn.append(_Op(_no_fn, True, future, loop, channel_id, len(envelope), work))
+        return future
+
+    def _hand_over(self) -> None:
+        """Give the writer this turn's appends, as one item.  Handed over one by one,
+        each woke a writer waiting for work, which then committed alone: at 500 x 2,
+        batches of 3.7 writes instead of 84 and a third more CPU per message."""
+        if self._turn:
+            turn, self._turn = self._turn, []
+            self._queue.put(turn)
 
     async def lookup(self, channel_id: bytes, patch_id: bytes) -> int | None:
         """See :meth:`relay.store.base.Store.lookup`."""

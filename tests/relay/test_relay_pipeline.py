@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from relay_support import Client, Pad, running_relay
 
 from relay.app import RelayConfig
@@ -55,3 +56,43 @@ def test_pipelined_pushes_are_acked_in_order_and_share_group_commits(tmp_path: P
 
     with running_relay(config) as handle:
         asyncio.run(main(handle.url))
+
+
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
+def test_pipelined_pushes_to_two_pads_are_answered_in_the_order_sent(
+    tmp_path: Path, store: str
+) -> None:
+    """Answers follow the pushes, whichever append the store finishes first: the
+    SQLite writer serves channels round-robin, so one pad's appends can be done
+    before those of another pad pushed earlier."""
+    limits = Limits(rate_per_second=100_000, rate_burst=100_000)
+    url = f"sqlite:///{tmp_path / 'r.sqlite3'}" if store == "sqlite" else "memory:"
+    config = RelayConfig(store_url=url, web_dir=None, limits=limits)
+
+    async def scenario(ws: Client) -> None:
+        pads = [Pad(), Pad()]
+        for pad in pads:
+            await ws.subscribe(pad)
+        parents, sent = [ZERO, ZERO], []
+        for i in range(120):
+            n = 0 if i % 3 else 1  # two to the first pad, one to the second
+            if i % 17 == 16:  # now and then a stale one, refused in its turn
+                envelope, _ = pads[n].patch(ZERO, f"late {i}".encode())
+            else:
+                envelope, parents[n] = pads[n].patch(parents[n], f"{i}".encode())
+            request = ws.request_id()
+            sent.append(request)
+            await ws.send(f.Push(request, envelope))
+        answers: list[int] = []
+        while len(answers) < len(sent):
+            frame = await ws.recv()
+            if isinstance(frame, f.Ack | f.Refuse):
+                answers.append(frame.request_id)
+        assert answers == sent
+
+    async def main() -> None:
+        async with Client.connect(handle) as ws:
+            await scenario(ws)
+
+    with running_relay(config) as handle:
+        asyncio.run(main())
