@@ -107,6 +107,7 @@ class Tally:
 
     def __init__(self, name: str, help_text: str, bounds: tuple[float, ...], label: str = ""):
         self.name, self.help, self.bounds, self.label = name, help_text, bounds, label
+        self._le = [*map(repr, map(float, bounds)), "+Inf"]  # the buckets' le labels
         self._counts: dict[str, list[int]] = {}  # per label value: one per bound, then +Inf
         self._sums: dict[str, float] = {}
 
@@ -125,11 +126,9 @@ class Tally:
         family = HistogramMetricFamily(self.name, self.help, labels=labels)
         for key, counts in sorted(self._counts.items()):
             running, buckets = 0, []
-            for bound, count in zip(
-                [*map(repr, map(float, self.bounds)), "+Inf"], counts, strict=True
-            ):
+            for le, count in zip(self._le, counts, strict=True):
                 running += count
-                buckets.append((bound, running))
+                buckets.append((le, running))
             family.add_metric([key] if self.label else [], buckets, self._sums[key])
         return family
 
