@@ -102,7 +102,12 @@ _HSL = re.compile(r"hsl\((\d+) (\d+)% (\d+)%\)")
 
 
 def random_name() -> str:
-    """A friendly default display name ("Calm Heron")."""
+    """A friendly default display name: one of ``_ADJECTIVES``, a space, one of ``_ANIMALS``.
+
+    No name it can draw is written out anywhere in the code: the page's
+    start-up snapshot holds the code, and a test searches the snapshot for
+    the author's name (tests/web/test_startup_snapshot.py).
+    """
     return f"{secrets.choice(_ADJECTIVES)} {secrets.choice(_ANIMALS)}"
 
 
