@@ -241,10 +241,13 @@ async def snapshot_parts(
     """The snapshot's envelope in parts of at most ``step`` bytes, read as needed.
 
     Raises:
-        NoSnapshot: a trim removed the snapshot before its last part was read.
+        NoSnapshot: a trim removed the snapshot, or another replaced it, before
+            its last part was read.
     """
     for offset in range(0, snapshot.size, step):
-        yield await store.read_snapshot(channel_id, snapshot.x_seq, offset, step)
+        yield await store.read_snapshot(
+            channel_id, snapshot.x_seq, offset, step, snapshot_id=snapshot.id
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -397,11 +400,22 @@ class Store(Protocol):
             UnknownPatch: ``snapshot_id`` is not a stored snapshot of the channel.
         """
 
-    async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
-        """Return bytes ``offset`` to ``offset + size`` of the snapshot of patch ``x_seq``.
+    async def read_snapshot(
+        self,
+        channel_id: bytes,
+        x_seq: int,
+        offset: int,
+        size: int,
+        *,
+        snapshot_id: bytes | None = None,
+    ) -> bytes:
+        """Return bytes ``offset`` to ``offset + size`` of the snapshot of patch ``x_seq``
+        (the one whose id is ``snapshot_id``, if given).
 
         Raises:
-            NoSnapshot: that snapshot is no longer stored (a trim removed it).
+            NoSnapshot: that snapshot is no longer stored (a trim removed it, or
+                a newer snapshot of the same patch replaced it: its parts must not
+                be spliced onto the old one's).
         """
 
     async def trim(self, channel_id: bytes, x_id: bytes, keep_pct: int) -> int:

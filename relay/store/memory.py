@@ -245,11 +245,20 @@ class MemoryStore:
         ch.disputes.setdefault(snapshot_id, {}).setdefault(dispute_id, envelope)
         return found[0].x_seq
 
-    async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
+    async def read_snapshot(
+        self,
+        channel_id: bytes,
+        x_seq: int,
+        offset: int,
+        size: int,
+        *,
+        snapshot_id: bytes | None = None,
+    ) -> bytes:
         """See :meth:`relay.store.base.Store.read_snapshot`."""
         ch = self._channels.get(channel_id)
         snap = None if ch is None else ch.snapshots.get(x_seq)
-        if snap is None or snap.envelope is None:
+        replaced = snap is not None and snapshot_id not in (None, snap.id)
+        if snap is None or snap.envelope is None or replaced:
             raise NoSnapshot(f"no snapshot of seq {x_seq}")
         return snap.envelope[offset : offset + size]
 

@@ -317,7 +317,7 @@ SELECT x_seq, x_id, id, length(envelope) AS size, {_DISPUTED.format(s="s")} AS d
 FROM snapshots AS s WHERE channel_id = $1 ORDER BY x_seq
 """
 _SNAPSHOT_SLICE = """
-SELECT substring(envelope FROM $3 FOR $4) FROM snapshots WHERE channel_id = $1 AND x_seq = $2
+SELECT substring(envelope FROM $3 FOR $4), id FROM snapshots WHERE channel_id = $1 AND x_seq = $2
 """
 
 # --- other writes --------------------------------------------------------------------
@@ -1115,7 +1115,15 @@ class PostgreSQLStore:
 
         return await self._run(op)
 
-    async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
+    async def read_snapshot(
+        self,
+        channel_id: bytes,
+        x_seq: int,
+        offset: int,
+        size: int,
+        *,
+        snapshot_id: bytes | None = None,
+    ) -> bytes:
         """See :meth:`relay.store.base.Store.read_snapshot`."""
         if not 0 <= x_seq <= _I64_MAX:
             raise NoSnapshot(f"no snapshot of seq {x_seq}")
@@ -1124,7 +1132,7 @@ class PostgreSQLStore:
 
         async def op(conn: Connection) -> bytes:
             row = await conn.fetchrow(_SNAPSHOT_SLICE, channel_id, x_seq, start, count)
-            if row is None:
+            if row is None or snapshot_id not in (None, bytes(row[1])):
                 raise NoSnapshot(f"no snapshot of seq {x_seq}")
             return bytes(row[0])
 

@@ -568,10 +568,19 @@ class SQLiteStore:
             size=len(envelope),
         )
 
-    async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
+    async def read_snapshot(
+        self,
+        channel_id: bytes,
+        x_seq: int,
+        offset: int,
+        size: int,
+        *,
+        snapshot_id: bytes | None = None,
+    ) -> bytes:
         """See :meth:`relay.store.base.Store.read_snapshot`."""
         return await self._submit(
-            lambda c: _read_snapshot(c, channel_id, x_seq, offset, size), channel=channel_id
+            lambda c: _read_snapshot(c, channel_id, x_seq, offset, size, snapshot_id),
+            channel=channel_id,
         )
 
     async def trim(self, channel_id: bytes, x_id: bytes, keep_pct: int) -> int:
@@ -983,15 +992,20 @@ def _read_from_floor(
 
 
 def _read_snapshot(
-    c: sqlite3.Connection, channel_id: bytes, x_seq: int, offset: int, size: int
+    c: sqlite3.Connection,
+    channel_id: bytes,
+    x_seq: int,
+    offset: int,
+    size: int,
+    snapshot_id: bytes | None,
 ) -> bytes:
     found = _row(c, channel_id)
     row = None
     if found is not None and 0 <= x_seq < 2**63:
         row = c.execute(
-            "SELECT rowid FROM snapshots WHERE ch = ? AND x_seq = ?", (found.ch, x_seq)
+            "SELECT rowid, id FROM snapshots WHERE ch = ? AND x_seq = ?", (found.ch, x_seq)
         ).fetchone()
-    if row is None:
+    if row is None or snapshot_id not in (None, row[1]):
         raise NoSnapshot(f"no snapshot of seq {x_seq}")
     with c.blobopen("snapshots", "envelope", row[0], readonly=True) as blob:
         blob.seek(offset)  # incremental blob I/O: only these pages are read

@@ -869,10 +869,20 @@ class _SnapshotPartsStore(MemoryStore):
         self.parts: list[int] = []
         self.vanish_after: int | None = None  # pretend a trim removed it after this many
 
-    async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
+    async def read_snapshot(
+        self,
+        channel_id: bytes,
+        x_seq: int,
+        offset: int,
+        size: int,
+        *,
+        snapshot_id: bytes | None = None,
+    ) -> bytes:
         if self.vanish_after is not None and len(self.parts) >= self.vanish_after:
             raise NoSnapshot(f"no snapshot of seq {x_seq}")
-        part = await super().read_snapshot(channel_id, x_seq, offset, size)
+        part = await super().read_snapshot(
+            channel_id, x_seq, offset, size, snapshot_id=snapshot_id
+        )
         self.parts.append(len(part))
         return part
 

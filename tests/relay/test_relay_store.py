@@ -158,6 +158,13 @@ def test_a_paged_read_streams_the_snapshot_in_parts(make_store: Callable[[], Sto
         assert [len(p) for p in parts] == [300_000, 300_000, 300_000, 124_000]
         assert b"".join(parts) == big
         assert await store.read_snapshot(CH, 3, 1_023_990, 100) == big[1_023_990:]
+        # Replaced (a newer snapshot of the same patch) while it was read: the
+        # rest is not the old one's, so it is gone, not spliced.
+        await store.put_snapshot(CH, pid(3), b"r" * 32, big[::-1])
+        with pytest.raises(NoSnapshot):
+            [p async for p in snapshot_parts(store, CH, paged.snapshot, 300_000)]
+        assert await store.read_snapshot(CH, 3, 0, 10, snapshot_id=b"r" * 32) == big[::-1][:10]
+        await store.put_snapshot(CH, pid(3), b"s" * 32, big)
         whole = await store.read_from_snapshot(CH)  # no page: the envelope is there
         assert whole.snapshot is not None
         assert (whole.snapshot.size, whole.snapshot.envelope) == (len(big), big)

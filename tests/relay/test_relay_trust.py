@@ -385,9 +385,19 @@ class _CountingStore(MemoryStore):
         super().__init__()
         self.parts = 0
 
-    async def read_snapshot(self, channel_id: bytes, x_seq: int, offset: int, size: int) -> bytes:
+    async def read_snapshot(
+        self,
+        channel_id: bytes,
+        x_seq: int,
+        offset: int,
+        size: int,
+        *,
+        snapshot_id: bytes | None = None,
+    ) -> bytes:
         self.parts += 1
-        return await super().read_snapshot(channel_id, x_seq, offset, size)
+        return await super().read_snapshot(
+            channel_id, x_seq, offset, size, snapshot_id=snapshot_id
+        )
 
 
 def test_a_live_snapshot_is_read_a_chunk_at_a_time_as_the_reader_takes_it() -> None:
@@ -451,6 +461,73 @@ def test_a_live_snapshot_is_read_a_chunk_at_a_time_as_the_reader_takes_it() -> N
         assert b"".join(g.data for g in seconds) == await store.read_snapshot(
             second.channel_id, 1, 0, seconds[0].total
         )
+        await live.close()
+
+    asyncio.run(main())
+
+
+def test_a_live_snapshot_replaced_while_it_is_sent_is_abandoned_not_spliced() -> None:
+    """A newer snapshot of the same patch replaces the one being sent (every
+    typist of a pad snapshots the same patch): no more of the old one is sent,
+    none of the new one's bytes are spliced onto it, the connection goes on
+    (it used to be closed SLOW_CONSUMER: seven of eight typists reconnected at
+    once), and the new one follows whole, from offset 0, which the client's
+    reassembly takes in place of the part it holds."""
+    from client.connection import SnapshotChunks
+    from relay.hub import ChannelState, Hub, Outbox, Subscription
+    from relay.live import LiveSnapshots
+
+    pad = Pad()
+    step = 1000
+
+    async def settle() -> None:
+        for _ in range(50):
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        store = MemoryStore()
+        hub = Hub()
+        outbox = Outbox(1000, max_bytes=2 * step)  # room for about two chunks
+        await store.create_channel(pad.channel_id, pad.keys.verify_key, pad.keys.read_token_hash)
+        envelope, pid = pad.patch(ZERO)
+        await store.append(pad.channel_id, pid, ZERO, envelope)
+        old = pad.sealed(Kind.SNAPSHOT, pid, bytes(10 * step))
+        new = pad.sealed(Kind.SNAPSHOT, pid, b"n" * (10 * step))
+        assert len(old) == len(new)
+        assert envelope_id(old) != envelope_id(new)
+        await store.put_snapshot(pad.channel_id, pid, envelope_id(old), old)
+        state = ChannelState(pad.keys.verify_key, pad.keys.read_token_hash, 0, 0)
+        sub = Subscription(pad.channel_id, 7, outbox, 100)
+        hub.register(state, pad.channel_id, sub)
+        sub.go_live(2)
+        outbox._frames.clear()  # the PEER notice
+        outbox.bytes = 0
+        live = LiveSnapshots(store, hub, step)
+        live.stored(pad.channel_id, 1, origin=None)
+        await settle()
+        got: list[f.Snapshot] = []
+        frame = f.decode(await outbox.next())  # type: ignore[arg-type]
+        assert isinstance(frame, f.Snapshot)
+        assert frame.offset == 0
+        got.append(frame)
+        await store.put_snapshot(pad.channel_id, pid, envelope_id(new), new)  # replaced
+        live.stored(pad.channel_id, 1, origin=None)
+        await settle()
+        while len(outbox) or live._senders:
+            frame = f.decode(await asyncio.wait_for(outbox.next(), 30))  # type: ignore[arg-type]
+            assert isinstance(frame, f.Snapshot)
+            got.append(frame)
+            await settle()
+        assert outbox.failure is None
+        assert live.abandoned == 1
+        assert live.sent == 1
+        restart = max(i for i, g in enumerate(got) if g.offset == 0)
+        assert 0 < restart < 10  # part of the old one, then the new one
+        assert b"".join(g.data for g in got[:restart]) == old[: restart * step]
+        assert b"".join(g.data for g in got[restart:]) == new
+        chunks = SnapshotChunks()
+        done = [chunks.add(g.x_seq, g.total, g.offset, g.data) for g in got]
+        assert [d for d in done if d is not None] == [(1, new)]
         await live.close()
 
     asyncio.run(main())
