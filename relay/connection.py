@@ -105,12 +105,15 @@ _Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral | frames.Dispute
 #: PROTOCOL, as an unknown type is).
 _Served = frames.Subscribe | frames.Unsubscribe | frames.Push | _Upload | frames.ProofRequest
 
-#: Turns (PROTOCOL.md §13.3): a push refused YIELD is sent again this much later,
-#: and a connection that pushed nothing for TURN_QUIET_SECONDS holds nobody back
-#: (it is still owed when it pushes again).  Long enough for a rebase on a busy
-#: machine: at 0.5 s a slow writer's gaps let a fast one lap it until it starved.
+#: Turns (PROTOCOL.md §13.3): a push refused YIELD is sent again this much later;
+#: while a connection owed its turn has pushed nothing for TURN_QUIET_SECONDS
+#: (long enough for a rebase on a busy machine), the connections that outran it
+#: land one patch per TURN_QUIET_SECONDS between them, and after
+#: TURN_LONGEST_SECONDS it holds nobody back (it is still owed when it pushes
+#: again).
 YIELD_RETRY_MS = 20
 TURN_QUIET_SECONDS = 2.0
+TURN_LONGEST_SECONDS = 10.0
 
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
@@ -408,7 +411,8 @@ class Connection:
         patch_id = envelope_id(frame.envelope)
         try:
             state = self._check_push(frame, header)
-            if not state.turns.push(self.id, self.relay.clock(), TURN_QUIET_SECONDS):
+            now = self.relay.clock()
+            if not state.turns.push(self.id, now, TURN_QUIET_SECONDS, TURN_LONGEST_SECONDS):
                 raise _Refusal(RefuseCode.YIELD, retry_after_ms=YIELD_RETRY_MS)
         except _Refusal:
             # Dedupe comes before every other check: a resend after a lost ack

@@ -31,7 +31,7 @@ import itertools
 import json
 import random
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -479,10 +479,20 @@ class RaceWorld:
     ``latency_ms``) plus jitter per message.  The relay orders pushes as they
     arrive and refuses stale parents.  With ``turns`` it also keeps turns with
     the relay's own code (:class:`wire.turns.Turns`): a push of a session that
-    outran another still waiting (and pushing within the last ``quiet_ms``) is
-    refused YIELD, and its session sends the very same bytes again
+    outran another still waiting is refused YIELD (one patch goes through per
+    ``quiet_ms`` while that one pushes nothing, none is held back for it after
+    ``longest_ms``), and its session sends the very same bytes again
     ``retry_ms`` later (as after RATE_LIMITED).  :attr:`landed` records
     when each stored patch was stored and whose it was.
+
+    Sessions may be slow and may stall: ``cost_ms[n]`` is the time session
+    ``n`` takes to take in each patch of another's (a slow machine, or a busy
+    one), and what reaches it meanwhile waits in order; ``stall`` is
+    ``(sessions, start_ms, length_ms)``: those sessions take in nothing and
+    type nothing for that long (a pause, a reconnect).  A stalled session
+    catches up later the more patches landed meanwhile, the case where
+    winners landing freely once it was quiet made it starve (PROTOCOL.md
+    §13.3).
     """
 
     def __init__(
@@ -496,6 +506,9 @@ class RaceWorld:
         jitter_ms: float = 0.5,
         quiet_ms: float = 1000.0,
         retry_ms: float = 20.0,
+        cost_ms: Sequence[float] = (),
+        stall: tuple[Sequence[int], float, float] | None = None,
+        longest_ms: float = 5000.0,
     ) -> None:
         self.rng = random.Random(seed)
         self.now = 0.0
@@ -504,6 +517,9 @@ class RaceWorld:
         self.jitter_ms = jitter_ms
         self.quiet_ms = quiet_ms
         self.retry_ms = retry_ms
+        self.longest_ms = longest_ms
+        self.cost_ms = [*cost_ms, *[0.0] * (sessions - len(cost_ms))]
+        self.stall = stall
         self.relay = SimRelay()
         self.engines = [
             Engine(
@@ -519,6 +535,7 @@ class RaceWorld:
         # Per link, when its last message arrives: links deliver in order.
         self._up = [0.0] * sessions
         self._down = [0.0] * sessions
+        self._ready = [0.0] * sessions  # when each session is done with what reached it
         self._events: list[tuple[float, int, tuple[object, ...]]] = []
         self._order = itertools.count()
         self.author_of: dict[bytes, int] = {}
@@ -549,13 +566,27 @@ class RaceWorld:
     def _send(self, links: list[float], n: int, event: tuple[object, ...]) -> None:
         arrive = max(links[n], self.now + self.latency[n] + self.rng.uniform(0, self.jitter_ms))
         links[n] = arrive
+        if links is self._down:  # taken in order, each patch of another's costing cost_ms
+            arrive = self._after_stall(n, max(arrive, self._ready[n]))
+            arrive += self.cost_ms[n] if event[0] == "patch" else 0
+            self._ready[n] = arrive
         self._at(arrive, event)
+
+    def _after_stall(self, n: int, when: float) -> float:
+        """``when``, or the end of session ``n``'s stall if it falls within it."""
+        if self.stall is None:
+            return when
+        who, start, length = self.stall
+        return start + length if n in who and start <= when < start + length else when
 
     def _handle(self, event: tuple[object, ...]) -> None:
         kind, n, *rest = event
         assert isinstance(n, int)
         engine = self.engines[n]
         if kind == "type":
+            if self._after_stall(n, self.now) > self.now:  # stalled: types nothing meanwhile
+                self._at(self._after_stall(n, self.now), event)
+                return
             engine.edit(textops.normalize([(0, 0, "x")]))
             self._at(self.now + self.type_ms, ("type", n))
         elif kind == "push":
@@ -584,7 +615,7 @@ class RaceWorld:
         """Whether a push of ``n`` must yield to a session it outran (wire.turns)."""
         if not self.turns or patch_id in self.relay.seq_of:
             return False
-        return not self._turns.push(n, self.now, self.quiet_ms)
+        return not self._turns.push(n, self.now, self.quiet_ms, self.longest_ms)
 
     def _push(self, n: int, data: bytes) -> None:
         patch_id = header(data)[0]

@@ -5,11 +5,20 @@ on the same head, one lands and the other is refused STALE and must rebase.
 A writer that pushes often (a fast typist, a pipelining client) could land
 again and again while the loser rebases, and the loser never land.  The
 rule: **a writer that outran another may not land again until that one has
-landed**, left the channel, or pushed nothing for ``quiet`` seconds (gone
-away, or waiting for a head it lacks: nobody is held back for it longer
-than that, but it is still owed when it pushes again).  Its pushes are
-refused YIELD meanwhile, and it sends the very same bytes again a little
-later.
+landed**, left the channel, or pushed nothing for ``longest`` seconds (gone
+away, or waiting for a head it lacks, or its work vanished in its rebase:
+nobody is held back for it longer than that, but it is still owed when it
+pushes again).  Its pushes are refused YIELD meanwhile, and it sends the
+very same bytes again a little later.  While a loser it is owed by has
+pushed nothing for ``quiet`` seconds (a slow rebase, a reconnect), the
+writers that outran it may land **one** patch between them, and then wait
+another ``quiet`` seconds: the loser falls behind by one patch per
+``quiet``, not by as many as the winners can pipeline.  (Letting them land
+freely after ``quiet``, as this rule did until 2026-12-06, made a cycle: a
+loser whose catch-up took longer than ``quiet`` got each of their patches
+to rebase over, so its next catch-up took longer still, and it starved;
+``bench --only fair``: about one run in six, after the relay had closed
+the connections of seven of the eight typists at once.)
 
 Who outran whom, from what the relay sees:
 
@@ -51,7 +60,7 @@ class Turns:
     state is bounded by the channel's subscribers (:meth:`left` forgets one).
     """
 
-    __slots__ = ("_count", "_last", "_outran", "_waiting")
+    __slots__ = ("_count", "_last", "_outran", "_passed", "_waiting")
 
     def __init__(self) -> None:
         #: writer -> when it last pushed, while it waits (it pushed since its
@@ -62,18 +71,28 @@ class Turns:
         self._last: dict[int, int] = {}
         #: writer -> the writers it outran that have not landed since.
         self._outran: dict[int, set[int]] = {}
+        #: writer -> when a push of a writer it is owed by last went through
+        #: because it had been quiet.
+        self._passed: dict[int, float] = {}
 
-    def push(self, writer: int, now: float, quiet: float) -> bool:
+    def push(self, writer: int, now: float, quiet: float, longest: float) -> bool:
         """A push of a new patch by ``writer``: whether it may go to the store now.
 
-        False (refuse YIELD) while a writer it outran waits and pushed within
-        the last ``quiet`` seconds.
+        False (refuse YIELD) while a writer it outran waits, pushed within the
+        last ``longest`` seconds, and either pushed or let a patch through
+        within the last ``quiet`` seconds.
         """
         self._waiting[writer] = now
+        passing = []
         for loser in self._outran.get(writer, ()):
-            seen = self._waiting.get(loser)
-            if seen is not None and now - seen <= quiet:
+            pushed = self._waiting.get(loser)
+            if pushed is None or now - pushed > longest:
+                continue
+            if now - max(pushed, self._passed.get(loser, pushed)) <= quiet:
                 return False
+            passing.append(loser)
+        for loser in passing:  # one patch past their silence, then wait again
+            self._passed[loser] = now
         return True
 
     def stale(self, writer: int) -> None:
@@ -89,6 +108,7 @@ class Turns:
         found stored: its wait is over and nobody is held back for it.  A fresh
         patch outran those that were held back for ``writer`` and still wait."""
         self._waiting.pop(writer, None)
+        self._passed.pop(writer, None)
         held = set()
         for other, losers in self._outran.items():
             if writer in losers:
@@ -106,6 +126,7 @@ class Turns:
         self._waiting.pop(writer, None)
         self._last.pop(writer, None)
         self._outran.pop(writer, None)
+        self._passed.pop(writer, None)
         for losers in self._outran.values():
             losers.discard(writer)
 

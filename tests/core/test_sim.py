@@ -82,3 +82,22 @@ def test_under_turns_every_typist_lands_a_fair_share(
         assert sum(window) > 0
         assert min(window) * 2 * sessions >= sum(window), window
     assert world.yields > 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_stall_of_all_but_one_typist_lets_one_patch_by_per_quiet_period(seed: int) -> None:
+    """PROTOCOL.md §13.3: seven of eight typists stall for 2.5 quiet periods (a
+    pause, a reconnect), and every patch of another's costs each 5 ms to take
+    in.  Meanwhile the one still typing lands at most one patch per quiet
+    period, not all it could pipeline (under the rule until 2026-12-06, free
+    once they were quiet: 605 and 1,454 patches here, each one more for seven
+    typists to catch up with, then 2 and 4 s with nobody landing); from the
+    second after the stall every window is fair again."""
+    quiet = 1000.0
+    stall = (range(1, 8), 1000.0, 2.5 * quiet)
+    world = RaceWorld(seed, 8, cost_ms=[5.0] * 8, stall=stall, quiet_ms=quiet)
+    world.run(8000)
+    assert len([when for when, _ in world.landed if 1000 <= when < 3500]) <= 3
+    for window in world.shares(1000, 8000)[4:]:
+        assert sum(window) > 0
+        assert min(window) * 2 * 8 >= sum(window), window

@@ -12,7 +12,7 @@ from relay_support import TIMEOUT, Client, Pad, RelayHandle, running_relay, smal
 
 from crypto.envelope import Kind, envelope_id
 from relay.app import RelayConfig
-from relay.connection import TURN_QUIET_SECONDS
+from relay.connection import TURN_LONGEST_SECONDS, TURN_QUIET_SECONDS
 from relay.edge.faults import Faults
 from wire import frames as f
 from wire.codes import ErrorCode, RefuseCode
@@ -622,13 +622,15 @@ def test_nobody_laps_a_writer_it_outran() -> None:
     run(scenario, clock=lambda: next(readings) / 1000)
 
 
-def test_a_quiet_writer_holds_nobody_back_but_is_still_owed() -> None:
-    """PROTOCOL.md §13.3: a writer that pushed nothing for longer than the quiet
-    period (TURN_QUIET_SECONDS) holds nobody back (it went away, or waits for a
-    head it lacks), but once it pushes again, whoever outran it waits for it
-    again.  The clock moves only when the scenario moves it."""
+def test_a_quiet_writer_lets_one_patch_by_per_quiet_period_and_is_still_owed() -> None:
+    """PROTOCOL.md §13.3: while a writer that was outrun pushes nothing (a slow
+    rebase, a reconnect), whoever outran it lands one patch per quiet period
+    (TURN_QUIET_SECONDS), not all it can pipeline; after TURN_LONGEST_SECONDS
+    it holds nobody back (it went away, or waits for a head it lacks), but once
+    it pushes again, whoever outran it waits for it again.  The clock moves
+    only when the scenario moves it."""
     now = [0.0]
-    quiet = TURN_QUIET_SECONDS
+    quiet, longest = TURN_QUIET_SECONDS, TURN_LONGEST_SECONDS
 
     async def scenario(relay: RelayHandle) -> None:
         pad = Pad()
@@ -643,15 +645,24 @@ def test_a_quiet_writer_holds_nobody_back_but_is_still_owed() -> None:
             a2, id2 = pad.patch(id1, b"a2")
             assert _refused(await a.push(a2)) == (RefuseCode.YIELD, 20)  # b pushed at 0
             now[0] = 1.2 * quiet
-            assert _acked(await a.push(a2)) == (2, id2)  # b quiet for longer
-            now[0] = 3 * quiet
-            assert _refused(await b.push(pad.patch(id1, b"b1")[0])) == (RefuseCode.STALE, 2)
-            now[0] = 3.8 * quiet
-            a3, _ = pad.patch(id2, b"a3")
-            assert _refused(await a.push(a3)) == (RefuseCode.YIELD, 20)  # b is back
-            b2, id3 = pad.patch(id2, b"b1 again")
-            assert _acked(await b.push(b2)) == (3, id3)
-            assert _refused(await a.push(a3)) == (RefuseCode.STALE, 3)
+            assert _acked(await a.push(a2)) == (2, id2)  # b quiet: one patch goes by
+            now[0] = 1.5 * quiet
+            a3, id3 = pad.patch(id2, b"a3")
+            assert _refused(await a.push(a3)) == (RefuseCode.YIELD, 20)  # one per quiet period
+            now[0] = 2.3 * quiet
+            assert _acked(await a.push(a3)) == (3, id3)
+            now[0] = longest + 0.1  # b silent for longer than that: a goes freely
+            a4, id4 = pad.patch(id3, b"a4")
+            a5, id5 = pad.patch(id4, b"a5")
+            assert _acked(await a.push(a4)) == (4, id4)
+            assert _acked(await a.push(a5)) == (5, id5)
+            assert _refused(await b.push(pad.patch(id1, b"b1")[0])) == (RefuseCode.STALE, 5)
+            now[0] = longest + 0.2
+            a6, _ = pad.patch(id5, b"a6")
+            assert _refused(await a.push(a6)) == (RefuseCode.YIELD, 20)  # b is back
+            b2, id6 = pad.patch(id5, b"b1 again")
+            assert _acked(await b.push(b2)) == (6, id6)
+            assert _refused(await a.push(a6)) == (RefuseCode.STALE, 6)
 
     run(scenario, clock=lambda: now[0])
 
