@@ -13,7 +13,8 @@ them wait until their texts are equal and hold every key typed.
 
 Reported per window of ``WINDOW`` s: the patches landed by each typist, the
 smallest share, and whether every typist got at least 1/(2n); over the run,
-keys typed and patches landed per typist.
+keys typed, patches landed and connections lost per typist (a reconnect is
+what made typists starve before 2026-12-06: PROTOCOL.md §13.3).
 """
 
 from __future__ import annotations
@@ -38,16 +39,18 @@ HANG_GUARD = 600.0
 TYPIST = r"""
 import asyncio, json, random, sys, time
 from client import Pad
-from client.events import Acked
+from client.events import Acked, ConnectionLost
 
 async def main(link, index, start, duration, out):
     pad = await Pad.open(link, state_dir=None)
     await pad.synced(600)
-    acked, typed = [], 0
+    acked, typed, lost = [], 0, []
     async def note():
         async for event in pad.events():
             if isinstance(event, Acked):
                 acked.append(time.time())
+            elif isinstance(event, ConnectionLost):
+                lost.append(time.time())
     noting = asyncio.create_task(note())
     rng = random.Random(index)
     await asyncio.sleep(max(0.0, start - time.time()))
@@ -62,7 +65,7 @@ async def main(link, index, start, duration, out):
         await pad.changed()
     noting.cancel()
     with open(out, "w") as f:
-        json.dump({"acked": acked, "typed": typed, "length": pad.session.text_length,
+        json.dump({"acked": acked, "typed": typed, "lost": lost, "length": pad.session.text_length,
                    "text_counts": {c: pad.text.count(c) for c in set(pad.text)}}, f)
     await pad.aclose()
 
@@ -120,6 +123,7 @@ def _run(duration: float) -> dict[str, Any]:
     return {
         "typed": [r["typed"] for r in results],
         "landed": [len(r["acked"]) for r in results],
+        "reconnects": [len(r["lost"]) for r in results],
         "windows": windows,
         "fair": all(w["min_share"] >= 1 / (2 * TYPISTS) for w in windows),
     }
@@ -147,7 +151,7 @@ def run(runs: int, quick: bool) -> Result:
             )
         result.note(
             f"run {n + 1}: keys typed {r['typed']}, patches landed {r['landed']}, "
-            f"every window fair: {r['fair']}"
+            f"connections lost {r['reconnects']}, every window fair: {r['fair']}"
         )
     result.tables.append(
         table(
