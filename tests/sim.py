@@ -584,8 +584,9 @@ class RaceWorld:
         assert isinstance(n, int)
         engine = self.engines[n]
         if kind == "type":
-            if self._after_stall(n, self.now) > self.now:  # stalled: types nothing meanwhile
-                self._at(self._after_stall(n, self.now), event)
+            resume = self._after_stall(n, self.now)
+            if resume > self.now:  # stalled: types nothing meanwhile
+                self._at(resume, event)
                 return
             engine.edit(textops.normalize([(0, 0, "x")]))
             self._at(self.now + self.type_ms, ("type", n))
