@@ -5,6 +5,8 @@ these to check what the relay can learn):
 
 * :mod:`relay.connection`: one websocket connection, its protocol state and
   the push pipeline (verify the channel signature, append, ACK, broadcast);
+* :mod:`relay.verifier`: pushes' channel signatures checked in a helper
+  process, off the event loop;
 * :mod:`relay.hub`: live subscriptions per channel, fan-out, bounded outboxes;
 * :mod:`relay.live`: stored snapshots sent live to the channel's subscribers;
 * :mod:`relay.cluster` and :mod:`relay.bus`: relays sharing one store (hints);

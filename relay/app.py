@@ -48,6 +48,7 @@ from relay.hub import Outbox
 from relay.limits import Limits
 from relay.metrics import TimedStore
 from relay.store import Store, StoreStats, open_store
+from relay.verifier import Verifier
 from wire import frames
 from wire.codes import ErrorCode
 from wire.frames import FrameType
@@ -85,6 +86,9 @@ class RelayConfig:
             (SQLite, memory) takes none.
         poll_seconds: how often relays sharing a store read the heads of
             their channels while the bus is up (it is every 0.5 s while down).
+        verify_processes: 1 to check pushes' channel signatures in a helper
+            process, off the event loop (:mod:`relay.verifier`); 0 to check
+            them on the loop.
     """
 
     store_url: str = "sqlite:///./blindpad.sqlite3"
@@ -96,6 +100,7 @@ class RelayConfig:
     embed_origins: tuple[str, ...] = ()
     bus: str | None = None
     poll_seconds: float = POLL_SECONDS
+    verify_processes: int = 0
 
 
 class AppState(TypedDict):
@@ -150,6 +155,10 @@ def create_app(
             )
             if clock is not None:
                 relay.clock = clock
+            relay.verifier = relay.metrics.verifier = Verifier(
+                config.verify_processes, relay.clock
+            )
+            await relay.verifier.start()
             observe = getattr(chosen, "observe_commits", None)
             if observe is not None:
                 observe(relay.metrics.observe_batch)
@@ -180,6 +189,7 @@ def create_app(
             finally:
                 sweeper.cancel()
                 await relay.cluster.close()
+                await relay.verifier.close()
         finally:
             await chosen.close()
 

@@ -136,6 +136,14 @@ def _run_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default="",
         help="origins whose pages may embed pads (/embed/), comma-separated (default: none)",
     )
+    parser.add_argument(
+        "--verify-processes",
+        type=int,
+        choices=(0, 1),
+        default=1 if (os.cpu_count() or 1) > 1 else 0,
+        help="1: check pushes' signatures in a helper process, off the event loop;"
+        " 0: on it (default 1 with more than one CPU, else 0)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request (IPs!)")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (warning)")
     defaults = Limits()
@@ -243,6 +251,7 @@ def _config(args: argparse.Namespace) -> RelayConfig:
         embed_origins=_embed_origins(args.embed_origins),
         bus=args.bus,
         poll_seconds=args.poll_seconds,
+        verify_processes=args.verify_processes,
     )
 
 

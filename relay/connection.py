@@ -23,8 +23,10 @@ A push goes through the checks in exactly the order DESIGN.md gives:
    resend of a trimmed one is STALE: its parent is below the head);
 3. limits: rate (retry-after), patch size, subscription, pad size, channel
    quota, total storage;
-4. the channel signature (crypto.verify_channel_signature);
-   then the turn (PROTOCOL.md §13.3, :class:`wire.turns.Turns`): while a
+4. the channel signature (crypto.verify_channel_signature), in the
+   signature helper process when there is one (:mod:`relay.verifier`: its
+   verdicts come back in the order asked, so a connection's pushes stay in
+   order); then the turn (PROTOCOL.md §13.3, :class:`wire.turns.Turns`): while a
    writer this connection outran still waits for a patch of its to land,
    REFUSE YIELD (send the same bytes again after retry_after_ms), so nobody
    laps a writer it outran;
@@ -57,11 +59,13 @@ import asyncio
 import collections
 import dataclasses
 import enum
+import functools
 import hashlib
 import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import crypto
 from crypto.envelope import Header, Kind, envelope_id, parse_header, verify_channel_signature
@@ -71,7 +75,7 @@ from relay.cluster import Cluster
 from relay.edge.faults import Faults
 from relay.errors import ProtocolViolation, Refused
 from relay.hub import ChannelState, Hub, Outbox, Subscription
-from relay.limits import HISTORY_PAGE_BYTES, Limits, TokenBucket
+from relay.limits import HISTORY_PAGE_BYTES, MAX_PUSHES_IN_FLIGHT, Limits, TokenBucket
 from relay.metrics import Metrics
 from relay.store import (
     AppendOutcome,
@@ -89,14 +93,12 @@ from relay.store import (
     snapshot_parts,
 )
 from relay.store import UnknownPatch as StoreUnknownPatch
+from relay.verifier import Verdict, Verifier
 from wire import frames, mmr
 from wire.codes import ErrorCode, RefuseCode
 
 log = logging.getLogger("blindpad.relay")
 
-#: Pushes of one connection handed to the store and not yet answered; past it
-#: the connection stops reading until the oldest is answered (backpressure).
-MAX_PUSHES_IN_FLIGHT = 256
 
 #: Client frames that carry a sealed envelope or a chunk of one, besides PUSH.
 _Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral | frames.Dispute
@@ -135,6 +137,7 @@ class RelayState:
     node: int = 0
     metrics: Metrics = dataclasses.field(default_factory=Metrics)
     faults: Faults = dataclasses.field(default_factory=Faults)
+    verifier: Verifier = dataclasses.field(default_factory=Verifier)
     create_token: bytes | None = None
     storage_bytes: int = 0
     next_connection_id: int = 1
@@ -216,13 +219,32 @@ class _Assembly:
 
 @dataclasses.dataclass(slots=True)
 class _Push:
-    """A push handed to the store, waiting for its append to be durable."""
+    """A push past the cheap checks, waiting for its signature check and its
+    append: ``outcome`` is the store's result, or the answer already made (a
+    refusal, or the ACK of a resend)."""
 
     frame: frames.Push
     header: Header
     state: ChannelState
     patch_id: bytes
-    outcome: asyncio.Future[AppendResult]
+    #: Future[AppendResult | bytes]: the store's own future where it can be.
+    outcome: asyncio.Future[Any] = dataclasses.field(init=False)
+
+
+def settle(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    """Give ``target`` the result (or exception) of ``source`` when it has one."""
+
+    def copy(done: asyncio.Future[Any]) -> None:
+        if target.done():
+            return
+        if done.cancelled():
+            target.cancel()
+        elif done.exception() is not None:
+            target.set_exception(done.exception())  # type: ignore[arg-type]
+        else:
+            target.set_result(done.result())
+
+    source.add_done_callback(copy)
 
 
 class Connection:
@@ -399,31 +421,24 @@ class Connection:
     # --- push ------------------------------------------------------------------
 
     async def _push(self, frame: frames.Push) -> None:
-        """Check a push, hand it to the store and return without waiting for it.
+        """Check a push, hand it on and return without waiting for it.
 
-        The checks run now, in DESIGN.md's order; the append joins the store's
-        queue, so a client's pipelined pushes share one group commit instead
-        of waiting for one fsync each; :meth:`_appended` answers them in order
-        once they are durable.  A push costs no task: the store's future calls
-        back (a task per push was a tenth of the event loop at 500 x 2).
+        The checks run in DESIGN.md's order: the cheap ones now, the channel
+        signature by :attr:`RelayState.verifier` (now on the loop, or later in
+        its helper process, whose verdicts come back in the order asked:
+        :mod:`relay.verifier`), then :meth:`_onward` takes the turn and hands
+        the append to the store's queue, so a client's pipelined pushes share
+        one group commit instead of waiting for one fsync each;
+        :meth:`_appended` answers them in order once they are durable.  A push
+        costs no task: futures call back (a task per push was a tenth of the
+        event loop at 500 x 2).
         """
         header = self._envelope(frame.envelope, Kind.PATCH)
         patch_id = envelope_id(frame.envelope)
         try:
             state = self._check_push(frame, header)
-            now = self.relay.clock()
-            if not state.turns.push(self.id, now, TURN_QUIET_SECONDS, TURN_LONGEST_SECONDS):
-                raise _Refusal(RefuseCode.YIELD, retry_after_ms=YIELD_RETRY_MS)
-        except _Refusal:
-            # Dedupe comes before every other check: a resend after a lost ack
-            # is acked with its original seq even if it fails a check now.
-            known = await self.relay.store.lookup(header.channel_id, patch_id)
-            if known is None:
-                raise
-            landed = self.relay.hub.channels.get(header.channel_id)
-            if landed is not None:
-                landed.turns.landed(self.id, fresh=False)
-            await self.outbox.put(frames.encode(frames.Ack(frame.request_id, known, patch_id)))
+        except _Refusal as refusal:
+            await self.outbox.put(await self._refused_push(frame, header, patch_id, refusal))
             return
         size = len(frame.envelope)
         bound = self.relay.limits.push_bytes_in_flight
@@ -431,12 +446,18 @@ class Connection:
             self._pushes and self.push_bytes + size > bound
         ):
             await asyncio.wait({self._pushes[0].outcome})
-        outcome = append_soon(
-            self.relay.store, header.channel_id, patch_id, header.ref, frame.envelope
-        )
-        self._pushes.append(_Push(frame, header, state, patch_id, outcome))
+        push = _Push(frame, header, state, patch_id)
+        verifier = self.relay.verifier
+        verdict = verifier.verdict_now(frame.envelope, state.verify_key, header)
+        if verdict is not None:
+            push.outcome = self._onward(push, verdict)
+        else:
+            push.outcome = asyncio.get_running_loop().create_future()
+            checked = verifier.check(frame.envelope, state.verify_key)
+            checked.add_done_callback(functools.partial(self._verified, push))
+        self._pushes.append(push)
         self.push_bytes += size
-        outcome.add_done_callback(self._appended)
+        push.outcome.add_done_callback(self._appended)
 
     def _check_push(self, frame: frames.Push, header: Header) -> ChannelState:
         self._rate()
@@ -444,10 +465,50 @@ class Connection:
             raise _Refusal(RefuseCode.PATCH_TOO_LARGE)
         state = self._channel(header.channel_id)
         self._quotas(state, len(frame.envelope), pad=True)
-        self._signature(frame.envelope, state, header)
         return state
 
-    def _appended(self, _: asyncio.Future[AppendResult]) -> None:
+    async def _refused_push(
+        self, frame: frames.Push, header: Header, patch_id: bytes, refusal: _Refusal
+    ) -> bytes:
+        """The answer to a push that failed a check: an ACK with its original seq
+        if it is a resend of a stored patch (dedupe comes before every other
+        check: a resend after a lost ack is acked even if it fails a check now),
+        else the refusal."""
+        known = await self.relay.store.lookup(header.channel_id, patch_id)
+        if known is None:
+            return self._refusal(
+                frame.request_id, refusal.code, refusal.retry_after_ms, refusal.head
+            )
+        landed = self.relay.hub.channels.get(header.channel_id)
+        if landed is not None:
+            landed.turns.landed(self.id, fresh=False)
+        return frames.encode(frames.Ack(frame.request_id, known, patch_id))
+
+    def _verified(self, push: _Push, checked: asyncio.Future[Verdict]) -> None:
+        """Continue a push whose signature the helper checked."""
+        settle(self._onward(push, checked.result()), push.outcome)
+
+    def _onward(self, push: _Push, verdict: Verdict) -> asyncio.Future[Any]:
+        """After the signature check: the turn, then the store.  Returns the
+        append's outcome, or the refusal's (or a resend's ACK) to come."""
+        refusal = None
+        if verdict is Verdict.BAD_SIGNATURE:
+            refusal = _Refusal(RefuseCode.BAD_SIGNATURE)
+        elif verdict is Verdict.MALFORMED:
+            refusal = _Refusal(RefuseCode.MALFORMED_ENVELOPE)
+        elif not push.state.turns.push(
+            self.id, self.relay.clock(), TURN_QUIET_SECONDS, TURN_LONGEST_SECONDS
+        ):
+            refusal = _Refusal(RefuseCode.YIELD, retry_after_ms=YIELD_RETRY_MS)
+        if refusal is not None:
+            answer = self._refused_push(push.frame, push.header, push.patch_id, refusal)
+            return asyncio.ensure_future(answer)
+        header = push.header
+        return append_soon(
+            self.relay.store, header.channel_id, push.patch_id, header.ref, push.frame.envelope
+        )
+
+    def _appended(self, _: asyncio.Future[Any]) -> None:
         """Answer the pushes whose appends are done, oldest first, up to the
         first one still waiting: answers go out in the order the pushes came,
         whichever append the store finished first (another channel's may)."""
@@ -462,9 +523,12 @@ class Connection:
                 failure = ProtocolViolation(ErrorCode.INTERNAL, "internal relay error")
                 self.outbox.fail(failure, flush=True)
 
-    def _answer_push(self, push: _Push, result: AppendResult) -> None:
-        """Answer one durable push (a callback: its answers are offered, not awaited;
+    def _answer_push(self, push: _Push, result: AppendResult | bytes) -> None:
+        """Answer one push (a callback: its answers are offered, not awaited;
         a client that does not read them is a slow consumer like any other)."""
+        if isinstance(result, bytes):
+            self.outbox.offer(result)
+            return
         state, frame, patch_id = push.state, push.frame, push.patch_id
         if result.outcome is AppendOutcome.STALE:
             state.turns.stale(self.id)

@@ -127,13 +127,24 @@ HISTORY_PAGE_BYTES = 256 * KIB  # a SUBSCRIBE's history is read and sent in page
 WRITE_BUFFER_BYTES = 128 * KIB
 
 
+#: Pushes of one connection handed on and not yet answered; past it the
+#: connection stops reading until the oldest is answered (backpressure).
+MAX_PUSHES_IN_FLIGHT = 256
+
+#: What the pipe to the signature helper holds per push beside its envelope:
+#: the verify key and the envelope's length (:mod:`relay.verifier`).
+HELPER_BYTES_PER_PUSH = 32 + 4
+
+
 def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
     """The relay's worst-case memory under ``limits``: PROTOCOL.md §5.3's formula.
 
     ``M = base + C * (Q + f + W + P + I + S) + U + R * H``: per connection its
     outgoing queue in bytes (Q) plus the one frame always admitted (f), what
     waits to be written to its socket (W, :data:`WRITE_BUFFER_BYTES`), its
-    unanswered pushes (P), one incoming message being read (I) and the history
+    unanswered pushes (P), held twice while the signature helper has them
+    (the connection's copy and the pipe's, with a key and a length each),
+    one incoming message being read (I) and the history
     read answering its SUBSCRIBE while it is sent (S: one chunk of the
     snapshot read and encoded, and one page of patches, which ends with the
     patch that reaches ``HISTORY_PAGE_BYTES``; and one chunk of a live
@@ -148,7 +159,8 @@ def memory_ceiling(limits: Limits, base: int = BASE_BYTES) -> int:
         limits.outgoing_queue_bytes
         + limits.max_frame_bytes
         + WRITE_BUFFER_BYTES
-        + limits.push_bytes_in_flight
+        + 2 * limits.push_bytes_in_flight
+        + MAX_PUSHES_IN_FLIGHT * HELPER_BYTES_PER_PUSH
         + limits.max_frame_bytes
         + 64 * KIB
         + 2 * limits.max_frame_bytes

@@ -70,6 +70,7 @@ from relay.store.base import append_soon
 if TYPE_CHECKING:
     from relay.cluster import Cluster
     from relay.store import AppendResult, Store
+    from relay.verifier import Verifier
 
 #: The ``Content-Type`` of the exposition.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -156,6 +157,7 @@ class Metrics:
     errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     clock: Callable[[], float] = time.perf_counter
     cluster: Cluster | None = None
+    verifier: Verifier | None = None
     registry: CollectorRegistry = dataclasses.field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
@@ -229,6 +231,8 @@ class _Counters(Collector):
             yield tally.family()
         if m.cluster is not None:
             yield from _cluster(m.cluster)
+        if m.verifier is not None:
+            yield from _verifier(m.verifier)
         if m._scrape is not None:
             yield from _scraped(m._scrape)
 
@@ -250,6 +254,24 @@ def _cluster(c: Cluster) -> Iterator[Metric]:
         "blindpad_filled_patches",
         "Patches committed by other relays offered here.",
         value=c.filled,
+    )
+
+
+def _verifier(v: Verifier) -> Iterator[Metric]:
+    checks = collections.Counter({"helper": v.remote, "loop": v.inline})
+    yield _labelled(
+        "blindpad_signature_checks",
+        "Push signatures checked, by where: the helper process or the event loop.",
+        "where",
+        checks,
+    )
+    yield _gauge(
+        "blindpad_signature_helper_up", "1 while the signature helper process runs.", int(v.alive)
+    )
+    yield CounterMetricFamily(
+        "blindpad_signature_helpers_lost",
+        "Signature helper processes that died or answered nonsense.",
+        value=v.lost,
     )
 
 
