@@ -179,6 +179,7 @@ class RelayState:
         """Close connections silent for the idle timeout or with a stalled upload."""
         now = self.clock()
         self.next_sweep = now + 1.0
+        self.verifier.sweep()
         timeout = self.limits.idle_timeout_seconds
         upload = self.limits.upload_timeout_seconds
         for address, bucket in list(self.create_buckets.items()):

@@ -20,7 +20,8 @@ its store and feeds through a pipe:
 - answers come back in the order the checks were asked, so a connection's
   pushes reach the store in the order they arrived.
 
-If the helper cannot start, dies or answers nonsense, the checks it held and
+If the helper cannot start, dies, answers nonsense or answers nothing for
+:data:`STALL_SECONDS` (:meth:`Verifier.sweep`), the checks it held and
 every check until it is back are made on the loop (``inline``), and a new
 helper is started at most once per :data:`RESTART_SECONDS`; nothing waits on
 a dead helper and no push is lost or reordered.  ``processes=0`` (the
@@ -39,6 +40,7 @@ import collections
 import contextlib
 import enum
 import logging
+import signal
 import struct
 import sys
 import time
@@ -51,6 +53,10 @@ log = logging.getLogger("blindpad.relay")
 
 #: A dead helper is started again at most this often (checks run on the loop meanwhile).
 RESTART_SECONDS = 1.0
+
+#: A helper that answers nothing for this long while it holds checks is
+#: dropped (killed; its checks made on the loop): a batch takes milliseconds.
+STALL_SECONDS = 10.0
 
 #: Most checks in one batch: the helper starts on the first ones while the loop
 #: reads on (one batch per loop turn, thousands of checks at 500 x 2, left every
@@ -108,6 +114,7 @@ class Verifier:
         self._turn: list[_Check] = []
         self._sent: collections.deque[list[_Check]] = collections.deque()
         self._next_start = 0.0
+        self._progress = 0.0  # when the helper last answered, or was first given work
         self._spawning: asyncio.Task[None] | None = None
         self._closed = False
         #: Checks made by the helper and on the loop; helpers started; helpers lost.
@@ -195,6 +202,8 @@ class Verifier:
         for envelope, key, _ in batch:
             parts += (key, _U32.pack(len(envelope)), envelope)
         body = b"".join(parts)
+        if not self._sent:
+            self._progress = self._clock()
         self._sent.append(batch)
         proc.stdin.write(_U32.pack(len(body)) + body)
 
@@ -208,16 +217,30 @@ class Verifier:
                 if not self._sent or len(self._sent[0]) != count:
                     raise ValueError(f"{count} answers for a batch of another size")
                 batch = self._sent.popleft()
+                self._progress = self._clock()
                 for (_, _, future), byte in zip(batch, answers, strict=True):
                     if not future.done():
                         future.set_result(Verdict(byte))
                 self.remote += count
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
-            if not self._closed:
+            if not self._closed and self._proc is proc:
                 log.warning("signature helper lost (%s); checking on the event loop", exc)
                 self.lost += 1
         finally:
             self._drop(proc)
+
+    def sweep(self) -> None:
+        """Drop a helper that has answered nothing for :data:`STALL_SECONDS`
+        while it holds checks (the relay calls this once a second)."""
+        proc = self._proc
+        if proc is None or not self._sent or self._clock() - self._progress < STALL_SECONDS:
+            return
+        log.warning(
+            "signature helper answered nothing for %.0f s; checking on the event loop",
+            STALL_SECONDS,
+        )
+        self.lost += 1
+        self._drop(proc)
 
     def _drop(self, proc: asyncio.subprocess.Process) -> None:
         """Forget ``proc``: what it held and what waits to be sent are checked here."""
@@ -254,7 +277,13 @@ class Verifier:
 
 
 def _serve() -> int:
-    """The helper: read batches from stdin, write one verdict byte per envelope."""
+    """The helper: read batches from stdin, write one verdict byte per envelope.
+
+    It ignores SIGINT and SIGTERM (a Ctrl-C in a terminal or a service
+    manager's stop reaches the whole process group): it ends when the relay
+    closes the pipe, stops it, or dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     read, write = sys.stdin.buffer.read, sys.stdout.buffer
     while True:
         head = read(4)

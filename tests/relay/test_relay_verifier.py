@@ -21,7 +21,14 @@ from relay_support import TIMEOUT, Client, Pad, RelayHandle, running_relay
 
 from crypto.envelope import Kind
 from relay.app import RelayConfig
-from relay.verifier import BATCH_CHECKS, RESTART_SECONDS, Verdict, Verifier, verdict
+from relay.verifier import (
+    BATCH_CHECKS,
+    RESTART_SECONDS,
+    STALL_SECONDS,
+    Verdict,
+    Verifier,
+    verdict,
+)
 from wire import frames as f
 from wire.codes import RefuseCode
 
@@ -132,6 +139,64 @@ def test_a_helper_that_dies_costs_no_check_and_comes_back_after_the_restart_dela
             remote = v.remote
             assert await _check_all(v, envelopes, key) == expected
             assert v.remote == remote + len(envelopes)
+        finally:
+            await v.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_helper_that_answers_nothing_is_dropped_after_the_stall_limit() -> None:
+    """A stopped helper (SIGSTOP) holds checks: nothing happens before
+    STALL_SECONDS of the injected clock, then the sweep kills it and makes
+    its checks on the loop, in order."""
+    pad = Pad()
+    envelopes, expected = _envelopes(pad, 2 * BATCH_CHECKS)
+    now = [50.0]
+
+    async def scenario() -> None:
+        v = Verifier(1, clock=lambda: now[0])
+        await v.start()
+        try:
+            assert await v.check(envelopes[0], pad.keys.verify_key) is Verdict.GOOD
+            pid = v.helper_pid
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)
+            futures = [v.check(envelope, pad.keys.verify_key) for envelope in envelopes]
+            await asyncio.sleep(0.05)  # handed over, unanswered
+            now[0] += STALL_SECONDS - 0.5
+            v.sweep()
+            assert not any(future.done() for future in futures)
+            assert v.alive
+            now[0] += 0.5
+            v.sweep()
+            assert [future.result() for future in futures] == expected
+            assert v.lost == 1
+            assert not v.alive
+            await asyncio.sleep(0.05)  # the reader sees the killed helper's pipe close
+            assert v.lost == 1  # counted once
+        finally:
+            await v.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_helper_ignores_a_ctrl_c_meant_for_the_relay() -> None:
+    """A Ctrl-C in a terminal reaches the whole process group; the helper goes on
+    (the relay stops it when it stops)."""
+    pad = Pad()
+    envelopes, expected = _envelopes(pad, BATCH_CHECKS)
+
+    async def scenario() -> None:
+        v = Verifier(1)
+        await v.start()
+        try:
+            assert await _check_all(v, envelopes, pad.keys.verify_key) == expected
+            pid = v.helper_pid
+            assert pid is not None
+            os.kill(pid, signal.SIGINT)
+            os.kill(pid, signal.SIGTERM)
+            assert await _check_all(v, envelopes, pad.keys.verify_key) == expected
+            assert (v.remote, v.lost, v.helper_pid) == (2 * len(envelopes), 0, pid)
         finally:
             await v.close()
 
