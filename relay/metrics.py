@@ -270,7 +270,7 @@ def _verifier(v: Verifier) -> Iterator[Metric]:
     )
     yield CounterMetricFamily(
         "blindpad_signature_helpers_lost",
-        "Signature helper processes that died or answered nonsense.",
+        "Signature helper processes that died, answered nonsense or stalled.",
         value=v.lost,
     )
 
