@@ -23,7 +23,9 @@ its store and feeds through a pipe:
 If the helper cannot start, dies, answers nonsense or answers nothing for
 :data:`STALL_SECONDS` (:meth:`Verifier.sweep`), the checks it held and
 every check until it is back are made on the loop (``inline``), and a new
-helper is started at most once per :data:`RESTART_SECONDS`; nothing waits on
+helper is started :data:`RESTART_SECONDS` later (twice as long after each
+helper in a row that answered nothing, up to :data:`RESTART_MAX_SECONDS`, so
+a helper that cannot run does not fill the log); nothing waits on
 a dead helper and no push is lost or reordered.  ``processes=0`` (the
 default of :func:`relay.app.create_app`; ``blindpad relay --verify-processes``
 chooses, 1 by default where there is more than one CPU) checks everything on
@@ -53,6 +55,9 @@ log = logging.getLogger("blindpad.relay")
 
 #: A dead helper is started again at most this often (checks run on the loop meanwhile).
 RESTART_SECONDS = 1.0
+
+#: The longest wait before another start, after helpers in a row that answered nothing.
+RESTART_MAX_SECONDS = 64.0
 
 #: A helper that answers nothing for this long while it holds checks is
 #: dropped (killed; its checks made on the loop): a batch takes milliseconds.
@@ -114,6 +119,8 @@ class Verifier:
         self._turn: list[_Check] = []
         self._sent: collections.deque[list[_Check]] = collections.deque()
         self._next_start = 0.0
+        self._futile = 0  # helpers in a row lost before answering anything
+        self._reaping: set[asyncio.Task[int]] = set()  # dropped helpers being waited for
         self._progress = 0.0  # when the helper last answered, or was first given work
         self._spawning: asyncio.Task[None] | None = None
         self._closed = False
@@ -139,7 +146,7 @@ class Verifier:
             await self._spawn()
 
     async def _spawn(self) -> None:
-        self._next_start = self._clock() + RESTART_SECONDS
+        self._next_start = self._clock() + self._restart_delay()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self._command,
@@ -166,7 +173,7 @@ class Verifier:
         if self._proc is not None or self._turn or self._sent:
             return None
         if self.processes and not self._closed and self._clock() >= self._next_start:
-            self._next_start = self._clock() + RESTART_SECONDS
+            self._next_start = self._clock() + self._restart_delay()
             self._spawning = asyncio.get_running_loop().create_task(self._spawn())
         self.inline += 1
         return verdict(envelope, verify_key, header)
@@ -222,6 +229,7 @@ class Verifier:
                     if not future.done():
                         future.set_result(Verdict(byte))
                 self.remote += count
+                self._futile = 0
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
             if not self._closed and self._proc is proc:
                 log.warning("signature helper lost (%s); checking on the event loop", exc)
@@ -242,13 +250,22 @@ class Verifier:
         self.lost += 1
         self._drop(proc)
 
+    def _restart_delay(self) -> float:
+        return min(RESTART_SECONDS * float(1 << min(self._futile, 16)), RESTART_MAX_SECONDS)
+
     def _drop(self, proc: asyncio.subprocess.Process) -> None:
         """Forget ``proc``: what it held and what waits to be sent are checked here."""
         if self._proc is not proc:
             return
         self._proc = None
+        if not self._closed:
+            self._next_start = self._clock() + self._restart_delay()
+            self._futile += 1
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
+        reaper = asyncio.get_running_loop().create_task(proc.wait())
+        self._reaping.add(reaper)
+        reaper.add_done_callback(self._reaping.discard)
         while self._sent:
             self._settle_inline(self._sent.popleft())
         batch, self._turn = self._turn, []
@@ -266,14 +283,14 @@ class Verifier:
         if self._spawning is not None:
             await self._spawning
         proc, reader = self._proc, self._reader
-        if proc is None:
-            return
-        self._drop(proc)
+        if proc is not None:
+            self._drop(proc)
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-        await proc.wait()
+        while self._reaping:
+            await asyncio.gather(*self._reaping)
 
 
 def _serve() -> int:

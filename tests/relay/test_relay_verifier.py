@@ -203,6 +203,34 @@ def test_the_helper_ignores_a_ctrl_c_meant_for_the_relay() -> None:
     asyncio.run(scenario())
 
 
+def test_a_helper_that_keeps_dying_is_started_again_less_and_less_often() -> None:
+    """A helper that exits at once (it cannot run): 1, 2, 4 s of the injected
+    clock between starts, every check answered on the loop meanwhile."""
+    pad = Pad()
+    envelope, key = pad.patch(ZERO)[0], pad.keys.verify_key
+    now = [0.0]
+
+    async def scenario() -> None:
+        v = Verifier(1, clock=lambda: now[0], command=[sys.executable, "-c", "pass"])
+        await v.start()
+        try:
+            starts = []
+            for t in range(12):
+                now[0] = float(t)
+                assert await v.check(envelope, key) is Verdict.GOOD
+                await _until(lambda: v._spawning is None or v._spawning.done(), "a start")
+                await _until(lambda: not v.alive, "the helper to exit")
+                starts.append(v.started)
+            # started at 0 (start), then at 1, 3, 7: 1, 2, 4 s after each loss
+            assert starts == [1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4]
+            assert v.lost == 4
+            assert v.inline == 12
+        finally:
+            await v.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_helper_that_cannot_start_leaves_the_checks_on_the_loop() -> None:
     pad = Pad()
     envelopes, expected = _envelopes(pad, BATCH_CHECKS + 1)
