@@ -160,28 +160,30 @@ def load_trace(name: str) -> dict[str, Any] | None:
 # --- processes and CPU --------------------------------------------------------
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name (state is [0])."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` (from /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of process ``pid`` and of its children (the relay's signature
     helper, :mod:`relay.verifier`), live or reaped."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    total = sum(int(x) for x in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
+    total = sum(int(x) for x in _stat(pid)[11:15]) / CLK_TCK  # utime stime cutime cstime
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                child = f.read().rsplit(")", 1)[1].split()
+            parent = int(_stat(entry.name)[1])
         except OSError:
             continue
-        if int(child[1]) == pid:
+        if parent == pid:
             total += tree_cpu_seconds(int(entry.name))
     return total
 

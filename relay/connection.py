@@ -68,7 +68,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import crypto
-from crypto.envelope import Header, Kind, envelope_id, parse_header, verify_channel_signature
+from crypto.envelope import Header, Kind, envelope_id, parse_header
 from crypto.keys import channel_id_for
 from relay.bus import NoBus
 from relay.cluster import Cluster
@@ -94,6 +94,7 @@ from relay.store import (
 )
 from relay.store import UnknownPatch as StoreUnknownPatch
 from relay.verifier import Verdict, Verifier
+from relay.verifier import verdict as signature_verdict
 from wire import frames, mmr
 from wire.codes import ErrorCode, RefuseCode
 
@@ -116,6 +117,13 @@ _Served = frames.Subscribe | frames.Unsubscribe | frames.Push | _Upload | frames
 YIELD_RETRY_MS = 20
 TURN_QUIET_SECONDS = 2.0
 TURN_LONGEST_SECONDS = 10.0
+
+#: How a failed channel-signature check is refused (a push's, checked by
+#: :mod:`relay.verifier`, and a snapshot's, trim's or dispute's, checked here).
+_SIGNATURE_REFUSALS = {
+    Verdict.BAD_SIGNATURE: RefuseCode.BAD_SIGNATURE,
+    Verdict.MALFORMED: RefuseCode.MALFORMED_ENVELOPE,
+}
 
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
@@ -412,12 +420,9 @@ class Connection:
 
     @staticmethod
     def _signature(envelope: bytes, state: ChannelState, header: Header | None = None) -> None:
-        try:
-            verify_channel_signature(envelope, state.verify_key, header)
-        except crypto.BadChannelSignature:
-            raise _Refusal(RefuseCode.BAD_SIGNATURE) from None
-        except crypto.MalformedEnvelope:
-            raise _Refusal(RefuseCode.MALFORMED_ENVELOPE) from None
+        refused = _SIGNATURE_REFUSALS.get(signature_verdict(envelope, state.verify_key, header))
+        if refused is not None:
+            raise _Refusal(refused)
 
     # --- push ------------------------------------------------------------------
 
@@ -493,10 +498,9 @@ class Connection:
         """After the signature check: the turn, then the store.  Returns the
         append's outcome, or the refusal's (or a resend's ACK) to come."""
         refusal = None
-        if verdict is Verdict.BAD_SIGNATURE:
-            refusal = _Refusal(RefuseCode.BAD_SIGNATURE)
-        elif verdict is Verdict.MALFORMED:
-            refusal = _Refusal(RefuseCode.MALFORMED_ENVELOPE)
+        refused = _SIGNATURE_REFUSALS.get(verdict)
+        if refused is not None:
+            refusal = _Refusal(refused)
         elif not push.state.turns.push(
             self.id, self.relay.clock(), TURN_QUIET_SECONDS, TURN_LONGEST_SECONDS
         ):

@@ -12,9 +12,11 @@ check alone and 5.2 ms each beside a busy loop.  So the checks run in a
 its store and feeds through a pipe:
 
 - :meth:`Verifier.check` queues ``(verify key, envelope)`` and returns a
-  future; the first check of a loop turn schedules the hand-over, so one
-  turn's pushes (of every connection) go to the helper as one batch
-  (``u32 length || (key 32 || u32 n || envelope n)*``) with one write;
+  future; the queue goes to the helper as one batch
+  (``u32 length || (key 32 || u32 n || envelope n)*``, one write) when it
+  holds :data:`BATCH_CHECKS` or at the end of the loop turn, whichever
+  comes first, so the helper starts on a turn's first checks while the loop
+  reads on;
 - the helper answers each batch with one byte per envelope, in order
   (:class:`Verdict`); a reader task resolves the batch's futures together;
 - answers come back in the order the checks were asked, so a connection's
