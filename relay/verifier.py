@@ -148,7 +148,6 @@ class Verifier:
             await self._spawn()
 
     async def _spawn(self) -> None:
-        self._next_start = self._clock() + self._restart_delay()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self._command,
@@ -157,6 +156,7 @@ class Verifier:
             )
         except OSError as exc:
             log.warning("signature helper did not start (%s); checking on the event loop", exc)
+            self._pace()
             return
         if self._closed:
             proc.kill()
@@ -174,8 +174,8 @@ class Verifier:
         :meth:`check`.  A helper that is due to come back is started here."""
         if self._proc is not None or self._turn or self._sent:
             return None
-        if self.processes and not self._closed and self._clock() >= self._next_start:
-            self._next_start = self._clock() + self._restart_delay()
+        spawning = self._spawning is not None and not self._spawning.done()
+        if self.processes and not (self._closed or spawning) and self._clock() >= self._next_start:
             self._spawning = asyncio.get_running_loop().create_task(self._spawn())
         self.inline += 1
         return verdict(envelope, verify_key, header)
@@ -252,8 +252,12 @@ class Verifier:
         self.lost += 1
         self._drop(proc)
 
-    def _restart_delay(self) -> float:
-        return min(RESTART_SECONDS * float(1 << min(self._futile, 16)), RESTART_MAX_SECONDS)
+    def _pace(self) -> None:
+        """A helper was lost (or did not start): the next one waits RESTART_SECONDS,
+        doubled for each loss in a row without an answer, up to RESTART_MAX_SECONDS."""
+        delay = RESTART_SECONDS * float(1 << min(self._futile, 16))
+        self._next_start = self._clock() + min(delay, RESTART_MAX_SECONDS)
+        self._futile += 1
 
     def _drop(self, proc: asyncio.subprocess.Process) -> None:
         """Forget ``proc``: what it held and what waits to be sent are checked here."""
@@ -261,8 +265,7 @@ class Verifier:
             return
         self._proc = None
         if not self._closed:
-            self._next_start = self._clock() + self._restart_delay()
-            self._futile += 1
+            self._pace()
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         reaper = asyncio.get_running_loop().create_task(proc.wait())

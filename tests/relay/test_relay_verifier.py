@@ -231,18 +231,35 @@ def test_a_helper_that_keeps_dying_is_started_again_less_and_less_often() -> Non
     asyncio.run(scenario())
 
 
-def test_a_helper_that_cannot_start_leaves_the_checks_on_the_loop() -> None:
+def test_a_helper_that_cannot_start_leaves_the_checks_on_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No such executable: every check on the loop, and the attempts (each a
+    warning in the log) come 1, 2, 4 s of the injected clock apart."""
     pad = Pad()
     envelopes, expected = _envelopes(pad, BATCH_CHECKS + 1)
+    now = [0.0]
+
+    def attempts() -> int:
+        return sum("did not start" in r.getMessage() for r in caplog.records)
 
     async def scenario() -> None:
-        v = Verifier(1, command=["/nonexistent/python"])
+        v = Verifier(1, clock=lambda: now[0], command=["/nonexistent/python"])
         await v.start()
         try:
             assert not v.alive
             assert v.started == 0
             assert await _check_all(v, envelopes, pad.keys.verify_key) == expected
             assert v.inline == len(envelopes)
+            seen = []
+            for t in range(1, 9):
+                now[0] = float(t)
+                assert await v.check(envelopes[0], pad.keys.verify_key) is Verdict.GOOD
+                await _until(lambda: v._spawning is None or v._spawning.done(), "an attempt")
+                seen.append(attempts())
+            # attempts at 0 (start), 1, 3 and 7
+            assert seen == [2, 2, 3, 3, 3, 3, 4, 4]
+            assert v.started == 0
         finally:
             await v.close()
 
