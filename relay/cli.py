@@ -318,6 +318,10 @@ def _serve(
         tune_gc()
         try:
             started = asyncio.run(_serve_until_stopped(server, sock, line))
+        except KeyboardInterrupt:
+            # uvicorn stops gracefully on Ctrl-C, then raises the signal again for
+            # asyncio.run, which turns it into KeyboardInterrupt: a clean stop.
+            started = server.started
         finally:
             if held is not None:
                 lockfile.release(held)

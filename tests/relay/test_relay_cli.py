@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -213,3 +214,20 @@ def test_a_store_of_protocol_1_pads_is_one_line_and_exit_2(kind: str, tmp_path: 
                 " keep it for a 0.1 relay or start a new store"
             )
         assert main(["seed", "1", "--store", store]) == 2  # still refused, still there
+
+
+def test_ctrl_c_stops_the_relay_with_exit_0_and_no_traceback() -> None:
+    """SIGINT (Ctrl-C in a terminal) with Python's default handler in place:
+    uvicorn stops gracefully and raises the signal again, which asyncio.run
+    turned into a KeyboardInterrupt traceback and exit -2."""
+    command = [sys.executable, "-m", "relay", "--port", "0", "--store", "memory:", "--no-web"]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "listening on" in line, line
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "Traceback" not in rest, rest
