@@ -73,6 +73,10 @@ class Engine(Generic[D, P]):
         codec: seals and opens envelopes.
         writer: False for a view-only session: edits raise, nothing is sealed.
         pipeline: how many patches may be in flight at once (k).
+        pace_ms: an edit made while one of ours is at the relay leaves this
+            long after our last patch left, at the soonest
+            (:meth:`client.outbox.Outbox.paced`; 0, the default: at once, as
+            the pipeline allows; needs ``clock``).
         hash_every: heights at which a patch carries the full document hash.
         max_patch_bytes: patches larger than this are split (about; JSON size).
         min_snapshot_bytes: never make a snapshot before this many bytes of patches.
@@ -100,6 +104,7 @@ class Engine(Generic[D, P]):
         max_depth: int = 1000,
         clock: Callable[[], int] | None = None,
         session: bytes | None = None,
+        pace_ms: int = 0,
     ) -> None:
         if pipeline < 1 or hash_every < 1:
             raise ValueError("pipeline and hash_every must be at least 1")
@@ -120,6 +125,7 @@ class Engine(Generic[D, P]):
             max_patch_bytes=max_patch_bytes,
             clock=clock,
             session=session if session is not None else os.urandom(SESSION_LEN),
+            pace_ms=pace_ms,
         )
         self.snapshots = Snapshots(
             doctype, codec, self.emit, writer=writer, min_bytes=min_snapshot_bytes, clock=clock
@@ -292,6 +298,7 @@ class Engine(Generic[D, P]):
             raise LocalError(f"edit does not apply to the current text: {error}") from error
         self.open = self.doctype.compose(self.open, patch)
         self.view = view
+        self.outbox.edited()
 
     def flush(self, *, send: bool = True) -> None:
         """Seal the open patch into in-flight patches and hand them out, when they can go.

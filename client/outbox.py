@@ -18,7 +18,11 @@ authoritative document to the view.
 
 Sealed is not sent: :meth:`Outbox.release` hands out :class:`SendPatch`
 events, at most :attr:`Outbox.depth` patches at the relay at once (see there
-why that is 1 under contention).  When the pipeline is full, the open patch
+why that is 1 under contention).  With ``pace_ms`` (the SDK's), a writer
+that types while a patch of ours is at the relay keeps a pace: its patches
+leave at most one per ``pace_ms`` (:meth:`Outbox.paced`), each carrying
+everything typed meanwhile; an edit made while nothing of ours is at the
+relay leaves at once.  When the pipeline is full, the open patch
 is folded into the last sealed patch if that one was never handed out (the
 log sealed it, offline, or beyond the depth), so typing past the pipeline
 re-seals one patch rather than adding a patch per keystroke.  After a
@@ -88,6 +92,9 @@ class Outbox(Generic[D, P]):
         hash_every: heights at which a patch carries the full document hash.
         max_patch_bytes: patches larger than this are split (about; JSON size).
         clock: milliseconds since the epoch, written into each patch we seal.
+        pace_ms: an edit made while a patch of ours is at the relay leaves
+            this long after the last patch left, at the soonest (0: at once,
+            as the pipeline allows; needs ``clock``).  See :meth:`paced`.
     """
 
     def __init__(
@@ -101,6 +108,7 @@ class Outbox(Generic[D, P]):
         max_patch_bytes: int,
         clock: Callable[[], int] | None,
         session: bytes,
+        pace_ms: int = 0,
     ) -> None:
         self.doctype = doctype
         self.codec = codec
@@ -122,6 +130,9 @@ class Outbox(Generic[D, P]):
         self.held = False  # recovery is probing: seal nothing yet
         self.session = session  # stamped with :attr:`counter` into every patch sealed
         self.counter = 0
+        self.pace_ms = pace_ms if clock is not None else 0
+        self._pacing = False  # what waits was typed while ours was at the relay
+        self._left_ms = 0  # when the last patch was handed out (with ``pace_ms``)
 
     # --- reading ---------------------------------------------------------
 
@@ -175,9 +186,55 @@ class Outbox(Generic[D, P]):
     @property
     def room(self) -> bool:
         """True when a patch sealed now would be sent at once: every sealed patch
-        was handed out, fewer than :attr:`depth` are at the relay, and no
-        refusal waits for a head we lack."""
-        return self.awaiting is None and self._sent == len(self.inflight) < self.depth
+        was handed out, fewer than :attr:`depth` are at the relay, no refusal
+        waits for a head we lack, and the pace allows (:meth:`paced`)."""
+        handed_out = self._sent == len(self.inflight)
+        return self.awaiting is None and handed_out and self._sent < self.depth and self.paced()
+
+    def edited(self) -> None:
+        """A local edit went into the open patch: made while one of ours is at
+        the relay, it keeps the pace (:meth:`paced`)."""
+        if self._sent and self.pace_ms:
+            self._pacing = True
+
+    def paced(self) -> bool:
+        """Whether the pace lets the next patch leave now: nothing waiting was
+        typed while ours was at the relay, or ``pace_ms`` passed since the last
+        patch left.
+
+        Each patch costs its sender, the relay and every reader a fixed amount
+        (a seal, signature checks, a write, an acknowledgement: about a
+        millisecond in all, bench ``sdk_trace``) however few keys it carries.
+        A writer typing faster than the relay answers would otherwise send one
+        patch per acknowledgement, a few keys each; kept to the pace, it sends
+        one per ``pace_ms`` carrying all it typed meanwhile.  A person, whose
+        keys each leave before the next is typed, never waits, nor does a
+        program that waits for "saved" before its next edit.
+        """
+        if not self._pacing:
+            return True
+        assert self.clock is not None
+        return self.clock() >= self._left_ms + self.pace_ms
+
+    def pace_deadline_ms(self) -> int | None:
+        """When the pace lets waiting work leave (``None``: nothing waits for
+        the pace, or only an answer can make room)."""
+        if not self._pacing or self.awaiting is not None or self._sent >= self.depth:
+            return None
+        if self._sent == len(self.inflight) and self.doctype.is_identity(self.open):
+            return None  # nothing waits after all (typed and undone)
+        return self._left_ms + self.pace_ms
+
+    def would_wait(self) -> bool:
+        """Whether an edit made now would wait (not be sent at once)."""
+        if self.awaiting is not None or self._sent >= self.depth:
+            return True  # a refusal waits for a head, or the pipeline is full
+        if self._sent < len(self.inflight):
+            return True  # sealed patches wait to be handed out
+        if not (self._sent or self._pacing) or not self.pace_ms:
+            return False
+        assert self.clock is not None
+        return self.clock() < self._left_ms + self.pace_ms
 
     # --- sealing and sending ---------------------------------------------
 
@@ -250,19 +307,28 @@ class Outbox(Generic[D, P]):
         if self.awaiting is not None:
             return  # sealed on a head the relay already refused: wait for its head
         while self._sent < min(self.depth, len(self.inflight)):
+            if not self.paced():
+                return
             self.emit(SendPatch(self.inflight[self._sent].sealed))
             self._sent += 1
+            if self.pace_ms:
+                assert self.clock is not None
+                self._left_ms = self.clock()
+                # Keeping the pace: one patch per step, until what waited is out.
+                self._pacing = self._pacing and self._sent < len(self.inflight)
 
     def resend(self) -> None:
         """After a reconnect: send the in-flight patches again, same bytes, same ids."""
         self.awaiting = None
         self._sent = 0
+        self._pacing = False  # a new connection: what was sealed goes at once
         self.release()
 
     def adopt(self, pending: list[Own[P]]) -> None:
         """Take ``pending`` (parented on the head, each on the one before) in flight."""
         self.inflight = pending
         self._sent = 0
+        self._pacing = False
         self.release()
 
     # --- what became of them ---------------------------------------------
@@ -320,6 +386,7 @@ class Outbox(Generic[D, P]):
             self.supersede(own)
         self.inflight = []
         self._sent = 0
+        self._pacing = False  # sealed afresh on the new head, at once
 
 
 __all__ = ["Outbox", "Own", "SendPatch"]

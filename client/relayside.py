@@ -150,6 +150,7 @@ class RelaySide:
         clock: Callable[[], int] = wall_clock_ms,
         presence_timeout_ms: int = DEFAULT_PRESENCE_TIMEOUT_MS,
         pipeline: int = 4,
+        pace_ms: int = 0,
         last_head: tuple[int, bytes] | None = None,
         last_peaks: tuple[bytes, ...] | None = None,
         recovered: Iterable[bytes] = (),
@@ -172,6 +173,7 @@ class RelaySide:
         self.presence_timeout_ms = presence_timeout_ms
         self._random = random
         self._pipeline = pipeline
+        self._pace_ms = pace_ms
         self.engine = self._new_engine()
         self._rejoining: Any = None  # the document shown while a trim is caught up with
         self._rejoin_base: Any = doctype.empty()  # the document shown when the rejoin began
@@ -227,6 +229,7 @@ class RelaySide:
             CryptoCodec(self.keys, self.author, self._random),
             writer=self.keys.can_write,
             pipeline=self._pipeline,
+            pace_ms=self._pace_ms,
             clock=self.clock,
             session=self._random(SESSION_LEN),
         )
@@ -325,6 +328,23 @@ class RelaySide:
     def missing(self) -> str | None:
         """What the relay named or owes that we do not hold, in words, or ``None``."""
         return self.engine.missing or self._join.missing
+
+    @property
+    def edits_wait(self) -> bool:
+        """A text edit made now would not be sent at once (live, a text pad, no
+        trim being caught up with; :meth:`client.outbox.Outbox.would_wait`):
+        the SDK types ahead then (:class:`client.pad.Pad`)."""
+        return (
+            self.phase is Phase.LIVE
+            and self._rejoining is None
+            and self.doctype is TEXT
+            and self.engine.outbox.would_wait()
+        )
+
+    def pace_deadline_ms(self) -> int | None:
+        """When typed work waiting for the pace leaves (``None``: none waits
+        for it; :meth:`client.outbox.Outbox.paced`)."""
+        return self.engine.outbox.pace_deadline_ms()
 
     # --- what the relay says ----------------------------------------------
 

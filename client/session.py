@@ -104,6 +104,10 @@ class PadSession(RelaySide):
         clock: milliseconds since the epoch (injected for tests).
         presence_timeout_ms: peers silent this long expire.
         pipeline: patches in flight at once.
+        pace_ms: an edit made while one of ours is at the relay leaves this
+            long after our last patch left, at the soonest
+            (:meth:`client.outbox.Outbox.paced`; 0: at once; the SDK's
+            :data:`client.pad.PACE_MS`).
         last_head: ``(height, id)`` of the highest head a previous run verified.
         last_peaks: the Merkle mountain range there (:mod:`wire.mmr`).
         recovered: sealed patches from a previous run's write-ahead log.
@@ -437,6 +441,10 @@ class PadSession(RelaySide):
     def tick(self) -> None:
         """Do what is due: a snapshot, rate-limit retries, peer expiry, heartbeat, keepalive."""
         now = self.clock()
+        paced = self.engine.outbox.pace_deadline_ms()
+        if paced is not None and paced <= now:
+            self._flush()
+            self._drain()
         self._send_snapshots()
         self._outbox.due(now, self._moot)
         self._events += self.presence.expire(now)
@@ -452,6 +460,7 @@ class PadSession(RelaySide):
     def next_deadline_ms(self) -> int:
         """When :meth:`tick` has something to do next (epoch milliseconds)."""
         deadlines = [
+            self.engine.outbox.pace_deadline_ms(),
             self._outbox.next_retry_ms(),
             self.presence.next_deadline_ms(),
             self.watchdog.next_deadline_ms(),

@@ -91,6 +91,48 @@ def test_a_burst_past_the_pipeline_is_sealed_once_when_room_comes() -> None:
     assert a.auth == "x" * 100
 
 
+def test_a_writer_typing_while_ours_is_at_the_relay_keeps_the_pace() -> None:
+    now = [1_000]
+    a: Engine[str, Patch] = Engine(
+        TEXT,
+        FakeCodec(1),  # type: ignore[arg-type]
+        pipeline=4,
+        pace_ms=10,
+        clock=lambda: now[0],
+    )
+    a.edit(insert(0, "a"))
+    a.flush()
+    (first,) = sent(a)  # nothing of ours at the relay: it leaves at once
+    assert a.outbox.pace_deadline_ms() is None
+    assert a.outbox.would_wait()  # an edit now would keep the pace
+    for i, char in enumerate("bcd", start=1):
+        now[0] += 1
+        a.edit(insert(i, char))
+        a.flush()
+    assert sent(a) == []  # the pipeline has room, but these were typed while ours was away
+    assert a.open == insert(1, "bcd")
+    assert a.outbox.pace_deadline_ms() == 1_010  # the last patch left at 1,000
+    a.acked(header(first)[0], 1)
+    a.flush()
+    assert sent(a) == []  # answered at 1,003: the pace still holds them
+    now[0] = 1_009
+    a.flush()
+    assert sent(a) == []
+    (logged,) = a.unacknowledged()  # reading the log seals them, and sends nothing
+    now[0] = 1_010
+    a.flush()
+    (second,) = sent(a)  # on the pace: the three as one patch
+    assert second == logged.data
+    assert a.outbox.pace_deadline_ms() is None
+    a.acked(header(second)[0], 2)
+    now[0] = 1_012  # 2 ms after the last left, but typed after its answer:
+    assert not a.outbox.would_wait()
+    a.edit(insert(4, "e"))
+    a.flush()
+    assert len(sent(a)) == 1  # it leaves at once (a person, or "edit, await saved")
+    assert a.view == "abcde"
+
+
 def test_refusal_squashes_unacknowledged_work_onto_the_new_head() -> None:
     a, b = engine(1, pipeline=4), engine(2)
     for i, char in enumerate("xy"):
