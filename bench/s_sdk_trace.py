@@ -13,7 +13,9 @@ longest prefix pycrdt-websocket completes, all measured in one run.
   :class:`client.Pad` and its default options but no state directory.  A
   types each patch as one ``delete`` and/or ``insert`` and yields to the
   event loop after every txn.  The time runs from A's first edit to B's
-  text equalling the trace's end (CLOCK_MONOTONIC in both processes).
+  text equalling the trace's end (CLOCK_MONOTONIC in both processes).  A
+  and B count their websocket message bytes, both ways (issue 14 asks at
+  most 10 a keystroke at full speed).
 * **pycrdt-websocket**: :func:`bench.s_trace.pycrdt_run` on prefixes of the
   trace, longer and longer (:data:`LADDER`, then the whole trace) until one
   does not converge in its time; blindpad (SDK) types the longest prefix
@@ -113,6 +115,8 @@ def sdk_run(name: str, limit: int, target: str) -> dict[str, Any]:
         "b_cpu_s": b["cpu_s"],
         "relay_cpu_s": relay_cpu,
         "patches": a["patches"],
+        # Both ways, A's and B's: A's pushes, acknowledgements and snapshots, B's broadcasts.
+        "wire_bytes_per_txn": sum(p["wire_out"] + p["wire_in"] for p in (a, b)) / limit,
     }
 
 
@@ -155,6 +159,7 @@ def run(runs: int, quick: bool) -> Result:
                 f"{sdk['a_typed_s']:.2f}",
                 f"{sdk['a_cpu_s']:.2f} / {sdk['b_cpu_s']:.2f} / {sdk['relay_cpu_s']:.2f}",
                 sdk["patches"],
+                f"{sdk['wire_bytes_per_txn']:.1f}",
             ]
         )
         peer = _ladder(name, txns, QUICK_TXNS if quick else len(txns), result)
@@ -185,6 +190,7 @@ def run(runs: int, quick: bool) -> Result:
                 "A typed s",
                 "CPU s: A / B / relay",
                 "patches",
+                "wire bytes per txn (A and B, both ways; issue 14: <= 10)",
             ],
             rows,
         )
