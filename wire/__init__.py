@@ -6,6 +6,9 @@ One package, imported by both ends, so the two cannot drift:
   dataclasses, and their codec;
 * :mod:`wire.codes`: the REFUSE and ERROR code spaces (§5);
 * :mod:`wire.history`: the HTTP history body (§4.2);
+* :mod:`wire.mmr`: the Merkle mountain range of patch ids (§11);
+* :mod:`wire.turns`: who may push next under contention (§13.3);
+* :mod:`wire.integrity`: integrity algorithm 2, the content-defined chunk tree (§10.4);
 * :mod:`wire.errors`: what the codecs raise, drawn as a tree.
 
 ``wire`` imports nothing of blindpad's (not even :mod:`crypto`: envelopes

@@ -43,6 +43,7 @@ const CORE_TESTS = [
   "core/test_sim.py",
   "core/test_vectors.py",
   "core/test_mmr.py",
+  "core/test_integrity.py",
   "core/test_descent_proof.py",
   "core/test_high_water.py",
   "crypto/test_crypto_envelope.py",
