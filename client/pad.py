@@ -862,8 +862,9 @@ class Pad:
         self._pump()
 
     def _type_ahead(self, pos: int, delete: int, text: str) -> bool:
-        """Keep a checked keystroke (an insert or a delete) pending while a patch
-        of ours is at the relay; False: edit now (see the module docstring)."""
+        """Keep a checked keystroke (an insert or a delete) pending while an edit
+        made now would not be sent at once; False: edit now (see the module
+        docstring)."""
         typing = self._typing
         if typing is None or not typing.join(pos, delete, text):
             if self._state is not None or not self._core.edits_wait:

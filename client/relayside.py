@@ -336,6 +336,7 @@ class RelaySide:
         the SDK types ahead then (:class:`client.pad.Pad`)."""
         return (
             self.phase is Phase.LIVE
+            and self.keys.can_write
             and self._rejoining is None
             and self.doctype is TEXT
             and self.engine.outbox.would_wait()
