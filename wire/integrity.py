@@ -41,6 +41,7 @@ the value byte for byte.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left, bisect_right
 
 __all__ = [
     "ALG",
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_CHUNK",
     "MAX_GROUP",
     "MIN_CHUNK",
+    "Index",
     "chunk_ends",
     "chunk_ends_slow",
     "digest",
@@ -96,12 +98,14 @@ def chunk_ends_slow(text: str) -> list[int]:
     return ends
 
 
-def _candidates(text: str) -> list[int]:
-    """Every ``i`` with ``gear(i) mod 1024 = 1023``, ascending."""
-    n = len(text)
-    if not n:
+def _candidates(text: str, begin: int = 0, stop: int | None = None) -> list[int]:
+    """Every ``i`` in ``begin .. stop - 1`` with ``gear(i) mod 1024 = 1023``, ascending."""
+    stop = len(text) if stop is None else stop
+    offset = max(0, begin - _WINDOW + 1)  # the code points gear(begin) depends on
+    n = stop - offset
+    if stop <= begin:
         return []
-    low_bytes = text.encode("utf-32-le", "surrogatepass")[0::4]  # cp mod 256
+    low_bytes = text[offset:stop].encode("utf-32-le", "surrogatepass")[0::4]  # cp mod 256
     slots = bytearray(_SLOT * n)
     slots[0::_SLOT] = low_bytes.translate(_LOW)
     slots[1::_SLOT] = low_bytes.translate(_HIGH)
@@ -112,30 +116,36 @@ def _candidates(text: str) -> list[int]:
         return []
     found = ones.to_bytes(n, "little")
     out: list[int] = []
-    at = found.find(1)
+    at = found.find(1, begin - offset)
     while at >= 0:
-        out.append(at)
+        out.append(offset + at)
         at = found.find(1, at + 1)
     return out
 
 
-def chunk_ends(text: str) -> list[int]:
-    """:func:`chunk_ends_slow`, from the candidates found at C speed."""
+def _ends_from(text: str, start: int, stop: int) -> list[int]:
+    """The chunk ends in ``start + 1 .. stop`` when a chunk starts at ``start``
+    (the text's end counts only when ``stop`` is it)."""
     ends: list[int] = []
-    start = 0
-    for i in _candidates(text):
+    for i in _candidates(text, start, stop):
         while i + 1 - start > MAX_CHUNK:
             start += MAX_CHUNK
             ends.append(start)
         if i + 1 - start >= MIN_CHUNK:
             ends.append(i + 1)
             start = i + 1
-    while len(text) - start > MAX_CHUNK:
+    final = stop == len(text)
+    while stop - start > MAX_CHUNK or (not final and stop - start == MAX_CHUNK):
         start += MAX_CHUNK
         ends.append(start)
-    if start < len(text):
-        ends.append(len(text))
+    if final and start < stop:
+        ends.append(stop)
     return ends
+
+
+def chunk_ends(text: str) -> list[int]:
+    """:func:`chunk_ends_slow`, from the candidates found at C speed."""
+    return _ends_from(text, 0, len(text))
 
 
 def leaf_hash(chunk: str) -> bytes:
@@ -176,3 +186,64 @@ def digest(text: str) -> bytes:
         level += 1
         hashes = [node_hash(level, group) for group in _groups(hashes)]
     return hashes[0]
+
+
+class Index:
+    """The chunk ends and leaf hashes of one text, kept up to date through edits.
+
+    :meth:`replace` redoes only the chunks from the one the edit starts in
+    to the first old chunk end, past the edit and its ten code points of
+    gear window, that the new text ends a chunk at too: from there on the
+    chunks are the old ones, moved.  :meth:`digest` builds the levels above
+    the leaves (about one hash in sixteen of theirs).
+    """
+
+    __slots__ = ("ends", "leaves")
+
+    def __init__(self, text: str) -> None:
+        self.ends: list[int] = chunk_ends(text)
+        starts = [0, *self.ends][: len(self.ends)]
+        self.leaves: list[bytes] = [
+            leaf_hash(text[a:b]) for a, b in zip(starts, self.ends, strict=True)
+        ]
+
+    def replace(self, text: str, pos: int, delete: int, insert: int) -> None:
+        """``text`` is the text after ``delete`` code points at ``pos`` were
+        replaced by ``insert`` code points."""
+        shift, old = insert - delete, self.ends
+        # Chunk ends up to ``pos`` stand (each depends only on what precedes
+        # it); the old text's end is no chunk end once something follows it.
+        first = bisect_right(old, pos, 0, max(len(old) - 1, 0))
+        start = cursor = old[first - 1] if first else 0
+        # Past here no gear window holds an edited code point (conservative:
+        # a chunk is longer than the window, so none of its first ten can end it).
+        settled = pos + insert + _WINDOW
+        new_ends: list[int] = []
+        rest = len(old)  # the old ends from here on are kept, moved by ``shift``
+        span = 2048  # code points read at a time: doubled while nothing settles
+        while cursor < len(text) and rest == len(old):
+            for end in _ends_from(text, cursor, min(len(text), cursor + span)):
+                new_ends.append(end)
+                at = bisect_left(old, end - shift, first)
+                if end >= settled and at < len(old) and old[at] == end - shift:
+                    rest = at + 1  # an old end: the chunks after it are the old ones
+                    break
+            cursor = new_ends[-1] if new_ends else cursor
+            span *= 2
+        if rest == len(old) and new_ends and new_ends[-1] != len(text):
+            raise AssertionError("unreachable: the last chunk ends with the text")
+        starts = [start, *new_ends][: len(new_ends)]
+        hashes = [leaf_hash(text[a:b]) for a, b in zip(starts, new_ends, strict=True)]
+        self.ends = old[:first] + new_ends + [end + shift for end in old[rest:]]
+        self.leaves = self.leaves[:first] + hashes + self.leaves[rest:]
+
+    def digest(self) -> bytes:
+        """The algorithm-2 digest of the text."""
+        hashes = self.leaves
+        if not hashes:
+            return leaf_hash("")
+        level = 0
+        while len(hashes) > 1:
+            level += 1
+            hashes = [node_hash(level, group) for group in _groups(hashes)]
+        return hashes[0]

@@ -72,3 +72,45 @@ def test_every_level_at_least_halves_so_the_tree_ends() -> None:
     groups = i2._groups(hashes)
     assert [len(g) for g in groups] == [2, 2, 2, 1]
     assert len(i2._groups([bytes(32)] * 200)) == 4  # at most 64 a node
+
+
+EDITS = st.lists(st.tuples(st.integers(0), st.integers(0), st.text(max_size=40)), max_size=6)
+
+
+@given(texts(), EDITS)
+def test_the_index_kept_through_edits_is_the_index_made_afresh(
+    text: str, edits: list[tuple[int, int, str]]
+) -> None:
+    """:class:`wire.integrity.Index` redoes only the chunks near an edit, yet
+    its ends, leaves and digest are those of the text made from scratch."""
+    index = i2.Index(text)
+    for at, width, insert in edits:
+        pos = at % (len(text) + 1)
+        delete = width % (len(text) - pos + 1)
+        text = text[:pos] + insert + text[pos + delete :]
+        index.replace(text, pos, delete, len(insert))
+        fresh = i2.Index(text)
+        assert index.ends == fresh.ends
+        assert index.leaves == fresh.leaves
+        assert index.digest() == i2.digest(text)
+
+
+def test_the_index_redoes_few_chunks_for_an_edit_in_a_long_text() -> None:
+    rng = random.Random(9)
+    text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz .,\n") for _ in range(300_000))
+    index = i2.Index(text)
+    redone: list[int] = []
+    hashed = i2.leaf_hash
+
+    def counting(chunk: str) -> bytes:
+        redone.append(len(chunk))
+        return hashed(chunk)
+
+    i2.leaf_hash = counting  # type: ignore[assignment]
+    try:
+        text = text[:150_000] + "x" + text[150_000:]
+        index.replace(text, 150_000, 0, 1)
+    finally:
+        i2.leaf_hash = hashed  # type: ignore[assignment]
+    assert 1 <= len(redone) <= 3, redone  # of about 290 chunks
+    assert index.digest() == i2.digest(text)
