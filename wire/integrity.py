@@ -172,20 +172,26 @@ def _groups(hashes: list[bytes]) -> list[list[bytes]]:
     return groups
 
 
-def digest(text: str) -> bytes:
-    """The algorithm-2 digest of ``text`` (32 bytes)."""
-    hashes: list[bytes] = []
-    start = 0
-    for end in chunk_ends(text):
-        hashes.append(leaf_hash(text[start:end]))
-        start = end
-    if not hashes:
+def _leaves(text: str, start: int, ends: list[int]) -> list[bytes]:
+    """The leaf hashes of the chunks from ``start`` to each of ``ends`` in turn."""
+    starts = [start, *ends][: len(ends)]
+    return [leaf_hash(text[a:b]) for a, b in zip(starts, ends, strict=True)]
+
+
+def _root(leaves: list[bytes]) -> bytes:
+    """The digest over ``leaves``: level by level up to one hash."""
+    if not leaves:
         return leaf_hash("")
-    level = 0
+    hashes, level = leaves, 0
     while len(hashes) > 1:
         level += 1
         hashes = [node_hash(level, group) for group in _groups(hashes)]
     return hashes[0]
+
+
+def digest(text: str) -> bytes:
+    """The algorithm-2 digest of ``text`` (32 bytes)."""
+    return _root(_leaves(text, 0, chunk_ends(text)))
 
 
 class Index:
@@ -202,10 +208,7 @@ class Index:
 
     def __init__(self, text: str) -> None:
         self.ends: list[int] = chunk_ends(text)
-        starts = [0, *self.ends][: len(self.ends)]
-        self.leaves: list[bytes] = [
-            leaf_hash(text[a:b]) for a, b in zip(starts, self.ends, strict=True)
-        ]
+        self.leaves: list[bytes] = _leaves(text, 0, self.ends)
 
     def replace(self, text: str, pos: int, delete: int, insert: int) -> None:
         """``text`` is the text after ``delete`` code points at ``pos`` were
@@ -230,20 +233,10 @@ class Index:
                     break
             cursor = new_ends[-1] if new_ends else cursor
             span *= 2
-        if rest == len(old) and new_ends and new_ends[-1] != len(text):
-            raise AssertionError("unreachable: the last chunk ends with the text")
-        starts = [start, *new_ends][: len(new_ends)]
-        hashes = [leaf_hash(text[a:b]) for a, b in zip(starts, new_ends, strict=True)]
+        # Not resumed: the new ends reach the text's end, and no old one is kept.
         self.ends = old[:first] + new_ends + [end + shift for end in old[rest:]]
-        self.leaves = self.leaves[:first] + hashes + self.leaves[rest:]
+        self.leaves = self.leaves[:first] + _leaves(text, start, new_ends) + self.leaves[rest:]
 
     def digest(self) -> bytes:
         """The algorithm-2 digest of the text."""
-        hashes = self.leaves
-        if not hashes:
-            return leaf_hash("")
-        level = 0
-        while len(hashes) > 1:
-            level += 1
-            hashes = [node_hash(level, group) for group in _groups(hashes)]
-        return hashes[0]
+        return _root(self.leaves)
