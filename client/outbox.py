@@ -211,8 +211,10 @@ class Outbox(Generic[D, P]):
         keys each leave before the next is typed, never waits, nor does a
         program that waits for "saved" before its next edit.
         """
-        if not self._pacing:
-            return True
+        return not self._pacing or self._step_over()
+
+    def _step_over(self) -> bool:
+        """Whether ``pace_ms`` passed since our last patch left."""
         assert self.clock is not None
         return self.clock() >= self._left_ms + self.pace_ms
 
@@ -233,8 +235,7 @@ class Outbox(Generic[D, P]):
             return True  # sealed patches wait to be handed out
         if not (self._sent or self._pacing) or not self.pace_ms:
             return False
-        assert self.clock is not None
-        return self.clock() < self._left_ms + self.pace_ms
+        return not self._step_over()  # it would keep the pace
 
     # --- sealing and sending ---------------------------------------------
 
