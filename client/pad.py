@@ -871,8 +871,9 @@ class Pad:
                 return False  # with a log every edit is in it when it returns
             if typing is not None:
                 self._settle()
-            self._typing = _Typing(pos, delete, text, self._core.text_length, self._core.clock())
-            if self._typing.since + PACE_MS < self._tick_until:
+            due = self._core.clock() + PACE_MS
+            self._typing = _Typing(pos, delete, text, self._core.text_length, due)
+            if due < self._tick_until:
                 self._tick_wake.set()  # it leaves with the pace, at the latest
         self._unlanded += 1
         self._wake_all()
@@ -1057,7 +1058,7 @@ class Pad:
         while not self._closed:
             due = self._core.next_deadline_ms()  # the core's: typing ahead waits on
             if self._typing is not None:
-                due = min(due, self._typing.since + PACE_MS)
+                due = min(due, self._typing.due)
             wait = (due - self._core.clock()) / 1000
             if wait > 0:
                 # Sleep until the next deadline, unless a change brings it
@@ -1129,14 +1130,14 @@ class _Typing:
     """Keystrokes typed ahead (:meth:`Pad._type_ahead`): one op on the session's
     text, ``delete`` code points at ``pos`` replaced by ``text``."""
 
-    __slots__ = ("delete", "length", "pos", "since", "text")
+    __slots__ = ("delete", "due", "length", "pos", "text")
 
-    def __init__(self, pos: int, delete: int, text: str, length: int, since: int) -> None:
-        """The first keystroke, on the session's text of ``length`` code points,
-        at ``since`` (session clock, ms)."""
+    def __init__(self, pos: int, delete: int, text: str, length: int, due: int) -> None:
+        """The first keystroke, on the session's text of ``length`` code points;
+        ``due``: when it leaves with the pace at the latest (session clock, ms)."""
         self.pos, self.delete, self.text = pos, delete, text
         self.length = length + len(text) - delete  # of the text as typed
-        self.since = since
+        self.due = due
 
     def join(self, pos: int, delete: int, text: str) -> bool:
         """Take one more keystroke (checked, on the text as typed) if it is
