@@ -47,19 +47,8 @@ HANG_GUARD = 600.0
 
 TYPIST = r"""
 import asyncio, json, random, sys, time
-import client.transport as transport
+from bench.wirecount import wire  # websocket message bytes of this process, both ways
 from client import Pad, Status
-
-wire = {"out": 0, "in": 0}  # websocket message bytes of this process, both ways
-_send, _recv = transport.WebsocketsTransport.send, transport.WebsocketsTransport.recv
-async def send(self, data):
-    wire["out"] += len(data)
-    await _send(self, data)
-async def recv(self):
-    data = await _recv(self)
-    wire["in"] += len(data)
-    return data
-transport.WebsocketsTransport.send, transport.WebsocketsTransport.recv = send, recv
 
 async def main(link, index, rate, start, keys, first, out, total, lockstep):
     pad = await Pad.open(link, state_dir=None)

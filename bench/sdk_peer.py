@@ -23,28 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-import client.transport as transport
 from bench.common import load_trace, self_cpu
+from bench.wirecount import wire
 from client import Pad
 
 TIMEOUT = 900.0
-wire = {"wire_out": 0, "wire_in": 0}  # websocket message bytes of this process
-_send, _recv = transport.WebsocketsTransport.send, transport.WebsocketsTransport.recv
-
-
-async def _counted_send(self: transport.WebsocketsTransport, data: bytes) -> None:
-    wire["wire_out"] += len(data)
-    await _send(self, data)
-
-
-async def _counted_recv(self: transport.WebsocketsTransport) -> bytes:
-    data = await _recv(self)
-    wire["wire_in"] += len(data)
-    return data
-
-
-transport.WebsocketsTransport.send = _counted_send  # type: ignore[method-assign]
-transport.WebsocketsTransport.recv = _counted_recv  # type: ignore[method-assign]
 
 
 async def type_trace(link: str, name: str, limit: int) -> None:
@@ -58,7 +41,7 @@ async def type_trace(link: str, name: str, limit: int) -> None:
         print("READY", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         c0, t0 = self_cpu(), time.monotonic()
-        wire.update(wire_out=0, wire_in=0)
+        wire.update({"out": 0, "in": 0})
         for txn in edits:
             for pos, delete, text in txn:
                 if delete:
@@ -76,7 +59,8 @@ async def type_trace(link: str, name: str, limit: int) -> None:
             "patches": int(pad.session.debug_state()["height"]),
             "alarms": [str(alarm) for alarm in pad.alarms[:5]],
             "length": pad.session.text_length,
-            **wire,
+            "wire_out": wire["out"],
+            "wire_in": wire["in"],
         }
     print(json.dumps(out), flush=True)
 
@@ -87,7 +71,7 @@ async def watch(link: str, target_file: str, timeout: float) -> None:
         await pad.synced(TIMEOUT)
         print("READY", flush=True)
         c0 = self_cpu()
-        wire.update(wire_out=0, wire_in=0)
+        wire.update({"out": 0, "in": 0})
 
         async def until_target() -> float:
             while not (pad.session.text_length == len(target) and pad.text == target):
@@ -104,7 +88,8 @@ async def watch(link: str, target_file: str, timeout: float) -> None:
             "cpu_s": self_cpu() - c0,
             "alarms": [str(alarm) for alarm in pad.alarms[:5]],
             "length": pad.session.text_length,
-            **wire,
+            "wire_out": wire["out"],
+            "wire_in": wire["in"],
         }
     print(json.dumps(out), flush=True)
 
