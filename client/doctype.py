@@ -25,8 +25,9 @@ import hashlib
 from typing import Any, Protocol, TypeVar
 
 from client import textdiff, textops
-from client.rope import Rope
+from client.rope import Digests, Rope
 from client.textops import InvalidPatch
+from wire import integrity
 
 D = TypeVar("D")
 P = TypeVar("P")
@@ -54,7 +55,16 @@ class DocType(Protocol[D, P]):
         ...
 
     def digest(self, doc: D) -> bytes:
-        """A collision-resistant hash of the whole document (O(size))."""
+        """A collision-resistant hash of the whole document (O(size)): integrity
+        algorithm 1 (snapshots and local copies carry it)."""
+        ...
+
+    #: The integrity algorithm this type's writers claim in patches (PROTOCOL.md §10.4).
+    integrity_alg: int
+
+    def integrity(self, doc: D, alg: int) -> bytes | None:
+        """The integrity value of ``doc`` under algorithm ``alg`` (1: :meth:`digest`),
+        or ``None`` when this type does not know ``alg``."""
         ...
 
     def identity(self) -> P:
@@ -71,6 +81,12 @@ class DocType(Protocol[D, P]):
 
     def compose(self, first: P, then: P) -> P:
         """One patch with the effect of ``first`` followed by ``then``."""
+        ...
+
+    def apply_all(self, doc: D, patches: list[P]) -> D:
+        """The document after ``patches`` in order, each one that applied
+        before (to the view, or decoded: its text is not checked again);
+        however this type does it fastest."""
         ...
 
     def invert(self, patch: P, doc: D) -> P:
@@ -124,6 +140,14 @@ class DocType(Protocol[D, P]):
         """The inverse of :meth:`patch_to_wire`; raises ``InvalidPatch`` on bad input."""
         ...
 
+    def patch_to_bytes(self, patch: P) -> bytes:
+        """The operations of a binary patch content (PROTOCOL.md §10.1)."""
+        ...
+
+    def patch_from_bytes(self, data: bytes) -> P:
+        """The inverse of :meth:`patch_to_bytes`; raises ``InvalidPatch`` on bad input."""
+        ...
+
     def doc_to_wire(self, doc: D) -> object:
         """A JSON-serialisable form of a whole document (for snapshots)."""
         ...
@@ -146,6 +170,10 @@ class TextType:
     """
 
     name = "text"
+    integrity_alg = integrity.ALG
+
+    def __init__(self) -> None:
+        self._digests = Digests()
 
     def empty(self) -> Text:
         return ""
@@ -161,6 +189,11 @@ class TextType:
             return doc.digest()  # chunk by chunk: the same value, no whole copy
         return hashlib.sha256(doc.encode("utf-8", "surrogatepass")).digest()
 
+    def integrity(self, doc: Text, alg: int) -> bytes | None:
+        if alg == 1:
+            return self.digest(doc)
+        return self._digests.digest(doc) if alg == integrity.ALG else None
+
     def identity(self) -> textops.Patch:
         return ()
 
@@ -173,6 +206,15 @@ class TextType:
 
     def compose(self, first: textops.Patch, then: textops.Patch) -> textops.Patch:
         return textops.compose_checked(first, then)  # checked where they came in
+
+    def apply_all(self, doc: Text, patches: list[textops.Patch]) -> Text:
+        # One by one: a rope's edit costs the chunks it touches, where
+        # composing first copies the inserted text once per level.
+        rope = Rope.of(doc)
+        for patch in patches:
+            textops.check(patch, len(rope), scan_text=False)
+            rope = rope.apply(patch)
+        return rope
 
     def invert(self, patch: textops.Patch, doc: Text) -> textops.Patch:
         return textops.invert(patch, doc)
@@ -228,17 +270,17 @@ class TextType:
         for index, (pos, delete, text) in enumerate(units):
             cost = len(text) + 16
             if current and used + cost > budget:
-                pieces.append(textops.normalize(current))
+                pieces.append(textops.normalize(current, scan_text=False))
                 shift += sum(len(o.insert) - o.delete for o in current)
                 current, used = [], 0
                 if len(pieces) == count:
                     # Everything left, as one patch on the document the pieces made.
                     rest = [textops.Op(p + shift, d, t) for p, d, t in units[index:]]
-                    return pieces, textops.normalize(rest)
+                    return pieces, textops.normalize(rest, scan_text=False)
             current.append(textops.Op(pos + shift, delete, text))
             used += cost
         if current:
-            pieces.append(textops.normalize(current))
+            pieces.append(textops.normalize(current, scan_text=False))
         return pieces, ()
 
     def patch_to_wire(self, patch: textops.Patch) -> object:
@@ -246,6 +288,12 @@ class TextType:
 
     def patch_from_wire(self, data: object) -> textops.Patch:
         return textops.from_wire(data)
+
+    def patch_to_bytes(self, patch: textops.Patch) -> bytes:
+        return textops.to_bytes(patch)
+
+    def patch_from_bytes(self, data: bytes) -> textops.Patch:
+        return textops.from_bytes(data)
 
     def doc_to_wire(self, doc: Text) -> object:
         return str(doc)

@@ -90,8 +90,10 @@ operation (O(patch)) for the last few documents it made.
 from __future__ import annotations
 
 import hashlib
+import json
 
 from client import textdiff, textops
+from client.doctype import compose_all
 from client.jsonpatch import (
     ADD,
     DELETE,
@@ -635,6 +637,7 @@ class JsonType:
     """JSON documents (see the module docstring); implements :class:`client.doctype.DocType`."""
 
     name = "json"
+    integrity_alg = 1
 
     def empty(self) -> object:
         return {}
@@ -648,6 +651,9 @@ class JsonType:
     def digest(self, doc: object) -> bytes:
         return hashlib.sha256(canonical(doc).encode("utf-8")).digest()
 
+    def integrity(self, doc: object, alg: int) -> bytes | None:
+        return self.digest(doc) if alg == 1 else None
+
     def identity(self) -> Patch:
         return ()
 
@@ -656,6 +662,10 @@ class JsonType:
 
     def apply(self, doc: object, patch: Patch) -> object:
         return apply(doc, patch)
+
+    def apply_all(self, doc: object, patches: list[Patch]) -> object:
+        # Composed first: each apply copies the containers on its paths.
+        return apply(doc, compose_all(self, patches)) if patches else doc
 
     def compose(self, first: Patch, then: Patch) -> Patch:
         return compose(first, then)
@@ -707,6 +717,17 @@ class JsonType:
 
     def patch_from_wire(self, data: object) -> Patch:
         return from_wire(data)
+
+    def patch_to_bytes(self, patch: Patch) -> bytes:
+        wire = to_wire(patch)
+        return json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    def patch_from_bytes(self, data: bytes) -> Patch:
+        try:
+            wire = json.loads(data.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError alike
+            raise InvalidPatch(f"a JSON patch's operations are not UTF-8 JSON: {exc}") from None
+        return from_wire(wire)
 
     def doc_to_wire(self, doc: object) -> object:
         return {"json": doc}

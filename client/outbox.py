@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from client.chain import Node
-from client.doctype import DocType, compose_all
+from client.doctype import DocType
 from client.payload import PATCH, Codec, Payload, Sealed, claim, encode
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ if TYPE_CHECKING:
 
 D = TypeVar("D")
 P = TypeVar("P")
+
+#: The pieces of a large edit at the relay at once (:attr:`Outbox.depth`).
+BURST = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,7 @@ class Own(Generic[P]):
     sealed: Sealed
     parent: bytes
     payload: Payload[P]
+    piece: bool = False  # one of the pieces a large edit was sealed in
 
 
 class Outbox(Generic[D, P]):
@@ -175,8 +179,16 @@ class Outbox(Generic[D, P]):
         reaches the write-ahead log.  Full depth comes
         back after ``4 * pipeline`` of our own patches land with nobody
         else's in between.
+
+        The pieces of a large edit go :data:`BURST` at a time: they were
+        sealed together, holding them back gains nothing, and a shallow
+        pipeline would wait for a round trip of the relay every ``pipeline``
+        pieces.
         """
-        return 1 if self.others_writing else self.pipeline
+        if self.others_writing:
+            return 1
+        waiting = self.inflight[self._sent] if self._sent < len(self.inflight) else None
+        return BURST if waiting is not None and waiting.piece else self.pipeline
 
     @property
     def others_writing(self) -> bool:
@@ -264,9 +276,9 @@ class Outbox(Generic[D, P]):
             self._seal(head, self.open, view)  # the usual case: the whole open patch
         else:
             # A large edit in pieces: the document after each piece is built
-            # only where a digest is due (or its size depends on it), the
-            # pieces in between composed; so sealing stays linear in the edit
-            # instead of one whole-document splice per piece.
+            # only where a digest is due (or its size depends on it), from
+            # the pieces since the last one; so sealing stays linear in the
+            # edit instead of one whole-document splice per piece.
             doc = self._tip(auth())
             size = self.doctype.size(doc)
             behind: list[P] = []  # sealed since ``doc`` was built
@@ -274,13 +286,13 @@ class Outbox(Generic[D, P]):
                 change = self.doctype.size_change(piece)
                 height = head.height + len(self.inflight) + 1
                 if change is None or height % self.hash_every == 0:
-                    doc = self.doctype.apply(doc, compose_all(self.doctype, [*behind, piece]))
+                    doc = self.doctype.apply_all(doc, [*behind, piece])
                     behind, size = [], self.doctype.size(doc)
-                    self._seal(head, piece, doc)
+                    self._seal(head, piece, doc, piece=True)
                 else:
                     behind.append(piece)
                     size += change
-                    self._seal(head, piece, None, size)
+                    self._seal(head, piece, None, size, piece=True)
         self.open = rest
         if self.doctype.is_identity(rest):
             self.carried = None  # the squashed work is all in the new patches
@@ -292,7 +304,13 @@ class Outbox(Generic[D, P]):
         return doc
 
     def _seal(
-        self, head: Node[Payload[P]], patch: P, result: D | None, size: int | None = None
+        self,
+        head: Node[Payload[P]],
+        patch: P,
+        result: D | None,
+        size: int | None = None,
+        *,
+        piece: bool = False,
     ) -> None:
         height = head.height + len(self.inflight) + 1
         now = self.clock() if self.clock is not None else None
@@ -301,7 +319,7 @@ class Outbox(Generic[D, P]):
         payload = claim(self.doctype, patch, result, height, self.hash_every, now, stamp, size)
         parent = self.inflight[-1].sealed.id if self.inflight else head.id
         sealed = self.codec.seal(PATCH, parent, encode(self.doctype, payload))
-        self.inflight.append(Own(sealed, parent, payload))
+        self.inflight.append(Own(sealed, parent, payload, piece))
 
     def release(self) -> None:
         """Hand out sealed patches to send, up to :attr:`depth` at the relay at once."""

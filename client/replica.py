@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from client.chain import Chain, DeepFork, Node, Pending
-from client.doctype import DocType, InvalidPatch, compose_all
+from client.doctype import DocType, InvalidPatch
 from client.events import Alarm, AlarmKind
 from client.outbox import Outbox, Own
 from client.payload import Payload, integrity_problem
@@ -142,7 +142,7 @@ class Replica(Generic[D, P]):
         """The authoritative document (our landed patches applied now, if deferred)."""
         if self._ahead:
             patches = [node.patch.patch for node in self._ahead if node.patch is not None]
-            self._auth = self.doctype.apply(self._auth, compose_all(self.doctype, patches))
+            self._auth = self.doctype.apply_all(self._auth, patches)
             self._ahead, self._window = [], None
         return self._auth
 

@@ -33,7 +33,9 @@ from collections.abc import Iterator, Sequence
 from itertools import accumulate
 from typing import Any, Protocol
 
-__all__ = ["MAX_CHUNK", "Rope", "plain"]
+from wire import integrity
+
+__all__ = ["MAX_CHUNK", "Digests", "Rope", "plain"]
 
 #: The longest chunk, in code points; a longer one is cut into halves.
 MAX_CHUNK = 16384
@@ -212,3 +214,101 @@ class Rope:
 def plain(doc: Any) -> Any:
     """``doc`` with a rope made a ``str`` (any other document as it is)."""
     return str(doc) if isinstance(doc, Rope) else doc
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """How many code points ``a`` and ``b`` share at their start (slices compared at C speed)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:  # a[:low] == b[:low]; find the longest
+        mid = (low + high + 1) // 2
+        if a[low:mid] == b[low:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _common_suffix(a: str, b: str, most: int) -> int:
+    """How many code points ``a`` and ``b`` share at their end, at most ``most``."""
+    low, high = 0, min(len(a), len(b), most)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[len(a) - mid : len(a) - low] == b[len(b) - mid : len(b) - low]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+class Digests:
+    """Integrity algorithm 2 (:mod:`wire.integrity`) of ropes, each computed
+    from one computed before (PROTOCOL.md §10.4).
+
+    A rope shares the chunks an edit did not touch with the rope before it, so
+    two versions of a text line up by chunk *identity*: the chunks of the new
+    one that the old one holds too, in order, are unchanged, and between them
+    lie the edited runs.  :meth:`digest` finds the kept version sharing the
+    most chunks with the one asked for, trims each run to the code points that
+    differ, replays the runs into that version's :class:`~wire.integrity.Index`
+    (a copy, so the old version stays usable) and keeps the result.  A
+    keystroke since the last digest costs a few chunks of chunking and
+    hashing, not the text; a text unrelated to any kept version costs a digest
+    from scratch.  At most ``keep`` versions are kept (each holds its text).
+    """
+
+    def __init__(self, keep: int = 3) -> None:
+        self._keep = keep
+        self._known: list[tuple[Rope, integrity.Index]] = []  # the newest last
+
+    def digest(self, text: str | Rope) -> bytes:
+        """The algorithm-2 digest of ``text``."""
+        rope = Rope.of(text)
+        base, shared = None, -1
+        for at in range(len(self._known) - 1, -1, -1):  # the newest first
+            known, index = self._known[at]
+            if known._chunks is rope._chunks or (len(rope._chunks) <= 1 and known == rope):
+                self._known.append(self._known.pop(at))
+                return index.digest()
+            ids = {id(chunk) for chunk in known._chunks}  # alive: ``known`` holds them
+            count = sum(1 for chunk in rope._chunks if id(chunk) in ids)
+            if count > shared:
+                base, shared = (known, index), count
+        small = len(rope._chunks) <= 1 and base is not None and len(base[0]._chunks) <= 1
+        if base is None or (shared == 0 and not small):
+            index = integrity.Index(rope)  # nothing in common to start from
+        else:
+            index = _moved(base[0], base[1], rope)
+        self._known.append((rope, index))
+        del self._known[: -self._keep]
+        return index.digest()
+
+
+def _moved(old: Rope, old_index: integrity.Index, new: Rope) -> integrity.Index:
+    """``old_index`` (of ``old``), copied and brought to ``new``."""
+    index = old_index.copy()
+    where = {id(chunk): at for at, chunk in enumerate(old._chunks)}
+    # Anchors: chunks of ``new`` that ``old`` holds, in ``old``'s order.
+    runs: list[tuple[int, int, int, int]] = []  # (old from, old to, new from, new to) in chunks
+    old_at = new_at = 0
+    for at, chunk in enumerate(new._chunks):
+        found = where.get(id(chunk))
+        if found is None or found < old_at:
+            continue
+        if found > old_at or at > new_at:
+            runs.append((old_at, found, new_at, at))
+        old_at, new_at = found + 1, at + 1
+    if old_at < len(old._chunks) or new_at < len(new._chunks):
+        runs.append((old_at, len(old._chunks), new_at, len(new._chunks)))
+    for old_from, old_to, new_from, new_to in runs:
+        # The text between: the new chunks up to this run's end, the old ones after it.
+        between = Rope((*new._chunks[:new_to], *old._chunks[old_to:]))
+        pos = new._ends[new_from - 1] if new_from else 0
+        old_start = old._ends[old_from - 1] if old_from else 0
+        gone = old[old_start : old._ends[old_to - 1]] if old_to > old_from else ""
+        came = new[pos : new._ends[new_to - 1]] if new_to > new_from else ""
+        head = _common_prefix(gone, came)
+        tail = _common_suffix(gone, came, min(len(gone), len(came)) - head)
+        delete, insert = len(gone) - head - tail, len(came) - head - tail
+        if delete or insert:
+            index.replace(between, pos + head, delete, insert)
+    return index

@@ -84,7 +84,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from client.textpatch import InvalidPatch, Op, Patch, check, check_op, from_wire, to_wire, validate
+from client.textpatch import (
+    InvalidPatch,
+    Op,
+    Patch,
+    check,
+    check_op,
+    from_bytes,
+    from_wire,
+    to_bytes,
+    to_wire,
+    validate,
+)
 from client.textstream import Builder, Reader, components, prefix_len, suffix_len, width
 
 if TYPE_CHECKING:
@@ -98,10 +109,12 @@ __all__ = [
     "check",
     "compose",
     "compose_checked",
+    "from_bytes",
     "from_wire",
     "invert",
     "normalize",
     "simplify",
+    "to_bytes",
     "to_wire",
     "transform",
     "transform_position",
@@ -112,7 +125,7 @@ __all__ = [
 # --------------------------------------------------------------------------- algebra
 
 
-def normalize(ops: Iterable[Op | tuple[int, int, str]]) -> Patch:
+def normalize(ops: Iterable[Op | tuple[int, int, str]], *, scan_text: bool = True) -> Patch:
     """Build a canonical patch from ops that may touch or be empty.
 
     Args:
@@ -122,6 +135,9 @@ def normalize(ops: Iterable[Op | tuple[int, int, str]]) -> Patch:
     Returns:
         The canonical patch: touching ops merged, empty ops dropped.
 
+    ``scan_text=False`` skips the lone-surrogate scan of inserted text
+    already checked (the pieces of a checked patch).
+
     Raises:
         InvalidPatch: a wrong type, a negative number, ops out of order or
             overlapping, or a lone surrogate in inserted text.
@@ -129,7 +145,7 @@ def normalize(ops: Iterable[Op | tuple[int, int, str]]) -> Patch:
     out = Builder()
     prev_pos, prev_end = 0, 0
     for index, item in enumerate(ops):
-        op = check_op(_as_op(item, index), index)
+        op = check_op(_as_op(item, index), index, scan_text=scan_text)
         if op.pos < prev_pos:
             raise InvalidPatch(f"op {index}: not sorted (pos {op.pos} < {prev_pos})")
         if op.pos < prev_end:

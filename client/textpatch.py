@@ -27,7 +27,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["InvalidPatch", "Op", "Patch", "check", "check_op", "from_wire", "to_wire", "validate"]
+from wire import varint
+
+__all__ = [
+    "InvalidPatch",
+    "Op",
+    "Patch",
+    "check",
+    "check_op",
+    "from_bytes",
+    "from_wire",
+    "to_bytes",
+    "to_wire",
+    "validate",
+]
 
 
 class InvalidPatch(ValueError):
@@ -84,7 +97,7 @@ def validate(patch: object, *, scan_text: bool = True) -> int:
     return max(end, 0)
 
 
-def check(patch: Patch, doc_len: int) -> None:
+def check(patch: Patch, doc_len: int, *, scan_text: bool = True) -> None:
     """Check that ``patch`` is canonical and fits a document of ``doc_len`` code points.
 
     Args:
@@ -94,7 +107,7 @@ def check(patch: Patch, doc_len: int) -> None:
     Raises:
         InvalidPatch: the patch is not canonical or reaches past ``doc_len``.
     """
-    end = validate(patch)
+    end = validate(patch, scan_text=scan_text)
     if end > doc_len:
         raise InvalidPatch(f"patch reaches position {end}, past the document end {doc_len}")
 
@@ -139,4 +152,59 @@ def from_wire(obj: object) -> Patch:
         ops.append(Op(pos, delete, insert))
     patch = tuple(ops)
     validate(patch)
+    return patch
+
+
+def to_bytes(patch: Patch) -> bytes:
+    """The binary form of a canonical patch (PROTOCOL.md §10.1)::
+
+        count varint · (gap varint · delete varint · insert_len varint · insert){count}
+
+    ``gap`` counts code points from the end of the previous operation (from 0
+    for the first), ``insert`` is UTF-8 and ``insert_len`` its bytes.
+    """
+    out = bytearray()
+    varint.write(out, len(patch))
+    end = 0
+    for op in patch:
+        data = op.insert.encode("utf-8")
+        varint.write(out, op.pos - end)
+        varint.write(out, op.delete)
+        varint.write(out, len(data))
+        out += data
+        end = op.pos + op.delete
+    return bytes(out)
+
+
+def from_bytes(data: bytes) -> Patch:
+    """Decode :func:`to_bytes`'s form strictly: all of ``data``, canonical.
+
+    Raises:
+        InvalidPatch: truncated, trailing bytes, bad varints or UTF-8, or a
+            patch not in canonical form (an empty op, a gap of 0 after an op).
+    """
+    ops: list[Op] = []
+    end = 0
+    try:
+        count, at = varint.read(data, 0)
+        for _ in range(count):
+            gap, at = varint.read(data, at)
+            delete, at = varint.read(data, at)
+            size, at = varint.read(data, at)
+            if at + size > len(data):
+                raise InvalidPatch(f"op {len(ops)}: insert runs past the patch's end")
+            insert = data[at : at + size].decode("utf-8")
+            at += size
+            ops.append(Op(end + gap, delete, insert))
+            end += gap + delete
+    except UnicodeDecodeError:
+        raise InvalidPatch(f"op {len(ops)}: insert is not UTF-8") from None
+    except InvalidPatch:
+        raise
+    except ValueError as exc:
+        raise InvalidPatch(f"binary patch: {exc}") from None
+    if at != len(data):
+        raise InvalidPatch(f"binary patch: {len(data) - at} bytes after its last op")
+    patch = tuple(ops)
+    validate(patch, scan_text=False)  # strict UTF-8 holds no lone surrogate
     return patch

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import random
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -48,6 +47,7 @@ from client.engine import (
     SendPatch,
     SendSnapshot,
 )
+from client.payload import decode
 from wire.turns import Turns
 
 _ALPHABET = [
@@ -69,8 +69,8 @@ def inserted_by(envelopes: Iterable[bytes]) -> set[str]:
     chars: set[str] = set()
     for data in envelopes:
         if data[0] == PATCH:
-            for _, _, text in json.loads(data[45:])["o"]:
-                chars.update(text)
+            for op in decode(TEXT, data[45:]).patch:
+                chars.update(op.insert)
     return chars
 
 

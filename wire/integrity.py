@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, bisect_right
+from typing import Protocol
 
 __all__ = [
     "ALG",
@@ -50,6 +51,7 @@ __all__ = [
     "MAX_GROUP",
     "MIN_CHUNK",
     "Index",
+    "Text",
     "chunk_ends",
     "chunk_ends_slow",
     "digest",
@@ -83,6 +85,14 @@ _IS_FF = bytes(1 if b == 0xFF else 0 for b in range(256))
 _LOW_BITS_3 = bytes(1 if b & 3 == 3 else 0 for b in range(256))
 
 
+class Text(Protocol):
+    """What the chunking reads of a text: its length and ``str`` slices (a
+    ``str``, or a rope that reads like one)."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: slice, /) -> str: ...
+
+
 def chunk_ends_slow(text: str) -> list[int]:
     """The chunk ends (exclusive positions, last = ``len(text)``), by the definition."""
     ends: list[int] = []
@@ -98,7 +108,7 @@ def chunk_ends_slow(text: str) -> list[int]:
     return ends
 
 
-def _candidates(text: str, begin: int = 0, stop: int | None = None) -> list[int]:
+def _candidates(text: Text, begin: int = 0, stop: int | None = None) -> list[int]:
     """Every ``i`` in ``begin .. stop - 1`` with ``gear(i) mod 1024 = 1023``, ascending."""
     stop = len(text) if stop is None else stop
     offset = max(0, begin - _WINDOW + 1)  # the code points gear(begin) depends on
@@ -123,7 +133,7 @@ def _candidates(text: str, begin: int = 0, stop: int | None = None) -> list[int]
     return out
 
 
-def _ends_from(text: str, start: int, stop: int) -> list[int]:
+def _ends_from(text: Text, start: int, stop: int) -> list[int]:
     """The chunk ends in ``start + 1 .. stop`` when a chunk starts at ``start``
     (the text's end counts only when ``stop`` is it)."""
     ends: list[int] = []
@@ -143,7 +153,7 @@ def _ends_from(text: str, start: int, stop: int) -> list[int]:
     return ends
 
 
-def chunk_ends(text: str) -> list[int]:
+def chunk_ends(text: Text) -> list[int]:
     """:func:`chunk_ends_slow`, from the candidates found at C speed."""
     return _ends_from(text, 0, len(text))
 
@@ -172,7 +182,7 @@ def _groups(hashes: list[bytes]) -> list[list[bytes]]:
     return groups
 
 
-def _leaves(text: str, start: int, ends: list[int]) -> list[bytes]:
+def _leaves(text: Text, start: int, ends: list[int]) -> list[bytes]:
     """The leaf hashes of the chunks from ``start`` to each of ``ends`` in turn."""
     starts = [start, *ends][: len(ends)]
     return [leaf_hash(text[a:b]) for a, b in zip(starts, ends, strict=True)]
@@ -189,7 +199,7 @@ def _root(leaves: list[bytes]) -> bytes:
     return hashes[0]
 
 
-def digest(text: str) -> bytes:
+def digest(text: Text) -> bytes:
     """The algorithm-2 digest of ``text`` (32 bytes)."""
     return _root(_leaves(text, 0, chunk_ends(text)))
 
@@ -206,11 +216,17 @@ class Index:
 
     __slots__ = ("ends", "leaves")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: Text) -> None:
         self.ends: list[int] = chunk_ends(text)
         self.leaves: list[bytes] = _leaves(text, 0, self.ends)
 
-    def replace(self, text: str, pos: int, delete: int, insert: int) -> None:
+    def copy(self) -> Index:
+        """An index of the same text that :meth:`replace` changes independently."""
+        twin = Index.__new__(Index)
+        twin.ends, twin.leaves = list(self.ends), list(self.leaves)
+        return twin
+
+    def replace(self, text: Text, pos: int, delete: int, insert: int) -> None:
         """``text`` is the text after ``delete`` code points at ``pos`` were
         replaced by ``insert`` code points."""
         shift, old = insert - delete, self.ends

@@ -16,13 +16,12 @@ client never loads it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import crypto
-from client import snapshots
+from client import payload, snapshots
 from client.codec import CryptoCodec
 from client.commands._common import NOT_FOUND, REACH_HINT, CommandError, RelayUnreachable
 from client.doctype import TEXT, DocType, named
@@ -319,10 +318,9 @@ def time_ms(opened: crypto.Opened, doctype: DocType[Any, Any] = TEXT) -> int | N
         except InvalidPatch:
             return None
     try:
-        when = json.loads(opened.content).get("t")
-    except (ValueError, AttributeError):
+        return payload.decode(doctype, opened.content).time
+    except ValueError:  # InvalidPatch, and JSON content that is not JSON
         return None
-    return when if type(when) is int else None
 
 
 def seq_at_time(link: crypto.PadLink, timeout: float, when_ms: int) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
+from unittest.mock import ANY
 
 import pytest
 from hypothesis import given
@@ -26,7 +28,10 @@ from client.engine import (
     SendPatch,
     SendSnapshot,
 )
+from client.outbox import BURST
+from client.payload import Payload, decode, encode
 from client.textops import Patch
+from wire import integrity
 
 
 def engine(author: int, **options: int) -> Engine[str, Patch]:
@@ -73,6 +78,24 @@ def test_pipeline_sends_up_to_k_and_what_is_typed_past_it_folds_into_one_patch()
     assert a.view == "abcde"
     assert a.auth == "a"
     assert not a.saved
+
+
+def test_the_pieces_of_a_large_edit_go_out_a_burst_at_a_time() -> None:
+    """Sealed together, the pieces of one paste are handed out BURST at a
+    time, not ``pipeline``; under contention, one at a time as any patch."""
+    a = engine(1, pipeline=2, max_patch_bytes=228)  # pieces of 25 code points
+    a.edit(insert(0, "p" * 25 * 40))
+    a.flush()
+    first = sent(a)
+    assert len(first) == BURST  # of 40 pieces
+    a.acked(header(first[0])[0], 1)
+    a.flush()
+    assert len(sent(a)) == 1  # one landed, one more leaves
+    b = engine(2, pipeline=2, max_patch_bytes=228)
+    b.outbox.contended()  # someone else's patch just landed
+    b.edit(insert(0, "q" * 25 * 40))
+    b.flush()
+    assert len(sent(b)) == 1
 
 
 def test_a_burst_past_the_pipeline_is_sealed_once_when_room_comes() -> None:
@@ -223,7 +246,8 @@ def test_orphans_wait_for_their_parent_and_are_bounded() -> None:
 @pytest.mark.parametrize(
     ("body", "why"),
     [
-        ("not an object", "payload must be an object"),
+        ("not an object", "payload flags must be 0 to 7"),  # read as binary content
+        ({"o": [[0, 0, "x"]], "n": 1, "x": 1}, "payload must be an object"),
         ({"o": [[5, 0, "x"]], "n": 6}, "does not apply"),
         ({"o": [[0, 0, "x"]], "n": 2}, "size mismatch"),
         ({"o": [[0, 0, "x"]]}, "size n must be"),
@@ -258,7 +282,7 @@ def test_the_document_hash_is_checked_every_hash_every_patches() -> None:
     (p1,) = sent(a)
     a.acked(header(p1)[0])
     a.events()
-    assert "h" not in json.loads(p1[45:])  # height 1: size only
+    assert decode(TEXT, p1[45:]).digest is None  # height 1: size only
     good = {"o": [[1, 0, "y"]], "n": 2, "h": TEXT.digest("xy").hex()}
     forged = {"o": [[1, 0, "y"]], "n": 2, "h": TEXT.digest("xz").hex()}
     missing = {"o": [[1, 0, "y"]], "n": 2}
@@ -277,7 +301,21 @@ def test_the_document_hash_is_checked_every_hash_every_patches() -> None:
     a.edit(insert(1, "y"))
     a.flush()
     (p2,) = sent(a)
-    assert json.loads(p2[45:])["h"] == TEXT.digest("xy").hex()  # height 2: the author hashes
+    claimed = decode(TEXT, p2[45:])  # height 2: the author claims algorithm 2
+    assert (claimed.alg, claimed.digest) == (2, integrity.digest("xy"))
+    alg2 = Payload(textops.normalize([(1, 0, "y")]), 2, integrity.digest("xy"), alg=2)
+    for claim, verdict in (
+        (alg2, None),
+        (replace(alg2, digest=integrity.digest("xz")), "hash mismatch"),
+        (replace(alg2, alg=7), "unknown integrity algorithm 7"),
+    ):
+        e = engine(3, hash_every=2)
+        e.receive(p1)
+        e.receive(FakeCodec(99).seal(PATCH, header(p1)[0], encode(TEXT, claim)).data)
+        details = [alarm.detail for alarm in alarms(e)]
+        assert details == ([] if verdict is None else [ANY])
+        assert verdict is None or verdict in details[0]
+        assert e.view == ("xy" if verdict is None else "x")
 
 
 def test_snapshots_are_made_by_the_author_and_let_a_joiner_skip_history() -> None:
@@ -474,7 +512,7 @@ def test_the_author_clock_is_sealed_into_each_patch_and_checked_on_receipt() -> 
     a.edit(insert(0, "x"))
     a.flush()
     (p,) = sent(a)
-    assert json.loads(p[45:])["t"] == 1_790_000_000_000
+    assert decode(TEXT, p[45:]).time == 1_790_000_000_000
     b = engine(2)
     b.receive(p)
     assert b.view == "x"

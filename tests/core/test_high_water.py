@@ -35,8 +35,8 @@ def typed(e: Engine[str, Patch], text: str) -> list[bytes]:
 def test_every_patch_carries_its_session_and_a_counter_that_only_grows() -> None:
     a = engine(1, b"A" * 8)
     sealed = typed(a, "abc")
-    bodies = [json.loads(p[45:]) for p in sealed]
-    assert [(b["s"], b["c"]) for b in bodies] == [(b"A".hex() * 8, n) for n in (1, 2, 3)]
+    bodies = [payload.decode(TEXT, p[45:]) for p in sealed]
+    assert [(b.session, b.counter) for b in bodies] == [(b"A" * 8, n) for n in (1, 2, 3)]
     assert a.replica.hw == {b"A" * 8: (3, 3)}
 
 

@@ -1,14 +1,19 @@
-"""Integrity algorithm 2 (``wire.integrity``): its laws, beside the golden vectors."""
+"""Integrity algorithm 2 (``wire.integrity``, ``client.rope.Digests``): its laws,
+beside the golden vectors; and the varints of version 2's binary fields."""
 
 from __future__ import annotations
 
 import hashlib
 import random
 
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from client import textops
+from client.rope import Digests, Rope
 from wire import integrity as i2
+from wire import varint
 
 ALPHABETS = ["ab", "abcdefghijklmnopqrstuvwxyz \n", "aé中😀 \n", "\x00\x01", "z"]
 
@@ -114,3 +119,74 @@ def test_the_index_redoes_few_chunks_for_an_edit_in_a_long_text() -> None:
         i2.leaf_hash = hashed  # type: ignore[assignment]
     assert 1 <= len(redone) <= 3, redone  # of about 290 chunks
     assert index.digest() == i2.digest(text)
+
+
+def _edit(rng: random.Random, text: Rope, alphabet: str) -> Rope:
+    """``text`` after a few random operations, small and large, as an editor makes them."""
+    ops: list[textops.Op] = []
+    at = 0
+    for _ in range(rng.randint(1, 4)):
+        if at > len(text):
+            break
+        pos = rng.randint(at, len(text))
+        delete = rng.randint(0, min(len(text) - pos, rng.choice([1, 5, 3_000, 40_000])))
+        insert = "".join(rng.choice(alphabet) for _ in range(rng.choice([0, 1, 3, 100, 20_000])))
+        if delete or insert:
+            ops.append(textops.Op(pos, delete, insert))
+            at = pos + delete + 1
+    return text.apply(tuple(ops))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(ALPHABETS), st.sampled_from([0, 10, 5_000, 60_000]), st.integers(0, 2**16))
+def test_digests_of_edited_ropes_are_the_digests_of_their_texts(
+    alphabet: str, length: int, seed: int
+) -> None:
+    """``client.rope.Digests`` brings a kept index to each new version of a
+    text (several versions live at once, as the engine's texts are); every
+    value equals the digest from scratch."""
+    rng = random.Random(seed)
+    digests = Digests()
+    versions = [Rope.of("".join(rng.choice(alphabet) for _ in range(length)))]
+    for _ in range(12):
+        text = _edit(rng, rng.choice(versions[-4:]), alphabet)
+        versions.append(text)
+        assert digests.digest(text) == i2.digest(str(text))
+    assert digests.digest(str(versions[-1])) == i2.digest(str(versions[-1]))  # a str too
+
+
+def test_a_keystroke_in_a_large_text_redoes_a_few_chunks_not_the_text() -> None:
+    """The cost of a digest after a keystroke is the chunks near it: counted
+    as the code points the index reads, not timed."""
+    rng = random.Random(7)
+    text = Rope.of("".join(rng.choice(ALPHABETS[1]) for _ in range(300_000)))
+    digests = Digests()
+    digests.digest(text)
+    read: list[int] = []
+    real = i2._candidates
+
+    def counting(text: i2.Text, begin: int = 0, stop: int | None = None) -> list[int]:
+        read.append((len(text) if stop is None else stop) - begin)
+        return real(text, begin, stop)
+
+    edited = text.apply((textops.Op(150_000, 0, "x"),))
+    i2._candidates = counting
+    try:
+        got = digests.digest(edited)
+    finally:
+        i2._candidates = real
+    assert got == i2.digest(str(edited))
+    assert 0 < sum(read) < 20_000  # of 300,000
+
+
+def test_varints_are_minimal_and_bounded() -> None:
+    for value in (0, 1, 127, 128, 300, 2**21, 2**63, 2**64 - 1):
+        out = bytearray()
+        varint.write(out, value)
+        assert varint.read(bytes(out) + b"\xff", 0) == (value, len(out))
+        assert len(out) == max(1, (value.bit_length() + 6) // 7)
+    for bad in (b"", b"\x80", b"\x81\x00", b"\xff" * 10 + b"\x01", b"\xff" * 9 + b"\x02"):
+        with pytest.raises(ValueError, match="varint"):
+            varint.read(bad, 0)
+    with pytest.raises(ValueError, match="varint holds"):
+        varint.write(bytearray(), 2**64)

@@ -160,6 +160,16 @@ def test_apply_matches_oracle(dp: tuple[str, Patch]) -> None:
     assert apply(doc, patch) == oracle_apply(doc, patch)
 
 
+@given(doc_and_patch())
+def test_the_binary_form_reads_back_exactly(dp: tuple[str, Patch]) -> None:
+    _, patch = dp
+    data = textops.to_bytes(patch)
+    assert textops.from_bytes(data) == patch
+    for cut in range(len(data)):  # every proper prefix is refused, never misread
+        with pytest.raises(InvalidPatch):
+            textops.from_bytes(data[:cut])
+
+
 def test_apply_counts_code_points() -> None:
     assert apply("a😀b", p((1, 1, "🎉"))) == "a🎉b"
     assert apply("中文", p((2, 0, "!"))) == "中文!"
@@ -738,6 +748,7 @@ def test_vectors_pass() -> None:
         "text.simplify",
         "text.diff",
         "text.position",
+        "text.content",
     }
     for record in records:
         checker.check(record)

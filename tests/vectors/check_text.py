@@ -1,7 +1,7 @@
 """Check one golden vector of the text algebra (``text*.jsonl``).
 
-Standard library plus ``client.textops`` only: this runs under CPython and
-under Pyodide. ``check(record)`` raises ``AssertionError`` naming the suite,
+Standard library plus ``client`` only: this runs under CPython and under
+Pyodide. ``check(record)`` raises ``AssertionError`` naming the suite,
 the case and the mismatch; the record format is described in
 ``make_text.py``. Besides the recorded value, each check re-verifies the law
 the value must satisfy (for example that a transform converges), so a wrong
@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from client import textops as t
+from client.doctype import TEXT
+from client.payload import Payload, decode, encode
 from client.textdiff import diff
 
 
@@ -84,6 +86,40 @@ def _check_position(record: dict[str, Any], inp: dict[str, Any], expect: Any) ->
         _equal(record, "transform_position", got_pos, expect)
 
 
+def _check_content(record: dict[str, Any], inp: dict[str, Any], expect: Any) -> None:
+    if "patch" in inp:  # encode, then read back
+        given = Payload(
+            t.from_wire(inp["patch"]),
+            inp["size"],
+            bytes.fromhex(inp["digest"]) if inp["digest"] else None,
+            inp["time"],
+            bytes.fromhex(inp["session"]) if inp["session"] else None,
+            inp["counter"],
+            inp["alg"] or 1,
+        )
+        data = encode(TEXT, given)
+        _equal(record, "content bytes", data.hex(), expect["hex"])
+        _equal(record, "content read back", decode(TEXT, data), given)
+        return
+    if "error" in expect:
+        try:
+            got = decode(TEXT, bytes.fromhex(inp["hex"]))
+        except t.InvalidPatch:
+            return
+        raise _fail(record, "expected InvalidPatch", got, expect)
+    payload = decode(TEXT, bytes.fromhex(inp["hex"]))
+    fields = {
+        "patch": t.to_wire(payload.patch),
+        "size": payload.size,
+        "time": payload.time,
+        "alg": payload.alg if payload.digest is not None else None,
+        "digest": payload.digest.hex() if payload.digest is not None else None,
+        "session": payload.session.hex() if payload.session is not None else None,
+        "counter": payload.counter,
+    }
+    _equal(record, "content decoded", fields, expect)
+
+
 _SUITES: dict[str, Callable[[dict[str, Any], dict[str, Any], Any], None]] = {
     "text.apply": _check_apply,
     "text.compose": _check_compose,
@@ -92,6 +128,7 @@ _SUITES: dict[str, Callable[[dict[str, Any], dict[str, Any], Any], None]] = {
     "text.simplify": _check_simplify,
     "text.diff": _check_diff,
     "text.position": _check_position,
+    "text.content": _check_content,
 }
 
 

@@ -20,10 +20,16 @@ Suites and their records:
 - ``text.diff``: input ``{old, new}``; expect the patch.
 - ``text.position``: input ``{patch, pos, after_insert}``; expect the new
   position; or input ``{patch, selection}``; expect the new ``[anchor, head]``.
+- ``text.content``: a patch envelope's binary content (docs/PROTOCOL.md
+  §10.1).  Input ``{patch, size, time, alg, digest, session, counter}``
+  (``null`` where absent; digest and session in hex); expect ``{"hex"}``,
+  the exact bytes.  Or input ``{"hex"}``; expect those fields decoded, or
+  ``{"error": "InvalidPatch"}`` for content that must be refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import sys
@@ -33,6 +39,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from client import textops as t
+from client.doctype import TEXT
+from client.payload import Payload, encode
 from client.textdiff import diff
 
 OUT = Path(__file__).with_name("text.jsonl")
@@ -261,6 +269,72 @@ def position_records(rng: random.Random) -> list[Record]:
     return out
 
 
+def content_records() -> list[Record]:
+    """Binary patch contents: what writers produce, and what readers refuse."""
+    digest = hashlib.sha256(b"any 32 bytes").hexdigest()
+    fields: list[tuple[str, dict[str, Any]]] = [
+        ("a keystroke", {"patch": [[5, 0, "a"]], "size": 6}),
+        (
+            "a keystroke, stamped and timed",
+            {
+                "patch": [[1234, 0, "é"]],
+                "size": 2000,
+                "time": 1_733_480_000_123,
+                "session": "0123456789abcdef",
+                "counter": 300,
+            },
+        ),
+        (
+            "two ops, an integrity value",
+            {
+                "patch": [[0, 2, "中文"], [7, 1, ""], [9, 0, "😀\n"]],
+                "size": 12,
+                "alg": 2,
+                "digest": digest,
+            },
+        ),
+        ("algorithm 1", {"patch": [[0, 0, "x"]], "size": 1, "alg": 1, "digest": digest}),
+        ("no ops", {"patch": [], "size": 0}),
+        ("a large gap", {"patch": [[2**40, 3, "z"]], "size": 2**40 + 1}),
+    ]
+    out: list[Record] = []
+    for case, given in fields:
+        inputs = {"time": None, "alg": None, "digest": None, "session": None, "counter": None}
+        inputs.update(given)
+        payload = Payload(
+            t.from_wire(inputs["patch"]),
+            inputs["size"],
+            bytes.fromhex(inputs["digest"]) if inputs["digest"] else None,
+            inputs["time"],
+            bytes.fromhex(inputs["session"]) if inputs["session"] else None,
+            inputs["counter"],
+            inputs["alg"] or 1,
+        )
+        data = encode(TEXT, payload)
+        out.append(_rec("text.content", f"encode {case}", inputs, {"hex": data.hex()}))
+        out.append(_rec("text.content", f"decode {case}", {"hex": data.hex()}, inputs))
+    bad = [
+        ("flags above 7", "080100"),
+        ("truncated size", "0080"),
+        ("non-minimal varint", "00810000"),
+        ("integrity cut short", "020102" + "00" * 31),
+        ("session cut short", "0401" + "00" * 7),
+        ("counter 0", "0401" + "00" * 8 + "0000"),
+        ("an empty op", "000001000000"),
+        ("ops touching (gap 0 after an op)", "0002020000016100000162"),
+        ("insert past the end", "00010100000561"),
+        ("insert not UTF-8", "000101000001ff"),
+        ("an encoded surrogate", "000101000003eda080"),
+        ("bytes after the last op", "0001010000016100"),
+        ("count above the ops", "00010200000161"),
+    ]
+    for case, hexed in bad:
+        out.append(
+            _rec("text.content", f"refuse {case}", {"hex": hexed}, {"error": "InvalidPatch"})
+        )
+    return out
+
+
 def records() -> list[Record]:
     """Every record, in file order."""
     rng = random.Random(SEED)
@@ -272,6 +346,7 @@ def records() -> list[Record]:
         *simplify_records(rng),
         *diff_records(rng),
         *position_records(rng),
+        *content_records(),
     ]
 
 
