@@ -59,12 +59,14 @@ class DocType(Protocol[D, P]):
         algorithm 1 (snapshots and local copies carry it)."""
         ...
 
-    #: The integrity algorithm this type's writers claim in patches (PROTOCOL.md §10.4).
-    integrity_alg: int
-
     def integrity(self, doc: D, alg: int) -> bytes | None:
         """The integrity value of ``doc`` under algorithm ``alg`` (1: :meth:`digest`),
         or ``None`` when this type does not know ``alg``."""
+        ...
+
+    def claim_integrity(self, doc: D) -> tuple[int, bytes]:
+        """The algorithm and value a writer claims for ``doc`` (PROTOCOL.md §10.4):
+        whichever this type computes cheapest for it."""
         ...
 
     def identity(self) -> P:
@@ -157,6 +159,11 @@ class DocType(Protocol[D, P]):
         ...
 
 
+#: The smallest text whose writers claim integrity algorithm 2 (PROTOCOL.md
+#: §10.4): 64 keystrokes in as many places cost about 13 ms of algorithm 2 at
+#: any size, SHA-256 of the whole text 2 ms a megabyte (bench/RESULTS.md).
+INCREMENTAL_FROM = 1 << 21
+
 #: A text document: a ``str``, or the :class:`Rope` that edits make of it.
 Text = str | Rope
 
@@ -170,7 +177,6 @@ class TextType:
     """
 
     name = "text"
-    integrity_alg = integrity.ALG
 
     def __init__(self) -> None:
         self._digests = Digests()
@@ -193,6 +199,16 @@ class TextType:
         if alg == 1:
             return self.digest(doc)
         return self._digests.digest(doc) if alg == integrity.ALG else None
+
+    def claim_integrity(self, doc: Text) -> tuple[int, bytes]:
+        # Algorithm 2 from INCREMENTAL_FROM code points, unless this text's
+        # chunks are mostly cut by size (it repeats a short stretch: an edit
+        # rechunks all that follows it, at about eight times SHA-256's cost).
+        # Below, SHA-256 of the whole text costs less than replaying 64
+        # keystrokes made in 64 places into the chunk tree.
+        if len(doc) < INCREMENTAL_FROM or self._digests.degenerate(doc):
+            return 1, self.digest(doc)
+        return integrity.ALG, self._digests.digest(doc)
 
     def identity(self) -> textops.Patch:
         return ()

@@ -32,11 +32,12 @@ Integrity
 ---------
 Each patch's payload carries the size of the document it produces (checked on
 every patch, O(1)) and, when its height is a multiple of ``hash_every``, that
-document's integrity value under the document type's algorithm
-(:meth:`DocType.integrity`): for text, algorithm 2 (:mod:`wire.integrity`),
-which :class:`client.rope.Digests` keeps up to date from the chunks the text
-shares with the last version it digested (about 2 ms at 10 MB after a
-keystroke, against 22 ms for the SHA-256 of the whole text).  The author makes these claims
+document's integrity value under the algorithm the document type picks
+(:meth:`DocType.claim_integrity`): for a long text, algorithm 2
+(:mod:`wire.integrity`), which :class:`client.rope.Digests` keeps up to date
+from the chunks the text shares with the last version it digested (about 2
+ms at 10 MB after a keystroke, against 22 ms for the SHA-256 of the whole
+text); for a short one, SHA-256.  The author makes these claims
 (:func:`claim`); every reader checks them (:func:`integrity_problem`).  A
 patch that does not decode, does not apply, or whose size or hash disagrees
 is invalid: a deterministic no-op for every client (it keeps its place in the
@@ -241,13 +242,13 @@ def claim(
     if result is None:
         if size is None or height % hash_every == 0:
             raise ValueError("claim needs the result for a digest, or its size")
-        digest = None
+        alg, digest = 1, None
     else:
         due = height % hash_every == 0
-        digest = doctype.integrity(result, doctype.integrity_alg) if due else None
+        alg, digest = doctype.claim_integrity(result) if due else (1, None)
         size = doctype.size(result)
     session, counter = stamp if stamp is not None else (None, None)
-    return Payload(patch, size, digest, time, session, counter, doctype.integrity_alg)
+    return Payload(patch, size, digest, time, session, counter, alg)
 
 
 def integrity_problem(

@@ -249,38 +249,70 @@ class Digests:
     one that the old one holds too, in order, are unchanged, and between them
     lie the edited runs.  :meth:`digest` finds the kept version sharing the
     most chunks with the one asked for, trims each run to the code points that
-    differ, replays the runs into that version's :class:`~wire.integrity.Index`
-    (a copy, so the old version stays usable) and keeps the result.  A
-    keystroke since the last digest costs a few chunks of chunking and
-    hashing, not the text; a text unrelated to any kept version costs a digest
-    from scratch.  At most ``keep`` versions are kept (each holds its text).
+    differ, replays the runs into a copy of that version's
+    :class:`~wire.integrity.Index` and keeps the result.  A keystroke since the
+    last digest costs a few chunks of chunking and hashing, not the text; a
+    text unrelated to any kept version costs a digest from scratch.  At most
+    ``keep`` versions are kept (each holds its text; versions of one text
+    share most of it).
+
+    A text that repeats a short stretch over and over has no natural chunk
+    ends there: its chunks are cut by size, and an edit moves every such cut
+    after it, so the whole rest is chunked again (about eight times the cost
+    of SHA-256 over it).  :meth:`degenerate` tells a writer so, from the
+    nearest kept version, and the writer claims algorithm 1 instead.
     """
 
-    def __init__(self, keep: int = 3) -> None:
+    def __init__(self, keep: int = 6) -> None:
         self._keep = keep
-        self._known: list[tuple[Rope, integrity.Index]] = []  # the newest last
+        # The newest last: (text, its index, the ids of its chunks, mostly cut by size).
+        self._known: list[tuple[Rope, integrity.Index, set[int], bool]] = []
+
+    def _nearest(self, rope: Rope) -> tuple[int, int]:
+        """The kept version sharing the most chunks with ``rope`` (its place,
+        or -1) and how many it shares (``len(rope)`` chunks + 1: the same text)."""
+        best, shared = -1, -1
+        for at in range(len(self._known) - 1, -1, -1):  # the newest first
+            known, _, ids, _ = self._known[at]
+            if known._chunks is rope._chunks or (len(rope._chunks) <= 1 and known == rope):
+                return at, len(rope._chunks) + 1
+            count = sum(1 for chunk in rope._chunks if id(chunk) in ids)
+            if count > shared:
+                best, shared = at, count
+        return best, shared
+
+    def degenerate(self, text: str | Rope) -> bool:
+        """Whether ``text`` (over 64 KB) is, as far as the nearest kept version
+        tells, mostly chunked by size (see above; ``False`` when none is kept)."""
+        rope = Rope.of(text)
+        if len(rope) < 65536:
+            return False
+        at, shared = self._nearest(rope)
+        return at >= 0 and shared > 0 and self._known[at][3]
 
     def digest(self, text: str | Rope) -> bytes:
         """The algorithm-2 digest of ``text``."""
         rope = Rope.of(text)
-        base, shared = None, -1
-        for at in range(len(self._known) - 1, -1, -1):  # the newest first
-            known, index = self._known[at]
-            if known._chunks is rope._chunks or (len(rope._chunks) <= 1 and known == rope):
-                self._known.append(self._known.pop(at))
-                return index.digest()
-            ids = {id(chunk) for chunk in known._chunks}  # alive: ``known`` holds them
-            count = sum(1 for chunk in rope._chunks if id(chunk) in ids)
-            if count > shared:
-                base, shared = (known, index), count
+        at, shared = self._nearest(rope)
+        if shared > len(rope._chunks):  # the same text
+            self._known.append(self._known.pop(at))
+            return self._known[-1][1].digest()
+        base = self._known[at] if at >= 0 else None
         small = len(rope._chunks) <= 1 and base is not None and len(base[0]._chunks) <= 1
         if base is None or (shared == 0 and not small):
             index = integrity.Index(rope)  # nothing in common to start from
         else:
             index = _moved(base[0], base[1], rope)
-        self._known.append((rope, index))
+        ids = {id(chunk) for chunk in rope._chunks}  # alive while ``rope`` is kept
+        self._known.append((rope, index, ids, _by_size(index.ends)))
         del self._known[: -self._keep]
         return index.digest()
+
+
+def _by_size(ends: list[int]) -> bool:
+    """Whether most chunks end by size (:data:`wire.integrity.MAX_CHUNK`), not by content."""
+    cut = sum(1 for a, b in zip([0, *ends], ends, strict=False) if b - a == integrity.MAX_CHUNK)
+    return 2 * cut > len(ends)
 
 
 def _moved(old: Rope, old_index: integrity.Index, new: Rope) -> integrity.Index:

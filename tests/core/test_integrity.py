@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from client import textops
+from client import doctype, textops
 from client.rope import Digests, Rope
 from wire import integrity as i2
 from wire import varint
@@ -190,3 +190,24 @@ def test_varints_are_minimal_and_bounded() -> None:
             varint.read(bad, 0)
     with pytest.raises(ValueError, match="varint holds"):
         varint.write(bytearray(), 2**64)
+
+
+def test_a_writer_claims_algorithm_2_for_a_long_text_unless_it_is_chunked_by_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``TextType.claim_integrity``: SHA-256 (alg 1) below ``INCREMENTAL_FROM``
+    code points, alg 2 above it; alg 1 again for a text that repeats a short
+    stretch (its chunks cut by size, where an edit rechunks all after it)."""
+    monkeypatch.setattr(doctype, "INCREMENTAL_FROM", 100_000)
+    text_type = doctype.TextType()
+    rng = random.Random(3)
+    prose = Rope.of("".join(rng.choice(ALPHABETS[1]) for _ in range(120_000)))
+    assert text_type.claim_integrity(prose[:99_999]) == (1, text_type.digest(prose[:99_999]))
+    assert text_type.claim_integrity(prose) == (2, i2.digest(str(prose)))
+    edited = prose.apply((textops.Op(60_000, 0, "x"),))
+    assert text_type.claim_integrity(edited) == (2, i2.digest(str(edited)))
+    periodic = Rope.of("lorem ipsum dolor " * 10_000)
+    assert text_type.claim_integrity(periodic)[0] == 2  # none kept says otherwise yet
+    periodic = periodic.apply((textops.Op(5, 0, "x"),))
+    assert text_type.claim_integrity(periodic) == (1, text_type.digest(periodic))
+    assert text_type.integrity(periodic, 2) == i2.digest(str(periodic))  # readers can check
