@@ -180,7 +180,8 @@ class Outbox(Generic[D, P]):
         back after ``4 * pipeline`` of our own patches land with nobody
         else's in between.
 
-        The pieces of a large edit go :data:`BURST` at a time: they were
+        The pieces of a large edit go :data:`BURST` at a time (or
+        ``pipeline``, if more): they were
         sealed together, holding them back gains nothing, and a shallow
         pipeline would wait for a round trip of the relay every ``pipeline``
         pieces.
@@ -188,7 +189,8 @@ class Outbox(Generic[D, P]):
         if self.others_writing:
             return 1
         waiting = self.inflight[self._sent] if self._sent < len(self.inflight) else None
-        return BURST if waiting is not None and waiting.piece else self.pipeline
+        burst = waiting is not None and waiting.piece
+        return max(BURST, self.pipeline) if burst else self.pipeline
 
     @property
     def others_writing(self) -> bool:
