@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from client.doctype import DocType, InvalidPatch
-from wire import varint
+from crypto import varint
 
 D = TypeVar("D")
 P = TypeVar("P")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from wire import varint
+from crypto import varint
 
 __all__ = [
     "InvalidPatch",

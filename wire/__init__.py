@@ -9,7 +9,6 @@ One package, imported by both ends, so the two cannot drift:
 * :mod:`wire.mmr`: the Merkle mountain range of patch ids (§11);
 * :mod:`wire.turns`: who may push next under contention (§13.3);
 * :mod:`wire.integrity`: integrity algorithm 2, the content-defined chunk tree (§10.4);
-* :mod:`wire.varint`: the unsigned LEB128 integers of version 2's binary fields (§9.1);
 * :mod:`wire.errors`: what the codecs raise, drawn as a tree.
 
 ``wire`` imports nothing of blindpad's (not even :mod:`crypto`: envelopes

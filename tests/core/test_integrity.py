@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from client import doctype, textops
 from client.rope import Digests, Rope
+from crypto import varint
 from wire import integrity as i2
-from wire import varint
 
 ALPHABETS = ["ab", "abcdefghijklmnopqrstuvwxyz \n", "aé中😀 \n", "\x00\x01", "z"]
 
