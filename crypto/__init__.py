@@ -8,6 +8,7 @@ CPython, libsodium through the JS bridge under Pyodide). The relay needs only
 clients use the rest. The error tree is drawn in :mod:`crypto.errors`.
 """
 
+from . import envelope2, varint
 from .envelope import (
     ZERO_ID,
     Ephemeral,
@@ -26,6 +27,7 @@ from .errors import (
     BackendUnavailable,
     BadAuthorSignature,
     BadChannelSignature,
+    BadSessionSignature,
     CryptoError,
     DecryptionFailed,
     IntegrityError,
@@ -49,6 +51,7 @@ __all__ = [
     "BackendUnavailable",
     "BadAuthorSignature",
     "BadChannelSignature",
+    "BadSessionSignature",
     "CryptoError",
     "DecryptionFailed",
     "Ephemeral",
@@ -69,6 +72,7 @@ __all__ = [
     "WrongChannel",
     "WrongParentBinding",
     "channel_id_for",
+    "envelope2",
     "envelope_id",
     "open_envelope",
     "open_ephemeral",
@@ -76,5 +80,6 @@ __all__ = [
     "parse_link",
     "seal",
     "seal_ephemeral",
+    "varint",
     "verify_channel_signature",
 ]

@@ -15,6 +15,7 @@ Every error is a :class:`CryptoError`. The tree::
         ├── BadAuthorSignature the author signature does not cover (kind, channel, ref,
         │                      name, content): a forged author, or someone's signed inner
         │                      re-wrapped under another parent or channel by an editor
+        ├── BadSessionSignature  a version-2 envelope not signed by the session it names
         └── ReplayedEphemeral  an ephemeral whose (author, session) counter did not increase
             └── StaleEphemeral an ephemeral older than the presence timeout
 
@@ -78,6 +79,10 @@ class DecryptionFailed(IntegrityError):
 
 class BadAuthorSignature(IntegrityError):
     """The author signature does not bind this kind, channel, ref, name and content."""
+
+
+class BadSessionSignature(IntegrityError):
+    """A version-2 envelope's signature does not verify under its session's key."""
 
 
 WrongParentBinding = BadAuthorSignature

@@ -20,6 +20,7 @@ from crypto import (
     PadKeys,
     PadLink,
     Session,
+    envelope2,
     envelope_id,
     open_ephemeral,
     parse_header,
@@ -165,6 +166,46 @@ def _check_guard(r: Record) -> None:
                 raise AssertionError(f"event {index}: {exc}") from exc
 
 
+def _check_session(r: Record) -> None:
+    keys = PadKeys.from_edit_secret(_h(r["edit_secret"]))
+    author = Author.from_seed(_h(r["author_seed"]), r["author_name"])
+    session = envelope2.SessionKeys.from_seed(_h(r["session_seed"]))
+    sealed = envelope2.seal_session_record(
+        keys, author, session, r["started_ms"], random=_fixed(r["nonce"])
+    )
+    assert sealed.hex() == r["sealed"], "session record bytes differ"
+    assert session.tag.hex() == r["tag"], "session tag differs"
+    relay = envelope2.verify_session_record(sealed, keys.verify_key, keys.channel_id)
+    assert relay == session.public_key, "the relay reads another session key"
+    opened = envelope2.open_session_record(keys.view(), sealed)
+    assert (opened.author_key, opened.name) == (author.public_key, author.name)
+    assert (opened.session_key, opened.started_ms) == (session.public_key, r["started_ms"])
+    tampered = bytearray(sealed)
+    tampered[40] ^= 1  # inside the nonce: the channel signature no longer holds
+    _expect_error(
+        "BadChannelSignature", lambda: envelope2.open_session_record(keys, bytes(tampered))
+    )
+
+
+def _check_seal2(r: Record) -> None:
+    keys = PadKeys.from_edit_secret(_h(r["edit_secret"]))
+    session = envelope2.SessionKeys.from_seed(_h(r["session_seed"]))
+    kind, ref, content = r["kind"], _h(r["ref"]), _h(r["content"])
+    sealed = envelope2.seal(keys, session, kind, ref, r["height"], r["counter"], content)
+    assert sealed.hex() == r["sealed"], "sealed bytes differ"
+    assert envelope_id(sealed).hex() == r["id"], "id differs"
+    header = envelope2.verify(sealed, session.public_key, keys.channel_id)
+    assert (header.kind, header.ref, header.tag) == (kind, ref, session.tag)
+    assert (header.height, header.counter) == (r["height"], r["counter"])
+    record = envelope2.open_session_record(keys.view(), _h(r["session_record"]))
+    opened = envelope2.open_envelope(keys.view(), sealed, record)
+    assert opened.content == content, "opened content differs"
+    for at in (1, 2, len(sealed) - 70, len(sealed) - 1):  # kind, ref, box, signature
+        tampered = bytearray(sealed)
+        tampered[at] ^= 1
+        assert _raised(lambda t=bytes(tampered): envelope2.open_envelope(keys, t, record)), at
+
+
 _CHECKS: dict[str, Callable[[Record], None]] = {
     "keys": _check_keys,
     "link": _check_link,
@@ -175,6 +216,8 @@ _CHECKS: dict[str, Callable[[Record], None]] = {
     "reject": _check_reject,
     "seal_error": _check_seal_error,
     "guard": _check_guard,
+    "session": _check_session,
+    "seal2": _check_seal2,
 }
 
 

@@ -30,6 +30,7 @@ from crypto import (  # noqa: E402 - needs the path above when run as a script
     PadKeys,
     PadLink,
     Session,
+    envelope2,
     envelope_id,
     seal,
     seal_ephemeral,
@@ -329,6 +330,67 @@ def _guard_record() -> Record:
     }
 
 
+SEED_SESSION = hashlib.sha256(b"blindpad vector session 1").digest()
+
+
+def _v2_records() -> list[Record]:
+    """Version 2 (PROTOCOL.md §9.1, §9.3): a session record, envelopes it
+    signs, and what each check refuses."""
+    keys = PadKeys.from_edit_secret(SECRET_A)
+    bob = Author.from_seed(SEED_BOB, "B\u00f3b \U0001f41d")
+    session = envelope2.SessionKeys.from_seed(SEED_SESSION)
+    record = envelope2.seal_session_record(keys, bob, session, T0, random=fixed("session"))
+    out: list[Record] = [
+        {
+            "suite": "session",
+            "case": "session record",
+            "edit_secret": SECRET_A.hex(),
+            "author_seed": bob.seed.hex(),
+            "author_name": bob.name,
+            "session_seed": session.seed.hex(),
+            "started_ms": T0,
+            "nonce": nonce("session").hex(),
+            "sealed": record.hex(),
+            "tag": session.tag.hex(),
+        }
+    ]
+    genesis = bytes(32)
+    cases = [
+        ("v2 patch genesis keystroke", Kind.PATCH, genesis, 1, 1, b"\x00\x01\x01\x00\x00\x01a"),
+        (
+            "v2 patch 64k",
+            Kind.PATCH,
+            hashlib.sha256(b"p").digest(),
+            2**20 + 3,
+            300,
+            MESSAGES["64k"],
+        ),
+        ("v2 snapshot", Kind.SNAPSHOT, hashlib.sha256(b"x").digest(), 64, 2**14, b"snapshot"),
+        ("v2 trim", Kind.TRIM, hashlib.sha256(b"x").digest(), 64, 2**14 + 1, b""),
+        ("v2 settings", 0x07, hashlib.sha256(b"h").digest(), 65, 2**40, b"\x64\x00"),
+        ("v2 dispute", Kind.DISPUTE, hashlib.sha256(b"s").digest(), 65, 2**63, b"{}"),
+    ]
+    for case, kind, ref, height, counter, content in cases:
+        sealed = envelope2.seal(keys, session, kind, ref, height, counter, content)
+        out.append(
+            {
+                "suite": "seal2",
+                "case": case,
+                "edit_secret": SECRET_A.hex(),
+                "session_record": record.hex(),
+                "session_seed": session.seed.hex(),
+                "kind": int(kind),
+                "ref": ref.hex(),
+                "height": height,
+                "counter": counter,
+                "content": content.hex(),
+                "sealed": sealed.hex(),
+                "id": envelope_id(sealed).hex(),
+            }
+        )
+    return out
+
+
 def records() -> list[Record]:
     """Return every vector record, in file order."""
     out: list[Record] = [*_keys_records(), *_link_records(), *_link_error_records()]
@@ -346,6 +408,7 @@ def records() -> list[Record]:
     )
     out += _seal_error_records()
     out.append(_guard_record())
+    out += _v2_records()
     _self_check(out)
     return out
 
