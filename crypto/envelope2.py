@@ -26,12 +26,17 @@ repeats to once per *session*, one running client:
   names one key.  The channel id is not in the bytes: every signature covers
   it, and the frame says which channel an envelope belongs to.
 
-The relay uses :func:`verify_session_record` (channel signature, layout),
-:func:`parse` and :func:`verify` (session signature); clients use
-:func:`open_session_record` and :func:`open_envelope`.  The id of an
-envelope is SHA-256 of all its bytes, as in version 1.  Reference for the
-golden vectors ``tests/vectors/crypto.jsonl`` (suites ``session`` and
-``seal2``); not yet carried by the relay or the SDK (issue 14).
+The **pad record** (§9.2), made once by CREATE, carries the channel's
+verify key (the relay checks it hashes to the channel id), the hash of the
+read token, and sealed inside, the document type and retention.
+
+The relay uses :func:`verify_pad_record`, :func:`verify_session_record`
+(channel signatures, layout), :func:`parse` and :func:`verify` (session
+signature); clients use :func:`open_pad_record`, :func:`open_session_record`
+and :func:`open_envelope`.  The id of an envelope is SHA-256 of all its
+bytes, as in version 1.  Reference for the golden vectors
+``tests/vectors/crypto.jsonl`` (suites ``session``, ``pad`` and ``seal2``);
+not yet carried by the relay or the SDK (issue 14).
 """
 
 from __future__ import annotations
@@ -49,25 +54,30 @@ from .errors import (
     MalformedEnvelope,
 )
 from .identity import Author, check_name
-from .keys import PadKeys
+from .keys import PadKeys, channel_id_for
 
 __all__ = [
+    "PAD",
     "SESSION",
     "SIGNED_KINDS",
     "TAG_LEN",
     "VERSION",
     "Header",
     "Opened",
+    "PadRecord",
     "SessionKeys",
     "SessionRecord",
     "nonce_for",
     "open_envelope",
+    "open_pad_record",
     "open_session_record",
     "parse",
     "seal",
+    "seal_pad_record",
     "seal_session_record",
     "session_tag",
     "verify",
+    "verify_pad_record",
     "verify_session_record",
 ]
 
@@ -82,6 +92,10 @@ _ENV = b"blindpad/v2/env"
 _SESSION = b"blindpad/v2/session"
 _AUTHOR = b"blindpad/v2/author"
 _NONCE = b"blindpad/v2/nonce"
+_PAD = b"blindpad/v2/pad"
+#: The kind of a pad record.
+PAD = 0x06
+_PAD_MIN = 2 + KEY_LEN + 32 + NONCE_LEN + MAC_LEN + SIGNATURE_LEN
 _RECORD_MIN = 2 + KEY_LEN + NONCE_LEN + MAC_LEN + SIGNATURE_LEN
 _U64 = 1 << 64
 
@@ -341,3 +355,105 @@ def open_envelope(keys: PadKeys, data: bytes, session: SessionRecord) -> Opened:
     nonce = nonce_for(session.session_key, header.counter)
     box = data[header.box_start : -SIGNATURE_LEN]
     return Opened(header, get_backend().secretbox_open(keys.sym_key, nonce, box), session)
+
+
+@dataclass(frozen=True)
+class PadRecord:
+    """An opened pad record (§9.2): what the pad is, since when, kept how."""
+
+    doctype: int  # 1 text, 2 JSON
+    created_ms: int
+    keep_pct: int  # retention (§10.5): older checkpoints within this % of the newest
+    every_keep: tuple[tuple[int, int], ...]  # (every_s, keep_s) checkpoint rules
+
+
+def seal_pad_record(
+    keys: PadKeys,
+    doctype: int,
+    created_ms: int,
+    keep_pct: int = 100,
+    every_keep: tuple[tuple[int, int], ...] = (),
+    *,
+    random: RandomFn = default_random,
+) -> bytes:
+    """The record CREATE registers (§9.2): the verify key, the hash of the
+    read token, and sealed inside, the document type and the retention.
+
+    Raises:
+        ReadOnlyKeys: ``keys`` come from a view link.
+        ValueError: a doctype outside 0..255, or numbers outside 64 bits.
+    """
+    seed = keys.require_sign_seed("create a pad")
+    if not 0 <= doctype < 256:
+        raise ValueError("a document type is one byte")
+    content = bytearray((doctype,))
+    for value in (created_ms, keep_pct, len(every_keep)):
+        varint.write(content, value)
+    for every_s, keep_s in every_keep:
+        varint.write(content, every_s)
+        varint.write(content, keep_s)
+    nonce = random(NONCE_LEN)
+    if len(nonce) != NONCE_LEN:
+        raise ValueError(f"random({NONCE_LEN}) returned {len(nonce)} bytes")
+    backend = get_backend()
+    token_hash = keys.read_token_hash
+    unsigned = bytes((VERSION, PAD)) + keys.verify_key + token_hash + nonce
+    unsigned += backend.secretbox_seal(keys.sym_key, nonce, bytes(content))
+    return unsigned + backend.sign(seed, _PAD + keys.channel_id + unsigned)
+
+
+def verify_pad_record(data: bytes, channel_id: bytes) -> tuple[bytes, bytes]:
+    """The relay's check of CREATE's record: layout, a verify key that hashes
+    to ``channel_id``, its signature.
+
+    Returns:
+        The verify key and the read token's hash, for the relay to keep.
+
+    Raises:
+        MalformedEnvelope: not a version-2 pad record.
+        BadChannelSignature: a verify key of another channel, or a bad signature.
+    """
+    if len(data) < _PAD_MIN or data[0] != VERSION or data[1] != PAD:
+        raise MalformedEnvelope("not a version-2 pad record")
+    verify_key, token_hash = data[2 : 2 + KEY_LEN], data[2 + KEY_LEN : 2 + 2 * KEY_LEN]
+    if channel_id_for(verify_key) != channel_id:
+        raise BadChannelSignature("the pad record's verify key is another channel's")
+    unsigned, signature = data[:-SIGNATURE_LEN], data[-SIGNATURE_LEN:]
+    if not get_backend().verify(verify_key, _PAD + channel_id + unsigned, signature):
+        raise BadChannelSignature("pad record not signed by the channel key")
+    return verify_key, token_hash
+
+
+def open_pad_record(keys: PadKeys, data: bytes) -> PadRecord:
+    """A client's check of the pad record: the relay's, the read token it
+    registers, then the content.
+
+    Raises:
+        MalformedEnvelope, BadChannelSignature: as :func:`verify_pad_record`, or
+            a read token hash that is not this link's, or a content that does
+            not parse.
+        DecryptionFailed: not sealed with this pad's key.
+    """
+    verify_key, token_hash = verify_pad_record(data, keys.channel_id)
+    if verify_key != keys.verify_key or token_hash != keys.read_token_hash:
+        raise MalformedEnvelope("the pad record registers another link's read token")
+    start = 2 + 2 * KEY_LEN
+    content = get_backend().secretbox_open(
+        keys.sym_key, data[start : start + NONCE_LEN], data[start + NONCE_LEN : -SIGNATURE_LEN]
+    )
+    try:
+        if not content:
+            raise ValueError("empty pad record content")
+        created_ms, at = varint.read(content, 1)
+        keep_pct, at = varint.read(content, at)
+        count, at = varint.read(content, at)
+        rules: list[tuple[int, int]] = []
+        for _ in range(count):
+            every_s, at = varint.read(content, at)
+            keep_s, at = varint.read(content, at)
+            rules.append((every_s, keep_s))
+        if at != len(content):
+            raise ValueError("bytes after the pad record's retention")
+    except ValueError as exc:
+        raise MalformedEnvelope(str(exc)) from None
+    return PadRecord(content[0], created_ms, keep_pct, tuple(rules))

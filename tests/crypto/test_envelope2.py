@@ -123,3 +123,20 @@ def test_a_layout_the_relay_refuses_before_any_signature() -> None:
     ):
         with pytest.raises(MalformedEnvelope, match=why):
             envelope2.parse(bad)
+
+
+def test_a_pad_record_proves_its_channel_and_registers_the_read_token() -> None:
+    sealed = envelope2.seal_pad_record(KEYS, 1, 1_790_000_000_000, 80, ((3600, 30 * 86400),))
+    verify_key, token_hash = envelope2.verify_pad_record(sealed, KEYS.channel_id)
+    assert (verify_key, token_hash) == (KEYS.verify_key, KEYS.read_token_hash)
+    opened = envelope2.open_pad_record(KEYS.view(), sealed)
+    assert opened == envelope2.PadRecord(1, 1_790_000_000_000, 80, ((3600, 30 * 86400),))
+    with pytest.raises(BadChannelSignature, match="another channel"):  # shown for another pad
+        envelope2.verify_pad_record(sealed, OTHER.channel_id)
+    with pytest.raises(ReadOnlyKeys):
+        envelope2.seal_pad_record(KEYS.view(), 1, 0)
+    for at in range(len(sealed)):
+        tampered = bytearray(sealed)
+        tampered[at] ^= 0x20
+        with pytest.raises((MalformedEnvelope, BadChannelSignature)):
+            envelope2.open_pad_record(KEYS, bytes(tampered))

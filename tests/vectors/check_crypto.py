@@ -187,6 +187,19 @@ def _check_session(r: Record) -> None:
     )
 
 
+def _check_pad(r: Record) -> None:
+    keys = PadKeys.from_edit_secret(_h(r["edit_secret"]))
+    rules = tuple((every, keep) for every, keep in r["every_keep"])
+    sealed = envelope2.seal_pad_record(
+        keys, r["doctype"], r["created_ms"], r["keep_pct"], rules, random=_fixed(r["nonce"])
+    )
+    assert sealed.hex() == r["sealed"], "pad record bytes differ"
+    relay = envelope2.verify_pad_record(sealed, keys.channel_id)
+    assert relay == (keys.verify_key, keys.read_token_hash), "the relay reads other keys"
+    opened = envelope2.open_pad_record(keys.view(), sealed)
+    assert opened == envelope2.PadRecord(r["doctype"], r["created_ms"], r["keep_pct"], rules)
+
+
 def _check_seal2(r: Record) -> None:
     keys = PadKeys.from_edit_secret(_h(r["edit_secret"]))
     session = envelope2.SessionKeys.from_seed(_h(r["session_seed"]))
@@ -217,6 +230,7 @@ _CHECKS: dict[str, Callable[[Record], None]] = {
     "seal_error": _check_seal_error,
     "guard": _check_guard,
     "session": _check_session,
+    "pad": _check_pad,
     "seal2": _check_seal2,
 }
 

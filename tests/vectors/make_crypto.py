@@ -354,6 +354,20 @@ def _v2_records() -> list[Record]:
             "tag": session.tag.hex(),
         }
     ]
+    pad = envelope2.seal_pad_record(keys, 1, T0, 80, ((3600, 2592000),), random=fixed("pad"))
+    out.append(
+        {
+            "suite": "pad",
+            "case": "pad record",
+            "edit_secret": SECRET_A.hex(),
+            "doctype": 1,
+            "created_ms": T0,
+            "keep_pct": 80,
+            "every_keep": [[3600, 2592000]],
+            "nonce": nonce("pad").hex(),
+            "sealed": pad.hex(),
+        }
+    )
     genesis = bytes(32)
     cases = [
         ("v2 patch genesis keystroke", Kind.PATCH, genesis, 1, 1, b"\x00\x01\x01\x00\x00\x01a"),
