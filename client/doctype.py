@@ -160,8 +160,9 @@ class DocType(Protocol[D, P]):
 
 
 #: The smallest text whose writers claim integrity algorithm 2 (PROTOCOL.md
-#: §10.4): 64 keystrokes in as many places cost about 13 ms of algorithm 2 at
-#: any size, SHA-256 of the whole text 2 ms a megabyte (bench/RESULTS.md).
+#: §10.4): 64 keystrokes in as many places cost algorithm 2 about 7 ms from 1
+#: to 4 MB (typed in one place, under 1.2 ms), SHA-256 of the whole text 2 ms
+#: a megabyte (bench/RESULTS.md); from here on, typing costs a fifth of it.
 INCREMENTAL_FROM = 1 << 21
 
 #: A text document: a ``str``, or the :class:`Rope` that edits make of it.

@@ -317,9 +317,9 @@ def _by_size(ends: list[int]) -> bool:
 
 def _moved(old: Rope, old_index: integrity.Index, new: Rope) -> integrity.Index:
     """``old_index`` (of ``old``), copied and brought to ``new``."""
-    index = old_index.copy()
     where = {id(chunk): at for at, chunk in enumerate(old._chunks)}
-    # Anchors: chunks of ``new`` that ``old`` holds, in ``old``'s order.
+    # Anchors: chunks of ``new`` that ``old`` holds, in ``old``'s order; between
+    # them, runs of chunks that changed.
     runs: list[tuple[int, int, int, int]] = []  # (old from, old to, new from, new to) in chunks
     old_at = new_at = 0
     for at, chunk in enumerate(new._chunks):
@@ -331,16 +331,22 @@ def _moved(old: Rope, old_index: integrity.Index, new: Rope) -> integrity.Index:
         old_at, new_at = found + 1, at + 1
     if old_at < len(old._chunks) or new_at < len(new._chunks):
         runs.append((old_at, len(old._chunks), new_at, len(new._chunks)))
+    edits: list[tuple[int, int, int]] = []  # (pos in ``new``, delete, insert), ascending
     for old_from, old_to, new_from, new_to in runs:
-        # The text between: the new chunks up to this run's end, the old ones after it.
-        between = Rope((*new._chunks[:new_to], *old._chunks[old_to:]))
-        pos = new._ends[new_from - 1] if new_from else 0
-        old_start = old._ends[old_from - 1] if old_from else 0
-        gone = old[old_start : old._ends[old_to - 1]] if old_to > old_from else ""
-        came = new[pos : new._ends[new_to - 1]] if new_to > new_from else ""
-        head = _common_prefix(gone, came)
-        tail = _common_suffix(gone, came, min(len(gone), len(came)) - head)
-        delete, insert = len(gone) - head - tail, len(came) - head - tail
-        if delete or insert:
-            index.replace(between, pos + head, delete, insert)
+        if old_to - old_from == new_to - new_from:  # chunk for chunk: each edited in place
+            pairs = zip(range(old_from, old_to), range(new_from, new_to), strict=True)
+            spans = [(a, a + 1, b, b + 1) for a, b in pairs]
+        else:
+            spans = [(old_from, old_to, new_from, new_to)]
+        for a, b, c, d in spans:
+            pos = new._ends[c - 1] if c else 0
+            gone = old[(old._ends[a - 1] if a else 0) : old._ends[b - 1]] if b > a else ""
+            came = new[pos : new._ends[d - 1]] if d > c else ""
+            head = _common_prefix(gone, came)
+            tail = _common_suffix(gone, came, min(len(gone), len(came)) - head)
+            delete, insert = len(gone) - head - tail, len(came) - head - tail
+            if delete or insert:
+                edits.append((pos + head, delete, insert))
+    index = old_index.copy()
+    index.replace_many(new, edits)
     return index

@@ -229,29 +229,56 @@ class Index:
     def replace(self, text: Text, pos: int, delete: int, insert: int) -> None:
         """``text`` is the text after ``delete`` code points at ``pos`` were
         replaced by ``insert`` code points."""
-        shift, old = insert - delete, self.ends
-        # Chunk ends up to ``pos`` stand (each depends only on what precedes
-        # it); the old text's end is no chunk end once something follows it.
-        first = bisect_right(old, pos, 0, max(len(old) - 1, 0))
-        start = cursor = old[first - 1] if first else 0
-        # Past here no gear window holds an edited code point (conservative:
-        # a chunk is longer than the window, so none of its first ten can end it).
-        settled = pos + insert + _WINDOW
-        new_ends: list[int] = []
-        rest = len(old)  # the old ends from here on are kept, moved by ``shift``
-        span = 2048  # code points read at a time: doubled while nothing settles
-        while cursor < len(text) and rest == len(old):
-            for end in _ends_from(text, cursor, min(len(text), cursor + span)):
-                new_ends.append(end)
-                at = bisect_left(old, end - shift, first)
-                if end >= settled and at < len(old) and old[at] == end - shift:
-                    rest = at + 1  # an old end: the chunks after it are the old ones
-                    break
-            cursor = new_ends[-1] if new_ends else cursor
-            span *= 2
-        # Not resumed: the new ends reach the text's end, and no old one is kept.
-        self.ends = old[:first] + new_ends + [end + shift for end in old[rest:]]
-        self.leaves = self.leaves[:first] + _leaves(text, start, new_ends) + self.leaves[rest:]
+        self.replace_many(text, [(pos, delete, insert)])
+
+    def replace_many(self, text: Text, edits: list[tuple[int, int, int]]) -> None:
+        """``text`` is the text after each ``(pos, delete, insert)`` of ``edits``
+        replaced ``delete`` code points by ``insert`` ones; ``pos`` counts in
+        ``text``, the edits ascend and do not overlap.  One pass: the lists
+        are rebuilt once, however many edits.
+        """
+        old, old_leaves = self.ends, self.leaves
+        ends: list[int] = []
+        leaves: list[bytes] = []
+        kept = shift = 0  # old ends from ``kept`` on are not yet copied; they move by ``shift``
+        index = 0
+        while index < len(edits):
+            pos, delete, insert = edits[index]
+            # Chunk ends up to the edit stand (each depends only on what precedes
+            # it); the old text's end is no chunk end once something follows it.
+            first = bisect_right(old, pos - shift, kept, max(len(old) - 1, kept))
+            ends += [end + shift for end in old[kept:first]]
+            leaves += old_leaves[kept:first]
+            start = cursor = ends[-1] if ends else 0
+            shift += insert - delete
+            # Past here no gear window holds an edited code point (conservative:
+            # a chunk is longer than the window, so none of its first ten can end it).
+            settled = pos + insert + _WINDOW
+            fresh: list[int] = []
+            rest = len(old)  # the old ends from here on are kept, moved by ``shift``
+            span = 2048  # code points read at a time: doubled while nothing settles
+            while cursor < len(text) and rest == len(old):
+                for end in _ends_from(text, cursor, min(len(text), cursor + span)):
+                    fresh.append(end)
+                    while index + 1 < len(edits) and end >= edits[index + 1][0]:
+                        index += 1  # this chunk reaches the next edit: one region
+                        pos, delete, insert = edits[index]
+                        shift += insert - delete
+                        settled = pos + insert + _WINDOW
+                    at = bisect_left(old, end - shift, first)
+                    if end >= settled and at < len(old) and old[at] == end - shift:
+                        rest = at + 1  # an old end: the chunks after it are the old ones
+                        break
+                cursor = fresh[-1] if fresh else cursor
+                span *= 2
+            # Not resumed: the new ends reach the text's end, and no old one is kept.
+            ends += fresh
+            leaves += _leaves(text, start, fresh)
+            kept = rest
+            index += 1
+        ends += [end + shift for end in old[kept:]]
+        leaves += old_leaves[kept:]
+        self.ends, self.leaves = ends, leaves
 
     def digest(self) -> bytes:
         """The algorithm-2 digest of the text."""

@@ -100,6 +100,31 @@ def test_the_index_kept_through_edits_is_the_index_made_afresh(
         assert index.digest() == i2.digest(text)
 
 
+@given(texts(), st.lists(st.tuples(st.integers(0), st.integers(0, 300), st.text(max_size=300))))
+def test_many_edits_replayed_in_one_pass_give_the_index_made_afresh(
+    text: str, edits: list[tuple[int, int, str]]
+) -> None:
+    """:meth:`wire.integrity.Index.replace_many`: edits far apart, close
+    together (one chunk reaching the next edit) and touching, in one pass."""
+    index = i2.Index(text)
+    cuts = sorted({at % (len(text) + 1) for at, _, _ in edits})
+    pieces: list[str] = []
+    replayed: list[tuple[int, int, int]] = []  # (pos in the new text, delete, insert)
+    shift = copied = 0  # the old text before ``copied`` is in ``pieces``
+    for cut, (_, width, insert) in zip(cuts, edits, strict=False):
+        if cut < copied:
+            continue  # edits may touch, not overlap
+        delete = min(width, len(text) - cut)
+        pieces += [text[copied:cut], insert]
+        replayed.append((cut + shift, delete, len(insert)))
+        shift += len(insert) - delete
+        copied = cut + delete
+    after = "".join(pieces) + text[copied:]
+    index.replace_many(after, [e for e in replayed if e[1] or e[2]])
+    fresh = i2.Index(after)
+    assert (index.ends, index.leaves) == (fresh.ends, fresh.leaves)
+
+
 def test_the_index_redoes_few_chunks_for_an_edit_in_a_long_text() -> None:
     rng = random.Random(9)
     text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz .,\n") for _ in range(300_000))
