@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from . import varint
 from .backend import RandomFn, default_random, get_backend
-from .envelope import ID_LEN, MAC_LEN, NONCE_LEN, SIGNATURE_LEN, ZERO_ID, Kind
+from .envelope import ID_LEN, MAC_LEN, MAX_NAME_BYTES, NONCE_LEN, SIGNATURE_LEN, ZERO_ID, Kind
 from .errors import (
     BadAuthorSignature,
     BadChannelSignature,
@@ -230,6 +230,8 @@ def open_session_record(keys: PadKeys, data: bytes) -> SessionRecord:
         started_ms, at = varint.read(content, KEY_LEN + SIGNATURE_LEN)
         if at >= len(content) or at + 1 + content[at] != len(content):
             raise ValueError("session record name does not end the content")
+        if content[at] > MAX_NAME_BYTES:
+            raise ValueError(f"session record name longer than {MAX_NAME_BYTES} bytes")
         name = content[at + 1 :]
     except ValueError as exc:
         raise MalformedEnvelope(str(exc)) from None

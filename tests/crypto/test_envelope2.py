@@ -43,24 +43,32 @@ def test_a_session_record_names_its_author_and_only_an_editor_makes_one() -> Non
         envelope2.verify_session_record(record(keys=OTHER), KEYS.verify_key, KEYS.channel_id)
 
 
-def test_an_editor_cannot_bind_a_session_to_someone_elses_name() -> None:
-    """Mallory, an editor, re-seals a record naming Alice with her own
-    signature: the channel signature holds, the author's does not."""
+def forged_record(name: bytes) -> bytes:
+    """A session record an editor made by hand: Alice's key, the name given,
+    an author signature by Mallory; the channel signature is genuine."""
     backend = get_backend()
     content = bytearray(ALICE.public_key)
     content += backend.sign(MALLORY.seed, b"any message")
     varint.write(content, 5)
-    content += b"\x05Alice"
+    content += bytes((len(name),)) + name
     nonce = bytes(24)
     unsigned = b"\x02\x05" + SESSION.public_key + nonce
     unsigned += backend.secretbox_seal(KEYS.sym_key, nonce, bytes(content))
     assert KEYS.sign_seed is not None
-    forged = unsigned + backend.sign(
+    return unsigned + backend.sign(
         KEYS.sign_seed, b"blindpad/v2/session" + KEYS.channel_id + unsigned
     )
+
+
+def test_an_editor_cannot_bind_a_session_to_someone_elses_name() -> None:
+    """Mallory, an editor, re-seals a record naming Alice with her own
+    signature: the channel signature holds, the author's does not."""
+    forged = forged_record(b"Alice")
     assert envelope2.verify_session_record(forged, KEYS.verify_key, KEYS.channel_id)  # relay: fine
     with pytest.raises(BadAuthorSignature):
         envelope2.open_session_record(KEYS, forged)
+    with pytest.raises(MalformedEnvelope, match="longer than 64"):
+        envelope2.open_session_record(KEYS, forged_record(b"A" * 65))
 
 
 def test_a_session_signed_patch_is_123_fixed_bytes_and_opens_only_as_sealed() -> None:
