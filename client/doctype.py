@@ -207,9 +207,11 @@ class TextType:
         # rechunks all that follows it, at about eight times SHA-256's cost).
         # Below, SHA-256 of the whole text costs less than replaying 64
         # keystrokes made in 64 places into the chunk tree.
-        if len(doc) < INCREMENTAL_FROM or self._digests.degenerate(doc):
-            return 1, self.digest(doc)
-        return integrity.ALG, self._digests.digest(doc)
+        if len(doc) >= INCREMENTAL_FROM:
+            value = self._digests.digest_unless_by_size(doc)
+            if value is not None:
+                return integrity.ALG, value
+        return 1, self.digest(doc)
 
     def identity(self) -> textops.Patch:
         return ()

@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from itertools import accumulate
 from typing import Any, Protocol
 
+from client.textstream import prefix_len, suffix_len
 from wire import integrity
 
 __all__ = ["MAX_CHUNK", "Digests", "Rope", "plain"]
@@ -216,30 +217,6 @@ def plain(doc: Any) -> Any:
     return str(doc) if isinstance(doc, Rope) else doc
 
 
-def _common_prefix(a: str, b: str) -> int:
-    """How many code points ``a`` and ``b`` share at their start (slices compared at C speed)."""
-    low, high = 0, min(len(a), len(b))
-    while low < high:  # a[:low] == b[:low]; find the longest
-        mid = (low + high + 1) // 2
-        if a[low:mid] == b[low:mid]:
-            low = mid
-        else:
-            high = mid - 1
-    return low
-
-
-def _common_suffix(a: str, b: str, most: int) -> int:
-    """How many code points ``a`` and ``b`` share at their end, at most ``most``."""
-    low, high = 0, min(len(a), len(b), most)
-    while low < high:
-        mid = (low + high + 1) // 2
-        if a[len(a) - mid : len(a) - low] == b[len(b) - mid : len(b) - low]:
-            low = mid
-        else:
-            high = mid - 1
-    return low
-
-
 class Digests:
     """Integrity algorithm 2 (:mod:`wire.integrity`) of ropes, each computed
     from one computed before (PROTOCOL.md §10.4).
@@ -259,8 +236,8 @@ class Digests:
     A text that repeats a short stretch over and over has no natural chunk
     ends there: its chunks are cut by size, and an edit moves every such cut
     after it, so the whole rest is chunked again (about eight times the cost
-    of SHA-256 over it).  :meth:`degenerate` tells a writer so, from the
-    nearest kept version, and the writer claims algorithm 1 instead.
+    of SHA-256 over it).  :meth:`digest_unless_by_size` tells a writer so,
+    from the nearest kept version, and the writer claims algorithm 1 instead.
     """
 
     def __init__(self, keep: int = 6) -> None:
@@ -281,19 +258,22 @@ class Digests:
                 best, shared = at, count
         return best, shared
 
-    def degenerate(self, text: str | Rope) -> bool:
-        """Whether ``text`` (over 64 KB) is, as far as the nearest kept version
-        tells, mostly chunked by size (see above; ``False`` when none is kept)."""
-        rope = Rope.of(text)
-        if len(rope) < 65536:
-            return False
-        at, shared = self._nearest(rope)
-        return at >= 0 and shared > 0 and self._known[at][3]
-
     def digest(self, text: str | Rope) -> bytes:
         """The algorithm-2 digest of ``text``."""
         rope = Rope.of(text)
+        return self._digest(rope, *self._nearest(rope))
+
+    def digest_unless_by_size(self, text: str | Rope) -> bytes | None:
+        """:meth:`digest`, or ``None`` when ``text`` (over 64 KB) is, as far as
+        the nearest kept version tells, mostly chunked by size (see above)."""
+        rope = Rope.of(text)
         at, shared = self._nearest(rope)
+        if len(rope) >= 65536 and at >= 0 and shared > 0 and self._known[at][3]:
+            return None
+        return self._digest(rope, at, shared)
+
+    def _digest(self, rope: Rope, at: int, shared: int) -> bytes:
+        """:meth:`digest` from the nearest kept version (:meth:`_nearest`)."""
         if shared > len(rope._chunks):  # the same text
             self._known.append(self._known.pop(at))
             return self._known[-1][1].digest()
@@ -342,8 +322,8 @@ def _moved(old: Rope, old_index: integrity.Index, new: Rope) -> integrity.Index:
             pos = new._ends[c - 1] if c else 0
             gone = old[(old._ends[a - 1] if a else 0) : old._ends[b - 1]] if b > a else ""
             came = new[pos : new._ends[d - 1]] if d > c else ""
-            head = _common_prefix(gone, came)
-            tail = _common_suffix(gone, came, min(len(gone), len(came)) - head)
+            head = prefix_len(gone, came)
+            tail = suffix_len(gone, came, min(len(gone), len(came)) - head)
             delete, insert = len(gone) - head - tail, len(came) - head - tail
             if delete or insert:
                 edits.append((pos + head, delete, insert))
