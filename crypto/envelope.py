@@ -252,6 +252,18 @@ def signed_inner(
     return b"".join((author.public_key, author_sig, bytes((len(name),)), name, content))
 
 
+def draw_nonce(random: RandomFn) -> bytes:
+    """A fresh 24-byte nonce from ``random``.
+
+    Raises:
+        ValueError: ``random`` returned the wrong number of bytes.
+    """
+    nonce = random(NONCE_LEN)
+    if len(nonce) != NONCE_LEN:
+        raise ValueError(f"random({NONCE_LEN}) returned {len(nonce)} bytes")
+    return nonce
+
+
 def assemble(
     keys: PadKeys, kind: Kind, ref: bytes, inner: bytes, *, random: RandomFn = default_random
 ) -> bytes:
@@ -274,9 +286,7 @@ def assemble(
         ReadOnlyKeys: a signed kind with view-form keys.
         ValueError: ``random`` returned the wrong number of bytes.
     """
-    nonce = random(NONCE_LEN)
-    if len(nonce) != NONCE_LEN:
-        raise ValueError(f"random({NONCE_LEN}) returned {len(nonce)} bytes")
+    nonce = draw_nonce(random)
     body = nonce + get_backend().secretbox_seal(keys.sym_key, nonce, inner)
     unsigned = _HEADER.pack(VERSION, kind, keys.channel_id, ref, len(body)) + body
     if kind is Kind.EPHEMERAL:

@@ -46,7 +46,16 @@ from dataclasses import dataclass, field
 
 from . import varint
 from .backend import RandomFn, default_random, get_backend
-from .envelope import ID_LEN, MAC_LEN, MAX_NAME_BYTES, NONCE_LEN, SIGNATURE_LEN, ZERO_ID, Kind
+from .envelope import (
+    ID_LEN,
+    MAC_LEN,
+    MAX_NAME_BYTES,
+    NONCE_LEN,
+    SIGNATURE_LEN,
+    ZERO_ID,
+    Kind,
+    draw_nonce,
+)
 from .errors import (
     BadAuthorSignature,
     BadChannelSignature,
@@ -98,6 +107,13 @@ PAD = 0x06
 _PAD_MIN = 2 + KEY_LEN + 32 + NONCE_LEN + MAC_LEN + SIGNATURE_LEN
 _RECORD_MIN = 2 + KEY_LEN + NONCE_LEN + MAC_LEN + SIGNATURE_LEN
 _U64 = 1 << 64
+
+
+def _signed(data: bytes, key: bytes, label: bytes, channel_id: bytes) -> bool:
+    """Whether ``data`` ends with ``key``'s signature over ``label || channel_id ||``
+    every byte before the signature (the form of every version-2 signature)."""
+    unsigned, signature = data[:-SIGNATURE_LEN], data[-SIGNATURE_LEN:]
+    return get_backend().verify(key, label + channel_id + unsigned, signature)
 
 
 def session_tag(session_key: bytes) -> bytes:
@@ -182,9 +198,7 @@ def seal_session_record(
     content = bytearray(author.public_key + author_sig)
     varint.write(content, started_ms)
     content += bytes((len(name),)) + name
-    nonce = random(NONCE_LEN)
-    if len(nonce) != NONCE_LEN:
-        raise ValueError(f"random({NONCE_LEN}) returned {len(nonce)} bytes")
+    nonce = draw_nonce(random)
     box = backend.secretbox_seal(keys.sym_key, nonce, bytes(content))
     unsigned = bytes((VERSION, SESSION)) + session.public_key + nonce + box
     return unsigned + backend.sign(seed, _SESSION + keys.channel_id + unsigned)
@@ -202,8 +216,7 @@ def verify_session_record(data: bytes, verify_key: bytes, channel_id: bytes) -> 
     """
     if len(data) < _RECORD_MIN or data[0] != VERSION or data[1] != SESSION:
         raise MalformedEnvelope("not a version-2 session record")
-    unsigned, signature = data[:-SIGNATURE_LEN], data[-SIGNATURE_LEN:]
-    if not get_backend().verify(verify_key, _SESSION + channel_id + unsigned, signature):
+    if not _signed(data, verify_key, _SESSION, channel_id):
         raise BadChannelSignature("session record not signed by the channel key")
     return data[2 : 2 + KEY_LEN]
 
@@ -330,8 +343,7 @@ def verify(data: bytes, session_key: bytes, channel_id: bytes) -> Header:
     header = parse(data)
     if header.tag != session_tag(session_key):
         raise MalformedEnvelope("the envelope's tag names another session")
-    unsigned, signature = data[:-SIGNATURE_LEN], data[-SIGNATURE_LEN:]
-    if not get_backend().verify(session_key, _ENV + channel_id + unsigned, signature):
+    if not _signed(data, session_key, _ENV, channel_id):
         raise BadSessionSignature("not signed by the session it names")
     return header
 
@@ -394,9 +406,7 @@ def seal_pad_record(
     for every_s, keep_s in every_keep:
         varint.write(content, every_s)
         varint.write(content, keep_s)
-    nonce = random(NONCE_LEN)
-    if len(nonce) != NONCE_LEN:
-        raise ValueError(f"random({NONCE_LEN}) returned {len(nonce)} bytes")
+    nonce = draw_nonce(random)
     backend = get_backend()
     token_hash = keys.read_token_hash
     unsigned = bytes((VERSION, PAD)) + keys.verify_key + token_hash + nonce
@@ -420,8 +430,7 @@ def verify_pad_record(data: bytes, channel_id: bytes) -> tuple[bytes, bytes]:
     verify_key, token_hash = data[2 : 2 + KEY_LEN], data[2 + KEY_LEN : 2 + 2 * KEY_LEN]
     if channel_id_for(verify_key) != channel_id:
         raise BadChannelSignature("the pad record's verify key is another channel's")
-    unsigned, signature = data[:-SIGNATURE_LEN], data[-SIGNATURE_LEN:]
-    if not get_backend().verify(verify_key, _PAD + channel_id + unsigned, signature):
+    if not _signed(data, verify_key, _PAD, channel_id):
         raise BadChannelSignature("pad record not signed by the channel key")
     return verify_key, token_hash
 
