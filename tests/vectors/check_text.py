@@ -86,17 +86,22 @@ def _check_position(record: dict[str, Any], inp: dict[str, Any], expect: Any) ->
         _equal(record, "transform_position", got_pos, expect)
 
 
+def content_payload(inp: dict[str, Any]) -> Payload[t.Patch]:
+    """The payload a ``text.content`` record's input names (hex for bytes, null for absent)."""
+    return Payload(
+        t.from_wire(inp["patch"]),
+        inp["size"],
+        bytes.fromhex(inp["digest"]) if inp["digest"] else None,
+        inp["time"],
+        bytes.fromhex(inp["session"]) if inp["session"] else None,
+        inp["counter"],
+        inp["alg"] or 1,
+    )
+
+
 def _check_content(record: dict[str, Any], inp: dict[str, Any], expect: Any) -> None:
     if "patch" in inp:  # encode, then read back
-        given = Payload(
-            t.from_wire(inp["patch"]),
-            inp["size"],
-            bytes.fromhex(inp["digest"]) if inp["digest"] else None,
-            inp["time"],
-            bytes.fromhex(inp["session"]) if inp["session"] else None,
-            inp["counter"],
-            inp["alg"] or 1,
-        )
+        given = content_payload(inp)
         data = encode(TEXT, given)
         _equal(record, "content bytes", data.hex(), expect["hex"])
         _equal(record, "content read back", decode(TEXT, data), given)

@@ -37,10 +37,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from check_text import content_payload
 
 from client import textops as t
 from client.doctype import TEXT
-from client.payload import Payload, encode
+from client.payload import encode
 from client.textdiff import diff
 
 OUT = Path(__file__).with_name("text.jsonl")
@@ -301,16 +304,7 @@ def content_records() -> list[Record]:
     for case, given in fields:
         inputs = {"time": None, "alg": None, "digest": None, "session": None, "counter": None}
         inputs.update(given)
-        payload = Payload(
-            t.from_wire(inputs["patch"]),
-            inputs["size"],
-            bytes.fromhex(inputs["digest"]) if inputs["digest"] else None,
-            inputs["time"],
-            bytes.fromhex(inputs["session"]) if inputs["session"] else None,
-            inputs["counter"],
-            inputs["alg"] or 1,
-        )
-        data = encode(TEXT, payload)
+        data = encode(TEXT, content_payload(inputs))
         out.append(_rec("text.content", f"encode {case}", inputs, {"hex": data.hex()}))
         out.append(_rec("text.content", f"decode {case}", {"hex": data.hex()}, inputs))
     bad = [
