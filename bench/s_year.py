@@ -7,7 +7,8 @@ document edited for a year would.  Its patches and snapshots go straight into
 a SQLite store through the relay's Store API in windows (the seeder's path:
 the bytes are those a websocket would carry, without waiting a million round
 trips), and after each stored snapshot the typist compacts exactly as the SDK
-does by default: TRIM at its previous snapshot with ``keep_pct`` 100.
+does by default: TRIM at its previous snapshot with the default ``keep_pct``
+(:func:`client.snapshots.fitting_keep_pct`).
 
 Reported: storage (SQLite bytes on disk minus an empty store's) ÷ the final
 text, and the time to open the pad with the SDK (``Pad.open`` of the view
@@ -32,6 +33,7 @@ from bench.s_storage import empty_store_bytes
 from client import Pad, textops
 from client.doctype import TEXT, Text
 from client.engine import Engine, SendPatch, SendSnapshot
+from client.snapshots import fitting_keep_pct
 from relay.store import AppendOutcome, open_store
 
 SIZES = [1_000_000]
@@ -90,7 +92,10 @@ async def write_year(path: Path, n: int, seed: int = 1) -> tuple[crypto.PadKeys,
                     )
                     if previous is not None:  # what the SDK does once its snapshot is stored
                         trim = typist.snapshots.seal_trim(typist.chain.nodes[previous])
-                        await store.trim(keys.channel_id, crypto.parse_header(trim.data).ref, 100)
+                        keep = fitting_keep_pct(
+                            len(event.sealed.data), typist.snapshots.last_plain
+                        )
+                        await store.trim(keys.channel_id, crypto.parse_header(trim.data).ref, keep)
                     previous = event.of
             if len(pending) >= WINDOW:
                 await drain()

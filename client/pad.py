@@ -248,7 +248,7 @@ class Pad:
         retry_first_connect: bool = True,
         verify: str = "snapshot",
         compact: bool = True,
-        retention_pct: int = DEFAULT_RETENTION_PCT,
+        retention_pct: int | None = DEFAULT_RETENTION_PCT,
         offline: bool = False,
     ) -> _Opening:
         """Open a pad: ``async with Pad.open(link) as pad`` or ``pad = await Pad.open(link)``.
@@ -286,9 +286,12 @@ class Pad:
                 ``False`` keeps every patch (until someone else trims).
             retention_pct: how many older snapshots (checkpoints, for history
                 and ``cat --at``) such a trim keeps: thinned, within this
-                percentage of the newest snapshot's bytes; 0 keeps none.  The
-                pad's own setting (:meth:`set_retention`), once an editor
-                made one, takes precedence.
+                percentage of the newest snapshot's bytes; 0 keeps none.
+                ``None`` (the default): those that fit, with the newest, in
+                the document's size (uncompressed), so the stored history
+                stays a few times the text.  The pad's own setting
+                (:meth:`set_retention`), once an editor made one, takes
+                precedence.
             offline: open without the relay when the state directory holds
                 this pad's local copy (its last verified text and head,
                 :mod:`client.offline`) and the write-ahead log fits it: the
@@ -315,7 +318,7 @@ class Pad:
 
         if verify not in ("snapshot", "history"):
             raise ValueError(f"verify must be 'snapshot' or 'history', not {verify!r}")
-        if not 0 <= retention_pct <= MAX_KEEP_PCT:
+        if retention_pct is not None and not 0 <= retention_pct <= MAX_KEEP_PCT:
             raise ValueError(f"retention_pct must be 0..65535, not {retention_pct!r}")
 
         async def start() -> Pad:

@@ -53,6 +53,7 @@ from client.events import (
 from client.joining import Joining
 from client.payload import SESSION_LEN
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Beacon, Presence
+from client.snapshots import fitting_keep_pct
 from client.trust import SUSPECT
 from crypto.backend import RandomFn, default_random
 from wire import codes
@@ -111,15 +112,21 @@ class Upload:
 
 
 DEFAULT_KEEPALIVE_MS = 10_000
-#: Older snapshots a compaction keeps, as a percentage of the newest one's bytes.
-DEFAULT_RETENTION_PCT = 100
+#: Older snapshots a compaction keeps, as a percentage of the newest one's
+#: bytes: ``None``, the default, keeps as many as fit, with the newest, in the
+#: size of the document (RelaySide.keep_pct).
+DEFAULT_RETENTION_PCT: int | None = None
 #: A compaction trims no history that a peer heard from within this long still
 #: needs: not past the lowest head such a peer announced (see RelaySide._compact).
 DEFAULT_CATCH_UP_WINDOW_MS = 600_000
 #: A session whose head moved announces it (a head beacon) at most this often.
 BEACON_EVERY_MS = 2_000
 #: A snapshot found due waits for our patches in flight to land before it is
-#: sealed and sent (RelaySide._send_snapshots), but no longer than this.
+#: sealed and sent (RelaySide._send_snapshot), but no longer than 1 ms per
+#: this much of the document (characters of a text, values of a JSON
+#: document): sealing costs about half that (a second at 10 MB of text) ...
+SNAPSHOT_WAIT_SIZE_PER_MS = 5_000
+#: ... and never longer than this.
 SNAPSHOT_WAIT_MS = 2_000
 #: How long a live session waits on the relay without progress before it re-reads.
 DEFAULT_RESUME_AFTER_MS = 15_000
@@ -162,7 +169,7 @@ class RelaySide:
         resume_after_ms: int = DEFAULT_RESUME_AFTER_MS,
         from_history: bool = False,
         compact: bool = True,
-        retention_pct: int = DEFAULT_RETENTION_PCT,
+        retention_pct: int | None = DEFAULT_RETENTION_PCT,
         catch_up_window_ms: int = DEFAULT_CATCH_UP_WINDOW_MS,
         doctype: DocType[Any, Any] = TEXT,
     ) -> None:
@@ -193,11 +200,12 @@ class RelaySide:
         self.retention_pct = retention_pct
         self.catch_up_window_ms = catch_up_window_ms
         self._peer_heads: dict[str, tuple[int, int]] = {}  # who -> (height, heard at ms)
-        self._snapshot_of: dict[bytes, tuple[int, bytes]] = {}  # our snapshot id -> (height, X)
-        # Snapshots the engine found due, sealed and sent by a tick once every
-        # edit is acknowledged (:meth:`_send_snapshots`), and when they were.
-        self._snapshots_due: list[SendSnapshot] = []
-        self._snapshots_due_ms = 0
+        # our snapshot id -> (height, X, its sealed bytes, its document's bytes)
+        self._snapshot_of: dict[bytes, tuple[int, bytes, int, int]] = {}
+        # The snapshot the engine found due, sealed and sent by a tick once every
+        # edit is acknowledged (:meth:`_send_snapshot`), and since when one is.
+        self._snapshot_due: SendSnapshot | None = None
+        self._snapshot_due_ms = 0
         self.compacted = {"sent": 0, "stored": 0, "refused": 0}  # trims after our snapshots
         self._compacting: set[bytes] = set()  # trim envelope ids sent, unanswered
         self._outbox = Outbox()
@@ -571,9 +579,11 @@ class RelaySide:
             if isinstance(event, SendPatch):
                 self._push(event.sealed)
             elif isinstance(event, SendSnapshot):
-                if not self._snapshots_due:
-                    self._snapshots_due_ms = self.clock()
-                self._snapshots_due.append(event)
+                # A newer one supersedes one still waiting (never sealed, it
+                # costs nothing); the wait counts from the first.
+                if self._snapshot_due is None:
+                    self._snapshot_due_ms = self.clock()
+                self._snapshot_due = event
             elif isinstance(event, RemoteChange):
                 # While a trim is caught up with, the front end shows (and
                 # :attr:`text` is) what was shown before it; the catch-up's
@@ -660,13 +670,19 @@ class RelaySide:
         trim = self.engine.snapshots.seal_trim_at(x_id, height)
         self._compacting.add(trim.id)
         self.compacted["sent"] += 1
-        self._outbox.trim(trim, self.keep_pct)
+        self._outbox.trim(trim, self.keep_pct(made[2], made[3]))
 
-    @property
-    def keep_pct(self) -> int:
-        """The retention compactions use: the pad's record if it has one, else ours."""
+    def keep_pct(self, sealed: int, plain: int) -> int:
+        """The retention of a compaction after our snapshot of ``sealed`` bytes
+        (``plain`` before compression): the pad's record if it has one, else
+        our ``retention_pct``, else the default: the checkpoints that fit,
+        with the newest snapshot, in the document's size (PROTOCOL.md §6.4)."""
         record = self.engine.snapshots.retention
-        return self.retention_pct if record is None else record[0]
+        if record is not None:
+            return record[0]
+        if self.retention_pct is not None:
+            return self.retention_pct
+        return fitting_keep_pct(sealed, plain)
 
     def _lowest_peer_head(self) -> int:
         """The lowest head a peer announced within the catch-up window (else no limit)."""
@@ -675,32 +691,41 @@ class RelaySide:
         return min((height for height, _ in self._peer_heads.values()), default=1 << 62)
 
     def _snapshot_deadline_ms(self) -> int | None:
-        """When :meth:`_send_snapshots` has a snapshot to send, if any."""
-        if not self._snapshots_due:
+        """When :meth:`_send_snapshot` has a snapshot to send, if any."""
+        due = self._snapshot_due
+        if due is None:
             return None
         if self.engine.saved:
             return self.clock()
-        return self._snapshots_due_ms + SNAPSHOT_WAIT_MS
+        wait = min(SNAPSHOT_WAIT_MS, due.size // SNAPSHOT_WAIT_SIZE_PER_MS)
+        return self._snapshot_due_ms + wait
 
-    def _send_snapshots(self, *, now: bool = False) -> None:
-        """Seal and send the snapshots found due, once every edit is acknowledged
+    def _send_snapshot(self, *, now: bool = False) -> None:
+        """Seal and send the snapshot found due, once every edit is acknowledged
         (``now``: at once, as the session closes).
 
         Sealing one takes long for a large document (about a second at 10 MB:
         its wire form, digest and compression).  It waits until our patches
         in flight have landed, so that their acknowledgements, and "saved",
         are not held up behind it; while edits keep coming it waits at most
-        :data:`SNAPSHOT_WAIT_MS`.
+        twice what sealing costs (:data:`SNAPSHOT_WAIT_SIZE_PER_MS`, at most
+        :data:`SNAPSHOT_WAIT_MS`), so a fast typist's snapshots keep the
+        cadence (and compaction keeps the history short) in a small document.
         """
         deadline = self._snapshot_deadline_ms()
         if deadline is None or (deadline > self.clock() and not now):
             return
-        due, self._snapshots_due = self._snapshots_due, []
-        for event in due:
-            node = self.engine.chain.nodes.get(event.of)
-            if node is not None:
-                self._snapshot_of[event.sealed.id] = (node.height, node.id)
-            self._upload(event.sealed)
+        event, self._snapshot_due = self._snapshot_due, None
+        assert event is not None
+        node, sealed = self.engine.chain.nodes.get(event.of), event.sealed
+        if node is not None:
+            self._sealed_ours(sealed, node.height, node.id)
+        self._upload(sealed)
+
+    def _sealed_ours(self, sealed: Sealed, height: int, x_id: bytes) -> None:
+        """Remember our snapshot ``sealed`` (just sealed) of patch ``x_id`` at ``height``."""
+        plain = self.engine.snapshots.last_plain
+        self._snapshot_of[sealed.id] = (height, x_id, len(sealed.data), plain)
 
     def _upload(self, sealed: Sealed) -> None:
         if self.phase in (Phase.JOINING, Phase.LIVE):

@@ -128,7 +128,9 @@ class PadSession(RelaySide):
             ``catch_up_window_ms`` (editors only; on by default).
         catch_up_window_ms: how long a peer's announced head holds trims back.
         retention_pct: the older snapshots such a trim keeps, thinned, as a
-            percentage of the newest snapshot's bytes (0 keeps none).
+            percentage of the newest snapshot's bytes (0 keeps none; ``None``,
+            the default: those that fit, with the newest, in the document's
+            uncompressed size).
         doctype: the document type (:data:`client.doctype.TEXT`, or
             :data:`client.jsondoc.JSON` for a JSON pad).
     """
@@ -211,7 +213,7 @@ class PadSession(RelaySide):
             "last_seq": engine.last_seq,
             "height": engine.height,
             "snapshot": engine.snapshots.height,  # of the latest snapshot made, loaded or seen
-            "due": len(self._snapshots_due),  # snapshots made, waiting for a tick to send them
+            "due": int(self._snapshot_due is not None),  # a snapshot made, waiting for a tick
             "uploading": self._outbox.unanswered(Want.SNAPSHOT),  # snapshots not yet stored
             "compacted": dict(self.compacted),  # trims after our snapshots: sent/stored/refused
             "recovering": engine.recovering,
@@ -305,7 +307,7 @@ class PadSession(RelaySide):
 
     def close(self) -> None:
         """Send a snapshot found due, say goodbye to peers (if live) and stop."""
-        self._send_snapshots(now=True)
+        self._send_snapshot(now=True)
         if self.phase is Phase.LIVE and self.presence.mine is not None:
             self._send_ephemeral({"bye": True})
         self.phase = Phase.CLOSED
@@ -382,7 +384,7 @@ class PadSession(RelaySide):
             self.upload = Upload(b"", stored=True)
             return self.upload
         head = self.engine.head
-        self._snapshot_of[snapshot.id] = (head.height, head.id)
+        self._sealed_ours(snapshot, head.height, head.id)
         self.upload = Upload(snapshot.id)
         self._upload(snapshot)
         return self.upload
@@ -445,7 +447,7 @@ class PadSession(RelaySide):
         if paced is not None and paced <= now:
             self._flush()
             self._drain()
-        self._send_snapshots()
+        self._send_snapshot()
         self._outbox.due(now, self._moot)
         self._events += self.presence.expire(now)
         mine = self.presence.mine

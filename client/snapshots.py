@@ -106,6 +106,14 @@ Retention = tuple[int, int]
 MAX_KEEP_PCT = 65_535
 
 
+def fitting_keep_pct(sealed: int, plain: int) -> int:
+    """The default retention after a snapshot of ``sealed`` bytes (``plain``
+    before compression): the ``keep_pct`` whose checkpoints fit, with that
+    snapshot, in the document's uncompressed size (0 when it does not
+    compress; at most :data:`MAX_KEEP_PCT`)."""
+    return min(MAX_KEEP_PCT, max(0, plain - sealed) * 100 // max(1, sealed))
+
+
 def retention_from_wire(value: object) -> Retention:
     """A retention record from a snapshot's JSON ``[keep_pct, set_ms]``.
 
@@ -242,10 +250,11 @@ class SendSnapshot:
     the acknowledgement that made it due.
     """
 
-    __slots__ = ("_seal", "_sealed", "of")
+    __slots__ = ("_seal", "_sealed", "of", "size")
 
-    def __init__(self, of: bytes, seal: Callable[[], Sealed]) -> None:
+    def __init__(self, of: bytes, seal: Callable[[], Sealed], size: int = 0) -> None:
         self.of = of
+        self.size = size  # the document's size (DocType.size): what sealing costs
         self._seal: Callable[[], Sealed] | None = seal
         self._sealed: Sealed | None = None
 
@@ -287,7 +296,8 @@ class Snapshots(Generic[D, P]):
         self.clock = clock
         self.hw: Callable[[], HighWater] = dict  # the replica's table (set by the engine)
         self.last_size = 0  # sealed bytes of the latest snapshot made or loaded
-        # Snapshots this session checked equal to its own text, or made: (height, X id).
+        self.last_plain = 0  # bytes of the latest snapshot sealed, before compression
+        # Snapshots this session checked equal to its own text, or sealed: (height, X id).
         self.verified: list[tuple[int, bytes]] = []
         self.height = 0  # the height of the latest snapshot made, loaded or matched
         self.bytes_since = 0  # sealed bytes of the best chain's patches after it
@@ -390,7 +400,8 @@ class Snapshots(Generic[D, P]):
             return
         if ahead(threshold):
             return
-        self.emit(SendSnapshot(node.id, self._prepare(node, doc())))
+        made = doc()
+        self.emit(SendSnapshot(node.id, self._prepare(node, made), self.doctype.size(made)))
 
     def seal(self, node: Node[Payload[P]], doc: D) -> Sealed:
         """Seal the snapshot of ``doc``, the document after ``node`` (it restarts the count)."""
@@ -405,7 +416,6 @@ class Snapshots(Generic[D, P]):
         retention = self.retention
         self.height = node.height
         self.bytes_since = 0
-        self._verified(node)
 
         def seal() -> Sealed:
             body: dict[str, object] = {
@@ -420,8 +430,11 @@ class Snapshots(Generic[D, P]):
                 body["t"] = when
             if retention is not None:
                 body["r"] = list(retention)
-            sealed = self.codec.seal(SNAPSHOT, node.id, pack(body))
+            content = pack(body)
+            sealed = self.codec.seal(SNAPSHOT, node.id, content)
             self.last_size = len(sealed.data)
+            self.last_plain = _LENGTH.unpack_from(content, 1)[0]
+            self._verified(node)  # one superseded before it was sealed is never stored
             return sealed
 
         return seal
@@ -444,6 +457,7 @@ __all__ = [
     "Retention",
     "SendSnapshot",
     "Snapshots",
+    "fitting_keep_pct",
     "hw_from_wire",
     "hw_to_wire",
     "newer_retention",

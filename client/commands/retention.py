@@ -6,7 +6,10 @@ import argparse
 
 from client.commands import _common as c
 
-DEFAULT_NOTE = "each editor's default applies: older snapshots within 100% of the newest's size"
+DEFAULT_NOTE = (
+    "each editor's default applies: older snapshots that fit, with the newest,"
+    " in the document's size"
+)
 
 
 async def _retention(

@@ -181,7 +181,16 @@ def test_a_retention_setting_is_carried_by_snapshots_and_followed_by_every_edito
     keys = alice.keys
     rng = random.Random(4)
     type_patches(alice, relay, 60, rng)
-    assert {trim.keep_pct for trim in relay.trims} == {100}  # no setting: the default
+    # No setting: the default keeps the checkpoints that fit, with the newest
+    # snapshot, in the document's uncompressed size.
+    fits = set()
+    for _, envelope in relay.snapshots:
+        content = crypto.open_envelope(keys, envelope).content
+        plain = int.from_bytes(content[1:5], "big")
+        fits.add((plain - len(envelope)) * 100 // len(envelope))
+    assert relay.trims
+    assert {trim.keep_pct for trim in relay.trims} <= fits
+    assert all(trim.keep_pct > 0 for trim in relay.trims)
     upload = alice.set_retention(0)
     assert not upload.done
     relay.answer(alice)  # the snapshot carrying the record is stored
@@ -201,7 +210,15 @@ def test_a_retention_setting_is_carried_by_snapshots_and_followed_by_every_edito
     live = f.Snapshot(keys.channel_id, seq, f.SNAPSHOT_LIVE, len(snapshot), 0, snapshot)
     bob.receive_frame(f.encode(live))
     assert bob.retention == alice.retention
-    assert bob.keep_pct == 0
+    assert bob.keep_pct(1_000, 5_000) == 0  # the record, not the default's 400
+
+
+def test_the_default_retention_fits_the_checkpoints_in_the_documents_size() -> None:
+    default = make()
+    assert default.keep_pct(1_000, 3_500) == 250  # newest + checkpoints: about the text
+    assert default.keep_pct(1_000, 900) == 0  # a snapshot larger than its text
+    assert default.keep_pct(1, 10**9) == 65_535  # the most TRIM can say
+    assert make(retention_pct=100).keep_pct(1_000, 3_500) == 100  # the session's own
 
 
 def test_a_view_link_cannot_set_the_retention() -> None:

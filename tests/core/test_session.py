@@ -28,7 +28,7 @@ from client.events import (
 )
 from client.pad import Backoff as PadBackoff
 from client.pad import Pad
-from client.relayside import SNAPSHOT_WAIT_MS
+from client.relayside import SNAPSHOT_WAIT_MS, SNAPSHOT_WAIT_SIZE_PER_MS
 from client.session import PadSession, Phase
 from client.textops import Op
 from client.transport import Backoff, MemoryTransport, Reconnect
@@ -273,19 +273,25 @@ def test_a_snapshot_is_sealed_at_the_tick_after_saved_not_on_the_acknowledgement
     assert sum(len(c.data) for c in chunks) == chunks[0].total
 
 
-def test_a_snapshot_due_while_edits_keep_coming_waits_at_most_snapshot_wait_ms() -> None:
+def test_a_snapshot_due_while_edits_keep_coming_waits_about_twice_its_sealing_cost() -> None:
+    """The wait scales with the document (1 ms per SNAPSHOT_WAIT_SIZE_PER_MS of
+    it, at most SNAPSHOT_WAIT_MS): a fast typist in a small text keeps the
+    snapshot cadence, and so compaction keeps the stored history short."""
     clock = Clock()
     session = make(clock, keepalive_ms=10**12)
     join(session)
-    session.edit((Op(0, 0, os.urandom(20_000).hex()),))
+    text = os.urandom(20_000).hex()
+    session.edit((Op(0, 0, text),))
     pushes = sent(session)
     *first, last = pushes
     _ack_all(session, first, 1)
     session.edit((Op(0, 0, "k"),))  # typed on: our patches stay in flight
-    _ack_all(session, [last], len(pushes))  # the snapshot falls due here
+    _ack_all(session, [last], len(pushes))  # the snapshot is due by here
     (typed,) = sent(session)
     assert session.status is Status.SYNCING
-    clock.now += SNAPSHOT_WAIT_MS - 1
+    wait = session.next_deadline_ms() - clock.now
+    assert 1 < wait <= len(text) // SNAPSHOT_WAIT_SIZE_PER_MS < SNAPSHOT_WAIT_MS
+    clock.now += wait - 1
     session.tick()
     assert sent(session) == []
     assert session.next_deadline_ms() <= clock.now + 1
@@ -297,6 +303,36 @@ def test_a_snapshot_due_while_edits_keep_coming_waits_at_most_snapshot_wait_ms()
     assert session.status is Status.SYNCING  # the typed key is still in flight
     _ack_all(session, [typed], len(pushes) + 1)
     assert session.status is Status.SAVED
+
+
+def test_a_newer_snapshot_due_supersedes_one_still_waiting() -> None:
+    """Only the newest snapshot due is sealed and sent; the one it replaced was
+    never stored, so no compaction may trim at it."""
+    clock = Clock()
+    session = make(clock, keepalive_ms=10**12)
+    join(session)
+    seq = 1
+    heights = []
+    for _ in range(2):  # twice: a snapshot's worth acknowledged, a key in flight
+        session.edit((Op(0, 0, os.urandom(20_000).hex()),))
+        pushes = sent(session)
+        _ack_all(session, pushes, seq)
+        seq += len(pushes)
+        session.edit((Op(0, 0, "k"),))
+        (typed,) = sent(session)
+        heights.append(session.engine.snapshots.height)  # made: due, not sent
+        assert session.debug_state()["due"] == 1
+        _ack_all(session, [typed], seq)
+        seq += 1
+        session.edit((Op(0, 0, "k"),))  # the next key keeps the snapshot waiting
+    clock.now += SNAPSHOT_WAIT_MS
+    session.tick()
+    chunks = [x for x in sent(session) if isinstance(x, f.SnapshotChunk)]
+    newest = session.engine.snapshots.height
+    assert 0 < heights[0] < heights[1] <= newest
+    assert len({c.request_id for c in chunks}) == 1  # one snapshot, the newest
+    assert [h for h, _ in session.engine.snapshots.verified] == [newest]
+    assert session.debug_state()["due"] == 0
 
 
 def test_a_bad_snapshot_alarms_and_falls_back_to_the_whole_history() -> None:
