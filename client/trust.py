@@ -171,12 +171,15 @@ class DescentProof:
     the snapshot's chain runs through the remembered patch, whatever was
     trimmed.  The relay answers in pages (:data:`wire.frames.MAX_PROOF_NODES`
     nodes each): ids where it still holds them, the root of each whole block
-    of 256 it trimmed.  When the remembered point lies inside a block the
-    relay keeps only as a root, the relay answers from the block's start
-    instead (once, at the first page); the proof then starts from the peaks
-    at that multiple of 256 (:func:`wire.mmr.prefix`), so what this device
-    verified after it is covered by the block's root, not checked id by id
-    (docs/SECURITY.md says so).
+    of 256 it trimmed, the root of each group of 65,536 aged.  When the
+    remembered point lies inside a block (or an aged group) the relay keeps
+    only as a root, the relay answers from its start instead (once, at the
+    first page); the proof then starts from the peaks at that multiple of
+    256 (65,536) (:func:`wire.mmr.prefix`), so what this device verified
+    after it is covered by that root, not checked id by id (docs/SECURITY.md
+    says so).  A group ages only once it ends ``mmr.AGED_AFTER`` ids below
+    the floor, so a relay that answers from a group's start for a group
+    nearer the target is not believed.
 
     Args:
         start: ``(height, id)``: the remembered point.
@@ -207,10 +210,7 @@ class DescentProof:
         except ValueError:
             nodes = []
         if from_seq != self.next_from and not self.nodes:
-            height = self.start[0]
-            peaks, block_start = mmr.prefix(self.anchor, height, mmr.BLOCK_LEVEL)
-            if from_seq == block_start < height:  # the remembered point's block is a root
-                self.base, self.next_from = (peaks, block_start), block_start
+            self._rebase_at(from_seq)
         if from_seq != self.next_from or not nodes:
             self.stalled = True
             return
@@ -219,6 +219,20 @@ class DescentProof:
                 break
             self.nodes.append((level, node))
             self.next_from += 1 << level
+
+    def _rebase_at(self, from_seq: int) -> None:
+        """The relay answered from ``from_seq`` below the remembered point: accept
+        it if that starts the point's block, or its group once aged (the group
+        ends at least ``mmr.AGED_AFTER`` ids below the target: a relay cannot
+        claim a recent group aged)."""
+        height = self.start[0]
+        for level in (mmr.BLOCK_LEVEL, mmr.GROUP_LEVEL):
+            peaks, start = mmr.prefix(self.anchor, height, level)
+            end = start + (1 << level)
+            recent = level == mmr.GROUP_LEVEL and end + mmr.AGED_AFTER > self.target[0]
+            if from_seq == start < height and not recent:
+                self.base, self.next_from = (peaks, start), start
+                return
 
     def verdict(self) -> Verdict:
         """Verified, a fork, or withheld."""

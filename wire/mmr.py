@@ -124,6 +124,11 @@ def block_root(leaves: Iterable[bytes]) -> bytes:
 NODE_LEN = 33
 #: The level of the roots a relay keeps in place of trimmed ids (blocks of 256).
 BLOCK_LEVEL = 8
+#: The level of the roots a relay keeps in place of old block roots (groups of
+#: 65,536 ids, 256 blocks): a group ages once it ends at least
+#: :data:`AGED_AFTER` ids below the floor (PROTOCOL.md §11).
+GROUP_LEVEL = 16
+AGED_AFTER = 1 << 16
 
 
 def pack_nodes(nodes: Iterable[tuple[int, bytes]]) -> bytes:
@@ -193,8 +198,10 @@ def from_hex(items: object, height: int) -> Peaks:
 
 
 __all__ = [
+    "AGED_AFTER",
     "BLOCK_LEVEL",
     "EMPTY",
+    "GROUP_LEVEL",
     "NODE_LEN",
     "Peaks",
     "append",

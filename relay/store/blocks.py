@@ -14,7 +14,20 @@ b*256+256) the block's root (:func:`wire.mmr.block_root`, a level-8 node),
 and for the block that the floor cuts (x % 256 != 0) the ids of its first
 part, at most 255 of them, until a later trim completes that block and they
 become its root.  So the history below the floor costs 32 bytes per 256
-patches plus at most 8,160 bytes, whatever its length.
+patches plus at most 8,160 bytes.
+
+**Old roots age.**  32 bytes per 256 patches still grows with the history (a
+million patches: 125 KB, more than many texts).  So block roots stay only
+for the newest history: once a whole *group* of :data:`GROUP_BLOCKS` (256)
+blocks ends at least :data:`RECENT_BLOCKS` blocks (65,536 patches) below the
+floor's block, its 256 roots are replaced by the group's root, a level-16
+node (:func:`age`): the same Merkle tree, 32 bytes per 65,536 patches.  A
+client whose remembered point lies inside an aged group proves descent from
+the group's start (PROTOCOL.md §11), as inside a block.  Rows: a backend
+packs consecutive roots of one level per row; a row of group roots is keyed
+by its first group's first block and its bytes start with the level
+(:func:`pack_rows`, :func:`unpack_rows`; ``len % 32 == 1``), so no backend's
+schema changed.
 
 :class:`BlockFolder` does the folding, streaming: a trim feeds it the ids
 the relay still holds of the cut block (the *partial* ids kept by the
@@ -26,14 +39,14 @@ leaves its block without a root and the partial ids at their contiguous
 prefix, so a proof stops there rather than name a wrong node.
 
 :func:`proof_nodes` answers PROOF_REQUEST from what a backend read: the
-roots of a window of blocks, the partial ids and a slice of the live ids.
+group and block roots, the partial ids and a slice of the live ids.
 Nodes cover the leaves ``start+1`` onwards, contiguously: level 0 (an id)
-where the relay holds the id, level 8 where it holds only the block's root.
-``start`` is the asked ``from_seq``, except when ``from_seq`` lies strictly
-inside a block kept only as a root: then the answer starts at that block's
-first leaf (``from_seq // 256 * 256``) and a client continues from its peaks
-there (:func:`wire.mmr.prefix`).  A node never reaches past ``to_seq``: the
-answer stops before it instead.
+where the relay holds the id, level 8 where it holds only the block's root,
+level 16 where only the group's.  ``start`` is the asked ``from_seq``,
+except when ``from_seq`` lies strictly inside a group or block kept only as
+a root: then the answer starts at its first leaf and a client continues
+from its peaks there (:func:`wire.mmr.prefix`).  A node never reaches past
+``to_seq``: the answer stops before it instead.
 
 **Retention** (:func:`retained`): a trim at X keeps every snapshot at seq
 >= x and thins the older ones (the checkpoints), walking them newest to
@@ -54,6 +67,11 @@ from wire import mmr
 BLOCK = 1 << mmr.BLOCK_LEVEL
 #: Bytes of one id or root.
 HASH = 32
+#: Blocks per group (a level-``mmr.GROUP_LEVEL`` subtree).  Read when called,
+#: like RECENT_BLOCKS: tests make groups small.
+GROUP_BLOCKS = 1 << (mmr.GROUP_LEVEL - mmr.BLOCK_LEVEL)
+#: A group ages once it ends at least this many blocks below the floor's block.
+RECENT_BLOCKS = mmr.AGED_AFTER // BLOCK
 
 
 def split_ids(data: bytes) -> list[bytes]:
@@ -130,10 +148,69 @@ def pack_roots(
     return rows
 
 
-def proof_window(from_seq: int, max_nodes: int) -> tuple[int, int]:
-    """The block numbers ``[first, last]`` whose roots a proof from ``from_seq`` may use."""
-    first = from_seq // BLOCK
-    return first, first + max_nodes
+def group_level() -> int:
+    """The level of a group's root."""
+    return mmr.BLOCK_LEVEL + GROUP_BLOCKS.bit_length() - 1
+
+
+def aged_groups(floor: int) -> int:
+    """How many groups (from the first) are old enough to age at ``floor``."""
+    return max(0, floor // BLOCK - RECENT_BLOCKS) // GROUP_BLOCKS
+
+
+def age(roots: Mapping[int, bytes], floor: int) -> dict[int, bytes]:
+    """The groups whose block roots age at ``floor``: group number -> its root.
+
+    A group ages when it lies below :func:`aged_groups` and every one of its
+    blocks has a root (a block without one, possible only after a migration
+    from tombstones with a hole, keeps its group's roots as they are).
+    """
+    groups: dict[int, bytes] = {}
+    for group in sorted({block // GROUP_BLOCKS for block in roots}):
+        if group >= aged_groups(floor):
+            break
+        first = group * GROUP_BLOCKS
+        members = [roots.get(block) for block in range(first, first + GROUP_BLOCKS)]
+        if all(root is not None for root in members):
+            groups[group] = mmr.block_root(root for root in members if root is not None)
+    return groups
+
+
+def aged(
+    roots: Mapping[int, bytes], groups: Mapping[int, bytes], floor: int
+) -> tuple[dict[int, bytes], dict[int, bytes]]:
+    """``(roots, groups)`` once the groups old enough at ``floor`` have aged."""
+    new = age(roots, floor)
+    if not new:
+        return dict(roots), dict(groups)
+    kept = {block: root for block, root in roots.items() if block // GROUP_BLOCKS not in new}
+    return kept, {**groups, **new}
+
+
+def pack_rows(
+    roots: Mapping[int, bytes], groups: Mapping[int, bytes], per_row: int
+) -> dict[int, bytes]:
+    """Every row of a channel's roots (first block -> bytes): block roots packed
+    as :func:`pack_roots` does, group roots likewise, keyed by their first
+    group's first block, their bytes led by the group level."""
+    rows = pack_roots(None, sorted(roots.items()), per_row)
+    level = bytes([group_level()])
+    # One byte more than a row of block roots: one root fewer, to fit alike.
+    for group, packed in pack_roots(None, sorted(groups.items()), per_row - 1).items():
+        rows[group * GROUP_BLOCKS] = level + packed
+    return rows
+
+
+def unpack_rows(rows: Iterable[tuple[int, bytes]]) -> tuple[dict[int, bytes], dict[int, bytes]]:
+    """``(block roots, group roots)`` by number from a channel's rows (:func:`pack_rows`)."""
+    roots: dict[int, bytes] = {}
+    groups: dict[int, bytes] = {}
+    for first, data in rows:
+        if len(data) % HASH == 1:  # a row of group roots
+            groups.update(enumerate(split_ids(data[1:]), first // GROUP_BLOCKS))
+        else:
+            roots.update(enumerate(split_ids(data), first))
+    return roots, groups
 
 
 def proof_nodes(
@@ -146,6 +223,7 @@ def proof_nodes(
     partial: Sequence[bytes],
     live_after: int,
     live: Sequence[bytes],
+    groups: Mapping[int, bytes] | None = None,
 ) -> tuple[int, list[tuple[int, bytes]]]:
     """PROOF's ``(start, nodes)``: see the module docstring.
 
@@ -154,19 +232,31 @@ def proof_nodes(
         to_seq: the asked end, already at most the head.
         max_nodes: the most nodes to name.
         floor: the channel's floor.
-        roots: block number -> root, for (at least) the blocks of
-            :func:`proof_window` that are kept.
+        roots: block number -> root, of the blocks kept as roots.
         partial: the ids kept of the floor's block.
         live_after: ``live`` holds the ids of the live patches ``live_after + 1`` on.
         live: those ids (as many as the answer may need).
+        groups: group number -> root, of the groups kept as roots.
     """
+    groups = groups or {}
+    level = group_level()
+    span = 1 << level  # leaves per group
     pos = from_seq
-    if pos % BLOCK and pos // BLOCK in roots:  # inside a block kept only as a root
+    if pos % span and pos // span in groups:  # inside a group kept only as a root
+        pos = pos // span * span
+    elif pos % BLOCK and pos // BLOCK in roots:  # inside a block kept only as a root
         pos = pos // BLOCK * BLOCK
     start = pos
     partial_first = floor // BLOCK * BLOCK + 1
     nodes: list[tuple[int, bytes]] = []
     while len(nodes) < max_nodes and pos < to_seq:
+        group = groups.get(pos // span) if pos % span == 0 else None
+        if group is not None:
+            if pos + span > to_seq:
+                break  # the node would cover past what was asked
+            nodes.append((level, group))
+            pos += span
+            continue
         root = roots.get(pos // BLOCK) if pos % BLOCK == 0 else None
         if root is not None:
             if pos + BLOCK > to_seq:
@@ -216,12 +306,19 @@ def retained(x_seq: int, keep_pct: int, older: Iterable[tuple[int, int]], newest
 
 __all__ = [
     "BLOCK",
+    "GROUP_BLOCKS",
     "HASH",
+    "RECENT_BLOCKS",
     "BlockFolder",
+    "age",
+    "aged",
+    "aged_groups",
     "fold",
+    "group_level",
     "pack_roots",
+    "pack_rows",
     "proof_nodes",
-    "proof_window",
     "retained",
     "split_ids",
+    "unpack_rows",
 ]

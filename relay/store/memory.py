@@ -44,6 +44,8 @@ class _Channel:
     ids: dict[bytes, int] = dataclasses.field(default_factory=dict)
     #: block number -> root of the trimmed block's 256 ids
     roots: dict[int, bytes] = dataclasses.field(default_factory=dict)
+    #: group number -> root of the aged group's 256 blocks
+    groups: dict[int, bytes] = dataclasses.field(default_factory=dict)
     #: the trimmed ids of the floor's block (leaves floor // 256 * 256 + 1 on)
     partial: list[bytes] = dataclasses.field(default_factory=list)
     keep_pct: int = 0  # the last trim's
@@ -70,7 +72,7 @@ class _Channel:
     def stored_bytes(self) -> int:
         patches = sum(len(p.envelope) for p in self.patches.values())
         disputes = sum(len(e) for d in self.disputes.values() for e in d.values())
-        nodes = blocks.HASH * (len(self.roots) + len(self.partial))
+        nodes = blocks.HASH * (len(self.roots) + len(self.groups) + len(self.partial))
         return patches + sum(s.size for s in self.snapshots.values()) + disputes + nodes
 
     def pad_bytes(self) -> int:
@@ -217,6 +219,7 @@ class MemoryStore:
             partial=ch.partial,
             live_after=after,
             live=live,
+            groups=ch.groups,
         )
 
     async def snapshots(self, channel_id: bytes) -> list[StoredSnapshot]:
@@ -286,6 +289,7 @@ class MemoryStore:
             deleted.append((seq, patch.id))
         roots, ch.partial = blocks.fold(ch.floor_seq, ch.partial, deleted, x_seq)
         ch.roots.update(roots)
+        ch.roots, ch.groups = blocks.aged(ch.roots, ch.groups, x_seq)
         ch.floor_seq = x_seq
         self._thin(ch, x_seq, keep_pct)
         return x_seq

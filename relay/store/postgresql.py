@@ -48,7 +48,8 @@ committers).  A trim reads the ids it deletes through a cursor, in seq
 order, into :class:`relay.store.blocks.BlockFolder` (one block of ids held
 at a time), and keeps the roots in ``block_roots`` (up to
 :data:`ROOTS_PER_ROW` consecutive roots per row: 3,968 bytes stored inline,
-two rows to a page) and the cut block's ids in ``partial_ids``.
+two rows to a page; old groups of 256 blocks age into group roots,
+:func:`relay.store.blocks.age`) and the cut block's ids in ``partial_ids``.
 A proof reads them, and the live ids, in one read-only REPEATABLE READ
 transaction.  **Reads** are one statement where they can be: the head, the
 snapshot and the first page of patches come from one snapshot of the
@@ -1020,17 +1021,10 @@ class PostgreSQLStore:
                 if from_seq >= to:
                     return from_seq, []
                 floor = row["floor_seq"]
-                first, last = blocks.proof_window(from_seq, max_nodes)
                 roots: dict[int, bytes] = {}
-                if first < floor // blocks.BLOCK:
-                    for r in await conn.fetch(
-                        "SELECT first_block, roots FROM block_roots WHERE channel_id = $1"
-                        " AND first_block > $2 AND first_block <= $3",
-                        channel_id,
-                        first - ROOTS_PER_ROW,
-                        last,
-                    ):
-                        roots.update(enumerate(blocks.split_ids(r["roots"]), r["first_block"]))
+                groups: dict[int, bytes] = {}
+                if from_seq < floor // blocks.BLOCK * blocks.BLOCK:  # a few rows: roots age
+                    roots, groups = await _roots(conn, channel_id)
                 partial: list[bytes] = []
                 if floor % blocks.BLOCK:
                     kept = await conn.fetchval(
@@ -1054,6 +1048,7 @@ class PostgreSQLStore:
                     partial=partial,
                     live_after=after,
                     live=[bytes(r["id"]) for r in rows],
+                    groups=groups,
                 )
 
         return await self._run(op)
@@ -1175,6 +1170,7 @@ class PostgreSQLStore:
                 folder = blocks.BlockFolder(floor, old_partial)
                 partial = await _fold(conn, channel_id, folder, "patches", x_seq)
                 nodes = blocks.HASH * (len(folder.roots) + len(partial) - len(old_partial))
+                nodes -= await _age(conn, channel_id, floor, x_seq)
                 freed = await conn.fetchval(_DELETE_PATCHES, channel_id, x_seq)
                 freed += await _thin(conn, channel_id, x_seq, keep_pct)
                 await conn.execute(
@@ -1285,7 +1281,7 @@ async def _keep_nodes(
     if roots:
         last = await conn.fetchrow(
             "SELECT first_block, roots FROM block_roots WHERE channel_id = $1"
-            " ORDER BY first_block DESC LIMIT 1",
+            " AND length(roots) % 32 = 0 ORDER BY first_block DESC LIMIT 1",
             channel_id,
         )
         before = (int(last["first_block"]), bytes(last["roots"])) if last else None
@@ -1297,6 +1293,30 @@ async def _keep_nodes(
         await conn.execute(_PUT_PARTIAL, channel_id, b"".join(partial))
     else:
         await conn.execute("DELETE FROM partial_ids WHERE channel_id = $1", channel_id)
+
+
+async def _roots(conn: Connection, channel_id: bytes) -> tuple[dict[int, bytes], dict[int, bytes]]:
+    """The channel's block roots and group roots (:func:`relay.store.blocks.unpack_rows`)."""
+    rows = await conn.fetch(
+        "SELECT first_block, roots FROM block_roots WHERE channel_id = $1", channel_id
+    )
+    return blocks.unpack_rows((int(r["first_block"]), bytes(r["roots"])) for r in rows)
+
+
+async def _age(conn: Connection, channel_id: bytes, before: int, after: int) -> int:
+    """Age the groups of block roots old enough once the floor moved from
+    ``before`` to ``after`` (:func:`relay.store.blocks.aged`): rewrite the
+    channel's few rows.  Returns the bytes freed."""
+    if blocks.aged_groups(after) == blocks.aged_groups(before):
+        return 0
+    roots, groups = await _roots(conn, channel_id)
+    new_roots, new_groups = blocks.aged(roots, groups, after)
+    if len(new_groups) == len(groups):
+        return 0
+    await conn.execute("DELETE FROM block_roots WHERE channel_id = $1", channel_id)
+    rows = blocks.pack_rows(new_roots, new_groups, ROOTS_PER_ROW)
+    await conn.executemany(_PUT_ROOTS, [(channel_id, first, data) for first, data in rows.items()])
+    return blocks.HASH * (len(roots) + len(groups) - len(new_roots) - len(new_groups))
 
 
 async def _migrate_from_2(conn: Connection) -> None:

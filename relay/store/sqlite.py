@@ -38,7 +38,9 @@ through an index on the id's first 8 bytes (the row holds the whole id), so a
 stored patch costs its envelope plus about 96 bytes of rows and indexes
 (schema 2: 232).  A trim keeps the roots of whole blocks of 256 trimmed ids
 in ``block_roots``, up to :data:`ROOTS_PER_ROW` consecutive roots per row
-(a row fills one 4 KiB page: about 32 bytes per 256 patches on disk), and
+(a row fills one 4 KiB page: about 32 bytes per 256 patches on disk; older
+groups of 256 blocks age into one group root, in rows of their own that
+start with the level byte: :func:`relay.store.blocks.age`), and
 the ids of the block the floor cuts in ``partial_ids`` (at most 8,160
 bytes); :mod:`relay.store.blocks` computes both.  A schema-2 file is migrated
 in place at :meth:`open`, in one transaction: the tables are copied to the
@@ -827,16 +829,10 @@ def _proof_nodes(
     if from_seq >= to:
         return from_seq, []
     floor = row.info.floor_seq
-    first, last = blocks.proof_window(from_seq, max_nodes)
     roots: dict[int, bytes] = {}
-    if first < floor // blocks.BLOCK:
-        rows = c.execute(
-            "SELECT first_block, roots FROM block_roots"
-            " WHERE ch = ? AND first_block > ? AND first_block <= ?",
-            (row.ch, first - ROOTS_PER_ROW, last),
-        )
-        for start, packed in rows:
-            roots.update(enumerate(blocks.split_ids(packed), start))
+    groups: dict[int, bytes] = {}
+    if from_seq < floor // blocks.BLOCK * blocks.BLOCK:  # a few rows: old roots age
+        roots, groups = _roots(c, row.ch)
     partial: list[bytes] = []
     if floor % blocks.BLOCK:
         kept = c.execute("SELECT ids FROM partial_ids WHERE ch = ?", (row.ch,)).fetchone()
@@ -858,6 +854,7 @@ def _proof_nodes(
         partial=partial,
         live_after=after,
         live=live,
+        groups=groups,
     )
 
 
@@ -1045,6 +1042,7 @@ def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes, keep_pct: int) 
     roots, partial = blocks.fold(floor, old_partial, deleted, x_seq)
     _keep_nodes(c, ch, roots, partial)
     nodes = blocks.HASH * (len(roots) + len(partial) - len(old_partial))
+    nodes -= _age(c, ch, floor, x_seq)
     freed = c.execute(
         "SELECT COALESCE(SUM(length(envelope)), 0) FROM patches WHERE ch = ? AND seq <= ?",
         (ch, x_seq),
@@ -1090,8 +1088,8 @@ def _keep_nodes(
     """Append ``roots`` to the channel's packed rows (filling its last row first, up
     to :data:`ROOTS_PER_ROW`; a new row after a hole) and keep ``partial``."""
     last = c.execute(
-        "SELECT first_block, roots FROM block_roots WHERE ch = ? ORDER BY first_block DESC"
-        " LIMIT 1",
+        "SELECT first_block, roots FROM block_roots WHERE ch = ? AND length(roots) % 32 = 0"
+        " ORDER BY first_block DESC LIMIT 1",
         (ch,),
     ).fetchone()
     rows = blocks.pack_roots(
@@ -1105,6 +1103,33 @@ def _keep_nodes(
         c.execute("INSERT OR REPLACE INTO partial_ids VALUES (?, ?)", (ch, b"".join(partial)))
     else:
         c.execute("DELETE FROM partial_ids WHERE ch = ?", (ch,))
+
+
+def _roots(c: sqlite3.Connection, ch: int) -> tuple[dict[int, bytes], dict[int, bytes]]:
+    """The channel's block roots and group roots (:func:`relay.store.blocks.unpack_rows`)."""
+    rows = c.execute("SELECT first_block, roots FROM block_roots WHERE ch = ?", (ch,))
+    return blocks.unpack_rows((int(first), bytes(data)) for first, data in rows)
+
+
+def _age(c: sqlite3.Connection, ch: int, before: int, after: int) -> int:
+    """Age the groups of block roots old enough once the floor moved from
+    ``before`` to ``after`` (:func:`relay.store.blocks.aged`): rewrite the
+    channel's few rows.  Returns the bytes freed."""
+    if blocks.aged_groups(after) == blocks.aged_groups(before):
+        return 0
+    roots, groups = _roots(c, ch)
+    new_roots, new_groups = blocks.aged(roots, groups, after)
+    if len(new_groups) == len(groups):
+        return 0
+    c.execute("DELETE FROM block_roots WHERE ch = ?", (ch,))
+    c.executemany(
+        "INSERT INTO block_roots VALUES (?, ?, ?)",
+        [
+            (ch, first, data)
+            for first, data in blocks.pack_rows(new_roots, new_groups, ROOTS_PER_ROW).items()
+        ],
+    )
+    return blocks.HASH * (len(roots) + len(groups) - len(new_roots) - len(new_groups))
 
 
 def _give_back_free_pages(c: sqlite3.Connection) -> None:

@@ -67,3 +67,46 @@ def test_ids_from_the_blocks_start_must_pass_through_the_remembered_point() -> N
     proof.take(256, mmr.pack_nodes((0, leaf) for leaf in other[256:900]))
     assert proof.complete
     assert proof.verdict().kind is AlarmKind.FORK
+
+
+def aged_history(blocks: int) -> tuple[list[bytes], list[bytes]]:
+    """A history of ``blocks`` blocks as block roots (made up: the range only sees
+    roots), block 257's from its own leaves; returns (block roots, block 257's leaves)."""
+    leaves = [hashlib.sha256(b"leaf%d" % n).digest() for n in range(256)]
+    roots = [hashlib.sha256(b"block%d" % n).digest() for n in range(blocks)]
+    roots[257] = mmr.block_root(leaves)
+    return roots, leaves
+
+
+def group_root(roots: list[bytes], group: int) -> bytes:
+    return mmr.block_root(roots[group * 256 : group * 256 + 256])
+
+
+def test_a_point_inside_an_aged_group_is_proved_from_the_groups_start() -> None:
+    """The relay keeps a group of 256 old blocks as one level-16 root: a device
+    whose point lies inside it proves descent from the group's start."""
+    roots, leaves = aged_history(800)  # 204,800 patches; group 1 ends at 131,072
+    remembered = [(16, group_root(roots, 0)), (8, roots[256]), *((0, x) for x in leaves[:44])]
+    anchor, height = mmr.extend_nodes(mmr.EMPTY, 0, remembered)
+    assert height == 65_536 + 256 + 44
+    target = mmr.extend_nodes(mmr.EMPTY, 0, [(8, root) for root in roots])
+    proof = DescentProof((height, leaves[43]), anchor, (target[1], target[0]))
+    answer = [(16, group_root(roots, 1)), *((8, root) for root in roots[512:])]
+    proof.take(65_536, mmr.pack_nodes(answer))
+    assert proof.complete
+    assert proof.verdict() is OK
+
+
+def test_a_group_start_is_not_believed_for_a_group_too_recent_to_have_aged() -> None:
+    """A group ages only once it ends 65,536 patches below the floor: a relay that
+    answers from the start of a nearer group skips what the device verified."""
+    roots, leaves = aged_history(767)  # group 1 ends 65,280 patches below the target
+    remembered = [(16, group_root(roots, 0)), (8, roots[256]), *((0, x) for x in leaves[:44])]
+    anchor, height = mmr.extend_nodes(mmr.EMPTY, 0, remembered)
+    target = mmr.extend_nodes(mmr.EMPTY, 0, [(8, root) for root in roots])
+    proof = DescentProof((height, leaves[43]), anchor, (target[1], target[0]))
+    proof.take(
+        65_536, mmr.pack_nodes([(16, group_root(roots, 1)), *((8, r) for r in roots[512:])])
+    )
+    assert proof.stalled
+    assert proof.verdict().kind is AlarmKind.WITHHELD

@@ -33,6 +33,7 @@ from relay.store import (
     StoreStats,
     UnknownChannel,
     UnknownPatch,
+    blocks,
     open_store,
     snapshot_parts,
 )
@@ -577,6 +578,66 @@ def test_a_proof_across_trims_folds_to_the_snapshots_peaks(
             assert (await prove(store, start, 1090, 4096))[1] == 1090
 
     run(make_store, body)
+
+
+def test_old_block_roots_age_into_group_roots_and_proofs_still_fold(
+    make_store: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Groups made small (2 blocks, level 9; recent: 1 block) so a short line ages
+    them: what is kept is the group roots below the recent blocks, each counts
+    32 bytes, and a proof from any point folds to the snapshot's peaks (from the
+    group's start for a point inside an aged group)."""
+    monkeypatch.setattr(blocks, "GROUP_BLOCKS", 2)
+    monkeypatch.setattr(blocks, "RECENT_BLOCKS", 1)
+    head = 2600
+    ids = ids_to(head)
+
+    def kept_nodes(floor: int) -> list[tuple[int, bytes]]:
+        """A proof from 0 after trims up to ``floor``: groups, blocks, then ids."""
+        whole, aged = floor // 256, blocks.aged_groups(floor)
+        nodes = [(9, mmr.block_root(ids[g * 512 : g * 512 + 512])) for g in range(aged)]
+        nodes += [
+            (8, mmr.block_root(ids[b * 256 : b * 256 + 256])) for b in range(2 * aged, whole)
+        ]
+        return nodes + [(0, i) for i in ids[whole * 256 :]]
+
+    async def body(store: Store) -> None:
+        await long_line(store, head)
+        for x, groups in [(700, 0), (1100, 1), (1400, 2), (1600, 2), (2050, 3), (2560, 4)]:
+            await store.put_snapshot(CH, pid(x), b"s" * 30 + x.to_bytes(2, "big"), b"S")
+            assert await store.trim(CH, pid(x), 0) == x
+            assert blocks.aged_groups(x) == groups
+            expected = kept_nodes(x)
+            info = await store.channel(CH)
+            assert info is not None
+            roots = len(expected) - (head - x // 256 * 256)
+            assert info.stored_bytes == 4 * (head - x) + 1 + 32 * (roots + x % 256), x
+            assert await store.proof_nodes(CH, 0, head, 10_000) == (0, expected), x
+        for start in (0, 1, 300, 511, 512, 1000, 2047, 2048, 2300, 2559, 2560, 2590):
+            first, nodes = await store.proof_nodes(CH, start, head, 10_000)
+            span = 512 if start < 2048 else 256 if start < 2560 else 1
+            assert first == start // span * span, start
+            assert mmr.extends_by_nodes(mmr.of(ids[:first]), first, nodes, mmr.of(ids), head)
+
+    run(make_store, body)
+
+
+def test_a_group_with_a_block_missing_its_root_does_not_age(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hole (a store migrated from tombstones with one) keeps its group's block
+    roots as they are; the rows of both levels read back as written."""
+    monkeypatch.setattr(blocks, "GROUP_BLOCKS", 2)
+    monkeypatch.setattr(blocks, "RECENT_BLOCKS", 1)
+    a, b, d, e, f, g = (hashlib.sha256(bytes([n])).digest() for n in range(6))
+    roots = {0: a, 1: b, 3: d, 4: e, 5: f, 6: g}  # block 2 has no root
+    assert blocks.aged_groups(8 * 256) == 3
+    kept, groups = blocks.aged(roots, {}, 8 * 256)
+    assert groups == {0: mmr.block_root([a, b]), 2: mmr.block_root([e, f])}
+    assert kept == {3: d, 6: g}
+    rows = blocks.pack_rows(kept, groups, 4)
+    assert blocks.unpack_rows(rows.items()) == (kept, groups)
+    assert blocks.aged(kept, groups, 8 * 256) == (kept, groups)  # nothing more to age
 
 
 #: Checkpoints of 10 bytes below the newest snapshot (100 bytes, at 64).
