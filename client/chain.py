@@ -62,7 +62,7 @@ class Node(Generic[P]):
     parent: bytes
     height: int
     patch: P | None
-    content_size: int = 0
+    content_size: int = 0  # sealed bytes and the row that stores them (snapshot cadence)
     mine: bool = False
     inverse: P | None = None
     on_chain: bool = False

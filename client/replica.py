@@ -65,7 +65,7 @@ from client.events import Alarm, AlarmKind
 from client.outbox import Outbox, Own
 from client.payload import Payload, integrity_problem
 from client.rebase import Rebaser
-from client.snapshots import Snapshots
+from client.snapshots import STORED_ROW_BYTES, Snapshots
 from wire import mmr
 
 D = TypeVar("D")
@@ -209,7 +209,9 @@ class Replica(Generic[D, P]):
         self, patch_id: bytes, parent: bytes, payload: Payload[P] | None, size: int
     ) -> None:
         mine = self.outbox.own(patch_id) is not None
-        connected, evicted = self.chain.add(Pending(patch_id, parent, payload, size, mine))
+        # What it costs stored (toward the snapshot cadence, client.snapshots).
+        cost = size + STORED_ROW_BYTES
+        connected, evicted = self.chain.add(Pending(patch_id, parent, payload, cost, mine))
         for orphan in evicted:
             self._alarm(
                 AlarmKind.ORPHAN_OVERFLOW,

@@ -40,8 +40,9 @@ patch trimmed decides from it whether the patch landed
 is within :data:`HW_WINDOW` heights of X, so the table stays small.
 
 **When to make one.**  :class:`Snapshots` counts the sealed bytes of the best
-chain's patches since the latest snapshot (applying a patch adds its size,
-reverting it takes it back).  The author of X makes one when they reach
+chain's patches since the latest snapshot, each with :data:`STORED_ROW_BYTES`
+more for the row that stores it (applying a patch adds its cost, reverting
+it takes it back).  The author of X makes one when they reach
 :data:`CADENCE` times the sealed size of the latest snapshot made or loaded
 (at least ``min_bytes``); any writer makes one at twice that, in case the
 author is gone.  Nobody makes one while its own patches still in flight
@@ -91,6 +92,10 @@ P = TypeVar("P")
 HW_WINDOW = 65_536
 #: A writer snapshots after this many times the latest snapshot's sealed bytes of patches.
 CADENCE = 1
+#: What a stored patch costs a relay beside its envelope (rows and indexes:
+#: about 96 bytes on SQLite), counted with each patch toward the cadence, so
+#: that the history between two snapshots costs on disk about one snapshot.
+STORED_ROW_BYTES = 96
 #: The largest snapshot JSON a reader inflates (a text of about 64 MiB).
 MAX_JSON_BYTES = 1 << 28
 #: The format byte of a compressed snapshot.
@@ -452,6 +457,7 @@ __all__ = [
     "CADENCE",
     "HW_WINDOW",
     "MAX_KEEP_PCT",
+    "STORED_ROW_BYTES",
     "Contents",
     "HighWater",
     "Retention",
