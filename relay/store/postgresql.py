@@ -1170,7 +1170,7 @@ class PostgreSQLStore:
                 folder = blocks.BlockFolder(floor, old_partial)
                 partial = await _fold(conn, channel_id, folder, "patches", x_seq)
                 nodes = blocks.HASH * (len(folder.roots) + len(partial) - len(old_partial))
-                nodes -= await _age(conn, channel_id, floor, x_seq)
+                nodes -= await _age(conn, channel_id, x_seq)
                 freed = await conn.fetchval(_DELETE_PATCHES, channel_id, x_seq)
                 freed += await _thin(conn, channel_id, x_seq, keep_pct)
                 await conn.execute(
@@ -1303,14 +1303,12 @@ async def _roots(conn: Connection, channel_id: bytes) -> tuple[dict[int, bytes],
     return blocks.unpack_rows((int(r["first_block"]), bytes(r["roots"])) for r in rows)
 
 
-async def _age(conn: Connection, channel_id: bytes, before: int, after: int) -> int:
-    """Age the groups of block roots old enough once the floor moved from
-    ``before`` to ``after`` (:func:`relay.store.blocks.aged`): rewrite the
+async def _age(conn: Connection, channel_id: bytes, floor: int) -> int:
+    """Age the groups of block roots old enough at ``floor`` (:func:`relay.store.blocks.aged`;
+    a file written before roots aged ages at its first trim): rewrite the
     channel's few rows.  Returns the bytes freed."""
-    if blocks.aged_groups(after) == blocks.aged_groups(before):
-        return 0
     roots, groups = await _roots(conn, channel_id)
-    new_roots, new_groups = blocks.aged(roots, groups, after)
+    new_roots, new_groups = blocks.aged(roots, groups, floor)
     if len(new_groups) == len(groups):
         return 0
     await conn.execute("DELETE FROM block_roots WHERE channel_id = $1", channel_id)

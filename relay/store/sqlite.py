@@ -1042,7 +1042,7 @@ def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes, keep_pct: int) 
     roots, partial = blocks.fold(floor, old_partial, deleted, x_seq)
     _keep_nodes(c, ch, roots, partial)
     nodes = blocks.HASH * (len(roots) + len(partial) - len(old_partial))
-    nodes -= _age(c, ch, floor, x_seq)
+    nodes -= _age(c, ch, x_seq)
     freed = c.execute(
         "SELECT COALESCE(SUM(length(envelope)), 0) FROM patches WHERE ch = ? AND seq <= ?",
         (ch, x_seq),
@@ -1111,14 +1111,12 @@ def _roots(c: sqlite3.Connection, ch: int) -> tuple[dict[int, bytes], dict[int, 
     return blocks.unpack_rows((int(first), bytes(data)) for first, data in rows)
 
 
-def _age(c: sqlite3.Connection, ch: int, before: int, after: int) -> int:
-    """Age the groups of block roots old enough once the floor moved from
-    ``before`` to ``after`` (:func:`relay.store.blocks.aged`): rewrite the
+def _age(c: sqlite3.Connection, ch: int, floor: int) -> int:
+    """Age the groups of block roots old enough at ``floor`` (:func:`relay.store.blocks.aged`;
+    a file written before roots aged ages at its first trim): rewrite the
     channel's few rows.  Returns the bytes freed."""
-    if blocks.aged_groups(after) == blocks.aged_groups(before):
-        return 0
     roots, groups = _roots(c, ch)
-    new_roots, new_groups = blocks.aged(roots, groups, after)
+    new_roots, new_groups = blocks.aged(roots, groups, floor)
     if len(new_groups) == len(groups):
         return 0
     c.execute("DELETE FROM block_roots WHERE ch = ?", (ch,))

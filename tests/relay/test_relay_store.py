@@ -622,6 +622,31 @@ def test_old_block_roots_age_into_group_roots_and_proofs_still_fold(
     run(make_store, body)
 
 
+def test_roots_kept_before_roots_aged_age_at_the_next_trim(
+    make_store: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store written before roots aged (here: with aging held off) holds only
+    block roots; its next trim ages every group old enough, wherever the floor."""
+    monkeypatch.setattr(blocks, "GROUP_BLOCKS", 2)
+    monkeypatch.setattr(blocks, "RECENT_BLOCKS", 10**9)  # as before roots aged
+
+    async def body(store: Store) -> None:
+        await long_line(store, 1500)
+        await store.put_snapshot(CH, pid(1300), b"s" * 32, b"S")
+        assert await store.trim(CH, pid(1300), 0) == 1300
+        _, nodes = await store.proof_nodes(CH, 0, 1500, 10_000)
+        assert [level for level, _ in nodes[:5]] == [8] * 5
+        monkeypatch.setattr(blocks, "RECENT_BLOCKS", 1)
+        await store.put_snapshot(CH, pid(1301), b"t" * 32, b"T")
+        assert await store.trim(CH, pid(1301), 0) == 1301
+        _, nodes = await store.proof_nodes(CH, 0, 1500, 10_000)
+        assert [level for level, _ in nodes[:4]] == [9, 9, 8, 0]  # blocks 0-3 aged; 4 recent
+        ids = ids_to(1500)
+        assert mmr.extends_by_nodes(mmr.EMPTY, 0, nodes, mmr.of(ids), 1500)
+
+    run(make_store, body)
+
+
 def test_a_group_with_a_block_missing_its_root_does_not_age(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
