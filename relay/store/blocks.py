@@ -166,8 +166,9 @@ def age(roots: Mapping[int, bytes], floor: int) -> dict[int, bytes]:
     from tombstones with a hole, keeps its group's roots as they are).
     """
     groups: dict[int, bytes] = {}
+    old_enough = aged_groups(floor)
     for group in sorted({block // GROUP_BLOCKS for block in roots}):
-        if group >= aged_groups(floor):
+        if group >= old_enough:
             break
         first = group * GROUP_BLOCKS
         members = [roots.get(block) for block in range(first, first + GROUP_BLOCKS)]
@@ -185,6 +186,19 @@ def aged(
         return dict(roots), dict(groups)
     kept = {block: root for block, root in roots.items() if block // GROUP_BLOCKS not in new}
     return kept, {**groups, **new}
+
+
+def age_rows(
+    roots: Mapping[int, bytes], groups: Mapping[int, bytes], floor: int, per_row: int
+) -> tuple[dict[int, bytes], int] | None:
+    """A backend's trim: every row of a channel's roots (:func:`pack_rows`) once
+    the groups old enough at ``floor`` have aged, and the bytes that frees;
+    ``None`` when nothing ages (the rows stay as they are)."""
+    new_roots, new_groups = aged(roots, groups, floor)
+    if len(new_groups) == len(groups):
+        return None
+    freed = HASH * (len(roots) + len(groups) - len(new_roots) - len(new_groups))
+    return pack_rows(new_roots, new_groups, per_row), freed
 
 
 def pack_rows(
@@ -311,6 +325,7 @@ __all__ = [
     "RECENT_BLOCKS",
     "BlockFolder",
     "age",
+    "age_rows",
     "aged",
     "aged_groups",
     "fold",

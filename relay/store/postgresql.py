@@ -1304,17 +1304,16 @@ async def _roots(conn: Connection, channel_id: bytes) -> tuple[dict[int, bytes],
 
 
 async def _age(conn: Connection, channel_id: bytes, floor: int) -> int:
-    """Age the groups of block roots old enough at ``floor`` (:func:`relay.store.blocks.aged`;
+    """Age the groups of block roots old enough at ``floor`` (:func:`relay.store.blocks.age_rows`;
     a file written before roots aged ages at its first trim): rewrite the
     channel's few rows.  Returns the bytes freed."""
-    roots, groups = await _roots(conn, channel_id)
-    new_roots, new_groups = blocks.aged(roots, groups, floor)
-    if len(new_groups) == len(groups):
+    aged = blocks.age_rows(*await _roots(conn, channel_id), floor, ROOTS_PER_ROW)
+    if aged is None:
         return 0
+    rows, freed = aged
     await conn.execute("DELETE FROM block_roots WHERE channel_id = $1", channel_id)
-    rows = blocks.pack_rows(new_roots, new_groups, ROOTS_PER_ROW)
     await conn.executemany(_PUT_ROOTS, [(channel_id, first, data) for first, data in rows.items()])
-    return blocks.HASH * (len(roots) + len(groups) - len(new_roots) - len(new_groups))
+    return freed
 
 
 async def _migrate_from_2(conn: Connection) -> None:

@@ -1112,22 +1112,18 @@ def _roots(c: sqlite3.Connection, ch: int) -> tuple[dict[int, bytes], dict[int, 
 
 
 def _age(c: sqlite3.Connection, ch: int, floor: int) -> int:
-    """Age the groups of block roots old enough at ``floor`` (:func:`relay.store.blocks.aged`;
+    """Age the groups of block roots old enough at ``floor`` (:func:`relay.store.blocks.age_rows`;
     a file written before roots aged ages at its first trim): rewrite the
     channel's few rows.  Returns the bytes freed."""
-    roots, groups = _roots(c, ch)
-    new_roots, new_groups = blocks.aged(roots, groups, floor)
-    if len(new_groups) == len(groups):
+    aged = blocks.age_rows(*_roots(c, ch), floor, ROOTS_PER_ROW)
+    if aged is None:
         return 0
+    rows, freed = aged
     c.execute("DELETE FROM block_roots WHERE ch = ?", (ch,))
     c.executemany(
-        "INSERT INTO block_roots VALUES (?, ?, ?)",
-        [
-            (ch, first, data)
-            for first, data in blocks.pack_rows(new_roots, new_groups, ROOTS_PER_ROW).items()
-        ],
+        "INSERT INTO block_roots VALUES (?, ?, ?)", [(ch, f, data) for f, data in rows.items()]
     )
-    return blocks.HASH * (len(roots) + len(groups) - len(new_roots) - len(new_groups))
+    return freed
 
 
 def _give_back_free_pages(c: sqlite3.Connection) -> None:
