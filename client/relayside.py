@@ -137,6 +137,15 @@ def wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Ours:
+    """One of our snapshots, sent: what its compaction needs once it is stored."""
+
+    height: int  # of its patch X
+    sealed: int  # its sealed bytes
+    plain: int  # its content's bytes before compression
+
+
 class Phase(enum.Enum):
     """The connection phase of a session."""
 
@@ -200,8 +209,7 @@ class RelaySide:
         self.retention_pct = retention_pct
         self.catch_up_window_ms = catch_up_window_ms
         self._peer_heads: dict[str, tuple[int, int]] = {}  # who -> (height, heard at ms)
-        # our snapshot id -> (height, X, its sealed bytes, its document's bytes)
-        self._snapshot_of: dict[bytes, tuple[int, bytes, int, int]] = {}
+        self._snapshot_of: dict[bytes, _Ours] = {}  # our snapshot id -> what it is
         # The snapshot the engine found due, sealed and sent by a tick once every
         # edit is acknowledged (:meth:`_send_snapshot`), and since when one is.
         self._snapshot_due: SendSnapshot | None = None
@@ -662,7 +670,7 @@ class RelaySide:
         made = self._snapshot_of.pop(snapshot_id, None)
         if not self.compact or made is None:
             return
-        limit = min(made[0] - 1, self._lowest_peer_head())
+        limit = min(made.height - 1, self._lowest_peer_head())
         older = [v for v in self.engine.snapshots.verified if v[0] <= limit]
         if not older:
             return
@@ -670,7 +678,7 @@ class RelaySide:
         trim = self.engine.snapshots.seal_trim_at(x_id, height)
         self._compacting.add(trim.id)
         self.compacted["sent"] += 1
-        self._outbox.trim(trim, self.keep_pct(made[2], made[3]))
+        self._outbox.trim(trim, self.keep_pct(made.sealed, made.plain))
 
     def keep_pct(self, sealed: int, plain: int) -> int:
         """The retention of a compaction after our snapshot of ``sealed`` bytes
@@ -719,13 +727,13 @@ class RelaySide:
         assert event is not None
         node, sealed = self.engine.chain.nodes.get(event.of), event.sealed
         if node is not None:
-            self._sealed_ours(sealed, node.height, node.id)
+            self._sealed_ours(sealed, node.height)
         self._upload(sealed)
 
-    def _sealed_ours(self, sealed: Sealed, height: int, x_id: bytes) -> None:
-        """Remember our snapshot ``sealed`` (just sealed) of patch ``x_id`` at ``height``."""
+    def _sealed_ours(self, sealed: Sealed, height: int) -> None:
+        """Remember our snapshot ``sealed`` (just sealed) of the patch at ``height``."""
         plain = self.engine.snapshots.last_plain
-        self._snapshot_of[sealed.id] = (height, x_id, len(sealed.data), plain)
+        self._snapshot_of[sealed.id] = _Ours(height, len(sealed.data), plain)
 
     def _upload(self, sealed: Sealed) -> None:
         if self.phase in (Phase.JOINING, Phase.LIVE):

@@ -384,7 +384,7 @@ class PadSession(RelaySide):
             self.upload = Upload(b"", stored=True)
             return self.upload
         head = self.engine.head
-        self._sealed_ours(snapshot, head.height, head.id)
+        self._sealed_ours(snapshot, head.height)
         self.upload = Upload(snapshot.id)
         self._upload(snapshot)
         return self.upload

@@ -257,7 +257,7 @@ class SendSnapshot:
 
     __slots__ = ("_seal", "_sealed", "of", "size")
 
-    def __init__(self, of: bytes, seal: Callable[[], Sealed], size: int = 0) -> None:
+    def __init__(self, of: bytes, seal: Callable[[], Sealed], size: int) -> None:
         self.of = of
         self.size = size  # the document's size (DocType.size): what sealing costs
         self._seal: Callable[[], Sealed] | None = seal
@@ -305,7 +305,7 @@ class Snapshots(Generic[D, P]):
         # Snapshots this session checked equal to its own text, or sealed: (height, X id).
         self.verified: list[tuple[int, bytes]] = []
         self.height = 0  # the height of the latest snapshot made, loaded or matched
-        self.bytes_since = 0  # sealed bytes of the best chain's patches after it
+        self.bytes_since = 0  # what the best chain's patches after it cost stored
         self.vouched: tuple[bytes, str] | None = None  # (author key, name) of the one loaded
         self.retention: Retention | None = None  # the pad's record in force, as we know it
 
