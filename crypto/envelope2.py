@@ -55,6 +55,7 @@ from .envelope import (
     ZERO_ID,
     Kind,
     draw_nonce,
+    parse_header,
 )
 from .errors import (
     BadAuthorSignature,
@@ -66,6 +67,7 @@ from .identity import Author, check_name
 from .keys import PadKeys, channel_id_for
 
 __all__ = [
+    "MAX_RECORD_BYTES",
     "PAD",
     "SESSION",
     "SIGNED_KINDS",
@@ -76,15 +78,19 @@ __all__ = [
     "PadRecord",
     "SessionKeys",
     "SessionRecord",
+    "is_session_record",
     "nonce_for",
     "open_envelope",
     "open_pad_record",
     "open_session_record",
     "parse",
+    "ref_of",
     "seal",
     "seal_pad_record",
     "seal_session_record",
+    "session_key_of",
     "session_tag",
+    "tag_of",
     "verify",
     "verify_pad_record",
     "verify_session_record",
@@ -106,7 +112,12 @@ _PAD = b"blindpad/v2/pad"
 PAD = 0x06
 _PAD_MIN = 2 + KEY_LEN + 32 + NONCE_LEN + MAC_LEN + SIGNATURE_LEN
 _RECORD_MIN = 2 + KEY_LEN + NONCE_LEN + MAC_LEN + SIGNATURE_LEN
+#: The longest session record: content of author key, signature, a 10-byte
+#: varint, the name's length and a name of MAX_NAME_BYTES.
+MAX_RECORD_BYTES = _RECORD_MIN + KEY_LEN + SIGNATURE_LEN + 10 + 1 + MAX_NAME_BYTES
 _U64 = 1 << 64
+_V2 = bytes((VERSION,))
+_SESSION_HEAD = bytes((VERSION, SESSION))
 
 
 def _signed(data: bytes, key: bytes, label: bytes, channel_id: bytes) -> bool:
@@ -119,6 +130,34 @@ def _signed(data: bytes, key: bytes, label: bytes, channel_id: bytes) -> bool:
 def session_tag(session_key: bytes) -> bytes:
     """The 4-byte tag naming a session key in envelopes."""
     return hashlib.sha256(session_key).digest()[:TAG_LEN]
+
+
+_TAG_AT = 2 + ID_LEN
+
+
+def tag_of(data: bytes) -> bytes | None:
+    """The session tag of a version-2 session-signed envelope (layout not
+    checked: use on bytes already checked or stored), None for any other."""
+    if data[:1] != _V2 or len(data) < _TAG_AT + TAG_LEN or data[1] not in SIGNED_KINDS:
+        return None
+    return data[_TAG_AT : _TAG_AT + TAG_LEN]
+
+
+def is_session_record(data: bytes) -> bool:
+    """Whether ``data`` looks like a session record (version and kind only)."""
+    return data[:2] == _SESSION_HEAD
+
+
+def ref_of(data: bytes) -> bytes:
+    """The ``ref`` of a sealed envelope of either version (its parent, or the
+    patch its snapshot or trim is of), from the clear header alone.
+
+    Raises:
+        MalformedEnvelope: neither version's header parses.
+    """
+    if data[:1] == _V2:
+        return parse(data).ref
+    return parse_header(data).ref
 
 
 def nonce_for(session_key: bytes, counter: int) -> bytes:
@@ -214,11 +253,17 @@ def verify_session_record(data: bytes, verify_key: bytes, channel_id: bytes) -> 
         MalformedEnvelope: not a version-2 session record.
         BadChannelSignature: not signed by the channel's key.
     """
-    if len(data) < _RECORD_MIN or data[0] != VERSION or data[1] != SESSION:
+    if not _RECORD_MIN <= len(data) <= MAX_RECORD_BYTES or data[:2] != bytes((VERSION, SESSION)):
         raise MalformedEnvelope("not a version-2 session record")
     if not _signed(data, verify_key, _SESSION, channel_id):
         raise BadChannelSignature("session record not signed by the channel key")
     return data[2 : 2 + KEY_LEN]
+
+
+def session_key_of(record: bytes) -> bytes:
+    """The session key a record registers (layout not checked: use on a record
+    :func:`verify_session_record` accepted)."""
+    return record[2 : 2 + KEY_LEN]
 
 
 def open_session_record(keys: PadKeys, data: bytes) -> SessionRecord:

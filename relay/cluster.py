@@ -52,9 +52,10 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from crypto import envelope2
 from relay.bus import Bus, BusMessage, Committed, PeerNotice, Relayed, SnapshotStored
 from relay.errors import ProtocolViolation
-from relay.hub import Hub
+from relay.hub import Hub, load_records
 from relay.limits import HISTORY_PAGE_BYTES, Limits
 from relay.live import LiveSnapshots
 from relay.store import HistoryTrimmed, Membership, Store, StoreStats
@@ -229,6 +230,8 @@ class Cluster:
                 if not read.patches:  # a hint beyond the head: nothing to offer
                     state.wanted = state.offered
                     return
+                tags = [envelope2.tag_of(patch.envelope) for patch in read.patches]
+                await load_records(self.store, channel_id, state.sessions, tags)
                 for patch in read.patches:
                     self.hub.publish(channel_id, patch.seq, patch.envelope, 0, None)
                     if patch.seq > state.offered:  # new here: its bytes count, as for ours

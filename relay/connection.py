@@ -68,13 +68,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import crypto
+from crypto import envelope2
 from crypto.envelope import Header, Kind, envelope_id, parse_header
 from crypto.keys import channel_id_for
 from relay.bus import NoBus
 from relay.cluster import Cluster
 from relay.edge.faults import Faults
 from relay.errors import ProtocolViolation, Refused
-from relay.hub import ChannelState, Hub, Outbox, Subscription
+from relay.hub import ChannelState, Hub, Outbox, Subscription, load_records, record_before
 from relay.limits import HISTORY_PAGE_BYTES, MAX_PUSHES_IN_FLIGHT, Limits, TokenBucket
 from relay.metrics import Metrics
 from relay.store import (
@@ -85,6 +86,7 @@ from relay.store import (
     HistoryTrimmed,
     Membership,
     NoSnapshot,
+    SessionAdded,
     SnapshotDisputed,
     Store,
     StoredPatch,
@@ -102,7 +104,7 @@ log = logging.getLogger("blindpad.relay")
 
 
 #: Client frames that carry a sealed envelope or a chunk of one, besides PUSH.
-_Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral | frames.Dispute
+_Upload = frames.SnapshotChunk | frames.Trim | frames.Ephemeral | frames.Dispute | frames.Session
 
 #: The requests this relay serves (a client frame type it does not serve is fatal
 #: PROTOCOL, as an unknown type is).
@@ -124,6 +126,8 @@ _SIGNATURE_REFUSALS = {
     Verdict.BAD_SIGNATURE: RefuseCode.BAD_SIGNATURE,
     Verdict.MALFORMED: RefuseCode.MALFORMED_ENVELOPE,
 }
+
+_VERSION_2 = bytes((envelope2.VERSION,))
 
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
@@ -226,6 +230,16 @@ class _Assembly:
     started: float
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Seen:
+    """What the relay reads of an envelope's clear header, either version."""
+
+    channel_id: bytes  # version 1: from the header; version 2: from the frame
+    ref: bytes
+    tag: bytes | None  # version 2: the session that signed it
+    header: Header | None  # version 1: the parsed header, for its signature check
+
+
 @dataclasses.dataclass(slots=True)
 class _Push:
     """A push past the cheap checks, waiting for its signature check and its
@@ -233,7 +247,7 @@ class _Push:
     refusal, or the ACK of a resend)."""
 
     frame: frames.Push
-    header: Header
+    header: _Seen
     state: ChannelState
     patch_id: bytes
     #: Future[AppendResult | bytes]: the store's own future where it can be.
@@ -371,6 +385,8 @@ class Connection:
                 await self._trim(frame)
             elif isinstance(frame, frames.Dispute):
                 await self._dispute(frame)
+            elif isinstance(frame, frames.Session):
+                await self._session(frame)
             elif isinstance(frame, frames.ProofRequest):
                 await self._proof(frame)
             else:
@@ -395,14 +411,28 @@ class Connection:
         if wait_ms:
             raise _Refusal(RefuseCode.RATE_LIMITED, retry_after_ms=wait_ms)
 
-    def _envelope(self, envelope: bytes, kind: Kind) -> Header:
+    @staticmethod
+    def _envelope(envelope: bytes, kind: Kind, channel_id: bytes = frames.ZERO_ID) -> _Seen:
+        """The clear header of an envelope of ``kind`` sent in a frame naming
+        ``channel_id``: a version-2 envelope is for the frame's channel (it names
+        none, PROTOCOL.md §9.1), a version-1 envelope for its header's (the
+        frame's, if named, must be the same)."""
         try:
+            if envelope[:1] == _VERSION_2:
+                parsed = envelope2.parse(envelope)
+                if parsed.kind != kind:
+                    raise _Refusal(RefuseCode.WRONG_KIND)
+                if channel_id == frames.ZERO_ID:
+                    raise crypto.MalformedEnvelope("a version-2 envelope's frame names no channel")
+                return _Seen(channel_id, parsed.ref, parsed.tag, None)
             header = parse_header(envelope)
         except crypto.MalformedEnvelope:
             raise _Refusal(RefuseCode.MALFORMED_ENVELOPE) from None
         if header.kind is not kind:
             raise _Refusal(RefuseCode.WRONG_KIND)
-        return header
+        if channel_id not in (frames.ZERO_ID, header.channel_id):
+            raise _Refusal(RefuseCode.MALFORMED_ENVELOPE)
+        return _Seen(header.channel_id, header.ref, None, header)
 
     def _channel(self, channel_id: bytes) -> ChannelState:
         if channel_id not in self.subs:
@@ -418,9 +448,22 @@ class Connection:
         if self.relay.storage_bytes + size > limits.max_storage_bytes:
             raise _Refusal(RefuseCode.STORAGE_FULL)
 
-    @staticmethod
-    def _signature(envelope: bytes, state: ChannelState, header: Header | None = None) -> None:
-        refused = _SIGNATURE_REFUSALS.get(signature_verdict(envelope, state.verify_key, header))
+    async def _signing_key(self, state: ChannelState, seen: _Seen) -> bytes:
+        """The key that must have signed the envelope: the channel's verify key
+        (version 1) or the key its session registered (version 2; refused
+        UNKNOWN_SESSION if none did)."""
+        if seen.tag is None:
+            return state.verify_key
+        await load_records(self.relay.store, seen.channel_id, state.sessions, (seen.tag,))
+        record = state.sessions.get(seen.tag)
+        if record is None:
+            raise _Refusal(RefuseCode.UNKNOWN_SESSION)
+        return envelope2.session_key_of(record)
+
+    async def _signature(self, envelope: bytes, state: ChannelState, seen: _Seen) -> None:
+        key = await self._signing_key(state, seen)
+        verdict = signature_verdict(envelope, key, seen.header, seen.channel_id)
+        refused = _SIGNATURE_REFUSALS.get(verdict)
         if refused is not None:
             raise _Refusal(refused)
 
@@ -439,10 +482,11 @@ class Connection:
         costs no task: futures call back (a task per push was a tenth of the
         event loop at 500 x 2).
         """
-        header = self._envelope(frame.envelope, Kind.PATCH)
+        header = self._envelope(frame.envelope, Kind.PATCH, frame.channel_id)
         patch_id = envelope_id(frame.envelope)
         try:
             state = self._check_push(frame, header)
+            key = await self._signing_key(state, header)
         except _Refusal as refusal:
             await self.outbox.put(await self._refused_push(frame, header, patch_id, refusal))
             return
@@ -454,18 +498,18 @@ class Connection:
             await asyncio.wait({self._pushes[0].outcome})
         push = _Push(frame, header, state, patch_id)
         verifier = self.relay.verifier
-        verdict = verifier.verdict_now(frame.envelope, state.verify_key, header)
+        verdict = verifier.verdict_now(frame.envelope, key, header.header, header.channel_id)
         if verdict is not None:
             push.outcome = self._onward(push, verdict)
         else:
             push.outcome = asyncio.get_running_loop().create_future()
-            checked = verifier.check(frame.envelope, state.verify_key)
+            checked = verifier.check(frame.envelope, key, header.channel_id)
             checked.add_done_callback(functools.partial(self._verified, push))
         self._pushes.append(push)
         self.push_bytes += size
         push.outcome.add_done_callback(self._appended)
 
-    def _check_push(self, frame: frames.Push, header: Header) -> ChannelState:
+    def _check_push(self, frame: frames.Push, header: _Seen) -> ChannelState:
         self._rate()
         if len(frame.envelope) > self.relay.limits.max_patch_bytes:
             raise _Refusal(RefuseCode.PATCH_TOO_LARGE)
@@ -474,7 +518,7 @@ class Connection:
         return state
 
     async def _refused_push(
-        self, frame: frames.Push, header: Header, patch_id: bytes, refusal: _Refusal
+        self, frame: frames.Push, header: _Seen, patch_id: bytes, refusal: _Refusal
     ) -> bytes:
         """The answer to a push that failed a check: an ACK with its original seq
         if it is a resend of a stored patch (dedupe comes before every other
@@ -649,13 +693,18 @@ class Connection:
         """Send the history a part at a time: a slow reader holds one chunk of
         the snapshot or one page of patches, never the whole pad (PROTOCOL.md
         §5.3, term S)."""
-        cid = frame.channel_id
+        cid, store = frame.channel_id, self.relay.store
         if read.snapshot is not None:
-            await self._send_snapshot(cid, read.snapshot)
+            await self._send_snapshot(sub, read.snapshot)
         pages = PatchPages(self.relay, cid, read)
         try:
             async for page in pages:
+                tags = (envelope2.tag_of(patch.envelope) for patch in page)
+                await load_records(store, cid, sub.records, tags)
                 for patch in page:
+                    record = await record_before(store, sub, patch.envelope)
+                    if record is not None:
+                        await self.outbox.put(record)
                     history = frames.History(cid, patch.seq, patch.envelope)
                     await self.outbox.put(frames.encode(history))
         except HistoryTrimmed:  # trimmed while we sent it: the client resumes
@@ -671,11 +720,14 @@ class Connection:
             await self.outbox.put(frames.encode(frames.PeerJoined(cid, peer)))
         sub.go_live(head.seq + 1)
 
-    async def _send_snapshot(self, cid: bytes, snapshot: StoredSnapshot) -> None:
-        step, offset = self.relay.limits.chunk_bytes, 0
+    async def _send_snapshot(self, sub: Subscription, snapshot: StoredSnapshot) -> None:
+        step, offset, cid = self.relay.limits.chunk_bytes, 0, sub.channel_id
         flags = frames.SNAPSHOT_DISPUTED if snapshot.disputed else 0
         try:
             async for chunk in snapshot_parts(self.relay.store, cid, snapshot, step):
+                record = await record_before(self.relay.store, sub, chunk) if not offset else None
+                if record is not None:
+                    await self.outbox.put(record)
                 snap = frames.Snapshot(cid, snapshot.x_seq, flags, snapshot.size, offset, chunk)
                 await self.outbox.put(frames.encode(snap))
                 offset += len(chunk)
@@ -713,10 +765,10 @@ class Connection:
         envelope = self._assemble(frame)
         if envelope is None:
             return
-        header = self._envelope(envelope, Kind.SNAPSHOT)
+        header = self._envelope(envelope, Kind.SNAPSHOT, frame.channel_id)
         state = self._channel(header.channel_id)
         self._quotas(state, len(envelope), pad=False)
-        self._signature(envelope, state)
+        await self._signature(envelope, state, header)
         snapshot_id = envelope_id(envelope)
         try:
             x_seq = await self.relay.store.put_snapshot(
@@ -763,9 +815,9 @@ class Connection:
         self._rate()
         if len(frame.envelope) > self.relay.limits.max_patch_bytes:
             raise _Refusal(RefuseCode.PATCH_TOO_LARGE)
-        header = self._envelope(frame.envelope, Kind.TRIM)
+        header = self._envelope(frame.envelope, Kind.TRIM, frame.channel_id)
         state = self._channel(header.channel_id)
-        self._signature(frame.envelope, state)
+        await self._signature(frame.envelope, state, header)
         try:
             floor = await self.relay.store.trim(header.channel_id, header.ref, frame.keep_pct)
         except StoreUnknownPatch:
@@ -785,12 +837,12 @@ class Connection:
         Checks in order: envelope header, kind, size, rate, subscription,
         channel signature, the snapshot is stored; ACK seq = the snapshot's X.
         """
-        header = self._envelope(frame.envelope, Kind.DISPUTE)
+        header = self._envelope(frame.envelope, Kind.DISPUTE, frame.channel_id)
         if len(frame.envelope) > self.relay.limits.max_ephemeral_bytes:
             raise _Refusal(RefuseCode.DISPUTE_TOO_LARGE)
         self._rate()
         state = self._channel(header.channel_id)
-        self._signature(frame.envelope, state)
+        await self._signature(frame.envelope, state, header)
         dispute_id = envelope_id(frame.envelope)
         try:
             x_seq = await self.relay.store.add_dispute(
@@ -800,6 +852,35 @@ class Connection:
             raise _Refusal(RefuseCode.UNKNOWN_PATCH) from None
         await self._refresh(header.channel_id, state)
         await self.outbox.put(frames.encode(frames.Ack(frame.request_id, x_seq, dispute_id)))
+
+    async def _session(self, frame: frames.Session) -> None:
+        """Register a version-2 session record (PROTOCOL.md §9.3).
+
+        Checks in order: rate, subscription, layout (at most
+        MAX_RECORD_BYTES) and channel signature (only an editor registers a
+        session), quotas, the tag is free on the channel (a resend of the same
+        record is ACKed again).  ACK: seq 0 (a record has no place in the
+        chain), id = the record's id."""
+        record = frame.record
+        self._rate()
+        state = self._channel(frame.channel_id)
+        try:
+            key = envelope2.verify_session_record(record, state.verify_key, frame.channel_id)
+        except crypto.MalformedEnvelope:
+            raise _Refusal(RefuseCode.MALFORMED_ENVELOPE) from None
+        except crypto.BadChannelSignature:
+            raise _Refusal(RefuseCode.BAD_SIGNATURE) from None
+        tag = envelope2.session_tag(key)
+        if state.sessions.get(tag) != record:
+            self._quotas(state, len(record), pad=False)
+            added = await self.relay.store.add_session(frame.channel_id, tag, record)
+            if added is SessionAdded.TAKEN:
+                raise _Refusal(RefuseCode.SESSION_TAG_TAKEN)
+            state.sessions[tag] = record
+            if added is SessionAdded.STORED:
+                await self._refresh(frame.channel_id, state)
+        ack = frames.Ack(frame.request_id, 0, envelope_id(record))
+        await self.outbox.put(frames.encode(ack))
 
     async def _proof(self, frame: frames.ProofRequest) -> None:
         """Name the nodes covering the patches after ``from_seq`` up to ``to_seq``, at

@@ -56,7 +56,9 @@ from starlette.responses import (
 )
 from starlette.types import Message, Receive, Scope, Send
 
+from crypto import envelope2
 from relay.connection import PatchPages, RelayState, rolled_back
+from relay.hub import SessionsSent, load_records
 from relay.limits import HISTORY_PAGE_BYTES
 from relay.metrics import CONTENT_TYPE, Gauges
 from relay.store import (
@@ -67,7 +69,14 @@ from relay.store import (
     StoredSnapshot,
     snapshot_parts,
 )
-from wire.history import RECORD_PATCH, RECORD_SNAPSHOT, end_record, record, record_header
+from wire.history import (
+    RECORD_PATCH,
+    RECORD_SESSION,
+    RECORD_SNAPSHOT,
+    end_record,
+    record,
+    record_header,
+)
 
 log = logging.getLogger("blindpad.relay")
 
@@ -272,6 +281,17 @@ class _Stalled(Exception):
     """The reader of a history response took no part of it for ``history_stall_seconds``."""
 
 
+async def _sessions(
+    relay: RelayState, cid: bytes, sessions: SessionsSent, envelopes: list[bytes]
+) -> bytes:
+    """The §4.2 records of the session records ``envelopes`` need and the body
+    has not carried yet."""
+    tags = [envelope2.tag_of(envelope) for envelope in envelopes]
+    await load_records(relay.store, cid, sessions.records, tags)
+    found = (sessions.first(tag) for tag in tags)
+    return b"".join(record(RECORD_SESSION, 0, sealed) for sealed in found if sealed is not None)
+
+
 async def history_pages(relay: RelayState, cid: bytes, read: HistoryRead) -> AsyncIterator[bytes]:
     """The §4.2 records of ``read`` and the pages after it, up to its head, then the end.
 
@@ -280,18 +300,25 @@ async def history_pages(relay: RelayState, cid: bytes, read: HistoryRead) -> Asy
     """
     pages = PatchPages(relay, cid, read, to_first_head=True)
     head = pages.head
+    sessions = SessionsSent({})
     if read.snapshot is not None:
         snapshot = read.snapshot
-        yield record_header(RECORD_SNAPSHOT, snapshot.x_seq, snapshot.size)
+        header = record_header(RECORD_SNAPSHOT, snapshot.x_seq, snapshot.size)
         try:
             async for part in snapshot_parts(relay.store, cid, snapshot, HISTORY_PAGE_BYTES):
+                if header:  # the first part: its session's record goes first
+                    part = await _sessions(relay, cid, sessions, [part]) + header + part
+                    header = b""
                 yield part
         except NoSnapshot:
             log.info("history read cut in its snapshot: trimmed while it was sent")
             return
     try:
         async for page in pages:
-            yield b"".join(record(RECORD_PATCH, p.seq, p.envelope) for p in page)
+            envelopes = [patch.envelope for patch in page]
+            yield await _sessions(relay, cid, sessions, envelopes) + b"".join(
+                record(RECORD_PATCH, p.seq, p.envelope) for p in page
+            )
     except HistoryTrimmed:
         log.info("history read cut at seq %d: trimmed while it was sent", pages.after)
         return

@@ -37,6 +37,15 @@ several relay processes share a store, :mod:`relay.cluster` calls
 :meth:`Hub.publish` for commits made elsewhere (read back from the store); the
 seq filter makes an offer made twice harmless, and an ACK held for the pusher
 is never replaced by the same patch's BROADCAST.
+
+A version-2 envelope is signed by a *session* whose record (its key, sealed
+author) the receiver needs first (PROTOCOL.md §8.4): a subscription sends a
+session's RECORD right before the first envelope of that session it emits,
+from history, a snapshot or live, and remembers the tags it sent.  The
+channel's records are cached in :attr:`ChannelState.sessions`; whoever is
+about to emit an envelope makes sure its record is there
+(:func:`load_records`: the push path registered it, the history and the
+cluster's fill read the store), so emitting never waits.
 """
 
 from __future__ import annotations
@@ -45,9 +54,11 @@ import asyncio
 import collections
 import dataclasses
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from crypto import envelope2
 from relay.errors import ProtocolViolation
+from relay.store import Store
 from wire import frames
 from wire.codes import ErrorCode
 from wire.turns import Turns
@@ -168,6 +179,31 @@ class SubState(enum.Enum):
 class _Offer:
     frame: bytes | None
     is_ack: bool
+    tag: bytes | None = None  # the session of a version-2 envelope's BROADCAST
+
+
+class SessionsSent:
+    """The session records one reader (a subscription, an HTTP history body) was
+    sent: each once, right before the first envelope of its session.
+
+    Args:
+        records: the channel's session records known here, tag -> record.
+    """
+
+    def __init__(self, records: dict[bytes, bytes]) -> None:
+        self.records = records
+        self._sent: set[bytes] = set()
+
+    def first(self, tag: bytes | None) -> bytes | None:
+        """The record to send before an envelope of session ``tag`` (None: a
+        version-1 envelope's): the record the first time, else None.  A record
+        not loaded is not sent: the reader resumes (PROTOCOL.md §8.4)."""
+        if tag is None or tag in self._sent:
+            return None
+        record = self.records.get(tag)
+        if record is not None:
+            self._sent.add(tag)
+        return record
 
 
 class Subscription:
@@ -193,9 +229,36 @@ class Subscription:
         #: The live snapshot being sent on this subscription (relay.live), if any:
         #: closing the subscription cancels it, so no chunk follows an UNSUBSCRIBED.
         self.sending: asyncio.Task[None] | None = None
+        #: The session records this subscription sent (and the channel's, cached:
+        #: :attr:`ChannelState.sessions`, set by :meth:`Hub.register`).
+        self.sessions = SessionsSent({})
 
-    def offer(self, seq: int, frame: bytes | None, *, is_ack: bool = False) -> None:
-        """Offer patch ``seq`` (its BROADCAST or ACK frame; None = send nothing)."""
+    @property
+    def records(self) -> dict[bytes, bytes]:
+        """The channel's session records known here, tag -> record."""
+        return self.sessions.records
+
+    def record_frame(self, tag: bytes | None) -> bytes | None:
+        """The RECORD to send before an envelope of session ``tag`` (None: a
+        version-1 envelope): the session's record the first time, else None."""
+        record = self.sessions.first(tag)
+        if record is None:
+            return None
+        return frames.encode(frames.Record(self.channel_id, envelope2.SESSION, record))
+
+    def _emit(self, offer: _Offer) -> None:
+        if offer.frame is None:
+            return
+        record = self.record_frame(offer.tag)
+        if record is not None:
+            self.outbox.offer(record)
+        self.outbox.offer(offer.frame)
+
+    def offer(
+        self, seq: int, frame: bytes | None, *, is_ack: bool = False, tag: bytes | None = None
+    ) -> None:
+        """Offer patch ``seq`` (its BROADCAST or ACK frame; None = send nothing;
+        ``tag``: the session of a version-2 BROADCAST's envelope)."""
         if self.state is SubState.CLOSED:
             return
         if self.next_seq is not None and seq < self.next_seq:
@@ -207,7 +270,7 @@ class Subscription:
             if held.is_ack or not is_ack:
                 return
             self.outbox.held -= len(held.frame or b"")  # the pusher gets its ACK
-        self._pending[seq] = _Offer(frame, is_ack)
+        self._pending[seq] = _Offer(frame, is_ack, tag)
         self.outbox.held += len(frame or b"")
         if len(self._pending) > self._max_pending or self.outbox.over_budget():
             violation = ProtocolViolation(ErrorCode.SLOW_CONSUMER, "too many undelivered patches")
@@ -243,8 +306,7 @@ class Subscription:
         while self.next_seq in self._pending:
             offer = self._pending.pop(self.next_seq)
             self.outbox.held -= len(offer.frame or b"")
-            if offer.frame is not None:
-                self.outbox.offer(offer.frame)
+            self._emit(offer)
             self.next_seq += 1
 
 
@@ -270,6 +332,8 @@ class ChannelState:
     subscribers: dict[int, Subscription] = dataclasses.field(default_factory=dict)
     #: Turns (PROTOCOL.md §13.3) among this process's connections.
     turns: Turns = dataclasses.field(default_factory=Turns)
+    #: Session records of the channel known here, tag -> record (version 2).
+    sessions: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
 
 
 class Hub:
@@ -282,9 +346,10 @@ class Hub:
 
     def register(self, state: ChannelState, channel_id: bytes, sub: Subscription) -> None:
         """Add ``sub`` (before its history is read) and tell the other subscribers."""
-        self.channels.setdefault(channel_id, state)
+        state = self.channels.setdefault(channel_id, state)
         self.notify(channel_id, frames.encode(frames.PeerJoined(channel_id, sub.connection_id)))
-        self.channels[channel_id].subscribers[sub.connection_id] = sub
+        state.subscribers[sub.connection_id] = sub
+        sub.sessions.records = state.sessions
 
     def peers(self, channel_id: bytes, connection_id: int) -> list[int]:
         """Return the other connections subscribed to the channel."""
@@ -315,13 +380,14 @@ class Hub:
         if state is None:
             return False
         frame = frames.encode(frames.Broadcast(channel_id, seq, envelope))
+        tag = envelope2.tag_of(envelope)
         if self.observe_fanout is not None:
             self.observe_fanout(len(state.subscribers))
         for sub in state.subscribers.values():
             if sub.connection_id == origin:
                 sub.offer(seq, ack, is_ack=True)
             else:
-                sub.offer(seq, frame)
+                sub.offer(seq, frame, tag=tag)
         return origin in state.subscribers
 
     def notify(self, channel_id: bytes, frame: bytes) -> None:
@@ -340,3 +406,22 @@ class Hub:
         for sub in state.subscribers.values():
             if sub.connection_id != origin and not sub.outbox.half_full:
                 sub.outbox.offer(frame)
+
+
+async def record_before(store: Store, sub: Subscription, envelope_head: bytes) -> bytes | None:
+    """The RECORD ``sub`` must send before an envelope starting with
+    ``envelope_head`` (a whole envelope or its first chunk), read from the
+    store if need be; None if it needs none."""
+    tag = envelope2.tag_of(envelope_head)
+    await load_records(store, sub.channel_id, sub.records, (tag,))
+    return sub.record_frame(tag)
+
+
+async def load_records(
+    store: Store, channel_id: bytes, records: dict[bytes, bytes], tags: Iterable[bytes | None]
+) -> None:
+    """Make sure ``records`` (a channel's cached session records) holds those of
+    ``tags`` the store has (None, a version-1 envelope's, needs none)."""
+    missing = {tag for tag in tags if tag is not None and tag not in records}
+    if missing:
+        records.update(await store.sessions(channel_id, missing))

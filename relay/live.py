@@ -45,7 +45,7 @@ import dataclasses
 import logging
 
 from relay.errors import ProtocolViolation
-from relay.hub import Hub, Subscription, SubState
+from relay.hub import Hub, Subscription, SubState, record_before
 from relay.store import NoSnapshot, Store, StoredSnapshot, snapshot_parts
 from wire import frames
 from wire.codes import ErrorCode
@@ -151,6 +151,9 @@ class LiveSnapshots:
             async for chunk in snapshot_parts(self.store, cid, snapshot, self.chunk_bytes):
                 if outbox.failure is not None or outbox.stopped:
                     return
+                record = await record_before(self.store, sub, chunk) if not offset else None
+                if record is not None:
+                    await outbox.put(record)
                 frame = frames.Snapshot(cid, snapshot.x_seq, flags, snapshot.size, offset, chunk)
                 await outbox.put(frames.encode(frame))
                 offset += len(chunk)

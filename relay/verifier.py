@@ -1,4 +1,4 @@
-"""Channel signatures of pushes, checked off the event loop.
+"""Signatures of pushes (channel or session signatures), checked off the event loop.
 
 Theory of operation
 -------------------
@@ -11,10 +11,12 @@ check alone and 5.2 ms each beside a busy loop.  So the checks run in a
 **helper process** (``python -m relay.verifier``) that the relay starts with
 its store and feeds through a pipe:
 
-- :meth:`Verifier.check` queues ``(verify key, envelope)`` and returns a
-  future; the queue goes to the helper as one batch
-  (``u32 length || (key 32 || u32 n || envelope n)*``, one write) when it
-  holds :data:`BATCH_CHECKS` or at the end of the loop turn, whichever
+- :meth:`Verifier.check` queues ``(key, channel, envelope)`` (the channel's
+  verify key for a version-1 envelope; for a version-2 one, its session's key
+  and the channel id the signature covers) and returns a future; the queue
+  goes to the helper as one batch
+  (``u32 length || (key 32 || channel 32 || u32 n || envelope n)*``, one
+  write) when it holds :data:`BATCH_CHECKS` or at the end of the loop turn, whichever
   comes first, so the helper starts on a turn's first checks while the loop
   reads on;
 - the helper answers each batch with one byte per envelope, in order
@@ -51,6 +53,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import crypto
+from crypto import envelope2
 from crypto.envelope import Header, verify_channel_signature
 
 log = logging.getLogger("blindpad.relay")
@@ -71,6 +74,8 @@ STALL_SECONDS = 10.0
 BATCH_CHECKS = 32
 
 _U32 = struct.Struct(">I")
+_NO_CHANNEL = bytes(32)  # a version-1 envelope names its own channel
+_VERSION_2 = bytes((envelope2.VERSION,))
 
 
 class Verdict(enum.IntEnum):
@@ -81,19 +86,27 @@ class Verdict(enum.IntEnum):
     MALFORMED = 2
 
 
-def verdict(envelope: bytes, verify_key: bytes, header: Header | None = None) -> Verdict:
-    """Check ``envelope``'s channel signature under ``verify_key`` (the relay's
-    check); ``header`` is ``parse_header(envelope)`` if the caller has it."""
+def verdict(
+    envelope: bytes, key: bytes, header: Header | None = None, channel_id: bytes = _NO_CHANNEL
+) -> Verdict:
+    """Check ``envelope``'s signature (the relay's check): a version-1
+    envelope's channel signature under the channel's verify ``key``
+    (``header`` is ``parse_header(envelope)`` if the caller has it), a
+    version-2 envelope's session signature under its session ``key`` for
+    ``channel_id`` (PROTOCOL.md §9.1: the channel is signed, not sent)."""
     try:
-        verify_channel_signature(envelope, verify_key, header)
-    except crypto.BadChannelSignature:
+        if envelope[:1] == _VERSION_2:
+            envelope2.verify(envelope, key, channel_id)
+        else:
+            verify_channel_signature(envelope, key, header)
+    except (crypto.BadChannelSignature, crypto.BadSessionSignature):
         return Verdict.BAD_SIGNATURE
     except crypto.MalformedEnvelope:
         return Verdict.MALFORMED
     return Verdict.GOOD
 
 
-_Check = tuple[bytes, bytes, "asyncio.Future[Verdict]"]  # (envelope, key, answer)
+_Check = tuple[bytes, bytes, bytes, "asyncio.Future[Verdict]"]  # (envelope, key, channel, answer)
 
 
 class Verifier:
@@ -167,7 +180,11 @@ class Verifier:
         self._reader = asyncio.create_task(self._read(proc))
 
     def verdict_now(
-        self, envelope: bytes, verify_key: bytes, header: Header | None = None
+        self,
+        envelope: bytes,
+        key: bytes,
+        header: Header | None = None,
+        channel_id: bytes = _NO_CHANNEL,
     ) -> Verdict | None:
         """The verdict, checked on the loop now, if no helper runs and no check
         waits for one (so answering now keeps the order); else None: ask
@@ -178,23 +195,25 @@ class Verifier:
         if self.processes and not (self._closed or spawning) and self._clock() >= self._next_start:
             self._spawning = asyncio.get_running_loop().create_task(self._spawn())
         self.inline += 1
-        return verdict(envelope, verify_key, header)
+        return verdict(envelope, key, header, channel_id)
 
-    def check(self, envelope: bytes, verify_key: bytes) -> asyncio.Future[Verdict]:
-        """Return the verdict to come on ``envelope``'s channel signature.
+    def check(
+        self, envelope: bytes, key: bytes, channel_id: bytes = _NO_CHANNEL
+    ) -> asyncio.Future[Verdict]:
+        """Return the verdict to come on ``envelope``'s signature (:func:`verdict`).
 
         Verdicts of one :class:`Verifier` resolve in the order they were asked
         (:meth:`verdict_now` included).
         """
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Verdict] = loop.create_future()
-        now = self.verdict_now(envelope, verify_key)
+        now = self.verdict_now(envelope, key, channel_id=channel_id)
         if now is not None:
             answer.set_result(now)
             return answer
         if not self._turn:
             loop.call_soon(self._hand_over)
-        self._turn.append((envelope, verify_key, answer))
+        self._turn.append((envelope, key, channel_id, answer))
         if len(self._turn) >= BATCH_CHECKS:
             self._hand_over()
         return answer
@@ -208,8 +227,8 @@ class Verifier:
             self._settle_inline(batch)
             return
         parts: list[bytes] = []
-        for envelope, key, _ in batch:
-            parts += (key, _U32.pack(len(envelope)), envelope)
+        for envelope, key, channel_id, _ in batch:
+            parts += (key, channel_id, _U32.pack(len(envelope)), envelope)
         body = b"".join(parts)
         if not self._sent:
             self._progress = self._clock()
@@ -227,7 +246,7 @@ class Verifier:
                     raise ValueError(f"{count} answers for a batch of another size")
                 batch = self._sent.popleft()
                 self._progress = self._clock()
-                for (_, _, future), byte in zip(batch, answers, strict=True):
+                for (_, _, _, future), byte in zip(batch, answers, strict=True):
                     if not future.done():
                         future.set_result(Verdict(byte))
                 self.remote += count
@@ -277,10 +296,10 @@ class Verifier:
         self._settle_inline(batch)
 
     def _settle_inline(self, batch: list[_Check]) -> None:
-        for envelope, key, future in batch:
+        for envelope, key, channel_id, future in batch:
             if not future.done():
                 self.inline += 1
-                future.set_result(verdict(envelope, key))
+                future.set_result(verdict(envelope, key, None, channel_id))
 
     async def close(self) -> None:
         """Stop the helper; checks not yet answered are made here first."""
@@ -318,11 +337,11 @@ def _serve() -> int:
         answers = bytearray()
         at = 0
         while at < size:
-            key = bytes(body[at : at + 32])
-            n = _U32.unpack_from(body, at + 32)[0]
-            envelope = bytes(body[at + 36 : at + 36 + n])
-            at += 36 + n
-            answers.append(verdict(envelope, key))
+            key, channel_id = bytes(body[at : at + 32]), bytes(body[at + 32 : at + 64])
+            n = _U32.unpack_from(body, at + 64)[0]
+            envelope = bytes(body[at + 68 : at + 68 + n])
+            at += 68 + n
+            answers.append(verdict(envelope, key, None, channel_id))
         write.write(_U32.pack(len(answers)) + answers)
         write.flush()
 

@@ -31,6 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 import crypto
+from crypto import envelope2
 from crypto.envelope import Kind, envelope_id, seal, seal_ephemeral
 from relay.app import RelayConfig, create_app
 from relay.cli import uvicorn_config
@@ -193,6 +194,36 @@ class Pad:
         """Seal a snapshot or trim of patch ``ref``."""
         return seal(self.keys, self.author, kind, ref, content)
 
+    def session2(self, started_ms: int = 1) -> tuple[envelope2.SessionKeys, bytes]:
+        """A fresh version-2 session of the pad's author and its record."""
+        session = envelope2.SessionKeys.generate()
+        record = envelope2.seal_session_record(self.keys, self.author, session, started_ms)
+        return session, record
+
+    def patch2(
+        self,
+        session: envelope2.SessionKeys,
+        parent: bytes,
+        height: int,
+        counter: int,
+        content: bytes = b"x",
+    ) -> tuple[bytes, bytes]:
+        """Seal a version-2 patch; return (envelope, id)."""
+        envelope = self.sealed2(session, Kind.PATCH, parent, height, counter, content)
+        return envelope, envelope_id(envelope)
+
+    def sealed2(
+        self,
+        session: envelope2.SessionKeys,
+        kind: Kind,
+        ref: bytes,
+        height: int,
+        counter: int,
+        content: bytes = b"s",
+    ) -> bytes:
+        """Seal a version-2 envelope of ``kind`` (patch, snapshot, trim, dispute)."""
+        return envelope2.seal(self.keys, session, kind, ref, height, counter, content)
+
     def ephemeral(self, payload: bytes = b"cursor") -> bytes:
         """Seal an ephemeral."""
         return seal_ephemeral(self.keys, self.author, self.session, payload, now_ms=1)
@@ -270,10 +301,18 @@ class Client:
             if isinstance(frame, f.HistoryEnd | f.Refuse) and frame.request_id == rid:
                 return got
 
-    async def push(self, envelope: bytes) -> f.Ack | f.Refuse:
-        """Push a patch and wait for its ACK or REFUSE."""
+    async def push(self, envelope: bytes, channel: bytes = f.ZERO_ID) -> f.Ack | f.Refuse:
+        """Push a patch (``channel``: a version-2 envelope's) and wait for its
+        ACK or REFUSE."""
         rid = self.request_id()
-        await self.send(f.Push(rid, envelope))
+        await self.send(f.Push(rid, envelope, channel_id=channel))
+        return await self.answer(rid)
+
+    async def register(self, pad: Pad, record: bytes) -> f.Ack | f.Refuse:
+        """Register a version-2 session record on ``pad`` (SESSION) and wait for
+        its ACK or REFUSE."""
+        rid = self.request_id()
+        await self.send(f.Session(rid, pad.channel_id, record))
         return await self.answer(rid)
 
     async def answer(self, rid: int) -> f.Ack | f.Refuse:

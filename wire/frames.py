@@ -55,6 +55,7 @@ class FrameType(enum.IntEnum):
     TRIM = 0x06
     EPHEMERAL = 0x07
     PING = 0x08
+    SESSION = 0x0A
     DISPUTE = 0x0C
     PROOF_REQUEST = 0x0D
     WELCOME = 0x81
@@ -69,6 +70,7 @@ class FrameType(enum.IntEnum):
     PEER_LEFT = 0x8A
     PONG = 0x8B
     UNSUBSCRIBED = 0x8C
+    RECORD = 0x8D
     PROOF = 0x8E
     ERROR = 0x8F
 
@@ -123,9 +125,12 @@ class Unsubscribe:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Push:
-    """A sealed patch (envelope kind 0x01) for the channel named in its header."""
+    """A sealed patch (envelope kind 0x01) for ``channel_id``."""
 
     request_id: int
+    #: The channel; zero for a version-1 envelope, which names its channel itself
+    #: (PROTOCOL.md §3.1).  A version-2 envelope does not: the frame must.
+    channel_id: bytes = dataclasses.field(default=ZERO_ID, kw_only=True)
     envelope: bytes
 
 
@@ -134,6 +139,9 @@ class SnapshotChunk:
     """Bytes ``[offset, offset+len(data))`` of a sealed snapshot of ``total`` bytes."""
 
     request_id: int
+    #: The channel; zero for a version-1 envelope, which names its channel itself
+    #: (PROTOCOL.md §3.1).  A version-2 envelope does not: the frame must.
+    channel_id: bytes = dataclasses.field(default=ZERO_ID, kw_only=True)
     total: int
     offset: int
     data: bytes
@@ -148,6 +156,9 @@ class Trim:
     owner trim); PROTOCOL.md §3.3."""
 
     request_id: int
+    #: The channel; zero for a version-1 envelope, which names its channel itself
+    #: (PROTOCOL.md §3.1).  A version-2 envelope does not: the frame must.
+    channel_id: bytes = dataclasses.field(default=ZERO_ID, kw_only=True)
     keep_pct: int
     envelope: bytes
 
@@ -165,7 +176,19 @@ class Dispute:
     """A sealed dispute (kind 0x08) of a snapshot that differs from the sender's text."""
 
     request_id: int
+    #: The channel; zero for a version-1 envelope, which names its channel itself
+    #: (PROTOCOL.md §3.1).  A version-2 envelope does not: the frame must.
+    channel_id: bytes = dataclasses.field(default=ZERO_ID, kw_only=True)
     envelope: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Session:
+    """Register a version-2 session record (kind 0x05) on the channel (PROTOCOL.md §9.3)."""
+
+    request_id: int
+    channel_id: bytes
+    record: bytes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -321,6 +344,17 @@ class Proof:
     nodes: bytes
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Record:
+    """A record the channel's envelopes need, kept beside the chain: a session
+    record (kind 0x05), sent before the first envelope of its session on a
+    subscription (PROTOCOL.md §8.4)."""
+
+    channel_id: bytes
+    kind: int
+    envelope: bytes
+
+
 #: The most nodes one PROOF carries (132 KiB: within any frame limit).
 MAX_PROOF_NODES: Final = 4096
 
@@ -343,6 +377,7 @@ ClientFrame = (
     | Ephemeral
     | Ping
     | Dispute
+    | Session
     | ProofRequest
 )
 RelayFrame = (
@@ -359,6 +394,7 @@ RelayFrame = (
     | Pong
     | Unsubscribed
     | Proof
+    | Record
     | Error
 )
 Frame = ClientFrame | RelayFrame
@@ -370,23 +406,27 @@ class _Spec:
     fixed: struct.Struct
     variable: bool
     names: tuple[str, ...]  # the class's fields in order (dataclasses.fields is slow)
+    keywords: bool  # a field is keyword-only (the channel of a frame carrying an envelope)
 
 
 def _spec(cls: type[Frame], fixed: str, variable: bool = False) -> _Spec:
-    names = tuple(field.name for field in dataclasses.fields(cls))
-    return _Spec(cls, struct.Struct(">" + fixed), variable, names)
+    fields = dataclasses.fields(cls)
+    names = tuple(field.name for field in fields)
+    keywords = any(field.kw_only for field in fields)
+    return _Spec(cls, struct.Struct(">" + fixed), variable, names, keywords)
 
 
 _SPECS: Final[dict[FrameType, _Spec]] = {
     FrameType.HELLO: _spec(Hello, "H", True),
     FrameType.SUBSCRIBE: _spec(Subscribe, "I32sBQ32s32s"),
     FrameType.UNSUBSCRIBE: _spec(Unsubscribe, "I32s"),
-    FrameType.PUSH: _spec(Push, "I", True),
-    FrameType.SNAPSHOT_CHUNK: _spec(SnapshotChunk, "III", True),
-    FrameType.TRIM: _spec(Trim, "IH", True),
+    FrameType.PUSH: _spec(Push, "I32s", True),
+    FrameType.SNAPSHOT_CHUNK: _spec(SnapshotChunk, "I32sII", True),
+    FrameType.TRIM: _spec(Trim, "I32sH", True),
     FrameType.EPHEMERAL: _spec(Ephemeral, "I", True),
     FrameType.PING: _spec(Ping, "Q"),
-    FrameType.DISPUTE: _spec(Dispute, "I", True),
+    FrameType.DISPUTE: _spec(Dispute, "I32s", True),
+    FrameType.SESSION: _spec(Session, "I32s", True),
     FrameType.PROOF_REQUEST: _spec(ProofRequest, "I32sQQ"),
     FrameType.WELCOME: _spec(Welcome, "HQIIIIIII"),
     FrameType.SNAPSHOT: _spec(Snapshot, "32sQBII", True),
@@ -401,6 +441,7 @@ _SPECS: Final[dict[FrameType, _Spec]] = {
     FrameType.PONG: _spec(Pong, "Q"),
     FrameType.UNSUBSCRIBED: _spec(Unsubscribed, "I32s"),
     FrameType.PROOF: _spec(Proof, "I32sQ", True),
+    FrameType.RECORD: _spec(Record, "32sB", True),
     FrameType.ERROR: _spec(Error, "H", True),
 }
 _TYPE_OF: Final[dict[type[Frame], FrameType]] = {s.cls: t for t, s in _SPECS.items()}
@@ -527,4 +568,6 @@ def _build(kind: FrameType, spec: _Spec, values: list[Any]) -> Frame:
             values[1] = bytes(values[1]).decode("utf-8")
         except UnicodeDecodeError:
             raise FrameError("ERROR: message is not UTF-8") from None
+    if spec.keywords:
+        return spec.cls(**dict(zip(spec.names, values, strict=True)))
     return spec.cls(*values)

@@ -8,6 +8,8 @@ each ``u8 type || u64 seq || u32 length || sealed`` for
 * ``0x01`` the latest snapshot (``seq`` is the patch number it includes),
   at most once and first;
 * ``0x02`` one stored patch, in sequence order;
+* ``0x03`` a version-2 session record (``seq`` 0), before the first
+  envelope of its session (PROTOCOL.md §4.2, §8.4);
 
 and exactly one end record ``0x00 || u64 head_seq || head_id[32]`` last.
 The relay streams it a page at a time with :func:`record` and
@@ -31,6 +33,7 @@ from wire.errors import HistoryError as HistoryError  # re-exported: history.His
 RECORD_END: Final = 0x00
 RECORD_SNAPSHOT: Final = 0x01
 RECORD_PATCH: Final = 0x02
+RECORD_SESSION: Final = 0x03
 
 _RECORD = struct.Struct(">BQI")
 _END = struct.Struct(">BQ32s")
@@ -45,12 +48,14 @@ class HistoryBody:
         patches: ``(seq, sealed)`` of each patch, in order.
         head_seq: the channel's head when the relay read it.
         head_id: the id of that head patch (32 bytes; all zero for none).
+        sessions: the session records the envelopes need, in the order sent.
     """
 
     snapshot: tuple[int, bytes] | None
     patches: list[tuple[int, bytes]]
     head_seq: int
     head_id: bytes
+    sessions: list[bytes] = dataclasses.field(default_factory=list)
 
 
 class HistoryCut(HistoryError):
@@ -99,7 +104,8 @@ def encode_history(body: HistoryBody) -> bytes:
         HistoryError: a number is out of range or ``head_id`` is not 32 bytes.
     """
     end = end_record(body.head_seq, body.head_id)
-    parts = [] if body.snapshot is None else [record(RECORD_SNAPSHOT, *body.snapshot)]
+    parts = [record(RECORD_SESSION, 0, sealed) for sealed in body.sessions]
+    parts += [] if body.snapshot is None else [record(RECORD_SNAPSHOT, *body.snapshot)]
     parts += [record(RECORD_PATCH, seq, sealed) for seq, sealed in body.patches]
     return b"".join([*parts, end])
 
@@ -112,7 +118,7 @@ def parse_history(data: bytes) -> HistoryBody:
 
     Returns:
         The snapshot ``(x_seq, sealed)`` if any, the patches ``(seq, sealed)``
-        in order, and the head.
+        in order, the head, and the session records.
 
     Raises:
         HistoryCut: the body ends before its end record (cut short).
@@ -120,6 +126,7 @@ def parse_history(data: bytes) -> HistoryBody:
     """
     snapshot: tuple[int, bytes] | None = None
     patches: list[tuple[int, bytes]] = []
+    sessions: list[bytes] = []
     at = 0
     while at < len(data):
         if data[at] == RECORD_END:
@@ -128,8 +135,8 @@ def parse_history(data: bytes) -> HistoryBody:
             if len(data) - at > _END.size:
                 raise HistoryError("history end record is not exactly last")
             _, head_seq, head_id = _END.unpack_from(data, at)
-            return HistoryBody(snapshot, patches, head_seq, head_id)
-        if data[at] not in (RECORD_SNAPSHOT, RECORD_PATCH):
+            return HistoryBody(snapshot, patches, head_seq, head_id, sessions)
+        if data[at] not in (RECORD_SNAPSHOT, RECORD_PATCH, RECORD_SESSION):
             raise HistoryError(f"unknown history record type {data[at]}")
         if len(data) - at < _RECORD.size:
             raise HistoryCut("history record header cut short")
@@ -141,6 +148,8 @@ def parse_history(data: bytes) -> HistoryBody:
         at += length
         if kind == RECORD_SNAPSHOT:
             snapshot = (seq, sealed)
+        elif kind == RECORD_SESSION:
+            sessions.append(sealed)
         else:
             patches.append((seq, sealed))
     raise HistoryCut("history body has no end record")
@@ -149,6 +158,7 @@ def parse_history(data: bytes) -> HistoryBody:
 __all__ = [
     "RECORD_END",
     "RECORD_PATCH",
+    "RECORD_SESSION",
     "RECORD_SNAPSHOT",
     "HistoryBody",
     "HistoryCut",

@@ -62,14 +62,18 @@ is no migration, PROTOCOL.md §15.2).  Schema version 3 (issue 14) drops the
 id tombstones (one row per trimmed patch, forever) for the block roots and
 partial ids above, and remembers each channel's last ``keep_pct``; a
 schema-2 store is migrated in place (the roots computed from its
-tombstones).
+tombstones).  Schema version 4 (PROTOCOL.md §9.3) adds, per channel,
+``sessions``: the session records editors register, one per 4-byte tag
+(:meth:`Store.add_session`), opaque to the store and kept as long as the
+channel (a trim never drops one); a schema-3 store gains the empty table in
+place.
 
 **Sizes.**  ``stored_bytes`` counts the bytes a channel keeps that grow with
 its use: the envelopes of its live patches, of every kept snapshot and of
-their disputes, plus 32 per kept block root or partial id.  ``pad_bytes``
-counts what a joiner reads: the newest snapshot's envelope and the patches
-after its X.  Neither counts the rows' own overhead (``channel_overhead_bytes``
-stands for that).
+their disputes, its session records, plus 32 per kept block root or partial
+id.  ``pad_bytes`` counts what a joiner reads: the newest snapshot's envelope
+and the patches after its X.  Neither counts the rows' own overhead
+(``channel_overhead_bytes`` stands for that).
 """
 
 from __future__ import annotations
@@ -77,13 +81,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
 from wire.frames import ZERO_ID
 
 #: The schema version this relay writes and understands.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def protocol_one_message(store: str) -> str:
@@ -151,7 +155,8 @@ class ChannelInfo:
         head: the last patch.
         floor_seq: patches with seq <= floor were trimmed (0 = nothing trimmed).
         stored_bytes: bytes of the live patches, the kept snapshots and their
-            disputes, and 32 per kept block root or partial id (module docstring).
+            disputes, the session records, and 32 per kept block root or
+            partial id (module docstring).
         pad_bytes: bytes of the latest snapshot plus the patches after it.
     """
 
@@ -185,6 +190,22 @@ class AppendResult:
     outcome: AppendOutcome
     seq: int
     head: Head
+
+
+class SessionAdded(enum.Enum):
+    """What :meth:`Store.add_session` did."""
+
+    STORED = "stored"  # a new record
+    KNOWN = "known"  # the same bytes were already stored under this tag (a resend)
+    TAKEN = "taken"  # another record holds the tag on this channel (nothing stored)
+
+
+def session_added(held: bytes | None, record: bytes) -> SessionAdded:
+    """What adding ``record`` under a tag does, given the record the tag holds
+    (None: the tag is free).  Only STORED stores anything."""
+    if held is None:
+        return SessionAdded.STORED
+    return SessionAdded.KNOWN if held == record else SessionAdded.TAKEN
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -400,6 +421,23 @@ class Store(Protocol):
             UnknownPatch: ``snapshot_id`` is not a stored snapshot of the channel.
         """
 
+    async def add_session(self, channel_id: bytes, tag: bytes, record: bytes) -> SessionAdded:
+        """Register a session record under its 4-byte tag (PROTOCOL.md §9.3).
+
+        The record counts in the channel's ``stored_bytes`` and is kept as long
+        as the channel.  A KNOWN or TAKEN add changes nothing.
+
+        Raises:
+            UnknownChannel: the channel does not exist.
+        """
+
+    async def sessions(
+        self, channel_id: bytes, tags: Collection[bytes] | None = None
+    ) -> dict[bytes, bytes]:
+        """The channel's session records, tag -> record: those of ``tags`` that exist
+        (unknown tags are left out), or every one when ``tags`` is None; empty for an
+        unknown channel."""
+
     async def read_snapshot(
         self,
         channel_id: bytes,
@@ -481,6 +519,7 @@ __all__ = [
     "NoSnapshot",
     "SchemaTooNew",
     "SchemaTooOld",
+    "SessionAdded",
     "SnapshotDisputed",
     "Store",
     "StoreError",
@@ -491,5 +530,6 @@ __all__ = [
     "UnknownPatch",
     "append_soon",
     "protocol_one_message",
+    "session_added",
     "snapshot_parts",
 ]

@@ -14,7 +14,7 @@ as the SQLite store (``tests/relay/test_relay_store.py``).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from relay.store import blocks
 from relay.store.base import (
@@ -26,6 +26,7 @@ from relay.store.base import (
     HistoryTrimmed,
     Membership,
     NoSnapshot,
+    SessionAdded,
     SnapshotDisputed,
     StoredPatch,
     StoredSnapshot,
@@ -33,6 +34,7 @@ from relay.store.base import (
     UnknownChannel,
     UnknownPatch,
     page,
+    session_added,
 )
 
 
@@ -52,6 +54,8 @@ class _Channel:
     snapshots: dict[int, StoredSnapshot] = dataclasses.field(default_factory=dict)
     #: snapshot id -> dispute id -> dispute envelope
     disputes: dict[bytes, dict[bytes, bytes]] = dataclasses.field(default_factory=dict)
+    #: session tag -> session record (kept as long as the channel)
+    sessions: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
     head: Head = dataclasses.field(default_factory=Head)
     floor_seq: int = 0
 
@@ -72,8 +76,10 @@ class _Channel:
     def stored_bytes(self) -> int:
         patches = sum(len(p.envelope) for p in self.patches.values())
         disputes = sum(len(e) for d in self.disputes.values() for e in d.values())
+        sessions = sum(len(r) for r in self.sessions.values())
         nodes = blocks.HASH * (len(self.roots) + len(self.groups) + len(self.partial))
-        return patches + sum(s.size for s in self.snapshots.values()) + disputes + nodes
+        snapshots = sum(s.size for s in self.snapshots.values())
+        return patches + snapshots + disputes + sessions + nodes
 
     def pad_bytes(self) -> int:
         snap = self.latest_snapshot()
@@ -247,6 +253,25 @@ class MemoryStore:
             raise UnknownPatch(snapshot_id.hex())
         ch.disputes.setdefault(snapshot_id, {}).setdefault(dispute_id, envelope)
         return found[0].x_seq
+
+    async def add_session(self, channel_id: bytes, tag: bytes, record: bytes) -> SessionAdded:
+        """See :meth:`relay.store.base.Store.add_session`."""
+        ch = self._get(channel_id)
+        added = session_added(ch.sessions.get(tag), record)
+        if added is SessionAdded.STORED:
+            ch.sessions[tag] = record
+        return added
+
+    async def sessions(
+        self, channel_id: bytes, tags: Collection[bytes] | None = None
+    ) -> dict[bytes, bytes]:
+        """See :meth:`relay.store.base.Store.sessions`."""
+        ch = self._channels.get(channel_id)
+        if ch is None:
+            return {}
+        if tags is None:
+            return dict(ch.sessions)
+        return {tag: ch.sessions[tag] for tag in tags if tag in ch.sessions}
 
     async def read_snapshot(
         self,

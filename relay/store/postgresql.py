@@ -72,7 +72,9 @@ migrated to schema 2 in place (read hashes, disputes).  A schema-2 store is
 migrated to schema 3 in place, in the same transaction: each trimmed
 channel's tombstones are folded into its block roots and partial ids, and
 the tombstones table is dropped (``VACUUM`` then gives its space back to the
-file system; autovacuum only makes it reusable).
+file system; autovacuum only makes it reusable).  A schema-3 store gains the
+(empty) ``sessions`` table of schema 4, which keeps one session record per
+channel and tag for as long as the channel.
 :meth:`PostgreSQLStore.join` numbers each process from a sequence, modulo
 65,536: two live processes share a number only if 65,536 starts happened in
 between.  Sizes are columns of ``channels``, as in SQLite,
@@ -91,7 +93,7 @@ import dataclasses
 import hashlib
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import unquote_plus, urlsplit
 
@@ -110,6 +112,7 @@ from relay.store.base import (
     NoSnapshot,
     SchemaTooNew,
     SchemaTooOld,
+    SessionAdded,
     SnapshotDisputed,
     StoredPatch,
     StoredSnapshot,
@@ -118,6 +121,7 @@ from relay.store.base import (
     UnknownChannel,
     UnknownPatch,
     protocol_one_message,
+    session_added,
 )
 
 T = TypeVar("T")
@@ -164,6 +168,15 @@ CREATE TABLE partial_ids (
 );
 ALTER TABLE partial_ids ALTER COLUMN ids SET STORAGE EXTERNAL;
 """
+#: Session records (schema 4, PROTOCOL.md §9.3): one per channel and 4-byte tag.
+_SESSIONS = """
+CREATE TABLE sessions (
+    channel_id bytea NOT NULL,
+    tag        bytea NOT NULL,
+    record     bytea NOT NULL,
+    PRIMARY KEY (channel_id, tag)
+);
+"""
 _TABLES = (
     """
 CREATE TABLE blindpad_meta (
@@ -203,6 +216,7 @@ CREATE SEQUENCE blindpad_nodes;
 """
     + _DISPUTES
     + _NODES_TABLES
+    + _SESSIONS
 )
 
 #: SQL taking the schema from version 1 to 2, run only on a store without
@@ -376,6 +390,15 @@ SELECT COALESCE(sum(n), 0) FROM argued
 """
 _ADD_DISPUTE = """
 INSERT INTO disputes VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id, id) DO NOTHING
+"""
+_HELD_SESSION = "SELECT record FROM sessions WHERE channel_id = $1 AND tag = $2"
+_ADD_SESSION = """
+WITH added AS (INSERT INTO sessions VALUES ($1, $2, $3))
+UPDATE channels SET stored_bytes = stored_bytes + length($3::bytea) WHERE channel_id = $1
+"""
+_SESSIONS_OF = """
+SELECT tag, record FROM sessions
+WHERE channel_id = $1 AND ($2::bytea[] IS NULL OR tag = ANY($2::bytea[]))
 """
 
 #: Errors of the database or of the way to it (anything else is a bug, and propagates).
@@ -716,8 +739,10 @@ class PostgreSQLStore:
             while version < SCHEMA_VERSION:
                 if version == 1:
                     await conn.execute(_MIGRATION_1)
-                else:
+                elif version == 2:
                     await _migrate_from_2(conn)
+                else:
+                    await conn.execute(_SESSIONS)
                 version += 1
                 await conn.execute(
                     "UPDATE blindpad_meta SET value = $1 WHERE key = 'schema_version'",
@@ -1107,6 +1132,38 @@ class PostgreSQLStore:
                         len(envelope),
                     )
                 return int(x_seq)
+
+        return await self._run(op)
+
+    async def add_session(self, channel_id: bytes, tag: bytes, record: bytes) -> SessionAdded:
+        """See :meth:`relay.store.base.Store.add_session`.
+
+        Run again after a lost connection, an add that was committed is KNOWN.
+        """
+
+        async def op(conn: Connection) -> SessionAdded:
+            async with conn.transaction():
+                if await conn.fetchrow(_LOCK_ONE, channel_id) is None:
+                    raise UnknownChannel(channel_id.hex())
+                # A later statement than the lock (READ COMMITTED): it sees the record
+                # a racing add committed while this one waited for the row.
+                held = await conn.fetchval(_HELD_SESSION, channel_id, tag)
+                added = session_added(None if held is None else bytes(held), record)
+                if added is SessionAdded.STORED:
+                    await conn.execute(_ADD_SESSION, channel_id, tag, record)
+                return added
+
+        return await self._run(op)
+
+    async def sessions(
+        self, channel_id: bytes, tags: Collection[bytes] | None = None
+    ) -> dict[bytes, bytes]:
+        """See :meth:`relay.store.base.Store.sessions`: one query."""
+        asked = None if tags is None else list(tags)
+
+        async def op(conn: Connection) -> dict[bytes, bytes]:
+            rows = await conn.fetch(_SESSIONS_OF, channel_id, asked)
+            return {bytes(r["tag"]): bytes(r["record"]) for r in rows}
 
         return await self._run(op)
 

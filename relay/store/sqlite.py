@@ -29,7 +29,7 @@ comparison, the dedupe check and the insert of one :meth:`append` run inside
 the same transaction.  ``PRAGMA user_version`` is the schema version; a database
 with a newer version is refused at :meth:`open` with :class:`SchemaTooNew`,
 a schema-1 database holding pads with :class:`SchemaTooOld` (an empty one is
-recreated as schema 3), and a file another relay process holds with
+recreated as schema 4), and a file another relay process holds with
 :class:`~relay.store.lockfile.StoreLocked` (:mod:`relay.store.lockfile`).
 
 **Layout (schema 3).**  Every table but ``channels`` names a channel by its
@@ -46,6 +46,8 @@ bytes); :mod:`relay.store.blocks` computes both.  A schema-2 file is migrated
 in place at :meth:`open`, in one transaction: the tables are copied to the
 new layout, each trimmed channel's tombstones are folded into its roots and
 partial ids, the old tables are dropped, and the freed pages are given back.
+Schema 4 adds ``sessions`` (one session record per channel and tag, kept as
+long as the channel); a schema-3 file gains the empty table at :meth:`open`.
 
 Sizes are kept as columns (``stored_bytes``, ``pad_bytes``) so the relay's
 quota checks cost one row read, not a scan.  ``auto_vacuum=INCREMENTAL``:
@@ -60,7 +62,7 @@ import dataclasses
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from relay.store import blocks, lockfile
@@ -76,6 +78,7 @@ from relay.store.base import (
     NoSnapshot,
     SchemaTooNew,
     SchemaTooOld,
+    SessionAdded,
     SnapshotDisputed,
     StoredPatch,
     StoredSnapshot,
@@ -85,6 +88,7 @@ from relay.store.base import (
     UnknownPatch,
     page,
     protocol_one_message,
+    session_added,
 )
 
 T = TypeVar("T")
@@ -97,14 +101,25 @@ _INCREMENTAL = 2
 ROOTS_PER_ROW = 126
 
 #: Rows written by one bulk statement of :class:`_Heads` (4 parameters each, well
-#: under SQLite's 32,766).
+#: under SQLite's 32,766), and tags asked by one read of ``sessions``.
 _BULK_ROWS = 4_096
 
-#: Schema 3.  Channels are named by their integer ``ch`` (a rowid) in every
+#: Schema 4's session records (PROTOCOL.md §9.3): one per channel and 4-byte tag.
+_SESSIONS = """
+CREATE TABLE sessions (
+    ch     INTEGER NOT NULL,
+    tag    BLOB NOT NULL,
+    record BLOB NOT NULL,
+    PRIMARY KEY (ch, tag)
+) WITHOUT ROWID;
+"""
+
+#: Schema 4.  Channels are named by their integer ``ch`` (a rowid) in every
 #: other table, not by their 32-byte id, and patches are found by id through an
 #: index on the id's first 8 bytes: 98 bytes of rows and indexes per patch
 #: beside its envelope instead of 232 (schema 2).
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE channels (
     ch           INTEGER PRIMARY KEY,
     channel_id   BLOB NOT NULL UNIQUE,
@@ -152,8 +167,10 @@ CREATE TABLE partial_ids (
     ids BLOB NOT NULL
 );
 """
+    + _SESSIONS
+)
 
-#: The tables of schema 1, dropped when an empty schema-1 file becomes schema 3.
+#: The tables of schema 1, dropped when an empty schema-1 file becomes schema 4.
 _SCHEMA_1_TABLES = ("channels", "patches", "tombstones", "snapshots")
 #: What schema 2 had under the names schema 3 uses (renamed aside while migrating).
 _SCHEMA_2_TABLES = ("channels", "patches", "snapshots", "disputes")
@@ -328,6 +345,8 @@ class SQLiteStore:
             conn.execute("PRAGMA synchronous=FULL")
             if version == 2:
                 _migrate_from_2(conn)
+            elif version == 3:
+                _migrate_from_3(conn)
             elif version < SCHEMA_VERSION:  # new, or schema 1 without a pad: made anew
                 drops = "".join(f"DROP TABLE IF EXISTS {t};" for t in _SCHEMA_1_TABLES)
                 conn.executescript(
@@ -569,6 +588,21 @@ class SQLiteStore:
             channel=channel_id,
             size=len(envelope),
         )
+
+    async def add_session(self, channel_id: bytes, tag: bytes, record: bytes) -> SessionAdded:
+        """See :meth:`relay.store.base.Store.add_session`."""
+        return await self._submit(
+            lambda c: _add_session(c, channel_id, tag, record),
+            write=True,
+            channel=channel_id,
+            size=len(record),
+        )
+
+    async def sessions(
+        self, channel_id: bytes, tags: Collection[bytes] | None = None
+    ) -> dict[bytes, bytes]:
+        """See :meth:`relay.store.base.Store.sessions`."""
+        return await self._submit(lambda c: _sessions(c, channel_id, tags), channel=channel_id)
 
     async def read_snapshot(
         self,
@@ -881,6 +915,43 @@ def _add_dispute(
             (len(envelope), ch),
         )
     return int(row[0])
+
+
+def _add_session(
+    c: sqlite3.Connection, channel_id: bytes, tag: bytes, record: bytes
+) -> SessionAdded:
+    ch = _require(c, channel_id).ch
+    held = c.execute("SELECT record FROM sessions WHERE ch = ? AND tag = ?", (ch, tag)).fetchone()
+    added = session_added(None if held is None else bytes(held[0]), record)
+    if added is SessionAdded.STORED:
+        c.execute("INSERT INTO sessions VALUES (?, ?, ?)", (ch, tag, record))
+        c.execute(
+            "UPDATE channels SET stored_bytes = stored_bytes + ? WHERE ch = ?", (len(record), ch)
+        )
+    return added
+
+
+def _sessions(
+    c: sqlite3.Connection, channel_id: bytes, tags: Collection[bytes] | None
+) -> dict[bytes, bytes]:
+    """The channel's records of ``tags`` (None: all), asked :data:`_BULK_ROWS` tags at a time."""
+    row = _row(c, channel_id)
+    if row is None:
+        return {}
+    if tags is None:
+        return dict(c.execute("SELECT tag, record FROM sessions WHERE ch = ?", (row.ch,)))
+    asked = list(set(tags))
+    found: dict[bytes, bytes] = {}
+    for start in range(0, len(asked), _BULK_ROWS):
+        part = asked[start : start + _BULK_ROWS]
+        marks = ",".join("?" * len(part))
+        found.update(
+            c.execute(
+                f"SELECT tag, record FROM sessions WHERE ch = ? AND tag IN ({marks})",
+                (row.ch, *part),
+            )
+        )
+    return found
 
 
 def _refresh_pad_bytes(c: sqlite3.Connection, ch: int) -> None:
@@ -1196,6 +1267,11 @@ def _migrate_from_2(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
         raise
     _give_back_free_pages(conn)
+
+
+def _migrate_from_3(conn: sqlite3.Connection) -> None:
+    """Schema 3 -> 4 in place: the (empty) ``sessions`` table."""
+    conn.executescript(f"BEGIN;{_SESSIONS}PRAGMA user_version=4;COMMIT;")
 
 
 def backup(source: str, destination: str) -> None:

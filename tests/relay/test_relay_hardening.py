@@ -164,6 +164,7 @@ def test_boundary_integers_in_every_client_field_never_give_internal(tmp_path: P
             f.Ping(7),
             f.Dispute(7, pad.sealed(Kind.DISPUTE, envelope_id(snap))),
             f.ProofRequest(7, pad.channel_id, 0, 1),
+            f.Session(7, pad.channel_id, pad.session2()[1]),
         ]
         assert {f.frame_type(s) for s in seeds} == {t for t in f.FrameType if t < 0x80}
         cases = 0

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from relay_support import TIMEOUT, Client, Pad, RelayHandle, running_relay, small_limits
 
+from crypto import envelope2
 from crypto.envelope import Kind, envelope_id
 from relay.app import RelayConfig
 from relay.connection import TURN_LONGEST_SECONDS, TURN_QUIET_SECONDS
@@ -334,6 +335,15 @@ def test_every_refusal_code() -> None:
             forged[-1] ^= 1
             check(await c.push(bytes(forged)), RefuseCode.BAD_SIGNATURE)
             check(await c.push(Pad().patch(ZERO)[0]), RefuseCode.NOT_SUBSCRIBED)
+            session, record = pad.session2()
+            check(
+                await c.push(pad.patch2(session, pid, 2, 1)[0], pad.channel_id),
+                RefuseCode.UNKNOWN_SESSION,
+            )
+            assert isinstance(await c.register(pad, record), f.Ack)
+            # another record of the same key (so the same tag)
+            again = envelope2.seal_session_record(pad.keys, pad.author, session, 2)
+            check(await c.register(pad, again), RefuseCode.SESSION_TAG_TAKEN)
             big_eph = pad.ephemeral(b"e" * 600)
             rid = c.request_id()
             await c.send(f.Ephemeral(rid, big_eph))

@@ -12,7 +12,7 @@ import hashlib
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
@@ -27,6 +27,7 @@ from relay.store import (
     NoSnapshot,
     SchemaTooNew,
     SchemaTooOld,
+    SessionAdded,
     SnapshotDisputed,
     Store,
     StoreError,
@@ -51,15 +52,31 @@ def pid(n: int) -> bytes:
     return n.to_bytes(32, "big")
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
-    if request.param == "memory":
+@contextmanager
+def store_maker(kind: str, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """What opens a store of ``kind``: each call a new store on the same data."""
+    if kind == "memory":
         yield lambda: open_store("memory:")
-    elif request.param == "sqlite":
+    elif kind == "sqlite":
         yield lambda: open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}")
     else:
         with fresh_postgres() as url:
             yield lambda: open_store(url)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    with store_maker(request.param, tmp_path) as make:
+        yield make
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_durable_store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], Store]]:
+    """The stores whose data outlives them: a later ``make()`` opens the same data."""
+    with store_maker(request.param, tmp_path) as make:
+        yield make
 
 
 @asynccontextmanager
@@ -452,6 +469,138 @@ def test_the_earliest_read_starts_at_the_floor(make_store: Callable[[], Store]) 
     run(make_store, body)
 
 
+OTHER_CH = b"o" * 32
+TAG, TAG2 = b"\x00\x00\x00\x01", b"\xff\xfe\xfd\xfc"
+
+
+def record(n: int) -> bytes:
+    """A session record as a client sends it: 0x02 0x05 and 198 more bytes."""
+    return b"\x02\x05" + bytes([n]) * 198
+
+
+async def stored(store: Store, cid: bytes = CH) -> int:
+    info = await store.channel(cid)
+    assert info is not None
+    return info.stored_bytes
+
+
+def test_a_session_record_is_stored_and_read_back_by_tag(
+    make_store: Callable[[], Store],
+) -> None:
+    """Its bytes count in the channel's stored bytes (not in the pad's), as a dispute's."""
+
+    async def body(store: Store) -> None:
+        await line(store, 2)
+        before = await store.channel(CH)
+        assert before is not None
+        assert await store.sessions(CH) == {}
+        assert await store.add_session(CH, TAG, record(1)) is SessionAdded.STORED
+        assert await store.sessions(CH) == {TAG: record(1)}
+        assert await store.sessions(CH, [TAG, TAG2]) == {TAG: record(1)}
+        assert await store.sessions(CH, []) == {}
+        assert await store.sessions(CH, {TAG2}) == {}
+        assert await store.add_session(CH, TAG2, record(2)) is SessionAdded.STORED
+        assert await store.sessions(CH, (TAG2,)) == {TAG2: record(2)}
+        assert await store.sessions(CH) == {TAG: record(1), TAG2: record(2)}
+        many = [n.to_bytes(4, "big") for n in range(2, 5002)]  # more than one query's worth
+        assert await store.sessions(CH, [*many, TAG2]) == {TAG2: record(2)}
+        after = await store.channel(CH)
+        assert after is not None
+        assert after.stored_bytes == before.stored_bytes + 2 * 200
+        assert after.pad_bytes == before.pad_bytes
+        assert (await store.stats()).stored_bytes == after.stored_bytes
+
+    run(make_store, body)
+
+
+def test_a_resent_record_is_known_and_another_under_its_tag_is_taken(
+    make_store: Callable[[], Store],
+) -> None:
+    async def body(store: Store) -> None:
+        await line(store, 1)
+        assert await store.add_session(CH, TAG, record(1)) is SessionAdded.STORED
+        held = await stored(store)
+        assert await store.add_session(CH, TAG, record(1)) is SessionAdded.KNOWN
+        assert await stored(store) == held  # a resend adds nothing
+        assert await store.add_session(CH, TAG, record(2)) is SessionAdded.TAKEN
+        assert await store.add_session(CH, TAG, record(1)[:-1]) is SessionAdded.TAKEN
+        assert await stored(store) == held
+        assert await store.sessions(CH) == {TAG: record(1)}  # the first record stays
+
+    run(make_store, body)
+
+
+def test_two_channels_hold_the_same_tag_apart(make_store: Callable[[], Store]) -> None:
+    async def body(store: Store) -> None:
+        await store.create_channel(CH, KEY, READ)
+        await store.create_channel(OTHER_CH, KEY, READ)
+        assert await store.add_session(CH, TAG, record(1)) is SessionAdded.STORED
+        assert await store.add_session(OTHER_CH, TAG, record(2)) is SessionAdded.STORED
+        assert await store.add_session(OTHER_CH, TAG, record(1)) is SessionAdded.TAKEN
+        assert await store.sessions(CH) == {TAG: record(1)}
+        assert await store.sessions(OTHER_CH, [TAG]) == {TAG: record(2)}
+        assert (await stored(store), await stored(store, OTHER_CH)) == (200, 200)
+
+    run(make_store, body)
+
+
+def test_an_unknown_channel_takes_no_session_record_and_has_none(
+    make_store: Callable[[], Store],
+) -> None:
+    async def body(store: Store) -> None:
+        with pytest.raises(UnknownChannel):
+            await store.add_session(CH, TAG, record(1))
+        await store.create_channel(OTHER_CH, KEY, READ)
+        await store.add_session(OTHER_CH, TAG, record(1))
+        assert await store.sessions(CH) == {}
+        assert await store.sessions(CH, [TAG]) == {}
+        assert await store.channel(CH) is None  # the failed add made no channel
+
+    run(make_store, body)
+
+
+async def trimmed_with_sessions(store: Store) -> None:
+    """CH: 5 patches, two session records, trimmed at 3 (its snapshot kept, S1 thinned)."""
+    await line(store, 5)
+    await store.put_snapshot(CH, pid(1), b"a" * 32, b"S1")
+    await store.put_snapshot(CH, pid(3), b"b" * 32, b"S3")
+    await store.add_session(CH, TAG, record(1))
+    await store.add_session(CH, TAG2, record(2))
+    assert await store.trim(CH, pid(3), 0) == 3
+    assert [s.x_seq for s in await store.snapshots(CH)] == [3]
+
+
+#: CH's stored bytes after :func:`trimmed_with_sessions`: patches 4-5, S3, the
+#: records, the ids 1-3.
+TRIMMED_WITH_SESSIONS = len(b"e4e5S3") + 2 * 200 + 3 * 32
+
+
+def test_session_records_survive_a_trim(make_store: Callable[[], Store]) -> None:
+    async def body(store: Store) -> None:
+        await trimmed_with_sessions(store)
+        assert await store.sessions(CH) == {TAG: record(1), TAG2: record(2)}
+        assert await stored(store) == TRIMMED_WITH_SESSIONS
+        assert await store.trim(CH, pid(3), 100) == 3  # thinning again at the floor
+        assert await store.sessions(CH, [TAG]) == {TAG: record(1)}
+        assert await store.add_session(CH, TAG, record(1)) is SessionAdded.KNOWN
+
+    run(make_store, body)
+
+
+def test_session_records_survive_closing_and_reopening(
+    make_durable_store: Callable[[], Store],
+) -> None:
+    async def main() -> None:
+        async with opened(make_durable_store) as store:
+            await trimmed_with_sessions(store)
+        async with opened(make_durable_store) as again:
+            assert await again.sessions(CH) == {TAG: record(1), TAG2: record(2)}
+            assert await stored(again) == TRIMMED_WITH_SESSIONS
+            assert await again.add_session(CH, TAG, record(9)) is SessionAdded.TAKEN
+
+    asyncio.run(main())
+
+
 def ids_to(n: int) -> list[bytes]:
     return [pid(i) for i in range(1, n + 1)]
 
@@ -794,12 +943,13 @@ def test_an_empty_sqlite_store_of_schema_1_is_upgraded_in_place(tmp_path: Path) 
             info = await store.channel(CH)
             assert info is not None
             assert info.read_hash == READ
+            assert await store.add_session(CH, TAG, record(1)) is SessionAdded.STORED
         finally:
             await store.close()
 
     asyncio.run(main())
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
 
 
 #: The tables of schema 2 (issue 12), as the relay made them in SQLite before schema 3.
@@ -925,6 +1075,9 @@ async def check_migrated(store: Store) -> None:
     assert await store.trim(CH, hid(20_590), 0) == 20_590  # a trim after the migration
     first, nodes = await store.proof_nodes(CH, 20_000, 20_590, 4096)
     assert mmr.extends_by_nodes(mmr.of(ids[:first]), first, nodes, mmr.of(ids[:20_590]), 20_590)
+    assert await store.sessions(OTHER) == {}  # schema 4's table, empty
+    assert await store.add_session(OTHER, TAG, record(1)) is SessionAdded.STORED
+    assert await store.sessions(OTHER) == {TAG: record(1)}
 
 
 def test_a_sqlite_store_of_schema_2_is_migrated_in_place_and_shrinks(tmp_path: Path) -> None:
@@ -943,8 +1096,9 @@ def test_a_sqlite_store_of_schema_2_is_migrated_in_place_and_shrinks(tmp_path: P
     asyncio.run(main())
     migrated = path.stat().st_size
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
+        assert "sessions" in tables
         assert "tombstones" not in tables
         assert not {t for t in tables if t.endswith("_2")}
         conn.execute("VACUUM")
@@ -977,10 +1131,61 @@ def test_a_postgresql_store_of_schema_2_is_migrated_in_place(pg_url: str) -> Non
         version = await pg_sql(
             pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
         )
-        assert version[0]["value"] == "3"
+        assert version[0]["value"] == "4"
         gone = await pg_sql(pg_url, "SELECT to_regclass('tombstones') IS NULL AS gone")
         assert gone[0]["gone"]
         assert (await pg_sql(pg_url, size, schema))[0]["n"] < before
+
+    asyncio.run(main())
+
+
+async def pad_of_schema_4(make: Callable[[], Store]) -> None:
+    """A pad of two patches, written by this relay: what the schema-3 tests downgrade."""
+    async with opened(make) as store:
+        await line(store, 2)
+
+
+async def check_sessions_added(store: Store) -> None:
+    """What a store migrated from schema 3 must answer: its pad as it was, and
+    session records stored, read back and counted."""
+    info = await store.channel(CH)
+    assert info is not None
+    assert (info.head, info.stored_bytes) == (Head(2, pid(2)), 4)
+    assert await store.sessions(CH) == {}
+    assert await store.add_session(CH, TAG, record(1)) is SessionAdded.STORED
+    assert await store.add_session(CH, TAG, record(2)) is SessionAdded.TAKEN
+    assert await store.sessions(CH, [TAG]) == {TAG: record(1)}
+    assert await stored(store) == 4 + 200
+
+
+def test_a_sqlite_store_of_schema_3_gains_the_sessions_table(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite3"
+    asyncio.run(pad_of_schema_4(lambda: SQLiteStore(str(path))))
+    with sqlite3.connect(path) as conn:  # as a schema-3 relay left it
+        conn.execute("DROP TABLE sessions")
+        conn.execute("PRAGMA user_version = 3")
+
+    async def main() -> None:
+        async with opened(lambda: SQLiteStore(str(path))) as store:
+            await check_sessions_added(store)
+
+    asyncio.run(main())
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("SELECT tag FROM sessions").fetchall() == [(TAG,)]
+
+
+def test_a_postgresql_store_of_schema_3_gains_the_sessions_table(pg_url: str) -> None:
+    async def main() -> None:
+        await pad_of_schema_4(lambda: PostgreSQLStore(pg_url))
+        await pg_sql(pg_url, "DROP TABLE sessions")  # as a schema-3 relay left it
+        await pg_sql(pg_url, "UPDATE blindpad_meta SET value = '3' WHERE key = 'schema_version'")
+        async with pg_stores(pg_url, 2) as stores:  # two relays racing to migrate it
+            await check_sessions_added(stores[1])
+        version = await pg_sql(
+            pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
+        )
+        assert version[0]["value"] == "4"
 
     asyncio.run(main())
 
@@ -1404,10 +1609,11 @@ def test_an_empty_postgresql_store_of_schema_1_is_upgraded_in_place(pg_url: str)
             assert info is not None
             assert info.read_hash == READ
             assert (await stores[1].join()).site == site["value"]  # the site is kept
+            assert await stores[0].add_session(CH, TAG, record(1)) is SessionAdded.STORED
         version = await pg_sql(
             pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
         )
-        assert version[0]["value"] == "3"
+        assert version[0]["value"] == "4"
 
     asyncio.run(main())
 
@@ -1457,6 +1663,32 @@ def test_a_failed_transaction_reports_nothing_it_did_not_commit(pg_url: str) -> 
             await pg_sql(pg_url, "DELETE FROM patches WHERE id = $1", pid(99))
             result = await store.append(CH, pid(2), pid(1), b"e2")
             assert (result.outcome, result.seq) == (AppendOutcome.APPENDED, 2)
+
+    asyncio.run(main())
+
+
+def test_relays_racing_for_a_session_tag_store_one_record(pg_url: str) -> None:
+    """Adds under one tag from two relays at once: one is stored, the same bytes are
+    KNOWN and other bytes TAKEN (each waits for the channel row, then reads the tag
+    afresh), never a key violation."""
+
+    async def main() -> None:
+        async with pg_stores(pg_url, 2) as stores:
+            await stores[0].create_channel(CH, KEY, READ)
+            for round_ in range(10):
+                tag = round_.to_bytes(4, "big")
+                results = await asyncio.gather(
+                    *(stores[i % 2].add_session(CH, tag, record(i % 3)) for i in range(12))
+                )
+                stored_as = [i for i, r in enumerate(results) if r is SessionAdded.STORED]
+                assert len(stored_as) == 1, results
+                winner = record(stored_as[0] % 3)
+                for i, result in enumerate(results):
+                    if i != stored_as[0]:
+                        same = record(i % 3) == winner
+                        assert result is (SessionAdded.KNOWN if same else SessionAdded.TAKEN)
+                assert await stores[1].sessions(CH, [tag]) == {tag: winner}
+            assert await stored(stores[0]) == 10 * 200
 
     asyncio.run(main())
 

@@ -71,7 +71,10 @@ def records() -> list[Record]:
         _encode("REFUSE YIELD with retry_after_ms", f.Refuse(8, 31, 20, 0, bytes(32))),
         _encode("BROADCAST", f.Broadcast(ID, 11, b"sealed")),
         _encode("HISTORY_END", f.HistoryEnd(1, ID, 11, HEAD)),
-        _encode("PUSH", f.Push(12, b"sealed")),
+        _encode("PUSH of a version-1 envelope (no channel)", f.Push(12, b"sealed")),
+        _encode("PUSH of a version-2 envelope", f.Push(12, b"sealed", channel_id=HEAD)),
+        _encode("SESSION", f.Session(13, HEAD, b"record")),
+        _encode("RECORD of a session", f.Record(HEAD, 5, b"record")),
         _encode(
             "SNAPSHOT, LIVE and DISPUTED",
             f.Snapshot(ID, 3, f.SNAPSHOT_LIVE | f.SNAPSHOT_DISPUTED, 10, 4, b"chunk"),

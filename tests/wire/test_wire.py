@@ -22,6 +22,12 @@ EXAMPLES: list[f.Frame] = [
     f.Ephemeral(6, b"e"),
     f.Ping(2**64 - 1),
     f.Dispute(9, b"d"),
+    f.Dispute(9, b"d", channel_id=ID),
+    f.Push(3, b"p", channel_id=ID),
+    f.SnapshotChunk(4, 10, 0, b"abc", channel_id=ID),
+    f.Trim(5, 0, b"t", channel_id=ID),
+    f.Session(11, ID, b"record"),
+    f.Record(ID, 5, b"record"),
     f.ProofRequest(10, ID, 1, 2**64 - 1),
     f.Welcome(1, 9, 1, 2, 3, 4, 5, 6, 7),
     f.Snapshot(ID, 3, 0, 10, 0, b"abc"),
@@ -99,7 +105,7 @@ def test_invalid_frames_are_rejected(data: bytes) -> None:
         f.decode_relay(data)
 
 
-def test_the_subscribe_and_snapshot_layouts() -> None:
+def test_the_subscribe_snapshot_and_envelope_frame_layouts() -> None:
     token = bytes(range(100, 132))
     data = f.encode(f.Subscribe(0x01020304, ID, f.SubscribeFrom.EARLIEST, 5, b"k" * 32, token))
     assert data == (
@@ -116,7 +122,13 @@ def test_the_subscribe_and_snapshot_layouts() -> None:
         + bytes([0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 3])
         + b"abc"
     )
-    assert f.encode(f.Dispute(7, b"env")) == b"\x0c\x00\x00\x00\x07\x00\x00\x00\x03env"
+    no_channel = bytes(32)
+    assert f.encode(f.Dispute(7, b"env")) == b"\x0c\0\0\0\x07" + no_channel + b"\0\0\0\x03env"
+    push = f.encode(f.Push(7, b"env", channel_id=ID))
+    assert push == b"\x04\0\0\0\x07" + ID + b"\0\0\0\x03env"
+    session = f.encode(f.Session(8, ID, b"rec"))
+    assert session == b"\x0a\0\0\0\x08" + ID + b"\0\0\0\x03rec"
+    assert f.encode(f.Record(ID, 5, b"rec")) == b"\x8d" + ID + b"\x05\0\0\0\x03rec"
     assert (f.SNAPSHOT_LIVE, f.SNAPSHOT_DISPUTED) == (1, 2)
 
 
@@ -192,6 +204,15 @@ def test_history_bodies_parse() -> None:
         history.encode_history(history.HistoryBody(None, [], 0, b"short"))
 
 
+def test_a_history_body_carries_session_records_before_what_needs_them() -> None:
+    session = b"\x03" + bytes(8) + (3).to_bytes(4, "big") + b"rec"
+    patch = b"\x02" + (1).to_bytes(8, "big") + (1).to_bytes(4, "big") + b"p"
+    end = b"\x00" + (1).to_bytes(8, "big") + b"i" * 32
+    body = history.parse_history(session + patch + end)
+    assert body == history.HistoryBody(None, [(1, b"p")], 1, b"i" * 32, [b"rec"])
+    assert history.encode_history(body) == session + patch + end
+
+
 SEALED = st.binary(max_size=40)
 
 
@@ -200,11 +221,16 @@ SEALED = st.binary(max_size=40)
     st.lists(st.tuples(st.integers(0, 2**64 - 1), SEALED), max_size=5),
     st.integers(0, 2**64 - 1),
     st.binary(min_size=32, max_size=32),
+    st.lists(SEALED, max_size=3),
 )
 def test_history_round_trip(
-    snapshot: tuple[int, bytes] | None, patches: list[tuple[int, bytes]], seq: int, head: bytes
+    snapshot: tuple[int, bytes] | None,
+    patches: list[tuple[int, bytes]],
+    seq: int,
+    head: bytes,
+    sessions: list[bytes],
 ) -> None:
-    body = history.HistoryBody(snapshot, patches, seq, head)
+    body = history.HistoryBody(snapshot, patches, seq, head, sessions)
     assert history.parse_history(history.encode_history(body)) == body
 
 
@@ -228,4 +254,6 @@ def test_any_bytes_parse_or_raise_history_error(data: bytes) -> None:
         body = history.parse_history(data)
     except history.HistoryError:
         return
-    assert history.encode_history(body) == data
+    # What parses is kept whole (records may come in any order; encoding puts
+    # session records, then the snapshot, then the patches).
+    assert history.parse_history(history.encode_history(body)) == body
