@@ -50,7 +50,9 @@ def _pair(doc: str) -> tuple[Engine[Text, Any], Engine[Text, Any], CryptoCodec, 
     a = CryptoCodec(keys, crypto.Author.generate("typist"))
     b = CryptoCodec(keys, crypto.Author.generate("watcher"))
     body = {"height": 0, "doc": doc, "h": hashlib.sha256(doc.encode()).hexdigest()}
-    snap = a.seal(SNAPSHOT, os.urandom(32), json.dumps(body, separators=(",", ":")).encode())
+    content = json.dumps(body, separators=(",", ":")).encode()
+    snap = a.seal(SNAPSHOT, os.urandom(32), content, height=0)
+    b.learn(a.own_record or b"")  # as the relay's RECORD would
     typist: Engine[Text, Any] = Engine(TEXT, a, pipeline=4)
     watcher: Engine[Text, Any] = Engine(TEXT, b, writer=False)
     typist.load_snapshot(snap.data)

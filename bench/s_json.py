@@ -100,7 +100,8 @@ def blindpad_side(size: int, ops: list[list[Any]]) -> dict[str, Any]:
     b = CryptoCodec(keys, crypto.Author.generate("watcher"))
     doc = {"items": [_item(n) for n in range(size)]}
     body = {"height": 0, "doc": JSON.doc_to_wire(doc), "h": JSON.digest(doc).hex()}
-    snap = a.seal(SNAPSHOT, os.urandom(32), pack(body))
+    snap = a.seal(SNAPSHOT, os.urandom(32), pack(body), height=0)
+    b.learn(a.own_record or b"")  # as the relay's RECORD would
     typist: Engine[Any, Any] = Engine(JSON, a, pipeline=4)
     watcher: Engine[Any, Any] = Engine(JSON, b, writer=False)
     typist.load_snapshot(snap.data)

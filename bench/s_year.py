@@ -52,9 +52,8 @@ async def write_year(path: Path, n: int, seed: int = 1) -> tuple[crypto.PadKeys,
     store = open_store(f"sqlite:///{path}")
     await store.open()
     keys = crypto.PadKeys.generate()
-    typist: Engine[Text, Any] = Engine(
-        TEXT, CryptoCodec(keys, crypto.Author.generate("typist")), pipeline=1
-    )
+    codec = CryptoCodec(keys, crypto.Author.generate("typist"))
+    typist: Engine[Text, Any] = Engine(TEXT, codec, pipeline=1)
     pending: list[Any] = []
     previous: bytes | None = None  # the patch X of the typist's previous snapshot
     snapshots = 0
@@ -81,7 +80,11 @@ async def write_year(path: Path, n: int, seed: int = 1) -> tuple[crypto.PadKeys,
                 if isinstance(event, SendPatch):
                     seq += 1
                     sealed = event.sealed
-                    parent = crypto.parse_header(sealed.data).ref
+                    parent = crypto.envelope2.ref_of(sealed.data)
+                    if seq == 1 and codec.session_tag and codec.own_record:  # as SESSION would
+                        await store.add_session(
+                            keys.channel_id, codec.session_tag, codec.own_record
+                        )
                     pending.append(store.append(keys.channel_id, sealed.id, parent, sealed.data))
                     typist.acked(sealed.id, seq)
                 elif isinstance(event, SendSnapshot):
@@ -95,7 +98,7 @@ async def write_year(path: Path, n: int, seed: int = 1) -> tuple[crypto.PadKeys,
                         keep = fitting_keep_pct(
                             len(event.sealed.data), typist.snapshots.last_plain
                         )
-                        await store.trim(keys.channel_id, crypto.parse_header(trim.data).ref, keep)
+                        await store.trim(keys.channel_id, crypto.envelope2.ref_of(trim.data), keep)
                     previous = event.of
             if len(pending) >= WINDOW:
                 await drain()

@@ -28,6 +28,7 @@ import crypto
 from bench.codec import CryptoCodec
 from client.doctype import TEXT, Text
 from client.engine import Alarm, Engine, RemoteChange, SendPatch, SendSnapshot
+from crypto import envelope2
 from wire import frames as f
 
 STALE = 1
@@ -60,6 +61,7 @@ class Session:
         self._changed = asyncio.Event()
         self._snapshot_parts: list[bytes] = []
         self._reader: asyncio.Task[None] | None = None
+        self._registered: set[bytes] = set()  # session tags sent SESSION on this connection
         self.on_change: Callable[[], None] | None = None
         self.error: BaseException | None = None
         # counters
@@ -140,11 +142,23 @@ class Session:
         await self.ws.send(data)
         return data
 
+    async def _register(self, envelope: bytes) -> None:
+        """SESSION before the first envelope of a version-2 session (PROTOCOL.md §9.3)."""
+        tag = envelope2.tag_of(envelope)
+        record = None if tag is None else self.codec.record(tag)
+        if tag is None or record is None or tag in self._registered:
+            return
+        self._registered.add(tag)
+        req = self._next_req()
+        self._pending[req] = ("session", b"", b"")
+        await self._send(f.Session(req, self.keys.channel_id, record))
+
     async def _drain_events(self) -> None:
         for event in self.engine.events():
             if isinstance(event, SendPatch):
+                await self._register(event.sealed.data)
                 req = self._next_req()
-                frame = f.Push(req, event.sealed.data)
+                frame = f.Push(req, event.sealed.data, channel_id=self.keys.channel_id)
                 data = await self._send(frame)
                 self._pending[req] = ("patch", event.sealed.id, data)
                 self.pushes += 1
@@ -158,13 +172,14 @@ class Session:
                 self.alarms.append(f"{event.kind.value}: {event.detail}")
 
     async def _send_snapshot(self, data: bytes) -> None:
+        await self._register(data)
         req = self._next_req()
         self._pending[req] = ("snapshot", b"", b"")
         self.snapshots_sent += 1
+        cid = self.keys.channel_id
         for offset in range(0, len(data), CHUNK):
-            await self._send(
-                f.SnapshotChunk(req, len(data), offset, data[offset : offset + CHUNK])
-            )
+            part = data[offset : offset + CHUNK]
+            await self._send(f.SnapshotChunk(req, len(data), offset, part, channel_id=cid))
 
     async def hello(self) -> None:
         """HELLO / WELCOME."""
@@ -242,6 +257,8 @@ class Session:
             if sum(map(len, self._snapshot_parts)) >= frame.total:
                 engine.load_snapshot(b"".join(self._snapshot_parts), frame.x_seq)
                 self._snapshot_parts = []
+        elif isinstance(frame, f.Record):
+            self.codec.learn(frame.envelope)
         elif isinstance(frame, f.HistoryEnd):
             self._pending.pop(frame.request_id, None)
             self._history_end.set()

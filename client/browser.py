@@ -86,6 +86,8 @@ from wire.history import HistoryBody, parse_history
 if TYPE_CHECKING:  # pragma: no cover - ``js`` exists only under Pyodide
     from collections.abc import Callable
 
+    from client.codec import CryptoCodec
+
 PRESENCE_MIN_INTERVAL_MS = 60
 #: The local copy (the whole text) goes to IndexedDB at most this often while
 #: the head moves (and when the socket drops, and when the page hides).
@@ -488,7 +490,7 @@ class BrowserPad:
 
         ``wake`` asks the page for a tick (after socket events; not from a tick).
         """
-        pending = [data.hex() for data in self.session.pending()]
+        pending = [data.hex() for data in self.session.write_ahead()]
         head, peaks = self.session.last_head, self.session.last_peaks
         head_json: list[Any] | None = None
         if head is not None:
@@ -755,11 +757,16 @@ class BrowserPad:
         body = _history_body(data, "history")
         if isinstance(body, str):
             return json.dumps({"failure": body})
+        from client.commands._http import reader  # the CLI's reader: loaded on first use only
+
         self._kept = body
         self._checkpoints = {}
-        revisions = [self._revision_entry(seq, sealed, "patch") for seq, sealed in body.patches]
+        codec = reader(self.link, body)
+        revisions = [
+            self._revision_entry(codec, seq, sealed, "patch") for seq, sealed in body.patches
+        ]
         if body.snapshot is not None:
-            revisions.insert(0, self._revision_entry(*body.snapshot, "snapshot"))
+            revisions.insert(0, self._revision_entry(codec, *body.snapshot, "snapshot"))
         return json.dumps({"revisions": revisions})
 
     def history_checkpoint(self, data: Any) -> str:
@@ -772,17 +779,23 @@ class BrowserPad:
         if body.snapshot is None:
             return json.dumps({"failure": "The relay sent no checkpoint."})
         seq, sealed = body.snapshot
-        self._checkpoints[seq] = body
-        return json.dumps(self._revision_entry(seq, sealed, "checkpoint"))
+        from client.commands._http import reader
 
-    def _revision_entry(self, seq: int, sealed: bytes, kind: str) -> dict[str, Any]:
+        self._checkpoints[seq] = body
+        return json.dumps(self._revision_entry(reader(self.link, body), seq, sealed, "checkpoint"))
+
+    def _revision_entry(
+        self, codec: CryptoCodec, seq: int, sealed: bytes, kind: str
+    ) -> dict[str, Any]:
         from client.commands._http import time_ms  # the CLI's reader: loaded on first use only
 
         try:
-            opened = crypto.open_envelope(self.link.keys, sealed)
-        except crypto.CryptoError:
+            opened = codec.open(sealed)
+        except ValueError:
+            opened = None
+        if opened is None or opened.content is None or opened.author is None:
             return {"seq": seq, "time": None, "author": None, "color": None, "kind": "unreadable"}
-        key = opened.author_key.hex()
+        key = opened.author.hex()
         name, color = opened.author_name, color_of(key)
         if key == self.author.public_key.hex():
             name, color = self.name, self.color

@@ -12,7 +12,10 @@ A RATE_LIMITED refusal parks the very same frames until the relay's
 ``retry_after_ms`` (:meth:`Outbox.retry_at`, :meth:`Outbox.due`).  A dropped
 connection forgets every request (:meth:`Outbox.reset`): the engine resends
 its patches on the next connection, with the same bytes.  Sans-I/O: frames go
-out only when the front end takes them (:meth:`Outbox.take`).
+out only when the front end takes them (:meth:`Outbox.take`).  Before the
+first envelope of a version-2 session on a connection, the outbox registers
+that session (SESSION with its record, PROTOCOL.md §9.3): the relay answers
+it before anything sent after it, so the envelopes need not wait.
 
 Snapshots in (:class:`SnapshotChunks`).  A snapshot arrives in chunks at
 increasing offsets; a chunk out of order drops the partial one (the next
@@ -37,6 +40,7 @@ import itertools
 from collections.abc import Callable
 
 from client.engine import Sealed
+from crypto import envelope2
 from wire import frames as p
 
 DEFAULT_MAX_FRAME_BYTES = 256 * 1024
@@ -51,6 +55,7 @@ class Want(enum.Enum):
     TRIM = "trim"
     DISPUTE = "dispute"
     PROOF = "proof"
+    SESSION = "session"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,13 +68,25 @@ class Request:
 
 
 class Outbox:
-    """Request ids, the frames to send, and the requests awaiting an answer."""
+    """Request ids, the frames to send, and the requests awaiting an answer.
 
-    def __init__(self) -> None:
+    Args:
+        channel_id: the channel the envelopes are for (frames name it).
+        records: a version-2 session's record by tag, if known.
+    """
+
+    def __init__(
+        self,
+        channel_id: bytes = p.ZERO_ID,
+        records: Callable[[bytes], bytes | None] = lambda tag: None,
+    ) -> None:
+        self.channel_id = channel_id
+        self._records = records
         self._ids = itertools.count(1)
         self._frames: list[bytes] = []
         self._requests: dict[int, Request] = {}
         self._retries: list[tuple[int, int, Request]] = []
+        self._registered: set[bytes] = set()  # session tags sent on this connection
 
     def next_id(self) -> int:
         """A fresh request id."""
@@ -84,18 +101,39 @@ class Outbox:
         self._requests[req] = request
         self._frames.extend(request.frames)
 
+    def _register(self, envelope: bytes) -> None:
+        """Queue SESSION for ``envelope``'s session if this connection has not yet."""
+        tag = envelope2.tag_of(envelope)
+        if tag is None or tag in self._registered:
+            return
+        record = self._records(tag)
+        if record is None:
+            return  # not ours to register: the relay answers UNKNOWN_SESSION
+        self._registered.add(tag)
+        req = self.next_id()
+        frame = p.encode(p.Session(req, self.channel_id, record))
+        self.request(req, Request(Want.SESSION, (frame,), tag))
+
+    def forget(self, tag: bytes) -> None:
+        """Session ``tag`` is not registered after all (its SESSION was refused):
+        the next envelope of it registers it again."""
+        self._registered.discard(tag)
+
     def push(self, sealed: Sealed) -> None:
         """Queue a PUSH of a sealed patch."""
+        self._register(sealed.data)
         req = self.next_id()
-        self.request(req, Request(Want.PATCH, (p.encode(p.Push(req, sealed.data)),), sealed.id))
+        frame = p.encode(p.Push(req, sealed.data, channel_id=self.channel_id))
+        self.request(req, Request(Want.PATCH, (frame,), sealed.id))
 
     def upload(self, sealed: Sealed, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         """Queue a snapshot in chunks that each fit in a frame."""
+        self._register(sealed.data)
         step = max(1024, max_frame_bytes - 1024)
         req = self.next_id()
-        data, total = sealed.data, len(sealed.data)
+        data, total, cid = sealed.data, len(sealed.data), self.channel_id
         frames = tuple(
-            p.encode(p.SnapshotChunk(req, total, at, data[at : at + step]))
+            p.encode(p.SnapshotChunk(req, total, at, data[at : at + step], channel_id=cid))
             for at in range(0, total, step)
         )
         self.request(req, Request(Want.SNAPSHOT, frames, sealed.id))
@@ -103,14 +141,16 @@ class Outbox:
     def trim(self, sealed: Sealed, keep_pct: int = 0) -> None:
         """Queue a TRIM of a sealed trim envelope; the relay keeps older snapshots
         within ``keep_pct`` % of the newest one's bytes (0: none)."""
+        self._register(sealed.data)
         req = self.next_id()
-        frame = p.Trim(req, keep_pct, sealed.data)
+        frame = p.Trim(req, keep_pct, sealed.data, channel_id=self.channel_id)
         self.request(req, Request(Want.TRIM, (p.encode(frame),), sealed.id))
 
     def dispute(self, sealed: Sealed) -> None:
         """Queue a DISPUTE of a snapshot that differs from our text."""
+        self._register(sealed.data)
         req = self.next_id()
-        frame = p.encode(p.Dispute(req, sealed.data))
+        frame = p.encode(p.Dispute(req, sealed.data, channel_id=self.channel_id))
         self.request(req, Request(Want.DISPUTE, (frame,), sealed.id))
 
     def unanswered(self, want: Want) -> int:
@@ -152,6 +192,7 @@ class Outbox:
         self._frames.clear()
         self._requests.clear()
         self._retries.clear()
+        self._registered.clear()
 
 
 @dataclasses.dataclass(slots=True)

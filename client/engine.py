@@ -41,6 +41,7 @@ write-ahead log must keep, is :mod:`client.recovery`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -336,6 +337,11 @@ class Engine(Generic[D, P]):
         if opened.kind != PATCH:
             self._alarm(AlarmKind.UNREADABLE, f"unexpected envelope kind {opened.kind}")
             return
+        parent = self.chain.nodes.get(opened.ref)
+        if opened.height is not None and parent is not None and opened.height != parent.height + 1:
+            # Signed by an editor's session at another height: junk, a no-op for all.
+            wrong = f"signed at height {opened.height}, on a parent at {parent.height}"
+            opened = dataclasses.replace(opened, content=None, error=wrong)
         self.replica.add(opened.id, opened.ref, self._decode(opened), len(data))
 
     def check_snapshot(self, data: bytes) -> tuple[bytes, int, str] | None:

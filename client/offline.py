@@ -49,6 +49,7 @@ from client.doctype import DocType, InvalidPatch
 from client.jsondoc import canonical
 from client.rope import plain
 from client.snapshots import HighWater, Retention, hw_from_wire, retention_from_wire
+from crypto import envelope2
 from wire import mmr
 
 MAGIC = b"blindpad-copy 1\n"
@@ -154,8 +155,9 @@ def fits(logged: list[bytes], head_id: bytes) -> bool:
         return True
     if any(hashlib.sha256(data).digest() == head_id for data in logged):
         return True
+    first = next((data for data in logged if not envelope2.is_session_record(data)), None)
     try:
-        return crypto.parse_header(logged[0]).ref == head_id
+        return first is None or envelope2.ref_of(first) == head_id
     except (ValueError, crypto.CryptoError):
         return False
 

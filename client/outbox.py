@@ -320,7 +320,7 @@ class Outbox(Generic[D, P]):
         stamp = (self.session, self.counter)
         payload = claim(self.doctype, patch, result, height, self.hash_every, now, stamp, size)
         parent = self.inflight[-1].sealed.id if self.inflight else head.id
-        sealed = self.codec.seal(PATCH, parent, encode(self.doctype, payload))
+        sealed = self.codec.seal(PATCH, parent, encode(self.doctype, payload), height=height)
         self.inflight.append(Own(sealed, parent, payload, piece))
 
     def release(self) -> None:

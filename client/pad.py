@@ -498,7 +498,7 @@ class Pad:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._state is not None:
             # The log as it is: acknowledged patches an append left in it go.
-            pending, base = self._session.pending(), self._session.pending_base()
+            pending, base = self._session.write_ahead(), self._session.pending_base()
             self._state.write_pending(pending, base, exact=True)
             self._state.write_head(self._session.last_head, self._session.last_peaks)
             self._keep_copy()
@@ -949,7 +949,7 @@ class Pad:
         """
         if self._state is not None:
             self._state.write_pending(
-                self._session.pending(),
+                self._session.write_ahead(),
                 self._session.pending_base(),
                 before_base=lambda: self._keep_copy(durable=True),
             )

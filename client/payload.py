@@ -93,17 +93,26 @@ class Opened:
     error: str | None = None
     author: bytes | None = None
     author_name: str | None = None
+    #: The signed height of a version-2 envelope (a patch's own, a snapshot's
+    #: or trim's X's); None for version 1, whose height the chain alone fixes.
+    height: int | None = None
 
 
 class Codec(Protocol):
     """Seals and opens envelopes; the engine's only way to the cryptography."""
 
-    def seal(self, kind: int, ref: bytes, content: bytes) -> Sealed:
-        """Seal ``content`` of ``kind`` under ``ref`` (parent, or snapshot's patch)."""
+    def seal(self, kind: int, ref: bytes, content: bytes, *, height: int) -> Sealed:
+        """Seal ``content`` of ``kind`` under ``ref`` (parent, or snapshot's patch)
+        at ``height`` (the patch's own, or the snapshot's patch's)."""
         ...
 
     def open(self, data: bytes) -> Opened:
         """Open an envelope; raise ``ValueError`` if even its header is unreadable."""
+        ...
+
+    def learn(self, record: bytes) -> bytes:
+        """Learn a session record the envelopes of that session need; return its
+        tag.  Raise ``ValueError`` for one that is not this pad's."""
         ...
 
 

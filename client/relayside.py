@@ -55,6 +55,7 @@ from client.payload import SESSION_LEN
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Beacon, Presence
 from client.snapshots import fitting_keep_pct
 from client.trust import SUSPECT
+from crypto import envelope2
 from crypto.backend import RandomFn, default_random
 from wire import codes
 from wire import frames as p
@@ -190,6 +191,8 @@ class RelaySide:
         self._random = random
         self._pipeline = pipeline
         self._pace_ms = pace_ms
+        self._codec = CryptoCodec(keys, author, random, clock)
+        recovered = self._codec.learn_logged(recovered)
         self.engine = self._new_engine()
         self._rejoining: Any = None  # the document shown while a trim is caught up with
         self._rejoin_base: Any = doctype.empty()  # the document shown when the rejoin began
@@ -216,7 +219,7 @@ class RelaySide:
         self._snapshot_due_ms = 0
         self.compacted = {"sent": 0, "stored": 0, "refused": 0}  # trims after our snapshots
         self._compacting: set[bytes] = set()  # trim envelope ids sent, unanswered
-        self._outbox = Outbox()
+        self._outbox = Outbox(keys.channel_id, self._codec.record)
         self._events: list[PadEvent] = []
         self._join = Joining(
             keys,
@@ -242,7 +245,7 @@ class RelaySide:
     def _new_engine(self) -> Engine[Any, Any]:
         engine: Engine[Any, Any] = Engine(
             self.doctype,
-            CryptoCodec(self.keys, self.author, self._random),
+            self._codec,  # one per session: a rejoin's engine seals on under it
             writer=self.keys.can_write,
             pipeline=self._pipeline,
             pace_ms=self._pace_ms,
@@ -394,6 +397,15 @@ class RelaySide:
         if self._outbox.answered(frame.request_id) is not None:
             self._join.proof(frame, frame.request_id)
 
+    def _on_record(self, frame: p.Record) -> None:
+        """A record the next envelopes need (PROTOCOL.md §8.4): a session's."""
+        if frame.kind != envelope2.SESSION:
+            return  # a kind this client does not use yet
+        try:
+            self.engine.codec.learn(frame.envelope)
+        except ValueError as error:
+            self._alarm(AlarmKind.UNREADABLE, f"the relay sent {error}")
+
     def _on_snapshot(self, frame: p.Snapshot) -> None:
         if not frame.flags & p.SNAPSHOT_LIVE:
             self._join.snapshot(frame)  # the catch-up's: open from it
@@ -406,7 +418,7 @@ class RelaySide:
             return  # it matches (or we cannot tell); a viewer alarms but cannot sign
         snapshot_id, height, problem = found
         content = json.dumps({"reason": problem, "height": height}).encode()
-        sealed = self.engine.codec.seal(crypto.Kind.DISPUTE, snapshot_id, content)
+        sealed = self.engine.codec.seal(crypto.Kind.DISPUTE, snapshot_id, content, height=height)
         self._outbox.dispute(sealed)
         self.disputes += 1
 
@@ -475,6 +487,9 @@ class RelaySide:
         if request.want is Want.PROOF:
             self._join.proof(None, frame.request_id)  # the relay names nothing: withheld
             return
+        if request.want is Want.SESSION:
+            self._session_refused(request.id, frame.code, code)
+            return
         if request.want is Want.SUBSCRIBE and frame.code == codes.RefuseCode.HISTORY_TRIMMED:
             self._rejoin()
             return
@@ -486,8 +501,25 @@ class RelaySide:
         ):
             self.engine.refused(request.id, frame.head_id)
             self._flush()
+        elif request.want is Want.PATCH and frame.code == codes.RefuseCode.UNKNOWN_SESSION:
+            # Not stored: its session is not registered (taken, or not ours to
+            # register); the work is sealed again under our own session.
+            self.engine.refused(request.id)
+            self._flush()
         elif request.want not in (Want.SNAPSHOT, Want.DISPUTE):  # best effort, not the pad's
             self._fail(code, f"the relay refused a {request.want.value}", frame.retry_after_ms)
+
+    def _session_refused(self, tag: bytes, refusal: int, code: str) -> None:
+        """SESSION refused: a tag taken makes our session new (what it sealed is
+        refused UNKNOWN_SESSION and sealed again); a record the relay finds
+        unsigned or malformed is a fault; anything else registers again with
+        the next envelope."""
+        self._outbox.forget(tag)
+        if refusal == codes.RefuseCode.SESSION_TAG_TAKEN:
+            if tag == self._codec.session_tag:
+                self._codec.new_session()
+        elif refusal in (codes.RefuseCode.BAD_SIGNATURE, codes.RefuseCode.MALFORMED_ENVELOPE):
+            self._fail(code, "the relay refused this session's record")
 
     def _fail(self, code: str, message: str, retry_after_ms: int = 0) -> None:
         self.failure = Failed(code, message, retry_after_ms)
@@ -759,6 +791,7 @@ class RelaySide:
 _HANDLERS: dict[type[Any], Callable[[RelaySide, Any], None]] = {
     p.Welcome: RelaySide._on_welcome,
     p.Snapshot: RelaySide._on_snapshot,
+    p.Record: RelaySide._on_record,
     p.History: lambda session, frame: session._join.patch(frame),
     p.Broadcast: lambda session, frame: session._join.patch(frame),
     p.HistoryEnd: RelaySide._on_history_end,

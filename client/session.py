@@ -222,7 +222,8 @@ class PadSession(RelaySide):
         }
 
     def pending(self) -> list[bytes]:
-        """The sealed patches not yet acknowledged, oldest first (the write-ahead log).
+        """The sealed patches not yet acknowledged, oldest first (what the
+        write-ahead log keeps, :meth:`write_ahead`).
 
         What was typed and not yet sealed is sealed first (nothing is sent),
         so the log holds every edit.  Before the history is loaded, the
@@ -232,6 +233,12 @@ class PadSession(RelaySide):
         if self._join.unadopted:
             return list(self._join.unadopted)
         return [sealed.data for sealed in self.engine.unacknowledged()]
+
+    def write_ahead(self) -> list[bytes]:
+        """The write-ahead log to keep: :meth:`pending`, each version-2 session's
+        record right before its first patch (a process adopting the log
+        registers them before it resends, PROTOCOL.md §9.3)."""
+        return self._codec.with_records(self.pending())
 
     def local_copy(self) -> LocalCopy | None:
         """Where this session stands, verified, to keep for an open without the

@@ -319,6 +319,7 @@ class Snapshots(Generic[D, P]):
         if opened.kind != SNAPSHOT or opened.content is None:
             raise InvalidPatch(f"not a valid snapshot: {opened.error or 'wrong kind'}")
         contents = read(self.doctype, opened.content)
+        _signed_at(opened, contents.height)
         self.height = contents.height
         self.bytes_since = 0
         self.last_size = len(data)
@@ -354,6 +355,7 @@ class Snapshots(Generic[D, P]):
         try:
             contents = read(self.doctype, opened.content)
             height, doc, peaks = contents.height, contents.doc, contents.peaks
+            _signed_at(opened, height)
         except InvalidPatch as error:
             self.emit(Alarm(AlarmKind.SNAPSHOT_MISMATCH, f"bad snapshot: {error}", opened.id))
             return f"bad snapshot: {error}"
@@ -436,7 +438,7 @@ class Snapshots(Generic[D, P]):
             if retention is not None:
                 body["r"] = list(retention)
             content = pack(body)
-            sealed = self.codec.seal(SNAPSHOT, node.id, content)
+            sealed = self.codec.seal(SNAPSHOT, node.id, content, height=node.height)
             self.last_size = len(sealed.data)
             self.last_plain = _LENGTH.unpack_from(content, 1)[0]
             self._verified(node)  # one superseded before it was sealed is never stored
@@ -450,7 +452,17 @@ class Snapshots(Generic[D, P]):
 
     def seal_trim_at(self, x_id: bytes, height: int) -> Sealed:
         """Seal a trim at patch ``x_id`` of ``height`` (the chain may no longer hold it)."""
-        return self.codec.seal(TRIM, x_id, dumps({"height": height}))
+        return self.codec.seal(TRIM, x_id, dumps({"height": height}), height=height)
+
+
+def _signed_at(opened: Opened, height: int) -> None:
+    """Check a version-2 snapshot's signed height against its content's.
+
+    Raises:
+        InvalidPatch: they differ.
+    """
+    if opened.height is not None and opened.height != height:
+        raise InvalidPatch(f"signed at height {opened.height}, made at {height}")
 
 
 __all__ = [

@@ -84,6 +84,7 @@ from client.jsondoc import JSON, canonical
 from client.offline import LocalCopy
 from client.recovery import Base
 from client.rope import plain
+from crypto import envelope2
 from wire import mmr
 
 _LEN = struct.Struct(">I")
@@ -223,28 +224,45 @@ def _unwritten(logged: list[bytes], sealed: list[bytes]) -> list[bytes] | None:
 
     Appending keeps the log one chain from its base: ``sealed`` must start
     with patches the log ends with, and the first new one must have the last
-    logged patch as its parent.
+    logged patch as its parent.  Session records (``sealed`` holds each
+    before the first patch of its session) are not patches: a new patch
+    whose session's record the log lacks brings it along, right before it.
     """
-    if not sealed:
+    patches = [data for data in sealed if not envelope2.is_session_record(data)]
+    done = [data for data in logged if not envelope2.is_session_record(data)]
+    if not patches:
         return []
-    if not logged:
+    if not done:
         return None
-    if sealed[0] in logged:
-        kept = len(logged) - logged.index(sealed[0])
-        if logged[-kept:] != sealed[:kept]:
+    if patches[0] in done:
+        kept = len(done) - done.index(patches[0])
+        if done[-kept:] != patches[:kept]:
             return None
-        fresh = sealed[kept:]
+        fresh = patches[kept:]
     else:
-        fresh = sealed
-    if fresh and not _continues(logged[-1], fresh[0]):
+        fresh = patches
+    if fresh and not _continues(done[-1], fresh[0]):
         return None
-    return fresh
+    have = {_record_tag(data) for data in logged if envelope2.is_session_record(data)}
+    records = {_record_tag(data): data for data in sealed if envelope2.is_session_record(data)}
+    out: list[bytes] = []
+    for data in fresh:
+        tag = envelope2.tag_of(data)
+        if tag is not None and tag not in have and tag in records:
+            have.add(tag)
+            out.append(records[tag])
+        out.append(data)
+    return out
+
+
+def _record_tag(record: bytes) -> bytes:
+    return envelope2.session_tag(envelope2.session_key_of(record))
 
 
 def _continues(last: bytes, new: bytes) -> bool:
     """Whether the sealed patch ``new`` is made on the sealed patch ``last``."""
     try:
-        return crypto.parse_header(new).ref == hashlib.sha256(last).digest()
+        return envelope2.ref_of(new) == hashlib.sha256(last).digest()
     except (ValueError, crypto.CryptoError):
         return False
 

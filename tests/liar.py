@@ -1,4 +1,4 @@
-"""A scriptable lying relay: a test double that speaks protocol version 1.
+"""A scriptable lying relay: a test double that speaks the relay protocol.
 
 :class:`LyingRelay` serves real websockets on a loopback port in the running
 event loop, so tests drive the real SDK (``from client import Pad``) against
@@ -17,7 +17,9 @@ channel (docs/PROTOCOL.md §3); the hooks make it lie:
   as a snapshot; DISPUTE is stored (:attr:`LyingRelay.disputes`) and flags the
   snapshot DISPUTED afterwards;
 * ephemerals (presence) flow between *all* subscribed connections, whatever
-  their branch, so partitioned users still think they are together.
+  their branch, so partitioned users still think they are together;
+* session records (SESSION) are kept unchecked and sent as RECORDs to every
+  subscriber, at subscription and when registered.
 
 The channel is the first one subscribed (with its verify key, as
 ``Pad.create`` does; a SUBSCRIBE without one before that is refused
@@ -42,7 +44,8 @@ from types import TracebackType
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from crypto.envelope import envelope_id, parse_header
+from crypto.envelope import envelope_id
+from crypto.envelope2 import SESSION, ref_of
 from crypto.errors import MalformedEnvelope
 from wire import frames as f
 from wire import mmr
@@ -133,6 +136,7 @@ class LyingRelay:
         # PROOF answers: the ids named for (conn, from_seq, to_seq); None = the truth
         self.prove: Callable[[Conn, int, int], bytes] | None = None
         self.disputed: set[bytes] = set()  # ids of disputed snapshots
+        self.sessions: list[bytes] = []  # session records registered (SESSION), unchecked
         self.connections: list[Conn] = []
         self.channel_id: bytes | None = None  # the first channel subscribed
         self._server: Server | None = None
@@ -253,6 +257,8 @@ class LyingRelay:
                 self._dispute(conn, frame)
             case f.ProofRequest():
                 self._proof(conn, frame)
+            case f.Session():
+                self._session(conn, frame)
         return True
 
     def _hello(self, conn: Conn, frame: f.ClientFrame) -> bool:
@@ -297,6 +303,8 @@ class LyingRelay:
         else:
             since, snapshot = frame.since_seq, None
         conn.subscribed = True
+        for record in self.sessions:  # every record first: simpler than "before its first"
+            conn.send(f.Record(channel, SESSION, record))
         if snapshot is not None:
             self.send_snapshot(conn, *snapshot, 0)
         history = branch.envelopes_since(since)
@@ -321,7 +329,7 @@ class LyingRelay:
         if not conn.subscribed or self.channel_id is None:
             return self._refuse(conn, req, RefuseCode.NOT_SUBSCRIBED)
         try:
-            parent = parse_header(envelope).ref
+            parent = ref_of(envelope)
         except MalformedEnvelope:
             return self._refuse(conn, req, RefuseCode.MALFORMED_ENVELOPE)
         if parent != branch.head_id:
@@ -349,7 +357,7 @@ class LyingRelay:
         data = bytes(conn.uploads.pop(req))
         branch = self.branches[conn.branch]
         try:
-            x_seq = branch.seq_of(parse_header(data).ref)
+            x_seq = branch.seq_of(ref_of(data))
         except MalformedEnvelope:
             return self._refuse(conn, req, RefuseCode.MALFORMED_ENVELOPE)
         if x_seq is None:
@@ -379,7 +387,7 @@ class LyingRelay:
     def _dispute(self, conn: Conn, frame: f.Dispute) -> None:
         branch = self.branches[conn.branch]
         try:
-            snapshot_id = parse_header(frame.envelope).ref
+            snapshot_id = ref_of(frame.envelope)
         except MalformedEnvelope:
             return self._refuse(conn, frame.request_id, RefuseCode.MALFORMED_ENVELOPE)
         if branch.snapshot is None or envelope_id(branch.snapshot[1]) != snapshot_id:
@@ -392,7 +400,7 @@ class LyingRelay:
         req = frame.request_id
         branch = self.branches[conn.branch]
         try:
-            x_id = parse_header(frame.envelope).ref
+            x_id = ref_of(frame.envelope)
         except MalformedEnvelope:
             return self._refuse(conn, req, RefuseCode.MALFORMED_ENVELOPE)
         trimmed = branch.trimmed.get(x_id)
@@ -409,6 +417,17 @@ class LyingRelay:
         del branch.patches[:cut]
         branch.floor, branch.floor_id = x_seq, x_id
         return conn.send(f.Ack(req, x_seq, envelope_id(frame.envelope)))
+
+    def _session(self, conn: Conn, frame: f.Session) -> None:
+        """Keep a session record (unchecked) and send it to every subscriber ahead
+        of the envelopes that need it."""
+        if not conn.subscribed or self.channel_id is None:
+            return self._refuse(conn, frame.request_id, RefuseCode.NOT_SUBSCRIBED)
+        if frame.record not in self.sessions:
+            self.sessions.append(frame.record)
+            for other in self.live(conn):
+                other.send(f.Record(self.channel_id, SESSION, frame.record))
+        return conn.send(f.Ack(frame.request_id, 0, envelope_id(frame.record)))
 
     def _ephemeral(self, conn: Conn, frame: f.Ephemeral) -> None:
         if not conn.subscribed or self.channel_id is None:

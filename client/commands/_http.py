@@ -15,6 +15,7 @@ client never loads it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from client import payload, snapshots
 from client.codec import CryptoCodec
 from client.commands._common import NOT_FOUND, REACH_HINT, CommandError, RelayUnreachable
 from client.doctype import TEXT, DocType, named
-from client.engine import Alarm, AlarmKind, Engine
+from client.engine import Alarm, AlarmKind, Engine, Opened
 from client.errors import Distrusted
 from client.rope import plain
 from client.textops import InvalidPatch
@@ -190,6 +191,18 @@ def read_text(
     return Read(plain(engine.view), alarms, body)
 
 
+def reader(link: crypto.PadLink, *bodies: HistoryBody) -> CryptoCodec:
+    """A codec that opens what ``bodies`` carry: the pad's keys and the session
+    records the bodies sent (one the relay should not have sent is left out:
+    the envelopes of that session then do not open)."""
+    codec = CryptoCodec(link.keys, crypto.Author.generate("reader"))
+    for body in bodies:
+        for record in body.sessions:
+            with contextlib.suppress(ValueError):
+                codec.learn(record)
+    return codec
+
+
 def replay(
     link: crypto.PadLink, body: HistoryBody, what: str, upto: int | None = None
 ) -> tuple[Engine[Any, Any], int]:
@@ -201,9 +214,8 @@ def replay(
     Raises:
         CommandError: the snapshot does not verify.
     """
-    author = crypto.Author.generate("reader")
     doctype = named(link.doctype)
-    engine: Engine[Any, Any] = Engine(doctype, CryptoCodec(link.keys, author), writer=False)
+    engine: Engine[Any, Any] = Engine(doctype, reader(link, body), writer=False)
     engine.chain.fast_forward = True
     last = 0
     if body.snapshot is not None:
@@ -298,21 +310,29 @@ def read_revision(link: crypto.PadLink, timeout: float, at: int) -> Revision:
     return Revision(shown, plain(engine.view), alarms, shown == at)
 
 
-def sealed_time_ms(link: crypto.PadLink, sealed: bytes) -> int | None:
-    """The author's clock when sealing a patch or snapshot (``t``), or None
-    (see :func:`time_ms`)."""
-    try:
-        return time_ms(crypto.open_envelope(link.keys, sealed), named(link.doctype))
-    except crypto.CryptoError:
-        return None
+def body_times(link: crypto.PadLink, body: HistoryBody) -> list[tuple[int, int | None]]:
+    """``(seq, the author's clock when sealing)`` of the snapshot and the patches
+    ``body`` carries, in order; None where it does not open (see :func:`time_ms`)."""
+    codec, doctype = reader(link, body), named(link.doctype)
+
+    def sealed_at(sealed: bytes) -> int | None:
+        try:
+            return time_ms(codec.open(sealed), doctype)
+        except ValueError:
+            return None
+
+    snapshot = [] if body.snapshot is None else [body.snapshot]
+    return [(seq, sealed_at(sealed)) for seq, sealed in [*snapshot, *body.patches]]
 
 
-def time_ms(opened: crypto.Opened, doctype: DocType[Any, Any] = TEXT) -> int | None:
+def time_ms(opened: Opened, doctype: DocType[Any, Any] = TEXT) -> int | None:
     """The author's clock when sealing an opened patch or snapshot (``t``), or None.
 
     A claim, never checked: history shows it, ``cat --at TIME`` goes by it.
     """
-    if opened.kind is crypto.Kind.SNAPSHOT:
+    if opened.content is None:
+        return None
+    if opened.kind == payload.SNAPSHOT:
         try:
             return snapshots.read(doctype, opened.content).time
         except InvalidPatch:
@@ -337,13 +357,10 @@ def seq_at_time(link: crypto.PadLink, timeout: float, when_ms: int) -> int:
     times: list[tuple[int, int | None]] = []
     for x in listing.snapshots:
         if x < listing.floor:
-            snap = fetch(link, f"from=snapshot&at={x}", timeout).snapshot
-            times.append((x, sealed_time_ms(link, snap[1]) if snap else None))
+            old = fetch(link, f"from=snapshot&at={x}", timeout)
+            times += body_times(link, HistoryBody(old.snapshot, [], 0, bytes(32), old.sessions))
     query = f"from=snapshot&at={listing.floor}" if listing.floor else "since=0"
-    body = fetch(link, query, timeout)
-    if body.snapshot is not None:
-        times.append((body.snapshot[0], sealed_time_ms(link, body.snapshot[1])))
-    times += [(seq, sealed_time_ms(link, sealed)) for seq, sealed in body.patches]
+    times += body_times(link, fetch(link, query, timeout))
     found = [seq for seq, ms in times if ms is not None and ms <= when_ms]
     if not found:
         raise CommandError(

@@ -10,7 +10,7 @@ import hashlib
 import random
 
 import pytest
-from test_session import Clock, join, make, sent
+from test_session import Clock, join, make, sent, teach
 
 import crypto
 from client.doctype import TEXT
@@ -87,7 +87,7 @@ def pair(clock: Clock, *, quiet: bool = True) -> tuple[PadSession, PadSession, R
 
 def trimmed_at(session: PadSession, trim: f.Trim) -> int:
     """The height of the patch a trim names."""
-    x = crypto.open_envelope(session.keys, trim.envelope).ref
+    x = crypto.envelope2.ref_of(trim.envelope)
     return session.engine.chain.nodes[x].height
 
 
@@ -130,6 +130,7 @@ def test_a_peer_that_announces_a_higher_head_lets_the_trim_follow_it() -> None:
     assert relay.trims
     relay.trims.clear()
     # bob catches up to height 20 and says so; alice trims no higher from then on
+    teach(bob)
     for seq, envelope in enumerate(relay.stored[:20], 1):
         bob.receive_frame(f.encode(f.Broadcast(keys.channel_id, seq, envelope)))
     clock.now += 2_001  # a moved head is announced at most every 2 s
@@ -185,7 +186,8 @@ def test_a_retention_setting_is_carried_by_snapshots_and_followed_by_every_edito
     # snapshot, in the document's uncompressed size.
     fits = set()
     for _, envelope in relay.snapshots:
-        content = crypto.open_envelope(keys, envelope).content
+        content = alice.engine.codec.open(envelope).content
+        assert content is not None
         plain = int.from_bytes(content[1:5], "big")
         fits.add((plain - len(envelope)) * 100 // len(envelope))
     assert relay.trims
@@ -198,12 +200,15 @@ def test_a_retention_setting_is_carried_by_snapshots_and_followed_by_every_edito
     assert alice.retention is not None
     assert alice.retention[0] == 0
     seq, snapshot = relay.snapshots[-1]
-    assert read(TEXT, crypto.open_envelope(keys, snapshot).content).retention == alice.retention
+    content = alice.engine.codec.open(snapshot).content
+    assert content is not None
+    assert read(TEXT, content).retention == alice.retention
     relay.trims.clear()
     type_patches(alice, relay, 60, rng)
     assert relay.trims
     assert {trim.keep_pct for trim in relay.trims} == {0}
     # bob holds the chain up to that snapshot and is shown it live: he follows it too
+    teach(bob)
     for number, envelope in enumerate(relay.stored[:seq], 1):
         bob.receive_frame(f.encode(f.Broadcast(keys.channel_id, number, envelope)))
     assert bob.retention is None

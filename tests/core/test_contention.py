@@ -61,7 +61,7 @@ def test_a_yielded_push_overtaken_by_a_broadcast_is_sealed_again_not_resent() ->
     session.receive_frame(f.encode(f.Broadcast(keys.channel_id, 1, theirs)))
     (rebased,) = sent(session)
     assert isinstance(rebased, f.Push)
-    assert crypto.open_envelope(keys, rebased.envelope).ref == crypto.envelope_id(theirs)
+    assert crypto.envelope2.ref_of(rebased.envelope) == crypto.envelope_id(theirs)
     clock.now += 20
     session.tick()
     assert sent(session) == []  # the stale bytes stay unsent

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from test_session import Clock, join, make, sent
+from test_session import Clock, join, make, sent, teach
 
 import crypto
 from client.events import Alarm, AlarmKind, Status
@@ -24,9 +24,10 @@ from wire.codes import RefuseCode
 AFTER = DEFAULT_RESUME_AFTER_MS
 
 
-def their_patches(keys: crypto.PadKeys, *texts: str) -> list[bytes]:
-    """Patches by another writer, in a chain from an empty pad, each inserting at 0."""
-    other = make(keys=keys)
+def their_patches(reader: PadSession, *texts: str) -> list[bytes]:
+    """Patches by another writer of ``reader``'s pad, in a chain from an empty
+    pad, each inserting at 0 (``reader`` is sent the writer's session record)."""
+    other = make(keys=reader.keys)
     join(other)
     out = []
     for seq, text in enumerate(texts, 1):
@@ -35,6 +36,7 @@ def their_patches(keys: crypto.PadKeys, *texts: str) -> list[bytes]:
         out.append(push.envelope)
         ack = f.Ack(push.request_id, seq, hashlib.sha256(push.envelope).digest())
         other.receive_frame(f.encode(ack))
+    teach(reader)
     return out
 
 
@@ -63,7 +65,7 @@ def test_a_refusal_naming_a_head_that_never_comes_resumes_and_lands() -> None:
     join(session)
     session.edit((Op(0, 0, "mine"),))
     (push,) = sent(session)
-    (theirs,) = their_patches(session.keys, "theirs")
+    (theirs,) = their_patches(session, "theirs")
     their_id = hashlib.sha256(theirs).digest()
     session.receive_frame(f.encode(f.Refuse(push.request_id, RefuseCode.STALE, 0, 1, their_id)))
     assert session.engine.missing is not None  # the head it named
@@ -79,7 +81,7 @@ def test_a_refusal_naming_a_head_that_never_comes_resumes_and_lands() -> None:
     session.receive_frame(f.encode(history))
     session.receive_frame(f.encode(f.HistoryEnd(sub.request_id, sub.channel_id, 1, their_id)))
     (rebased,) = [frame for frame in sent(session) if isinstance(frame, f.Push)]
-    assert crypto.open_envelope(session.keys, rebased.envelope).header.ref == their_id
+    assert crypto.envelope2.ref_of(rebased.envelope) == their_id
     assert session.text == "mine" + "theirs" or session.text == "theirs" + "mine"
     session.receive_frame(
         f.encode(f.Ack(rebased.request_id, 2, hashlib.sha256(rebased.envelope).digest()))
@@ -94,7 +96,7 @@ def test_a_skipped_broadcast_is_a_gap_that_a_resume_fills() -> None:
     clock = Clock()
     session = quiet(clock)
     join(session)
-    one, two = their_patches(session.keys, "a", "b")
+    one, two = their_patches(session, "a", "b")
     channel = session.keys.channel_id
     session.receive_frame(f.encode(f.Broadcast(channel, 2, two)))  # number 1 skipped
     assert session.engine.missing is not None
@@ -134,7 +136,7 @@ def test_a_relay_that_keeps_withholding_raises_one_alarm_and_keeps_trying() -> N
     clock = Clock()
     session = quiet(clock)
     join(session)
-    _, two = their_patches(session.keys, "a", "b")
+    _, two = their_patches(session, "a", "b")
     channel = session.keys.channel_id
     session.receive_frame(f.encode(f.Broadcast(channel, 2, two)))
     seen: list[Alarm] = []

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 from test_liveness import quiet, their_patches
-from test_session import Clock, join, sent
+from test_session import Clock, join, sent, teach
 
 import crypto
 from client.errors import NotReady, ReadOnly
@@ -18,8 +18,9 @@ from wire.codes import RefuseCode
 def joined_with_history(clock: Clock) -> tuple[PadSession, bytes]:
     """A live session whose history is two patches by someone else; returns it and the head."""
     session = quiet(clock)
-    one, two = their_patches(session.keys, "a", "b")
+    one, two = their_patches(session, "a", "b")
     session.connected()
+    teach(session)  # the relay's RECORD, before the history
     sub = next(frame for frame in sent(session) if isinstance(frame, f.Subscribe))
     session.receive_frame(f.encode(f.Welcome(1, 7, 4096, 65536, 1 << 24, 4096, 64, 200, 400)))
     for seq, envelope in ((1, one), (2, two)):
@@ -37,14 +38,14 @@ def test_trim_sends_the_snapshot_then_the_trim_at_the_same_patch() -> None:
     assert chunks
     assert all(isinstance(c, f.SnapshotChunk) for c in chunks)
     snapshot = b"".join(c.data for c in chunks)
-    opened = crypto.open_envelope(session.keys, snapshot)
-    assert (opened.kind, opened.header.ref) == (crypto.Kind.SNAPSHOT, head)
+    opened = session.engine.codec.open(snapshot)
+    assert (opened.kind, opened.ref) == (crypto.Kind.SNAPSHOT, head)
     assert not job.done
     session.receive_frame(f.encode(f.Ack(chunks[0].request_id, 2, job.snapshot_id)))
     (trim,) = sent(session)
     assert isinstance(trim, f.Trim)
-    opened = crypto.open_envelope(session.keys, trim.envelope)
-    assert (opened.kind, opened.header.ref, opened.content) == (
+    opened = session.engine.codec.open(trim.envelope)
+    assert (opened.kind, opened.ref, opened.content) == (
         crypto.Kind.TRIM,
         head,
         b'{"height":2}',

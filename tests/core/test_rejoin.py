@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from test_session import Clock, join, make, sent
+from test_session import Clock, join, make, sent, teach
 
 import crypto
 from client import textops
@@ -36,6 +36,7 @@ def test_a_trim_past_us_while_away_keeps_what_we_typed_before_and_during() -> No
     other, patches = writer(keys, "a", "b", "c")
     me = make(Clock(), keys=keys, keepalive_ms=10**12)
     me.connected()
+    teach(me)
     sub = next(x for x in sent(me) if isinstance(x, f.Subscribe))
     me.receive_frame(f.encode(f.Welcome(1, 7, 4096, 65536, 1 << 24, 4096, 64, 200, 400)))
     for seq, envelope in enumerate(patches[:2], 1):
@@ -66,7 +67,7 @@ def test_a_trim_past_us_while_away_keeps_what_we_typed_before_and_during() -> No
     assert not [e for e in me.events() if isinstance(e, TextChanged)]
     data = snapshot.data
     me.receive_frame(f.encode(f.Snapshot(keys.channel_id, 3, 0, len(data), 0, data)))
-    x = crypto.open_envelope(keys, data).ref
+    x = crypto.envelope2.ref_of(data)
     me.receive_frame(f.encode(f.HistoryEnd(again.request_id, keys.channel_id, 3, x)))
     final = me.text
     assert sorted(final) == sorted("XYZcba")  # every character once

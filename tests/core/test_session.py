@@ -7,6 +7,7 @@ Also the shared reconnect policy, and the SDK over an in-memory transport
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import os
 from collections.abc import Awaitable
@@ -47,9 +48,31 @@ class Clock:
 
 
 def sent(session: PadSession, *, ephemerals: bool = False) -> list[Any]:
-    """The frames the session queued; presence and head beacons only if ``ephemerals``."""
+    """The frames the session queued; presence and head beacons only if
+    ``ephemerals``; session registrations (SESSION) are answered (ACK), and
+    their records kept for :func:`teach`."""
     frames = [f.decode_client(frame) for frame in session.frames_to_send()]
-    return [frame for frame in frames if ephemerals or not isinstance(frame, f.Ephemeral)]
+    for frame in frames:
+        if isinstance(frame, f.Session):
+            RECORDS[frame.channel_id].append(frame.record)
+            session.receive_frame(f.encode(f.Ack(frame.request_id, 0, _id(frame.record))))
+    dropped = (f.Session,) if ephemerals else (f.Session, f.Ephemeral)
+    return [frame for frame in frames if not isinstance(frame, dropped)]
+
+
+#: The session records registered on each channel (as a relay keeps them).
+RECORDS: collections.defaultdict[bytes, list[bytes]] = collections.defaultdict(list)
+
+
+def teach(session: PadSession) -> None:
+    """Give ``session`` the session records registered on its channel, as a
+    relay sends them before the envelopes that need them (RECORD)."""
+    for record in RECORDS[session.keys.channel_id]:
+        session.receive_frame(f.encode(f.Record(session.keys.channel_id, 5, record)))
+
+
+def _id(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 def join(session: PadSession, *, head: tuple[int, bytes] = (0, f.ZERO_ID)) -> list[Any]:
@@ -147,7 +170,7 @@ def test_a_stale_refusal_rebases_on_the_head() -> None:
     session.receive_frame(f.encode(f.Broadcast(keys.channel_id, 1, theirs)))
     (rebased,) = sent(session)
     assert isinstance(rebased, f.Push)
-    assert crypto.open_envelope(keys, rebased.envelope).ref == their_id
+    assert crypto.envelope2.ref_of(rebased.envelope) == their_id
     assert session.text in ("minetheirs", "theirsmine")
     assert any(isinstance(e, TextChanged) for e in session.events())
 
@@ -242,10 +265,11 @@ def test_large_snapshots_are_uploaded_in_chunks_and_joiners_load_them() -> None:
     sealed = b"".join(c.data for c in chunks)
     joiner = make(keys=keys.view())
     joiner.connected()
+    teach(joiner)
     subscribe = sent(joiner)[1]
     x_seq = len(pushes)
     joiner.receive_frame(f.encode(f.Snapshot(keys.channel_id, x_seq, 0, len(sealed), 0, sealed)))
-    head = crypto.open_envelope(keys, sealed).ref
+    head = crypto.envelope2.ref_of(sealed)
     joiner.receive_frame(
         f.encode(f.HistoryEnd(subscribe.request_id, keys.channel_id, x_seq, head))
     )
@@ -601,11 +625,12 @@ def test_the_recovered_log_stays_the_log_until_the_history_is_loaded() -> None:
     join(typist)
     typist.edit((Op(0, 0, "typed"),))
     (push,) = sent(typist)
-    logged = typist.pending()
-    assert logged == [push.envelope]
-    restarted = make(keys=keys, recovered=logged)
-    assert restarted.pending() == logged  # before connecting
+    log = typist.write_ahead()
+    assert log[1:] == [push.envelope] == typist.pending()
+    assert crypto.envelope2.is_session_record(log[0])  # the log carries its session
+    restarted = make(keys=keys, recovered=log)
+    assert restarted.write_ahead() == log  # before connecting
     assert restarted.pending_base() is None  # the bases on disk stay as they are
     restarted.connected()
     assert any(isinstance(frame, f.Subscribe) for frame in sent(restarted))
-    assert restarted.pending() == logged  # while the history loads
+    assert restarted.write_ahead() == log  # while the history loads

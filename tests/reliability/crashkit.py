@@ -49,7 +49,8 @@ from relay_support import Client, RelayHandle
 import crypto
 import relay.cli
 from client import Backoff, Pad
-from crypto.envelope import Kind, parse_header, seal
+from crypto.envelope import Kind, seal
+from crypto.envelope2 import ref_of
 from wire import frames as f
 from wire.history import parse_history
 
@@ -190,7 +191,7 @@ async def _trim(base_url: str, link_text: str) -> str:
         body = parse_history((await http.get(url)).content)
     if body.snapshot is None:
         return ""
-    x = parse_header(body.snapshot[1]).ref
+    x = ref_of(body.snapshot[1])
     trim = seal(keys, crypto.Author.generate("compactor"), Kind.TRIM, x, b"trim")
     async with Client.connect(RelayHandle(base_url)) as client:
         await client.subscribe(_Channel(keys))  # type: ignore[arg-type]
