@@ -502,8 +502,11 @@ class RelaySide:
             self.engine.refused(request.id, frame.head_id)
             self._flush()
         elif request.want is Want.PATCH and frame.code == codes.RefuseCode.UNKNOWN_SESSION:
-            # Not stored: its session is not registered (taken, or not ours to
-            # register); the work is sealed again under our own session.
+            # Not stored: its session is not registered (taken, forgotten by the
+            # relay, or not ours to register); the work is sealed again under
+            # our own session, registered again before it goes.
+            if self._codec.session_tag is not None:
+                self._outbox.forget(self._codec.session_tag)
             self.engine.refused(request.id)
             self._flush()
         elif request.want not in (Want.SNAPSHOT, Want.DISPUTE):  # best effort, not the pad's

@@ -163,6 +163,24 @@ def test_a_taken_tag_makes_a_new_session_and_the_work_lands_under_it() -> None:
     assert session.text == "a"
 
 
+def test_a_relay_that_forgets_a_session_is_told_again_and_the_work_lands() -> None:
+    session = make()
+    join(session)
+    session.edit((Op(0, 0, "a"),))
+    register, push = raw(session)
+    session.receive_frame(f.encode(f.Ack(register.request_id, 0, b"r" * 32)))
+    unknown = f.Refuse(push.request_id, RefuseCode.UNKNOWN_SESSION, 0, 0, ZERO)
+    session.receive_frame(f.encode(unknown))  # a relay restored from an older backup, say
+    again, resealed = raw(session)
+    assert isinstance(again, f.Session)
+    assert again.record == register.record  # the same session, registered again
+    assert envelope2.parse(resealed.envelope).counter == 2  # a new envelope, a new nonce
+    ack = f.Ack(resealed.request_id, 1, crypto.envelope_id(resealed.envelope))
+    session.receive_frame(f.encode(ack))
+    assert session.status is Status.SAVED
+    assert session.text == "a"
+
+
 def test_a_restart_registers_the_logged_session_before_it_resends_the_log() -> None:
     keys = crypto.PadKeys.generate()
     typist = make(keys=keys)
