@@ -126,7 +126,8 @@ def _filler(token: str, length: int) -> str:
     """Text that lengthens ``token`` without repeating its neighbours' (hex of
     its hash): long identical runs make the recovery's text diff ambiguous,
     which docs/RELIABILITY.md lists as a known limit."""
-    return (hashlib.sha256(token.encode()).hexdigest() * (length // 64 + 1))[:length]
+    blocks = (hashlib.sha256(f"{token}/{n}".encode()).hexdigest() for n in range(length // 64 + 1))
+    return "".join(blocks)[:length]
 
 
 def start_typist(
