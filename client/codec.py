@@ -29,7 +29,6 @@ from client.engine import Opened, Sealed
 from crypto import envelope2
 from crypto.backend import RandomFn, default_random
 
-_V2 = bytes((envelope2.VERSION,))
 _JUNK = (crypto.MalformedEnvelope, crypto.DecryptionFailed, crypto.BadAuthorSignature)
 
 
@@ -170,7 +169,7 @@ class CryptoCodec:
             ValueError: the header is malformed, names another channel, or
                 the channel signature does not verify.
         """
-        if data[:1] == _V2:
+        if envelope2.is_version_2(data):
             return self._open2(data)
         try:
             opened = crypto.open_envelope(self.keys, data)

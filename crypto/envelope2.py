@@ -79,6 +79,7 @@ __all__ = [
     "SessionKeys",
     "SessionRecord",
     "is_session_record",
+    "is_version_2",
     "nonce_for",
     "open_envelope",
     "open_pad_record",
@@ -138,9 +139,14 @@ _TAG_AT = 2 + ID_LEN
 def tag_of(data: bytes) -> bytes | None:
     """The session tag of a version-2 session-signed envelope (layout not
     checked: use on bytes already checked or stored), None for any other."""
-    if data[:1] != _V2 or len(data) < _TAG_AT + TAG_LEN or data[1] not in SIGNED_KINDS:
+    if not is_version_2(data) or len(data) < _TAG_AT + TAG_LEN or data[1] not in SIGNED_KINDS:
         return None
     return data[_TAG_AT : _TAG_AT + TAG_LEN]
+
+
+def is_version_2(data: bytes) -> bool:
+    """Whether ``data`` is a version-2 envelope or record (its first byte only)."""
+    return data[:1] == _V2
 
 
 def is_session_record(data: bytes) -> bool:
@@ -155,7 +161,7 @@ def ref_of(data: bytes) -> bytes:
     Raises:
         MalformedEnvelope: neither version's header parses.
     """
-    if data[:1] == _V2:
+    if is_version_2(data):
         return parse(data).ref
     return parse_header(data).ref
 

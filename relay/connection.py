@@ -127,8 +127,6 @@ _SIGNATURE_REFUSALS = {
     Verdict.MALFORMED: RefuseCode.MALFORMED_ENVELOPE,
 }
 
-_VERSION_2 = bytes((envelope2.VERSION,))
-
 #: Snapshot uploads a connection may have in progress at once.
 MAX_ASSEMBLIES = 4
 
@@ -418,7 +416,7 @@ class Connection:
         none, PROTOCOL.md §9.1), a version-1 envelope for its header's (the
         frame's, if named, must be the same)."""
         try:
-            if envelope[:1] == _VERSION_2:
+            if envelope2.is_version_2(envelope):
                 parsed = envelope2.parse(envelope)
                 if parsed.kind != kind:
                     raise _Refusal(RefuseCode.WRONG_KIND)
@@ -699,10 +697,10 @@ class Connection:
         pages = PatchPages(self.relay, cid, read)
         try:
             async for page in pages:
-                tags = (envelope2.tag_of(patch.envelope) for patch in page)
+                tags = [envelope2.tag_of(patch.envelope) for patch in page]
                 await load_records(store, cid, sub.records, tags)
-                for patch in page:
-                    record = await record_before(store, sub, patch.envelope)
+                for patch, tag in zip(page, tags, strict=True):
+                    record = sub.record_frame(tag)  # loaded with the page
                     if record is not None:
                         await self.outbox.put(record)
                     history = frames.History(cid, patch.seq, patch.envelope)

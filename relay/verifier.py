@@ -75,7 +75,6 @@ BATCH_CHECKS = 32
 
 _U32 = struct.Struct(">I")
 _NO_CHANNEL = bytes(32)  # a version-1 envelope names its own channel
-_VERSION_2 = bytes((envelope2.VERSION,))
 
 
 class Verdict(enum.IntEnum):
@@ -95,7 +94,7 @@ def verdict(
     version-2 envelope's session signature under its session ``key`` for
     ``channel_id`` (PROTOCOL.md §9.1: the channel is signed, not sent)."""
     try:
-        if envelope[:1] == _VERSION_2:
+        if envelope2.is_version_2(envelope):
             envelope2.verify(envelope, key, channel_id)
         else:
             verify_channel_signature(envelope, key, header)
