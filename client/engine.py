@@ -417,6 +417,16 @@ class Engine(Generic[D, P]):
         for probe in self.recovery.probes() if self.recovery is not None else []:
             self.emit(SendPatch(probe))
 
+    def at_rest(self, *, head_author: bool) -> bool:
+        """The pad is quiet: snapshot the head if its tail is long
+        (:meth:`client.snapshots.Snapshots.at_rest`), never while our own
+        work is in flight (it would land after).  ``head_author``: only if
+        the head is our patch.  Returns whether a :class:`SendSnapshot` was made."""
+        head = self.head
+        if not self.saved or (head_author and not head.mine):
+            return False
+        return self.snapshots.at_rest(head, lambda: self.auth)
+
     def compaction(self) -> tuple[Sealed, Sealed] | None:
         """An owner trim: a snapshot of the head and a trim at the same patch
         (``None`` for an empty pad: nothing to trim).

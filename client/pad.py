@@ -487,6 +487,15 @@ class Pad:
         """Close the pad: say goodbye, stop reconnecting, release the state directory."""
         if self._closed:
             return
+        resting = self._session.rest()  # the next to open it replays a short tail
+        if resting is not None:
+            self._pump()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(REST_WAIT_S):
+                    while not resting.done and not self._closed:
+                        await self._changed()
+        if self._closed:
+            return
         self._closed = True
         self._session.close()
         self._pump()
@@ -1106,6 +1115,9 @@ COPY_EVERY_S = 10.0
 #: while typing, and at close: a crash forgets at most this much of it, which
 #: only makes the next rollback check start a little lower.
 HEAD_EVERY_S = 1.0
+#: Closing waits this long at most for the snapshot it makes of a pad left
+#: at rest (PadSession.rest) to be stored, so its compaction goes out too.
+REST_WAIT_S = 2.0
 
 
 def _open_state(

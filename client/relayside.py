@@ -53,7 +53,7 @@ from client.events import (
 from client.joining import Joining
 from client.payload import SESSION_LEN
 from client.presence import DEFAULT_PRESENCE_TIMEOUT_MS, Beacon, Presence
-from client.snapshots import fitting_keep_pct
+from client.snapshots import REST_TAIL, fitting_keep_pct
 from client.trust import SUSPECT
 from crypto import envelope2
 from crypto.backend import RandomFn, default_random
@@ -129,6 +129,10 @@ BEACON_EVERY_MS = 2_000
 SNAPSHOT_WAIT_SIZE_PER_MS = 5_000
 #: ... and never longer than this.
 SNAPSHOT_WAIT_MS = 2_000
+#: A pad is at rest once its head has not moved for this long: then the author
+#: of the head snapshots it if its tail is long (client.snapshots.REST_TAIL), and
+#: any other writer does at twice this, in case that author is gone.
+QUIET_MS = 60_000
 #: How long a live session waits on the relay without progress before it re-reads.
 DEFAULT_RESUME_AFTER_MS = 15_000
 
@@ -217,6 +221,8 @@ class RelaySide:
         # edit is acknowledged (:meth:`_send_snapshot`), and since when one is.
         self._snapshot_due: SendSnapshot | None = None
         self._snapshot_due_ms = 0
+        self._quiet = (b"", 0)  # our head's id, and since when it is the head (ms)
+        self._rested = b""  # the head last found at rest (snapshotted or not: once a head)
         self.compacted = {"sent": 0, "stored": 0, "refused": 0}  # trims after our snapshots
         self._compacting: set[bytes] = set()  # trim envelope ids sent, unanswered
         self._outbox = Outbox(keys.channel_id, self._codec.record)
@@ -639,6 +645,9 @@ class RelaySide:
                 self._events.append(event)
         if events or not typed:
             self._watch()
+        head = self.engine.head.id
+        if head != self._quiet[0]:
+            self._quiet = (head, self.clock())
         self._update_status()
 
     def _push(self, sealed: Sealed) -> None:
@@ -733,19 +742,58 @@ class RelaySide:
         self._peer_heads = {w: h for w, h in self._peer_heads.items() if h[1] >= since}
         return min((height for height, _ in self._peer_heads.values()), default=1 << 62)
 
+    def _rest_deadline_ms(self) -> int | None:
+        """When the pad will be at rest with a tail worth a snapshot (:data:`QUIET_MS`),
+        if it may be: live, a writer with nothing in flight, the tail long enough."""
+        engine = self.engine
+        head = engine.head
+        if (
+            self.phase is not Phase.LIVE
+            or not engine.writer
+            or not engine.saved
+            or head.id == self._rested
+            or head.height - engine.snapshots.height < REST_TAIL
+        ):
+            return None
+        since = self._quiet[1] if self._quiet[0] == head.id else self.clock()
+        return since + QUIET_MS * (1 if head.mine else 2)
+
+    def rest(self) -> Upload | None:
+        """We are leaving the pad: if our patch is its head and a long tail follows
+        the latest snapshot, snapshot it now (compacted once stored, as any of
+        ours) so the next to open it replays a short tail.  Returns the upload
+        to wait for, or ``None`` (nothing to do)."""
+        if self._snapshot_due is not None or (self.upload is not None and not self.upload.done):
+            return None
+        if self._rest_deadline_ms() is None or not self._at_rest(head_author=True):
+            return None
+        self._drain()  # the snapshot is due now
+        sent = self._send_snapshot(now=True)
+        assert sent is not None
+        self.upload = Upload(sent)
+        return self.upload
+
+    def _at_rest(self, *, head_author: bool) -> bool:
+        """Ask the engine for a snapshot of the head at rest (once a head, made or not)."""
+        made = self.engine.at_rest(head_author=head_author)
+        if made or not head_author:
+            self._rested = self.engine.head.id
+        return made
+
     def _snapshot_deadline_ms(self) -> int | None:
         """When :meth:`_send_snapshot` has a snapshot to send, if any."""
         due = self._snapshot_due
         if due is None:
-            return None
+            return self._rest_deadline_ms()
         if self.engine.saved:
             return self.clock()
         wait = min(SNAPSHOT_WAIT_MS, due.size // SNAPSHOT_WAIT_SIZE_PER_MS)
         return self._snapshot_due_ms + wait
 
-    def _send_snapshot(self, *, now: bool = False) -> None:
+    def _send_snapshot(self, *, now: bool = False) -> bytes | None:
         """Seal and send the snapshot found due, once every edit is acknowledged
-        (``now``: at once, as the session closes).
+        (``now``: at once, as the session closes), or one of the head once the
+        pad is at rest (:meth:`_rest_deadline_ms`); return its envelope id.
 
         Sealing one takes long for a large document (about a second at 10 MB:
         its wire form, digest and compression).  It waits until our patches
@@ -757,13 +805,18 @@ class RelaySide:
         """
         deadline = self._snapshot_deadline_ms()
         if deadline is None or (deadline > self.clock() and not now):
-            return
+            return None
+        if self._snapshot_due is None:  # the pad is at rest
+            if now or not self._at_rest(head_author=False):
+                return None
+            self._drain()
         event, self._snapshot_due = self._snapshot_due, None
         assert event is not None
         node, sealed = self.engine.chain.nodes.get(event.of), event.sealed
         if node is not None:
             self._sealed_ours(sealed, node.height)
         self._upload(sealed)
+        return sealed.id
 
     def _sealed_ours(self, sealed: Sealed, height: int) -> None:
         """Remember our snapshot ``sealed`` (just sealed) of the patch at ``height``."""

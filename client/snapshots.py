@@ -92,6 +92,12 @@ P = TypeVar("P")
 HW_WINDOW = 65_536
 #: A writer snapshots after this many times the latest snapshot's sealed bytes of patches.
 CADENCE = 1
+#: A pad at rest (its writers quiet, or gone) opens from a snapshot followed by
+#: fewer than this many patches: opening replays each patch after the
+#: snapshot (an Ed25519 verification and an apply apiece), so a writer
+#: snapshots the head of a quiet pad whose tail is this long
+#: (:meth:`Snapshots.at_rest`).
+REST_TAIL = 8
 #: What a stored patch costs a relay beside its envelope (rows and indexes:
 #: about 96 bytes on SQLite), counted with each patch toward the cadence, so
 #: that the history between two snapshots costs on disk about one snapshot.
@@ -410,6 +416,16 @@ class Snapshots(Generic[D, P]):
         made = doc()
         self.emit(SendSnapshot(node.id, self._prepare(node, made), self.doctype.size(made)))
 
+    def at_rest(self, node: Node[Payload[P]], doc: Callable[[], D]) -> bool:
+        """The pad went quiet at ``node`` (the head; ``doc()`` is the document
+        after it): snapshot it if :data:`REST_TAIL` patches or more follow the
+        latest snapshot.  Returns whether one was made (:class:`SendSnapshot`)."""
+        if not self.writer or node.height - self.height < REST_TAIL:
+            return False
+        made = doc()
+        self.emit(SendSnapshot(node.id, self._prepare(node, made), self.doctype.size(made)))
+        return True
+
     def seal(self, node: Node[Payload[P]], doc: D) -> Sealed:
         """Seal the snapshot of ``doc``, the document after ``node`` (it restarts the count)."""
         return self._prepare(node, doc)()
@@ -469,6 +485,7 @@ __all__ = [
     "CADENCE",
     "HW_WINDOW",
     "MAX_KEEP_PCT",
+    "REST_TAIL",
     "STORED_ROW_BYTES",
     "Contents",
     "HighWater",

@@ -390,6 +390,36 @@ def test_status_is_saved_only_after_the_ack() -> None:
         asyncio.run(main())
 
 
+def test_a_writer_leaving_snapshots_its_head_so_the_next_opens_from_it() -> None:
+    """Issue 14: a pad left at rest opens from a snapshot of its head, however
+    long its history; a short tail (fewer than REST_TAIL patches) is left as it is."""
+    from client.snapshots import REST_TAIL
+
+    with running_relay() as relay:
+
+        async def main() -> None:
+            links = await Pad.create(relay.url)
+            async with opener(links.edit_link) as pad:
+                for i in range(REST_TAIL - 1):
+                    await pad.insert(i, "a")
+                    await pad.synced(TIMEOUT)
+            async with opener(links.view_link) as reader:
+                engine = reader.session.engine
+                assert engine.head.height == REST_TAIL - 1  # a short tail: no snapshot
+                assert engine.snapshots.height == 0
+                assert reader.vouched is None
+            async with opener(links.edit_link) as pad:
+                await pad.insert(0, "b")
+                await pad.synced(TIMEOUT)
+            async with opener(links.view_link) as reader:
+                engine = reader.session.engine
+                assert reader.text == "b" + "a" * (REST_TAIL - 1)
+                assert engine.snapshots.height == engine.head.height == REST_TAIL
+                assert reader.vouched is not None  # it opened from the writer's snapshot
+
+        asyncio.run(main())
+
+
 def test_a_lost_ack_with_nothing_after_it_is_found_by_a_resume() -> None:
     """The only ACK lost: the client stayed "syncing" for as long as the connection
     lived.  Now it re-reads after DEFAULT_RESUME_AFTER_MS of its injected clock."""
