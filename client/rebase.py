@@ -63,6 +63,8 @@ class Rebaser(Generic[D, P]):
         record (both empty) this is exactly the plain transform.
         """
         doc = self.doctype
+        if doc.is_identity(work) and node_id not in self._crossings:
+            return work, step  # nothing to rebase, nothing recorded: the plain transform's result
         empty = doc.identity()
         without, with_ = self._crossings.get(node_id, (empty, empty))
         here, there = (without, with_) if forward else (with_, without)
