@@ -213,7 +213,10 @@ class Engine(Generic[D, P]):
         (:class:`client.relayside.Watchdog`).
         """
         if self.outbox.awaiting is not None:
-            return f"the head {self.outbox.awaiting.hex()[:16]} a refusal named"
+            awaited = self.outbox.awaiting.hex()[:16]
+            if self.outbox.own(self.outbox.awaiting) is not None:
+                return f"an answer to our patch {awaited}, which a refusal left waiting"
+            return f"the head {awaited} a refusal named"
         if self._skipped:
             return f"patch number {self.last_seq + 1} (number {max(self._seqs_ahead)} arrived)"
         if self.chain.orphans:
@@ -380,8 +383,9 @@ class Engine(Generic[D, P]):
     def refused(self, patch_id: bytes, head: bytes | None = None) -> None:
         """The relay refused our patch because its parent is not the head ``head``.
 
-        Everything unacknowledged is squashed into the open patch; it is sealed
-        again on the head once we hold it.  Refusals of patches already
+        The refused patch and those after it are squashed into the open patch
+        (those before it wait for their own answers: :meth:`Outbox.refused`);
+        it is sealed again once we hold the head and they landed.  Refusals of patches already
         superseded are ignored.  Any refusal of a recovery probe means the
         relay never stored it (:mod:`client.recovery`).
         """

@@ -39,7 +39,10 @@ land after all (federated relays), so nothing is applied twice.  A refusal
 names the relay's head: if we lack it, sending waits (:attr:`Outbox.awaiting`)
 until the head moves or the connection is new; what is typed meanwhile is
 still sealed, on the head we hold, for the log (superseded once the head
-moves).
+moves).  A refusal supersedes the refused patch and those after it, never
+those before it, which wait for their own answers (one sent again after
+YIELD may still land: :meth:`Outbox.refused`); the work is sealed again
+after them and sent once the head moves.
 
 The write-ahead log (:mod:`client.recovery`) holds the in-flight patches, and
 from a squash until all the squashed work is sealed again, the superseded
@@ -371,14 +374,27 @@ class Outbox(Generic[D, P]):
         self._calm = 0
 
     def refused(self, patch_id: bytes) -> bool:
-        """The relay refused ``patch_id``: squash, unless it is no longer in flight.
+        """The relay refused ``patch_id``: squash it and the patches after it,
+        unless it is no longer in flight.
+
+        The in-flight patches before it stay in flight, and in the log, as
+        they were sent: a refusal says nothing final about them.  Each waits
+        for its own answer, and one turned away for now (YIELD, RATE_LIMITED)
+        goes out again, the same bytes, and may land yet: squashed, its work
+        would be logged again in a patch on its parent, and a process killed
+        before its ACK would take that work back over it once more (the
+        crash suite doubled a token so).  The squashed work is sealed again
+        after them, and sent once the head moves (:attr:`awaiting`: nothing
+        can land before they do).
 
         Returns:
-            True if the work was squashed (``patch_id`` was in flight).
+            True if work was squashed (``patch_id`` was in flight).
         """
-        if not any(own.sealed.id == patch_id for own in self.inflight):
+        at = next((n for n, own in enumerate(self.inflight) if own.sealed.id == patch_id), None)
+        if at is None:
             return False
-        self.squash()
+        self.squash(keep=at)
+        self.awaiting = self.inflight[-1].sealed.id if self.inflight else None
         return True
 
     def superseded(self, patch_id: bytes) -> bool:
@@ -392,21 +408,24 @@ class Outbox(Generic[D, P]):
         while len(self._superseded) > 4096:
             self._superseded.popitem(last=False)
 
-    def squash(self) -> None:
-        """Supersede every in-flight patch: all the work goes back into the open patch.
+    def squash(self, keep: int = 0) -> None:
+        """Supersede the in-flight patches (but the first ``keep``): their work
+        goes back into the open patch.
 
         The log keeps them (:attr:`carried`) until that work is sealed again.
         """
-        if self.inflight and self.carried is None:
+        if self.inflight[keep:] and self.carried is None:
             base = self.where() if self.where is not None else None
             if base is not None and base.parent != self.inflight[0].parent:
                 base = None  # not made on the head (our own patch judged invalid)
             self.carried = (base, [own.sealed for own in self.inflight])
-        self.open = self.uncommitted()
-        for own in self.inflight:
+        self.inflight, dropped = self.inflight[:keep], self.inflight[keep:]
+        work = self.doctype.identity()
+        for own in dropped:
+            work = self.doctype.compose(work, own.payload.patch)
             self.supersede(own)
-        self.inflight = []
-        self._sent = 0
+        self.open = self.doctype.compose(work, self.open)
+        self._sent = min(self._sent, keep)
         self._pacing = False  # sealed afresh on the new head, at once
 
 
