@@ -474,6 +474,13 @@ class RelaySide:
         if request is None:
             return
         code = codes.code_name(frame.code, codes.RefuseCode)
+        unknown_session = frame.code == codes.RefuseCode.UNKNOWN_SESSION
+        ours = self._codec.session_tag
+        if unknown_session and request.want in _SESSION_SIGNED and ours is not None:
+            # Not stored: the relay holds no record of our session (a trim dropped
+            # it once none of our envelopes was left, docs/PROTOCOL.md §9.3, or it
+            # never had it): the next envelope we send registers it again.
+            self._outbox.forget(ours)
         job = self.compaction
         if (
             job is not None
@@ -507,15 +514,18 @@ class RelaySide:
         ):
             self.engine.refused(request.id, frame.head_id)
             self._flush()
-        elif request.want is Want.PATCH and frame.code == codes.RefuseCode.UNKNOWN_SESSION:
+        elif request.want is Want.PATCH and unknown_session:
             # Not stored: its session is not registered (taken, forgotten by the
             # relay, or not ours to register); the work is sealed again under
-            # our own session, registered again before it goes.
-            if self._codec.session_tag is not None:
-                self._outbox.forget(self._codec.session_tag)
+            # our own session, registered again (above) before it goes.
             self.engine.refused(request.id)
             self._flush()
-        elif request.want not in (Want.SNAPSHOT, Want.DISPUTE):  # best effort, not the pad's
+        elif request.want in (Want.SNAPSHOT, Want.DISPUTE) or unknown_session:
+            # A snapshot or dispute is best effort, not the pad's; a trim refused
+            # UNKNOWN_SESSION here is an owner trim a newer one replaced (ours
+            # registers again above): neither ends the session.
+            pass
+        else:
             self._fail(code, f"the relay refused a {request.want.value}", frame.retry_after_ms)
 
     def _session_refused(self, tag: bytes, refusal: int, code: str) -> None:
@@ -843,6 +853,10 @@ class RelaySide:
         if self.upload is not None and not self.upload.done:
             self.upload.refused = "the connection dropped"
 
+
+#: The requests whose envelope a session signs: refused UNKNOWN_SESSION, our
+#: session registers again with the next envelope (RelaySide._on_refuse).
+_SESSION_SIGNED = frozenset({Want.PATCH, Want.SNAPSHOT, Want.TRIM, Want.DISPUTE})
 
 _HANDLERS: dict[type[Any], Callable[[RelaySide, Any], None]] = {
     p.Welcome: RelaySide._on_welcome,

@@ -71,6 +71,7 @@ __all__ = [
     "PAD",
     "SESSION",
     "SIGNED_KINDS",
+    "TAG_AT",
     "TAG_LEN",
     "VERSION",
     "Header",
@@ -133,15 +134,17 @@ def session_tag(session_key: bytes) -> bytes:
     return hashlib.sha256(session_key).digest()[:TAG_LEN]
 
 
-_TAG_AT = 2 + ID_LEN
+#: Where a session-signed envelope holds its session tag (0-based; after version,
+#: kind and ref): :func:`tag_of`, and the relay's stores read it there in SQL.
+TAG_AT = 2 + ID_LEN
 
 
 def tag_of(data: bytes) -> bytes | None:
     """The session tag of a version-2 session-signed envelope (layout not
     checked: use on bytes already checked or stored), None for any other."""
-    if not is_version_2(data) or len(data) < _TAG_AT + TAG_LEN or data[1] not in SIGNED_KINDS:
+    if not is_version_2(data) or len(data) < TAG_AT + TAG_LEN or data[1] not in SIGNED_KINDS:
         return None
-    return data[_TAG_AT : _TAG_AT + TAG_LEN]
+    return data[TAG_AT : TAG_AT + TAG_LEN]
 
 
 def is_version_2(data: bytes) -> bool:

@@ -34,6 +34,19 @@ A fill that finds the history trimmed past what this node offered ends its
 subscribers' connections with SLOW_CONSUMER: their clients resume and take
 the snapshot, as after any overflow.
 
+A trim drops the session records no stored envelope names
+(:meth:`relay.store.Store.trim`); a poll that finds a channel's floor moved
+checks this node's cache of them (:func:`relay.hub.recheck_records`): a
+dropped record is forgotten, so its session registers again before its next
+envelope, but one that verified an envelope here since the last check is
+stored again.  So an envelope this node accepted from its cache after
+another's trim dropped its record (its session quiet through a whole
+compaction, then sending again) is without its record in the store for at
+most one ``poll_seconds``: readers of other nodes that meet it meanwhile
+miss the record and resume (PROTOCOL.md §12.4), and find it then.  A
+channel whose last subscriber here leaves is checked so by the next poll
+all the same (:attr:`relay.hub.Hub.retired`).
+
 Quotas that must hold across nodes are enforced from the store: a fill adds
 the bytes of what it offers to the channel's sizes, and each poll replaces
 every local channel's sizes (others' snapshots and trims included) and the
@@ -55,7 +68,7 @@ from collections.abc import Callable
 from crypto import envelope2
 from relay.bus import Bus, BusMessage, Committed, PeerNotice, Relayed, SnapshotStored
 from relay.errors import ProtocolViolation
-from relay.hub import Hub, load_records
+from relay.hub import Hub, load_records, recheck_records
 from relay.limits import HISTORY_PAGE_BYTES, Limits
 from relay.live import LiveSnapshots
 from relay.store import HistoryTrimmed, Membership, Store, StoreStats
@@ -104,6 +117,7 @@ class Cluster:
         self.bus = bus
         self.node = membership.node
         self.active = store.shared
+        hub.keep_retired = self.active  # the poll checks them (poll)
         self._on_stats = on_stats
         self._poll_seconds = poll_seconds
         self._outage_poll_seconds = outage_poll_seconds
@@ -267,13 +281,22 @@ class Cluster:
 
     async def poll(self) -> None:
         """Read this node's channels (heads and sizes, one query) and the store's
-        totals; fill what lags."""
-        channels = list(self.hub.channels)
+        totals; fill what lags; after a trim elsewhere, check the cached session
+        records (those of channels whose last subscriber here left since the
+        last poll too: :attr:`relay.hub.Hub.retired`)."""
+        retired, self.hub.retired = self.hub.retired, {}
+        channels = list(self.hub.channels.keys() | retired.keys())
         if channels:
             for cid, info in (await self.store.channels(channels)).items():
+                gone = retired.get(cid)
+                if gone is not None and info.floor_seq != gone.floor_seq:
+                    await recheck_records(self.store, cid, gone)
                 state = self.hub.channels.get(cid)
                 if state is not None:  # sizes as the store has them (others' trims too)
                     state.pad_bytes, state.stored_bytes = info.pad_bytes, info.stored_bytes
+                    if info.floor_seq != state.floor_seq:  # trimmed elsewhere
+                        state.floor_seq = info.floor_seq
+                        await recheck_records(self.store, cid, state)
                 self.behind(cid, info.head.seq)
         if self._on_stats is not None:
             self._on_stats(await self.store.stats())

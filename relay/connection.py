@@ -75,7 +75,15 @@ from relay.bus import NoBus
 from relay.cluster import Cluster
 from relay.edge.faults import Faults
 from relay.errors import ProtocolViolation, Refused
-from relay.hub import ChannelState, Hub, Outbox, Subscription, load_records, record_before
+from relay.hub import (
+    ChannelState,
+    Hub,
+    Outbox,
+    Subscription,
+    load_records,
+    recheck_records,
+    record_before,
+)
 from relay.limits import HISTORY_PAGE_BYTES, MAX_PUSHES_IN_FLIGHT, Limits, TokenBucket
 from relay.metrics import Metrics
 from relay.store import (
@@ -456,6 +464,7 @@ class Connection:
         record = state.sessions.get(seen.tag)
         if record is None:
             raise _Refusal(RefuseCode.UNKNOWN_SESSION)
+        state.used[seen.tag] = record  # kept, should a trim drop it meanwhile (recheck_records)
         return envelope2.session_key_of(record)
 
     async def _signature(self, envelope: bytes, state: ChannelState, seen: _Seen) -> None:
@@ -658,6 +667,7 @@ class Connection:
             info.pad_bytes,
             info.stored_bytes,
             offered=info.head.seq,
+            floor_seq=info.floor_seq,
         )
 
     @staticmethod
@@ -824,6 +834,11 @@ class Connection:
             raise _Refusal(RefuseCode.NO_SNAPSHOT) from None
         except SnapshotDisputed:
             raise _Refusal(RefuseCode.SNAPSHOT_DISPUTED) from None
+        # The trim dropped the records no stored envelope names (Store.trim): the
+        # cache follows, so such a session's next envelope is refused
+        # UNKNOWN_SESSION (it registers again), not stored without its record.
+        state.floor_seq = max(state.floor_seq, floor)
+        await recheck_records(self.relay.store, header.channel_id, state)
         await self._refresh(header.channel_id, state)
         await self.outbox.put(
             frames.encode(frames.Ack(frame.request_id, floor, envelope_id(frame.envelope)))
@@ -857,8 +872,8 @@ class Connection:
         Checks in order: rate, subscription, layout (at most
         MAX_RECORD_BYTES) and channel signature (only an editor registers a
         session), quotas, the tag is free on the channel (a resend of the same
-        record is ACKed again).  ACK: seq 0 (a record has no place in the
-        chain), id = the record's id."""
+        record is ACKed again; it is stored again if a trim dropped it).  ACK:
+        seq 0 (a record has no place in the chain), id = the record's id."""
         record = frame.record
         self._rate()
         state = self._channel(frame.channel_id)
@@ -871,12 +886,14 @@ class Connection:
         tag = envelope2.session_tag(key)
         if state.sessions.get(tag) != record:
             self._quotas(state, len(record), pad=False)
-            added = await self.relay.store.add_session(frame.channel_id, tag, record)
-            if added is SessionAdded.TAKEN:
-                raise _Refusal(RefuseCode.SESSION_TAG_TAKEN)
-            state.sessions[tag] = record
-            if added is SessionAdded.STORED:
-                await self._refresh(frame.channel_id, state)
+        # Even a record cached here goes to the store: a trim elsewhere may have
+        # dropped it (Store.trim), and this registration stores it again.
+        added = await self.relay.store.add_session(frame.channel_id, tag, record)
+        if added is SessionAdded.TAKEN:
+            raise _Refusal(RefuseCode.SESSION_TAG_TAKEN)
+        state.sessions[tag] = record
+        if added is SessionAdded.STORED:
+            await self._refresh(frame.channel_id, state)
         ack = frames.Ack(frame.request_id, 0, envelope_id(record))
         await self.outbox.put(frames.encode(ack))
 

@@ -45,7 +45,13 @@ from history, a snapshot or live, and remembers the tags it sent.  The
 channel's records are cached in :attr:`ChannelState.sessions`; whoever is
 about to emit an envelope makes sure its record is there
 (:func:`load_records`: the push path registered it, the history and the
-cluster's fill read the store), so emitting never waits.
+cluster's fill read the store), so emitting never waits.  A trim drops the
+records no stored envelope names any more (:meth:`relay.store.Store.trim`);
+the cache is checked against the store after a trim here, or when a poll
+finds the floor moved by another process (:func:`recheck_records`): a
+dropped record is forgotten, so its session is refused UNKNOWN_SESSION and
+registers again, unless it verified an envelope here meanwhile, which may
+have been stored after the trim: then it is stored again.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from collections.abc import Callable, Iterable
 
 from crypto import envelope2
 from relay.errors import ProtocolViolation
-from relay.store import Store
+from relay.store import SessionAdded, Store
 from wire import frames
 from wire.codes import ErrorCode
 from wire.turns import Turns
@@ -334,6 +340,12 @@ class ChannelState:
     turns: Turns = dataclasses.field(default_factory=Turns)
     #: Session records of the channel known here, tag -> record (version 2).
     sessions: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
+    #: The trimmed floor last seen here: when it moves, a trim may have dropped
+    #: records cached in :attr:`sessions` (:func:`recheck_records`).
+    floor_seq: int = 0
+    #: The records that verified an envelope here since :func:`recheck_records`
+    #: last ran, tag -> record.
+    used: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
 
 
 class Hub:
@@ -343,6 +355,13 @@ class Hub:
         self.channels: dict[bytes, ChannelState] = {}
         #: Called with the number of subscribers each committed patch is offered to.
         self.observe_fanout: Callable[[float], None] | None = None
+        #: Whether a state dropped with records in :attr:`ChannelState.used` is kept
+        #: in :attr:`retired` (a shared store: the cluster's next poll checks it).
+        self.keep_retired = False
+        #: Channel states dropped (their last subscriber left) holding records that
+        #: verified envelopes here since their last check: checked once more by
+        #: the next poll (:meth:`relay.cluster.Cluster.poll`, :func:`recheck_records`).
+        self.retired: dict[bytes, ChannelState] = {}
 
     def register(self, state: ChannelState, channel_id: bytes, sub: Subscription) -> None:
         """Add ``sub`` (before its history is read) and tell the other subscribers."""
@@ -367,6 +386,13 @@ class Hub:
         self.notify(channel_id, frames.encode(frames.PeerLeft(channel_id, connection_id)))
         if not state.subscribers:
             del self.channels[channel_id]
+            if self.keep_retired and state.used:
+                earlier = self.retired.get(channel_id)
+                if earlier is not None:  # checked once, from the older floor
+                    state.used = {**earlier.used, **state.used}
+                    state.sessions.update(earlier.sessions)
+                    state.floor_seq = min(state.floor_seq, earlier.floor_seq)
+                self.retired[channel_id] = state
 
     def publish(
         self, channel_id: bytes, seq: int, envelope: bytes, origin: int, ack: bytes | None
@@ -425,3 +451,34 @@ async def load_records(
     missing = {tag for tag in tags if tag is not None and tag not in records}
     if missing:
         records.update(await store.sessions(channel_id, missing))
+
+
+async def recheck_records(store: Store, channel_id: bytes, state: ChannelState) -> None:
+    """After a trim (here, or found by a poll), bring the channel's cached session
+    records in line with the store, which dropped those no stored envelope named
+    (:meth:`relay.store.Store.trim`).
+
+    A dropped record is forgotten here (the subscriptions share the dict), so
+    its session's next envelope is refused UNKNOWN_SESSION and registers it
+    again; but one that verified an envelope here since the last check
+    (:attr:`ChannelState.used`) is stored again instead: that envelope may have
+    been accepted from this cache after the trim (a push in flight during our
+    trim, or one made before this process heard of another's), and no reader
+    could open it without its record.  What was used before the trim and
+    trimmed since is stored again needlessly, until a later trim drops it."""
+    cached = list(state.sessions)
+    kept = await store.sessions(channel_id, cached) if cached else {}
+    # Synchronous from here to the first re-add: an envelope checked after it
+    # finds its record gone from the cache and asks the store, or finds it
+    # being stored again; one checked before it is in ``used``.
+    used, state.used = state.used, {}
+    dropped = [tag for tag in cached if tag not in kept]
+    for tag in dropped:
+        if tag not in used:
+            state.sessions.pop(tag, None)
+    for tag in dropped:
+        record = used.get(tag)
+        if record is not None:
+            added = await store.add_session(channel_id, tag, record)
+            if added is SessionAdded.TAKEN:  # another record took the tag meanwhile
+                state.sessions.pop(tag, None)

@@ -64,16 +64,30 @@ partial ids above, and remembers each channel's last ``keep_pct``; a
 schema-2 store is migrated in place (the roots computed from its
 tombstones).  Schema version 4 (PROTOCOL.md §9.3) adds, per channel,
 ``sessions``: the session records editors register, one per 4-byte tag
-(:meth:`Store.add_session`), opaque to the store and kept as long as the
-channel (a trim never drops one); a schema-3 store gains the empty table in
-place.
+(:meth:`Store.add_session`), opaque to the store; a schema-3 store gains the
+empty table in place.  Schema version 5 remembers, per record, the channel's
+head seq when it was registered (``registered_at``), so that a trim can drop
+the records it no longer needs (:meth:`Store.trim`); a schema-4 store gains
+the column in place, 0 for the records it holds.
+
+**Session records at a trim.**  A reader verifies each version-2 envelope
+with its session's record, so a record is needed while a stored envelope
+names its tag (a v2 envelope's 4 bytes at :data:`TAG_AT`: the live patches
+after the floor, the kept snapshots and their disputes), and by a session
+that may still send.  A trim at X drops, in its transaction, every record of
+the channel that (a) no stored envelope names once the trim is done and (b)
+was registered (last registered again) while the head was below X's seq.
+Rule (b) keeps a session that registered just before its first envelope (at
+a head >= X) between its SESSION and its first PUSH.  A session of long ago
+whose envelopes were all trimmed loses its record: if it sends again it is
+refused UNKNOWN_SESSION, registers again and resends (PROTOCOL.md §9.3).
 
 **Sizes.**  ``stored_bytes`` counts the bytes a channel keeps that grow with
 its use: the envelopes of its live patches, of every kept snapshot and of
-their disputes, its session records, plus 32 per kept block root or partial
-id.  ``pad_bytes`` counts what a joiner reads: the newest snapshot's envelope
-and the patches after its X.  Neither counts the rows' own overhead
-(``channel_overhead_bytes`` stands for that).
+their disputes, the session records it keeps, plus 32 per kept block root
+or partial id.  ``pad_bytes`` counts what a joiner reads: the newest
+snapshot's envelope and the patches after its X.  Neither counts the rows'
+own overhead (``channel_overhead_bytes`` stands for that).
 """
 
 from __future__ import annotations
@@ -84,10 +98,17 @@ import enum
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
+from crypto import envelope2
 from wire.frames import ZERO_ID
 
 #: The schema version this relay writes and understands.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+
+#: Where a version-2 session-signed envelope holds its 4-byte session tag, 0-based
+#: (:func:`crypto.envelope2.tag_of`): the stores read the tags in SQL.
+TAG_AT, TAG_LEN = envelope2.TAG_AT, envelope2.TAG_LEN
+#: The first byte of a version-2 envelope (a version-1 one names no session).
+VERSION_2 = bytes([envelope2.VERSION])
 
 
 def protocol_one_message(store: str) -> str:
@@ -424,8 +445,13 @@ class Store(Protocol):
     async def add_session(self, channel_id: bytes, tag: bytes, record: bytes) -> SessionAdded:
         """Register a session record under its 4-byte tag (PROTOCOL.md §9.3).
 
-        The record counts in the channel's ``stored_bytes`` and is kept as long
-        as the channel.  A KNOWN or TAKEN add changes nothing.
+        The record counts in the channel's ``stored_bytes``, and is stored with
+        the channel's head seq at this moment: a trim at a patch X drops it
+        once no stored envelope names its tag, if that head was below X's seq
+        (:meth:`trim`).  A KNOWN add (the same record again: its session
+        registers again, on a new connection say) only moves that head seq up
+        to the current head's, as if registered now; a TAKEN add changes
+        nothing.
 
         Raises:
             UnknownChannel: the channel does not exist.
@@ -461,6 +487,13 @@ class Store(Protocol):
         cut block's ids; keep the snapshots from X on and thin the older ones
         within ``keep_pct`` % of the newest snapshot's bytes (deleting the
         others with their disputes; :func:`relay.store.blocks.retained`).
+
+        In the same transaction it drops the channel's session records that
+        no envelope still stored names (a live patch after X, a kept snapshot,
+        a kept dispute) and that were registered (last registered again, see
+        :meth:`add_session`) while the head's seq was below X's, subtracting
+        their bytes from ``stored_bytes`` (module docstring).  A thinning again
+        at the floor (below) drops them too, with the floor as X.
 
         Returns:
             X's seq (the new floor).  Trimming at or below the current floor is
@@ -509,6 +542,9 @@ def append_soon(
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TAG_AT",
+    "TAG_LEN",
+    "VERSION_2",
     "AppendOutcome",
     "AppendResult",
     "ChannelInfo",

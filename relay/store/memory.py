@@ -18,6 +18,9 @@ from collections.abc import Collection, Sequence
 
 from relay.store import blocks
 from relay.store.base import (
+    TAG_AT,
+    TAG_LEN,
+    VERSION_2,
     AppendOutcome,
     AppendResult,
     ChannelInfo,
@@ -54,8 +57,10 @@ class _Channel:
     snapshots: dict[int, StoredSnapshot] = dataclasses.field(default_factory=dict)
     #: snapshot id -> dispute id -> dispute envelope
     disputes: dict[bytes, dict[bytes, bytes]] = dataclasses.field(default_factory=dict)
-    #: session tag -> session record (kept as long as the channel)
+    #: session tag -> session record
     sessions: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
+    #: session tag -> the head seq when its record was registered
+    registered_at: dict[bytes, int] = dataclasses.field(default_factory=dict)
     head: Head = dataclasses.field(default_factory=Head)
     floor_seq: int = 0
 
@@ -260,6 +265,9 @@ class MemoryStore:
         added = session_added(ch.sessions.get(tag), record)
         if added is SessionAdded.STORED:
             ch.sessions[tag] = record
+            ch.registered_at[tag] = ch.head.seq
+        elif added is SessionAdded.KNOWN:  # registered again: as if registered now
+            ch.registered_at[tag] = max(ch.registered_at[tag], ch.head.seq)
         return added
 
     async def sessions(
@@ -302,6 +310,7 @@ class MemoryStore:
         if x_seq <= ch.floor_seq:
             if x_seq == ch.floor_seq and keep_pct != ch.keep_pct:
                 self._thin(ch, x_seq, keep_pct)
+                self._prune_sessions(ch, x_seq)
             return ch.floor_seq
         if x_seq not in ch.snapshots:
             raise NoSnapshot(x_id.hex())
@@ -317,7 +326,22 @@ class MemoryStore:
         ch.roots, ch.groups = blocks.aged(ch.roots, ch.groups, x_seq)
         ch.floor_seq = x_seq
         self._thin(ch, x_seq, keep_pct)
+        self._prune_sessions(ch, x_seq)
         return x_seq
+
+    @staticmethod
+    def _prune_sessions(ch: _Channel, x_seq: int) -> None:
+        """Drop the session records no stored envelope names that were registered
+        while the head was below ``x_seq`` (:meth:`relay.store.base.Store.trim`)."""
+        stored = [
+            *(p.envelope for p in ch.patches.values()),
+            *(s.envelope for s in ch.snapshots.values() if s.envelope is not None),
+            *(e for d in ch.disputes.values() for e in d.values()),
+        ]
+        named = {e[TAG_AT : TAG_AT + TAG_LEN] for e in stored if e[:1] == VERSION_2}
+        for tag, at in list(ch.registered_at.items()):
+            if at < x_seq and tag not in named:
+                del ch.sessions[tag], ch.registered_at[tag]
 
     @staticmethod
     def _thin(ch: _Channel, x_seq: int, keep_pct: int) -> None:

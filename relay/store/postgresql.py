@@ -74,7 +74,9 @@ channel's tombstones are folded into its block roots and partial ids, and
 the tombstones table is dropped (``VACUUM`` then gives its space back to the
 file system; autovacuum only makes it reusable).  A schema-3 store gains the
 (empty) ``sessions`` table of schema 4, which keeps one session record per
-channel and tag for as long as the channel.
+channel and tag; a schema-4 store gains its ``registered_at`` column of
+schema 5 (0 for the records it holds), the head seq at registration, by which
+a trim drops the records no stored envelope needs any more.
 :meth:`PostgreSQLStore.join` numbers each process from a sequence, modulo
 65,536: two live processes share a number only if 65,536 starts happened in
 between.  Sizes are columns of ``channels``, as in SQLite,
@@ -102,6 +104,9 @@ import asyncpg  # type: ignore[import-untyped]
 from relay.store import blocks
 from relay.store.base import (
     SCHEMA_VERSION,
+    TAG_AT,
+    TAG_LEN,
+    VERSION_2,
     AppendOutcome,
     AppendResult,
     ChannelInfo,
@@ -168,15 +173,23 @@ CREATE TABLE partial_ids (
 );
 ALTER TABLE partial_ids ALTER COLUMN ids SET STORAGE EXTERNAL;
 """
-#: Session records (schema 4, PROTOCOL.md §9.3): one per channel and 4-byte tag.
+#: Session records (schema 4, PROTOCOL.md §9.3): one per channel and 4-byte tag,
+#: with (schema 5) the channel's head seq when it was registered: a trim drops a
+#: record registered below its X that no stored envelope names (_PRUNE_SESSIONS).
 _SESSIONS = """
 CREATE TABLE sessions (
-    channel_id bytea NOT NULL,
-    tag        bytea NOT NULL,
-    record     bytea NOT NULL,
+    channel_id    bytea NOT NULL,
+    tag           bytea NOT NULL,
+    record        bytea NOT NULL,
+    registered_at bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (channel_id, tag)
 );
 """
+#: Schema 4 -> 5: the records held get 0 (registered before any trim to come).  A
+#: store migrated from schema 3 made the table with the column already.
+_SESSIONS_REGISTERED_AT = (
+    "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS registered_at bigint NOT NULL DEFAULT 0"
+)
 _TABLES = (
     """
 CREATE TABLE blindpad_meta (
@@ -393,8 +406,38 @@ INSERT INTO disputes VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id, id) DO NOT
 """
 _HELD_SESSION = "SELECT record FROM sessions WHERE channel_id = $1 AND tag = $2"
 _ADD_SESSION = """
-WITH added AS (INSERT INTO sessions VALUES ($1, $2, $3))
+WITH added AS (
+    INSERT INTO sessions (channel_id, tag, record, registered_at)
+    SELECT $1, $2, $3, head_seq FROM channels WHERE channel_id = $1
+)
 UPDATE channels SET stored_bytes = stored_bytes + length($3::bytea) WHERE channel_id = $1
+"""
+#: A session registered again: as if registered now (its head seq moves up).
+_TOUCH_SESSION = """
+UPDATE sessions SET registered_at = greatest(
+    registered_at, (SELECT head_seq FROM channels WHERE channel_id = $1)
+) WHERE channel_id = $1 AND tag = $2
+"""
+#: The session tags of a table's version-2 envelopes (a version-1 one names none);
+#: ``substring`` of an envelope stored EXTERNAL reads only its first TOAST chunk.
+_TAGS_IN = (
+    f"SELECT substring(envelope FROM {TAG_AT + 1} FOR {TAG_LEN}) FROM {{table}}"
+    " WHERE channel_id = $1 AND substring(envelope FROM 1 FOR 1) = $3::bytea"
+)
+#: A trim's last step (after its deletions): drop the channel's session records
+#: that no stored envelope names and that were registered while the head was
+#: below X ($2); their bytes.
+_PRUNE_SESSIONS = f"""
+WITH named AS (
+    {_TAGS_IN.format(table="patches")}
+    UNION {_TAGS_IN.format(table="snapshots")}
+    UNION {_TAGS_IN.format(table="disputes")}
+), gone AS (
+    DELETE FROM sessions
+    WHERE channel_id = $1 AND registered_at < $2 AND tag NOT IN (SELECT * FROM named)
+    RETURNING length(record) AS n
+)
+SELECT COALESCE(sum(n), 0) FROM gone
 """
 _SESSIONS_OF = """
 SELECT tag, record FROM sessions
@@ -741,8 +784,10 @@ class PostgreSQLStore:
                     await conn.execute(_MIGRATION_1)
                 elif version == 2:
                     await _migrate_from_2(conn)
-                else:
+                elif version == 3:
                     await conn.execute(_SESSIONS)
+                else:
+                    await conn.execute(_SESSIONS_REGISTERED_AT)
                 version += 1
                 await conn.execute(
                     "UPDATE blindpad_meta SET value = $1 WHERE key = 'schema_version'",
@@ -1151,6 +1196,8 @@ class PostgreSQLStore:
                 added = session_added(None if held is None else bytes(held), record)
                 if added is SessionAdded.STORED:
                     await conn.execute(_ADD_SESSION, channel_id, tag, record)
+                elif added is SessionAdded.KNOWN:
+                    await conn.execute(_TOUCH_SESSION, channel_id, tag)
                 return added
 
         return await self._run(op)
@@ -1207,6 +1254,7 @@ class PostgreSQLStore:
                 if x_seq <= floor:
                     if x_seq == floor and keep_pct != row["keep_pct"]:  # thin again
                         freed = await _thin(conn, channel_id, floor, keep_pct)
+                        freed += await conn.fetchval(_PRUNE_SESSIONS, channel_id, floor, VERSION_2)
                         await conn.execute(
                             "UPDATE channels SET keep_pct = $2, stored_bytes = stored_bytes - $3"
                             " WHERE channel_id = $1",
@@ -1230,6 +1278,7 @@ class PostgreSQLStore:
                 nodes -= await _age(conn, channel_id, x_seq)
                 freed = await conn.fetchval(_DELETE_PATCHES, channel_id, x_seq)
                 freed += await _thin(conn, channel_id, x_seq, keep_pct)
+                freed += await conn.fetchval(_PRUNE_SESSIONS, channel_id, x_seq, VERSION_2)
                 await conn.execute(
                     "UPDATE channels SET floor_seq = $2, keep_pct = $3,"
                     " stored_bytes = stored_bytes - $4 + $5 WHERE channel_id = $1",

@@ -29,7 +29,7 @@ comparison, the dedupe check and the insert of one :meth:`append` run inside
 the same transaction.  ``PRAGMA user_version`` is the schema version; a database
 with a newer version is refused at :meth:`open` with :class:`SchemaTooNew`,
 a schema-1 database holding pads with :class:`SchemaTooOld` (an empty one is
-recreated as schema 4), and a file another relay process holds with
+recreated as schema 5), and a file another relay process holds with
 :class:`~relay.store.lockfile.StoreLocked` (:mod:`relay.store.lockfile`).
 
 **Layout (schema 3).**  Every table but ``channels`` names a channel by its
@@ -46,8 +46,11 @@ bytes); :mod:`relay.store.blocks` computes both.  A schema-2 file is migrated
 in place at :meth:`open`, in one transaction: the tables are copied to the
 new layout, each trimmed channel's tombstones are folded into its roots and
 partial ids, the old tables are dropped, and the freed pages are given back.
-Schema 4 adds ``sessions`` (one session record per channel and tag, kept as
-long as the channel); a schema-3 file gains the empty table at :meth:`open`.
+Schema 4 adds ``sessions`` (one session record per channel and tag); a
+schema-3 file gains the empty table at :meth:`open`.  Schema 5 adds each
+record's ``registered_at`` (the channel's head seq when it was stored), so a
+trim drops the records it no longer needs (:func:`_prune_sessions`); a
+schema-4 file gains the column at :meth:`open`, 0 for the records it holds.
 
 Sizes are kept as columns (``stored_bytes``, ``pad_bytes``) so the relay's
 quota checks cost one row read, not a scan.  ``auto_vacuum=INCREMENTAL``:
@@ -68,6 +71,9 @@ from typing import Any, TypeVar
 from relay.store import blocks, lockfile
 from relay.store.base import (
     SCHEMA_VERSION,
+    TAG_AT,
+    TAG_LEN,
+    VERSION_2,
     AppendOutcome,
     AppendResult,
     ChannelInfo,
@@ -104,17 +110,24 @@ ROOTS_PER_ROW = 126
 #: under SQLite's 32,766), and tags asked by one read of ``sessions``.
 _BULK_ROWS = 4_096
 
-#: Schema 4's session records (PROTOCOL.md §9.3): one per channel and 4-byte tag.
+#: Schema 5's session records (PROTOCOL.md §9.3): one per channel and 4-byte tag,
+#: with the channel's head seq when it was registered (a trim drops a record
+#: registered below its X that no stored envelope names: :func:`_prune_sessions`).
 _SESSIONS = """
 CREATE TABLE sessions (
-    ch     INTEGER NOT NULL,
-    tag    BLOB NOT NULL,
-    record BLOB NOT NULL,
+    ch            INTEGER NOT NULL,
+    tag           BLOB NOT NULL,
+    record        BLOB NOT NULL,
+    registered_at INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (ch, tag)
 ) WITHOUT ROWID;
 """
+#: Schema 4 -> 5: the records held get 0 (registered before any trim to come).
+_SESSIONS_REGISTERED_AT = (
+    "ALTER TABLE sessions ADD COLUMN registered_at INTEGER NOT NULL DEFAULT 0;"
+)
 
-#: Schema 4.  Channels are named by their integer ``ch`` (a rowid) in every
+#: Schema 5.  Channels are named by their integer ``ch`` (a rowid) in every
 #: other table, not by their 32-byte id, and patches are found by id through an
 #: index on the id's first 8 bytes: 98 bytes of rows and indexes per patch
 #: beside its envelope instead of 232 (schema 2).
@@ -170,7 +183,7 @@ CREATE TABLE partial_ids (
     + _SESSIONS
 )
 
-#: The tables of schema 1, dropped when an empty schema-1 file becomes schema 4.
+#: The tables of schema 1, dropped when an empty schema-1 file becomes schema 5.
 _SCHEMA_1_TABLES = ("channels", "patches", "tombstones", "snapshots")
 #: What schema 2 had under the names schema 3 uses (renamed aside while migrating).
 _SCHEMA_2_TABLES = ("channels", "patches", "snapshots", "disputes")
@@ -347,6 +360,8 @@ class SQLiteStore:
                 _migrate_from_2(conn)
             elif version == 3:
                 _migrate_from_3(conn)
+            elif version == 4:
+                _migrate_from_4(conn)
             elif version < SCHEMA_VERSION:  # new, or schema 1 without a pad: made anew
                 drops = "".join(f"DROP TABLE IF EXISTS {t};" for t in _SCHEMA_1_TABLES)
                 conn.executescript(
@@ -920,13 +935,22 @@ def _add_dispute(
 def _add_session(
     c: sqlite3.Connection, channel_id: bytes, tag: bytes, record: bytes
 ) -> SessionAdded:
-    ch = _require(c, channel_id).ch
+    row = _require(c, channel_id)  # its head is current: the batch's appends are written
+    ch = row.ch
     held = c.execute("SELECT record FROM sessions WHERE ch = ? AND tag = ?", (ch, tag)).fetchone()
     added = session_added(None if held is None else bytes(held[0]), record)
     if added is SessionAdded.STORED:
-        c.execute("INSERT INTO sessions VALUES (?, ?, ?)", (ch, tag, record))
+        c.execute(
+            "INSERT INTO sessions (ch, tag, record, registered_at) VALUES (?, ?, ?, ?)",
+            (ch, tag, record, row.info.head.seq),
+        )
         c.execute(
             "UPDATE channels SET stored_bytes = stored_bytes + ? WHERE ch = ?", (len(record), ch)
+        )
+    elif added is SessionAdded.KNOWN:  # registered again: as if registered now
+        c.execute(
+            "UPDATE sessions SET registered_at = max(registered_at, ?) WHERE ch = ? AND tag = ?",
+            (row.info.head.seq, ch, tag),
         )
     return added
 
@@ -1094,6 +1118,7 @@ def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes, keep_pct: int) 
     if x_seq <= floor:
         if x_seq == floor and keep_pct != row.keep_pct:  # thin again, with the new share
             freed = _thin(c, ch, floor, keep_pct)
+            freed += _prune_sessions(c, ch, floor)
             c.execute(
                 "UPDATE channels SET keep_pct = ?, stored_bytes = stored_bytes - ? WHERE ch = ?",
                 (keep_pct, freed, ch),
@@ -1120,6 +1145,7 @@ def _trim(c: sqlite3.Connection, channel_id: bytes, x_id: bytes, keep_pct: int) 
     ).fetchone()[0]
     c.execute("DELETE FROM patches WHERE ch = ? AND seq <= ?", (ch, x_seq))
     freed += _thin(c, ch, x_seq, keep_pct)
+    freed += _prune_sessions(c, ch, x_seq)
     c.execute(
         "UPDATE channels SET floor_seq = ?, keep_pct = ?, stored_bytes = stored_bytes - ? + ?"
         " WHERE ch = ?",
@@ -1151,6 +1177,46 @@ def _thin(c: sqlite3.Connection, ch: int, x_seq: int, keep_pct: int) -> int:
             freed += size + _drop_disputes(c, ch, seq)
             c.execute("DELETE FROM snapshots WHERE ch = ? AND x_seq = ?", (ch, seq))
     return freed
+
+
+#: The session tags of the channel's version-2 envelopes in ``{table}`` (a
+#: version-1 envelope names none), read in SQL.
+_TAGS_IN = (
+    f"SELECT substr(envelope, {TAG_AT + 1}, {TAG_LEN}) FROM {{table}}"
+    " WHERE ch = :c AND substr(envelope, 1, 1) = :v"
+)
+
+
+def _prune_sessions(c: sqlite3.Connection, ch: int, x_seq: int) -> int:
+    """Delete the channel's session records that no stored envelope names and
+    that were registered while its head was below ``x_seq`` (a trim's X, after
+    its deletions: :meth:`relay.store.base.Store.trim`); return their bytes.
+
+    The tags of the patches and disputes are read in SQL; a snapshot's from
+    its first bytes only (incremental blob I/O: ``substr`` would read the
+    whole envelope, megabytes, and the channel keeps a few snapshots)."""
+    unnamed = (
+        "ch = :c AND registered_at < :x AND tag NOT IN ("
+        + _TAGS_IN.format(table="patches")
+        + " UNION ALL "
+        + _TAGS_IN.format(table="disputes")
+        + ")"
+    )
+    args = {"c": ch, "x": x_seq, "v": VERSION_2}
+    candidates = c.execute(
+        f"SELECT tag, length(record) FROM sessions WHERE {unnamed}", args
+    ).fetchall()
+    if not candidates:
+        return 0
+    named: set[bytes] = set()
+    for (rowid,) in c.execute("SELECT rowid FROM snapshots WHERE ch = ?", (ch,)).fetchall():
+        with c.blobopen("snapshots", "envelope", rowid, readonly=True) as blob:
+            start = blob.read(TAG_AT + TAG_LEN)
+        if start[:1] == VERSION_2:
+            named.add(start[TAG_AT:])
+    gone = [(bytes(tag), int(size)) for tag, size in candidates if bytes(tag) not in named]
+    c.executemany("DELETE FROM sessions WHERE ch = ? AND tag = ?", [(ch, t) for t, _ in gone])
+    return sum(size for _, size in gone)
 
 
 def _keep_nodes(
@@ -1270,8 +1336,16 @@ def _migrate_from_2(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_from_3(conn: sqlite3.Connection) -> None:
-    """Schema 3 -> 4 in place: the (empty) ``sessions`` table."""
-    conn.executescript(f"BEGIN;{_SESSIONS}PRAGMA user_version=4;COMMIT;")
+    """Schema 3 -> 5 in place: the (empty) ``sessions`` table of schema 5."""
+    conn.executescript(f"BEGIN;{_SESSIONS}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+
+
+def _migrate_from_4(conn: sqlite3.Connection) -> None:
+    """Schema 4 -> 5 in place: ``sessions`` gains ``registered_at``, 0 for the
+    records it holds (a trim may drop them once no stored envelope names them)."""
+    conn.executescript(
+        f"BEGIN;{_SESSIONS_REGISTERED_AT}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+    )
 
 
 def backup(source: str, destination: str) -> None:

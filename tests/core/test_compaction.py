@@ -10,7 +10,7 @@ import hashlib
 import random
 
 import pytest
-from test_session import Clock, join, make, sent, teach
+from test_session import RECORDS, Clock, join, make, sent, teach
 
 import crypto
 from client.doctype import TEXT
@@ -20,14 +20,16 @@ from client.session import PadSession
 from client.snapshots import newer_retention, pack, read
 from client.textops import InvalidPatch, Op
 from wire import frames as f
+from wire.codes import RefuseCode
 
 
 class Relay:
     """Stores what one session sends: numbers its patches, acknowledges
     everything, and keeps the trims it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, trim_refusal: int | None = None) -> None:
         self.seq = 0
+        self.trim_refusal = trim_refusal  # refuse every TRIM with this code, if set
         self.trims: list[f.Trim] = []
         self.stored: list[bytes] = []  # the patches, in order
         self.snapshots: list[tuple[int, bytes]] = []  # (the patch's seq, sealed), in order
@@ -50,6 +52,10 @@ class Relay:
                 elif isinstance(frame, f.Trim):
                     self.trims.append(frame)
                     ack = f.Ack(frame.request_id, self.seq, bytes(32))
+                    if self.trim_refusal is not None:
+                        refusal = f.Refuse(frame.request_id, self.trim_refusal, 0, 0, bytes(32))
+                        session.receive_frame(f.encode(refusal))
+                        continue
                 else:
                     continue
                 session.receive_frame(f.encode(ack))
@@ -102,6 +108,23 @@ def test_a_writer_trims_at_its_previous_snapshot_after_each_new_one() -> None:
     made = [height for height, _ in alice.engine.snapshots.verified]
     assert set(heights) <= set(made)  # only ever at a snapshot it verified
     assert alice.compacted["sent"] == alice.compacted["stored"] == len(heights)
+
+
+def test_a_compaction_refused_unknown_session_counts_refused_and_registers_again() -> None:
+    """The relay dropped our session's record (PROTOCOL.md §9.3): each compaction
+    TRIM refused UNKNOWN_SESSION counts as refused, never fails the session, and
+    our next envelope registers the session again."""
+    alice = make(Clock(), compact=True)
+    relay = Relay(trim_refusal=RefuseCode.UNKNOWN_SESSION)
+    join(alice)
+    registered = len(RECORDS[alice.keys.channel_id])
+    type_patches(alice, relay, 120, random.Random(1))
+    assert len(relay.trims) >= 2
+    assert alice.compacted == {"sent": len(relay.trims), "stored": 0, "refused": len(relay.trims)}
+    assert alice.failure is None
+    type_patches(alice, relay, 1, random.Random(2))  # an envelope after the last refusal
+    # The first envelope registered our session, and the first after each refusal again.
+    assert len(RECORDS[alice.keys.channel_id]) == registered + 1 + len(relay.trims)
 
 
 def test_no_trim_past_a_peer_heard_from_within_the_window() -> None:

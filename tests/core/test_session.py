@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import json
 import os
 from collections.abc import Awaitable
 from typing import Any
@@ -33,6 +34,7 @@ from client.relayside import SNAPSHOT_WAIT_MS, SNAPSHOT_WAIT_SIZE_PER_MS
 from client.session import PadSession, Phase
 from client.textops import Op
 from client.transport import Backoff, MemoryTransport, Reconnect
+from crypto.envelope import Kind
 from wire import frames as f
 from wire.codes import RefuseCode
 
@@ -634,3 +636,107 @@ def test_the_recovered_log_stays_the_log_until_the_history_is_loaded() -> None:
     restarted.connected()
     assert any(isinstance(frame, f.Subscribe) for frame in sent(restarted))
     assert restarted.write_ahead() == log  # while the history loads
+
+
+# --- a session the relay holds no record of (a trim dropped it: PROTOCOL.md §9.3) ---
+
+
+def _frames(session: PadSession) -> list[Any]:
+    """The frames the session queued, SESSION included and unanswered (presence and
+    head beacons left out)."""
+    frames = [f.decode_client(frame) for frame in session.frames_to_send()]
+    return [frame for frame in frames if not isinstance(frame, f.Ephemeral)]
+
+
+def _unknown_session(session: PadSession, request_id: int) -> None:
+    refuse = f.Refuse(request_id, RefuseCode.UNKNOWN_SESSION, 0, 0, f.ZERO_ID)
+    session.receive_frame(f.encode(refuse))
+
+
+def _registers_again(session: PadSession, text: str) -> None:
+    """The next edit's patch goes after a SESSION of our session, and lands."""
+    session.edit((Op(len(session.text), 0, text),))
+    register, push = _frames(session)
+    assert isinstance(register, f.Session)
+    assert isinstance(push, f.Push)
+    assert register.record == session.engine.codec.record(session.engine.codec.session_tag)
+    session.receive_frame(f.encode(f.Ack(register.request_id, 0, _id(register.record))))
+    seq = session.engine.last_seq + 1
+    session.receive_frame(f.encode(f.Ack(push.request_id, seq, _id(push.envelope))))
+    assert session.status is Status.SAVED
+
+
+def _saved_with_a_snapshot_due(session: PadSession) -> None:
+    join(session)
+    session.edit((Op(0, 0, os.urandom(10_000).hex()),))
+    _ack_all(session, sent(session), 1)
+
+
+def test_a_snapshot_refused_unknown_session_registers_the_session_again() -> None:
+    session = make()
+    _saved_with_a_snapshot_due(session)
+    session.tick()
+    chunks = [x for x in sent(session) if isinstance(x, f.SnapshotChunk)]
+    assert chunks
+    _unknown_session(session, chunks[0].request_id)
+    assert session.failure is None  # a snapshot is best effort
+    _registers_again(session, "!")
+    assert session.failure is None
+
+
+def test_an_owner_trim_refused_unknown_session_is_refused_and_registers_again() -> None:
+    session = make()
+    _saved_with_a_snapshot_due(session)
+    job = session.trim()
+    chunks = [x for x in sent(session) if isinstance(x, f.SnapshotChunk)]
+    stored = chunks[0]
+    session.receive_frame(f.encode(f.Ack(stored.request_id, 7, job.snapshot_id)))
+    (trim,) = [x for x in sent(session) if isinstance(x, f.Trim)]
+    _unknown_session(session, trim.request_id)
+    assert (job.refused, job.floor, job.done) == ("UNKNOWN_SESSION", None, True)
+    assert session.failure is None
+    _registers_again(session, "!")
+
+
+def test_a_replaced_owner_trim_refused_unknown_session_ends_nothing() -> None:
+    """An owner trim asked again while the first one's TRIM is unanswered: that TRIM,
+    refused UNKNOWN_SESSION, is no longer the job's; it neither fails the session
+    nor stops the new job, whose TRIM goes after a SESSION of ours."""
+    session = make()
+    _saved_with_a_snapshot_due(session)
+    first = session.trim()
+    (stored,) = {x.request_id for x in sent(session) if isinstance(x, f.SnapshotChunk)}
+    session.receive_frame(f.encode(f.Ack(stored, 7, first.snapshot_id)))
+    (old_trim,) = [x for x in sent(session) if isinstance(x, f.Trim)]
+    second = session.trim()
+    (upload,) = {x.request_id for x in sent(session) if isinstance(x, f.SnapshotChunk)}
+    _unknown_session(session, old_trim.request_id)
+    assert session.failure is None
+    assert not second.done
+    session.receive_frame(f.encode(f.Ack(upload, 7, second.snapshot_id)))
+    register, trim = _frames(session)
+    assert isinstance(register, f.Session)
+    assert isinstance(trim, f.Trim)
+    session.receive_frame(f.encode(f.Ack(register.request_id, 0, _id(register.record))))
+    session.receive_frame(f.encode(f.Ack(trim.request_id, 7, _id(trim.envelope))))
+    assert second.floor == 7
+    assert session.failure is None
+
+
+def test_a_dispute_refused_unknown_session_registers_the_session_again() -> None:
+    session = make()
+    join(session)
+    session.edit((Op(0, 0, "mine"),))
+    (push,) = sent(session)
+    session.receive_frame(f.encode(f.Ack(push.request_id, 1, _id(push.envelope))))
+    # Someone's snapshot of patch 1 that is not our text: we dispute it.
+    content = json.dumps({"height": 1, "doc": "forged", "h": "0" * 64}).encode()
+    forged = crypto.seal(
+        session.keys, crypto.Author.generate("mallory"), Kind.SNAPSHOT, _id(push.envelope), content
+    )
+    live = f.Snapshot(session.keys.channel_id, 1, f.SNAPSHOT_LIVE, len(forged), 0, forged)
+    session.receive_frame(f.encode(live))
+    (dispute,) = [x for x in sent(session) if isinstance(x, f.Dispute)]
+    _unknown_session(session, dispute.request_id)
+    assert session.failure is None  # a dispute is best effort
+    _registers_again(session, "!")

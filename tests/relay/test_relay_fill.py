@@ -133,3 +133,37 @@ def test_an_offer_made_twice_is_held_once_and_the_pushers_ack_wins() -> None:
     sub.offer(1, f.encode(f.Broadcast(CH, 1, b"one")))
     assert [type(x).__name__ for x in frames_in(outbox)] == ["Broadcast", "Ack"]
     assert outbox.held == 0
+
+
+def test_a_poll_that_finds_the_floor_moved_rechecks_the_cached_session_records() -> None:
+    """Another node's trim dropped session records this node has cached: the poll
+    that sees the floor move forgets them (subscriptions share the cache), so
+    their sessions' next envelopes are refused UNKNOWN_SESSION here; but one
+    that verified an envelope here meanwhile (which may have been stored after
+    the trim) is stored again."""
+
+    async def main() -> None:
+        store = SharedMemoryStore()
+        await store.create_channel(CH, b"k" * 32, b"r" * 32)
+        old, used, new = b"\x00\x00\x00\x01", b"\x00\x00\x00\x02", b"\x00\x00\x00\x03"
+        for tag in (old, used):  # at head 0; they sign nothing that is kept
+            await store.add_session(CH, tag, b"\x02\x05" + tag)
+        await commit(store, 1, 3)
+        await store.add_session(CH, new, b"\x02\x05" + new)  # at head 3, above the trim's X
+        cluster, _, state = node(store, offered=3)
+        state.sessions.update(await store.sessions(CH))  # cached, as a push loads them
+        await cluster.poll()
+        assert set(state.sessions) == {old, used, new}  # the floor has not moved
+        await store.put_snapshot(CH, pid(2), b"s" * 32, b"snapshot")
+        assert await store.trim(CH, pid(2), 0) == 2  # by another node
+        assert set(await store.sessions(CH)) == {new}
+        state.used[used] = b"\x02\x05" + used  # it verified a push here meanwhile
+        await cluster.poll()
+        assert state.floor_seq == 2
+        assert set(state.sessions) == {used, new}
+        assert await store.sessions(CH) == {tag: b"\x02\x05" + tag for tag in (used, new)}
+        assert state.used == {}
+        (sub,) = cluster.hub.channels[CH].subscribers.values()
+        assert sub.records is state.sessions
+
+    asyncio.run(main())

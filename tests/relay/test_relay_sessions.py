@@ -265,3 +265,136 @@ def test_the_verifier_helper_checks_session_signatures_as_the_loop_does() -> Non
     loop = [verdict(e, session.public_key, None, channel) for e, channel in checks]
     assert loop == expected
     assert asyncio.run(asyncio.wait_for(helper(), TIMEOUT * 4)) == expected
+
+
+def test_a_session_whose_record_a_trim_dropped_registers_again_and_its_patch_lands(
+    tmp_path: object,
+) -> None:
+    """PROTOCOL.md §9.3: a trim drops the record of a session whose envelopes it
+    all took (registered before X).  The relay stores it again if that session
+    sent through it since its last trim (an envelope of it may have been in
+    flight); at the next trim it goes.  That session, still connected, is then
+    refused UNKNOWN_SESSION when it sends again (the relay's cache forgot it
+    too), registers again, and its patch lands with its record stored before it."""
+    pad = Pad()
+    idle, record_idle = pad.session2()
+    writer, record_writer = pad.session2()
+    p1, id1 = pad.patch2(idle, ZERO, 1, 1)
+    p2, id2 = pad.patch2(idle, id1, 2, 2)
+    p3, id3 = pad.patch2(writer, id2, 3, 1)
+    p4, id4 = pad.patch2(writer, id3, 4, 2)
+    p5, id5 = pad.patch2(writer, id4, 5, 3)
+    p6, id6 = pad.patch2(writer, id5, 6, 4)
+    snap3 = pad.sealed2(writer, Kind.SNAPSHOT, id3, 3, 5, b"text")
+    snap5 = pad.sealed2(writer, Kind.SNAPSHOT, id5, 5, 6, b"text")
+    p7, _ = pad.patch2(idle, id6, 7, 3)
+    url = f"sqlite:///{tmp_path}/relay.sqlite3"
+    config = RelayConfig(store_url=url, web_dir=None, limits=small_limits())
+
+    async def trim_at(client: Client, x_id: bytes, height: int, counter: int) -> f.Ack | f.Refuse:
+        rid = client.request_id()
+        trim = pad.sealed2(writer, Kind.TRIM, x_id, height, counter, b"{}")
+        await client.send(f.Trim(rid, 0, trim, channel_id=pad.channel_id))
+        return await client.answer(rid)
+
+    async def write(relay: RelayHandle) -> None:
+        async with Client.connect(relay) as a, Client.connect(relay) as b:
+            await a.subscribe(pad)
+            await b.subscribe(pad)
+            assert isinstance(await a.register(pad, record_idle), f.Ack)
+            for envelope in (p1, p2):
+                assert isinstance(await a.push(envelope, pad.channel_id), f.Ack)
+            assert isinstance(await b.register(pad, record_writer), f.Ack)
+            for envelope in (p3, p4):
+                assert isinstance(await b.push(envelope, pad.channel_id), f.Ack)
+            assert isinstance(await snapshot(b, pad, snap3), f.Ack)
+            ack = await trim_at(b, id3, 3, 7)
+            assert isinstance(ack, f.Ack)
+            assert ack.seq == 3  # idle's record: dropped, and stored again (it sent here)
+            for envelope in (p5, p6):
+                assert isinstance(await b.push(envelope, pad.channel_id), f.Ack)
+            assert isinstance(await snapshot(b, pad, snap5), f.Ack)
+            ack = await trim_at(b, id5, 5, 8)
+            assert isinstance(ack, f.Ack)
+            assert ack.seq == 5  # idle's record: dropped (quiet since the last trim)
+            refused = await a.push(p7, pad.channel_id)
+            assert isinstance(refused, f.Refuse)
+            assert refused.code == RefuseCode.UNKNOWN_SESSION
+            assert isinstance(await a.register(pad, record_idle), f.Ack)
+            ack = await a.push(p7, pad.channel_id)
+            assert isinstance(ack, f.Ack)
+            assert ack.seq == 7
+
+    async def read(relay: RelayHandle) -> None:  # a new process: records from the store
+        async with Client.connect(relay) as c:
+            got = envelopes(await c.subscribe(pad, start=f.SubscribeFrom.SNAPSHOT))
+            assert got == [
+                ("RECORD", record_writer),
+                ("SNAPSHOT", snap5),
+                ("HISTORY", p6),
+                ("RECORD", record_idle),
+                ("HISTORY", p7),
+            ]
+
+    run(write, config)
+    run(read, config)
+
+
+def test_a_record_another_process_trimmed_away_is_stored_again_by_the_one_that_used_it() -> None:
+    """Two relay processes: a session sending through one while the other trims
+    away everything it signed.  Its record goes from the store, but the process
+    it sent through stores it again at its next poll (an envelope accepted from
+    its cache may name it), even though that session's connection, its last
+    subscriber there, left at once; so a reader on the other process gets the
+    record before that session's later patch."""
+    with fresh_postgres() as url:
+        config = RelayConfig(
+            store_url=url, web_dir=None, limits=small_limits(), bus="none", poll_seconds=0.2
+        )
+        with running_relay(config) as one, running_relay(config) as two:
+
+            async def scenario() -> None:
+                pad = Pad()
+                idle, record_idle = pad.session2()
+                writer, record_writer = pad.session2()
+                p1, id1 = pad.patch2(idle, ZERO, 1, 1)
+                p2, id2 = pad.patch2(writer, id1, 2, 1)
+                p3, id3 = pad.patch2(writer, id2, 3, 2)
+                snap = pad.sealed2(writer, Kind.SNAPSHOT, id2, 2, 3, b"text")
+                trim = pad.sealed2(writer, Kind.TRIM, id2, 2, 4, b"{}")
+                p4, _ = pad.patch2(idle, id3, 4, 2)
+                async with Client.connect(two) as a, Client.connect(one) as b:
+                    await a.subscribe(pad)
+                    await b.subscribe(pad)
+                    assert isinstance(await a.register(pad, record_idle), f.Ack)
+                    assert isinstance(await a.push(p1, pad.channel_id), f.Ack)
+                    assert isinstance(await b.register(pad, record_writer), f.Ack)
+                    for envelope in (p2, p3):
+                        assert isinstance(await b.push(envelope, pad.channel_id), f.Ack)
+                    assert isinstance(await snapshot(b, pad, snap), f.Ack)
+                    # two offered p2 and p3 (else the trim would send a to resume)
+                    got = envelopes(await until(a, 3))
+                    assert got == [("RECORD", record_writer), ("BROADCAST", p2), ("BROADCAST", p3)]
+                    rid = b.request_id()
+                    await b.send(f.Trim(rid, 0, trim, channel_id=pad.channel_id))
+                    assert await b.answer(rid) == f.Ack(rid, 2, envelope_id(trim))
+                    ack = await a.push(p4, pad.channel_id)  # before or after two's poll
+                    assert isinstance(ack, f.Ack)
+                    assert ack.seq == 4
+                expected = [
+                    ("RECORD", record_writer),
+                    ("SNAPSHOT", snap),
+                    ("HISTORY", p3),
+                    ("RECORD", record_idle),
+                    ("HISTORY", p4),
+                ]
+                while True:  # until two's poll has stored the record again
+                    async with Client.connect(one) as reader:
+                        start = f.SubscribeFrom.SNAPSHOT
+                        got = envelopes(await reader.subscribe(pad, start=start))
+                    if got == expected:
+                        break
+                    assert got == [item for item in expected if item[1] != record_idle]
+                    await asyncio.sleep(0.05)
+
+            asyncio.run(asyncio.wait_for(scenario(), TIMEOUT * 4))

@@ -601,6 +601,137 @@ def test_session_records_survive_closing_and_reopening(
     asyncio.run(main())
 
 
+#: Session tags by name, for the tests of the records a trim drops.
+T = {name: name.encode() * 4 for name in "ABCDEFGHK"}
+
+
+def v2(kind: int, name: str, n: int) -> bytes:
+    """A version-2 envelope of ``kind`` (1 patch, 2 snapshot, 8 dispute) sealed by
+    session ``name``: version, kind, a 32-byte ref, the 4-byte tag, then a body
+    (the layout only, as the store reads it)."""
+    return bytes([2, kind]) + pid(n) + T[name] + b"body%d" % n
+
+
+async def register(store: Store, name: str, at: int) -> None:
+    """Register session ``name``'s record while the head is at ``at``."""
+    info = await store.channel(CH)
+    assert info is not None
+    assert info.head.seq == at
+    assert await store.add_session(CH, T[name], record(ord(name))) is SessionAdded.STORED
+
+
+async def push(store: Store, seq: int, name: str) -> None:
+    parent = pid(seq - 1) if seq > 1 else ZERO
+    result = await store.append(CH, pid(seq), parent, v2(1, name, seq))
+    assert (result.outcome, result.seq) == (AppendOutcome.APPENDED, seq)
+
+
+async def kept_sessions(store: Store) -> set[str]:
+    by_tag = {tag: name for name, tag in T.items()}
+    return {by_tag[tag] for tag in await store.sessions(CH)}
+
+
+def test_a_trim_drops_the_records_no_stored_envelope_names(
+    make_store: Callable[[], Store],
+) -> None:
+    """A trim at X drops the records registered below X that no stored envelope
+    names (PROTOCOL.md §9.3) and counts their bytes off; a tail patch, a kept
+    snapshot (at X, after it, or a checkpoint) or a kept dispute keeps one, and
+    so does a registration at X's head or later, with no envelope yet."""
+
+    async def body(store: Store) -> None:
+        await store.create_channel(CH, KEY, READ)
+        for name in "AFCGH":  # F never sends; C, G and H send after the trim point
+            await register(store, name, 0)
+        await push(store, 1, "A")
+        await push(store, 2, "A")
+        await register(store, "K", 2)
+        await store.put_snapshot(CH, pid(2), b"k" * 32, v2(2, "K", 2))  # a checkpoint
+        await register(store, "B", 2)
+        await push(store, 3, "B")
+        await register(store, "D", 3)
+        await push(store, 4, "B")
+        await store.put_snapshot(CH, pid(4), b"d" * 32, v2(2, "D", 4))  # X's
+        await register(store, "E", 4)  # at X's head: its first PUSH is still to come
+        await push(store, 5, "C")
+        await store.put_snapshot(CH, pid(5), b"g" * 32, v2(2, "G", 5))
+        await store.add_dispute(CH, b"g" * 32, b"h" * 32, v2(8, "H", 5))
+        before = await stored(store)
+        assert await store.trim(CH, pid(4), 100) == 4  # keeps the checkpoint at 2
+        assert [s.x_seq for s in await store.snapshots(CH)] == [2, 4, 5]
+        # A and B only signed trimmed patches, F nothing: their records go.
+        assert await kept_sessions(store) == set("CDEGHK")
+        trimmed = sum(len(v2(1, "A", n)) for n in range(1, 5))
+        assert await stored(store) == before - trimmed - 3 * 200 + 4 * 32
+        assert (await store.stats()).stored_bytes == await stored(store)
+        # Thinning again at the floor drops the checkpoint, and with it K's record.
+        before = await stored(store)
+        assert await store.trim(CH, pid(4), 0) == 4
+        assert await kept_sessions(store) == set("CDEGH")
+        assert await stored(store) == before - len(v2(2, "K", 2)) - 200
+        # A trim at 6 takes patch 5 (C's), snapshots 4 (D's) and 5 (G's) with its
+        # dispute (H's); E signed what stays.
+        await push(store, 6, "E")
+        await store.put_snapshot(CH, pid(6), b"e" * 32, v2(2, "E", 6))
+        assert await store.trim(CH, pid(6), 0) == 6
+        assert await kept_sessions(store) == {"E"}
+        assert await stored(store) == len(v2(2, "E", 6)) + 200 + 6 * 32
+        assert await store.add_session(CH, T["A"], record(ord("A"))) is SessionAdded.STORED
+        assert await stored(store) == len(v2(2, "E", 6)) + 2 * 200 + 6 * 32
+
+    run(make_store, body)
+
+
+def test_a_record_registered_below_the_trim_point_without_an_envelope_goes(
+    make_store: Callable[[], Store],
+) -> None:
+    """Rule (b) alone: sessions that never sent, registered below, at and above
+    X's head, or registered below and again above (a KNOWN add, as on a new
+    connection); version-1 envelopes (no tag) keep nothing."""
+
+    async def body(store: Store) -> None:
+        await store.create_channel(CH, KEY, READ)
+        await register(store, "A", 0)
+        await register(store, "D", 0)
+        for seq in (1, 2):  # version-1 envelopes, whose bytes 34-37 spell A's tag
+            envelope = b"\x01\x01" + pid(seq) + T["A"] + b"v1"
+            await store.append(CH, pid(seq), pid(seq - 1) if seq > 1 else ZERO, envelope)
+        await register(store, "B", 2)
+        await store.put_snapshot(CH, pid(2), b"s" * 32, b"S2")
+        await push(store, 3, "B")
+        await register(store, "C", 3)
+        held = await stored(store)
+        assert await store.add_session(CH, T["D"], record(ord("D"))) is SessionAdded.KNOWN
+        assert await stored(store) == held
+        assert await store.trim(CH, pid(2), 0) == 2  # X = 2: A's head was 0
+        assert await kept_sessions(store) == {"B", "C", "D"}
+        assert await store.trim(CH, pid(2), 0) == 2  # a no-op trim drops nothing
+        assert await kept_sessions(store) == {"B", "C", "D"}
+
+    run(make_store, body)
+
+
+def test_records_a_trim_dropped_stay_dropped_after_reopening(
+    make_durable_store: Callable[[], Store],
+) -> None:
+    async def main() -> None:
+        async with opened(make_durable_store) as store:
+            await store.create_channel(CH, KEY, READ)
+            await register(store, "A", 0)
+            await push(store, 1, "A")
+            await register(store, "B", 1)
+            await push(store, 2, "B")
+            await store.put_snapshot(CH, pid(1), b"s" * 32, v2(2, "B", 1))
+            assert await store.trim(CH, pid(1), 0) == 1
+            held = await stored(store)
+        async with opened(make_durable_store) as again:
+            assert await kept_sessions(again) == {"B"}
+            assert await stored(again) == held == len(v2(1, "B", 2) + v2(2, "B", 1)) + 232
+            assert await again.add_session(CH, T["A"], record(1)) is SessionAdded.STORED
+
+    asyncio.run(main())
+
+
 def ids_to(n: int) -> list[bytes]:
     return [pid(i) for i in range(1, n + 1)]
 
@@ -949,7 +1080,7 @@ def test_an_empty_sqlite_store_of_schema_1_is_upgraded_in_place(tmp_path: Path) 
 
     asyncio.run(main())
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
 
 
 #: The tables of schema 2 (issue 12), as the relay made them in SQLite before schema 3.
@@ -1075,7 +1206,7 @@ async def check_migrated(store: Store) -> None:
     assert await store.trim(CH, hid(20_590), 0) == 20_590  # a trim after the migration
     first, nodes = await store.proof_nodes(CH, 20_000, 20_590, 4096)
     assert mmr.extends_by_nodes(mmr.of(ids[:first]), first, nodes, mmr.of(ids[:20_590]), 20_590)
-    assert await store.sessions(OTHER) == {}  # schema 4's table, empty
+    assert await store.sessions(OTHER) == {}  # the sessions table, empty
     assert await store.add_session(OTHER, TAG, record(1)) is SessionAdded.STORED
     assert await store.sessions(OTHER) == {TAG: record(1)}
 
@@ -1096,7 +1227,7 @@ def test_a_sqlite_store_of_schema_2_is_migrated_in_place_and_shrinks(tmp_path: P
     asyncio.run(main())
     migrated = path.stat().st_size
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type='table'")}
         assert "sessions" in tables
         assert "tombstones" not in tables
@@ -1131,7 +1262,7 @@ def test_a_postgresql_store_of_schema_2_is_migrated_in_place(pg_url: str) -> Non
         version = await pg_sql(
             pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
         )
-        assert version[0]["value"] == "4"
+        assert version[0]["value"] == "5"
         gone = await pg_sql(pg_url, "SELECT to_regclass('tombstones') IS NULL AS gone")
         assert gone[0]["gone"]
         assert (await pg_sql(pg_url, size, schema))[0]["n"] < before
@@ -1171,7 +1302,7 @@ def test_a_sqlite_store_of_schema_3_gains_the_sessions_table(tmp_path: Path) -> 
 
     asyncio.run(main())
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         assert conn.execute("SELECT tag FROM sessions").fetchall() == [(TAG,)]
 
 
@@ -1185,7 +1316,80 @@ def test_a_postgresql_store_of_schema_3_gains_the_sessions_table(pg_url: str) ->
         version = await pg_sql(
             pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
         )
-        assert version[0]["value"] == "4"
+        assert version[0]["value"] == "5"
+
+    asyncio.run(main())
+
+
+#: The sessions table of schema 4 in SQLite, as the relay made it before schema 5.
+SQLITE_SESSIONS_4 = """
+CREATE TABLE sessions_4 (ch INTEGER NOT NULL, tag BLOB NOT NULL, record BLOB NOT NULL,
+    PRIMARY KEY (ch, tag)) WITHOUT ROWID;
+INSERT INTO sessions_4 SELECT ch, tag, record FROM sessions;
+DROP TABLE sessions;
+ALTER TABLE sessions_4 RENAME TO sessions;
+PRAGMA user_version = 4;
+"""
+
+
+async def pad_with_records(make: Callable[[], Store]) -> int:
+    """A pad whose records the schema-4 tests keep: A signed patches 1-2, B patch 3
+    and the snapshot at 2; returns its stored bytes."""
+    async with opened(make) as store:
+        await store.create_channel(CH, KEY, READ)
+        await register(store, "A", 0)
+        await push(store, 1, "A")
+        await push(store, 2, "A")
+        await register(store, "B", 2)
+        await store.put_snapshot(CH, pid(2), b"s" * 32, v2(2, "B", 2))
+        await push(store, 3, "B")
+        return await stored(store)
+
+
+async def check_records_kept(store: Store, held: int) -> None:
+    """What a store migrated from schema 4 must answer: its records as they were
+    (registered at 0, for all it knows), until a trim drops the unneeded ones."""
+    assert await kept_sessions(store) == {"A", "B"}
+    assert await stored(store) == held
+    assert await store.trim(CH, pid(2), 0) == 2
+    assert await kept_sessions(store) == {"B"}  # A signed only trimmed patches
+    assert await stored(store) == held - 2 * len(v2(1, "A", 1)) - 200 + 2 * 32
+    await register(store, "C", 3)
+    assert await store.trim(CH, pid(2), 100) == 2  # thinning again: C is newer than X
+    assert await kept_sessions(store) == {"B", "C"}
+
+
+def test_a_sqlite_store_of_schema_4_keeps_its_records(tmp_path: Path) -> None:
+    path = tmp_path / "v4.sqlite3"
+    held = asyncio.run(pad_with_records(lambda: SQLiteStore(str(path))))
+    with sqlite3.connect(path) as conn:  # as a schema-4 relay left it
+        conn.executescript(SQLITE_SESSIONS_4)
+        assert conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 2
+
+    async def main() -> None:
+        async with opened(lambda: SQLiteStore(str(path))) as store:
+            await check_records_kept(store, held)
+
+    asyncio.run(main())
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        at = conn.execute("SELECT registered_at FROM sessions ORDER BY tag").fetchall()
+        assert at == [(0,), (3,)]  # B's from the migration, C's as registered
+
+
+def test_a_postgresql_store_of_schema_4_keeps_its_records(pg_url: str) -> None:
+    async def main() -> None:
+        held = await pad_with_records(lambda: PostgreSQLStore(pg_url))
+        await pg_sql(pg_url, "ALTER TABLE sessions DROP COLUMN registered_at")  # schema 4
+        await pg_sql(pg_url, "UPDATE blindpad_meta SET value = '4' WHERE key = 'schema_version'")
+        async with pg_stores(pg_url, 2) as stores:  # two relays racing to migrate it
+            await check_records_kept(stores[1], held)
+        version = await pg_sql(
+            pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
+        )
+        assert version[0]["value"] == "5"
+        at = await pg_sql(pg_url, "SELECT registered_at FROM sessions ORDER BY tag")
+        assert [r["registered_at"] for r in at] == [0, 3]
 
     asyncio.run(main())
 
@@ -1613,7 +1817,7 @@ def test_an_empty_postgresql_store_of_schema_1_is_upgraded_in_place(pg_url: str)
         version = await pg_sql(
             pg_url, "SELECT value FROM blindpad_meta WHERE key = 'schema_version'"
         )
-        assert version[0]["value"] == "4"
+        assert version[0]["value"] == "5"
 
     asyncio.run(main())
 
