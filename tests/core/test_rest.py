@@ -98,8 +98,8 @@ def test_nothing_is_snapshotted_while_our_own_work_is_in_flight() -> None:
         assert not any(isinstance(x, f.SnapshotChunk) for x in sent(alice))
 
 
-def test_another_writer_snapshots_at_twice_the_quiet_when_the_author_is_gone() -> None:
-    clock, relay = Clock(), Relay()
+def alice_typed_bob_watched(clock: Clock, relay: Relay) -> tuple[PadSession, PadSession]:
+    """Two writers live on one pad; alice types REST_TAIL patches, bob receives them."""
     alice = make(clock)
     bob = make(clock, keys=alice.keys)
     join(alice)
@@ -110,6 +110,12 @@ def test_another_writer_snapshots_at_twice_the_quiet_when_the_author_is_gone() -
     for seq, envelope in enumerate(relay.stored, 1):
         bob.receive_frame(f.encode(f.Broadcast(alice.keys.channel_id, seq, envelope)))
     assert bob.engine.head.id == alice.engine.head.id
+    return alice, bob
+
+
+def test_another_writer_snapshots_at_twice_the_quiet_when_the_author_is_gone() -> None:
+    clock, relay = Clock(), Relay()
+    _, bob = alice_typed_bob_watched(clock, relay)
     # alice vanished without a word; bob waits twice the quiet, then snapshots
     bobs = Relay()
     bobs.seq = relay.seq
@@ -140,14 +146,7 @@ def test_leaving_snapshots_our_head_and_compacts_after_it() -> None:
 
 def test_leaving_is_no_snapshot_when_the_head_is_someone_elses() -> None:
     clock, relay = Clock(), Relay()
-    alice = make(clock)
-    bob = make(clock, keys=alice.keys)
-    join(alice)
-    join(bob)
-    keystrokes(alice, relay, REST_TAIL)
-    teach(bob)
-    for seq, envelope in enumerate(relay.stored, 1):
-        bob.receive_frame(f.encode(f.Broadcast(alice.keys.channel_id, seq, envelope)))
+    alice, bob = alice_typed_bob_watched(clock, relay)
     assert bob.engine.head.height == REST_TAIL
     assert bob.rest() is None  # alice, the head's author, snapshots it when she goes
     upload = alice.rest()
