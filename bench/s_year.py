@@ -3,10 +3,12 @@
 A typist engine (the SDK's engine, real crypto) makes ``n`` one-keystroke
 patches at random places (seeded), inserting more than it deletes until the
 text is about :data:`TEXT_CAP` characters and then holding it there, as a
-document edited for a year would.  Its patches and snapshots go straight into
-a SQLite store through the relay's Store API in windows (the seeder's path:
-the bytes are those a websocket would carry, without waiting a million round
-trips), and after each stored snapshot the typist compacts exactly as the SDK
+document edited for a year would; it starts a new signing session (with its
+session record) every :data:`RUN_KEYSTROKES`, as a pad opened again would.
+Its patches and snapshots go straight into a SQLite store through the
+relay's Store API in windows (the seeder's path: the bytes are those a
+websocket would carry, without waiting a million round trips), and after
+each stored snapshot the typist compacts exactly as the SDK
 does by default: TRIM at its previous snapshot with the default ``keep_pct``
 (:func:`client.snapshots.fitting_keep_pct`).
 
@@ -19,6 +21,7 @@ link, until ``synced``) against a relay on that file, beside the same for a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import statistics
@@ -42,9 +45,26 @@ SIZES = [1_000_000]
 QUICK_SIZES = [20_000]
 #: The text grows to about this many characters, then stays there.
 TEXT_CAP = 100_000
+#: A client run types this many keystrokes, then the next run (a new signing
+#: session with its own record, PROTOCOL.md §9.3) goes on: a year's pad is
+#: opened many times.
+RUN_KEYSTROKES = 1_000
 #: Appends in flight before waiting for them (one group commit each).
 WINDOW = 256
 CORPUS = "the quick brown fox jumps over the lazy dog; a year of notes, lists and drafts.\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class Year:
+    """A year's pad as written: its keys, final text, snapshots made, and the
+    session records registered and still stored at rest (a trim drops those
+    no stored envelope names, PROTOCOL.md §9.3)."""
+
+    keys: crypto.PadKeys
+    text: str
+    snapshots: int
+    sessions: int
+    sessions_kept: int
 
 
 async def write_year(
@@ -52,11 +72,11 @@ async def write_year(
     n: int,
     seed: int = 1,
     before_leaving: Callable[[crypto.PadKeys, str], object] | None = None,
-) -> tuple[crypto.PadKeys, str, int]:
+) -> Year:
     """Type ``n`` keystrokes into a new pad in the SQLite store at ``path``; compact
     after every snapshot; leave the pad as the SDK does (after calling
     ``before_leaving(keys, text)`` in a thread, if given: the pad as a joiner
-    finds it mid-typing).  Returns the keys, the final text and the snapshots made."""
+    finds it mid-typing)."""
     rng = random.Random(seed)
     store = open_store(f"sqlite:///{path}")
     await store.open()
@@ -68,6 +88,7 @@ async def write_year(
     snapshots = 0
 
     seq = 0
+    registered: set[bytes] = set()
 
     async def drain() -> None:
         for done in await asyncio.gather(*pending):
@@ -83,8 +104,10 @@ async def write_year(
                 seq += 1
                 sealed = event.sealed
                 parent = crypto.envelope2.ref_of(sealed.data)
-                if seq == 1 and codec.session_tag and codec.own_record:  # as SESSION would
-                    await store.add_session(keys.channel_id, codec.session_tag, codec.own_record)
+                tag = codec.session_tag
+                if tag is not None and tag not in registered and codec.own_record:
+                    await store.add_session(keys.channel_id, tag, codec.own_record)  # SESSION
+                    registered.add(tag)
                 pending.append(store.append(keys.channel_id, sealed.id, parent, sealed.data))
                 typist.acked(sealed.id, seq)
             elif isinstance(event, SendSnapshot):
@@ -102,6 +125,8 @@ async def write_year(
     try:
         await store.create_channel(keys.channel_id, keys.verify_key, keys.read_token_hash)
         for i in range(n):
+            if i and i % RUN_KEYSTROKES == 0:
+                codec.new_session()  # the next client run
             size = len(typist.view)
             grow = 0.85 if size < TEXT_CAP else 0.45
             if size == 0 or rng.random() < grow:
@@ -123,7 +148,8 @@ async def write_year(
         # tail as the SDK does on closing (client.relayside.RelaySide.rest).
         typist.at_rest(head_author=True)
         await handle(typist.events())
-        return keys, str(typist.view), snapshots
+        kept = len(await store.sessions(keys.channel_id))
+        return Year(keys, str(typist.view), snapshots, len(registered), kept)
     finally:
         await store.close()
 
@@ -190,7 +216,8 @@ def run(runs: int, quick: bool) -> Result:
             busy: dict[str, float] = {}
             mid_typing = functools.partial(_mid_typing, path, busy)
             started = time.perf_counter()
-            keys, text, snapshots = asyncio.run(write_year(path, n, before_leaving=mid_typing))
+            year = asyncio.run(write_year(path, n, before_leaving=mid_typing))
+            keys, text, snapshots = year.keys, year.text, year.snapshots
             wrote = time.perf_counter() - started - busy.pop("measuring_s")
             disk = store_bytes_on_disk(path) - baseline
             timing = opens(path, keys, text) | busy
@@ -199,6 +226,8 @@ def run(runs: int, quick: bool) -> Result:
             "text_bytes": text_bytes,
             "disk_bytes": disk,
             "snapshots": snapshots,
+            "sessions": year.sessions,
+            "sessions_kept": year.sessions_kept,
             "write_s": wrote,
             **timing,
         }
@@ -207,6 +236,7 @@ def run(runs: int, quick: bool) -> Result:
                 f"{n:,}",
                 f"{text_bytes:,}",
                 snapshots,
+                f"{year.sessions:,} / {year.sessions_kept}",
                 disk / text_bytes,
                 f"{timing['long_lived_s'] * 1000:.1f} ({timing['long_lived_tail']:g})",
                 f"{timing['typing_s'] * 1000:.1f} ({timing['typing_tail']:g})",
@@ -223,6 +253,7 @@ def run(runs: int, quick: bool) -> Result:
                 "patches",
                 "text bytes",
                 "snapshots",
+                "session records made / kept",
                 "storage ÷ text",
                 "open ms at rest",
                 "open ms while typed into",
