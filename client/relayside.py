@@ -520,12 +520,10 @@ class RelaySide:
             # our own session, registered again (above) before it goes.
             self.engine.refused(request.id)
             self._flush()
-        elif request.want in (Want.SNAPSHOT, Want.DISPUTE) or unknown_session:
+        elif request.want not in (Want.SNAPSHOT, Want.DISPUTE) and not unknown_session:
             # A snapshot or dispute is best effort, not the pad's; a trim refused
             # UNKNOWN_SESSION here is an owner trim a newer one replaced (ours
             # registers again above): neither ends the session.
-            pass
-        else:
             self._fail(code, f"the relay refused a {request.want.value}", frame.retry_after_ms)
 
     def _session_refused(self, tag: bytes, refusal: int, code: str) -> None:

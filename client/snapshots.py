@@ -413,8 +413,7 @@ class Snapshots(Generic[D, P]):
             return
         if ahead(threshold):
             return
-        made = doc()
-        self.emit(SendSnapshot(node.id, self._prepare(node, made), self.doctype.size(made)))
+        self._make(node, doc())
 
     def at_rest(self, node: Node[Payload[P]], doc: Callable[[], D]) -> bool:
         """The pad went quiet at ``node`` (the head; ``doc()`` is the document
@@ -422,9 +421,13 @@ class Snapshots(Generic[D, P]):
         latest snapshot.  Returns whether one was made (:class:`SendSnapshot`)."""
         if not self.writer or node.height - self.height < REST_TAIL:
             return False
-        made = doc()
-        self.emit(SendSnapshot(node.id, self._prepare(node, made), self.doctype.size(made)))
+        self._make(node, doc())
         return True
+
+    def _make(self, node: Node[Payload[P]], doc: D) -> None:
+        """Make the snapshot of ``doc``, the document after ``node``: counted now,
+        sealed when first asked for (:class:`SendSnapshot`)."""
+        self.emit(SendSnapshot(node.id, self._prepare(node, doc), self.doctype.size(doc)))
 
     def seal(self, node: Node[Payload[P]], doc: D) -> Sealed:
         """Seal the snapshot of ``doc``, the document after ``node`` (it restarts the count)."""
